@@ -1,0 +1,184 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { PrismaClient } from './generated/client.ts';
+
+export type { PrismaClient };
+
+/** A raw SQL channel beside Prisma, for migrations and the few statements Prisma cannot express. */
+export interface SqlRunner {
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Runs a multi-statement script. */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Database {
+  kind: 'pglite' | 'postgres';
+  prisma: PrismaClient;
+  sql: SqlRunner;
+  /** The embedded instance, when kind is 'pglite'. */
+  pglite?: PGlite;
+  /** Runs `fn` on one dedicated connection (session-level locks, multi-statement transactions). */
+  session<T>(fn: (sql: SqlRunner) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export type DatabaseOptions =
+  | { url: string; poolSize?: number }
+  /** PGlite served on a Unix socket by a running Tessera server (one connection at a time). */
+  | { socketDir: string }
+  | { dataDir: string }
+  | { pglite: PGlite };
+
+const migrationsDir = path.join(import.meta.dirname, 'migrations');
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  if ('url' in options || 'socketDir' in options) {
+    const pool =
+      'url' in options
+        ? new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 })
+        : new pg.Pool({ host: options.socketDir, user: 'postgres', database: 'postgres', max: 1 });
+    const sql: SqlRunner = {
+      async query(text, params) {
+        return (await pool.query(text, params as unknown[])).rows;
+      },
+      async exec(text) {
+        await pool.query(text);
+      },
+    };
+    const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+    return {
+      kind: 'postgres',
+      prisma,
+      sql,
+      async session(fn) {
+        const client = await pool.connect();
+        try {
+          return await fn({
+            async query(text, params) {
+              return (await client.query(text, params as unknown[])).rows;
+            },
+            async exec(text) {
+              await client.query(text);
+            },
+          });
+        } finally {
+          client.release();
+        }
+      },
+      async close() {
+        await prisma.$disconnect();
+        await pool.end();
+      },
+    };
+  }
+  let pglite: PGlite;
+  let owned = true;
+  if ('pglite' in options) {
+    pglite = options.pglite;
+    owned = false;
+  } else {
+    if (options.dataDir !== 'memory://') mkdirSync(options.dataDir, { recursive: true });
+    // Callers that open a data dir directly must hold its lock (see embedded.ts).
+    pglite = await PGlite.create(options.dataDir);
+  }
+  const sql: SqlRunner = {
+    async query(text, params) {
+      return (await pglite.query(text, params as unknown[])).rows as never[];
+    },
+    async exec(text) {
+      await pglite.exec(text);
+    },
+  };
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
+  return {
+    kind: 'pglite',
+    prisma,
+    sql,
+    pglite,
+    session: (fn) => fn(sql),
+    async close() {
+      await prisma.$disconnect();
+      if (owned) await pglite.close();
+    },
+  };
+}
+
+interface MigrationFile {
+  name: string;
+  sql: string;
+  checksum: string;
+}
+
+function readMigrations(): MigrationFile[] {
+  return readdirSync(migrationsDir, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort()
+    .map((name) => {
+      const sql = readFileSync(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
+      return { name, sql, checksum: createHash('sha256').update(sql).digest('hex') };
+    });
+}
+
+// Any constant works: every instance must agree on it.
+const MIGRATION_LOCK_ID = 72_170_519;
+
+/**
+ * Applies pending migrations from prisma/migrations, recording them in `_prisma_migrations` exactly as
+ * `prisma migrate deploy` does (so `prisma migrate status` agrees). On PostgreSQL an advisory lock makes
+ * concurrent start-ups of several instances apply each migration once.
+ */
+export async function migrate(db: Database): Promise<string[]> {
+  const files = readMigrations();
+  const run = async (sql: SqlRunner) => {
+    await sql.exec(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+      "id" VARCHAR(36) PRIMARY KEY NOT NULL,
+      "checksum" VARCHAR(64) NOT NULL,
+      "finished_at" TIMESTAMPTZ,
+      "migration_name" VARCHAR(255) NOT NULL,
+      "logs" TEXT,
+      "rolled_back_at" TIMESTAMPTZ,
+      "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(),
+      "applied_steps_count" INTEGER NOT NULL DEFAULT 0)`);
+    const done = new Map(
+      (
+        await sql.query<{ migration_name: string; checksum: string }>(
+          `SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
+        )
+      ).map((r) => [r.migration_name, r.checksum]),
+    );
+    const applied: string[] = [];
+    for (const m of files) {
+      const known = done.get(m.name);
+      if (known !== undefined) {
+        if (known !== m.checksum) throw new Error(`migration ${m.name} was edited after it was applied`);
+        continue;
+      }
+      await sql.exec(`BEGIN;\n${m.sql}\n;COMMIT;`).catch(async (err) => {
+        await sql.exec('ROLLBACK').catch(() => {});
+        throw new Error(`migration ${m.name} failed: ${(err as Error).message}`);
+      });
+      await sql.query(
+        `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count) VALUES ($1, $2, now(), $3, 1)`,
+        [randomUUID(), m.checksum, m.name],
+      );
+      applied.push(m.name);
+    }
+    return applied;
+  };
+
+  if (db.kind === 'pglite') return run(db.sql);
+  return db.session(async (sql) => {
+    await sql.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+    try {
+      return await run(sql);
+    } finally {
+      await sql.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]);
+    }
+  });
+}

@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { migrate, openDatabase, type Database } from '@tessera/db/database';
+import { execute, type ExecutionArgs, subscribe } from 'graphql';
+import type { CloseCode } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
+import type { Config } from './config.ts';
+import type { Actor, AppDeps, Context, HttpContext } from './context.ts';
+import { createMemoryBus, type EventBus } from './modules/audit/bus.ts';
+import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from './modules/tenants/service.ts';
+import { schema } from './schema.ts';
+
+export interface App {
+  deps: AppDeps;
+  yoga: YogaServerInstance<{ req?: IncomingMessage }, Context>;
+  /** Not listening yet: main.ts (or a test) calls listen(). */
+  server: Server;
+  stop(): Promise<void>;
+}
+
+export interface BuildOptions {
+  config: Config;
+  /** An open database; otherwise one is opened from the config. */
+  db?: Database;
+  bus?: EventBus;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** Per-request response additions (cookies, request id), keyed by the request they answer. */
+const responseExtras = new WeakMap<Request, { requestId: string; cookies: string[] }>();
+
+const responseHeaders: Plugin = {
+  onResponse({ request, response }) {
+    const extras = responseExtras.get(request);
+    if (!extras) return;
+    response.headers.set('x-request-id', extras.requestId);
+    for (const c of extras.cookies) response.headers.append('set-cookie', c);
+  },
+};
+
+export async function openConfiguredDatabase(config: Config): Promise<Database> {
+  return config.databaseUrl
+    ? openDatabase({ url: config.databaseUrl })
+    : openDatabase({ dataDir: `${config.dataDir}/pg` });
+}
+
+export async function buildApp(options: BuildOptions): Promise<App> {
+  const { config } = options;
+  const db = options.db ?? (await openConfiguredDatabase(config));
+  await migrate(db);
+  const deps: AppDeps = { config, db, prisma: db.prisma, bus: options.bus ?? createMemoryBus() };
+
+  const yoga = createYoga<{ req?: IncomingMessage }, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: !config.production,
+    maskedErrors: true,
+    plugins: [responseHeaders],
+    context: async ({ request, ...rest }): Promise<Context> => {
+      const ws = (rest as { actor?: Actor; requestId?: string }).actor;
+      if (ws) {
+        return { transport: 'ws', app: deps, prisma: deps.prisma, actor: ws, requestId: (rest as { requestId: string }).requestId };
+      }
+      const given = request.headers.get('x-request-id');
+      const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
+      const cookies: string[] = [];
+      responseExtras.set(request, { requestId, cookies });
+      const actor = await authenticate(
+        deps.prisma,
+        bearerOf(request.headers.get('authorization')),
+        cookieValue(request.headers.get('cookie'), SESSION_COOKIE),
+      );
+      const ctx: HttpContext = { transport: 'http', app: deps, prisma: deps.prisma, actor, requestId, request, cookies };
+      return ctx;
+    },
+  });
+
+  const server = createServer(async (req, res) => {
+    const url = req.url ?? '/';
+    if (url === '/health' || url.startsWith('/health?')) {
+      try {
+        await db.sql.query('SELECT 1');
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', database: db.kind }));
+      } catch {
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'unavailable' }));
+      }
+      return;
+    }
+    if (url.startsWith('/graphql')) return yoga.handle(req, res);
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
+  });
+
+  const wss = new WebSocketServer({ server, path: '/graphql' });
+  const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor }>(
+    {
+      execute: (args: ExecutionArgs & { rootValue?: { execute?: typeof execute } }) =>
+        (args.rootValue?.execute ?? execute)(args),
+      subscribe: (args: ExecutionArgs & { rootValue?: { subscribe?: typeof subscribe } }) =>
+        (args.rootValue?.subscribe ?? subscribe)(args),
+      // Credentials are checked once, on connect: a bad token closes the socket with 4403.
+      onConnect: async (ctx) => {
+        const raw = ctx.connectionParams?.authorization;
+        const actor = await authenticate(deps.prisma, bearerOf(typeof raw === 'string' ? raw : null), null);
+        if (actor.kind === 'anonymous') return false;
+        ctx.extra.actor = actor;
+        return true;
+      },
+      onSubscribe: async (ctx, _id, params) => {
+        const { schema: s, execute: exec, subscribe: sub, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+          actor: ctx.extra.actor,
+          requestId: randomUUID(),
+        });
+        const args = {
+          schema: s,
+          operationName: params.operationName,
+          document: parse(params.query),
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute: exec, subscribe: sub },
+        };
+        const errors = validate(args.schema, args.document);
+        if (errors.length) return errors;
+        return args;
+      },
+    },
+    wss,
+  );
+
+  let stopped = false;
+  return {
+    deps,
+    yoga,
+    server,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      // Stop accepting, tell socket clients we are going away, let in-flight HTTP requests finish.
+      for (const client of wss.clients) client.close(1001 as CloseCode, 'Server shutting down');
+      await wsServer.dispose();
+      await new Promise<void>((resolve) => {
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      if (!options.db) await db.close();
+    },
+  };
+}

@@ -1,0 +1,68 @@
+import SchemaBuilder from '@pothos/core';
+import DataloaderPlugin from '@pothos/plugin-dataloader';
+import ErrorsPlugin from '@pothos/plugin-errors';
+import PrismaPlugin from '@pothos/plugin-prisma';
+import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import type { Role } from '@tessera/db/client';
+import PrismaTypes, { getDatamodel } from '@tessera/db/pothos-types';
+import type { PrismaClient } from '@tessera/db/database';
+import { GraphQLError } from 'graphql';
+import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
+import type { Context } from './context.ts';
+import { hasRole } from './modules/tenants/roles.ts';
+
+const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  PrismaTypes: PrismaTypes;
+  Scalars: {
+    DateTime: { Input: Date; Output: Date | string };
+    JSON: { Input: unknown; Output: unknown };
+  };
+  AuthScopes: {
+    /** A user session, an API token or the operator CLI of some tenant. */
+    member: boolean;
+    /** The caller's role is at least this one. */
+    role: Role;
+  };
+  DefaultFieldNullability: false;
+}>({
+  // Errors first, so domain failures become union members; auth failures stay GraphQL errors
+  // with extensions.code (CONTRACT.md).
+  plugins: [ErrorsPlugin, ScopeAuthPlugin, PrismaPlugin, RelayPlugin, DataloaderPlugin],
+  defaultFieldNullability: false,
+  errors: {
+    directResult: true,
+    defaultUnionOptions: { name: ({ fieldName }) => `${capitalize(fieldName)}Result` },
+  },
+  scopeAuth: {
+    authScopes: (ctx) => ({
+      member: ctx.actor.kind !== 'anonymous',
+      role: (required: Role) => hasRole(ctx.actor, required),
+    }),
+    unauthorizedError: (_parent, ctx) =>
+      ctx.actor.kind === 'anonymous'
+        ? new GraphQLError('Authentication required', { extensions: { code: 'UNAUTHENTICATED' } })
+        : new GraphQLError('Your role does not allow this operation', { extensions: { code: 'FORBIDDEN' } }),
+  },
+  prisma: {
+    client: (ctx) => ctx.prisma as PrismaClient,
+    dmmf: getDatamodel(),
+    exposeDescriptions: false,
+    filterConnectionTotalCount: true,
+    onUnusedQuery: process.env.NODE_ENV === 'production' ? null : 'error',
+  },
+  relay: {
+    clientMutationId: 'omit',
+    cursorType: 'String',
+    edgesFieldOptions: { nullable: false },
+    nodeFieldOptions: { nullable: true },
+  },
+});
+
+builder.addScalarType('DateTime', DateTimeResolver);
+builder.addScalarType('JSON', JSONResolver);
+builder.queryType({});
+builder.mutationType({});

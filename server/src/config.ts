@@ -1,0 +1,30 @@
+import path from 'node:path';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl?: string;
+  redisUrl?: string;
+  masterKey?: string;
+  production: boolean;
+  /** Create the `demo` tenant when the database has no tenant yet. */
+  seedDemo: boolean;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const databaseUrl = env.DATABASE_URL || undefined;
+  const port = Number(env.PORT ?? 4000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${env.PORT}`);
+  return {
+    port,
+    host: env.HOST ?? '0.0.0.0',
+    dataDir: path.resolve(env.TESSERA_DATA_DIR ?? 'data'),
+    databaseUrl,
+    redisUrl: env.REDIS_URL || undefined,
+    masterKey: env.TESSERA_MASTER_KEY || undefined,
+    production: env.NODE_ENV === 'production',
+    // Demo data belongs on the embedded database; a PostgreSQL deployment opts in explicitly.
+    seedDemo: env.TESSERA_DEMO ? env.TESSERA_DEMO === '1' || env.TESSERA_DEMO === 'true' : !databaseUrl,
+  };
+}

@@ -1,0 +1,39 @@
+import type { Database, PrismaClient } from '@tessera/db/database';
+import type { Role } from '@tessera/db/client';
+import type { Config } from './config.ts';
+import type { EventBus } from './modules/audit/bus.ts';
+
+/** Who is calling. Client (SDK) operations authenticate by license key inside their input instead. */
+export type Actor =
+  | { kind: 'anonymous' }
+  | { kind: 'user'; tenantId: string; userId: string; sessionId: string; role: Role }
+  | { kind: 'token'; tenantId: string; tokenId: string; role: Role }
+  | { kind: 'operator'; tenantId: string };
+
+/** Process-wide dependencies, built once by buildApp(). */
+export interface AppDeps {
+  config: Config;
+  db: Database;
+  prisma: PrismaClient;
+  bus: EventBus;
+}
+
+interface BaseContext {
+  app: AppDeps;
+  prisma: PrismaClient;
+  actor: Actor;
+  requestId: string;
+}
+
+export interface HttpContext extends BaseContext {
+  transport: 'http';
+  request: Request;
+  /** Set-Cookie values to add to the response. */
+  cookies: string[];
+}
+
+export interface WsContext extends BaseContext {
+  transport: 'ws';
+}
+
+export type Context = HttpContext | WsContext;

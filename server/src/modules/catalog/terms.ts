@@ -1,0 +1,140 @@
+import semver from 'semver';
+import { z } from 'zod';
+import { ValidationError, type FieldProblem } from '../../errors.ts';
+import { nonNegative, positive } from '../common/validate.ts';
+
+/**
+ * Policy terms: what an edition prescribes and a license may override. One definition, one set of
+ * rules, used for editions, license overrides, updates and imports alike.
+ */
+export const LICENSE_TYPES = ['PERPETUAL', 'SUBSCRIPTION', 'TRIAL', 'FLOATING', 'NODE_LOCKED', 'SITE'] as const;
+export const METER_PERIODS = ['NONE', 'DAY', 'MONTH', 'YEAR'] as const;
+
+export const meterTerm = z.object({
+  meter: z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters'),
+  quota: nonNegative,
+  period: z.enum(METER_PERIODS),
+});
+export type MeterTerm = z.infer<typeof meterTerm>;
+
+export const termFields = {
+  provisioning: z.enum(['NAMED', 'FLOATING']),
+  clientType: z.enum(['DEVICES', 'USERS']),
+  licenseType: z.enum(LICENSE_TYPES),
+  validityDays: z.number().int('must be an integer').min(1, 'must be at least 1').max(36_500, 'must be at most 36500').nullable(),
+  maxActivations: positive.nullable(),
+  goodwillActivations: nonNegative,
+  seats: positive.nullable(),
+  leaseSeconds: z.number().int('must be an integer').min(30, 'must be at least 30').max(2_592_000, 'must be at most 30 days').nullable(),
+  heartbeatSeconds: z.number().int('must be an integer').min(10, 'must be at least 10').max(2_592_000, 'must be at most 30 days').nullable(),
+  inactivityReclaimSeconds: z.number().int('must be an integer').min(60, 'must be at least 60').max(31_536_000, 'must be at most 365 days').nullable(),
+  deploymentMode: z.enum(['ONLINE', 'OFFLINE', 'HYBRID']),
+  allowOffline: z.boolean(),
+  fingerprintMatch: z.enum(['EXACT', 'ANY_TWO', 'MAJORITY']),
+  features: z.array(z.string().trim().min(1).max(64, 'must be at most 64 characters')).max(500, 'at most 500 features'),
+  meters: z.array(meterTerm).max(100, 'at most 100 meters'),
+  allowedVersions: z.string().trim().max(200, 'must be at most 200 characters').nullable(),
+};
+
+export type Terms = { [K in keyof typeof termFields]: z.output<(typeof termFields)[K]> };
+export const TERM_KEYS = Object.keys(termFields) as (keyof Terms)[];
+
+/** Input shape: every term optional (undefined = not given), so editions can default and licenses override. */
+export const partialTerms = z.object(termFields).partial();
+export type PartialTerms = z.infer<typeof partialTerms>;
+
+export const DEFAULT_TERMS: Omit<Terms, 'licenseType'> = {
+  provisioning: 'NAMED',
+  clientType: 'DEVICES',
+  validityDays: null,
+  maxActivations: null,
+  goodwillActivations: 0,
+  seats: null,
+  leaseSeconds: null,
+  heartbeatSeconds: null,
+  inactivityReclaimSeconds: null,
+  deploymentMode: 'ONLINE',
+  allowOffline: false,
+  fingerprintMatch: 'EXACT',
+  features: [],
+  meters: [],
+  allowedVersions: null,
+};
+
+export interface Catalogue {
+  features: Set<string>;
+  meters: Set<string>;
+}
+
+/**
+ * Cross-field rules of a complete set of terms. `given` says which fields the caller set, so a
+ * problem is reported on the field the caller can fix.
+ */
+export function termProblems(terms: Terms, catalogue: Catalogue, prefix = ''): FieldProblem[] {
+  const p: FieldProblem[] = [];
+  const at = (field: string, message: string) => p.push({ path: prefix + field, message });
+
+  if (terms.provisioning === 'NAMED') {
+    if (terms.seats !== null) at('seats', 'seats apply to FLOATING provisioning only; a NAMED edition counts activations');
+    if (terms.leaseSeconds !== null) at('leaseSeconds', 'leases apply to FLOATING provisioning only');
+  } else {
+    if (terms.seats === null) at('seats', 'FLOATING provisioning needs a number of seats');
+  }
+  if (terms.licenseType === 'FLOATING' && terms.provisioning !== 'FLOATING') {
+    at('provisioning', 'a FLOATING license type needs FLOATING provisioning');
+  }
+  if (terms.goodwillActivations > 0 && terms.maxActivations === null) {
+    at('goodwillActivations', 'goodwill activations need a maxActivations cap to exceed');
+  }
+  if (terms.licenseType === 'NODE_LOCKED' && terms.maxActivations !== null && terms.maxActivations > 1) {
+    at('maxActivations', 'a NODE_LOCKED license binds to exactly one device');
+  }
+  if (terms.licenseType === 'PERPETUAL' && terms.validityDays !== null) {
+    at('validityDays', 'a PERPETUAL license does not expire; use SUBSCRIPTION for a fixed term');
+  }
+  if (terms.heartbeatSeconds !== null && terms.inactivityReclaimSeconds !== null && terms.inactivityReclaimSeconds < terms.heartbeatSeconds) {
+    at('inactivityReclaimSeconds', 'must be at least heartbeatSeconds, or every device would be reclaimed between heartbeats');
+  }
+  if (terms.deploymentMode === 'OFFLINE' && !terms.allowOffline) {
+    at('allowOffline', 'an OFFLINE deployment needs offline activation allowed');
+  }
+  const seenFeatures = new Set<string>();
+  terms.features.forEach((f, i) => {
+    if (!catalogue.features.has(f)) at(`features.${i}`, `unknown feature "${f}" for this product`);
+    if (seenFeatures.has(f)) at(`features.${i}`, `feature "${f}" is listed twice`);
+    seenFeatures.add(f);
+  });
+  const seenMeters = new Set<string>();
+  terms.meters.forEach((m, i) => {
+    if (!catalogue.meters.has(m.meter)) at(`meters.${i}.meter`, `unknown meter "${m.meter}" for this product`);
+    if (seenMeters.has(m.meter)) at(`meters.${i}.meter`, `meter "${m.meter}" is listed twice`);
+    seenMeters.add(m.meter);
+  });
+  if (terms.allowedVersions !== null && semver.validRange(terms.allowedVersions) === null) {
+    at('allowedVersions', `"${terms.allowedVersions}" is not a semver range`);
+  }
+  return p;
+}
+
+/** Fills unset terms: allowOffline follows the deployment mode, NODE_LOCKED means one device. */
+export function completeTerms(given: PartialTerms & { licenseType: Terms['licenseType'] }, base?: Terms): Terms {
+  const merged = { ...DEFAULT_TERMS, ...(base ?? {}), ...stripUndefined(given) } as Terms;
+  if (given.allowOffline === undefined && base === undefined) merged.allowOffline = merged.deploymentMode !== 'ONLINE';
+  if (given.deploymentMode !== undefined && given.deploymentMode !== 'ONLINE' && given.allowOffline === undefined) merged.allowOffline = true;
+  if (merged.licenseType === 'NODE_LOCKED' && merged.maxActivations === null) merged.maxActivations = 1;
+  if (merged.provisioning === 'FLOATING' && merged.leaseSeconds === null) merged.leaseSeconds = 900;
+  return merged;
+}
+
+export function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export function assertTerms(terms: Terms, catalogue: Catalogue, prefix = '') {
+  const problems = termProblems(terms, catalogue, prefix);
+  if (problems.length) throw new ValidationError(problems);
+}
+
+export function pickTerms(row: Terms): Terms {
+  return Object.fromEntries(TERM_KEYS.map((k) => [k, row[k]])) as Terms;
+}

@@ -1,0 +1,245 @@
+import type { InputFieldBuilder } from '@pothos/core';
+import { builder } from '../../builder.ts';
+import { ADMIN_ERRORS } from '../common/types.ts';
+import { parseId } from '../common/ids.ts';
+import { tenantWhere } from '../common/tenancy.ts';
+import { createCustomer, createEdition, createFeature, createMeter, createProduct } from './service.ts';
+import { LICENSE_TYPES, METER_PERIODS, type MeterTerm } from './terms.ts';
+
+export const LicenseTypeEnum = builder.enumType('LicenseType', { values: LICENSE_TYPES });
+export const ProvisioningEnum = builder.enumType('Provisioning', { values: ['NAMED', 'FLOATING'] as const });
+export const ClientTypeEnum = builder.enumType('ClientType', { values: ['DEVICES', 'USERS'] as const });
+export const DeploymentModeEnum = builder.enumType('DeploymentMode', { values: ['ONLINE', 'OFFLINE', 'HYBRID'] as const });
+export const FingerprintMatchEnum = builder.enumType('FingerprintMatch', { values: ['EXACT', 'ANY_TWO', 'MAJORITY'] as const });
+export const MeterPeriodEnum = builder.enumType('MeterPeriod', { values: METER_PERIODS });
+
+export const MeterEntitlement = builder.objectRef<MeterTerm>('MeterEntitlement').implement({
+  fields: (t) => ({
+    meter: t.exposeString('meter'),
+    quota: t.exposeInt('quota'),
+    period: t.expose('period', { type: MeterPeriodEnum }),
+  }),
+});
+
+export const MeterEntitlementInput = builder.inputType('MeterEntitlementInput', {
+  fields: (t) => ({
+    meter: t.string({ required: true }),
+    quota: t.int({ required: true }),
+    period: t.field({ type: MeterPeriodEnum, required: true }),
+  }),
+});
+
+/** The policy-term input fields shared by editions and license overrides; all optional. */
+// biome-ignore lint/suspicious/noExplicitAny: Pothos input builder generics
+export function termInputFields(t: InputFieldBuilder<any, 'InputObject'>) {
+  return {
+    provisioning: t.field({ type: ProvisioningEnum }),
+    clientType: t.field({ type: ClientTypeEnum }),
+    validityDays: t.int({ description: 'Days a license is valid from issue; null = perpetual.' }),
+    maxActivations: t.int(),
+    goodwillActivations: t.int({ description: 'Activations allowed beyond maxActivations (soft limit); each raises a compliance event.' }),
+    seats: t.int(),
+    leaseSeconds: t.int(),
+    heartbeatSeconds: t.int(),
+    inactivityReclaimSeconds: t.int(),
+    deploymentMode: t.field({ type: DeploymentModeEnum }),
+    allowOffline: t.boolean(),
+    fingerprintMatch: t.field({ type: FingerprintMatchEnum }),
+    features: t.stringList(),
+    meters: t.field({ type: [MeterEntitlementInput] }),
+    allowedVersions: t.string({ description: 'A semver range, e.g. ">=2.0.0 <3.0.0".' }),
+  };
+}
+
+export const ProductType = builder.prismaNode('Product', {
+  id: { field: 'id' },
+  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  authScopes: { member: true },
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    code: t.exposeString('code'),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    editions: t.relation('editions', { query: { orderBy: { createdAt: 'asc' } } }),
+    features: t.relation('features', { query: { orderBy: { code: 'asc' } } }),
+    meters: t.relation('meters', { query: { orderBy: { code: 'asc' } } }),
+  }),
+});
+
+builder.prismaNode('Feature', {
+  id: { field: 'id' },
+  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  authScopes: { member: true },
+  fields: (t) => ({
+    code: t.exposeString('code'),
+    name: t.exposeString('name'),
+    description: t.exposeString('description', { nullable: true }),
+  }),
+});
+
+builder.prismaNode('Meter', {
+  id: { field: 'id' },
+  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  authScopes: { member: true },
+  fields: (t) => ({
+    code: t.exposeString('code'),
+    name: t.exposeString('name'),
+    unit: t.exposeString('unit', { nullable: true }),
+  }),
+});
+
+builder.prismaNode('Edition', {
+  id: { field: 'id' },
+  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  authScopes: { member: true },
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    code: t.exposeString('code'),
+    product: t.relation('product'),
+    provisioning: t.expose('provisioning', { type: ProvisioningEnum }),
+    clientType: t.expose('clientType', { type: ClientTypeEnum }),
+    licenseType: t.expose('licenseType', { type: LicenseTypeEnum }),
+    validityDays: t.exposeInt('validityDays', { nullable: true }),
+    maxActivations: t.exposeInt('maxActivations', { nullable: true }),
+    goodwillActivations: t.exposeInt('goodwillActivations'),
+    seats: t.exposeInt('seats', { nullable: true }),
+    leaseSeconds: t.exposeInt('leaseSeconds', { nullable: true }),
+    heartbeatSeconds: t.exposeInt('heartbeatSeconds', { nullable: true }),
+    inactivityReclaimSeconds: t.exposeInt('inactivityReclaimSeconds', { nullable: true }),
+    deploymentMode: t.expose('deploymentMode', { type: DeploymentModeEnum }),
+    allowOffline: t.exposeBoolean('allowOffline'),
+    fingerprintMatch: t.expose('fingerprintMatch', { type: FingerprintMatchEnum }),
+    features: t.exposeStringList('features'),
+    meters: t.field({ type: [MeterEntitlement], select: { meters: true }, resolve: (e) => e.meters as unknown as MeterTerm[] }),
+    allowedVersions: t.exposeString('allowedVersions', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+export const CustomerType = builder.prismaNode('Customer', {
+  id: { field: 'id' },
+  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  authScopes: { member: true },
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    email: t.exposeString('email', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  products: t.prismaField({
+    type: ['Product'],
+    authScopes: { role: 'READ_ONLY' },
+    resolve: (query, _r, _a, ctx) => ctx.prisma.product.findMany({ ...query, where: tenantWhere(ctx.actor), orderBy: { name: 'asc' } }),
+  }),
+  customers: t.prismaConnection({
+    type: 'Customer',
+    cursor: 'id',
+    authScopes: { role: 'READ_ONLY' },
+    args: { search: t.arg.string({ description: 'Part of the name or email, case-insensitive.' }) },
+    resolve: (query, _r, { search }, ctx) =>
+      ctx.prisma.customer.findMany({
+        ...query,
+        where: {
+          ...tenantWhere(ctx.actor),
+          ...(search
+            ? { OR: [{ name: { contains: search, mode: 'insensitive' } }, { email: { contains: search, mode: 'insensitive' } }] }
+            : {}),
+        },
+        orderBy: [{ name: 'asc' }, { id: 'asc' }],
+      }),
+  }),
+}));
+
+const CreateProductInput = builder.inputType('CreateProductInput', {
+  fields: (t) => ({ name: t.string({ required: true }), code: t.string({ required: true }) }),
+});
+const CreateFeatureInput = builder.inputType('CreateFeatureInput', {
+  fields: (t) => ({
+    productId: t.id({ required: true }),
+    code: t.string({ required: true }),
+    name: t.string({ required: true }),
+    description: t.string(),
+  }),
+});
+const CreateMeterInput = builder.inputType('CreateMeterInput', {
+  fields: (t) => ({
+    productId: t.id({ required: true }),
+    code: t.string({ required: true }),
+    name: t.string({ required: true }),
+    unit: t.string(),
+  }),
+});
+const CreateEditionInput = builder.inputType('CreateEditionInput', {
+  fields: (t) => ({
+    productId: t.id({ required: true }),
+    name: t.string({ required: true }),
+    code: t.string({ required: true }),
+    licenseType: t.field({ type: LicenseTypeEnum, required: true }),
+    ...termInputFields(t),
+  }),
+});
+const CreateCustomerInput = builder.inputType('CreateCustomerInput', {
+  fields: (t) => ({ name: t.string({ required: true }), email: t.string() }),
+});
+
+/** GraphQL leaves absent optional inputs undefined and explicit nulls null; services see the same. */
+function withoutNullLists<T extends { features?: string[] | null; meters?: unknown[] | null }>(input: T) {
+  return { ...input, features: input.features ?? undefined, meters: input.meters ?? undefined };
+}
+
+builder.mutationFields((t) => ({
+  createProduct: t.prismaField({
+    type: 'Product',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: CreateProductInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const product = await createProduct(ctx, input);
+      return ctx.prisma.product.findUniqueOrThrow({ ...query, where: { id: product.id } });
+    },
+  }),
+  createFeature: t.prismaField({
+    type: 'Feature',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: CreateFeatureInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const { productId, ...rest } = input;
+      const feature = await createFeature(ctx, parseId(String(productId), 'Product', 'productId'), rest);
+      return ctx.prisma.feature.findUniqueOrThrow({ ...query, where: { id: feature.id } });
+    },
+  }),
+  createMeter: t.prismaField({
+    type: 'Meter',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: CreateMeterInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const { productId, ...rest } = input;
+      const meter = await createMeter(ctx, parseId(String(productId), 'Product', 'productId'), rest);
+      return ctx.prisma.meter.findUniqueOrThrow({ ...query, where: { id: meter.id } });
+    },
+  }),
+  createEdition: t.prismaField({
+    type: 'Edition',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: CreateEditionInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const { productId, ...rest } = input;
+      const edition = await createEdition(ctx, parseId(String(productId), 'Product', 'productId'), withoutNullLists(rest) as never);
+      return ctx.prisma.edition.findUniqueOrThrow({ ...query, where: { id: edition.id } });
+    },
+  }),
+  createCustomer: t.prismaField({
+    type: 'Customer',
+    authScopes: { role: 'SUPPORT' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: CreateCustomerInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const customer = await createCustomer(ctx, input);
+      return ctx.prisma.customer.findUniqueOrThrow({ ...query, where: { id: customer.id } });
+    },
+  }),
+}));

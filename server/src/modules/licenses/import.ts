@@ -1,0 +1,248 @@
+import { randomUUID } from 'node:crypto';
+import type { Prisma } from '@tessera/db/client';
+import { z } from 'zod';
+import { ImportError, type RowProblem, ValidationError } from '../../errors.ts';
+import { inTransaction, type ServiceContext } from '../audit/service.ts';
+import { tenantWhere } from '../common/tenancy.ts';
+import { catalogueOf } from '../catalog/service.ts';
+import { completeTerms, LICENSE_TYPES, termProblems, type Catalogue } from '../catalog/terms.ts';
+import { generateKey, parseKey } from './keys.ts';
+import { editionTerms, licenseData, resolveExpiry } from './service.ts';
+
+export const MAX_IMPORT_BYTES = 5 * 1024 * 1024;
+export const MAX_IMPORT_ROWS = 10_000;
+
+/** RFC 4180 CSV: quoted fields may hold commas, quotes ("") and newlines. Returns rows with their first line number. */
+export function parseCsv(text: string): { line: number; cells: string[] }[] {
+  const rows: { line: number; cells: string[] }[] = [];
+  let cells: string[] = [];
+  let cell = '';
+  let quoted = false;
+  let line = 1;
+  let rowLine = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"') {
+        if (text[i + 1] === '"') {
+          cell += '"';
+          i++;
+        } else quoted = false;
+      } else {
+        if (c === '\n') line++;
+        cell += c;
+      }
+    } else if (c === '"' && cell === '') quoted = true;
+    else if (c === ',') {
+      cells.push(cell);
+      cell = '';
+    } else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      cells.push(cell);
+      if (cells.some((v) => v !== '')) rows.push({ line: rowLine, cells });
+      cells = [];
+      cell = '';
+      line++;
+      rowLine = line;
+    } else cell += c;
+  }
+  cells.push(cell);
+  if (cells.some((v) => v !== '')) rows.push({ line: rowLine, cells });
+  return rows;
+}
+
+const optionalInt = z.preprocess(
+  (v) => (v === '' || v === undefined || v === null ? undefined : typeof v === 'string' ? Number(v) : v),
+  z.number().int('must be an integer').min(0, 'must not be negative').max(2_147_483_647).optional(),
+);
+const optionalDate = z.preprocess((v) => (v === '' || v == null ? undefined : v), z.coerce.date({ message: 'is not a date' }).optional());
+const optionalText = (max: number) => z.preprocess((v) => (v === '' || v == null ? undefined : v), z.string().trim().max(max, `must be at most ${max} characters`).optional());
+
+const rowSchema = z.object({
+  product: z.string().trim().min(1, 'is required').max(64),
+  edition: z.string().trim().min(1, 'is required').max(64),
+  key: optionalText(64),
+  name: optionalText(200),
+  customer: optionalText(200),
+  customerEmail: optionalText(254).pipe(z.string().email('is not an email address').optional()),
+  type: z.preprocess((v) => (v === '' || v == null ? undefined : v), z.enum(LICENSE_TYPES).optional()),
+  status: z.preprocess((v) => (v === '' || v == null ? undefined : v), z.enum(['ACTIVE', 'SUSPENDED', 'REVOKED']).optional()),
+  startsAt: optionalDate,
+  expiresAt: optionalDate,
+  maxActivations: optionalInt,
+  goodwillActivations: optionalInt,
+  seats: optionalInt,
+  features: z.preprocess(
+    (v) => (v === '' || v == null ? undefined : typeof v === 'string' ? v.split(';').map((f) => f.trim()).filter(Boolean) : v),
+    z.array(z.string().max(64)).max(500).optional(),
+  ),
+});
+type Row = z.infer<typeof rowSchema>;
+
+function readRows(format: 'CSV' | 'JSONL', data: string): { line: number; raw: unknown }[] | RowProblem[] {
+  if (format === 'JSONL') {
+    const out: { line: number; raw: unknown }[] = [];
+    const bad: RowProblem[] = [];
+    data.split(/\r?\n/).forEach((text, i) => {
+      if (!text.trim()) return;
+      try {
+        const raw = JSON.parse(text);
+        if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad.push({ line: i + 1, message: 'not a JSON object' });
+        else out.push({ line: i + 1, raw });
+      } catch {
+        bad.push({ line: i + 1, message: 'not valid JSON' });
+      }
+    });
+    return bad.length ? bad : out;
+  }
+  const [header, ...rows] = parseCsv(data);
+  if (!header) return [];
+  const names = header.cells.map((c) => c.trim());
+  const known = new Set(Object.keys(rowSchema.shape));
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length) return [{ line: header.line, message: `unknown column(s): ${unknown.join(', ')}` }];
+  const bad: RowProblem[] = [];
+  const out = rows.map(({ line, cells }) => {
+    if (cells.length !== names.length) bad.push({ line, message: `expected ${names.length} columns, found ${cells.length}` });
+    return { line, raw: Object.fromEntries(names.map((n, i) => [n, cells[i] ?? ''])) };
+  });
+  return bad.length ? bad : out;
+}
+
+/**
+ * Imports licenses from another system, all or nothing: every row is checked (shape, product and
+ * edition codes, terms, key format and uniqueness) and any problem rejects the whole file, listing
+ * each bad row by line number.
+ */
+export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL', data: string): Promise<string[]> {
+  const { tenantId } = tenantWhere(ctx.actor);
+  if (Buffer.byteLength(data) > MAX_IMPORT_BYTES) throw ValidationError.field('data', 'must be at most 5 MB');
+  const read = readRows(format, data);
+  if (read.length && !('raw' in read[0]!)) throw new ImportError(read as RowProblem[]);
+  const raws = read as { line: number; raw: unknown }[];
+  if (raws.length === 0) throw ValidationError.field('data', 'has no rows');
+  if (raws.length > MAX_IMPORT_ROWS) throw ValidationError.field('data', `must have at most ${MAX_IMPORT_ROWS} rows`);
+
+  const problems: RowProblem[] = [];
+  const rows: { line: number; row: Row }[] = [];
+  for (const { line, raw } of raws) {
+    const r = rowSchema.safeParse(raw);
+    if (r.success) rows.push({ line, row: r.data });
+    else problems.push(...r.error.issues.map((i) => ({ line, message: `${i.path.join('.')}: ${i.message}` })));
+  }
+
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const products = await tx.product.findMany({ where: { tenantId, code: { in: [...new Set(rows.map((r) => r.row.product))] } } });
+    const productByCode = new Map(products.map((p) => [p.code, p]));
+    const editions = await tx.edition.findMany({ where: { tenantId, productId: { in: products.map((p) => p.id) } } });
+    const editionBy = new Map(editions.map((e) => [`${e.productId}/${e.code}`, e]));
+    const catalogues = new Map<string, Catalogue>();
+    for (const p of products) catalogues.set(p.id, await catalogueOf(tx, p.id));
+
+    const keys = rows.map((r) => (r.row.key ? parseKey(r.row.key)?.key : undefined)).filter((k): k is string => !!k);
+    const taken = new Set((await tx.license.findMany({ where: { key: { in: keys } }, select: { key: true } })).map((l) => l.key));
+    const seenKeys = new Map<string, number>();
+
+    const emails = [...new Set(rows.map((r) => r.row.customerEmail?.toLowerCase()).filter((e): e is string => !!e))];
+    const customers = await tx.customer.findMany({ where: { tenantId, email: { in: emails } } });
+    const customerByEmail = new Map(customers.map((c) => [c.email!, c.id]));
+    const newCustomers: Prisma.CustomerCreateManyInput[] = [];
+    const customerByName = new Map<string, string>();
+
+    const now = new Date();
+    const creates: Prisma.LicenseCreateManyInput[] = [];
+    for (const { line, row } of rows) {
+      const bad = (message: string) => problems.push({ line, message });
+      const product = productByCode.get(row.product);
+      if (!product) {
+        bad(`product: no product with code "${row.product}"`);
+        continue;
+      }
+      const edition = editionBy.get(`${product.id}/${row.edition}`);
+      if (!edition) {
+        bad(`edition: product "${row.product}" has no edition "${row.edition}"`);
+        continue;
+      }
+      let key: string;
+      if (row.key) {
+        const parsed = parseKey(row.key);
+        if (!parsed || parsed.kind !== 'LIC') {
+          bad('key: not a well-formed license key (LIC-XXXX-XXXXXXXXXXXX-XXXX with a valid check group)');
+          continue;
+        }
+        key = parsed.key;
+        if (taken.has(key)) bad('key: a license with this key already exists');
+        const first = seenKeys.get(key);
+        if (first !== undefined) bad(`key: same key as line ${first}`);
+        seenKeys.set(key, line);
+      } else key = generateKey('LIC');
+
+      const base = editionTerms(edition);
+      if (row.expiresAt) base.validityDays = null;
+      const terms = completeTerms(
+        {
+          licenseType: row.type ?? base.licenseType,
+          ...(row.maxActivations !== undefined ? { maxActivations: row.maxActivations } : {}),
+          ...(row.goodwillActivations !== undefined ? { goodwillActivations: row.goodwillActivations } : {}),
+          ...(row.seats !== undefined ? { seats: row.seats } : {}),
+          ...(row.features !== undefined ? { features: row.features } : {}),
+        },
+        base,
+      );
+      const { expiry, problems: expiryProblems } = resolveExpiry(terms, row.startsAt ?? null, row.expiresAt, now, '', true);
+      const termIssues = [...expiryProblems, ...termProblems(terms, catalogues.get(product.id)!)];
+      for (const p of termIssues) bad(`${p.path}: ${p.message}`);
+      if (termIssues.length) continue;
+
+      let customerId: string | null = null;
+      if (row.customerEmail) {
+        const email = row.customerEmail.toLowerCase();
+        customerId = customerByEmail.get(email) ?? null;
+        if (!customerId) {
+          customerId = randomUUID();
+          customerByEmail.set(email, customerId);
+          newCustomers.push({ id: customerId, tenantId, name: row.customer ?? email, email });
+        }
+      } else if (row.customer) {
+        customerId = customerByName.get(row.customer) ?? null;
+        if (!customerId) {
+          customerId = randomUUID();
+          customerByName.set(row.customer, customerId);
+          newCustomers.push({ id: customerId, tenantId, name: row.customer });
+        }
+      }
+      const state = row.status ?? 'ACTIVE';
+      creates.push({
+        id: randomUUID(),
+        tenantId,
+        productId: product.id,
+        editionId: edition.id,
+        customerId,
+        key,
+        name: row.name ?? null,
+        state,
+        startsAt: row.startsAt ?? null,
+        expiresAt: expiry,
+        suspendedAt: state === 'SUSPENDED' ? now : null,
+        revokedAt: state === 'REVOKED' ? now : null,
+        metadata: { importedAtLine: line },
+        ...licenseData(terms),
+      });
+    }
+    if (problems.length) throw new ImportError(problems.sort((a, b) => a.line - b.line));
+
+    if (newCustomers.length) await tx.customer.createMany({ data: newCustomers });
+    await tx.license.createMany({ data: creates });
+    for (const c of creates) {
+      emit({
+        type: 'license.imported',
+        subjectType: 'License',
+        subjectId: c.id!,
+        licenseId: c.id!,
+        customerId: c.customerId ?? null,
+        payload: { line: (c.metadata as { importedAtLine: number }).importedAtLine, state: c.state },
+      });
+    }
+    return creates.map((c) => c.id!);
+  });
+}

@@ -1,0 +1,286 @@
+import type { Edition, License, LicenseType, Prisma } from '@tessera/db/client';
+import { z } from 'zod';
+import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
+import { diff, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { tenantWhere } from '../common/tenancy.ts';
+import { parse } from '../common/validate.ts';
+import { catalogueOf } from '../catalog/service.ts';
+import {
+  assertTerms,
+  completeTerms,
+  LICENSE_TYPES,
+  type MeterTerm,
+  partialTerms,
+  pickTerms,
+  stripUndefined,
+  termProblems,
+  type Terms,
+} from '../catalog/terms.ts';
+import { generateKey } from './keys.ts';
+
+export type LicenseStatus = 'ACTIVE' | 'EXPIRED' | 'SUSPENDED' | 'REVOKED';
+
+/** Revoked and suspended win over expiry: the operator's decision is what the client must hear. */
+export function licenseStatus(l: Pick<License, 'state' | 'expiresAt'>, now = new Date()): LicenseStatus {
+  if (l.state === 'REVOKED') return 'REVOKED';
+  if (l.state === 'SUSPENDED') return 'SUSPENDED';
+  if (l.expiresAt && l.expiresAt.getTime() <= now.getTime()) return 'EXPIRED';
+  return 'ACTIVE';
+}
+
+/** Prisma filter for a computed status. */
+export function statusWhere(status: LicenseStatus, now = new Date()): Prisma.LicenseWhereInput {
+  switch (status) {
+    case 'REVOKED':
+      return { state: 'REVOKED' };
+    case 'SUSPENDED':
+      return { state: 'SUSPENDED' };
+    case 'EXPIRED':
+      return { state: 'ACTIVE', expiresAt: { lte: now } };
+    case 'ACTIVE':
+      return { state: 'ACTIVE', OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] };
+  }
+}
+
+const DAY_MS = 86_400_000;
+const metadata = z
+  .record(z.string().max(64), z.unknown())
+  .refine((m) => JSON.stringify(m).length <= 16_384, 'must be at most 16 KB of JSON');
+const dateInput = z.coerce.date({ message: 'is not a date' });
+
+export const issueFields = {
+  customerId: z.string().uuid().nullish(),
+  name: z.string().trim().max(200, 'must be at most 200 characters').nullish(),
+  startsAt: dateInput.nullish(),
+  expiresAt: dateInput.nullish(),
+  metadata: metadata.nullish(),
+};
+
+const createInput = partialTerms.extend({
+  editionId: z.string().uuid(),
+  tokenCount: z.number().int('must be an integer').min(0, 'must not be negative').max(1000, 'must be at most 1000').nullish(),
+  ...issueFields,
+});
+export type CreateLicenseInput = z.input<typeof createInput>;
+
+export function editionTerms(e: Edition): Terms {
+  return pickTerms({ ...e, meters: e.meters as unknown as MeterTerm[] } as unknown as Terms);
+}
+
+export function licenseTerms(l: License, validityDays: number | null = null): Terms {
+  return pickTerms({ ...l, licenseType: l.type, meters: l.meters as unknown as MeterTerm[], validityDays } as unknown as Terms);
+}
+
+/** Expiry from explicit date or validity days, checked against the type. */
+export function resolveExpiry(terms: Terms, startsAt: Date | null, expiresAt: Date | null | undefined, now: Date, prefix = '', allowPast = false) {
+  const problems: { path: string; message: string }[] = [];
+  let expiry: Date | null = null;
+  if (expiresAt && terms.validityDays !== null) {
+    problems.push({ path: `${prefix}expiresAt`, message: 'give either expiresAt or validityDays, not both' });
+  } else if (expiresAt) {
+    expiry = expiresAt;
+  } else if (terms.validityDays !== null) {
+    expiry = new Date((startsAt ?? now).getTime() + terms.validityDays * DAY_MS);
+  }
+  if (expiry && !allowPast && expiry.getTime() <= now.getTime()) problems.push({ path: `${prefix}expiresAt`, message: 'must be in the future' });
+  if (expiry && startsAt && expiry.getTime() <= startsAt.getTime()) problems.push({ path: `${prefix}expiresAt`, message: 'must be after startsAt' });
+  if (expiry && terms.licenseType === 'PERPETUAL') problems.push({ path: `${prefix}licenseType`, message: 'a PERPETUAL license does not expire' });
+  if (!expiry && (terms.licenseType === 'TRIAL' || terms.licenseType === 'SUBSCRIPTION')) {
+    problems.push({ path: `${prefix}expiresAt`, message: `a ${terms.licenseType} license needs validityDays or expiresAt` });
+  }
+  return { expiry, problems };
+}
+
+export function licenseData(terms: Terms) {
+  const { licenseType, validityDays: _v, meters, ...rest } = terms;
+  return { ...rest, type: licenseType, meters: meters as Prisma.InputJsonValue };
+}
+
+export async function createLicense(ctx: ServiceContext, input: CreateLicenseInput) {
+  const { tenantId } = tenantWhere(ctx.actor);
+  const { editionId, customerId, tokenCount, name, startsAt, expiresAt, metadata: meta, ...overrides } = parse(createInput, input);
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const edition = await tx.edition.findFirst({ where: { id: editionId, tenantId } });
+    if (!edition) throw new NotFoundError('edition');
+    if (customerId && !(await tx.customer.findFirst({ where: { id: customerId, tenantId }, select: { id: true } }))) {
+      throw new NotFoundError('customer');
+    }
+    // Dates given on the license replace the edition's validity.
+    const base = editionTerms(edition);
+    if (expiresAt) base.validityDays = null;
+    const terms = completeTerms({ licenseType: base.licenseType, ...stripUndefined(overrides) }, base);
+    const now = new Date();
+    const { expiry, problems } = resolveExpiry(terms, startsAt ?? null, expiresAt, now);
+    const all = [...problems];
+    all.push(...termProblems(terms, await catalogueOf(tx, edition.productId)));
+    if (all.length) throw new ValidationError(all);
+
+    const license = await tx.license.create({
+      data: {
+        tenantId,
+        productId: edition.productId,
+        editionId: edition.id,
+        customerId: customerId ?? null,
+        key: generateKey('LIC'),
+        name: name ?? null,
+        startsAt: startsAt ?? null,
+        expiresAt: expiry,
+        metadata: (meta ?? {}) as Prisma.InputJsonValue,
+        ...licenseData(terms),
+      },
+    });
+    const tokenKeys = Array.from({ length: tokenCount ?? 0 }, () => generateKey('TOK'));
+    if (tokenKeys.length) {
+      await tx.tokenKey.createMany({ data: tokenKeys.map((key) => ({ tenantId, licenseId: license.id, key })) });
+    }
+    emit({
+      type: 'license.created',
+      subjectType: 'License',
+      subjectId: license.id,
+      licenseId: license.id,
+      customerId: license.customerId,
+      payload: { editionId: edition.id, type: license.type, expiresAt: license.expiresAt, tokenCount: tokenKeys.length },
+    });
+    return { license, tokenKeys };
+  });
+}
+
+/** Locks the license row for the rest of the transaction so concurrent admin changes apply in turn. */
+async function lockLicense(tx: Tx, tenantId: string, licenseId: string): Promise<License> {
+  const rows = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM "License" WHERE id = ${licenseId}::uuid AND "tenantId" = ${tenantId}::uuid FOR UPDATE`;
+  if (rows.length === 0) throw new NotFoundError('license');
+  return tx.license.findUniqueOrThrow({ where: { id: licenseId } });
+}
+
+/** After a change clients must pick up: pending until every live device has the new revision. */
+async function syncStateFor(tx: Tx, licenseId: string) {
+  const live = await tx.activation.count({ where: { licenseId, status: 'ACTIVE' } });
+  return live > 0 ? ('PENDING_SYNC' as const) : ('SYNCED' as const);
+}
+
+const updateInput = partialTerms.omit({ licenseType: true, validityDays: true }).extend({
+  licenseId: z.string().uuid(),
+  ...issueFields,
+});
+export type UpdateLicenseInput = z.input<typeof updateInput>;
+
+/** Changes entitlements or caps; bumps the revision so devices pick the change up on their next heartbeat. */
+export async function updateLicense(ctx: ServiceContext, input: UpdateLicenseInput) {
+  const { tenantId } = tenantWhere(ctx.actor);
+  const { licenseId, customerId, name, startsAt, expiresAt, metadata: meta, ...overrides } = parse(updateInput, input);
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const before = await lockLicense(tx, tenantId, licenseId);
+    if (before.state === 'REVOKED') throw new ConflictError('a revoked license cannot be changed');
+    if (customerId && !(await tx.customer.findFirst({ where: { id: customerId, tenantId }, select: { id: true } }))) {
+      throw new NotFoundError('customer');
+    }
+    const terms = completeTerms({ licenseType: before.type, ...stripUndefined(overrides) }, licenseTerms(before));
+    const catalogue = await catalogueOf(tx, before.productId);
+    assertTerms(terms, catalogue);
+    if (expiresAt && expiresAt.getTime() <= Date.now()) throw ValidationError.field('expiresAt', 'must be in the future');
+    if (terms.maxActivations !== null && terms.maxActivations + terms.goodwillActivations < before.activationsUsed) {
+      throw new ConflictError(
+        `${before.activationsUsed} devices hold activations; release some before lowering the limit below that`,
+      );
+    }
+    const after = {
+      ...licenseData(terms),
+      ...(customerId !== undefined ? { customerId } : {}),
+      ...(name !== undefined ? { name } : {}),
+      ...(startsAt !== undefined ? { startsAt } : {}),
+      ...(expiresAt !== undefined ? { expiresAt } : {}),
+      ...(meta !== undefined && meta !== null ? { metadata: meta as Prisma.InputJsonValue } : {}),
+    };
+    const changes = diff(before as unknown as Record<string, unknown>, after);
+    if (Object.keys(changes).length === 0) return before;
+    const license = await tx.license.update({
+      where: { id: licenseId },
+      data: { ...after, revision: { increment: 1 }, syncState: await syncStateFor(tx, licenseId) },
+    });
+    emit({ type: 'license.updated', subjectType: 'License', subjectId: licenseId, licenseId, customerId: license.customerId, payload: { revision: license.revision, changes } });
+    return license;
+  });
+}
+
+const renewInput = z
+  .object({
+    licenseId: z.string().uuid(),
+    extendDays: z.number().int('must be an integer').min(1, 'must be at least 1').max(36_500, 'must be at most 36500').nullish(),
+    expiresAt: dateInput.nullish(),
+    licenseType: z.enum(LICENSE_TYPES).nullish(),
+  })
+  .refine((v) => !(v.extendDays && v.expiresAt), { message: 'give either extendDays or expiresAt, not both', path: ['extendDays'] })
+  .refine((v) => v.extendDays || v.expiresAt || v.licenseType, { message: 'give extendDays, expiresAt or licenseType', path: ['extendDays'] });
+
+/**
+ * Extends or converts a license (trial -> subscription, one more year). Extension counts from the
+ * current expiry, or from now when it has already lapsed, so a late renewal does not pay for the gap.
+ */
+export async function renewLicense(ctx: ServiceContext, input: z.input<typeof renewInput>) {
+  const { tenantId } = tenantWhere(ctx.actor);
+  const data = parse(renewInput, input);
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const before = await lockLicense(tx, tenantId, data.licenseId);
+    if (before.state === 'REVOKED') throw new ConflictError('a revoked license cannot be renewed');
+    const now = Date.now();
+    const type: LicenseType = data.licenseType ?? before.type;
+    let expiresAt = before.expiresAt;
+    if (data.expiresAt) {
+      if (data.expiresAt.getTime() <= now) throw ValidationError.field('expiresAt', 'must be in the future');
+      expiresAt = data.expiresAt;
+    } else if (data.extendDays) {
+      const from = Math.max(now, before.expiresAt?.getTime() ?? now);
+      expiresAt = new Date(from + data.extendDays * DAY_MS);
+    }
+    if (type === 'PERPETUAL') expiresAt = null;
+    else if (!expiresAt && (type === 'TRIAL' || type === 'SUBSCRIPTION')) {
+      throw ValidationError.field('extendDays', `a ${type} license needs an expiry: give extendDays or expiresAt`);
+    }
+    if (type === 'FLOATING' && before.provisioning !== 'FLOATING') {
+      throw ValidationError.field('licenseType', 'a FLOATING license type needs FLOATING provisioning');
+    }
+    const license = await tx.license.update({
+      where: { id: before.id },
+      data: { type, expiresAt, revision: { increment: 1 }, syncState: await syncStateFor(tx, before.id) },
+    });
+    emit({
+      type: 'license.renewed',
+      subjectType: 'License',
+      subjectId: license.id,
+      licenseId: license.id,
+      customerId: license.customerId,
+      payload: { revision: license.revision, changes: diff({ type: before.type, expiresAt: before.expiresAt }, { type, expiresAt }) },
+    });
+    return license;
+  });
+}
+
+type Transition = 'suspend' | 'reinstate' | 'revoke';
+const TRANSITIONS: Record<Transition, { from: License['state'][]; to: License['state']; event: string }> = {
+  suspend: { from: ['ACTIVE'], to: 'SUSPENDED', event: 'license.suspended' },
+  reinstate: { from: ['SUSPENDED'], to: 'ACTIVE', event: 'license.reinstated' },
+  revoke: { from: ['ACTIVE', 'SUSPENDED'], to: 'REVOKED', event: 'license.revoked' },
+};
+
+/** Suspend (reversible), reinstate, revoke (final). An illegal transition is a ConflictError. */
+export async function transitionLicense(ctx: ServiceContext, licenseId: string, action: Transition) {
+  const { tenantId } = tenantWhere(ctx.actor);
+  const rule = TRANSITIONS[action];
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const before = await lockLicense(tx, tenantId, licenseId);
+    if (!rule.from.includes(before.state)) {
+      throw new ConflictError(`cannot ${action} a license that is ${before.state.toLowerCase()}`);
+    }
+    const now = new Date();
+    const license = await tx.license.update({
+      where: { id: licenseId },
+      data: {
+        state: rule.to,
+        suspendedAt: rule.to === 'SUSPENDED' ? now : rule.to === 'ACTIVE' ? null : before.suspendedAt,
+        revokedAt: rule.to === 'REVOKED' ? now : null,
+      },
+    });
+    emit({ type: rule.event, subjectType: 'License', subjectId: licenseId, licenseId, customerId: license.customerId, payload: { from: before.state, to: rule.to } });
+    return license;
+  });
+}

@@ -1,0 +1,169 @@
+import { randomUUID } from 'node:crypto';
+import type { Role } from '@tessera/db/client';
+import type { PrismaClient } from '@tessera/db/database';
+import { z } from 'zod';
+import type { Actor } from '../../context.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
+import { inTransaction, type ServiceContext } from '../audit/service.ts';
+import { uniqueOr } from '../common/db.ts';
+import { email, name, parse, password, slug } from '../common/validate.ts';
+import { decoyHash, hashPassword, hashSecret, newSecret, verifyPassword } from './secrets.ts';
+
+export const SESSION_COOKIE = 'tessera_session';
+const SESSION_TTL_MS = 12 * 3600_000;
+const roles = z.enum(['OWNER', 'ADMIN', 'SUPPORT', 'READ_ONLY']);
+
+function requireTenant(actor: Actor): string {
+  if (actor.kind === 'anonymous') throw new Error('unreachable: tenant operation without a tenant');
+  return actor.tenantId;
+}
+
+/** Creates a tenant with its first OWNER API token (shown once, here). Operator-only. */
+export async function createTenant(ctx: ServiceContext, input: { slug: string; name?: string | null }) {
+  const data = parse(z.object({ slug, name: name.optional().nullable() }), input);
+  const token = newSecret('tsr');
+  const tenantId = randomUUID();
+  const scoped: ServiceContext = { ...ctx, actor: { kind: 'operator', tenantId } };
+  const tenant = await inTransaction(scoped, tenantId, async (tx, emit) => {
+    const existing = await tx.tenant.findUnique({ where: { slug: data.slug }, select: { id: true } });
+    if (existing) throw new ConflictError(`tenant "${data.slug}" already exists`);
+    const tenant = await uniqueOr(`tenant "${data.slug}" already exists`, () =>
+      tx.tenant.create({ data: { id: tenantId, slug: data.slug, name: data.name ?? data.slug } }),
+    );
+    const apiToken = await tx.apiToken.create({
+      data: { tenantId: tenant.id, name: 'Initial owner token', role: 'OWNER', tokenHash: token.hash, prefix: token.prefix },
+    });
+    emit({ type: 'tenant.created', subjectType: 'Tenant', subjectId: tenant.id, payload: { slug: tenant.slug } });
+    emit({ type: 'api_token.created', subjectType: 'ApiToken', subjectId: apiToken.id, payload: { role: 'OWNER' } });
+    return tenant;
+  });
+  return { tenant, adminToken: token.secret };
+}
+
+export async function createMember(
+  ctx: ServiceContext,
+  input: { email: string; name?: string | null; password: string; role: Role },
+) {
+  const tenantId = requireTenant(ctx.actor);
+  const data = parse(z.object({ email, name: name.optional().nullable(), password, role: roles }), input);
+  if (data.role === 'OWNER' && !(ctx.actor.kind === 'operator' || ctx.actor.role === 'OWNER')) {
+    throw new ValidationError([{ path: 'role', message: 'only an owner can add another owner' }]);
+  }
+  const passwordHash = await hashPassword(data.password);
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const clash = await tx.user.findUnique({ where: { tenantId_email: { tenantId, email: data.email } }, select: { id: true } });
+    if (clash) throw new ConflictError(`a member with email ${data.email} already exists`);
+    const user = await uniqueOr(`a member with email ${data.email} already exists`, () => tx.user.create({ data: { tenantId, email: data.email, name: data.name ?? null, passwordHash, role: data.role } }));
+    emit({ type: 'member.created', subjectType: 'User', subjectId: user.id, payload: { email: user.email, role: user.role } });
+    return user;
+  });
+}
+
+export async function createApiToken(ctx: ServiceContext, input: { name: string; role: Role }) {
+  const tenantId = requireTenant(ctx.actor);
+  const data = parse(z.object({ name, role: roles }), input);
+  if (data.role === 'OWNER' && !(ctx.actor.kind === 'operator' || ctx.actor.role === 'OWNER')) {
+    throw new ValidationError([{ path: 'role', message: 'only an owner can create an owner token' }]);
+  }
+  const token = newSecret('tsr');
+  const apiToken = await inTransaction(ctx, tenantId, async (tx, emit) => {
+    const row = await tx.apiToken.create({
+      data: {
+        tenantId,
+        name: data.name,
+        role: data.role,
+        tokenHash: token.hash,
+        prefix: token.prefix,
+        createdById: ctx.actor.kind === 'user' ? ctx.actor.userId : null,
+      },
+    });
+    emit({ type: 'api_token.created', subjectType: 'ApiToken', subjectId: row.id, payload: { name: row.name, role: row.role } });
+    return row;
+  });
+  return { apiToken, secret: token.secret };
+}
+
+export async function revokeApiToken(ctx: ServiceContext, id: string) {
+  const tenantId = requireTenant(ctx.actor);
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const found = await tx.apiToken.findFirst({ where: { id, tenantId } });
+    if (!found) throw new NotFoundError('API token');
+    if (found.revokedAt) throw new ConflictError('API token is already revoked');
+    const row = await tx.apiToken.update({ where: { id }, data: { revokedAt: new Date() } });
+    emit({ type: 'api_token.revoked', subjectType: 'ApiToken', subjectId: id, payload: { name: row.name } });
+    return row;
+  });
+}
+
+/** Email + password for a tenant's console. The same error, and similar time, whatever is wrong. */
+export async function signIn(ctx: ServiceContext, input: { tenant: string; email: string; password: string }) {
+  const bad = () => new ValidationError([{ path: 'password', message: 'email or password is incorrect' }], 'Email or password is incorrect');
+  const parsed = z.object({ tenant: z.string().max(40), email: z.string().trim().toLowerCase().max(254), password: z.string().max(256) }).safeParse(input);
+  if (!parsed.success) throw bad();
+  const { tenant, email: address, password: pw } = parsed.data;
+  const user = await ctx.prisma.user.findFirst({ where: { email: address, tenant: { slug: tenant } } });
+  const ok = await verifyPassword(user?.passwordHash ?? (await decoyHash()), pw);
+  if (!user || !ok) throw bad();
+  const secret = newSecret('tss');
+  const scoped: ServiceContext = { ...ctx, actor: { kind: 'user', tenantId: user.tenantId, userId: user.id, role: user.role, sessionId: '' } };
+  const session = await inTransaction(scoped, user.tenantId, async (tx, emit) => {
+    const s = await tx.session.create({ data: { userId: user.id, tokenHash: secret.hash, expiresAt: new Date(Date.now() + SESSION_TTL_MS) } });
+    await tx.user.update({ where: { id: user.id }, data: { lastLoginAt: new Date() } });
+    emit({ type: 'member.signed_in', subjectType: 'User', subjectId: user.id });
+    return s;
+  });
+  return { user, session, secret: secret.secret };
+}
+
+export async function signOut(prisma: PrismaClient, actor: Actor) {
+  if (actor.kind !== 'user') return false;
+  await prisma.session.deleteMany({ where: { id: actor.sessionId } });
+  return true;
+}
+
+// Last-used times are written at most once a minute per credential to keep reads cheap.
+const TOUCH_EVERY_MS = 60_000;
+
+/** Resolves a bearer token or session cookie to an actor; anything unknown is anonymous. */
+export async function authenticate(prisma: PrismaClient, bearer: string | null, sessionSecret: string | null): Promise<Actor> {
+  const now = Date.now();
+  if (bearer) {
+    const token = await prisma.apiToken.findUnique({ where: { tokenHash: hashSecret(bearer) } });
+    if (!token || token.revokedAt) return { kind: 'anonymous' };
+    if (!token.lastUsedAt || now - token.lastUsedAt.getTime() > TOUCH_EVERY_MS) {
+      await prisma.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: new Date(now) } });
+    }
+    return { kind: 'token', tenantId: token.tenantId, tokenId: token.id, role: token.role };
+  }
+  if (sessionSecret) {
+    const session = await prisma.session.findUnique({ where: { tokenHash: hashSecret(sessionSecret) }, include: { user: true } });
+    if (!session || session.expiresAt.getTime() <= now) return { kind: 'anonymous' };
+    if (now - session.lastUsedAt.getTime() > TOUCH_EVERY_MS) {
+      await prisma.session.update({ where: { id: session.id }, data: { lastUsedAt: new Date(now), expiresAt: new Date(now + SESSION_TTL_MS) } });
+    }
+    return { kind: 'user', tenantId: session.user.tenantId, userId: session.userId, sessionId: session.id, role: session.user.role };
+  }
+  return { kind: 'anonymous' };
+}
+
+export function bearerOf(header: string | null | undefined): string | null {
+  if (!header) return null;
+  const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
+  return m ? m[1]! : null;
+}
+
+export function cookieValue(header: string | null, key: string): string | null {
+  if (!header) return null;
+  for (const part of header.split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === key) return decodeURIComponent(v.join('='));
+  }
+  return null;
+}
+
+export function sessionCookie(secret: string | null, secure: boolean): string {
+  const attrs = ['Path=/', 'HttpOnly', 'SameSite=Lax', ...(secure ? ['Secure'] : [])];
+  return secret === null
+    ? `${SESSION_COOKIE}=; Max-Age=0; ${attrs.join('; ')}`
+    : `${SESSION_COOKIE}=${secret}; Max-Age=${SESSION_TTL_MS / 1000}; ${attrs.join('; ')}`;
+}

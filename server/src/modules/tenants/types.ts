@@ -1,0 +1,174 @@
+import { builder } from '../../builder.ts';
+import { ADMIN_ERRORS, RoleEnum } from '../common/types.ts';
+import { parseId } from '../common/ids.ts';
+import { tenantWhere } from '../common/tenancy.ts';
+import { ValidationError } from '../../errors.ts';
+import { createApiToken, createMember, revokeApiToken, sessionCookie, signIn, signOut } from './service.ts';
+
+export const TenantType = builder.prismaObject('Tenant', {
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    slug: t.exposeString('slug'),
+    name: t.exposeString('name'),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+export const MemberType = builder.prismaNode('User', {
+  name: 'Member',
+  id: { field: 'id' },
+  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  authScopes: { member: true },
+  fields: (t) => ({
+    email: t.exposeString('email'),
+    name: t.exposeString('name', { nullable: true }),
+    role: t.expose('role', { type: RoleEnum }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    lastLoginAt: t.expose('lastLoginAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+export const ApiTokenType = builder.prismaNode('ApiToken', {
+  id: { field: 'id' },
+  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  authScopes: { role: 'ADMIN' },
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    role: t.expose('role', { type: RoleEnum }),
+    prefix: t.exposeString('prefix', { description: 'The first characters of the secret, to recognise it; the secret itself is shown once.' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    lastUsedAt: t.expose('lastUsedAt', { type: 'DateTime', nullable: true }),
+    revokedAt: t.expose('revokedAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+const Viewer = builder
+  .objectRef<{ tenantId: string; role: 'OWNER' | 'ADMIN' | 'SUPPORT' | 'READ_ONLY'; memberId: string | null }>('Viewer')
+  .implement({
+    fields: (t) => ({
+      tenantId: t.exposeID('tenantId'),
+      role: t.expose('role', { type: RoleEnum }),
+      memberId: t.exposeID('memberId', { nullable: true }),
+    }),
+  });
+
+builder.queryFields((t) => ({
+  viewer: t.field({
+    type: Viewer,
+    nullable: true,
+    description: 'The caller: its tenant and role; null when not signed in.',
+    resolve: (_r, _a, ctx) => {
+      const a = ctx.actor;
+      if (a.kind === 'anonymous') return null;
+      return {
+        tenantId: a.tenantId,
+        role: a.kind === 'operator' ? 'OWNER' : a.role,
+        memberId: a.kind === 'user' ? a.userId : null,
+      };
+    },
+  }),
+  tenant: t.prismaField({
+    type: 'Tenant',
+    authScopes: { member: true },
+    resolve: (query, _r, _a, ctx) => ctx.prisma.tenant.findUniqueOrThrow({ ...query, where: { id: tenantWhere(ctx.actor).tenantId } }),
+  }),
+  members: t.prismaField({
+    type: ['User'],
+    authScopes: { role: 'ADMIN' },
+    resolve: (query, _r, _a, ctx) => ctx.prisma.user.findMany({ ...query, where: tenantWhere(ctx.actor), orderBy: { email: 'asc' } }),
+  }),
+  apiTokens: t.prismaField({
+    type: ['ApiToken'],
+    authScopes: { role: 'ADMIN' },
+    resolve: (query, _r, _a, ctx) =>
+      ctx.prisma.apiToken.findMany({ ...query, where: tenantWhere(ctx.actor), orderBy: { createdAt: 'desc' } }),
+  }),
+}));
+
+const SignInInput = builder.inputType('SignInInput', {
+  fields: (t) => ({
+    tenant: t.string({ required: true, description: 'Tenant slug' }),
+    email: t.string({ required: true }),
+    password: t.string({ required: true }),
+  }),
+});
+
+const SignInSuccess = builder.objectRef<{ memberId: string; tenantId: string }>('SignInSuccess').implement({
+  fields: (t) => ({ memberId: t.exposeID('memberId'), tenantId: t.exposeID('tenantId') }),
+});
+
+const CreateMemberInput = builder.inputType('CreateMemberInput', {
+  fields: (t) => ({
+    email: t.string({ required: true }),
+    name: t.string(),
+    password: t.string({ required: true }),
+    role: t.field({ type: RoleEnum, required: true }),
+  }),
+});
+
+const CreateApiTokenInput = builder.inputType('CreateApiTokenInput', {
+  fields: (t) => ({ name: t.string({ required: true }), role: t.field({ type: RoleEnum, required: true }) }),
+});
+
+const CreateApiTokenPayload = builder.objectRef<{ id: string; secret: string }>('CreateApiTokenPayload').implement({
+  fields: (t) => ({
+    token: t.exposeString('secret', { description: 'The bearer secret. It is not stored and cannot be shown again.' }),
+    apiToken: t.prismaField({
+      type: 'ApiToken',
+      resolve: (query, p, _a, ctx) => ctx.prisma.apiToken.findUniqueOrThrow({ ...query, where: { id: p.id } }),
+    }),
+  }),
+});
+
+const IdInput = (name: string) =>
+  builder.inputType(name, { fields: (t) => ({ id: t.id({ required: true }) }) });
+const RevokeApiTokenInput = IdInput('RevokeApiTokenInput');
+
+builder.mutationFields((t) => ({
+  signIn: t.field({
+    type: SignInSuccess,
+    errors: { types: [ValidationError] },
+    args: { input: t.arg({ type: SignInInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => {
+      const { user, secret } = await signIn(ctx, input);
+      if (ctx.transport === 'http') ctx.cookies.push(sessionCookie(secret, ctx.app.config.production));
+      return { memberId: user.id, tenantId: user.tenantId };
+    },
+  }),
+  signOut: t.boolean({
+    resolve: async (_r, _a, ctx) => {
+      if (ctx.transport === 'http') ctx.cookies.push(sessionCookie(null, ctx.app.config.production));
+      return signOut(ctx.prisma, ctx.actor);
+    },
+  }),
+  createMember: t.prismaField({
+    type: 'User',
+    authScopes: { role: 'OWNER' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: CreateMemberInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const user = await createMember(ctx, input);
+      return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: user.id } });
+    },
+  }),
+  createApiToken: t.field({
+    type: CreateApiTokenPayload,
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: CreateApiTokenInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => {
+      const { apiToken, secret } = await createApiToken(ctx, input);
+      return { id: apiToken.id, secret };
+    },
+  }),
+  revokeApiToken: t.prismaField({
+    type: 'ApiToken',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: RevokeApiTokenInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const row = await revokeApiToken(ctx, parseId(String(input.id), 'ApiToken', 'id'));
+      return ctx.prisma.apiToken.findUniqueOrThrow({ ...query, where: { id: row.id } });
+    },
+  }),
+}));

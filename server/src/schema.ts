@@ -1,0 +1,9 @@
+import { builder } from './builder.ts';
+import './modules/common/types.ts';
+import './modules/tenants/types.ts';
+import './modules/catalog/types.ts';
+import './modules/licenses/types.ts';
+import './modules/activation/types.ts';
+import './modules/audit/types.ts';
+
+export const schema = builder.toSchema({ sortSchema: true });
