@@ -1,11 +1,23 @@
 import { ConflictError } from '../../errors.ts';
 
+/** A unique-constraint violation, as Prisma reports it (P2002) or as the driver adapter does (SQLSTATE 23505). */
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { kind?: string; originalCode?: string; code?: string }; message?: string };
+  return (
+    e?.code === 'P2002' ||
+    e?.cause?.kind === 'UniqueConstraintViolation' ||
+    e?.cause?.originalCode === '23505' ||
+    e?.cause?.code === '23505' ||
+    /duplicate key value violates unique constraint/.test(e?.message ?? '')
+  );
+}
+
 /** Turns a unique-constraint violation (a concurrent duplicate) into a ConflictError. */
 export async function uniqueOr<T>(message: string, write: () => Promise<T>): Promise<T> {
   try {
     return await write();
   } catch (err) {
-    if ((err as { code?: string }).code === 'P2002') throw new ConflictError(message);
+    if (isUniqueViolation(err)) throw new ConflictError(message);
     throw err;
   }
 }

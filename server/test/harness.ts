@@ -1,0 +1,98 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { openDatabase, type Database } from '@tessera/db/database';
+import { type App, buildApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { createTenant } from '../src/modules/tenants/service.ts';
+
+/**
+ * A real server for tests: the real schema, a real database (in-memory PGlite, or a fresh database
+ * on the PostgreSQL named by TEST_DATABASE_URL, dropped afterwards), requests through yoga.fetch.
+ */
+export interface TestServer {
+  app: App;
+  db: Database;
+  dialect: 'pglite' | 'postgres';
+  gql<T = any>(query: string, variables?: Record<string, unknown>, options?: { token?: string | null; headers?: Record<string, string> }): Promise<GqlResult<T>>;
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** A new tenant and its OWNER API token. */
+  tenant(slug?: string): Promise<{ id: string; slug: string; token: string }>;
+  close(): Promise<void>;
+}
+
+export interface GqlResult<T> {
+  data: T;
+  errors?: { message: string; extensions?: { code?: string } }[];
+  response: Response;
+}
+
+export const testDatabaseUrl = process.env.TEST_DATABASE_URL || undefined;
+
+/** Creates a throw-away database on the test PostgreSQL server; returns its URL and a dropper. */
+export async function freshPostgres(base: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `tessera_test_${randomBytes(6).toString('hex')}`;
+  const admin = await openDatabase({ url: base, poolSize: 1 });
+  await admin.sql.exec(`CREATE DATABASE ${name}`);
+  await admin.close();
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const a = await openDatabase({ url: base, poolSize: 1 });
+      await a.sql.exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await a.close();
+    },
+  };
+}
+
+export async function startTestServer(options: { databaseUrl?: string } = {}): Promise<TestServer> {
+  let drop: (() => Promise<void>) | undefined;
+  let db: Database;
+  if (options.databaseUrl) {
+    db = await openDatabase({ url: options.databaseUrl, poolSize: 20 });
+  } else if (testDatabaseUrl) {
+    const fresh = await freshPostgres(testDatabaseUrl);
+    drop = fresh.drop;
+    db = await openDatabase({ url: fresh.url, poolSize: 20 });
+  } else {
+    db = await openDatabase({ dataDir: 'memory://' });
+  }
+  const config = { ...loadConfig({ NODE_ENV: 'test' }), seedDemo: false };
+  const app = await buildApp({ config, db });
+  const server: TestServer = {
+    app,
+    db,
+    dialect: db.kind,
+    fetch: (path, init) => Promise.resolve(app.yoga.fetch(`http://tessera.test${path}`, init)),
+    async gql(query, variables, opts = {}) {
+      const headers: Record<string, string> = { 'content-type': 'application/json', ...(opts.headers ?? {}) };
+      if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+      const response = await app.yoga.fetch('http://tessera.test/graphql', {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await response.json()) as { data: any; errors?: GqlResult<unknown>['errors'] };
+      return { data: body.data, errors: body.errors, response };
+    },
+    async tenant(slug = `t-${randomUUID().slice(0, 8)}`) {
+      const { tenant, adminToken } = await createTenant(
+        { app: app.deps, prisma: app.deps.prisma, actor: { kind: 'anonymous' }, requestId: 'test' },
+        { slug },
+      );
+      return { id: tenant.id, slug: tenant.slug, token: adminToken };
+    },
+    async close() {
+      await app.stop();
+      await db.close();
+      await drop?.();
+    },
+  };
+  return server;
+}
+
+/** Asserts there are no GraphQL errors and returns data, with the errors in the failure message. */
+export function ok<T>(result: GqlResult<T>): T {
+  if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
+  return result.data;
+}
