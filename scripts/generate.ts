@@ -1,0 +1,38 @@
+/**
+ * The one script for generated artefacts: Prisma client + Pothos types, the printed schema
+ * (schema/schema.graphql, sorted) and codegen output. `--check` regenerates, then fails when a
+ * committed artefact is stale or when prisma/migrations no longer produce schema.prisma's database.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const check = process.argv.includes('--check');
+const run = (cmd: string, args: string[], cwd = root, env: NodeJS.ProcessEnv = {}) =>
+  execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } }).toString();
+
+run('pnpm', ['exec', 'prisma', 'generate'], path.join(root, 'prisma'));
+
+const { printSchema, lexicographicSortSchema } = await import('graphql');
+const { schema } = await import('../server/src/schema.ts');
+mkdirSync(path.join(root, 'schema'), { recursive: true });
+writeFileSync(path.join(root, 'schema/schema.graphql'), printSchema(lexicographicSortSchema(schema)));
+
+run('pnpm', ['exec', 'graphql-codegen', '--config', 'codegen.ts']);
+console.log('generated: prisma/generated, schema/schema.graphql, sdk/src/generated');
+
+if (check) {
+  const stale = run('git', ['status', '--porcelain', '--', 'prisma/generated', 'schema', 'sdk/src/generated']).trim();
+  if (stale) {
+    console.error(`Generated files are stale; run \`pnpm generate\` and commit:\n${stale}`);
+    process.exit(1);
+  }
+  const { migrationDrift } = await import('./migration-drift.ts');
+  const drift = await migrationDrift();
+  if (drift.length) {
+    console.error(`prisma/migrations do not match schema.prisma; author a migration (\`pnpm migration <name>\`):\n${drift.join('\n')}`);
+    process.exit(1);
+  }
+  console.log('generated files and migrations are up to date');
+}

@@ -1,0 +1,782 @@
+export type Maybe<T> = T | null;
+export type InputMaybe<T> = Maybe<T>;
+/** All built-in and custom scalars, mapped to their actual values */
+export type Scalars = {
+  ID: { input: string; output: string; }
+  String: { input: string; output: string; }
+  Boolean: { input: boolean; output: boolean; }
+  Int: { input: number; output: number; }
+  Float: { input: number; output: number; }
+  /** A date-time string at UTC, such as 2007-12-03T10:15:30Z, compliant with the `date-time` format outlined in section 5.6 of the RFC 3339 profile of the ISO 8601 standard for representation of dates and times using the Gregorian calendar. */
+  DateTime: { input: string; output: string; }
+  /** The `JSON` scalar type represents JSON values as specified by [ECMA-404](http://www.ecma-international.org/publications/files/ECMA-ST/ECMA-404.pdf). */
+  JSON: { input: unknown; output: unknown; }
+};
+
+export type Activation = Node & {
+  __typename?: 'Activation';
+  activatedAt: Scalars['DateTime']['output'];
+  appVersion?: Maybe<Scalars['String']['output']>;
+  fingerprint: Scalars['String']['output'];
+  goodwill: Scalars['Boolean']['output'];
+  hostname?: Maybe<Scalars['String']['output']>;
+  id: Scalars['ID']['output'];
+  lastHeartbeatAt?: Maybe<Scalars['DateTime']['output']>;
+  license: LicenseInfo;
+  offline: Scalars['Boolean']['output'];
+  osVersion?: Maybe<Scalars['String']['output']>;
+  platform?: Maybe<Scalars['String']['output']>;
+  releasedAt?: Maybe<Scalars['DateTime']['output']>;
+  status: ActivationStatus;
+};
+
+export type ActivationStatus =
+  | 'ACTIVE'
+  | 'INACTIVE'
+  | 'RELEASED';
+
+export type ApiToken = Node & {
+  __typename?: 'ApiToken';
+  createdAt: Scalars['DateTime']['output'];
+  id: Scalars['ID']['output'];
+  lastUsedAt?: Maybe<Scalars['DateTime']['output']>;
+  name: Scalars['String']['output'];
+  /** The first characters of the secret, to recognise it; the secret itself is shown once. */
+  prefix: Scalars['String']['output'];
+  revokedAt?: Maybe<Scalars['DateTime']['output']>;
+  role: Role;
+};
+
+export type AuditEvent = {
+  __typename?: 'AuditEvent';
+  actorId?: Maybe<Scalars['String']['output']>;
+  actorType: Scalars['String']['output'];
+  customerId?: Maybe<Scalars['String']['output']>;
+  id: Scalars['ID']['output'];
+  licenseId?: Maybe<Scalars['String']['output']>;
+  occurredAt: Scalars['DateTime']['output'];
+  payload: Scalars['JSON']['output'];
+  requestId?: Maybe<Scalars['String']['output']>;
+  subjectId: Scalars['String']['output'];
+  subjectType: Scalars['String']['output'];
+  type: Scalars['String']['output'];
+};
+
+export type ClientType =
+  | 'DEVICES'
+  | 'USERS';
+
+export type ConflictError = Error & {
+  __typename?: 'ConflictError';
+  message: Scalars['String']['output'];
+};
+
+export type CreateApiTokenInput = {
+  name: Scalars['String']['input'];
+  role: Role;
+};
+
+export type CreateApiTokenPayload = {
+  __typename?: 'CreateApiTokenPayload';
+  apiToken: ApiToken;
+  /** The bearer secret. It is not stored and cannot be shown again. */
+  token: Scalars['String']['output'];
+};
+
+export type CreateApiTokenResult = ConflictError | CreateApiTokenPayload | NotFoundError | ValidationError;
+
+export type CreateCustomerInput = {
+  email?: InputMaybe<Scalars['String']['input']>;
+  name: Scalars['String']['input'];
+};
+
+export type CreateCustomerResult = ConflictError | Customer | NotFoundError | ValidationError;
+
+export type CreateEditionInput = {
+  allowOffline?: InputMaybe<Scalars['Boolean']['input']>;
+  /** A semver range, e.g. ">=2.0.0 <3.0.0". */
+  allowedVersions?: InputMaybe<Scalars['String']['input']>;
+  clientType?: InputMaybe<ClientType>;
+  code: Scalars['String']['input'];
+  deploymentMode?: InputMaybe<DeploymentMode>;
+  features?: InputMaybe<Array<Scalars['String']['input']>>;
+  fingerprintMatch?: InputMaybe<FingerprintMatch>;
+  /** Activations allowed beyond maxActivations (soft limit); each raises a compliance event. */
+  goodwillActivations?: InputMaybe<Scalars['Int']['input']>;
+  heartbeatSeconds?: InputMaybe<Scalars['Int']['input']>;
+  inactivityReclaimSeconds?: InputMaybe<Scalars['Int']['input']>;
+  leaseSeconds?: InputMaybe<Scalars['Int']['input']>;
+  licenseType: LicenseType;
+  maxActivations?: InputMaybe<Scalars['Int']['input']>;
+  meters?: InputMaybe<Array<MeterEntitlementInput>>;
+  name: Scalars['String']['input'];
+  productId: Scalars['ID']['input'];
+  provisioning?: InputMaybe<Provisioning>;
+  seats?: InputMaybe<Scalars['Int']['input']>;
+  /** Days a license is valid from issue; null = perpetual. */
+  validityDays?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type CreateEditionResult = ConflictError | Edition | NotFoundError | ValidationError;
+
+export type CreateFeatureInput = {
+  code: Scalars['String']['input'];
+  description?: InputMaybe<Scalars['String']['input']>;
+  name: Scalars['String']['input'];
+  productId: Scalars['ID']['input'];
+};
+
+export type CreateFeatureResult = ConflictError | Feature | NotFoundError | ValidationError;
+
+export type CreateLicenseInput = {
+  allowOffline?: InputMaybe<Scalars['Boolean']['input']>;
+  /** A semver range, e.g. ">=2.0.0 <3.0.0". */
+  allowedVersions?: InputMaybe<Scalars['String']['input']>;
+  clientType?: InputMaybe<ClientType>;
+  customerId?: InputMaybe<Scalars['ID']['input']>;
+  deploymentMode?: InputMaybe<DeploymentMode>;
+  editionId: Scalars['ID']['input'];
+  /** Fixed expiry; replaces the edition validity. */
+  expiresAt?: InputMaybe<Scalars['DateTime']['input']>;
+  features?: InputMaybe<Array<Scalars['String']['input']>>;
+  fingerprintMatch?: InputMaybe<FingerprintMatch>;
+  /** Activations allowed beyond maxActivations (soft limit); each raises a compliance event. */
+  goodwillActivations?: InputMaybe<Scalars['Int']['input']>;
+  heartbeatSeconds?: InputMaybe<Scalars['Int']['input']>;
+  inactivityReclaimSeconds?: InputMaybe<Scalars['Int']['input']>;
+  leaseSeconds?: InputMaybe<Scalars['Int']['input']>;
+  licenseType?: InputMaybe<LicenseType>;
+  maxActivations?: InputMaybe<Scalars['Int']['input']>;
+  metadata?: InputMaybe<Scalars['JSON']['input']>;
+  meters?: InputMaybe<Array<MeterEntitlementInput>>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  provisioning?: InputMaybe<Provisioning>;
+  seats?: InputMaybe<Scalars['Int']['input']>;
+  startsAt?: InputMaybe<Scalars['DateTime']['input']>;
+  /** Single-use token keys to issue with the license (each activates one device). */
+  tokenCount?: InputMaybe<Scalars['Int']['input']>;
+  /** Days a license is valid from issue; null = perpetual. */
+  validityDays?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type CreateLicensePayload = {
+  __typename?: 'CreateLicensePayload';
+  license: License;
+  tokenKeys: Array<Scalars['String']['output']>;
+};
+
+export type CreateLicenseResult = ConflictError | CreateLicensePayload | NotFoundError | ValidationError;
+
+export type CreateMemberInput = {
+  email: Scalars['String']['input'];
+  name?: InputMaybe<Scalars['String']['input']>;
+  password: Scalars['String']['input'];
+  role: Role;
+};
+
+export type CreateMemberResult = ConflictError | Member | NotFoundError | ValidationError;
+
+export type CreateMeterInput = {
+  code: Scalars['String']['input'];
+  name: Scalars['String']['input'];
+  productId: Scalars['ID']['input'];
+  unit?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type CreateMeterResult = ConflictError | Meter | NotFoundError | ValidationError;
+
+export type CreateProductInput = {
+  code: Scalars['String']['input'];
+  name: Scalars['String']['input'];
+};
+
+export type CreateProductResult = ConflictError | NotFoundError | Product | ValidationError;
+
+export type Customer = Node & {
+  __typename?: 'Customer';
+  createdAt: Scalars['DateTime']['output'];
+  email?: Maybe<Scalars['String']['output']>;
+  id: Scalars['ID']['output'];
+  name: Scalars['String']['output'];
+};
+
+export type DeploymentMode =
+  | 'HYBRID'
+  | 'OFFLINE'
+  | 'ONLINE';
+
+export type Edition = Node & {
+  __typename?: 'Edition';
+  allowOffline: Scalars['Boolean']['output'];
+  allowedVersions?: Maybe<Scalars['String']['output']>;
+  clientType: ClientType;
+  code: Scalars['String']['output'];
+  createdAt: Scalars['DateTime']['output'];
+  deploymentMode: DeploymentMode;
+  features: Array<Scalars['String']['output']>;
+  fingerprintMatch: FingerprintMatch;
+  goodwillActivations: Scalars['Int']['output'];
+  heartbeatSeconds?: Maybe<Scalars['Int']['output']>;
+  id: Scalars['ID']['output'];
+  inactivityReclaimSeconds?: Maybe<Scalars['Int']['output']>;
+  leaseSeconds?: Maybe<Scalars['Int']['output']>;
+  licenseType: LicenseType;
+  maxActivations?: Maybe<Scalars['Int']['output']>;
+  meters: Array<MeterEntitlement>;
+  name: Scalars['String']['output'];
+  product: Product;
+  provisioning: Provisioning;
+  seats?: Maybe<Scalars['Int']['output']>;
+  validityDays?: Maybe<Scalars['Int']['output']>;
+};
+
+export type Error = {
+  message: Scalars['String']['output'];
+};
+
+export type Feature = Node & {
+  __typename?: 'Feature';
+  code: Scalars['String']['output'];
+  description?: Maybe<Scalars['String']['output']>;
+  id: Scalars['ID']['output'];
+  name: Scalars['String']['output'];
+};
+
+export type FieldError = {
+  __typename?: 'FieldError';
+  message: Scalars['String']['output'];
+  /** Dotted path of the offending input field; empty for the input as a whole. */
+  path: Scalars['String']['output'];
+};
+
+export type FingerprintMatch =
+  | 'ANY_TWO'
+  | 'EXACT'
+  | 'MAJORITY';
+
+export type ImportError = Error & {
+  __typename?: 'ImportError';
+  message: Scalars['String']['output'];
+  rows: Array<RowError>;
+};
+
+export type ImportFormat =
+  | 'CSV'
+  | 'JSONL';
+
+export type ImportLicensesInput = {
+  /** CSV with a header row, or one JSON object per line. */
+  data: Scalars['String']['input'];
+  format: ImportFormat;
+};
+
+export type ImportLicensesPayload = {
+  __typename?: 'ImportLicensesPayload';
+  count: Scalars['Int']['output'];
+  licenses: Array<License>;
+};
+
+export type ImportLicensesResult = ConflictError | ImportError | ImportLicensesPayload | NotFoundError | ValidationError;
+
+export type License = Node & {
+  __typename?: 'License';
+  activations: LicenseActivationsConnection;
+  activationsUsed: Scalars['Int']['output'];
+  allowOffline: Scalars['Boolean']['output'];
+  allowedVersions?: Maybe<Scalars['String']['output']>;
+  clientType: ClientType;
+  createdAt: Scalars['DateTime']['output'];
+  customer?: Maybe<Customer>;
+  deploymentMode: DeploymentMode;
+  edition: Edition;
+  expiresAt?: Maybe<Scalars['DateTime']['output']>;
+  features: Array<Scalars['String']['output']>;
+  fingerprintMatch: FingerprintMatch;
+  goodwillActivations: Scalars['Int']['output'];
+  heartbeatSeconds?: Maybe<Scalars['Int']['output']>;
+  id: Scalars['ID']['output'];
+  inactivityReclaimSeconds?: Maybe<Scalars['Int']['output']>;
+  key: Scalars['String']['output'];
+  leaseSeconds?: Maybe<Scalars['Int']['output']>;
+  maxActivations?: Maybe<Scalars['Int']['output']>;
+  metadata: Scalars['JSON']['output'];
+  meters: Array<MeterEntitlement>;
+  name?: Maybe<Scalars['String']['output']>;
+  product: Product;
+  provisioning: Provisioning;
+  revision: Scalars['Int']['output'];
+  revokedAt?: Maybe<Scalars['DateTime']['output']>;
+  seats?: Maybe<Scalars['Int']['output']>;
+  startsAt?: Maybe<Scalars['DateTime']['output']>;
+  status: LicenseStatus;
+  suspendedAt?: Maybe<Scalars['DateTime']['output']>;
+  syncState: SyncState;
+  tokenKeys: Array<TokenKey>;
+  type: LicenseType;
+  updatedAt: Scalars['DateTime']['output'];
+};
+
+
+export type LicenseActivationsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+  status?: InputMaybe<ActivationStatus>;
+};
+
+export type LicenseActivationsConnection = {
+  __typename?: 'LicenseActivationsConnection';
+  edges: Array<LicenseActivationsConnectionEdge>;
+  pageInfo: PageInfo;
+  totalCount: Scalars['Int']['output'];
+};
+
+export type LicenseActivationsConnectionEdge = {
+  __typename?: 'LicenseActivationsConnectionEdge';
+  cursor: Scalars['String']['output'];
+  node?: Maybe<Activation>;
+};
+
+export type LicenseIdInput = {
+  licenseId: Scalars['ID']['input'];
+};
+
+export type LicenseInfo = {
+  __typename?: 'LicenseInfo';
+  activationsUsed: Scalars['Int']['output'];
+  expiresAt?: Maybe<Scalars['DateTime']['output']>;
+  features: Array<Scalars['String']['output']>;
+  maxActivations?: Maybe<Scalars['Int']['output']>;
+  revision: Scalars['Int']['output'];
+  status: LicenseStatus;
+  type: LicenseType;
+};
+
+export type LicenseStatus =
+  | 'ACTIVE'
+  | 'EXPIRED'
+  | 'REVOKED'
+  | 'SUSPENDED';
+
+export type LicenseType =
+  | 'FLOATING'
+  | 'NODE_LOCKED'
+  | 'PERPETUAL'
+  | 'SITE'
+  | 'SUBSCRIPTION'
+  | 'TRIAL';
+
+export type LicensingError = Error & {
+  __typename?: 'LicensingError';
+  code: LicensingErrorCode;
+  message: Scalars['String']['output'];
+};
+
+export type LicensingErrorCode =
+  | 'ACTIVATION_LIMIT_REACHED'
+  | 'ACTIVATION_RELEASED'
+  | 'FEATURE_NOT_ENTITLED'
+  | 'FINGERPRINT_MISMATCH'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'INVALID_SIGNATURE'
+  | 'LEASE_EXPIRED'
+  | 'LEASE_NOT_FOUND'
+  | 'LICENSE_EXPIRED'
+  | 'LICENSE_NOT_FOUND'
+  | 'LICENSE_NOT_YET_VALID'
+  | 'LICENSE_REVOKED'
+  | 'LICENSE_SUSPENDED'
+  | 'NOT_ACTIVATED'
+  | 'NO_SEATS_AVAILABLE'
+  | 'OFFLINE_ACTIVATION_NOT_ALLOWED'
+  | 'ONLINE_ACTIVATION_NOT_ALLOWED'
+  | 'QUOTA_EXCEEDED'
+  | 'RATE_LIMITED'
+  | 'REQUEST_EXPIRED'
+  | 'TICKET_ALREADY_COMMITTED'
+  | 'TICKET_EXPIRED'
+  | 'TOKEN_ALREADY_USED'
+  | 'VERSION_NOT_ALLOWED';
+
+export type Member = Node & {
+  __typename?: 'Member';
+  createdAt: Scalars['DateTime']['output'];
+  email: Scalars['String']['output'];
+  id: Scalars['ID']['output'];
+  lastLoginAt?: Maybe<Scalars['DateTime']['output']>;
+  name?: Maybe<Scalars['String']['output']>;
+  role: Role;
+};
+
+export type Meter = Node & {
+  __typename?: 'Meter';
+  code: Scalars['String']['output'];
+  id: Scalars['ID']['output'];
+  name: Scalars['String']['output'];
+  unit?: Maybe<Scalars['String']['output']>;
+};
+
+export type MeterEntitlement = {
+  __typename?: 'MeterEntitlement';
+  meter: Scalars['String']['output'];
+  period: MeterPeriod;
+  quota: Scalars['Int']['output'];
+};
+
+export type MeterEntitlementInput = {
+  meter: Scalars['String']['input'];
+  period: MeterPeriod;
+  quota: Scalars['Int']['input'];
+};
+
+export type MeterPeriod =
+  | 'DAY'
+  | 'MONTH'
+  | 'NONE'
+  | 'YEAR';
+
+export type Mutation = {
+  __typename?: 'Mutation';
+  createApiToken: CreateApiTokenResult;
+  createCustomer: CreateCustomerResult;
+  createEdition: CreateEditionResult;
+  createFeature: CreateFeatureResult;
+  createLicense: CreateLicenseResult;
+  createMember: CreateMemberResult;
+  createMeter: CreateMeterResult;
+  createProduct: CreateProductResult;
+  importLicenses: ImportLicensesResult;
+  reinstateLicense: ReinstateLicenseResult;
+  renewLicense: RenewLicenseResult;
+  revokeApiToken: RevokeApiTokenResult;
+  revokeLicense: RevokeLicenseResult;
+  signIn: SignInResult;
+  signOut: Scalars['Boolean']['output'];
+  suspendLicense: SuspendLicenseResult;
+  updateLicense: UpdateLicenseResult;
+};
+
+
+export type MutationCreateApiTokenArgs = {
+  input: CreateApiTokenInput;
+};
+
+
+export type MutationCreateCustomerArgs = {
+  input: CreateCustomerInput;
+};
+
+
+export type MutationCreateEditionArgs = {
+  input: CreateEditionInput;
+};
+
+
+export type MutationCreateFeatureArgs = {
+  input: CreateFeatureInput;
+};
+
+
+export type MutationCreateLicenseArgs = {
+  input: CreateLicenseInput;
+};
+
+
+export type MutationCreateMemberArgs = {
+  input: CreateMemberInput;
+};
+
+
+export type MutationCreateMeterArgs = {
+  input: CreateMeterInput;
+};
+
+
+export type MutationCreateProductArgs = {
+  input: CreateProductInput;
+};
+
+
+export type MutationImportLicensesArgs = {
+  input: ImportLicensesInput;
+};
+
+
+export type MutationReinstateLicenseArgs = {
+  input: LicenseIdInput;
+};
+
+
+export type MutationRenewLicenseArgs = {
+  input: RenewLicenseInput;
+};
+
+
+export type MutationRevokeApiTokenArgs = {
+  input: RevokeApiTokenInput;
+};
+
+
+export type MutationRevokeLicenseArgs = {
+  input: LicenseIdInput;
+};
+
+
+export type MutationSignInArgs = {
+  input: SignInInput;
+};
+
+
+export type MutationSuspendLicenseArgs = {
+  input: LicenseIdInput;
+};
+
+
+export type MutationUpdateLicenseArgs = {
+  input: UpdateLicenseInput;
+};
+
+export type Node = {
+  id: Scalars['ID']['output'];
+};
+
+export type NotFoundError = Error & {
+  __typename?: 'NotFoundError';
+  message: Scalars['String']['output'];
+};
+
+export type PageInfo = {
+  __typename?: 'PageInfo';
+  endCursor?: Maybe<Scalars['String']['output']>;
+  hasNextPage: Scalars['Boolean']['output'];
+  hasPreviousPage: Scalars['Boolean']['output'];
+  startCursor?: Maybe<Scalars['String']['output']>;
+};
+
+export type Product = Node & {
+  __typename?: 'Product';
+  code: Scalars['String']['output'];
+  createdAt: Scalars['DateTime']['output'];
+  editions: Array<Edition>;
+  features: Array<Feature>;
+  id: Scalars['ID']['output'];
+  meters: Array<Meter>;
+  name: Scalars['String']['output'];
+};
+
+export type Provisioning =
+  | 'FLOATING'
+  | 'NAMED';
+
+export type Query = {
+  __typename?: 'Query';
+  apiTokens: Array<ApiToken>;
+  auditEvents: QueryAuditEventsConnection;
+  customers: QueryCustomersConnection;
+  licenseByKey?: Maybe<License>;
+  licenses: QueryLicensesConnection;
+  members: Array<Member>;
+  node?: Maybe<Node>;
+  nodes: Array<Maybe<Node>>;
+  products: Array<Product>;
+  tenant: Tenant;
+  /** The caller: its tenant and role; null when not signed in. */
+  viewer?: Maybe<Viewer>;
+};
+
+
+export type QueryAuditEventsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+  licenseId?: InputMaybe<Scalars['ID']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryCustomersArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+  search?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryLicenseByKeyArgs = {
+  key: Scalars['String']['input'];
+};
+
+
+export type QueryLicensesArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  customerId?: InputMaybe<Scalars['ID']['input']>;
+  editionId?: InputMaybe<Scalars['ID']['input']>;
+  expiringWithinDays?: InputMaybe<Scalars['Int']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+  productId?: InputMaybe<Scalars['ID']['input']>;
+  search?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<LicenseStatus>;
+};
+
+
+export type QueryNodeArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryNodesArgs = {
+  ids: Array<Scalars['ID']['input']>;
+};
+
+export type QueryAuditEventsConnection = {
+  __typename?: 'QueryAuditEventsConnection';
+  edges: Array<QueryAuditEventsConnectionEdge>;
+  pageInfo: PageInfo;
+};
+
+export type QueryAuditEventsConnectionEdge = {
+  __typename?: 'QueryAuditEventsConnectionEdge';
+  cursor: Scalars['String']['output'];
+  node?: Maybe<AuditEvent>;
+};
+
+export type QueryCustomersConnection = {
+  __typename?: 'QueryCustomersConnection';
+  edges: Array<QueryCustomersConnectionEdge>;
+  pageInfo: PageInfo;
+};
+
+export type QueryCustomersConnectionEdge = {
+  __typename?: 'QueryCustomersConnectionEdge';
+  cursor: Scalars['String']['output'];
+  node?: Maybe<Customer>;
+};
+
+export type QueryLicensesConnection = {
+  __typename?: 'QueryLicensesConnection';
+  edges: Array<QueryLicensesConnectionEdge>;
+  pageInfo: PageInfo;
+  totalCount: Scalars['Int']['output'];
+};
+
+export type QueryLicensesConnectionEdge = {
+  __typename?: 'QueryLicensesConnectionEdge';
+  cursor: Scalars['String']['output'];
+  node?: Maybe<License>;
+};
+
+export type ReinstateLicenseResult = ConflictError | License | NotFoundError | ValidationError;
+
+export type RenewLicenseInput = {
+  expiresAt?: InputMaybe<Scalars['DateTime']['input']>;
+  /** Days added to the current expiry (or to now, if it has lapsed). */
+  extendDays?: InputMaybe<Scalars['Int']['input']>;
+  licenseId: Scalars['ID']['input'];
+  /** Convert, e.g. TRIAL -> SUBSCRIPTION. */
+  licenseType?: InputMaybe<LicenseType>;
+};
+
+export type RenewLicenseResult = ConflictError | License | NotFoundError | ValidationError;
+
+export type RevokeApiTokenInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type RevokeApiTokenResult = ApiToken | ConflictError | NotFoundError | ValidationError;
+
+export type RevokeLicenseResult = ConflictError | License | NotFoundError | ValidationError;
+
+export type Role =
+  | 'ADMIN'
+  | 'OWNER'
+  | 'READ_ONLY'
+  | 'SUPPORT';
+
+export type RowError = {
+  __typename?: 'RowError';
+  line: Scalars['Int']['output'];
+  message: Scalars['String']['output'];
+};
+
+export type SignInInput = {
+  email: Scalars['String']['input'];
+  password: Scalars['String']['input'];
+  /** Tenant slug */
+  tenant: Scalars['String']['input'];
+};
+
+export type SignInResult = SignInSuccess | ValidationError;
+
+export type SignInSuccess = {
+  __typename?: 'SignInSuccess';
+  memberId: Scalars['ID']['output'];
+  tenantId: Scalars['ID']['output'];
+};
+
+export type SuspendLicenseResult = ConflictError | License | NotFoundError | ValidationError;
+
+export type SyncState =
+  | 'PENDING_SYNC'
+  | 'SYNCED';
+
+export type Tenant = {
+  __typename?: 'Tenant';
+  createdAt: Scalars['DateTime']['output'];
+  id: Scalars['ID']['output'];
+  name: Scalars['String']['output'];
+  slug: Scalars['String']['output'];
+};
+
+export type TokenKey = {
+  __typename?: 'TokenKey';
+  createdAt: Scalars['DateTime']['output'];
+  id: Scalars['ID']['output'];
+  key: Scalars['String']['output'];
+  usedAt?: Maybe<Scalars['DateTime']['output']>;
+};
+
+export type UpdateLicenseInput = {
+  allowOffline?: InputMaybe<Scalars['Boolean']['input']>;
+  /** A semver range, e.g. ">=2.0.0 <3.0.0". */
+  allowedVersions?: InputMaybe<Scalars['String']['input']>;
+  clientType?: InputMaybe<ClientType>;
+  customerId?: InputMaybe<Scalars['ID']['input']>;
+  deploymentMode?: InputMaybe<DeploymentMode>;
+  /** Fixed expiry; replaces the edition validity. */
+  expiresAt?: InputMaybe<Scalars['DateTime']['input']>;
+  features?: InputMaybe<Array<Scalars['String']['input']>>;
+  fingerprintMatch?: InputMaybe<FingerprintMatch>;
+  /** Activations allowed beyond maxActivations (soft limit); each raises a compliance event. */
+  goodwillActivations?: InputMaybe<Scalars['Int']['input']>;
+  heartbeatSeconds?: InputMaybe<Scalars['Int']['input']>;
+  inactivityReclaimSeconds?: InputMaybe<Scalars['Int']['input']>;
+  leaseSeconds?: InputMaybe<Scalars['Int']['input']>;
+  licenseId: Scalars['ID']['input'];
+  maxActivations?: InputMaybe<Scalars['Int']['input']>;
+  metadata?: InputMaybe<Scalars['JSON']['input']>;
+  meters?: InputMaybe<Array<MeterEntitlementInput>>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  provisioning?: InputMaybe<Provisioning>;
+  seats?: InputMaybe<Scalars['Int']['input']>;
+  startsAt?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
+export type UpdateLicenseResult = ConflictError | License | NotFoundError | ValidationError;
+
+export type ValidationError = Error & {
+  __typename?: 'ValidationError';
+  fields: Array<FieldError>;
+  message: Scalars['String']['output'];
+};
+
+export type Viewer = {
+  __typename?: 'Viewer';
+  memberId?: Maybe<Scalars['ID']['output']>;
+  role: Role;
+  tenantId: Scalars['ID']['output'];
+};
