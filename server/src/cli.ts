@@ -1,0 +1,147 @@
+/**
+ * Operator CLI: `pnpm tessera <command>`. Honours DATABASE_URL and TESSERA_DATA_DIR like the server;
+ * with the embedded database it goes through the running server's socket when one holds the data dir.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { migrate, openDatabase, type Database } from '@tessera/db/database';
+import { openForOperator } from '@tessera/db/embedded';
+import { loadConfig } from './config.ts';
+import type { AppDeps } from './context.ts';
+import { ConflictError, ImportError, NotFoundError, ValidationError } from './errors.ts';
+import { createMemoryBus } from './modules/audit/bus.ts';
+import type { ServiceContext } from './modules/audit/service.ts';
+import { importLicenses } from './modules/licenses/import.ts';
+import { createMember, createTenant } from './modules/tenants/service.ts';
+
+const USAGE = `Usage: pnpm tessera <command> [options]
+
+Commands:
+  tenant create <slug> [--name <name>] [--json]
+      Create a tenant and print its first OWNER API token (shown once).
+  member create --tenant <slug> --email <email> [--role OWNER|ADMIN|SUPPORT|READ_ONLY] [--password <pw>] [--json]
+      Add a console user (a password is generated when none is given).
+  licenses import <file> --tenant <slug> [--format csv|jsonl] [--json]
+      Import licenses from CSV (header row) or JSON lines, all or nothing.
+  migrate
+      Apply pending database migrations (the server also does this on start).
+
+Environment: DATABASE_URL (PostgreSQL) or TESSERA_DATA_DIR (embedded, default ./data).`;
+
+class UsageError extends Error {}
+
+async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  if (config.databaseUrl) {
+    const db = await openDatabase({ url: config.databaseUrl, poolSize: 2 });
+    try {
+      await migrate(db);
+      return await fn(db);
+    } finally {
+      await db.close();
+    }
+  }
+  const handle = await openForOperator(config.dataDir);
+  try {
+    if (!handle.viaServer) await migrate(handle.db);
+    return await fn(handle.db);
+  } finally {
+    await handle.release();
+  }
+}
+
+function operatorContext(db: Database, tenantId?: string): ServiceContext {
+  const app: AppDeps = { config: loadConfig(), db, prisma: db.prisma, bus: createMemoryBus() };
+  return {
+    app,
+    prisma: db.prisma,
+    actor: tenantId ? { kind: 'operator', tenantId } : { kind: 'anonymous' },
+    requestId: `cli-${randomUUID()}`,
+  };
+}
+
+async function tenantId(db: Database, slug: string | undefined): Promise<string> {
+  if (!slug) throw new UsageError('--tenant <slug> is required');
+  const tenant = await db.prisma.tenant.findUnique({ where: { slug }, select: { id: true } });
+  if (!tenant) throw new NotFoundError(`tenant "${slug}"`);
+  return tenant.id;
+}
+
+function print(json: boolean, value: Record<string, unknown>, human: string) {
+  console.log(json ? JSON.stringify(value) : human);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean', default: false },
+      name: { type: 'string' },
+      tenant: { type: 'string' },
+      email: { type: 'string' },
+      role: { type: 'string', default: 'ADMIN' },
+      password: { type: 'string' },
+      format: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [group, action, arg] = positionals;
+  const json = values.json ?? false;
+  if (values.help || !group) {
+    console.log(USAGE);
+    return values.help ? 0 : 2;
+  }
+
+  if (group === 'tenant' && action === 'create') {
+    if (!arg) throw new UsageError('tenant create needs a <slug>');
+    const out = await withDatabase(async (db) => {
+      const { tenant, adminToken } = await createTenant(operatorContext(db), { slug: arg, name: values.name });
+      return { tenantId: tenant.id, slug: tenant.slug, adminToken };
+    });
+    print(json, out, `Created tenant "${out.slug}" (${out.tenantId}).\nOWNER API token (shown once): ${out.adminToken}`);
+    return 0;
+  }
+
+  if (group === 'member' && action === 'create') {
+    const password = values.password ?? randomBytes(12).toString('base64url');
+    const out = await withDatabase(async (db) => {
+      const ctx = operatorContext(db, await tenantId(db, values.tenant));
+      const user = await createMember(ctx, { email: values.email ?? '', password, role: (values.role ?? 'ADMIN').toUpperCase() as never });
+      return { memberId: user.id, email: user.email, role: user.role };
+    });
+    print(json, { ...out, ...(values.password ? {} : { password }) }, `Added ${out.email} as ${out.role}.${values.password ? '' : ` Password: ${password}`}`);
+    return 0;
+  }
+
+  if (group === 'licenses' && action === 'import') {
+    if (!arg) throw new UsageError('licenses import needs a <file>');
+    const format = (values.format ?? (path.extname(arg).toLowerCase() === '.csv' ? 'csv' : 'jsonl')).toUpperCase();
+    if (format !== 'CSV' && format !== 'JSONL') throw new UsageError('--format must be csv or jsonl');
+    const data = readFileSync(arg, 'utf8');
+    const ids = await withDatabase(async (db) => importLicenses(operatorContext(db, await tenantId(db, values.tenant)), format, data));
+    print(json, { imported: ids.length, licenseIds: ids }, `Imported ${ids.length} license(s).`);
+    return 0;
+  }
+
+  if (group === 'migrate') {
+    const applied = await withDatabase(async () => []);
+    print(json, { ok: true }, applied.length ? `Applied ${applied.length} migration(s).` : 'Migrations are up to date.');
+    return 0;
+  }
+
+  throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) console.error(`${err.message}\n\n${USAGE}`);
+    else if (err instanceof ImportError) console.error([err.message, ...err.rows.map((r) => `  line ${r.line}: ${r.message}`)].join('\n'));
+    else if (err instanceof ValidationError || err instanceof ConflictError || err instanceof NotFoundError) console.error(err.message);
+    else console.error(err instanceof Error ? err.message : err);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);
