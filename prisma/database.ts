@@ -94,7 +94,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       await pglite.exec(text);
     },
   };
-  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
+  // The adapter is typed against an older driver-adapter-utils; the runtime contract is the same.
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) as never });
   return {
     kind: 'pglite',
     prisma,

@@ -61,9 +61,9 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     maskedErrors: true,
     plugins: [responseHeaders],
     context: async ({ request, ...rest }): Promise<Context> => {
-      const ws = (rest as { actor?: Actor; requestId?: string }).actor;
-      if (ws) {
-        return { transport: 'ws', app: deps, prisma: deps.prisma, actor: ws, requestId: (rest as { requestId: string }).requestId };
+      const socket = rest as unknown as { actor?: Actor; requestId?: string };
+      if (socket.actor) {
+        return { transport: 'ws', app: deps, prisma: deps.prisma, actor: socket.actor, requestId: socket.requestId ?? randomUUID() };
       }
       const given = request.headers.get('x-request-id');
       const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
@@ -97,10 +97,9 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const wss = new WebSocketServer({ server, path: '/graphql' });
   const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor }>(
     {
-      execute: (args: ExecutionArgs & { rootValue?: { execute?: typeof execute } }) =>
-        (args.rootValue?.execute ?? execute)(args),
-      subscribe: (args: ExecutionArgs & { rootValue?: { subscribe?: typeof subscribe } }) =>
-        (args.rootValue?.subscribe ?? subscribe)(args),
+      // onSubscribe puts yoga's enveloped execute/subscribe on rootValue.
+      execute: (args: ExecutionArgs) => ((args.rootValue as { execute?: typeof execute })?.execute ?? execute)(args),
+      subscribe: (args: ExecutionArgs) => ((args.rootValue as { subscribe?: typeof subscribe })?.subscribe ?? subscribe)(args),
       // Credentials are checked once, on connect: a bad token closes the socket with 4403.
       onConnect: async (ctx) => {
         const raw = ctx.connectionParams?.authorization;

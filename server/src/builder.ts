@@ -28,6 +28,8 @@ export const builder = new SchemaBuilder<{
     role: Role;
   };
   DefaultFieldNullability: false;
+  DefaultEdgesNullability: false;
+  DefaultNodeNullability: false;
 }>({
   // Errors first, so domain failures become union members; auth failures stay GraphQL errors
   // with extensions.code (CONTRACT.md).
@@ -58,7 +60,7 @@ export const builder = new SchemaBuilder<{
     clientMutationId: 'omit',
     cursorType: 'String',
     edgesFieldOptions: { nullable: false },
-    nodeFieldOptions: { nullable: true },
+    nodeFieldOptions: { nullable: false },
   },
 });
 

@@ -63,7 +63,7 @@ export async function startTestServer(options: { databaseUrl?: string } = {}): P
     app,
     db,
     dialect: db.kind,
-    fetch: (path, init) => Promise.resolve(app.yoga.fetch(`http://tessera.test${path}`, init)),
+    fetch: (path, init) => Promise.resolve(app.yoga.fetch(new Request(`http://tessera.test${path}`, init))),
     async gql(query, variables, opts = {}) {
       const headers: Record<string, string> = { 'content-type': 'application/json', ...(opts.headers ?? {}) };
       if (opts.token) headers.authorization = `Bearer ${opts.token}`;

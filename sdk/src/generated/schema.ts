@@ -335,7 +335,7 @@ export type LicenseActivationsConnection = {
 export type LicenseActivationsConnectionEdge = {
   __typename?: 'LicenseActivationsConnectionEdge';
   cursor: Scalars['String']['output'];
-  node?: Maybe<Activation>;
+  node: Activation;
 };
 
 export type LicenseIdInput = {
@@ -642,7 +642,7 @@ export type QueryAuditEventsConnection = {
 export type QueryAuditEventsConnectionEdge = {
   __typename?: 'QueryAuditEventsConnectionEdge';
   cursor: Scalars['String']['output'];
-  node?: Maybe<AuditEvent>;
+  node: AuditEvent;
 };
 
 export type QueryCustomersConnection = {
@@ -654,7 +654,7 @@ export type QueryCustomersConnection = {
 export type QueryCustomersConnectionEdge = {
   __typename?: 'QueryCustomersConnectionEdge';
   cursor: Scalars['String']['output'];
-  node?: Maybe<Customer>;
+  node: Customer;
 };
 
 export type QueryLicensesConnection = {
@@ -667,7 +667,7 @@ export type QueryLicensesConnection = {
 export type QueryLicensesConnectionEdge = {
   __typename?: 'QueryLicensesConnectionEdge';
   cursor: Scalars['String']['output'];
-  node?: Maybe<License>;
+  node: License;
 };
 
 export type ReinstateLicenseResult = ConflictError | License | NotFoundError | ValidationError;

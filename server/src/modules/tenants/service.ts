@@ -7,6 +7,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import { inTransaction, type ServiceContext } from '../audit/service.ts';
 import { uniqueOr } from '../common/db.ts';
 import { email, name, parse, password, slug } from '../common/validate.ts';
+import { hasRole } from './roles.ts';
 import { decoyHash, hashPassword, hashSecret, newSecret, verifyPassword } from './secrets.ts';
 
 export const SESSION_COOKIE = 'tessera_session';
@@ -46,7 +47,7 @@ export async function createMember(
 ) {
   const tenantId = requireTenant(ctx.actor);
   const data = parse(z.object({ email, name: name.optional().nullable(), password, role: roles }), input);
-  if (data.role === 'OWNER' && !(ctx.actor.kind === 'operator' || ctx.actor.role === 'OWNER')) {
+  if (data.role === 'OWNER' && !hasRole(ctx.actor, 'OWNER')) {
     throw new ValidationError([{ path: 'role', message: 'only an owner can add another owner' }]);
   }
   const passwordHash = await hashPassword(data.password);
@@ -62,7 +63,7 @@ export async function createMember(
 export async function createApiToken(ctx: ServiceContext, input: { name: string; role: Role }) {
   const tenantId = requireTenant(ctx.actor);
   const data = parse(z.object({ name, role: roles }), input);
-  if (data.role === 'OWNER' && !(ctx.actor.kind === 'operator' || ctx.actor.role === 'OWNER')) {
+  if (data.role === 'OWNER' && !hasRole(ctx.actor, 'OWNER')) {
     throw new ValidationError([{ path: 'role', message: 'only an owner can create an owner token' }]);
   }
   const token = newSecret('tsr');
