@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: generated files and migrations up to date, strict type-check, the server
+# suite on embedded PGlite, the same suite on PostgreSQL, and the admin console's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "generated files and migrations"
+pnpm check:generated
+
+step "type-check"
+pnpm typecheck
+
+step "server tests on PGlite"
+(cd server && TEST_DATABASE_URL= pnpm exec vitest run)
+
+# PostgreSQL: TEST_DATABASE_URL, or the local server these machines run. Each test file creates and
+# drops its own database there. CI must have it; elsewhere it is skipped with a note.
+pg_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+if node -e "const c=new (require('pg').Client)({connectionString:process.argv[1],connectionTimeoutMillis:3000});c.connect().then(()=>c.end()).catch(()=>process.exit(1))" "$pg_url" 2>/dev/null; then
+  step "server tests on PostgreSQL"
+  (cd server && TEST_DATABASE_URL="$pg_url" pnpm exec vitest run)
+elif [ "${CI:-}" = "true" ]; then
+  echo "PostgreSQL is not reachable at $pg_url, and CI needs it" >&2
+  exit 1
+else
+  step "PostgreSQL not reachable at $pg_url: skipped the PostgreSQL pass"
+fi
