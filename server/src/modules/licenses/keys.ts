@@ -1,4 +1,4 @@
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 
 // Crockford's base32: no I, L, O or U, so keys survive being read aloud and retyped.
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -12,16 +12,44 @@ function randomGroup(length: number): string {
   return s;
 }
 
-/** Four base32 digits (20 bits) of SHA-256 over the prefix and body: any single typo changes them. */
+// The check group is a Reed-Solomon code over GF(32) (4 parity symbols, minimum distance 5): any
+// one to four changed characters, and so any swap of two characters, can never yield another valid
+// key. A per-kind constant is added so a TOK key with its prefix changed to LIC is malformed too.
+const EXP: number[] = [];
+const LOG: number[] = [];
+for (let i = 0, x = 1; i < 31; i++) {
+  EXP[i] = EXP[i + 31] = x;
+  LOG[x] = i;
+  x <<= 1;
+  if (x & 32) x ^= 0b100101; // x^5 + x^2 + 1, primitive
+}
+const mul = (a: number, b: number) => (a && b ? EXP[LOG[a]! + LOG[b]!]! : 0);
+/** (x + a)(x + a^2)(x + a^3)(x + a^4), highest degree first. */
+const GENERATOR = [1, 2, 3, 4].reduce<number[]>(
+  (g, i) => {
+    const next = new Array<number>(g.length + 1).fill(0);
+    g.forEach((c, j) => {
+      next[j] = next[j]! ^ c;
+      next[j + 1] = next[j + 1]! ^ mul(c, EXP[i]!);
+    });
+    return next;
+  },
+  [1],
+);
+const KIND_MASK: Record<KeyKind, number[]> = { LIC: [0, 0, 0, 0], TOK: [21, 7, 30, 12] };
+
 function checksum(kind: KeyKind, body: string): string {
-  const digest = createHash('sha256').update(`${kind}-${body}`).digest();
-  const n = ((digest[0]! << 12) | (digest[1]! << 4) | (digest[2]! >> 4)) >>> 0;
-  let s = '';
-  for (let shift = 15; shift >= 0; shift -= 5) s += ALPHABET[(n >> shift) & 31];
-  return s;
+  const r = [0, 0, 0, 0];
+  for (const ch of body) {
+    const f = ALPHABET.indexOf(ch) ^ r[0]!;
+    r.shift();
+    r.push(0);
+    for (let j = 0; j < 4; j++) r[j] = r[j]! ^ mul(GENERATOR[j + 1]!, f);
+  }
+  return r.map((v, j) => ALPHABET[v ^ KIND_MASK[kind][j]!]).join('');
 }
 
-/** `LIC-XXXX-XXXXXXXXXXXX-XXXX`: 80 random bits from the CSPRNG and a 20-bit check group. */
+/** `LIC-XXXX-XXXXXXXXXXXX-XXXX`: 80 random bits from the CSPRNG and a 4-character check group. */
 export function generateKey(kind: KeyKind): string {
   const a = randomGroup(4);
   const b = randomGroup(12);
