@@ -5,5 +5,6 @@ import './modules/catalog/types.ts';
 import './modules/licenses/types.ts';
 import './modules/activation/types.ts';
 import './modules/audit/types.ts';
+import './modules/system/types.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

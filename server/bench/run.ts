@@ -1,0 +1,229 @@
+/**
+ * `pnpm bench`: throughput and latency of the hot client operations, each as a ratio to a no-op
+ * mutation measured on the same server in the same run. The server runs in its own process (as in
+ * production, NODE_ENV=production); load comes from autocannon in this process. Runs on embedded
+ * PGlite and, when reachable, on PostgreSQL. Prints one table and writes bench/results/<stamp>.json.
+ *
+ *   pnpm bench [--duration 10] [--connections 16] [--only pglite|postgres]
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import pg from 'pg';
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '16' },
+    only: { type: 'string' },
+  },
+});
+const DURATION = Number(values.duration);
+const CONNECTIONS = Number(values.connections);
+const root = path.resolve(import.meta.dirname, '../..');
+const pgBase = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+
+interface Server {
+  url: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startServer(env: Record<string, string>): Promise<Server> {
+  const proc = spawn(path.join(root, 'node_modules/.bin/tsx'), [path.join(root, 'server/src/main.ts')], {
+    env: { ...process.env, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', TESSERA_DEMO: '0', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /serving at (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!.replace('localhost', '127.0.0.1'));
+    });
+    proc.once('exit', (code) => reject(new Error(`server exited with ${code} before serving:\n${out}`)));
+  });
+  return {
+    url,
+    proc,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+async function gql<T = any>(url: string, query: string, variables: Record<string, unknown>, token?: string): Promise<T> {
+  const res = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await res.json()) as { data: T; errors?: unknown };
+  if (body.errors) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+function tessera(args: string[], env: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(path.join(root, 'node_modules/.bin/tsx'), [path.join(root, 'server/src/cli.ts'), ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    proc.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`tessera ${args.join(' ')} exited ${code}`))));
+  });
+}
+
+const ACTIVATE = `mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on ActivateSuccess { reused } ... on LicensingError { code } } }`;
+const HEARTBEAT = `mutation($input: HeartbeatInput!) { heartbeat(input: $input) { __typename ... on HeartbeatSuccess { nextHeartbeatBy } ... on LicensingError { code } } }`;
+const VALIDATE = `query($input: ValidateInput!) { validateLicense(input: $input) { valid code } }`;
+
+interface Fixture {
+  key: string;
+  licenseId: string;
+  devices: string[];
+}
+
+async function setUp(url: string, env: Record<string, string>): Promise<{ token: string; fixture: Fixture }> {
+  const { adminToken: token } = JSON.parse(await tessera(['tenant', 'create', `bench-${randomBytes(3).toString('hex')}`, '--json'], env));
+  const product = await gql(url, `mutation { createProduct(input: { name: "Bench", code: "bench" }) { ... on Product { id } } }`, {}, token);
+  const productId = product.createProduct.id as string;
+  const edition = await gql(
+    url,
+    `mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } ... on Error { message } } }`,
+    { input: { productId, name: 'Site', code: 'site', licenseType: 'PERPETUAL', maxActivations: 2_000_000, heartbeatSeconds: 3600 } },
+    token,
+  );
+  const created = await gql(
+    url,
+    `mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`,
+    { input: { editionId: edition.createEdition.id } },
+    token,
+  );
+  const { id: licenseId, key } = created.createLicense.license as { id: string; key: string };
+  const devices = Array.from({ length: 256 }, (_, i) => `bench-device-${i}`);
+  for (let i = 0; i < devices.length; i += 32) {
+    await Promise.all(devices.slice(i, i + 32).map((fingerprint) => gql(url, ACTIVATE, { input: { key, fingerprint } })));
+  }
+  return { token, fixture: { key, licenseId, devices } };
+}
+
+interface Row {
+  scenario: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  ratio?: number;
+}
+
+async function load(url: string, scenario: string, body: (i: number) => unknown): Promise<Row> {
+  let i = 0;
+  const result = await autocannon({
+    url: `${url}/graphql`,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    requests: [
+      {
+        setupRequest: (req) => ({ ...req, body: JSON.stringify(body(i++)) }),
+      },
+    ],
+  });
+  return {
+    scenario,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx + result.timeouts,
+  };
+}
+
+async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
+  let env: Record<string, string>;
+  let cleanup: () => Promise<void>;
+  if (dialect === 'pglite') {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tessera-bench-'));
+    env = { TESSERA_DATA_DIR: dir };
+    cleanup = async () => rmSync(dir, { recursive: true, force: true });
+  } else {
+    const name = `tessera_bench_${randomBytes(4).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: pgBase });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.end();
+    const u = new URL(pgBase);
+    u.pathname = `/${name}`;
+    env = { DATABASE_URL: u.toString(), TESSERA_MASTER_KEY: randomBytes(32).toString('base64') };
+    cleanup = async () => {
+      const a = new pg.Client({ connectionString: pgBase });
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await a.end();
+    };
+  }
+  const server = await startServer(env);
+  try {
+    const { fixture } = await setUp(server.url, env);
+    const { key, devices } = fixture;
+    const run = randomBytes(3).toString('hex');
+    // Warm-up: JIT, caches, connection pools.
+    await load(server.url, 'warmup', () => ({ query: 'mutation { noop }' }));
+    const rows: Row[] = [];
+    rows.push(await load(server.url, 'no-op mutation', () => ({ query: 'mutation { noop }' })));
+    rows.push(await load(server.url, 'activate (new device)', (i) => ({ query: ACTIVATE, variables: { input: { key, fingerprint: `fp-${run}-${i}` } } })));
+    rows.push(await load(server.url, 'heartbeat', (i) => ({ query: HEARTBEAT, variables: { input: { key, fingerprint: devices[i % devices.length] } } })));
+    rows.push(await load(server.url, 'validateLicense', (i) => ({ query: VALIDATE, variables: { input: { key, fingerprint: devices[i % devices.length] } } })));
+    const base = rows[0]!.rps;
+    for (const r of rows) r.ratio = r.rps / base;
+    return rows;
+  } finally {
+    await server.stop();
+    await cleanup();
+  }
+}
+
+async function postgresReachable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: pgBase, connectionTimeoutMillis: 3000 });
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const results: Record<string, Row[]> = {};
+for (const dialect of ['pglite', 'postgres'] as const) {
+  if (values.only && values.only !== dialect) continue;
+  if (dialect === 'postgres' && !(await postgresReachable())) {
+    console.log(`PostgreSQL not reachable at ${pgBase}: skipped`);
+    continue;
+  }
+  console.log(`running ${dialect} (${DURATION}s per scenario, ${CONNECTIONS} connections)...`);
+  results[dialect] = await runDialect(dialect);
+}
+
+const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+console.log(`\nTessera benchmark — ${new Date().toISOString()} — ${machine}`);
+console.log('| database | scenario | req/s | p50 ms | p99 ms | errors | ratio to no-op |');
+console.log('|---|---|---:|---:|---:|---:|---:|');
+for (const [dialect, rows] of Object.entries(results)) {
+  for (const r of rows) {
+    console.log(`| ${dialect} | ${r.scenario} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.ratio!.toFixed(2)}x |`);
+  }
+}
+const dir = path.join(root, 'server/bench/results');
+mkdirSync(dir, { recursive: true });
+const file = path.join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, duration: DURATION, connections: CONNECTIONS, results }, null, 2));
+console.log(`\nwrote ${path.relative(root, file)}`);
