@@ -40,6 +40,8 @@ export const builder = new SchemaBuilder<{
     defaultUnionOptions: { name: ({ fieldName }) => `${capitalize(fieldName)}Result` },
   },
   scopeAuth: {
+    // Subscriptions check scopes when they start, not only per delivered event.
+    authorizeOnSubscribe: true,
     authScopes: (ctx) => ({
       member: ctx.actor.kind !== 'anonymous',
       role: (required: Role) => hasRole(ctx.actor, required),
@@ -68,3 +70,4 @@ builder.addScalarType('DateTime', DateTimeResolver);
 builder.addScalarType('JSON', JSONResolver);
 builder.queryType({});
 builder.mutationType({});
+builder.subscriptionType({});

@@ -13,6 +13,30 @@ export type Scalars = {
   JSON: { input: unknown; output: unknown; }
 };
 
+export type ActivateInput = {
+  client?: InputMaybe<ClientInfoInput>;
+  components?: InputMaybe<Array<FingerprintComponentInput>>;
+  /** Stable device id computed by the SDK. */
+  fingerprint: Scalars['String']['input'];
+  /** A retry with the same key returns the first result. */
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  /** A license key or a single-use token key. */
+  key: Scalars['String']['input'];
+};
+
+export type ActivateResult = ActivateSuccess | LicensingError | ValidationError;
+
+export type ActivateSuccess = {
+  __typename?: 'ActivateSuccess';
+  activation: Activation;
+  /** True when the activation sits in the goodwill (soft-limit) zone. */
+  goodwill: Scalars['Boolean']['output'];
+  /** True when this device already held this activation. */
+  reused: Scalars['Boolean']['output'];
+  /** Compact JWS, typ "tessera-activation+jwt". */
+  token: Scalars['String']['output'];
+};
+
 export type Activation = Node & {
   __typename?: 'Activation';
   activatedAt: Scalars['DateTime']['output'];
@@ -35,6 +59,30 @@ export type ActivationStatus =
   | 'INACTIVE'
   | 'RELEASED';
 
+/** A domain event of the tenant, as the activity feed delivers it. */
+export type ActivityEvent = {
+  __typename?: 'ActivityEvent';
+  actor: EventActor;
+  customerId?: Maybe<Scalars['ID']['output']>;
+  /** The audit event id; pass the last one seen as `after` to resume. */
+  id: Scalars['ID']['output'];
+  licenseId?: Maybe<Scalars['ID']['output']>;
+  occurredAt: Scalars['DateTime']['output'];
+  payload: Scalars['JSON']['output'];
+  requestId?: Maybe<Scalars['String']['output']>;
+  seq: Scalars['Int']['output'];
+  subjectId: Scalars['String']['output'];
+  subjectType: Scalars['String']['output'];
+  type: Scalars['String']['output'];
+};
+
+export type ActivityFilter = {
+  customerId?: InputMaybe<Scalars['ID']['input']>;
+  licenseId?: InputMaybe<Scalars['ID']['input']>;
+  /** Event types, e.g. ["activation.created"]. */
+  types?: InputMaybe<Array<Scalars['String']['input']>>;
+};
+
 export type ApiToken = Node & {
   __typename?: 'ApiToken';
   createdAt: Scalars['DateTime']['output'];
@@ -47,19 +95,59 @@ export type ApiToken = Node & {
   role: Role;
 };
 
+export type AuditChainBreak = {
+  __typename?: 'AuditChainBreak';
+  eventId?: Maybe<Scalars['ID']['output']>;
+  message: Scalars['String']['output'];
+  reason: AuditChainBreakReason;
+  seq: Scalars['Int']['output'];
+};
+
+export type AuditChainBreakReason =
+  /** An entry was altered after it was sealed. */
+  | 'HASH_MISMATCH'
+  /** An entry was deleted: the sequence has a hole. */
+  | 'MISSING_ENTRY'
+  /** An entry does not commit to the one before it. */
+  | 'PREV_HASH_MISMATCH'
+  /** The newest entries were deleted: the chain head points past the log. */
+  | 'TRUNCATED';
+
+export type AuditChainVerification = {
+  __typename?: 'AuditChainVerification';
+  /** Entries whose hash was recomputed. */
+  checked: Scalars['Int']['output'];
+  firstBroken?: Maybe<AuditChainBreak>;
+  headSeq: Scalars['Int']['output'];
+  ok: Scalars['Boolean']['output'];
+  /** Committed entries not chained yet. */
+  unsealed: Scalars['Int']['output'];
+};
+
 export type AuditEvent = {
   __typename?: 'AuditEvent';
   actorId?: Maybe<Scalars['String']['output']>;
   actorType: Scalars['String']['output'];
   customerId?: Maybe<Scalars['String']['output']>;
+  hash?: Maybe<Scalars['String']['output']>;
   id: Scalars['ID']['output'];
   licenseId?: Maybe<Scalars['String']['output']>;
   occurredAt: Scalars['DateTime']['output'];
   payload: Scalars['JSON']['output'];
+  prevHash?: Maybe<Scalars['String']['output']>;
   requestId?: Maybe<Scalars['String']['output']>;
+  /** Position in the tenant audit chain; null for a moment after commit. */
+  seq?: Maybe<Scalars['Int']['output']>;
   subjectId: Scalars['String']['output'];
   subjectType: Scalars['String']['output'];
   type: Scalars['String']['output'];
+};
+
+export type ClientInfoInput = {
+  appVersion?: InputMaybe<Scalars['String']['input']>;
+  hostname?: InputMaybe<Scalars['String']['input']>;
+  osVersion?: InputMaybe<Scalars['String']['input']>;
+  platform?: InputMaybe<Scalars['String']['input']>;
 };
 
 export type ClientType =
@@ -200,6 +288,18 @@ export type Customer = Node & {
   name: Scalars['String']['output'];
 };
 
+export type DeactivateInput = {
+  fingerprint: Scalars['String']['input'];
+  key: Scalars['String']['input'];
+};
+
+export type DeactivateResult = DeactivateSuccess | LicensingError | ValidationError;
+
+export type DeactivateSuccess = {
+  __typename?: 'DeactivateSuccess';
+  activation: Activation;
+};
+
 export type DeploymentMode =
   | 'HYBRID'
   | 'OFFLINE'
@@ -234,6 +334,13 @@ export type Error = {
   message: Scalars['String']['output'];
 };
 
+export type EventActor = {
+  __typename?: 'EventActor';
+  id?: Maybe<Scalars['String']['output']>;
+  /** user, api_token, operator, client_key, system... */
+  type: Scalars['String']['output'];
+};
+
 export type Feature = Node & {
   __typename?: 'Feature';
   code: Scalars['String']['output'];
@@ -249,10 +356,36 @@ export type FieldError = {
   path: Scalars['String']['output'];
 };
 
+export type FingerprintComponentInput = {
+  /** MAC, CPU, HOST_ID, DISK, MACHINE_ID, ... */
+  kind: Scalars['String']['input'];
+  value: Scalars['String']['input'];
+};
+
 export type FingerprintMatch =
   | 'ANY_TWO'
   | 'EXACT'
   | 'MAJORITY';
+
+export type HeartbeatInput = {
+  client?: InputMaybe<ClientInfoInput>;
+  fingerprint: Scalars['String']['input'];
+  key: Scalars['String']['input'];
+  /** The license revision the client holds. */
+  revision?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type HeartbeatResult = HeartbeatSuccess | LicensingError | ValidationError;
+
+export type HeartbeatSuccess = {
+  __typename?: 'HeartbeatSuccess';
+  activation: Activation;
+  nextHeartbeatBy: Scalars['DateTime']['output'];
+  /** A fresh activation token when updateAvailable. */
+  token?: Maybe<Scalars['String']['output']>;
+  /** The license changed since `revision`. */
+  updateAvailable: Scalars['Boolean']['output'];
+};
 
 export type ImportError = Error & {
   __typename?: 'ImportError';
@@ -353,6 +486,19 @@ export type LicenseInfo = {
   type: LicenseType;
 };
 
+export type LicenseLiveState = {
+  __typename?: 'LicenseLiveState';
+  activationsUsed: Scalars['Int']['output'];
+  /** The event that changed it; null for the state sent on subscribe. */
+  eventId?: Maybe<Scalars['ID']['output']>;
+  eventType?: Maybe<Scalars['String']['output']>;
+  licenseId: Scalars['ID']['output'];
+  maxActivations?: Maybe<Scalars['Int']['output']>;
+  revision: Scalars['Int']['output'];
+  seats?: Maybe<Scalars['Int']['output']>;
+  state: Scalars['String']['output'];
+};
+
 export type LicenseStatus =
   | 'ACTIVE'
   | 'EXPIRED'
@@ -438,6 +584,7 @@ export type MeterPeriod =
 
 export type Mutation = {
   __typename?: 'Mutation';
+  activate: ActivateResult;
   createApiToken: CreateApiTokenResult;
   createCustomer: CreateCustomerResult;
   createEdition: CreateEditionResult;
@@ -446,15 +593,28 @@ export type Mutation = {
   createMember: CreateMemberResult;
   createMeter: CreateMeterResult;
   createProduct: CreateProductResult;
+  deactivate: DeactivateResult;
+  heartbeat: HeartbeatResult;
   importLicenses: ImportLicensesResult;
+  /** Does nothing and returns true: the baseline that benchmarks compare operations with. */
+  noop: Scalars['Boolean']['output'];
   reinstateLicense: ReinstateLicenseResult;
+  /** Frees a device's activation at once (lost machine, reinstall); its next call gets ACTIVATION_RELEASED. */
+  releaseActivation: ReleaseActivationResult;
   renewLicense: RenewLicenseResult;
   revokeApiToken: RevokeApiTokenResult;
   revokeLicense: RevokeLicenseResult;
+  /** Signs with a new key from now on; tokens signed with earlier keys keep verifying against the JWKS. */
+  rotateSigningKey: RotateSigningKeyResult;
   signIn: SignInResult;
   signOut: Scalars['Boolean']['output'];
   suspendLicense: SuspendLicenseResult;
   updateLicense: UpdateLicenseResult;
+};
+
+
+export type MutationActivateArgs = {
+  input: ActivateInput;
 };
 
 
@@ -498,6 +658,16 @@ export type MutationCreateProductArgs = {
 };
 
 
+export type MutationDeactivateArgs = {
+  input: DeactivateInput;
+};
+
+
+export type MutationHeartbeatArgs = {
+  input: HeartbeatInput;
+};
+
+
 export type MutationImportLicensesArgs = {
   input: ImportLicensesInput;
 };
@@ -505,6 +675,11 @@ export type MutationImportLicensesArgs = {
 
 export type MutationReinstateLicenseArgs = {
   input: LicenseIdInput;
+};
+
+
+export type MutationReleaseActivationArgs = {
+  input: ReleaseActivationInput;
 };
 
 
@@ -580,7 +755,12 @@ export type Query = {
   node?: Maybe<Node>;
   nodes: Array<Maybe<Node>>;
   products: Array<Product>;
+  /** The tenant's signing keys, newest first (public halves only), as published at /.well-known/jwks.json?tenant=<slug>. */
+  signingKeys: Array<SigningKey>;
   tenant: Tenant;
+  validateLicense: Validation;
+  /** Recomputes the caller's tenant audit hash chain; reports the first broken entry. */
+  verifyAuditChain: AuditChainVerification;
   /** The caller: its tenant and role; null when not signed in. */
   viewer?: Maybe<Viewer>;
 };
@@ -633,6 +813,11 @@ export type QueryNodesArgs = {
   ids: Array<Scalars['ID']['input']>;
 };
 
+
+export type QueryValidateLicenseArgs = {
+  input: ValidateInput;
+};
+
 export type QueryAuditEventsConnection = {
   __typename?: 'QueryAuditEventsConnection';
   edges: Array<QueryAuditEventsConnectionEdge>;
@@ -672,6 +857,12 @@ export type QueryLicensesConnectionEdge = {
 
 export type ReinstateLicenseResult = ConflictError | License | NotFoundError | ValidationError;
 
+export type ReleaseActivationInput = {
+  activationId: Scalars['ID']['input'];
+};
+
+export type ReleaseActivationResult = Activation | ConflictError | NotFoundError | ValidationError;
+
 export type RenewLicenseInput = {
   expiresAt?: InputMaybe<Scalars['DateTime']['input']>;
   /** Days added to the current expiry (or to now, if it has lapsed). */
@@ -697,6 +888,8 @@ export type Role =
   | 'READ_ONLY'
   | 'SUPPORT';
 
+export type RotateSigningKeyResult = ConflictError | NotFoundError | SigningKey | ValidationError;
+
 export type RowError = {
   __typename?: 'RowError';
   line: Scalars['Int']['output'];
@@ -716,6 +909,36 @@ export type SignInSuccess = {
   __typename?: 'SignInSuccess';
   memberId: Scalars['ID']['output'];
   tenantId: Scalars['ID']['output'];
+};
+
+export type SigningKey = {
+  __typename?: 'SigningKey';
+  algorithm: Scalars['String']['output'];
+  createdAt: Scalars['DateTime']['output'];
+  id: Scalars['ID']['output'];
+  kid: Scalars['String']['output'];
+  publicJwk: Scalars['JSON']['output'];
+  /** When a newer key took over signing; a retired key stays published so old tokens keep verifying. */
+  retiredAt?: Maybe<Scalars['DateTime']['output']>;
+};
+
+export type Subscription = {
+  __typename?: 'Subscription';
+  /** Every domain event of the caller's tenant, in order. With `after`, the events after that one first (from the audit log), then live ones. */
+  activity: ActivityEvent;
+  /** The license's activation and seat counters: now, then after every event about the license. */
+  licenseLive: LicenseLiveState;
+};
+
+
+export type SubscriptionActivityArgs = {
+  after?: InputMaybe<Scalars['ID']['input']>;
+  filter?: InputMaybe<ActivityFilter>;
+};
+
+
+export type SubscriptionLicenseLiveArgs = {
+  licenseId: Scalars['ID']['input'];
 };
 
 export type SuspendLicenseResult = ConflictError | License | NotFoundError | ValidationError;
@@ -767,6 +990,20 @@ export type UpdateLicenseInput = {
 };
 
 export type UpdateLicenseResult = ConflictError | License | NotFoundError | ValidationError;
+
+export type ValidateInput = {
+  feature?: InputMaybe<Scalars['String']['input']>;
+  fingerprint?: InputMaybe<Scalars['String']['input']>;
+  key: Scalars['String']['input'];
+  version?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type Validation = {
+  __typename?: 'Validation';
+  code?: Maybe<LicensingErrorCode>;
+  license?: Maybe<LicenseInfo>;
+  valid: Scalars['Boolean']['output'];
+};
 
 export type ValidationError = Error & {
   __typename?: 'ValidationError';

@@ -1,7 +1,7 @@
 import type { Prisma } from '@tessera/db/client';
 import type { PrismaClient } from '@tessera/db/database';
 import type { Actor, AppDeps } from '../../context.ts';
-import type { DomainEvent } from './bus.ts';
+import { sealerOf } from './chain.ts';
 
 /** What services need from a request; the GraphQL context satisfies it, tests build one directly. */
 export interface ServiceContext {
@@ -40,25 +40,28 @@ export function actorOf(actor: Actor): { type: string; id: string | null } {
 /**
  * Runs `fn` in one database transaction; the events it emits are written to the audit log inside
  * that transaction and published only after it commits. A failure leaves no row and no event.
+ * The rows are chained (seq, prevHash, hash) by the sealer right after commit, outside the business
+ * transaction, so concurrent writers of one tenant never queue on the chain; see chain.ts.
  */
 export async function inTransaction<T>(
   ctx: ServiceContext,
   tenantId: string,
   fn: (tx: Tx, emit: (event: EventInput) => void) => Promise<T>,
 ): Promise<T> {
-  const { result, events } = await ctx.prisma.$transaction(async (tx) => {
+  const { result, wrote } = await ctx.prisma.$transaction(async (tx) => {
     const pending: EventInput[] = [];
     const result = await fn(tx, (e) => pending.push(e));
-    const events = pending.length ? await writeEvents(tx, ctx, tenantId, pending) : [];
-    return { result, events };
+    if (pending.length) await writeEvents(tx, ctx, tenantId, pending);
+    return { result, wrote: pending.length > 0 };
   });
-  if (events.length) ctx.app.bus.publish(events);
+  // Not awaited: the caller's response does not wait for the chain. Sealing publishes the events.
+  if (wrote) void sealerOf(ctx.app).seal(tenantId);
   return result;
 }
 
-async function writeEvents(tx: Tx, ctx: ServiceContext, tenantId: string, pending: EventInput[]): Promise<DomainEvent[]> {
+async function writeEvents(tx: Tx, ctx: ServiceContext, tenantId: string, pending: EventInput[]): Promise<void> {
   const fallback = actorOf(ctx.actor);
-  const rows = await tx.auditEvent.createManyAndReturn({
+  await tx.auditEvent.createMany({
     data: pending.map((e) => {
       const actor = e.actor ?? fallback;
       return {
@@ -75,20 +78,6 @@ async function writeEvents(tx: Tx, ctx: ServiceContext, tenantId: string, pendin
       };
     }),
   });
-  return rows.map((r) => ({
-    id: r.id.toString(),
-    tenantId: r.tenantId,
-    type: r.type,
-    occurredAt: r.occurredAt.toISOString(),
-    actorType: r.actorType,
-    actorId: r.actorId,
-    subjectType: r.subjectType,
-    subjectId: r.subjectId,
-    licenseId: r.licenseId,
-    customerId: r.customerId,
-    payload: r.payload,
-    requestId: r.requestId,
-  }));
 }
 
 /** A field-by-field diff of an update, for the event payload. */

@@ -1,9 +1,16 @@
+import { GraphQLError } from 'graphql';
 import { builder } from '../../builder.ts';
+import type { Context } from '../../context.ts';
 import { tenantWhere } from '../common/tenancy.ts';
+import { hasRole } from '../tenants/roles.ts';
+import type { DomainEvent } from './bus.ts';
+import { type ChainVerification, verifyChain } from './chain.ts';
+import { type LicenseLiveState, licenseLiveStream, tenantEventStream } from './stream.ts';
 
 builder.prismaObject('AuditEvent', {
   fields: (t) => ({
     id: t.id({ resolve: (e) => e.id.toString() }),
+    seq: t.int({ nullable: true, description: 'Position in the tenant audit chain; null for a moment after commit.', resolve: (e) => (e.seq === null ? null : Number(e.seq)) }),
     type: t.exposeString('type'),
     actorType: t.exposeString('actorType'),
     actorId: t.exposeString('actorId', { nullable: true }),
@@ -14,6 +21,8 @@ builder.prismaObject('AuditEvent', {
     payload: t.expose('payload', { type: 'JSON' }),
     requestId: t.exposeString('requestId', { nullable: true }),
     occurredAt: t.expose('occurredAt', { type: 'DateTime' }),
+    prevHash: t.exposeString('prevHash', { nullable: true }),
+    hash: t.exposeString('hash', { nullable: true }),
   }),
 });
 
@@ -36,5 +45,124 @@ builder.queryFields((t) => ({
         },
         orderBy: { id: 'desc' },
       }),
+  }),
+}));
+
+const ChainBreakReason = builder.enumType('AuditChainBreakReason', {
+  values: {
+    MISSING_ENTRY: { description: 'An entry was deleted: the sequence has a hole.' },
+    HASH_MISMATCH: { description: 'An entry was altered after it was sealed.' },
+    PREV_HASH_MISMATCH: { description: 'An entry does not commit to the one before it.' },
+    TRUNCATED: { description: 'The newest entries were deleted: the chain head points past the log.' },
+  } as const,
+});
+
+const ChainBreak = builder.objectRef<NonNullable<ChainVerification['firstBroken']>>('AuditChainBreak').implement({
+  fields: (t) => ({
+    seq: t.exposeInt('seq'),
+    eventId: t.exposeID('eventId', { nullable: true }),
+    reason: t.expose('reason', { type: ChainBreakReason }),
+    message: t.exposeString('message'),
+  }),
+});
+
+const ChainVerificationRef = builder.objectRef<ChainVerification>('AuditChainVerification').implement({
+  fields: (t) => ({
+    ok: t.exposeBoolean('ok'),
+    checked: t.exposeInt('checked', { description: 'Entries whose hash was recomputed.' }),
+    headSeq: t.exposeInt('headSeq'),
+    unsealed: t.exposeInt('unsealed', { description: 'Committed entries not chained yet.' }),
+    firstBroken: t.field({ type: ChainBreak, nullable: true, resolve: (v) => v.firstBroken }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  verifyAuditChain: t.field({
+    type: ChainVerificationRef,
+    description: "Recomputes the caller's tenant audit hash chain; reports the first broken entry.",
+    authScopes: { role: 'ADMIN' },
+    resolve: (_r, _a, ctx) => verifyChain(ctx.app, tenantWhere(ctx.actor).tenantId),
+  }),
+}));
+
+const Actor = builder.objectRef<{ type: string; id: string | null }>('EventActor').implement({
+  fields: (t) => ({
+    type: t.exposeString('type', { description: 'user, api_token, operator, client_key, system...' }),
+    id: t.exposeString('id', { nullable: true }),
+  }),
+});
+
+const ActivityEvent = builder.objectRef<DomainEvent>('ActivityEvent').implement({
+  description: 'A domain event of the tenant, as the activity feed delivers it.',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'The audit event id; pass the last one seen as `after` to resume.' }),
+    seq: t.exposeInt('seq'),
+    type: t.exposeString('type'),
+    occurredAt: t.field({ type: 'DateTime', resolve: (e) => e.occurredAt }),
+    actor: t.field({ type: Actor, resolve: (e) => ({ type: e.actorType, id: e.actorId }) }),
+    subjectType: t.exposeString('subjectType'),
+    subjectId: t.exposeString('subjectId'),
+    licenseId: t.exposeID('licenseId', { nullable: true }),
+    customerId: t.exposeID('customerId', { nullable: true }),
+    payload: t.field({ type: 'JSON', resolve: (e) => e.payload }),
+    requestId: t.exposeString('requestId', { nullable: true }),
+  }),
+});
+
+const ActivityFilterInput = builder.inputType('ActivityFilter', {
+  fields: (t) => ({
+    types: t.stringList({ required: false, description: 'Event types, e.g. ["activation.created"].' }),
+    licenseId: t.id({ required: false }),
+    customerId: t.id({ required: false }),
+  }),
+});
+
+const LicenseLive = builder.objectRef<LicenseLiveState>('LicenseLiveState').implement({
+  fields: (t) => ({
+    licenseId: t.exposeID('licenseId'),
+    activationsUsed: t.exposeInt('activationsUsed'),
+    maxActivations: t.exposeInt('maxActivations', { nullable: true }),
+    seats: t.exposeInt('seats', { nullable: true }),
+    state: t.exposeString('state'),
+    revision: t.exposeInt('revision'),
+    eventId: t.exposeID('eventId', { nullable: true, description: 'The event that changed it; null for the state sent on subscribe.' }),
+    eventType: t.exposeString('eventType', { nullable: true }),
+  }),
+});
+
+/** Checked when the subscription starts (the socket was authenticated on connect, roles can change). */
+function subscriberTenant(ctx: Context): string {
+  if (ctx.actor.kind === 'anonymous') throw new GraphQLError('Authentication required', { extensions: { code: 'UNAUTHENTICATED' } });
+  if (!hasRole(ctx.actor, 'READ_ONLY')) throw new GraphQLError('Your role does not allow this operation', { extensions: { code: 'FORBIDDEN' } });
+  return ctx.actor.tenantId;
+}
+
+builder.subscriptionFields((t) => ({
+  activity: t.field({
+    type: ActivityEvent,
+    description: 'Every domain event of the caller\'s tenant, in order. With `after`, the events after that one first (from the audit log), then live ones.',
+    authScopes: { role: 'READ_ONLY' },
+    args: {
+      filter: t.arg({ type: ActivityFilterInput }),
+      after: t.arg.id({ description: 'The id of the last event the client saw.' }),
+    },
+    subscribe: (_r, args, ctx) =>
+      tenantEventStream(ctx.app, subscriberTenant(ctx), {
+        afterId: args.after == null ? null : String(args.after),
+        filter: args.filter && {
+          types: args.filter.types ?? null,
+          licenseId: args.filter.licenseId == null ? null : String(args.filter.licenseId),
+          customerId: args.filter.customerId == null ? null : String(args.filter.customerId),
+        },
+      }),
+    resolve: (e) => e,
+  }),
+  licenseLive: t.field({
+    type: LicenseLive,
+    description: "The license's activation and seat counters: now, then after every event about the license.",
+    authScopes: { role: 'READ_ONLY' },
+    args: { licenseId: t.arg.id({ required: true }) },
+    subscribe: (_r, args, ctx) => licenseLiveStream(ctx.app, subscriberTenant(ctx), String(args.licenseId)),
+    resolve: (s) => s,
   }),
 }));

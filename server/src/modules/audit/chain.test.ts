@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
+import { sealerOf } from './chain.ts';
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer();
+});
+afterAll(() => s.close());
+
+const CREATE_PRODUCT = `mutation($input: CreateProductInput!) { createProduct(input: $input) { __typename ... on Product { id } } }`;
+const VERIFY = `{ verifyAuditChain { ok checked headSeq unsealed firstBroken { seq eventId reason message } } }`;
+
+async function products(token: string, n: number, prefix: string) {
+  for (let i = 0; i < n; i++) {
+    const r = ok(await s.gql(CREATE_PRODUCT, { input: { name: `P ${i}`, code: `${prefix}-${i}` } }, { token }));
+    expect(r.createProduct.__typename).toBe('Product');
+  }
+}
+
+describe('audit hash chain', () => {
+  it('chains every event of a tenant and verifies it', async () => {
+    const t = await s.tenant();
+    await products(t.token, 5, 'a');
+    const v = ok(await s.gql(VERIFY, {}, { token: t.token })).verifyAuditChain;
+    // tenant.created + api_token.created + 5 product.created
+    expect(v).toMatchObject({ ok: true, checked: 7, headSeq: 7, unsealed: 0, firstBroken: null });
+    const rows = await s.db.prisma.auditEvent.findMany({ where: { tenantId: t.id }, orderBy: { seq: 'asc' } });
+    expect(rows.map((r) => Number(r.seq))).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    for (let i = 1; i < rows.length; i++) expect(rows[i]!.prevHash).toBe(rows[i - 1]!.hash);
+  });
+
+  it('detects an edited row', async () => {
+    const t = await s.tenant();
+    await products(t.token, 4, 'e');
+    expect(ok(await s.gql(VERIFY, {}, { token: t.token })).verifyAuditChain.ok).toBe(true);
+    await s.db.sql.query(`UPDATE "AuditEvent" SET payload = '{"code":"forged"}' WHERE "tenantId" = $1 AND seq = 4`, [t.id]);
+    const v = ok(await s.gql(VERIFY, {}, { token: t.token })).verifyAuditChain;
+    expect(v.ok).toBe(false);
+    expect(v.firstBroken).toMatchObject({ seq: 4, reason: 'HASH_MISMATCH' });
+    expect(v.checked).toBe(4);
+  });
+
+  it('detects a deleted row, in the middle and at the tail', async () => {
+    const t = await s.tenant();
+    await products(t.token, 4, 'd');
+    await s.db.sql.query(`DELETE FROM "AuditEvent" WHERE "tenantId" = $1 AND seq = 3`, [t.id]);
+    let v = ok(await s.gql(VERIFY, {}, { token: t.token })).verifyAuditChain;
+    expect(v.firstBroken).toMatchObject({ seq: 3, reason: 'MISSING_ENTRY' });
+
+    const u = await s.tenant();
+    await products(u.token, 2, 't');
+    expect(ok(await s.gql(VERIFY, {}, { token: u.token })).verifyAuditChain.ok).toBe(true);
+    await s.db.sql.query(`DELETE FROM "AuditEvent" WHERE "tenantId" = $1 AND seq = 4`, [u.id]);
+    v = ok(await s.gql(VERIFY, {}, { token: u.token })).verifyAuditChain;
+    expect(v.firstBroken).toMatchObject({ seq: 4, reason: 'TRUNCATED' });
+  });
+
+  it('another tenant\'s tampering does not break this chain', async () => {
+    const a = await s.tenant();
+    const b = await s.tenant();
+    await products(a.token, 2, 'x');
+    await products(b.token, 2, 'x');
+    await s.db.sql.query(`UPDATE "AuditEvent" SET type = 'x' WHERE "tenantId" = $1 AND seq = 1`, [b.id]);
+    expect(ok(await s.gql(VERIFY, {}, { token: a.token })).verifyAuditChain.ok).toBe(true);
+    expect(ok(await s.gql(VERIFY, {}, { token: b.token })).verifyAuditChain.ok).toBe(false);
+  });
+
+  it('stays a single gap-free chain under concurrent writers and concurrent sealers', async () => {
+    const t = await s.tenant();
+    const sealer = sealerOf(s.app.deps);
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        s.gql(CREATE_PRODUCT, { input: { name: `C ${i}`, code: `c-${i}` } }, { token: t.token }).then(async (r) => {
+          expect(ok(r).createProduct.__typename).toBe('Product');
+          if (i % 3 === 0) await sealer.sweep();
+        }),
+      ),
+    );
+    const v = ok(await s.gql(VERIFY, {}, { token: t.token })).verifyAuditChain;
+    expect(v).toMatchObject({ ok: true, checked: 42, headSeq: 42, unsealed: 0 });
+    const seqs = (await s.db.prisma.auditEvent.findMany({ where: { tenantId: t.id }, select: { seq: true } })).map((r) => Number(r.seq)).sort((x, y) => x - y);
+    expect(seqs).toEqual(Array.from({ length: 42 }, (_, i) => i + 1));
+  });
+
+  it('requires ADMIN', async () => {
+    const t = await s.tenant();
+    const r = ok(await s.gql(`mutation { createApiToken(input: { name: "ro", role: SUPPORT }) { __typename ... on CreateApiTokenPayload { token } } }`, {}, { token: t.token }));
+    const secret = r.createApiToken.token as string;
+    const denied = await s.gql(VERIFY, {}, { token: secret });
+    expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+});

@@ -1,0 +1,277 @@
+import { createHash } from 'node:crypto';
+import type { AuditEvent } from '@tessera/db/client';
+import type { PrismaClient } from '@tessera/db/database';
+import type { AppDeps } from '../../context.ts';
+import type { DomainEvent } from './bus.ts';
+
+/*
+ * The audit log is hash-chained per tenant. Business transactions only INSERT their events (no lock, no
+ * read of a chain head), so concurrent activations of one tenant never wait on each other for the chain.
+ * Right after commit, the writing instance runs a short "seal" transaction that locks the tenant's
+ * AuditChainHead row, takes every committed unsealed row of the tenant, and gives each one the next
+ * seq, the previous hash and its own hash. Sealers of one tenant serialise on that row lock (whatever
+ * the instance), so seq follows seal order and every seq below a committed one is committed too. A
+ * periodic sweep seals what an instance could not (it crashed between commit and seal).
+ * Events are published after sealing, carrying seq: subscribers order, dedupe and fill gaps by it.
+ */
+
+export const GENESIS_HASH = '0'.repeat(64);
+const SEAL_BATCH = 500;
+const VERIFY_BATCH = 1000;
+
+/** JSON with object keys sorted at every depth: the same value always gives the same text. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+type Chainable = Pick<
+  AuditEvent,
+  'id' | 'tenantId' | 'type' | 'actorType' | 'actorId' | 'subjectType' | 'subjectId' | 'licenseId' | 'customerId' | 'payload' | 'requestId' | 'occurredAt'
+>;
+
+/** The entry's hash: sha256 over a versioned, canonical serialisation of every column and the previous hash. */
+export function entryHash(row: Chainable, seq: bigint, prevHash: string): string {
+  const canonical = canonicalJson([
+    'tessera-audit-v1',
+    row.tenantId,
+    seq.toString(),
+    prevHash,
+    row.id.toString(),
+    row.type,
+    row.actorType,
+    row.actorId,
+    row.subjectType,
+    row.subjectId,
+    row.licenseId,
+    row.customerId,
+    row.requestId,
+    row.occurredAt.toISOString(),
+    row.payload,
+  ]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+export function toDomainEvent(r: AuditEvent): DomainEvent {
+  return {
+    id: r.id.toString(),
+    seq: Number(r.seq ?? 0),
+    tenantId: r.tenantId,
+    type: r.type,
+    occurredAt: r.occurredAt.toISOString(),
+    actorType: r.actorType,
+    actorId: r.actorId,
+    subjectType: r.subjectType,
+    subjectId: r.subjectId,
+    licenseId: r.licenseId,
+    customerId: r.customerId,
+    payload: r.payload,
+    requestId: r.requestId,
+  };
+}
+
+/** Seals up to one batch of the tenant's committed unsealed events; returns them, sealed, in seq order. */
+async function sealBatch(prisma: PrismaClient, tenantId: string): Promise<{ events: DomainEvent[]; more: boolean }> {
+  return prisma.$transaction(async (tx) => {
+    await tx.$executeRaw`INSERT INTO "AuditChainHead" ("tenantId", seq, hash) VALUES (${tenantId}::uuid, 0, ${GENESIS_HASH})
+      ON CONFLICT ("tenantId") DO NOTHING`;
+    // The lock that orders sealers of this tenant; held for this short transaction only.
+    const [head] = await tx.$queryRaw<{ seq: bigint | number | string; hash: string }[]>`
+      SELECT seq, hash FROM "AuditChainHead" WHERE "tenantId" = ${tenantId}::uuid FOR UPDATE`;
+    if (!head) return { events: [], more: false }; // the tenant was deleted meanwhile
+    // READ COMMITTED: this statement's snapshot is taken after the lock, so rows sealed by the previous
+    // holder are seen sealed and every row committed before now is seen.
+    const rows = await tx.auditEvent.findMany({ where: { tenantId, seq: null }, orderBy: { id: 'asc' }, take: SEAL_BATCH });
+    if (!rows.length) return { events: [], more: false };
+    let seq = BigInt(head.seq);
+    let prev = head.hash;
+    const ids: string[] = [];
+    const seqs: string[] = [];
+    const prevs: string[] = [];
+    const hashes: string[] = [];
+    const sealed: AuditEvent[] = [];
+    for (const row of rows) {
+      seq += 1n;
+      const hash = entryHash(row, seq, prev);
+      ids.push(row.id.toString());
+      seqs.push(seq.toString());
+      prevs.push(prev);
+      hashes.push(hash);
+      sealed.push({ ...row, seq, prevHash: prev, hash });
+      prev = hash;
+    }
+    await tx.$executeRawUnsafe(
+      `UPDATE "AuditEvent" AS a SET seq = v.seq::bigint, "prevHash" = v.prev, hash = v.hash
+       FROM (SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS seq, unnest($3::text[]) AS prev, unnest($4::text[]) AS hash) AS v
+       WHERE a.id = v.id::bigint AND a.seq IS NULL`,
+      ids,
+      seqs,
+      prevs,
+      hashes,
+    );
+    await tx.$executeRaw`UPDATE "AuditChainHead" SET seq = ${seq.toString()}::bigint, hash = ${prev}, "updatedAt" = now()
+      WHERE "tenantId" = ${tenantId}::uuid`;
+    return { events: sealed.map(toDomainEvent), more: rows.length === SEAL_BATCH };
+  });
+}
+
+export interface Sealer {
+  /** Seals the tenant's pending events and publishes them; concurrent calls for one tenant coalesce. */
+  seal(tenantId: string): Promise<void>;
+  /** Seals every tenant that has unsealed events (the periodic sweep). */
+  sweep(): Promise<void>;
+  startSweeping(everyMs?: number): void;
+  /** Stops sweeping and waits for seals in flight. */
+  stop(): Promise<void>;
+}
+
+const sealers = new WeakMap<AppDeps, Sealer>();
+
+/** The sealer of one app (one per AppDeps, created on first use). */
+export function sealerOf(deps: AppDeps): Sealer {
+  let s = sealers.get(deps);
+  if (!s) {
+    s = createSealer(deps);
+    sealers.set(deps, s);
+  }
+  return s;
+}
+
+function createSealer(deps: AppDeps): Sealer {
+  const running = new Map<string, { again: boolean; done: Promise<void> }>();
+  let timer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<void> | undefined;
+  let stopped = false;
+
+  const run = async (tenantId: string, state: { again: boolean }) => {
+    try {
+      do {
+        state.again = false;
+        for (;;) {
+          const { events, more } = await sealBatch(deps.prisma, tenantId);
+          if (events.length) deps.bus.publish(events);
+          if (!more) break;
+        }
+      } while (state.again && !stopped);
+    } catch (err) {
+      // The sweep retries; the business change is committed whatever happens here.
+      if (!stopped) console.error(`audit: sealing tenant ${tenantId} failed:`, (err as Error).message);
+    } finally {
+      running.delete(tenantId);
+    }
+  };
+
+  const sealer: Sealer = {
+    seal(tenantId) {
+      const current = running.get(tenantId);
+      if (current) {
+        // A run is in flight and may have read before our commit: make it go round once more.
+        current.again = true;
+        return current.done;
+      }
+      const state = { again: false, done: Promise.resolve() };
+      running.set(tenantId, state);
+      state.done = run(tenantId, state);
+      return state.done;
+    },
+    async sweep() {
+      const tenants = await deps.prisma.auditEvent.findMany({
+        where: { seq: null },
+        distinct: ['tenantId'],
+        select: { tenantId: true },
+        take: 1000,
+      });
+      await Promise.all(tenants.map((t) => sealer.seal(t.tenantId)));
+    },
+    startSweeping(everyMs = 5_000) {
+      if (timer || stopped) return;
+      timer = setInterval(() => {
+        if (sweeping) return;
+        sweeping = sealer
+          .sweep()
+          .catch((err) => {
+            if (!stopped) console.error('audit: sweep failed:', (err as Error).message);
+          })
+          .finally(() => (sweeping = undefined));
+      }, everyMs);
+      timer.unref();
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearInterval(timer);
+      await sweeping;
+      await Promise.all([...running.values()].map((r) => r.done));
+    },
+  };
+  return sealer;
+}
+
+export type ChainBreakReason = 'MISSING_ENTRY' | 'HASH_MISMATCH' | 'PREV_HASH_MISMATCH' | 'TRUNCATED';
+
+export interface ChainVerification {
+  ok: boolean;
+  /** Entries whose hash was recomputed. */
+  checked: number;
+  headSeq: number;
+  /** Committed entries not sealed yet (written a moment ago, or the sealer is failing). */
+  unsealed: number;
+  firstBroken: { seq: number; eventId: string | null; reason: ChainBreakReason; message: string } | null;
+}
+
+/**
+ * Walks the tenant's chain in seq order (keyset batches) and recomputes every hash. An edited row fails
+ * its hash; a deleted one leaves a hole in seq (or, at the tail, a head that points past the last row).
+ */
+export async function verifyChain(deps: AppDeps, tenantId: string): Promise<ChainVerification> {
+  await sealerOf(deps).seal(tenantId);
+  const prisma = deps.prisma;
+  const head = await prisma.auditChainHead.findUnique({ where: { tenantId } });
+  const headSeq = head?.seq ?? 0n;
+  let expected = 1n;
+  let prev = GENESIS_HASH;
+  let checked = 0;
+  let firstBroken: ChainVerification['firstBroken'] = null;
+  let after = 0n;
+  outer: for (;;) {
+    const rows = await prisma.auditEvent.findMany({
+      where: { tenantId, seq: { gt: after } },
+      orderBy: { seq: 'asc' },
+      take: VERIFY_BATCH,
+    });
+    for (const row of rows) {
+      const seq = row.seq as bigint;
+      const eventId = row.id.toString();
+      if (seq !== expected) {
+        firstBroken = { seq: Number(expected), eventId, reason: 'MISSING_ENTRY', message: `entry ${expected} is missing (next present: ${seq})` };
+        break outer;
+      }
+      if (row.prevHash !== prev) {
+        firstBroken = { seq: Number(seq), eventId, reason: 'PREV_HASH_MISMATCH', message: `entry ${seq} does not commit to entry ${seq - 1n}` };
+        break outer;
+      }
+      checked += 1;
+      if (entryHash(row, seq, prev) !== row.hash) {
+        firstBroken = { seq: Number(seq), eventId, reason: 'HASH_MISMATCH', message: `entry ${seq} was altered after it was sealed` };
+        break outer;
+      }
+      prev = row.hash;
+      expected += 1n;
+      after = seq;
+    }
+    if (rows.length < VERIFY_BATCH) break;
+  }
+  if (!firstBroken && (expected - 1n !== headSeq || (head && head.hash !== prev))) {
+    firstBroken = {
+      seq: Number(expected),
+      eventId: null,
+      reason: 'TRUNCATED',
+      message: `the chain head is at entry ${headSeq} but the log ends at entry ${expected - 1n}`,
+    };
+  }
+  const unsealed = await prisma.auditEvent.count({ where: { tenantId, seq: null } });
+  return { ok: !firstBroken, checked, headSeq: Number(headSeq), unsealed, firstBroken };
+}

@@ -1,0 +1,138 @@
+import type { AuditEvent } from '@tessera/db/client';
+import type { Plugin } from 'graphql-yoga';
+import type { AppDeps } from '../../context.ts';
+import { hasRole } from '../tenants/roles.ts';
+import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from '../tenants/service.ts';
+
+export const EXPORT_PATH = '/audit/export';
+const BATCH = 1000;
+
+const COLUMNS = [
+  'id',
+  'seq',
+  'occurredAt',
+  'type',
+  'actorType',
+  'actorId',
+  'subjectType',
+  'subjectId',
+  'licenseId',
+  'customerId',
+  'requestId',
+  'payload',
+  'prevHash',
+  'hash',
+] as const;
+
+function record(r: AuditEvent): Record<(typeof COLUMNS)[number], unknown> {
+  return {
+    id: r.id.toString(),
+    seq: r.seq === null ? null : r.seq.toString(),
+    occurredAt: r.occurredAt.toISOString(),
+    type: r.type,
+    actorType: r.actorType,
+    actorId: r.actorId,
+    subjectType: r.subjectType,
+    subjectId: r.subjectId,
+    licenseId: r.licenseId,
+    customerId: r.customerId,
+    requestId: r.requestId,
+    payload: r.payload,
+    prevHash: r.prevHash,
+    hash: r.hash,
+  };
+}
+
+function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  // Quote always when needed; neutralise spreadsheet formulas (CSV injection).
+  const safe = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
+  return /[",\r\n]/.test(safe) || safe !== s ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+function parseDate(v: string | null): Date | null | 'invalid' {
+  if (!v) return null;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? 'invalid' : d;
+}
+
+const json = (status: number, body: unknown) =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+
+/**
+ * GET /audit/export?format=csv|jsonl&from=<ISO>&to=<ISO> (from inclusive, to exclusive), ADMIN or above.
+ * The body is a stream pulled in keyset-paginated batches of (occurredAt, id): the database and the
+ * process hold one batch at a time, and a slow client slows the reads down (stream backpressure).
+ */
+export async function exportAuditLog(deps: AppDeps, request: Request): Promise<Response> {
+  if (request.method !== 'GET') return json(405, { error: 'method not allowed' });
+  const actor = await authenticate(
+    deps.prisma,
+    bearerOf(request.headers.get('authorization')),
+    cookieValue(request.headers.get('cookie'), SESSION_COOKIE),
+  );
+  if (actor.kind === 'anonymous') return json(401, { error: 'UNAUTHENTICATED' });
+  if (!hasRole(actor, 'ADMIN')) return json(403, { error: 'FORBIDDEN' });
+  const url = new URL(request.url);
+  const format = url.searchParams.get('format') ?? 'jsonl';
+  if (format !== 'csv' && format !== 'jsonl') return json(400, { error: 'format must be csv or jsonl' });
+  const from = parseDate(url.searchParams.get('from'));
+  const to = parseDate(url.searchParams.get('to'));
+  if (from === 'invalid' || to === 'invalid') return json(400, { error: 'from and to must be ISO-8601 dates' });
+  const tenantId = actor.tenantId;
+
+  let cursor: { occurredAt: Date; id: bigint } | null = null;
+  let done = false;
+  const encoder = new TextEncoder();
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (format === 'csv') controller.enqueue(encoder.encode(`${COLUMNS.join(',')}\r\n`));
+    },
+    async pull(controller) {
+      if (done) return;
+      const c: { occurredAt: Date; id: bigint } | null = cursor;
+      const rows = await deps.prisma.auditEvent.findMany({
+        where: {
+          tenantId,
+          AND: [
+            from ? { occurredAt: { gte: from } } : {},
+            to ? { occurredAt: { lt: to } } : {},
+            c ? { OR: [{ occurredAt: { gt: c.occurredAt } }, { occurredAt: c.occurredAt, id: { gt: c.id } }] } : {},
+          ],
+        },
+        orderBy: [{ occurredAt: 'asc' }, { id: 'asc' }],
+        take: BATCH,
+      });
+      let chunk = '';
+      for (const r of rows) {
+        const rec = record(r);
+        chunk += format === 'csv' ? `${COLUMNS.map((k) => csvCell(rec[k])).join(',')}\r\n` : `${JSON.stringify(rec)}\n`;
+      }
+      if (chunk) controller.enqueue(encoder.encode(chunk));
+      const lastRow = rows[rows.length - 1];
+      if (rows.length < BATCH || !lastRow) {
+        done = true;
+        controller.close();
+      } else cursor = { occurredAt: lastRow.occurredAt, id: lastRow.id };
+    },
+  });
+  const stamp = new Date().toISOString().slice(0, 10);
+  return new Response(stream, {
+    status: 200,
+    headers: {
+      'content-type': format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
+      'content-disposition': `attachment; filename="audit-${stamp}.${format === 'csv' ? 'csv' : 'jsonl'}"`,
+      'cache-control': 'no-store',
+    },
+  });
+}
+
+/** Serves the export route through yoga, so it shares its server, adapters and in-process fetch. */
+export function auditExportPlugin(deps: AppDeps): Plugin {
+  return {
+    async onRequest({ request, url, endResponse }) {
+      if (url.pathname === EXPORT_PATH) endResponse(await exportAuditLog(deps, request));
+    },
+  };
+}

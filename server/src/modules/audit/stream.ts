@@ -1,0 +1,184 @@
+import type { AppDeps } from '../../context.ts';
+import { GraphQLError } from 'graphql';
+import { type DomainEvent, EventQueue } from './bus.ts';
+import { toDomainEvent } from './chain.ts';
+
+export const notFound = (what: string) => new GraphQLError(`${what} not found`, { extensions: { code: 'NOT_FOUND' } });
+
+const REPLAY_BATCH = 500;
+
+export interface ActivityFilter {
+  types?: readonly string[] | null;
+  licenseId?: string | null;
+  customerId?: string | null;
+}
+
+export function matches(e: DomainEvent, f: ActivityFilter | null | undefined): boolean {
+  if (!f) return true;
+  if (f.types?.length && !f.types.includes(e.type)) return false;
+  if (f.licenseId && e.licenseId !== f.licenseId) return false;
+  if (f.customerId && e.customerId !== f.customerId) return false;
+  return true;
+}
+
+/** Sealed events of the tenant with seq in (after, before), in seq order, read in keyset batches. */
+async function* readSealed(deps: AppDeps, tenantId: string, after: number, before = Number.MAX_SAFE_INTEGER): AsyncGenerator<DomainEvent> {
+  let from = BigInt(after);
+  for (;;) {
+    const rows = await deps.prisma.auditEvent.findMany({
+      where: { tenantId, seq: { gt: from, lt: BigInt(before) } },
+      orderBy: { seq: 'asc' },
+      take: REPLAY_BATCH,
+    });
+    for (const r of rows) yield toDomainEvent(r);
+    if (rows.length < REPLAY_BATCH) return;
+    from = rows[rows.length - 1]!.seq as bigint;
+  }
+}
+
+/**
+ * The tenant's events in chain order, each exactly once: those after `afterId` from the audit log
+ * first (or, without it, only events sealed from now on), then live ones. It listens before reading
+ * the log, so nothing published meanwhile is lost; live events at or below the last delivered seq are
+ * duplicates and dropped; a live event beyond the next seq means some arrived late or out of order
+ * (another instance, Redis), and the hole is read from the log, where every lower seq is committed.
+ */
+export async function tenantEventStream(
+  deps: AppDeps,
+  tenantId: string,
+  options: { afterId?: string | null; filter?: ActivityFilter | null } = {},
+): Promise<AsyncIterableIterator<DomainEvent>> {
+  let cursorSeq: number | null = null;
+  if (options.afterId) {
+    const id = /^\d{1,19}$/.test(options.afterId) ? BigInt(options.afterId) : null;
+    const cursor = id === null ? null : await deps.prisma.auditEvent.findFirst({ where: { id, tenantId }, select: { seq: true } });
+    // Clients only ever see sealed events: an unknown or unsealed cursor was never delivered to this tenant.
+    if (!cursor || cursor.seq === null) throw notFound('event');
+    cursorSeq = Number(cursor.seq);
+  }
+  const queue = new EventQueue<DomainEvent>();
+  const live = deps.bus.listen(tenantId, (e) => queue.push(e));
+
+  async function* run(): AsyncGenerator<DomainEvent> {
+    let last: number;
+    if (cursorSeq !== null) last = cursorSeq;
+    else {
+      const head = await deps.prisma.auditChainHead.findUnique({ where: { tenantId }, select: { seq: true } });
+      last = Number(head?.seq ?? 0);
+    }
+    for await (const e of readSealed(deps, tenantId, last)) {
+      last = e.seq;
+      if (matches(e, options.filter)) yield e;
+    }
+    for (;;) {
+      const next = await queue.next();
+      if (next.done) return;
+      const e = next.value;
+      if (e.seq <= last) continue;
+      if (e.seq > last + 1) {
+        for await (const missed of readSealed(deps, tenantId, last, e.seq)) {
+          last = missed.seq;
+          if (matches(missed, options.filter)) yield missed;
+        }
+      }
+      last = e.seq;
+      if (matches(e, options.filter)) yield e;
+    }
+  }
+
+  return guard(run(), () => {
+    live();
+    queue.close();
+  });
+}
+
+/**
+ * Wraps a generator so that return() (the client unsubscribed) releases the source at once, even when
+ * the generator is parked on an await rather than a yield.
+ */
+export function guard<T>(gen: AsyncGenerator<T>, release: () => void): AsyncIterableIterator<T> {
+  let released = false;
+  const once = () => {
+    if (released) return;
+    released = true;
+    release();
+  };
+  return {
+    async next() {
+      try {
+        const r = await gen.next();
+        if (r.done) once();
+        return r;
+      } catch (err) {
+        once();
+        throw err;
+      }
+    },
+    async return() {
+      once();
+      // The pending next() now resolves done (the queue is closed), after which return() can run.
+      void gen.return(undefined);
+      return { value: undefined, done: true };
+    },
+    async throw(err) {
+      once();
+      void gen.return(undefined);
+      throw err;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+export interface LicenseLiveState {
+  licenseId: string;
+  activationsUsed: number;
+  maxActivations: number | null;
+  seats: number | null;
+  state: string;
+  revision: number;
+  /** The event that triggered this state; null for the state sent on subscribe. */
+  eventId: string | null;
+  eventType: string | null;
+}
+
+/** The license's counters now and after every event about it. */
+export async function licenseLiveStream(deps: AppDeps, tenantId: string, licenseId: string): Promise<AsyncIterableIterator<LicenseLiveState>> {
+  const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(licenseId);
+  const exists = isUuid && (await deps.prisma.license.count({ where: { id: licenseId, tenantId } })) > 0;
+  if (!exists) throw notFound('license');
+  const queue = new EventQueue<DomainEvent>();
+  const live = deps.bus.listen(tenantId, (e) => {
+    if (e.licenseId === licenseId) queue.push(e);
+  });
+  const read = async (event: DomainEvent | null): Promise<LicenseLiveState> => {
+    const l = await deps.prisma.license.findFirst({
+      where: { id: licenseId, tenantId },
+      select: { id: true, activationsUsed: true, maxActivations: true, seats: true, state: true, revision: true },
+    });
+    if (!l) throw notFound('license');
+    return {
+      licenseId: l.id,
+      activationsUsed: l.activationsUsed,
+      maxActivations: l.maxActivations,
+      seats: l.seats,
+      state: l.state,
+      revision: l.revision,
+      eventId: event?.id ?? null,
+      eventType: event?.type ?? null,
+    };
+  };
+  async function* run(): AsyncGenerator<LicenseLiveState> {
+    yield await read(null);
+    for (;;) {
+      const next = await queue.next();
+      if (next.done) return;
+      yield await read(next.value);
+    }
+  }
+  return guard(run(), () => {
+    live();
+    queue.close();
+  });
+}
