@@ -220,6 +220,10 @@ describe('customers', () => {
     expect(list.customers.edges.map((e: { node: { name: string } }) => e.node.name)).toEqual(['Globex', 'Initech']);
     const found = ok(await s.gql(`{ customers(first: 10, search: "INITECH.ex") { edges { node { name } } } }`, {}, { token }));
     expect(found.customers.edges.map((e: { node: { name: string } }) => e.node.name)).toEqual(['Initech']);
+    for (const search of ['%', '_', 'G_obex', 'x'.repeat(10_240)]) {
+      const none = ok(await s.gql(`query($q: String) { customers(first: 10, search: $q) { edges { node { name } } } }`, { q: search }, { token }));
+      expect(none.customers.edges, search.slice(0, 20)).toEqual([]);
+    }
   });
 
   it('rejects a bad email and oversized names, writing nothing', async () => {

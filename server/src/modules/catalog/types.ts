@@ -1,6 +1,7 @@
 import type { InputFieldBuilder } from '@pothos/core';
 import { builder } from '../../builder.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
+import { likeLiteral } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { createCustomer, createEdition, createFeature, createMeter, createProduct } from './service.ts';
@@ -54,6 +55,8 @@ export function termInputFields(t: InputFieldBuilder<any, 'InputObject'>) {
 export const ProductType = builder.prismaNode('Product', {
   id: { field: 'id' },
   findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  // Another tenant's id, or a deleted row, resolves to null rather than an internal error.
+  nullable: true,
   authScopes: { member: true },
   fields: (t) => ({
     name: t.exposeString('name'),
@@ -68,6 +71,7 @@ export const ProductType = builder.prismaNode('Product', {
 builder.prismaNode('Feature', {
   id: { field: 'id' },
   findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  nullable: true,
   authScopes: { member: true },
   fields: (t) => ({
     code: t.exposeString('code'),
@@ -79,6 +83,7 @@ builder.prismaNode('Feature', {
 builder.prismaNode('Meter', {
   id: { field: 'id' },
   findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  nullable: true,
   authScopes: { member: true },
   fields: (t) => ({
     code: t.exposeString('code'),
@@ -90,6 +95,7 @@ builder.prismaNode('Meter', {
 builder.prismaNode('Edition', {
   id: { field: 'id' },
   findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  nullable: true,
   authScopes: { member: true },
   fields: (t) => ({
     name: t.exposeString('name'),
@@ -118,6 +124,7 @@ builder.prismaNode('Edition', {
 export const CustomerType = builder.prismaNode('Customer', {
   id: { field: 'id' },
   findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  nullable: true,
   authScopes: { member: true },
   fields: (t) => ({
     name: t.exposeString('name'),
@@ -143,7 +150,12 @@ builder.queryFields((t) => ({
         where: {
           ...tenantWhere(ctx.actor),
           ...(search
-            ? { OR: [{ name: { contains: search, mode: 'insensitive' } }, { email: { contains: search, mode: 'insensitive' } }] }
+            ? {
+                OR: [
+                  { name: { contains: likeLiteral(search.slice(0, 200)), mode: 'insensitive' } },
+                  { email: { contains: likeLiteral(search.slice(0, 200)), mode: 'insensitive' } },
+                ],
+              }
             : {}),
         },
         orderBy: [{ name: 'asc' }, { id: 'asc' }],

@@ -21,3 +21,8 @@ export async function uniqueOr<T>(message: string, write: () => Promise<T>): Pro
     throw err;
   }
 }
+
+/** Prisma hands `contains` / `startsWith` values to LIKE as they are, so a searched "%" or "_" would be a wildcard. */
+export function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}

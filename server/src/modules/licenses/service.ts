@@ -6,7 +6,6 @@ import { tenantWhere } from '../common/tenancy.ts';
 import { parse } from '../common/validate.ts';
 import { catalogueOf } from '../catalog/service.ts';
 import {
-  assertTerms,
   completeTerms,
   LICENSE_TYPES,
   type MeterTerm,
@@ -175,9 +174,19 @@ export async function updateLicense(ctx: ServiceContext, input: UpdateLicenseInp
       throw new NotFoundError('customer');
     }
     const terms = completeTerms({ licenseType: before.type, ...stripUndefined(overrides) }, licenseTerms(before));
-    const catalogue = await catalogueOf(tx, before.productId);
-    assertTerms(terms, catalogue);
-    if (expiresAt && expiresAt.getTime() <= Date.now()) throw ValidationError.field('expiresAt', 'must be in the future');
+    const problems = termProblems(terms, await catalogueOf(tx, before.productId));
+    // The type is kept (renewLicense converts it), so the resulting dates must still suit it.
+    const expiry = expiresAt !== undefined ? expiresAt : before.expiresAt;
+    const start = startsAt !== undefined ? startsAt : before.startsAt;
+    if (expiresAt && expiresAt.getTime() <= Date.now()) problems.push({ path: 'expiresAt', message: 'must be in the future' });
+    if (expiry && terms.licenseType === 'PERPETUAL') {
+      problems.push({ path: 'expiresAt', message: 'a PERPETUAL license does not expire; convert it with renewLicense' });
+    }
+    if (!expiry && (terms.licenseType === 'TRIAL' || terms.licenseType === 'SUBSCRIPTION')) {
+      problems.push({ path: 'expiresAt', message: `a ${terms.licenseType} license needs an expiry` });
+    }
+    if (expiry && start && expiry.getTime() <= start.getTime()) problems.push({ path: 'expiresAt', message: 'must be after startsAt' });
+    if (problems.length) throw new ValidationError(problems);
     if (terms.maxActivations !== null && terms.maxActivations + terms.goodwillActivations < before.activationsUsed) {
       throw new ConflictError(
         `${before.activationsUsed} devices hold activations; release some before lowering the limit below that`,
@@ -232,12 +241,18 @@ export async function renewLicense(ctx: ServiceContext, input: z.input<typeof re
       const from = Math.max(now, before.expiresAt?.getTime() ?? now);
       expiresAt = new Date(from + data.extendDays * DAY_MS);
     }
-    if (type === 'PERPETUAL') expiresAt = null;
-    else if (!expiresAt && (type === 'TRIAL' || type === 'SUBSCRIPTION')) {
+    if (type === 'PERPETUAL') {
+      if (data.extendDays || data.expiresAt) {
+        throw ValidationError.field(data.extendDays ? 'extendDays' : 'expiresAt', 'a PERPETUAL license does not expire; convert it to SUBSCRIPTION to give it a term');
+      }
+      expiresAt = null;
+    } else if (!expiresAt && (type === 'TRIAL' || type === 'SUBSCRIPTION')) {
       throw ValidationError.field('extendDays', `a ${type} license needs an expiry: give extendDays or expiresAt`);
     }
-    if (type === 'FLOATING' && before.provisioning !== 'FLOATING') {
-      throw ValidationError.field('licenseType', 'a FLOATING license type needs FLOATING provisioning');
+    if (type !== before.type) {
+      // The other terms stay; the new type must agree with them (FLOATING needs seats, NODE_LOCKED one device).
+      const clash = termProblems({ ...licenseTerms(before), licenseType: type }, await catalogueOf(tx, before.productId));
+      if (clash.length) throw new ValidationError(clash.map((p) => ({ path: 'licenseType', message: `${p.path}: ${p.message}` })));
     }
     const license = await tx.license.update({
       where: { id: before.id },

@@ -4,6 +4,7 @@ import { builder } from '../../builder.ts';
 import type { Actor } from '../../context.ts';
 import { ImportError } from '../../errors.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
+import { likeLiteral } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { ActivationStatusEnum } from '../activation/types.ts';
@@ -27,6 +28,8 @@ const DAY_MS = 86_400_000;
 builder.prismaNode('License', {
   id: { field: 'id' },
   findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  // Another tenant's id, or a deleted row, resolves to null rather than an internal error.
+  nullable: true,
   authScopes: { member: true },
   fields: (t) => ({
     key: t.exposeString('key'),
@@ -124,10 +127,10 @@ function licenseFilter(actor: Actor, args: LicenseFilterArgs): Prisma.LicenseWhe
         ? { key: key.key }
         : {
             OR: [
-              { key: { startsWith: search.toUpperCase() } },
-              { name: { contains: search, mode: 'insensitive' } },
-              { customer: { name: { contains: search, mode: 'insensitive' } } },
-              { customer: { email: { contains: search, mode: 'insensitive' } } },
+              { key: { startsWith: likeLiteral(search.toUpperCase()) } },
+              { name: { contains: likeLiteral(search), mode: 'insensitive' } },
+              { customer: { name: { contains: likeLiteral(search), mode: 'insensitive' } } },
+              { customer: { email: { contains: likeLiteral(search), mode: 'insensitive' } } },
             ],
           },
     );

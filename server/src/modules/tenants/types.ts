@@ -18,6 +18,8 @@ export const MemberType = builder.prismaNode('User', {
   name: 'Member',
   id: { field: 'id' },
   findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  // Another tenant's id, or a deleted row, resolves to null rather than an internal error.
+  nullable: true,
   authScopes: { member: true },
   fields: (t) => ({
     email: t.exposeString('email'),
@@ -31,6 +33,7 @@ export const MemberType = builder.prismaNode('User', {
 export const ApiTokenType = builder.prismaNode('ApiToken', {
   id: { field: 'id' },
   findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  nullable: true,
   authScopes: { role: 'ADMIN' },
   fields: (t) => ({
     name: t.exposeString('name'),
