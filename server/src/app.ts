@@ -1,16 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { migrate, openDatabase, type Database } from '@tessera/db/database';
-import { execute, type ExecutionArgs, GraphQLError, subscribe } from 'graphql';
+import { execute, type ExecutionArgs, subscribe } from 'graphql';
 import type { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config.ts';
 import type { Actor, AppDeps, Context, HttpContext } from './context.ts';
-import { createBus, type EventBus } from './modules/audit/bus.ts';
-import { sealerOf } from './modules/audit/chain.ts';
-import { auditExportPlugin, EXPORT_PATH } from './modules/audit/export.ts';
+import { createMemoryBus, type EventBus } from './modules/audit/bus.ts';
 import { startReclamation } from './modules/activation/service.ts';
 import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
 import { signerFor } from './modules/signing/service.ts';
@@ -29,10 +27,7 @@ export interface BuildOptions {
   config: Config;
   /** An open database; otherwise one is opened from the config. */
   db?: Database;
-  /** The event bus; otherwise Redis when config.redisUrl is set, in-memory if not. */
   bus?: EventBus;
-  /** Prefix of the bus topics (Redis channels), to separate deployments or test runs on one Redis. */
-  busPrefix?: string;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -61,15 +56,10 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const { config } = options;
   const db = options.db ?? (await openConfiguredDatabase(config));
   await migrate(db);
-  const bus = options.bus ?? createBus(config.redisUrl, options.busPrefix);
-  const deps: AppDeps = { config, db, prisma: db.prisma, bus };
+  const deps: AppDeps = { config, db, prisma: db.prisma, bus: options.bus ?? createMemoryBus() };
   // Resolves the master key now, so a bad TESSERA_MASTER_KEY fails the start, not the first activation.
   signerFor(deps);
   const stopReclamation = startReclamation(deps, RECLAIM_INTERVAL_MS);
-  // Chains audit rows committed while no instance could (a crash between commit and seal), then keeps sweeping.
-  const sealer = sealerOf(deps);
-  void sealer.sweep().catch((err) => console.error('audit: initial sweep failed:', (err as Error).message));
-  sealer.startSweeping();
 
   const yoga = createYoga<{ req?: IncomingMessage }, Context>({
     schema,
@@ -77,7 +67,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     landingPage: false,
     graphiql: !config.production,
     maskedErrors: true,
-    plugins: [responseHeaders, jwksPlugin(deps), auditExportPlugin(deps)],
+    plugins: [responseHeaders, jwksPlugin(deps)],
     context: async ({ request, ...rest }): Promise<Context> => {
       const socket = rest as unknown as { actor?: Actor; requestId?: string };
       if (socket.actor) {
@@ -109,33 +99,25 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       return;
     }
     if (url.startsWith(JWKS_PATH)) return yoga.handle(req, res);
-    if (url.startsWith('/graphql') || url.startsWith(EXPORT_PATH)) return yoga.handle(req, res);
+    if (url.startsWith('/graphql')) return yoga.handle(req, res);
     res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
   });
 
   const wss = new WebSocketServer({ server, path: '/graphql' });
-  const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor; bearer?: string | null }>(
+  const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor }>(
     {
       // onSubscribe puts yoga's enveloped execute/subscribe on rootValue.
       execute: (args: ExecutionArgs) => ((args.rootValue as { execute?: typeof execute })?.execute ?? execute)(args),
       subscribe: (args: ExecutionArgs) => ((args.rootValue as { subscribe?: typeof subscribe })?.subscribe ?? subscribe)(args),
-      // Credentials are checked on connect (a bad token closes the socket with 4403) and again on every
-      // subscribe, so a token revoked since connecting starts nothing new.
+      // Credentials are checked once, on connect: a bad token closes the socket with 4403.
       onConnect: async (ctx) => {
         const raw = ctx.connectionParams?.authorization;
-        const bearer = bearerOf(typeof raw === 'string' ? raw : null);
-        const actor = await authenticate(deps.prisma, bearer, null);
+        const actor = await authenticate(deps.prisma, bearerOf(typeof raw === 'string' ? raw : null), null);
         if (actor.kind === 'anonymous') return false;
         ctx.extra.actor = actor;
-        ctx.extra.bearer = bearer;
         return true;
       },
       onSubscribe: async (ctx, _id, params) => {
-        const actor = await authenticate(deps.prisma, ctx.extra.bearer ?? null, null);
-        if (actor.kind === 'anonymous') {
-          return [new GraphQLError('Authentication required', { extensions: { code: 'UNAUTHENTICATED' } })];
-        }
-        ctx.extra.actor = actor;
         const { schema: s, execute: exec, subscribe: sub, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -176,8 +158,6 @@ export async function buildApp(options: BuildOptions): Promise<App> {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      await sealer.stop();
-      if (!options.bus) await bus.close();
       await stopReclamation();
       if (!options.db) await db.close();
     },

@@ -4,6 +4,7 @@ import './modules/tenants/types.ts';
 import './modules/catalog/types.ts';
 import './modules/licenses/types.ts';
 import './modules/activation/types.ts';
+import './modules/signing/types.ts';
 import './modules/audit/types.ts';
 import './modules/system/types.ts';
 

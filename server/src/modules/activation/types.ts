@@ -1,8 +1,22 @@
+import { GraphQLError } from 'graphql';
 import { builder } from '../../builder.ts';
+import { ValidationError } from '../../errors.ts';
+import { parseId } from '../common/ids.ts';
 import { tenantWhere } from '../common/tenancy.ts';
+import { ADMIN_ERRORS, CLIENT_ERRORS, LicensingErrorCodeEnum } from '../common/types.ts';
 import { LicenseTypeEnum } from '../catalog/types.ts';
 import { LicenseStatusEnum } from '../licenses/enums.ts';
 import { licenseStatus } from '../licenses/service.ts';
+import {
+  activate,
+  type ActivateResult,
+  deactivate,
+  heartbeat,
+  type HeartbeatResult,
+  releaseActivation,
+  validateLicense,
+  type ValidationResult,
+} from './service.ts';
 
 export const ActivationStatusEnum = builder.enumType('ActivationStatus', { values: ['ACTIVE', 'INACTIVE', 'RELEASED'] as const });
 
@@ -39,3 +53,159 @@ export const ActivationType = builder.prismaNode('Activation', {
     releasedAt: t.expose('releasedAt', { type: 'DateTime', nullable: true }),
   }),
 });
+
+// ---------------------------------------------------------------------------------------------
+// Client operations (CONTRACT.md): authenticated by the key in the input, no bearer token.
+
+const FingerprintComponentInput = builder.inputType('FingerprintComponentInput', {
+  fields: (t) => ({
+    kind: t.string({ required: true, description: 'MAC, CPU, HOST_ID, DISK, MACHINE_ID, ...' }),
+    value: t.string({ required: true }),
+  }),
+});
+
+export const ClientInfoInput = builder.inputType('ClientInfoInput', {
+  fields: (t) => ({
+    hostname: t.string(),
+    platform: t.string(),
+    osVersion: t.string(),
+    appVersion: t.string(),
+  }),
+});
+
+const ActivateInput = builder.inputType('ActivateInput', {
+  fields: (t) => ({
+    key: t.string({ required: true, description: 'A license key or a single-use token key.' }),
+    fingerprint: t.string({ required: true, description: 'Stable device id computed by the SDK.' }),
+    components: t.field({ type: [FingerprintComponentInput] }),
+    client: t.field({ type: ClientInfoInput }),
+    idempotencyKey: t.string({ description: 'A retry with the same key returns the first result.' }),
+  }),
+});
+
+const HeartbeatInput = builder.inputType('HeartbeatInput', {
+  fields: (t) => ({
+    key: t.string({ required: true }),
+    fingerprint: t.string({ required: true }),
+    revision: t.int({ description: 'The license revision the client holds.' }),
+    client: t.field({ type: ClientInfoInput }),
+  }),
+});
+
+const DeactivateInput = builder.inputType('DeactivateInput', {
+  fields: (t) => ({ key: t.string({ required: true }), fingerprint: t.string({ required: true }) }),
+});
+
+const ValidateInput = builder.inputType('ValidateInput', {
+  fields: (t) => ({
+    key: t.string({ required: true }),
+    fingerprint: t.string(),
+    version: t.string(),
+    feature: t.string(),
+  }),
+});
+
+const activationById = (id: string) => ({ where: { id } });
+
+const ActivateSuccess = builder.objectRef<ActivateResult>('ActivateSuccess').implement({
+  fields: (t) => ({
+    activation: t.prismaField({
+      type: 'Activation',
+      resolve: (query, p, _a, ctx) => ctx.prisma.activation.findUniqueOrThrow({ ...query, ...activationById(p.activationId) }),
+    }),
+    token: t.exposeString('token', { description: 'Compact JWS, typ "tessera-activation+jwt".' }),
+    reused: t.exposeBoolean('reused', { description: 'True when this device already held this activation.' }),
+    goodwill: t.exposeBoolean('goodwill', { description: 'True when the activation sits in the goodwill (soft-limit) zone.' }),
+  }),
+});
+
+const HeartbeatSuccess = builder.objectRef<HeartbeatResult>('HeartbeatSuccess').implement({
+  fields: (t) => ({
+    activation: t.prismaField({
+      type: 'Activation',
+      resolve: (query, p, _a, ctx) => ctx.prisma.activation.findUniqueOrThrow({ ...query, ...activationById(p.activationId) }),
+    }),
+    updateAvailable: t.exposeBoolean('updateAvailable', { description: 'The license changed since `revision`.' }),
+    token: t.exposeString('token', { nullable: true, description: 'A fresh activation token when updateAvailable.' }),
+    nextHeartbeatBy: t.expose('nextHeartbeatBy', { type: 'DateTime' }),
+  }),
+});
+
+const DeactivateSuccess = builder.objectRef<{ activationId: string }>('DeactivateSuccess').implement({
+  fields: (t) => ({
+    activation: t.prismaField({
+      type: 'Activation',
+      resolve: (query, p, _a, ctx) => ctx.prisma.activation.findUniqueOrThrow({ ...query, ...activationById(p.activationId) }),
+    }),
+  }),
+});
+
+const Validation = builder.objectRef<ValidationResult>('Validation').implement({
+  fields: (t) => ({
+    valid: t.exposeBoolean('valid'),
+    code: t.field({ type: LicensingErrorCodeEnum, nullable: true, resolve: (v) => v.code }),
+    license: t.prismaField({
+      type: LicenseInfo,
+      nullable: true,
+      resolve: (query, v, _a, ctx) => (v.licenseId ? ctx.prisma.license.findUnique({ ...query, where: { id: v.licenseId } }) : null),
+    }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  activate: t.field({
+    type: ActivateSuccess,
+    errors: { types: CLIENT_ERRORS },
+    args: { input: t.arg({ type: ActivateInput, required: true }) },
+    resolve: (_r, { input }, ctx) => activate(ctx, input),
+  }),
+  heartbeat: t.field({
+    type: HeartbeatSuccess,
+    errors: { types: CLIENT_ERRORS },
+    args: { input: t.arg({ type: HeartbeatInput, required: true }) },
+    resolve: (_r, { input }, ctx) => heartbeat(ctx, input),
+  }),
+  deactivate: t.field({
+    type: DeactivateSuccess,
+    errors: { types: CLIENT_ERRORS },
+    args: { input: t.arg({ type: DeactivateInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => ({ activationId: await deactivate(ctx, input) }),
+  }),
+}));
+
+builder.queryFields((t) => ({
+  validateLicense: t.field({
+    type: Validation,
+    args: { input: t.arg({ type: ValidateInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => {
+      try {
+        return await validateLicense(ctx, input);
+      } catch (err) {
+        // Validation is not a union (CONTRACT.md): oversized input is a plain input error.
+        if (err instanceof ValidationError) throw new GraphQLError(err.message, { extensions: { code: 'BAD_USER_INPUT' } });
+        throw err;
+      }
+    },
+  }),
+}));
+
+// ---------------------------------------------------------------------------------------------
+// Admin
+
+const ReleaseActivationInput = builder.inputType('ReleaseActivationInput', {
+  fields: (t) => ({ activationId: t.id({ required: true }) }),
+});
+
+builder.mutationFields((t) => ({
+  releaseActivation: t.prismaField({
+    type: 'Activation',
+    description: "Frees a device's activation at once (lost machine, reinstall); its next call gets ACTIVATION_RELEASED.",
+    authScopes: { role: 'SUPPORT' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: ReleaseActivationInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const id = await releaseActivation(ctx, parseId(String(input.activationId), 'Activation', 'activationId'));
+      return ctx.prisma.activation.findUniqueOrThrow({ ...query, where: { id } });
+    },
+  }),
+}));

@@ -1,0 +1,670 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Activation, License, Prisma } from '@tessera/db/client';
+import semver from 'semver';
+import type { AppDeps } from '../../context.ts';
+import { ConflictError, type FieldProblem, LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
+import { inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { isUniqueViolation } from '../common/db.ts';
+import { tenantWhere } from '../common/tenancy.ts';
+import { parseKey } from '../licenses/keys.ts';
+import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
+
+// Input limits: anything larger is a ValidationError before the database is touched.
+const MAX_FINGERPRINT = 512;
+const MAX_COMPONENTS = 64;
+const MAX_COMPONENT_KIND = 64;
+const MAX_COMPONENT_VALUE = 512;
+const MAX_CLIENT_FIELD = 200;
+const MAX_IDEMPOTENCY_KEY = 255;
+/** When the edition sets no heartbeat interval. */
+const DEFAULT_HEARTBEAT_SECONDS = 3600;
+
+export interface Component {
+  kind: string;
+  value: string;
+}
+export interface ClientInfo {
+  hostname?: string | null;
+  platform?: string | null;
+  osVersion?: string | null;
+  appVersion?: string | null;
+}
+export interface ActivateInput {
+  key: string;
+  fingerprint: string;
+  components?: Component[] | null;
+  client?: ClientInfo | null;
+  idempotencyKey?: string | null;
+}
+export interface HeartbeatInput {
+  key: string;
+  fingerprint: string;
+  revision?: number | null;
+  client?: ClientInfo | null;
+}
+export interface DeactivateInput {
+  key: string;
+  fingerprint: string;
+}
+export interface ValidateInput {
+  key: string;
+  fingerprint?: string | null;
+  version?: string | null;
+  feature?: string | null;
+}
+
+export interface ActivateResult {
+  activationId: string;
+  token: string;
+  reused: boolean;
+  goodwill: boolean;
+}
+export interface HeartbeatResult {
+  activationId: string;
+  updateAvailable: boolean;
+  token: string | null;
+  nextHeartbeatBy: Date;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input checks
+
+function checkFingerprint(p: FieldProblem[], path: string, value: string | null | undefined, required: boolean) {
+  if (value === null || value === undefined) {
+    if (required) p.push({ path, message: 'is required' });
+  } else if (value.trim().length === 0) p.push({ path, message: 'must not be empty' });
+  else if (value.length > MAX_FINGERPRINT) p.push({ path, message: `must be at most ${MAX_FINGERPRINT} characters` });
+}
+
+function checkClient(p: FieldProblem[], client: ClientInfo | null | undefined) {
+  if (!client) return;
+  for (const k of ['hostname', 'platform', 'osVersion', 'appVersion'] as const) {
+    const v = client[k];
+    if (v && v.length > MAX_CLIENT_FIELD) p.push({ path: `client.${k}`, message: `must be at most ${MAX_CLIENT_FIELD} characters` });
+  }
+}
+
+function checkComponents(p: FieldProblem[], components: Component[] | null | undefined) {
+  if (!components) return;
+  if (components.length > MAX_COMPONENTS) {
+    p.push({ path: 'components', message: `at most ${MAX_COMPONENTS} components` });
+    return;
+  }
+  components.forEach((c, i) => {
+    if (!c.kind || c.kind.length > MAX_COMPONENT_KIND) p.push({ path: `components.${i}.kind`, message: `must be 1 to ${MAX_COMPONENT_KIND} characters` });
+    if (!c.value || c.value.length > MAX_COMPONENT_VALUE) p.push({ path: `components.${i}.value`, message: `must be 1 to ${MAX_COMPONENT_VALUE} characters` });
+  });
+}
+
+function throwIf(p: FieldProblem[]) {
+  if (p.length) throw new ValidationError(p);
+}
+
+function clientData(client: ClientInfo | null | undefined) {
+  return {
+    hostname: client?.hostname ?? null,
+    platform: client?.platform ?? null,
+    osVersion: client?.osVersion ?? null,
+    appVersion: client?.appVersion ?? null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key lookup and rules
+
+const notFound = () => new LicensingError('LICENSE_NOT_FOUND', 'No license matches this key');
+
+type Found = {
+  license: License;
+  /** The most recent activation of this license for the exact fingerprint, if any. */
+  activation: Activation | null;
+  tokenKey: { id: string; usedAt: Date | null } | null;
+};
+
+/**
+ * One indexed read by key (with this device's latest activation), whatever the key kind. A
+ * malformed key is refused before any database access; an unknown one costs the same read as a
+ * known one, so response time does not tell whether a key exists.
+ */
+async function findByKey(ctx: ServiceContext, rawKey: string, fingerprint: string | null): Promise<Found> {
+  const parsed = parseKey(rawKey);
+  if (!parsed) throw notFound();
+  const activations = fingerprint
+    ? { where: { fingerprint }, orderBy: { activatedAt: 'desc' as const }, take: 1 }
+    : { take: 0 };
+  if (parsed.kind === 'LIC') {
+    const license = await ctx.prisma.license.findUnique({ where: { key: parsed.key }, include: { activations } });
+    if (!license) throw notFound();
+    const { activations: acts, ...rest } = license;
+    return { license: rest, activation: acts[0] ?? null, tokenKey: null };
+  }
+  const token = await ctx.prisma.tokenKey.findUnique({
+    where: { key: parsed.key },
+    select: { id: true, usedAt: true, license: { include: { activations } } },
+  });
+  if (!token) throw notFound();
+  const { activations: acts, ...license } = token.license;
+  return { license, activation: acts[0] ?? null, tokenKey: { id: token.id, usedAt: token.usedAt } };
+}
+
+/**
+ * The license's own state, in the fixed order clients rely on:
+ * revoked -> suspended -> not yet valid -> expired. (Not found was decided by the lookup.)
+ */
+function assertLicenseUsable(l: License, now: Date) {
+  if (l.state === 'REVOKED') throw new LicensingError('LICENSE_REVOKED', 'This license has been revoked');
+  if (l.state === 'SUSPENDED') throw new LicensingError('LICENSE_SUSPENDED', 'This license is suspended');
+  if (l.startsAt && l.startsAt.getTime() > now.getTime()) throw new LicensingError('LICENSE_NOT_YET_VALID', 'This license is not valid yet');
+  if (l.expiresAt && l.expiresAt.getTime() <= now.getTime()) throw new LicensingError('LICENSE_EXPIRED', 'This license has expired');
+}
+
+function versionAllowed(l: License, version: string | null | undefined): boolean {
+  if (!l.allowedVersions) return true;
+  const v = version ? semver.coerce(version, { includePrerelease: true }) : null;
+  return v !== null && semver.satisfies(v, l.allowedVersions, { includePrerelease: true });
+}
+
+function assertVersion(l: License, version: string | null | undefined) {
+  if (!versionAllowed(l, version)) {
+    throw new LicensingError('VERSION_NOT_ALLOWED', `Version ${version ?? '(none)'} is not allowed by this license (${l.allowedVersions})`);
+  }
+}
+
+const clientActor = (licenseId: string) => ({ type: 'client', id: licenseId });
+const SYSTEM_ACTOR = { type: 'system', id: 'inactivity-sweep' };
+
+// ---------------------------------------------------------------------------------------------
+// Fingerprint matching
+
+const pairKey = (c: Component) => `${c.kind}\u0000${c.value}`;
+
+/** Whether stored components and presented ones are the same device under the license's rule. */
+export function sameDevice(mode: License['fingerprintMatch'], stored: Component[], given: Component[]): boolean {
+  if (mode === 'EXACT' || stored.length === 0 || given.length === 0) return false;
+  const have = new Set(given.map(pairKey));
+  const matches = new Set(stored.map(pairKey).filter((k) => have.has(k))).size;
+  if (mode === 'ANY_TWO') return matches >= 2;
+  return matches * 2 > new Set(stored.map(pairKey)).size;
+}
+
+function componentsDiffer(a: Component[], b: Component[]): boolean {
+  const x = [...new Set(a.map(pairKey))].sort();
+  const y = [...new Set(b.map(pairKey))].sort();
+  return x.length !== y.length || x.some((k, i) => k !== y[i]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+async function activationToken(app: AppDeps, license: License, activationId: string, fingerprint: string) {
+  return signerFor(app).sign(
+    license.tenantId,
+    TOKEN_TYPES.activation,
+    {
+      sub: license.id,
+      activation: activationId,
+      fingerprint,
+      revision: license.revision,
+      licenseType: license.type,
+      licenseExpiresAt: license.expiresAt?.toISOString() ?? null,
+      features: license.features,
+      maxActivations: license.maxActivations,
+    },
+    license.expiresAt,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared SQL
+
+/** Once every ACTIVE device has the current revision, the license is in sync again. */
+async function markSynced(tx: Tx, licenseIds: string[]): Promise<string[]> {
+  if (licenseIds.length === 0) return [];
+  const rows = await tx.$queryRaw<{ id: string }[]>`
+    UPDATE "License" l SET "syncState" = 'SYNCED'
+     WHERE l.id = ANY(${licenseIds}::uuid[]) AND l."syncState" = 'PENDING_SYNC'
+       AND NOT EXISTS (SELECT 1 FROM "Activation" a
+                        WHERE a."licenseId" = l.id AND a.status = 'ACTIVE' AND a."syncedRevision" < l.revision)
+    RETURNING l.id`;
+  return rows.map((r) => r.id);
+}
+
+/** Releases one ACTIVE activation and frees its slot, in one statement; null when it was not ACTIVE. */
+async function releaseOne(tx: Tx, activationId: string, tenantId: string, now: Date) {
+  const rows = await tx.$queryRaw<{ id: string; licenseId: string; fingerprint: string; syncState: string }[]>`
+    WITH r AS (
+      UPDATE "Activation" SET status = 'RELEASED', "releasedAt" = ${now}::timestamp, "activeFingerprint" = NULL
+       WHERE id = ${activationId}::uuid AND "tenantId" = ${tenantId}::uuid AND status = 'ACTIVE'
+      RETURNING id, "licenseId", fingerprint
+    ), d AS (
+      UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - 1 FROM r WHERE l.id = r."licenseId"
+      RETURNING l."syncState"
+    )
+    SELECT r.id, r."licenseId", r.fingerprint, (SELECT "syncState"::text FROM d) AS "syncState" FROM r`;
+  return rows[0] ?? null;
+}
+
+/** The same device's live activations of other licenses of the same product: released, slots freed. */
+async function releaseOtherLicenses(tx: Tx, license: License, fingerprint: string, now: Date) {
+  return tx.$queryRaw<{ id: string; licenseId: string }[]>`
+    WITH r AS (
+      UPDATE "Activation" a SET status = 'RELEASED', "releasedAt" = ${now}::timestamp, "activeFingerprint" = NULL
+        FROM "License" l
+       WHERE a."tenantId" = ${license.tenantId}::uuid AND a.fingerprint = ${fingerprint} AND a.status = 'ACTIVE'
+         AND a."licenseId" <> ${license.id}::uuid AND l.id = a."licenseId" AND l."productId" = ${license.productId}::uuid
+      RETURNING a.id, a."licenseId"
+    ), d AS (
+      UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - c.n
+        FROM (SELECT "licenseId", count(*)::int AS n FROM r GROUP BY "licenseId") c
+       WHERE l.id = c."licenseId"
+    )
+    SELECT id, "licenseId" FROM r`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// activate
+
+class SlotUnavailable extends Error {}
+class DeviceRaced extends Error {}
+
+function requestHash(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex');
+}
+
+interface Stored extends ActivateResult {
+  hash: string;
+}
+
+function replay(record: { requestHash: string; response: Prisma.JsonValue }, hash: string): ActivateResult {
+  if (record.requestHash !== hash) {
+    throw new LicensingError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with different parameters');
+  }
+  const { activationId, token, reused, goodwill } = record.response as unknown as Stored;
+  return { activationId, token, reused, goodwill };
+}
+
+/**
+ * Binds a device to a license and returns a signed activation token. The activation cap is held
+ * by one conditional UPDATE of the license's counter inside the transaction that inserts the
+ * activation, and one live activation per device by a unique index: no read-then-write.
+ */
+export async function activate(ctx: ServiceContext, input: ActivateInput): Promise<ActivateResult> {
+  const p: FieldProblem[] = [];
+  checkFingerprint(p, 'fingerprint', input.fingerprint, true);
+  checkComponents(p, input.components);
+  checkClient(p, input.client);
+  if (input.idempotencyKey !== null && input.idempotencyKey !== undefined && (input.idempotencyKey.length === 0 || input.idempotencyKey.length > MAX_IDEMPOTENCY_KEY)) {
+    p.push({ path: 'idempotencyKey', message: `must be 1 to ${MAX_IDEMPOTENCY_KEY} characters` });
+  }
+  throwIf(p);
+  return activateChecked(ctx, input, 0);
+}
+
+async function activateChecked(ctx: ServiceContext, input: ActivateInput, attempt: number): Promise<ActivateResult> {
+  const now = new Date();
+  const { fingerprint, idempotencyKey } = input;
+  const components = input.components ?? [];
+  const client = clientData(input.client);
+  const { license, activation, tokenKey } = await findByKey(ctx, input.key, fingerprint);
+  const tenantId = license.tenantId;
+  const actor = clientActor(license.id);
+
+  const hash = idempotencyKey ? requestHash({ key: parseKey(input.key)!.key, fingerprint, components, client }) : '';
+  if (idempotencyKey) {
+    const prior = await ctx.prisma.idempotencyRecord.findUnique({
+      where: { tenantId_scope_key: { tenantId, scope: 'activate', key: idempotencyKey } },
+    });
+    if (prior) return replay(prior, hash);
+  }
+
+  // Rule order: license state (revoked -> suspended -> not yet valid -> expired) -> deployment mode -> version -> limits.
+  assertLicenseUsable(license, now);
+  if (license.deploymentMode === 'OFFLINE') {
+    throw new LicensingError('ONLINE_ACTIVATION_NOT_ALLOWED', 'This license activates offline only');
+  }
+  if (!versionAllowed(license, client.appVersion)) {
+    await inTransaction(ctx, tenantId, async (_tx, emit) => {
+      emit({
+        type: 'compliance.activation_denied',
+        subjectType: 'License',
+        subjectId: license.id,
+        licenseId: license.id,
+        customerId: license.customerId,
+        payload: { code: 'VERSION_NOT_ALLOWED', fingerprint, appVersion: client.appVersion, allowedVersions: license.allowedVersions },
+        actor,
+      });
+    });
+    assertVersion(license, client.appVersion);
+  }
+
+  let live = activation?.status === 'ACTIVE' ? activation : null;
+  if (!live && license.fingerprintMatch !== 'EXACT' && components.length > 0) {
+    const candidates = await ctx.prisma.activation.findMany({ where: { licenseId: license.id, status: 'ACTIVE' } });
+    live = candidates.find((a) => sameDevice(license.fingerprintMatch, a.components as unknown as Component[], components)) ?? null;
+  }
+  if (live) return reuse(ctx, license, live, { fingerprint, components, client, idempotencyKey, hash });
+
+  if (tokenKey?.usedAt) throw new LicensingError('TOKEN_ALREADY_USED', 'This token key has already been used');
+
+  const activationId = randomUUID();
+  const token = await activationToken(ctx.app, license, activationId, fingerprint);
+  try {
+    return await inTransaction(ctx, tenantId, async (tx, emit) => {
+      if (tokenKey) {
+        const n = await tx.$executeRaw`
+          UPDATE "TokenKey" SET "usedAt" = ${now}::timestamp, "activationId" = ${activationId}::uuid
+           WHERE id = ${tokenKey.id}::uuid AND "usedAt" IS NULL`;
+        if (n === 0) throw new LicensingError('TOKEN_ALREADY_USED', 'This token key has already been used');
+      }
+      const inserted = await tx.$queryRaw<{ id: string }[]>`
+        INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status,
+                                  hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt")
+        VALUES (${activationId}::uuid, ${tenantId}::uuid, ${license.id}::uuid, ${fingerprint}, ${fingerprint},
+                ${JSON.stringify(components)}::jsonb, 'ACTIVE', ${client.hostname}, ${client.platform}, ${client.osVersion},
+                ${client.appVersion}, ${license.revision}, ${now}::timestamp)
+        ON CONFLICT ("licenseId", "activeFingerprint") DO NOTHING
+        RETURNING id`;
+      if (inserted.length === 0) throw new DeviceRaced();
+      const slot = await tx.$queryRaw<{ used: number; max: number | null }[]>`
+        UPDATE "License" SET "activationsUsed" = "activationsUsed" + 1
+         WHERE id = ${license.id}::uuid
+           AND ("maxActivations" IS NULL OR "activationsUsed" < "maxActivations" + "goodwillActivations")
+        RETURNING "activationsUsed" AS used, "maxActivations" AS max`;
+      if (slot.length === 0) throw new SlotUnavailable();
+      const { used, max } = slot[0]!;
+      const goodwill = max !== null && used > max;
+      if (goodwill) await tx.activation.update({ where: { id: activationId }, data: { goodwill: true }, select: { id: true } });
+      const moved = await releaseOtherLicenses(tx, license, fingerprint, now);
+      const result: ActivateResult = { activationId, token, reused: false, goodwill };
+      if (idempotencyKey) {
+        await tx.idempotencyRecord.create({
+          data: { tenantId, scope: 'activate', key: idempotencyKey, requestHash: hash, response: result as unknown as Prisma.InputJsonValue },
+        });
+      }
+      const base = { licenseId: license.id, customerId: license.customerId, actor };
+      emit({
+        ...base,
+        type: 'activation.created',
+        subjectType: 'Activation',
+        subjectId: activationId,
+        payload: { fingerprint, goodwill, activationsUsed: used, maxActivations: max, tokenKeyId: tokenKey?.id ?? null, appVersion: client.appVersion },
+      });
+      if (goodwill) {
+        emit({ ...base, type: 'compliance.goodwill_used', subjectType: 'Activation', subjectId: activationId, payload: { activationsUsed: used, maxActivations: max, goodwillActivations: license.goodwillActivations } });
+      }
+      for (const m of moved) {
+        emit({ type: 'activation.released', subjectType: 'Activation', subjectId: m.id, licenseId: m.licenseId, actor, payload: { reason: 'moved', fingerprint, toLicenseId: license.id } });
+      }
+      return result;
+    });
+  } catch (err) {
+    if (err instanceof SlotUnavailable) {
+      await inTransaction(ctx, tenantId, async (_tx, emit) => {
+        emit({
+          type: 'compliance.activation_denied',
+          subjectType: 'License',
+          subjectId: license.id,
+          licenseId: license.id,
+          customerId: license.customerId,
+          payload: { code: 'ACTIVATION_LIMIT_REACHED', fingerprint, maxActivations: license.maxActivations, goodwillActivations: license.goodwillActivations },
+          actor,
+        });
+      });
+      throw new LicensingError('ACTIVATION_LIMIT_REACHED', 'This license has no activations left');
+    }
+    // A concurrent request activated this device (or stored this idempotency key) first: answer as it did.
+    if ((err instanceof DeviceRaced || isUniqueViolation(err)) && attempt < 2) return activateChecked(ctx, input, attempt + 1);
+    throw err;
+  }
+}
+
+async function reuse(
+  ctx: ServiceContext,
+  license: License,
+  live: Activation,
+  given: { fingerprint: string; components: Component[]; client: ReturnType<typeof clientData>; idempotencyKey?: string | null; hash: string },
+): Promise<ActivateResult> {
+  const stored = live.components as unknown as Component[];
+  const changed = live.fingerprint !== given.fingerprint || (given.components.length > 0 && componentsDiffer(stored, given.components));
+  const token = await activationToken(ctx.app, license, live.id, given.fingerprint);
+  const actor = clientActor(license.id);
+  const result: ActivateResult = { activationId: live.id, token, reused: true, goodwill: live.goodwill };
+  return inTransaction(ctx, license.tenantId, async (tx, emit) => {
+    const data: Prisma.ActivationUpdateManyMutationInput = {
+      syncedRevision: license.revision,
+      ...Object.fromEntries(Object.entries(given.client).filter(([, v]) => v !== null)),
+    };
+    if (changed) {
+      if (given.components.length > 0) data.components = given.components as unknown as Prisma.InputJsonValue;
+      data.fingerprint = given.fingerprint;
+      data.activeFingerprint = given.fingerprint;
+    }
+    const n = await tx.activation.updateMany({ where: { id: live.id, status: 'ACTIVE' }, data });
+    if (n.count === 0) throw new LicensingError('ACTIVATION_RELEASED', 'This activation was released; activate again');
+    if (license.syncState === 'PENDING_SYNC') await markSynced(tx, [license.id]);
+    if (given.idempotencyKey) {
+      await tx.idempotencyRecord.create({
+        data: { tenantId: license.tenantId, scope: 'activate', key: given.idempotencyKey, requestHash: given.hash, response: result as unknown as Prisma.InputJsonValue },
+      });
+    }
+    const base = { subjectType: 'Activation', subjectId: live.id, licenseId: license.id, customerId: license.customerId, actor };
+    if (changed) {
+      emit({
+        ...base,
+        type: 'device.components_changed',
+        payload: {
+          fromFingerprint: live.fingerprint,
+          toFingerprint: given.fingerprint,
+          removed: stored.filter((c) => !given.components.some((g) => pairKey(g) === pairKey(c))),
+          added: given.components.filter((g) => !stored.some((c) => pairKey(g) === pairKey(c))),
+        },
+      });
+    }
+    emit({ ...base, type: 'activation.reused', payload: { fingerprint: given.fingerprint } });
+    return result;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// heartbeat
+
+export async function heartbeat(ctx: ServiceContext, input: HeartbeatInput): Promise<HeartbeatResult> {
+  const p: FieldProblem[] = [];
+  checkFingerprint(p, 'fingerprint', input.fingerprint, true);
+  checkClient(p, input.client);
+  if (input.revision !== null && input.revision !== undefined && input.revision < 0) p.push({ path: 'revision', message: 'must not be negative' });
+  throwIf(p);
+
+  const now = new Date();
+  const { license, activation } = await findByKey(ctx, input.key, input.fingerprint);
+  assertLicenseUsable(license, now);
+  if (input.client?.appVersion) assertVersion(license, input.client.appVersion);
+  if (!activation) throw new LicensingError('NOT_ACTIVATED', 'This device is not activated');
+  if (activation.status !== 'ACTIVE') throw new LicensingError('ACTIVATION_RELEASED', 'This activation was released; activate again');
+
+  const known = input.revision ?? activation.syncedRevision;
+  const updateAvailable = known < license.revision;
+  const token = updateAvailable ? await activationToken(ctx.app, license, activation.id, activation.fingerprint) : null;
+  const client = clientData(input.client);
+  const actor = clientActor(license.id);
+
+  await inTransaction(ctx, license.tenantId, async (tx, emit) => {
+    // The device either confirms the current revision or receives it now.
+    const rows = await tx.$queryRaw<{ id: string }[]>`
+      WITH a AS (
+        UPDATE "Activation" SET "lastHeartbeatAt" = ${now}::timestamp,
+               hostname = COALESCE(${client.hostname}, hostname), platform = COALESCE(${client.platform}, platform),
+               "osVersion" = COALESCE(${client.osVersion}, "osVersion"), "appVersion" = COALESCE(${client.appVersion}, "appVersion"),
+               "syncedRevision" = GREATEST("syncedRevision", ${license.revision})
+         WHERE id = ${activation.id}::uuid AND status = 'ACTIVE'
+        RETURNING id, "tenantId", "licenseId", "appVersion", "osVersion", platform
+      ), s AS (
+        INSERT INTO "HeartbeatSample" ("tenantId", "licenseId", "activationId", at, "appVersion", "osVersion", platform)
+        SELECT "tenantId", "licenseId", id, ${now}::timestamp, "appVersion", "osVersion", platform FROM a
+      )
+      SELECT id FROM a`;
+    if (rows.length === 0) throw new LicensingError('ACTIVATION_RELEASED', 'This activation was released; activate again');
+    const synced = license.syncState === 'PENDING_SYNC' ? await markSynced(tx, [license.id]) : [];
+    const base = { licenseId: license.id, customerId: license.customerId, actor };
+    emit({
+      ...base,
+      type: 'device.heartbeat',
+      subjectType: 'Activation',
+      subjectId: activation.id,
+      payload: { appVersion: client.appVersion, osVersion: client.osVersion, revision: license.revision, updateAvailable },
+    });
+    if (synced.length) emit({ ...base, type: 'license.synced', subjectType: 'License', subjectId: license.id, payload: { revision: license.revision } });
+  });
+
+  const seconds = license.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS;
+  return { activationId: activation.id, updateAvailable, token, nextHeartbeatBy: new Date(now.getTime() + seconds * 1000) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// deactivate / releaseActivation
+
+/** The client gives its seat back. Allowed whatever the license state: freeing a device never hurts. */
+export async function deactivate(ctx: ServiceContext, input: DeactivateInput): Promise<string> {
+  const p: FieldProblem[] = [];
+  checkFingerprint(p, 'fingerprint', input.fingerprint, true);
+  throwIf(p);
+  const { license, activation } = await findByKey(ctx, input.key, input.fingerprint);
+  if (!activation) throw new LicensingError('NOT_ACTIVATED', 'This device is not activated');
+  if (activation.status !== 'ACTIVE') throw new LicensingError('ACTIVATION_RELEASED', 'This activation was already released');
+  return inTransaction(ctx, license.tenantId, async (tx, emit) => {
+    const released = await releaseOne(tx, activation.id, license.tenantId, new Date());
+    if (!released) throw new LicensingError('ACTIVATION_RELEASED', 'This activation was already released');
+    const synced = released.syncState === 'PENDING_SYNC' ? await markSynced(tx, [license.id]) : [];
+    const base = { licenseId: license.id, customerId: license.customerId, actor: clientActor(license.id) };
+    emit({ ...base, type: 'activation.released', subjectType: 'Activation', subjectId: activation.id, payload: { reason: 'deactivated', fingerprint: activation.fingerprint } });
+    if (synced.length) emit({ ...base, type: 'license.synced', subjectType: 'License', subjectId: license.id, payload: { revision: license.revision } });
+    return activation.id;
+  });
+}
+
+/** An operator frees a device's seat (lost machine, reinstall). */
+export async function releaseActivation(ctx: ServiceContext, activationId: string): Promise<string> {
+  const { tenantId } = tenantWhere(ctx.actor);
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const released = await releaseOne(tx, activationId, tenantId, new Date());
+    if (!released) {
+      const existing = await tx.activation.findFirst({ where: { id: activationId, tenantId }, select: { status: true } });
+      if (!existing) throw new NotFoundError('activation');
+      throw new ConflictError(`this activation is ${existing.status.toLowerCase()}, its seat is already free`);
+    }
+    const synced = released.syncState === 'PENDING_SYNC' ? await markSynced(tx, [released.licenseId]) : [];
+    emit({ type: 'activation.released', subjectType: 'Activation', subjectId: activationId, licenseId: released.licenseId, payload: { reason: 'released_by_admin', fingerprint: released.fingerprint } });
+    if (synced.length) emit({ type: 'license.synced', subjectType: 'License', subjectId: released.licenseId, licenseId: released.licenseId, payload: {} });
+    return activationId;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// validateLicense
+
+export interface ValidationResult {
+  valid: boolean;
+  code: LicensingError['code'] | null;
+  licenseId: string | null;
+}
+
+/** Read-only check; the same rule order as activation, then the device, then the feature. */
+export async function validateLicense(ctx: ServiceContext, input: ValidateInput): Promise<ValidationResult> {
+  const p: FieldProblem[] = [];
+  checkFingerprint(p, 'fingerprint', input.fingerprint, false);
+  if (input.version && input.version.length > MAX_CLIENT_FIELD) p.push({ path: 'version', message: `must be at most ${MAX_CLIENT_FIELD} characters` });
+  if (input.feature && input.feature.length > 64) p.push({ path: 'feature', message: 'must be at most 64 characters' });
+  throwIf(p);
+  let found: Found;
+  try {
+    found = await findByKey(ctx, input.key, input.fingerprint ?? null);
+  } catch (err) {
+    if (err instanceof LicensingError) return { valid: false, code: err.code, licenseId: null };
+    throw err;
+  }
+  const { license, activation } = found;
+  try {
+    assertLicenseUsable(license, new Date());
+    if (input.version) assertVersion(license, input.version);
+    if (input.fingerprint) {
+      if (!activation) throw new LicensingError('NOT_ACTIVATED', 'This device is not activated');
+      if (activation.status !== 'ACTIVE') throw new LicensingError('ACTIVATION_RELEASED', 'This activation was released');
+    }
+    if (input.feature && !license.features.includes(input.feature)) {
+      throw new LicensingError('FEATURE_NOT_ENTITLED', 'This license does not include the feature');
+    }
+  } catch (err) {
+    if (err instanceof LicensingError) return { valid: false, code: err.code, licenseId: license.id };
+    throw err;
+  }
+  return { valid: true, code: null, licenseId: license.id };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inactivity reclamation
+
+/**
+ * Devices silent for longer than their license's `inactivityReclaimSeconds` become INACTIVE and
+ * free their slot. One atomic UPDATE ... RETURNING per tenant: when several instances sweep at
+ * once, each row is reclaimed (and its slot freed) exactly once.
+ */
+export async function reclaimInactive(app: AppDeps, now = new Date()): Promise<number> {
+  const tenants = await app.prisma.$queryRaw<{ tenantId: string }[]>`
+    SELECT DISTINCT a."tenantId" FROM "Activation" a JOIN "License" l ON l.id = a."licenseId"
+     WHERE a.status = 'ACTIVE' AND l."inactivityReclaimSeconds" IS NOT NULL
+       AND COALESCE(a."lastHeartbeatAt", a."activatedAt") < ${now}::timestamp - make_interval(secs => l."inactivityReclaimSeconds")`;
+  let total = 0;
+  const ctx: ServiceContext = { app, prisma: app.prisma, actor: { kind: 'anonymous' }, requestId: 'inactivity-sweep' };
+  for (const { tenantId } of tenants) {
+    total += await inTransaction(ctx, tenantId, async (tx, emit) => {
+      const rows = await tx.$queryRaw<{ id: string; licenseId: string; fingerprint: string; lastSeenAt: Date }[]>`
+        WITH r AS (
+          UPDATE "Activation" a SET status = 'INACTIVE', "activeFingerprint" = NULL
+            FROM "License" l
+           WHERE l.id = a."licenseId" AND a."tenantId" = ${tenantId}::uuid AND a.status = 'ACTIVE'
+             AND l."inactivityReclaimSeconds" IS NOT NULL
+             AND COALESCE(a."lastHeartbeatAt", a."activatedAt") < ${now}::timestamp - make_interval(secs => l."inactivityReclaimSeconds")
+          RETURNING a.id, a."licenseId", a.fingerprint, COALESCE(a."lastHeartbeatAt", a."activatedAt") AS "lastSeenAt"
+        ), d AS (
+          UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - c.n
+            FROM (SELECT "licenseId", count(*)::int AS n FROM r GROUP BY "licenseId") c
+           WHERE l.id = c."licenseId"
+        )
+        SELECT id, "licenseId", fingerprint, "lastSeenAt" FROM r`;
+      for (const r of rows) {
+        emit({
+          type: 'activation.reclaimed',
+          subjectType: 'Activation',
+          subjectId: r.id,
+          licenseId: r.licenseId,
+          actor: SYSTEM_ACTOR,
+          payload: { fingerprint: r.fingerprint, lastSeenAt: r.lastSeenAt },
+        });
+      }
+      const licenseIds = [...new Set(rows.map((r) => r.licenseId))];
+      for (const id of await markSynced(tx, licenseIds)) {
+        emit({ type: 'license.synced', subjectType: 'License', subjectId: id, licenseId: id, actor: SYSTEM_ACTOR, payload: {} });
+      }
+      return rows.length;
+    });
+  }
+  return total;
+}
+
+/** Runs the sweep every `intervalMs` until stopped; a failed sweep is logged and retried next time. */
+export function startReclamation(app: AppDeps, intervalMs: number): () => Promise<void> {
+  let running: Promise<unknown> | null = null;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = reclaimInactive(app)
+      .catch((err) => console.error('inactivity sweep failed:', err instanceof Error ? err.message : err))
+      .finally(() => {
+        running = null;
+      });
+  }, intervalMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}

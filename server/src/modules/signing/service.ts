@@ -1,0 +1,200 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { SigningKey } from '@tessera/db/client';
+import type { Database } from '@tessera/db/database';
+import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importPKCS8, type JWK, type JWTPayload, SignJWT } from 'jose';
+import type { Config } from '../../config.ts';
+import type { AppDeps } from '../../context.ts';
+import { inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+
+/** Distinct `typ` values, so one kind of signed document can never be presented as another. */
+export const TOKEN_TYPES = {
+  activation: 'tessera-activation+jwt',
+  license: 'tessera-license+jwt',
+  lease: 'tessera-lease+jwt',
+  receipt: 'tessera-receipt+jwt',
+} as const;
+export type TokenType = (typeof TOKEN_TYPES)[keyof typeof TOKEN_TYPES];
+
+export const SIGNING_ALGORITHM = 'EdDSA';
+
+// ---------------------------------------------------------------------------------------------
+// Master key: encrypts tenants' private keys at rest (AES-256-GCM).
+
+/** A 32-byte key given as 64 hex digits or base64/base64url. Anything else is refused at start-up. */
+export function parseMasterKey(text: string): Buffer {
+  const s = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(s)) return Buffer.from(s, 'hex');
+  const b = Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  if (b.length === 32 && /^[A-Za-z0-9+/_-]{43}=?$/.test(s)) return b;
+  throw new Error('TESSERA_MASTER_KEY must be 32 bytes, as 64 hex digits or base64 (e.g. `openssl rand -base64 32`)');
+}
+
+/**
+ * TESSERA_MASTER_KEY when set; otherwise `<dataDir>/master.key` (created once, mode 0600, safe when
+ * two processes start together). An in-memory PGlite, and tests, get a generated in-memory key:
+ * nothing they sign outlives the process.
+ */
+export function resolveMasterKey(config: Config, db: Database): Buffer {
+  if (config.masterKey) return parseMasterKey(config.masterKey);
+  const memory = db.kind === 'pglite' && (!db.pglite?.dataDir || db.pglite.dataDir.startsWith('memory://'));
+  if (memory || process.env.VITEST) return randomBytes(32);
+  const file = path.join(config.dataDir, 'master.key');
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  try {
+    writeFileSync(file, `${randomBytes(32).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
+    if (db.kind === 'postgres') {
+      console.warn(`Generated ${file}. Every server instance sharing this database needs the same key: set TESSERA_MASTER_KEY.`);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+  return parseMasterKey(readFileSync(file, 'utf8'));
+}
+
+/** `v1.<iv>.<tag>.<ciphertext>`; the kid is authenticated data, so a blob cannot be moved to another key row. */
+export function seal(masterKey: Buffer, plaintext: string, kid: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', masterKey, iv);
+  cipher.setAAD(Buffer.from(kid));
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return ['v1', iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), body.toString('base64url')].join('.');
+}
+
+export function unseal(masterKey: Buffer, sealed: string, kid: string): string {
+  const [v, iv, tag, body] = sealed.split('.');
+  if (v !== 'v1' || !iv || !tag || body === undefined) throw new Error('unknown private key encoding');
+  const decipher = createDecipheriv('aes-256-gcm', masterKey, Buffer.from(iv, 'base64url'));
+  decipher.setAAD(Buffer.from(kid));
+  decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+  try {
+    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+  } catch {
+    throw new Error(`cannot decrypt signing key ${kid}: the master key differs from the one that encrypted it`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-tenant Ed25519 keys.
+
+interface ActiveKey {
+  kid: string;
+  issuer: string;
+  key: CryptoKey;
+}
+
+export interface Signer {
+  /** Signs `claims` as a compact JWS with the tenant's current key; `iss` is the tenant slug. */
+  sign(tenantId: string, typ: TokenType, claims: JWTPayload, expiresAt?: Date | null): Promise<string>;
+  /** The tenant's published keys (current and retired, still verifiable), or null for an unknown tenant. */
+  jwks(slug: string): Promise<{ keys: JWK[] } | null>;
+  /** Retires the current key and creates a new one; old tokens keep verifying. */
+  rotate(ctx: ServiceContext, tenantId: string): Promise<SigningKey>;
+}
+
+// A key rotated on another instance takes over here within this time; the retired key stays published.
+const CACHE_MS = 60_000;
+
+const signers = new WeakMap<AppDeps, Signer>();
+
+/** The process's signer for these deps (created on first use; buildApp creates it at start). */
+export function signerFor(app: AppDeps): Signer {
+  let s = signers.get(app);
+  if (!s) {
+    s = createSigner(app, resolveMasterKey(app.config, app.db));
+    signers.set(app, s);
+  }
+  return s;
+}
+
+function systemContext(app: AppDeps): ServiceContext {
+  return { app, prisma: app.prisma, actor: { kind: 'anonymous' }, requestId: 'signing' };
+}
+
+export function createSigner(app: AppDeps, masterKey: Buffer): Signer {
+  const cache = new Map<string, { at: number; key: Promise<ActiveKey> }>();
+
+  async function newKey(tx: Tx, tenantId: string): Promise<SigningKey> {
+    const { publicKey, privateKey } = await generateKeyPair(SIGNING_ALGORITHM, { crv: 'Ed25519', extractable: true });
+    const publicJwk = await exportJWK(publicKey);
+    const kid = await calculateJwkThumbprint(publicJwk);
+    const encryptedPrivateKey = seal(masterKey, await exportPKCS8(privateKey), kid);
+    return tx.signingKey.create({ data: { tenantId, kid, algorithm: SIGNING_ALGORITHM, publicJwk: { ...publicJwk }, encryptedPrivateKey } });
+  }
+
+  /** Serialises key creation per tenant, so concurrent first uses create one key. */
+  async function lockTenant(tx: Tx, tenantId: string) {
+    await tx.$queryRaw`SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock(hashtext(${`signing:${tenantId}`}))) AS l`;
+  }
+
+  async function ensureKey(tenantId: string): Promise<SigningKey> {
+    const current = await app.prisma.signingKey.findFirst({ where: { tenantId, retiredAt: null }, orderBy: { createdAt: 'desc' } });
+    if (current) return current;
+    return inTransaction(systemContext(app), tenantId, async (tx, emit) => {
+      await lockTenant(tx, tenantId);
+      const again = await tx.signingKey.findFirst({ where: { tenantId, retiredAt: null }, orderBy: { createdAt: 'desc' } });
+      if (again) return again;
+      const key = await newKey(tx, tenantId);
+      emit({ type: 'signing_key.created', subjectType: 'SigningKey', subjectId: key.id, payload: { kid: key.kid }, actor: { type: 'system', id: null } });
+      return key;
+    });
+  }
+
+  async function load(tenantId: string): Promise<ActiveKey> {
+    const [row, tenant] = await Promise.all([ensureKey(tenantId), app.prisma.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { slug: true } })]);
+    const key = await importPKCS8(unseal(masterKey, row.encryptedPrivateKey, row.kid), SIGNING_ALGORITHM);
+    return { kid: row.kid, issuer: tenant.slug, key };
+  }
+
+  function activeKey(tenantId: string): Promise<ActiveKey> {
+    const hit = cache.get(tenantId);
+    if (hit && Date.now() - hit.at < CACHE_MS) return hit.key;
+    const key = load(tenantId);
+    cache.set(tenantId, { at: Date.now(), key });
+    key.catch(() => cache.delete(tenantId));
+    return key;
+  }
+
+  return {
+    async sign(tenantId, typ, claims, expiresAt) {
+      const { kid, issuer, key } = await activeKey(tenantId);
+      const jwt = new SignJWT(claims).setProtectedHeader({ alg: SIGNING_ALGORITHM, kid, typ }).setIssuer(issuer).setIssuedAt();
+      if (expiresAt) jwt.setExpirationTime(Math.floor(expiresAt.getTime() / 1000));
+      return jwt.sign(key);
+    },
+
+    async jwks(slug) {
+      const tenant = await app.prisma.tenant.findUnique({ where: { slug }, select: { id: true } });
+      if (!tenant) return null;
+      let rows = await app.prisma.signingKey.findMany({ where: { tenantId: tenant.id }, orderBy: { createdAt: 'desc' } });
+      // A tenant publishes a key before its first token, so an SDK can embed the JWKS at build time.
+      if (rows.length === 0) rows = [await ensureKey(tenant.id)];
+      return {
+        keys: rows.map((r) => ({ ...(r.publicJwk as JWK), kid: r.kid, alg: r.algorithm, use: 'sig' })),
+      };
+    },
+
+    async rotate(ctx, tenantId) {
+      const key = await inTransaction(ctx, tenantId, async (tx, emit) => {
+        await lockTenant(tx, tenantId);
+        const retired = await tx.signingKey.updateManyAndReturn({
+          where: { tenantId, retiredAt: null },
+          data: { retiredAt: new Date() },
+          select: { kid: true },
+        });
+        const key = await newKey(tx, tenantId);
+        emit({
+          type: 'signing_key.rotated',
+          subjectType: 'SigningKey',
+          subjectId: key.id,
+          payload: { kid: key.kid, retired: retired.map((r) => r.kid) },
+        });
+        return key;
+      });
+      cache.delete(tenantId);
+      return key;
+    },
+  };
+}
