@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import path from 'node:path';
 import { migrate, openDatabase, type Database } from '@tessera/db/database';
-import { execute, type ExecutionArgs, subscribe } from 'graphql';
+import { execute, type ExecutionArgs, GraphQLError, subscribe } from 'graphql';
 import type { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config.ts';
 import type { Actor, AppDeps, Context, HttpContext } from './context.ts';
-import { createMemoryBus, type EventBus } from './modules/audit/bus.ts';
+import { createBus, type EventBus } from './modules/audit/bus.ts';
+import { sealerOf } from './modules/audit/chain.ts';
+import { auditExportPlugin, EXPORT_PATH } from './modules/audit/export.ts';
 import { startReclamation } from './modules/activation/service.ts';
 import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
 import { signerFor } from './modules/signing/service.ts';
@@ -27,7 +32,10 @@ export interface BuildOptions {
   config: Config;
   /** An open database; otherwise one is opened from the config. */
   db?: Database;
+  /** The event bus; otherwise Redis when config.redisUrl is set, in-memory if not. */
   bus?: EventBus;
+  /** Prefix of the bus topics (Redis channels), to separate deployments or test runs on one Redis. */
+  busPrefix?: string;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -46,6 +54,75 @@ const responseHeaders: Plugin = {
   },
 };
 
+/** Paths the API owns; everything else is the admin console. */
+const API_PREFIXES = ['/graphql', '/health', '/.well-known', '/audit'];
+function isApiPath(url: string): boolean {
+  const pathname = url.split('?')[0] ?? url;
+  return API_PREFIXES.some((p) => pathname === p || pathname.startsWith(`${p}/`));
+}
+
+const CONSOLE_DIR = path.resolve(import.meta.dirname, '../../web/build');
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.ico': 'image/x-icon',
+  '.webp': 'image/webp',
+  '.woff2': 'font/woff2',
+  '.txt': 'text/plain; charset=utf-8',
+  '.map': 'application/json',
+};
+
+/** The built admin console (web/build): files as they are, index.html for every client-side route. */
+async function serveConsole(req: IncomingMessage, res: ServerResponse, url: string) {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    return;
+  }
+  let pathname: string;
+  try {
+    pathname = decodeURIComponent(new URL(url, 'http://console').pathname);
+  } catch {
+    res.writeHead(400).end();
+    return;
+  }
+  const file = path.join(CONSOLE_DIR, path.normalize(pathname));
+  if (!file.startsWith(CONSOLE_DIR)) {
+    res.writeHead(404).end();
+    return;
+  }
+  const found = await stat(file).catch(() => null);
+  if (found?.isFile()) return sendFile(req, res, file, found.size);
+  const index = path.join(CONSOLE_DIR, 'index.html');
+  const fallback = await stat(index).catch(() => null);
+  // A missing asset is a 404; any other path is a console route the SPA resolves itself.
+  if (fallback?.isFile() && !path.extname(pathname)) return sendFile(req, res, index, fallback.size);
+  if (!fallback) {
+    res
+      .writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })
+      .end('The admin console is not built. Run `pnpm --filter @tessera/web build` (or `pnpm build`) and reload.\n');
+    return;
+  }
+  res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found\n');
+}
+
+function sendFile(req: IncomingMessage, res: ServerResponse, file: string, size: number) {
+  const immutable = file.includes(`${path.sep}_app${path.sep}immutable${path.sep}`);
+  res.writeHead(200, {
+    'content-type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
+    'content-length': size,
+    'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+    'x-content-type-options': 'nosniff',
+  });
+  if (req.method === 'HEAD') return void res.end();
+  createReadStream(file).pipe(res);
+}
+
 export async function openConfiguredDatabase(config: Config): Promise<Database> {
   return config.databaseUrl
     ? openDatabase({ url: config.databaseUrl })
@@ -56,10 +133,15 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const { config } = options;
   const db = options.db ?? (await openConfiguredDatabase(config));
   await migrate(db);
-  const deps: AppDeps = { config, db, prisma: db.prisma, bus: options.bus ?? createMemoryBus() };
+  const bus = options.bus ?? createBus(config.redisUrl, options.busPrefix);
+  const deps: AppDeps = { config, db, prisma: db.prisma, bus };
   // Resolves the master key now, so a bad TESSERA_MASTER_KEY fails the start, not the first activation.
   signerFor(deps);
   const stopReclamation = startReclamation(deps, RECLAIM_INTERVAL_MS);
+  // Chains audit rows committed while no instance could (a crash between commit and seal), then keeps sweeping.
+  const sealer = sealerOf(deps);
+  void sealer.sweep().catch((err) => console.error('audit: initial sweep failed:', (err as Error).message));
+  sealer.startSweeping();
 
   const yoga = createYoga<{ req?: IncomingMessage }, Context>({
     schema,
@@ -67,7 +149,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     landingPage: false,
     graphiql: !config.production,
     maskedErrors: true,
-    plugins: [responseHeaders, jwksPlugin(deps)],
+    plugins: [responseHeaders, jwksPlugin(deps), auditExportPlugin(deps)],
     context: async ({ request, ...rest }): Promise<Context> => {
       const socket = rest as unknown as { actor?: Actor; requestId?: string };
       if (socket.actor) {
@@ -99,25 +181,37 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       return;
     }
     if (url.startsWith(JWKS_PATH)) return yoga.handle(req, res);
-    if (url.startsWith('/graphql')) return yoga.handle(req, res);
-    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
+    if (url.startsWith('/graphql') || url.startsWith(EXPORT_PATH)) return yoga.handle(req, res);
+    if (isApiPath(url)) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
+      return;
+    }
+    return serveConsole(req, res, url);
   });
 
   const wss = new WebSocketServer({ server, path: '/graphql' });
-  const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor }>(
+  const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor; bearer?: string | null }>(
     {
       // onSubscribe puts yoga's enveloped execute/subscribe on rootValue.
       execute: (args: ExecutionArgs) => ((args.rootValue as { execute?: typeof execute })?.execute ?? execute)(args),
       subscribe: (args: ExecutionArgs) => ((args.rootValue as { subscribe?: typeof subscribe })?.subscribe ?? subscribe)(args),
-      // Credentials are checked once, on connect: a bad token closes the socket with 4403.
+      // Credentials are checked on connect (a bad token closes the socket with 4403) and again on every
+      // subscribe, so a token revoked since connecting starts nothing new.
       onConnect: async (ctx) => {
         const raw = ctx.connectionParams?.authorization;
-        const actor = await authenticate(deps.prisma, bearerOf(typeof raw === 'string' ? raw : null), null);
+        const bearer = bearerOf(typeof raw === 'string' ? raw : null);
+        const actor = await authenticate(deps.prisma, bearer, null);
         if (actor.kind === 'anonymous') return false;
         ctx.extra.actor = actor;
+        ctx.extra.bearer = bearer;
         return true;
       },
       onSubscribe: async (ctx, _id, params) => {
+        const actor = await authenticate(deps.prisma, ctx.extra.bearer ?? null, null);
+        if (actor.kind === 'anonymous') {
+          return [new GraphQLError('Authentication required', { extensions: { code: 'UNAUTHENTICATED' } })];
+        }
+        ctx.extra.actor = actor;
         const { schema: s, execute: exec, subscribe: sub, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -158,6 +252,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await sealer.stop();
+      if (!options.bus) await bus.close();
       await stopReclamation();
       if (!options.db) await db.close();
     },
