@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+/**
+ * tessera-client: the customer-side tool for machines that run a vendor's product.
+ *   tessera-client fingerprint                 this machine's fingerprint and hashed components
+ *   tessera-client request <key> [-o file]     write an offline activation request file
+ *   tessera-client install <file>              verify and install a license (or refresh) file
+ *   tessera-client verify <file>               verify a license file without installing it
+ *   tessera-client status                      what is installed, and whether it is valid now
+ * Options: --tenant <slug> (required), --jwks <file> (the vendor's public keys), --state <file>
+ * (default ~/.tessera/<tenant>.json), --json for machine-readable output.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { JSONWebKeySet } from 'jose';
+import { createClient } from './client.ts';
+import { TesseraError } from './errors.ts';
+import { fileStorage } from './storage.ts';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    tenant: { type: 'string' },
+    jwks: { type: 'string' },
+    state: { type: 'string' },
+    endpoint: { type: 'string', default: 'http://localhost:4000/graphql' },
+    output: { type: 'string', short: 'o' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+function out(json: unknown, human: string) {
+  console.log(values.json ? JSON.stringify(json) : human);
+}
+
+async function main(): Promise<number> {
+  const [command, arg] = positionals;
+  if (!command || !values.tenant) {
+    console.error('usage: tessera-client <fingerprint|request|install|verify|status> --tenant <slug> [--jwks file] [--state file] [--json]');
+    return 2;
+  }
+  const publicKeys = values.jwks ? (JSON.parse(readFileSync(values.jwks, 'utf8')) as JSONWebKeySet) : undefined;
+  const statePath = values.state ?? path.join(os.homedir(), '.tessera', `${values.tenant}.json`);
+  const client = createClient({ endpoint: values.endpoint!, tenant: values.tenant, publicKeys, storage: fileStorage(statePath) });
+
+  switch (command) {
+    case 'fingerprint':
+      out(client.device, `${client.device.fingerprint}\n${client.device.components.map((c) => `  ${c.kind} ${c.value}`).join('\n')}`);
+      return 0;
+    case 'request': {
+      if (!arg) throw new TesseraError('VALIDATION_FAILED', 'request needs the license key');
+      const file = client.createActivationRequest(arg);
+      if (values.output) writeFileSync(values.output, file);
+      else process.stdout.write(file);
+      if (values.output) out({ written: values.output }, `wrote ${values.output}: send it to your vendor`);
+      return 0;
+    }
+    case 'verify':
+    case 'install': {
+      if (!arg) throw new TesseraError('VALIDATION_FAILED', `${command} needs a file`);
+      const text = readFileSync(arg, 'utf8');
+      const verified = command === 'install' ? await client.installLicenseFile(text) : await client.verifyLicenseFile(text);
+      const p = verified.payload;
+      out({ valid: true, installed: command === 'install', claims: p }, `${command === 'install' ? 'installed' : 'valid'}: license ${p.sub}, revision ${p.revision}, expires ${p.licenseExpiresAt ?? p.exp ?? 'never'}, features ${JSON.stringify(p.features ?? [])}`);
+      return 0;
+    }
+    case 'status': {
+      const state = await client.state();
+      if (!state.licenseFile && !state.token) {
+        out({ installed: false }, 'no license installed');
+        return 1;
+      }
+      try {
+        const v = state.licenseFile ? await client.verifyLicenseFile(state.licenseFile) : null;
+        out({ installed: true, valid: true, revision: state.revision, claims: v?.payload ?? null }, `license installed and valid (revision ${state.revision})`);
+        return 0;
+      } catch (err) {
+        const e = err as TesseraError;
+        out({ installed: true, valid: false, code: e.code, message: e.message }, `license installed but not valid: ${e.code}: ${e.message}`);
+        return 1;
+      }
+    }
+    default:
+      console.error(`unknown command ${command}`);
+      return 2;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    const e = err instanceof TesseraError ? err : new TesseraError('BAD_RESPONSE', String((err as Error).message ?? err));
+    if (values.json) console.log(JSON.stringify({ error: { code: e.code, message: e.message } }));
+    else console.error(`${e.code}: ${e.message}`);
+    process.exit(1);
+  },
+);

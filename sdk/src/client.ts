@@ -1,0 +1,449 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { JSONWebKeySet } from 'jose';
+import { TesseraError, type TesseraErrorCode } from './errors.ts';
+import { collectFingerprint, type Component, type Fingerprint } from './fingerprint.ts';
+import { type OperationName, OPERATIONS } from './operations.ts';
+import { type LicenseState, memoryStorage, type Storage } from './storage.ts';
+import { verifyDocument, type VerifiedDocument } from './verify.ts';
+
+export interface ClientOptions {
+  /** The GraphQL endpoint, e.g. https://licensing.example.com/graphql */
+  endpoint: string;
+  /** The vendor's tenant slug: salts the fingerprint and names the issuer of signed documents. */
+  tenant: string;
+  /** The tenant's public keys (JWKS), embedded in the application for offline verification. */
+  publicKeys?: JSONWebKeySet;
+  /** Where the token, license file and last-seen time are kept (default: in memory). */
+  storage?: Storage;
+  /** This machine's identity (default: collected from the hardware, hashed with the tenant salt). */
+  device?: Fingerprint;
+  appVersion?: string;
+  /** Per-request time limit (default 10 s). */
+  timeoutMs?: number;
+  /** How long validation may succeed offline after the last server contact (default 7 days). */
+  gracePeriodSeconds?: number;
+  /** Send operation hashes only (default true), as production servers require. */
+  persisted?: boolean;
+  fetch?: typeof fetch;
+}
+
+export interface LicenseInfo {
+  status: 'ACTIVE' | 'EXPIRED' | 'SUSPENDED' | 'REVOKED';
+  type: string;
+  expiresAt: string | null;
+  revision: number;
+  maxActivations: number | null;
+  activationsUsed: number;
+  features: string[];
+}
+
+export interface Activation {
+  id: string;
+  status: 'ACTIVE' | 'INACTIVE' | 'RELEASED';
+  fingerprint: string;
+  activatedAt: string;
+  lastHeartbeatAt: string | null;
+  license: LicenseInfo;
+}
+
+export interface ValidationResult {
+  valid: boolean;
+  code: TesseraErrorCode | null;
+  license: LicenseInfo | null;
+  /** True when decided from the stored signed token because the server was unreachable. */
+  offline: boolean;
+}
+
+export interface UsageTicket {
+  id: string;
+  status: 'AUTHORIZED' | 'COMMITTED' | 'RELEASED' | 'EXPIRED';
+  quantity: number;
+  remaining: number | null;
+  expiresAt: string | null;
+  receipt: string;
+}
+
+export interface SeatLease {
+  id: string;
+  expiresAt: string;
+  token: string;
+}
+
+const hashes = new Map<string, string>();
+/** SHA-256 of the operation text: what the server's persisted-operation allow-list is keyed by. */
+export function operationHash(name: OperationName): string {
+  let h = hashes.get(name);
+  if (!h) {
+    h = createHash('sha256').update(OPERATIONS[name]).digest('hex');
+    hashes.set(name, h);
+  }
+  return h;
+}
+
+const DAY = 86_400;
+
+export class TesseraClient {
+  readonly device: Fingerprint;
+  private readonly storage: Storage;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly options: ClientOptions) {
+    this.device = options.device ?? collectFingerprint(options.tenant);
+    this.storage = options.storage ?? memoryStorage();
+    this.fetchImpl = options.fetch ?? fetch;
+  }
+
+  private clientInfo() {
+    return { hostname: os.hostname(), platform: `${process.platform}-${process.arch}`, osVersion: os.release(), appVersion: this.options.appVersion };
+  }
+
+  /** One GraphQL call: hash first (persisted), the full text only if the server asks for it. */
+  private async call<T>(name: OperationName, variables: Record<string, unknown>): Promise<T> {
+    const persisted = this.options.persisted ?? true;
+    const extensions = { persistedQuery: { version: 1, sha256Hash: operationHash(name) } };
+    let body = await this.post(persisted ? { operationName: name, variables, extensions } : { operationName: name, variables, query: OPERATIONS[name] });
+    if (persisted && body.errors?.some((e) => /PersistedQueryNotFound/i.test(e.message ?? '') || e.extensions?.code === 'PERSISTED_QUERY_NOT_FOUND')) {
+      body = await this.post({ operationName: name, variables, extensions, query: OPERATIONS[name] });
+    }
+    if (body.errors?.length) {
+      const code = body.errors[0]?.extensions?.code;
+      if (code === 'RATE_LIMITED') throw new TesseraError('RATE_LIMITED', body.errors[0]!.message ?? 'rate limited');
+      throw new TesseraError('BAD_RESPONSE', `the server refused the request: ${body.errors[0]?.message ?? 'unknown error'}`);
+    }
+    if (!body.data || typeof body.data !== 'object') throw new TesseraError('BAD_RESPONSE', 'the server answered without data');
+    return body.data as T;
+  }
+
+  private async post(payload: unknown): Promise<{ data?: unknown; errors?: { message?: string; extensions?: { code?: string } }[] }> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.options.timeoutMs ?? 10_000);
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.options.endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
+        body: JSON.stringify(payload),
+        signal: controller.signal,
+      });
+    } catch (err) {
+      throw new TesseraError('NETWORK_ERROR', `cannot reach ${this.options.endpoint}: ${(err as Error).name === 'AbortError' ? 'timed out' : (err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (res.status === 429) throw new TesseraError('RATE_LIMITED', 'the server asks to slow down');
+    if (res.status >= 500) throw new TesseraError('NETWORK_ERROR', `the server answered HTTP ${res.status}`);
+    try {
+      const body = (await res.json()) as { data?: unknown; errors?: { message?: string; extensions?: { code?: string } }[] };
+      if (typeof body !== 'object' || body === null) throw new Error('not an object');
+      return body;
+    } catch {
+      throw new TesseraError('BAD_RESPONSE', `the server answered HTTP ${res.status} with something that is not GraphQL`);
+    }
+  }
+
+  /** A union result: the success object, or a typed error. */
+  private unwrap<T>(result: unknown, success: string): T {
+    const r = result as { __typename?: string; code?: TesseraErrorCode; message?: string; fields?: { path: string; message: string }[] } | null;
+    if (!r || typeof r !== 'object' || typeof r.__typename !== 'string') throw new TesseraError('BAD_RESPONSE', 'unexpected response shape');
+    if (r.__typename === 'LicensingError') throw new TesseraError(r.code ?? 'BAD_RESPONSE', r.message ?? r.code ?? 'licensing error');
+    if (r.__typename === 'ValidationError') throw new TesseraError('VALIDATION_FAILED', r.message ?? 'invalid input', r.fields ?? []);
+    if (r.__typename !== success) throw new TesseraError('BAD_RESPONSE', `unexpected ${r.__typename}`);
+    return r as T;
+  }
+
+  /** Verifies a token the server returned before keeping it: a bad signature never replaces a good one. */
+  private async checkToken(token: string): Promise<VerifiedDocument | null> {
+    if (!this.options.publicKeys) return null;
+    try {
+      return await verifyDocument(token, { jwks: this.options.publicKeys, kind: 'activation', issuer: this.options.tenant, fingerprint: this.device.fingerprint });
+    } catch (err) {
+      if (err instanceof TesseraError && err.code === 'LICENSE_EXPIRED') throw err;
+      throw new TesseraError('INVALID_SIGNATURE', `the server's token does not verify under the embedded keys: ${(err as Error).message}`);
+    }
+  }
+
+  private async remember(patch: Partial<LicenseState>) {
+    const state = await this.storage.load();
+    const now = new Date().toISOString();
+    const lastSeen = state.lastSeenTime && state.lastSeenTime > now ? state.lastSeenTime : now;
+    await this.storage.save({ ...state, ...patch, lastOnlineAt: now, lastSeenTime: lastSeen });
+  }
+
+  async state(): Promise<LicenseState> {
+    return this.storage.load();
+  }
+
+  /** Binds this device to the license key (or single-use token key). Re-activating is free (`reused`). */
+  async activate(key: string, options: { idempotencyKey?: string } = {}) {
+    const data = await this.call<{ activate: unknown }>('Activate', {
+      input: { key, fingerprint: this.device.fingerprint, components: this.device.components, client: this.clientInfo(), idempotencyKey: options.idempotencyKey },
+    });
+    const result = this.unwrap<{ token: string; reused: boolean; goodwill: boolean; activation: Activation }>(data.activate, 'ActivateSuccess');
+    await this.checkToken(result.token);
+    await this.remember({ key, fingerprint: this.device.fingerprint, token: result.token, revision: result.activation.license.revision });
+    return result;
+  }
+
+  private async requireKey(): Promise<{ key: string; state: LicenseState }> {
+    const state = await this.storage.load();
+    if (!state.key) throw new TesseraError('NOT_ACTIVATED', 'this device has not been activated');
+    return { key: state.key, state };
+  }
+
+  /** One heartbeat; a changed license (renewal, new features) comes back as a fresh token. */
+  async heartbeat() {
+    const { key, state } = await this.requireKey();
+    const data = await this.call<{ heartbeat: unknown }>('Heartbeat', {
+      input: { key, fingerprint: this.device.fingerprint, revision: state.revision, client: this.clientInfo() },
+    });
+    const result = this.unwrap<{ updateAvailable: boolean; token: string | null; nextHeartbeatBy: string; activation: Activation }>(data.heartbeat, 'HeartbeatSuccess');
+    if (result.token) await this.checkToken(result.token);
+    await this.remember({ ...(result.token ? { token: result.token } : {}), revision: result.activation.license.revision });
+    return result;
+  }
+
+  /**
+   * Heartbeats until stopped, when the server asks (`nextHeartbeatBy`), a little early and with jitter so
+   * a fleet does not beat in step; failures back off exponentially up to the server's interval.
+   */
+  startHeartbeat(handlers: { onUpdate?: (token: string) => void; onError?: (err: TesseraError) => void; fallbackSeconds?: number } = {}) {
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    let failures = 0;
+    let interval = (handlers.fallbackSeconds ?? 300) * 1000;
+    let running: Promise<void> = Promise.resolve();
+    const schedule = (ms: number) => {
+      if (stopped) return;
+      timer = setTimeout(() => {
+        running = beat();
+      }, Math.max(1000, ms));
+      timer.unref?.();
+    };
+    const beat = async () => {
+      try {
+        const r = await this.heartbeat();
+        failures = 0;
+        if (r.updateAvailable && r.token) handlers.onUpdate?.(r.token);
+        interval = Math.max(1000, new Date(r.nextHeartbeatBy).getTime() - Date.now());
+        schedule(interval * (0.7 + Math.random() * 0.2));
+      } catch (err) {
+        const e = err instanceof TesseraError ? err : new TesseraError('BAD_RESPONSE', String(err));
+        handlers.onError?.(e);
+        if (!e.transient) return; // revoked, released, expired: beating again will not help
+        failures++;
+        schedule(Math.min(interval, 2 ** Math.min(failures, 10) * 1000) * (0.8 + Math.random() * 0.4));
+      }
+    };
+    running = beat();
+    return {
+      stop: async () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        await running.catch(() => {});
+      },
+    };
+  }
+
+  /**
+   * Online validation, falling back to the stored signed token when the server cannot be reached:
+   * valid offline for `gracePeriodSeconds` after the last contact, with clock-rollback detection.
+   */
+  async validate(options: { feature?: string; version?: string } = {}): Promise<ValidationResult> {
+    const { key, state } = await this.requireKey();
+    try {
+      const data = await this.call<{ validateLicense: { valid: boolean; code: TesseraErrorCode | null; license: LicenseInfo | null } }>('ValidateLicense', {
+        input: { key, fingerprint: this.device.fingerprint, version: options.version ?? this.options.appVersion, feature: options.feature },
+      });
+      const v = data.validateLicense;
+      if (!v || typeof v.valid !== 'boolean') throw new TesseraError('BAD_RESPONSE', 'unexpected response shape');
+      await this.remember({});
+      return { valid: v.valid, code: v.code, license: v.license, offline: false };
+    } catch (err) {
+      if (!(err instanceof TesseraError) || !err.transient) throw err;
+      return this.validateOffline(state, options.feature);
+    }
+  }
+
+  private async validateOffline(state: LicenseState, feature?: string): Promise<ValidationResult> {
+    const fail = (code: TesseraErrorCode): ValidationResult => ({ valid: false, code, license: null, offline: true });
+    if (!state.token || !this.options.publicKeys) return fail('NOT_ACTIVATED');
+    const now = new Date();
+    const grace = (this.options.gracePeriodSeconds ?? 7 * DAY) * 1000;
+    if (state.lastSeenTime && now.getTime() + 300_000 < new Date(state.lastSeenTime).getTime()) return fail('CLOCK_ROLLBACK');
+    if (!state.lastOnlineAt || now.getTime() - new Date(state.lastOnlineAt).getTime() > grace) return fail('GRACE_PERIOD_EXPIRED');
+    try {
+      const { payload } = await verifyDocument(state.token, {
+        jwks: this.options.publicKeys,
+        kind: 'activation',
+        issuer: this.options.tenant,
+        fingerprint: this.device.fingerprint,
+        now,
+        lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
+      });
+      const features = Array.isArray(payload.features) ? (payload.features as string[]) : [];
+      if (feature && !features.includes(feature)) return fail('FEATURE_NOT_ENTITLED');
+      await this.storage.save({ ...state, lastSeenTime: now.toISOString() > (state.lastSeenTime ?? '') ? now.toISOString() : state.lastSeenTime });
+      return {
+        valid: true,
+        code: null,
+        offline: true,
+        license: {
+          status: 'ACTIVE',
+          type: String(payload.licenseType ?? ''),
+          expiresAt: (payload.licenseExpiresAt as string | null) ?? null,
+          revision: Number(payload.revision ?? 0),
+          maxActivations: (payload.maxActivations as number | null) ?? null,
+          activationsUsed: 0,
+          features,
+        },
+      };
+    } catch (err) {
+      return fail(err instanceof TesseraError ? err.code : 'INVALID_SIGNATURE');
+    }
+  }
+
+  /** Frees this device's activation on the server and forgets the local token. */
+  async deactivate() {
+    const { key, state } = await this.requireKey();
+    const data = await this.call<{ deactivate: unknown }>('Deactivate', { input: { key, fingerprint: this.device.fingerprint } });
+    const result = this.unwrap<{ activation: Activation }>(data.deactivate, 'DeactivateSuccess');
+    const { token: _t, revision: _r, ...rest } = state;
+    await this.storage.save(rest);
+    return result;
+  }
+
+  /**
+   * Checks out a floating seat and keeps renewing it until `release()`. With `wait`, a full pool
+   * answers `{ queued: position }` instead of NO_SEATS_AVAILABLE.
+   */
+  async checkoutSeat(options: { user?: string; wait?: boolean; onLost?: (err: TesseraError) => void } = {}) {
+    const { key } = await this.requireKey();
+    const data = await this.call<{ checkoutSeat: { __typename: string; position?: number } }>('CheckoutSeat', {
+      input: { key, fingerprint: this.device.fingerprint, user: options.user, wait: options.wait, idempotencyKey: randomUUID() },
+    });
+    if (data.checkoutSeat?.__typename === 'SeatQueued') return { queued: data.checkoutSeat.position ?? 0 } as const;
+    let lease = this.unwrap<SeatLease>(data.checkoutSeat, 'SeatLease');
+    let timer: NodeJS.Timeout | undefined;
+    let released = false;
+    const renew = () => {
+      const ms = Math.max(1000, (new Date(lease.expiresAt).getTime() - Date.now()) / 2);
+      timer = setTimeout(async () => {
+        try {
+          const r = await this.call<{ heartbeatSeat: unknown }>('HeartbeatSeat', { input: { leaseId: lease.id, key } });
+          lease = this.unwrap<SeatLease>(r.heartbeatSeat, 'SeatLease');
+          if (!released) renew();
+        } catch (err) {
+          const e = err instanceof TesseraError ? err : new TesseraError('BAD_RESPONSE', String(err));
+          if (e.transient && !released) renew();
+          else options.onLost?.(e);
+        }
+      }, ms);
+      timer.unref?.();
+    };
+    renew();
+    return {
+      lease: () => lease,
+      release: async () => {
+        released = true;
+        if (timer) clearTimeout(timer);
+        const r = await this.call<{ releaseSeat: unknown }>('ReleaseSeat', { input: { leaseId: lease.id, key } });
+        return this.unwrap<SeatLease>(r.releaseSeat, 'SeatLease');
+      },
+    };
+  }
+
+  /**
+   * Metered usage. The idempotency key is generated once per logical call and kept in storage until the
+   * server has answered, so a retry — even after a crash and restart — never counts twice.
+   */
+  async recordUsage(meter: string, quantity: number, options: { idempotencyKey?: string; retries?: number } = {}) {
+    return this.usageCall('RecordUsage', 'recordUsage', { meter, quantity }, options);
+  }
+
+  async authorizeUsage(meter: string, quantity: number, options: { idempotencyKey?: string; retries?: number } = {}) {
+    return this.usageCall('AuthorizeUsage', 'authorizeUsage', { meter, quantity }, options);
+  }
+
+  async commitUsage(ticketId: string, quantity?: number) {
+    const { key } = await this.requireKey();
+    const data = await this.call<{ commitUsage: unknown }>('CommitUsage', { input: { ticketId, key, quantity } });
+    return this.unwrap<UsageTicket>(data.commitUsage, 'UsageTicket');
+  }
+
+  private async usageCall(
+    op: 'RecordUsage' | 'AuthorizeUsage',
+    field: 'recordUsage' | 'authorizeUsage',
+    params: { meter: string; quantity: number },
+    options: { idempotencyKey?: string; retries?: number },
+  ): Promise<UsageTicket> {
+    const { key, state } = await this.requireKey();
+    const slot = `${op}:${params.meter}:${params.quantity}:${options.idempotencyKey ?? ''}`;
+    const idempotencyKey = options.idempotencyKey ?? state.pendingUsage?.[slot] ?? `sdk-${randomBytes(12).toString('hex')}`;
+    await this.storage.save({ ...state, pendingUsage: { ...(state.pendingUsage ?? {}), [slot]: idempotencyKey } });
+    const attempts = (options.retries ?? 3) + 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const data = await this.call<Record<string, unknown>>(op, {
+          input: { key, fingerprint: this.device.fingerprint, meter: params.meter, quantity: params.quantity, idempotencyKey },
+        });
+        const ticket = this.unwrap<UsageTicket>(data[field], 'UsageTicket');
+        const after = await this.storage.load();
+        const pending = { ...(after.pendingUsage ?? {}) };
+        delete pending[slot];
+        await this.storage.save({ ...after, pendingUsage: pending });
+        return ticket;
+      } catch (err) {
+        if (!(err instanceof TesseraError) || !err.transient || attempt >= attempts) throw err;
+        await new Promise((r) => setTimeout(r, 2 ** attempt * 250));
+      }
+    }
+  }
+
+  /** Verifies an offline license file against the embedded keys and this machine, without installing it. */
+  async verifyLicenseFile(file: string) {
+    if (!this.options.publicKeys) throw new TesseraError('INVALID_SIGNATURE', 'no public keys are embedded to verify with');
+    const state = await this.storage.load();
+    return verifyDocument(file, {
+      jwks: this.options.publicKeys,
+      kind: 'license',
+      issuer: this.options.tenant,
+      fingerprint: this.device.fingerprint,
+      lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
+    });
+  }
+
+  /** Installs a license or refresh file; a file with a lower revision than the installed one is refused. */
+  async installLicenseFile(file: string) {
+    const state = await this.storage.load();
+    const verified = await this.verifyLicenseFile(file);
+    const revision = Number(verified.payload.revision ?? 0);
+    if (state.licenseFile && state.revision !== undefined && revision < state.revision) {
+      throw new TesseraError('INVALID_SIGNATURE', `refusing revision ${revision}: revision ${state.revision} is installed`);
+    }
+    const iat = typeof verified.payload.iat === 'number' ? new Date(verified.payload.iat * 1000).toISOString() : undefined;
+    const lastSeenTime = [state.lastSeenTime, iat, new Date().toISOString()].filter(Boolean).sort().at(-1);
+    await this.storage.save({ ...state, licenseFile: file, revision, lastSeenTime, key: state.key ?? (verified.payload.key as string | undefined) });
+    return verified;
+  }
+
+  /** The request file a customer sends to the vendor from an air-gapped machine. */
+  createActivationRequest(key: string): string {
+    const body = {
+      version: 1,
+      tenant: this.options.tenant,
+      key,
+      fingerprint: this.device.fingerprint,
+      components: this.device.components as Component[],
+      client: this.clientInfo(),
+      nonce: randomBytes(16).toString('base64url'),
+      createdAt: new Date().toISOString(),
+    };
+    const b64 = Buffer.from(JSON.stringify(body)).toString('base64').replace(/.{1,64}/g, '$&\n');
+    return `-----BEGIN TESSERA ACTIVATION REQUEST-----\n${b64}-----END TESSERA ACTIVATION REQUEST-----\n`;
+  }
+}
+
+export function createClient(options: ClientOptions): TesseraClient {
+  return new TesseraClient(options);
+}

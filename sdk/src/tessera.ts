@@ -1,0 +1,12 @@
+// The SDK's public entry point (package "exports").
+export { createClient, operationHash, TesseraClient } from './client.ts';
+export type { Activation, ClientOptions, LicenseInfo, SeatLease, UsageTicket, ValidationResult } from './client.ts';
+export { TesseraError } from './errors.ts';
+export type { TesseraErrorCode } from './errors.ts';
+export { collectFingerprint, fingerprintOf, hashComponents, rawComponents } from './fingerprint.ts';
+export type { Component, Fingerprint } from './fingerprint.ts';
+export { OPERATIONS } from './operations.ts';
+export { fileStorage, memoryStorage } from './storage.ts';
+export type { LicenseState, Storage } from './storage.ts';
+export { TOKEN_TYPES, unarmor, verifyDocument, verifyLicenseFile } from './verify.ts';
+export type { VerifiedDocument, VerifyOptions } from './verify.ts';
