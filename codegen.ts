@@ -8,6 +8,19 @@ const config: CodegenConfig = {
       plugins: ['typescript'],
       config: { enumsAsTypes: true, scalars: { DateTime: 'string', JSON: 'unknown' }, avoidOptionals: false },
     },
+    // The admin console's operations live in .graphql files; each becomes a TypedDocumentNode.
+    'web/src/lib/graphql/generated/graphql.ts': {
+      documents: 'web/src/lib/graphql/operations/**/*.graphql',
+      plugins: ['typescript-operations', 'typed-document-node'],
+      config: {
+        enumsAsTypes: true,
+        scalars: { DateTime: 'string', JSON: 'unknown' },
+        avoidOptionals: false,
+        useTypeImports: true,
+        onlyOperationTypes: true,
+        nonOptionalTypename: true,
+      },
+    },
   },
   hooks: {},
 };

@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import path from 'node:path';
 import { migrate, openDatabase, type Database } from '@tessera/db/database';
 import { execute, type ExecutionArgs, GraphQLError, subscribe } from 'graphql';
 import type { CloseCode } from 'graphql-ws';
@@ -50,6 +53,75 @@ const responseHeaders: Plugin = {
     for (const c of extras.cookies) response.headers.append('set-cookie', c);
   },
 };
+
+/** Paths the API owns; everything else is the admin console. */
+const API_PREFIXES = ['/graphql', '/health', '/.well-known', '/audit'];
+function isApiPath(url: string): boolean {
+  const pathname = url.split('?')[0] ?? url;
+  return API_PREFIXES.some((p) => pathname === p || pathname.startsWith(`${p}/`));
+}
+
+const CONSOLE_DIR = path.resolve(import.meta.dirname, '../../web/build');
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.ico': 'image/x-icon',
+  '.webp': 'image/webp',
+  '.woff2': 'font/woff2',
+  '.txt': 'text/plain; charset=utf-8',
+  '.map': 'application/json',
+};
+
+/** The built admin console (web/build): files as they are, index.html for every client-side route. */
+async function serveConsole(req: IncomingMessage, res: ServerResponse, url: string) {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    return;
+  }
+  let pathname: string;
+  try {
+    pathname = decodeURIComponent(new URL(url, 'http://console').pathname);
+  } catch {
+    res.writeHead(400).end();
+    return;
+  }
+  const file = path.join(CONSOLE_DIR, path.normalize(pathname));
+  if (!file.startsWith(CONSOLE_DIR)) {
+    res.writeHead(404).end();
+    return;
+  }
+  const found = await stat(file).catch(() => null);
+  if (found?.isFile()) return sendFile(req, res, file, found.size);
+  const index = path.join(CONSOLE_DIR, 'index.html');
+  const fallback = await stat(index).catch(() => null);
+  // A missing asset is a 404; any other path is a console route the SPA resolves itself.
+  if (fallback?.isFile() && !path.extname(pathname)) return sendFile(req, res, index, fallback.size);
+  if (!fallback) {
+    res
+      .writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })
+      .end('The admin console is not built. Run `pnpm --filter @tessera/web build` (or `pnpm build`) and reload.\n');
+    return;
+  }
+  res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found\n');
+}
+
+function sendFile(req: IncomingMessage, res: ServerResponse, file: string, size: number) {
+  const immutable = file.includes(`${path.sep}_app${path.sep}immutable${path.sep}`);
+  res.writeHead(200, {
+    'content-type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
+    'content-length': size,
+    'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+    'x-content-type-options': 'nosniff',
+  });
+  if (req.method === 'HEAD') return void res.end();
+  createReadStream(file).pipe(res);
+}
 
 export async function openConfiguredDatabase(config: Config): Promise<Database> {
   return config.databaseUrl
@@ -110,7 +182,11 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     }
     if (url.startsWith(JWKS_PATH)) return yoga.handle(req, res);
     if (url.startsWith('/graphql') || url.startsWith(EXPORT_PATH)) return yoga.handle(req, res);
-    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
+    if (isApiPath(url)) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
+      return;
+    }
+    return serveConsole(req, res, url);
   });
 
   const wss = new WebSocketServer({ server, path: '/graphql' });

@@ -1,0 +1,51 @@
+const dateFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+const dateTimeFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+
+export function date(iso: string | null | undefined, fallback = '—'): string {
+  return iso ? dateFmt.format(new Date(iso)) : fallback;
+}
+
+export function dateTime(iso: string | null | undefined, fallback = '—'): string {
+  return iso ? dateTimeFmt.format(new Date(iso)) : fallback;
+}
+
+const UNITS: [Intl.RelativeTimeFormatUnit, number][] = [
+  ['year', 365 * 86_400],
+  ['month', 30 * 86_400],
+  ['day', 86_400],
+  ['hour', 3_600],
+  ['minute', 60],
+  ['second', 1],
+];
+
+export function relative(iso: string | null | undefined, now = Date.now(), fallback = 'never'): string {
+  if (!iso) return fallback;
+  const seconds = Math.round((new Date(iso).getTime() - now) / 1000);
+  if (Math.abs(seconds) < 45) return 'just now';
+  for (const [unit, size] of UNITS) {
+    if (Math.abs(seconds) >= size) return relFmt.format(Math.round(seconds / size), unit);
+  }
+  return 'just now';
+}
+
+/** ENUM_VALUE -> "Enum value". */
+export function label(value: string | null | undefined): string {
+  if (!value) return '—';
+  const words = value.toLowerCase().replaceAll('_', ' ');
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+export function count(n: number, one: string, many = `${one}s`): string {
+  return `${n.toLocaleString()} ${n === 1 ? one : many}`;
+}
+
+/** "N / M" activation progress; M is "∞" when uncapped. */
+export function progress(used: number, max: number | null | undefined): string {
+  return `${used} / ${max ?? '∞'}`;
+}
+
+export function daysUntil(iso: string | null | undefined, now = Date.now()): number | null {
+  if (!iso) return null;
+  return Math.ceil((new Date(iso).getTime() - now) / 86_400_000);
+}

@@ -1,0 +1,37 @@
+import type { Role } from './graphql/generated/graphql';
+
+const RANK: Record<Role, number> = { READ_ONLY: 0, SUPPORT: 1, ADMIN: 2, OWNER: 3 };
+
+/** What each console action needs; mirrors the server's auth scopes so no visible button fails. */
+export const REQUIRED = {
+  viewAudit: 'SUPPORT',
+  viewTokenKeys: 'SUPPORT',
+  createCustomer: 'SUPPORT',
+  suspendLicense: 'SUPPORT',
+  reinstateLicense: 'SUPPORT',
+  revokeLicense: 'ADMIN',
+  renewLicense: 'ADMIN',
+  updateLicense: 'ADMIN',
+  createLicense: 'ADMIN',
+  releaseActivation: 'SUPPORT',
+  editCatalog: 'ADMIN',
+  viewMembers: 'ADMIN',
+  manageApiTokens: 'ADMIN',
+  createMember: 'OWNER',
+} as const satisfies Record<string, Role>;
+
+export type Action = keyof typeof REQUIRED;
+
+export function can(role: Role | null | undefined, action: Action): boolean {
+  if (!role) return false;
+  return RANK[role] >= RANK[REQUIRED[action]];
+}
+
+export const ROLE_LABEL: Record<Role, string> = {
+  OWNER: 'Owner',
+  ADMIN: 'Admin',
+  SUPPORT: 'Support',
+  READ_ONLY: 'Read-only',
+};
+
+export const ROLES: Role[] = ['OWNER', 'ADMIN', 'SUPPORT', 'READ_ONLY'];
