@@ -19,10 +19,30 @@ const { schema } = await import('../server/src/schema.ts');
 mkdirSync(path.join(root, 'schema'), { recursive: true });
 writeFileSync(path.join(root, 'schema/schema.graphql'), printSchema(lexicographicSortSchema(schema)));
 
+// Persisted operations: the SDK's documents, checked against the schema, keyed by SHA-256. The
+// server accepts exactly these from unauthenticated (client) callers in production.
+const { OPERATIONS } = await import('../sdk/src/operations.ts');
+const { createHash } = await import('node:crypto');
+const { parse, validate } = await import('graphql');
+const manifest: Record<string, string> = {};
+const invalid: string[] = [];
+for (const [name, document] of Object.entries(OPERATIONS)) {
+  const errors = validate(schema, parse(document));
+  if (errors.length) invalid.push(`${name}: ${errors.map((e) => e.message).join('; ')}`);
+  else manifest[createHash('sha256').update(document).digest('hex')] = document;
+}
+const sorted = Object.fromEntries(Object.entries(manifest).sort(([a], [b]) => a.localeCompare(b)));
+writeFileSync(path.join(root, 'schema/persisted-operations.json'), `${JSON.stringify(sorted, null, 2)}\n`);
+if (invalid.length) console.warn(`SDK operations not valid against the schema (left out of the manifest):\n  ${invalid.join('\n  ')}`);
+
 run('pnpm', ['exec', 'graphql-codegen', '--config', 'codegen.ts']);
 console.log('generated: prisma/generated, schema/schema.graphql, sdk/src/generated');
 
 if (check) {
+  if (invalid.length) {
+    console.error('Every SDK operation must be valid against the schema.');
+    process.exit(1);
+  }
   const stale = run('git', ['status', '--porcelain', '--', 'schema', 'sdk/src/generated']).trim();
   if (stale) {
     console.error(`Generated files are stale; run \`pnpm generate\` and commit:\n${stale}`);
