@@ -5,7 +5,7 @@ import { ImportError, type RowProblem, ValidationError } from '../../errors.ts';
 import { inTransaction, type ServiceContext } from '../audit/service.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { catalogueOf } from '../catalog/service.ts';
-import { completeTerms, LICENSE_TYPES, termProblems, type Catalogue } from '../catalog/terms.ts';
+import { completeTerms, LICENSE_TYPES, termFields, termProblems, type Catalogue } from '../catalog/terms.ts';
 import { generateKey, parseKey } from './keys.ts';
 import { editionTerms, licenseData, resolveExpiry } from './service.ts';
 
@@ -51,10 +51,9 @@ export function parseCsv(text: string): { line: number; cells: string[] }[] {
   return rows;
 }
 
-const optionalInt = z.preprocess(
-  (v) => (v === '' || v === undefined || v === null ? undefined : typeof v === 'string' ? Number(v) : v),
-  z.number().int('must be an integer').min(0, 'must not be negative').max(2_147_483_647).optional(),
-);
+// Term cells are checked by the same rules as createLicense's overrides (termFields), so an import
+// cannot carry a zero cap or zero seats that the API would refuse.
+const intCell = (v: unknown) => (v === '' || v === undefined || v === null ? undefined : typeof v === 'string' ? Number(v) : v);
 const optionalDate = z.preprocess((v) => (v === '' || v == null ? undefined : v), z.coerce.date({ message: 'is not a date' }).optional());
 const optionalText = (max: number) => z.preprocess((v) => (v === '' || v == null ? undefined : v), z.string().trim().max(max, `must be at most ${max} characters`).optional());
 
@@ -69,12 +68,12 @@ const rowSchema = z.object({
   status: z.preprocess((v) => (v === '' || v == null ? undefined : v), z.enum(['ACTIVE', 'SUSPENDED', 'REVOKED']).optional()),
   startsAt: optionalDate,
   expiresAt: optionalDate,
-  maxActivations: optionalInt,
-  goodwillActivations: optionalInt,
-  seats: optionalInt,
+  maxActivations: z.preprocess(intCell, termFields.maxActivations.unwrap().optional()),
+  goodwillActivations: z.preprocess(intCell, termFields.goodwillActivations.optional()),
+  seats: z.preprocess(intCell, termFields.seats.unwrap().optional()),
   features: z.preprocess(
     (v) => (v === '' || v == null ? undefined : typeof v === 'string' ? v.split(';').map((f) => f.trim()).filter(Boolean) : v),
-    z.array(z.string().max(64)).max(500).optional(),
+    termFields.features.optional(),
   ),
 });
 type Row = z.infer<typeof rowSchema>;

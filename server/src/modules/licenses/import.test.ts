@@ -1,0 +1,210 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
+import { parseCsv } from './import.ts';
+import { generateKey } from './keys.ts';
+
+let s: TestServer;
+let token: string;
+let tenantId: string;
+
+const IMPORT = `mutation($input: ImportLicensesInput!) {
+  importLicenses(input: $input) {
+    __typename
+    ... on ImportLicensesPayload { count licenses { key name status type expiresAt maxActivations features customer { name email } edition { code } } }
+    ... on ImportError { message rows { line message } }
+    ... on ValidationError { fields { path message } }
+    ... on Error { message }
+  }
+}`;
+
+async function importData(format: 'CSV' | 'JSONL', data: string, t = token) {
+  return ok(await s.gql(IMPORT, { input: { format, data } }, { token: t })).importLicenses;
+}
+
+async function counts() {
+  const p = s.db.prisma;
+  return { licenses: await p.license.count(), customers: await p.customer.count(), events: await p.auditEvent.count(), tokenKeys: await p.tokenKey.count() };
+}
+
+const lines = (r: { rows: { line: number }[] }) => [...new Set(r.rows.map((x) => x.line))];
+
+beforeAll(async () => {
+  s = await startTestServer();
+  ({ token, id: tenantId } = await s.tenant());
+  const g = async (q: string, vars: Record<string, unknown> = {}) => ok(await s.gql(q, vars, { token }));
+  const productId = (await g(`mutation { createProduct(input: { name: "Desk", code: "desk" }) { ... on Product { id } } }`)).createProduct.id;
+  for (const code of ['export', 'cloud-sync']) {
+    await g(`mutation($input: CreateFeatureInput!) { createFeature(input: $input) { __typename } }`, { input: { productId, code, name: code } });
+  }
+  for (const [code, terms] of [
+    ['std', { licenseType: 'PERPETUAL', maxActivations: 2 }],
+    ['sub', { licenseType: 'SUBSCRIPTION', validityDays: 365, maxActivations: 3 }],
+    ['float', { licenseType: 'FLOATING', provisioning: 'FLOATING', seats: 4 }],
+  ] as const) {
+    const r = await g(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename } }`, { input: { productId, name: code, code, ...terms } });
+    expect(r.createEdition.__typename).toBe('Edition');
+  }
+  await g(`mutation { createCustomer(input: { name: "Existing Co", email: "buyer@existing.example" }) { __typename } }`);
+});
+afterAll(() => s.close());
+
+describe('parseCsv', () => {
+  it('handles quotes, escaped quotes, CRLF, embedded newlines and blank lines, with first-line numbers', () => {
+    const rows = parseCsv('a,b\r\n"x, y","say ""hi"""\n\n"multi\nline",z\nlast,');
+    expect(rows).toEqual([
+      { line: 1, cells: ['a', 'b'] },
+      { line: 2, cells: ['x, y', 'say "hi"'] },
+      { line: 4, cells: ['multi\nline', 'z'] },
+      { line: 6, cells: ['last', ''] },
+    ]);
+  });
+});
+
+describe('importLicenses', () => {
+  it('a good CSV creates licenses and customers, all at once', async () => {
+    const key = generateKey('LIC');
+    const past = new Date(Date.now() - 10 * 86_400_000).toISOString();
+    const future = new Date(Date.now() + 100 * 86_400_000).toISOString();
+    const csv = [
+      'product,edition,key,name,customer,customerEmail,type,status,expiresAt,maxActivations,features',
+      `desk,std,${key.toLowerCase()},"Workstation, main",New Corp,Admin@NewCorp.example,,,,5,export;cloud-sync`,
+      'desk,sub,,"Annual ""gold""",,buyer@existing.example,,SUSPENDED,' + future + ',,',
+      `desk,sub,,Old one,New Corp,admin@newcorp.example,,,${past},,`,
+      'desk,float,,Lab,Name Only Ltd,,,,,,',
+    ].join('\n');
+    const before = await counts();
+    const r = await importData('CSV', csv);
+    expect(r.__typename, JSON.stringify(r)).toBe('ImportLicensesPayload');
+    expect(r.count).toBe(4);
+    const byName = Object.fromEntries(r.licenses.map((l: { name: string }) => [l.name, l]));
+    expect(byName['Workstation, main']).toMatchObject({
+      key,
+      status: 'ACTIVE',
+      type: 'PERPETUAL',
+      expiresAt: null,
+      maxActivations: 5,
+      features: ['export', 'cloud-sync'],
+      customer: { name: 'New Corp', email: 'admin@newcorp.example' },
+    });
+    expect(byName['Annual "gold"']).toMatchObject({ status: 'SUSPENDED', type: 'SUBSCRIPTION', expiresAt: future, customer: { name: 'Existing Co' } });
+    expect(byName['Old one']).toMatchObject({ status: 'EXPIRED', customer: { email: 'admin@newcorp.example' } });
+    expect(byName.Lab).toMatchObject({ type: 'FLOATING', customer: { name: 'Name Only Ltd', email: null } });
+    const after = await counts();
+    // New Corp once (same email twice), Name Only Ltd; Existing Co reused.
+    expect(after.customers - before.customers).toBe(2);
+    expect(after.licenses - before.licenses).toBe(4);
+    expect(await s.db.prisma.auditEvent.count({ where: { tenantId, type: 'license.imported' } })).toBe(4);
+  });
+
+  it('a good JSONL file imports, blank lines allowed', async () => {
+    const data = [
+      JSON.stringify({ product: 'desk', edition: 'sub', name: 'jsonl-1', customerEmail: 'jsonl@example.com', customer: 'Jsonl Inc' }),
+      '',
+      JSON.stringify({ product: 'desk', edition: 'std', name: 'jsonl-2', maxActivations: 7, features: ['export'] }),
+    ].join('\n');
+    const r = await importData('JSONL', data);
+    expect(r.__typename, JSON.stringify(r)).toBe('ImportLicensesPayload');
+    expect(r.count).toBe(2);
+    expect(r.licenses.find((l: { name: string }) => l.name === 'jsonl-2')).toMatchObject({ maxActivations: 7, features: ['export'] });
+  });
+
+  it('rejects a CSV with bad rows as a whole, listing every bad row by line', async () => {
+    const existing = (await s.db.prisma.license.findFirstOrThrow({ where: { tenantId } })).key;
+    const dupKey = generateKey('LIC');
+    const badCheck = `${dupKey.slice(0, -1)}${dupKey.endsWith('0') ? '1' : '0'}`;
+    const csv = [
+      'product,edition,key,name,customerEmail,expiresAt,maxActivations,features',
+      `desk,std,${dupKey},good row,,,,`, // 2
+      'nope,std,,unknown product,,,,', // 3
+      'desk,gold,,unknown edition,,,,', // 4
+      `desk,std,${badCheck},bad check group,,,,`, // 5
+      'desk,std,,unknown feature,,,,export;teleport', // 6
+      'desk,std,,bad email,not-an-email,,,', // 7
+      'desk,std,,negative,,,-4,', // 8
+      `desk,std,${dupKey},same key as line 2,,,,`, // 9
+      `desk,std,${existing},taken key,,,,`, // 10
+      'desk,sub,,bad date,,someday,,', // 11
+      'desk,std,,too,many,columns,here,x,y', // 12
+      'desk,std,,perpetual with expiry,,2030-01-01,,', // 13
+      `desk,std,,${'n'.repeat(10_240)},,,,`, // 14
+      'desk,std,,fine again,,,,', // 15
+    ].join('\n');
+    const before = await counts();
+    const r = await importData('CSV', csv);
+    expect(r.__typename).toBe('ImportError');
+    // Column-count problems are reported first, on their own.
+    expect(lines(r)).toEqual([12]);
+    const fixed = csv.replace('desk,std,,too,many,columns,here,x,y', 'desk,std,,twelve,,,,');
+    const r2 = await importData('CSV', fixed);
+    expect(r2.__typename).toBe('ImportError');
+    expect(lines(r2)).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]);
+    expect(r2.rows.find((x: { line: number }) => x.line === 9).message).toMatch(/line 2/);
+    expect(r2.rows.find((x: { line: number }) => x.line === 6).message).toMatch(/teleport/);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('rejects bad JSONL lines by line number, writing nothing', async () => {
+    const data = [
+      JSON.stringify({ product: 'desk', edition: 'std' }),
+      '{not json',
+      '',
+      '[1,2]',
+      JSON.stringify({ product: 'desk', edition: 'std', maxActivations: 'many' }),
+    ].join('\n');
+    const before = await counts();
+    const r = await importData('JSONL', data);
+    expect(r.__typename).toBe('ImportError');
+    expect(lines(r)).toEqual([2, 4]);
+    const r2 = await importData('JSONL', data.replace('{not json', '{}').replace('[1,2]', 'null'));
+    expect(r2.__typename).toBe('ImportError');
+    expect(lines(r2)).toEqual([4]);
+    const r3 = await importData('JSONL', data.replace('{not json', '{}').replace('[1,2]', '{"product":"desk","edition":"std"}'));
+    expect(r3.__typename).toBe('ImportError');
+    expect(lines(r3)).toEqual([2, 5]);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('refuses terms that createLicense would refuse (zero caps, goodwill without a cap, seats on NAMED)', async () => {
+    const before = await counts();
+    const csv = [
+      'product,edition,name,maxActivations,goodwillActivations,seats',
+      'desk,std,zero cap,0,,',
+      'desk,float,zero seats,,,0',
+      'desk,std,seats on named,,,3',
+      'desk,float,goodwill without cap,,2,',
+      'desk,std,ok,1,1,',
+    ].join('\n');
+    const r = await importData('CSV', csv);
+    expect(r.__typename, JSON.stringify(r)).toBe('ImportError');
+    expect(lines(r)).toEqual([2, 3, 4, 5]);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('empty files, unknown columns, oversized data and wrong roles are refused', async () => {
+    const before = await counts();
+    for (const data of ['', '\n\n', 'product,edition\n']) {
+      const r = await importData('CSV', data);
+      expect(r.__typename, JSON.stringify(data)).toBe('ValidationError');
+      expect(r.fields[0].path).toBe('data');
+    }
+    const unknown = await importData('CSV', 'product,edition,password\ndesk,std,x');
+    expect(unknown.__typename).toBe('ImportError');
+    expect(unknown.rows).toEqual([{ line: 1, message: expect.stringMatching(/password/) }]);
+    const huge = await importData('JSONL', `${JSON.stringify({ product: 'desk', edition: 'std', name: 'x'.repeat(6 * 1024 * 1024) })}`);
+    expect(huge.__typename).toBe('ValidationError');
+
+    const other = await s.tenant();
+    const foreign = await importData('CSV', 'product,edition\ndesk,std', other.token);
+    expect(foreign.__typename).toBe('ImportError');
+    expect(foreign.rows[0]).toMatchObject({ line: 2, message: expect.stringMatching(/no product/) });
+
+    const support = ok(await s.gql(`mutation { createApiToken(input: { name: "s", role: SUPPORT }) { ... on CreateApiTokenPayload { token } } }`, {}, { token }));
+    const denied = await s.gql(IMPORT, { input: { format: 'CSV', data: 'product,edition\ndesk,std' } }, { token: support.createApiToken.token });
+    expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const anonymous = await s.gql(IMPORT, { input: { format: 'CSV', data: 'product,edition\ndesk,std' } });
+    expect(anonymous.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    const after = await counts();
+    expect(after.licenses).toBe(before.licenses);
+    expect(after.customers).toBe(before.customers);
+  });
+});
