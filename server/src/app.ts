@@ -18,6 +18,7 @@ import { startReclamation } from './modules/activation/service.ts';
 import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
 import { signerFor } from './modules/signing/service.ts';
 import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from './modules/tenants/service.ts';
+import { actorFor, persistedOperations } from './persisted.ts';
 import { schema } from './schema.ts';
 
 export interface App {
@@ -149,7 +150,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     landingPage: false,
     graphiql: !config.production,
     maskedErrors: true,
-    plugins: [responseHeaders, jwksPlugin(deps), auditExportPlugin(deps)],
+    plugins: [responseHeaders, persistedOperations(deps.prisma, config.production), jwksPlugin(deps), auditExportPlugin(deps)],
     context: async ({ request, ...rest }): Promise<Context> => {
       const socket = rest as unknown as { actor?: Actor; requestId?: string };
       if (socket.actor) {
@@ -159,11 +160,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
       const cookies: string[] = [];
       responseExtras.set(request, { requestId, cookies });
-      const actor = await authenticate(
-        deps.prisma,
-        bearerOf(request.headers.get('authorization')),
-        cookieValue(request.headers.get('cookie'), SESSION_COOKIE),
-      );
+      const actor = await actorFor(deps.prisma, request);
       const ctx: HttpContext = { transport: 'http', app: deps, prisma: deps.prisma, actor, requestId, request, cookies };
       return ctx;
     },
