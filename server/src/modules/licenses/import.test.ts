@@ -207,4 +207,17 @@ describe('importLicenses', () => {
     expect(after.licenses).toBe(before.licenses);
     expect(after.customers).toBe(before.customers);
   });
+
+  it('concurrent imports of one key: one file wins, the other is refused as a whole with a typed error', async () => {
+    const key = generateKey('LIC');
+    const before = await counts();
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => s.gql(IMPORT, { input: { format: 'CSV', data: `product,edition,key,name\ndesk,std,,race-${i}-a\ndesk,std,${key},race-${i}` } }, { token })),
+    );
+    const kinds = results.map((r) => ok(r).importLicenses.__typename);
+    expect(kinds.filter((k) => k === 'ImportLicensesPayload')).toHaveLength(1);
+    for (const k of kinds) expect(['ImportLicensesPayload', 'ImportError', 'ConflictError']).toContain(k);
+    expect(await s.db.prisma.license.count({ where: { key } })).toBe(1);
+    expect((await counts()).licenses - before.licenses).toBe(2);
+  });
 });

@@ -3,6 +3,7 @@ import type { Prisma } from '@tessera/db/client';
 import { z } from 'zod';
 import { ImportError, type RowProblem, ValidationError } from '../../errors.ts';
 import { inTransaction, type ServiceContext } from '../audit/service.ts';
+import { uniqueOr } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { catalogueOf } from '../catalog/service.ts';
 import { completeTerms, LICENSE_TYPES, termFields, termProblems, type Catalogue } from '../catalog/terms.ts';
@@ -231,7 +232,8 @@ export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL
     if (problems.length) throw new ImportError(problems.sort((a, b) => a.line - b.line));
 
     if (newCustomers.length) await tx.customer.createMany({ data: newCustomers });
-    await tx.license.createMany({ data: creates });
+    // A key checked free above can be taken by a concurrent import before this insert.
+    await uniqueOr('a license key in this file was issued meanwhile; nothing was imported', () => tx.license.createMany({ data: creates }));
     for (const c of creates) {
       emit({
         type: 'license.imported',
