@@ -167,6 +167,7 @@ function createSealer(deps: AppDeps): Sealer {
 
   const sealer: Sealer = {
     seal(tenantId) {
+      if (stopped) return Promise.resolve();
       const current = running.get(tenantId);
       if (current) {
         // A run is in flight and may have read before our commit: make it go round once more.

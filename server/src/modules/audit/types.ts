@@ -1,6 +1,8 @@
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import { GraphQLError } from 'graphql';
 import { builder } from '../../builder.ts';
 import type { Context } from '../../context.ts';
+import { parseId } from '../common/ids.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { hasRole } from '../tenants/roles.ts';
 import type { DomainEvent } from './bus.ts';
@@ -102,8 +104,8 @@ const ActivityEvent = builder.objectRef<DomainEvent>('ActivityEvent').implement(
     actor: t.field({ type: Actor, resolve: (e) => ({ type: e.actorType, id: e.actorId }) }),
     subjectType: t.exposeString('subjectType'),
     subjectId: t.exposeString('subjectId'),
-    licenseId: t.exposeID('licenseId', { nullable: true }),
-    customerId: t.exposeID('customerId', { nullable: true }),
+    licenseId: t.id({ nullable: true, resolve: (e) => (e.licenseId ? encodeGlobalID('License', e.licenseId) : null) }),
+    customerId: t.id({ nullable: true, resolve: (e) => (e.customerId ? encodeGlobalID('Customer', e.customerId) : null) }),
     payload: t.field({ type: 'JSON', resolve: (e) => e.payload }),
     requestId: t.exposeString('requestId', { nullable: true }),
   }),
@@ -119,7 +121,7 @@ const ActivityFilterInput = builder.inputType('ActivityFilter', {
 
 const LicenseLive = builder.objectRef<LicenseLiveState>('LicenseLiveState').implement({
   fields: (t) => ({
-    licenseId: t.exposeID('licenseId'),
+    licenseId: t.id({ resolve: (l) => encodeGlobalID('License', l.licenseId) }),
     activationsUsed: t.exposeInt('activationsUsed'),
     maxActivations: t.exposeInt('maxActivations', { nullable: true }),
     seats: t.exposeInt('seats', { nullable: true }),
@@ -129,6 +131,15 @@ const LicenseLive = builder.objectRef<LicenseLiveState>('LicenseLiveState').impl
     eventType: t.exposeString('eventType', { nullable: true }),
   }),
 });
+
+/** A License/Customer global id or raw uuid; anything else is a user error, before any database access. */
+function idArg(value: string | number, typename: string, path: string): string {
+  try {
+    return parseId(String(value), typename, path);
+  } catch {
+    throw new GraphQLError(`${path}: not a ${typename} id`, { extensions: { code: 'BAD_USER_INPUT' } });
+  }
+}
 
 /** Checked when the subscription starts (the socket was authenticated on connect, roles can change). */
 function subscriberTenant(ctx: Context): string {
@@ -151,8 +162,8 @@ builder.subscriptionFields((t) => ({
         afterId: args.after == null ? null : String(args.after),
         filter: args.filter && {
           types: args.filter.types ?? null,
-          licenseId: args.filter.licenseId == null ? null : String(args.filter.licenseId),
-          customerId: args.filter.customerId == null ? null : String(args.filter.customerId),
+          licenseId: args.filter.licenseId == null ? null : idArg(args.filter.licenseId, 'License', 'filter.licenseId'),
+          customerId: args.filter.customerId == null ? null : idArg(args.filter.customerId, 'Customer', 'filter.customerId'),
         },
       }),
     resolve: (e) => e,
@@ -162,7 +173,7 @@ builder.subscriptionFields((t) => ({
     description: "The license's activation and seat counters: now, then after every event about the license.",
     authScopes: { role: 'READ_ONLY' },
     args: { licenseId: t.arg.id({ required: true }) },
-    subscribe: (_r, args, ctx) => licenseLiveStream(ctx.app, subscriberTenant(ctx), String(args.licenseId)),
+    subscribe: (_r, args, ctx) => licenseLiveStream(ctx.app, subscriberTenant(ctx), idArg(args.licenseId, 'License', 'licenseId')),
     resolve: (s) => s,
   }),
 }));
