@@ -1,6 +1,16 @@
-import type { AuditEventRowFragment } from './graphql/generated/graphql';
-
-export type ActivityEvent = AuditEventRowFragment;
+/** One domain event as the feed shows it, whether it came from the audit log or the subscription. */
+export interface ActivityEvent {
+  id: string;
+  type: string;
+  occurredAt: string;
+  actorType: string;
+  actorId: string | null;
+  subjectType: string;
+  subjectId: string;
+  licenseId: string | null;
+  customerId: string | null;
+  payload: unknown;
+}
 
 export interface ActivitySource {
   /** The newest events, newest first. */
@@ -48,26 +58,33 @@ export class ActivityManager {
     }
   }
 
+  /** Loads the history first, then follows the push channel from there (or polls without one). */
   listen(): () => void {
-    void this.poll(false);
+    let stopped = false;
     let timer: ReturnType<typeof setInterval> | undefined;
+    let stop: (() => void) | undefined;
     const startPolling = () => {
       this.live = false;
       timer ??= setInterval(() => {
         if (typeof document === 'undefined' || document.visibilityState === 'visible') void this.poll();
       }, this.pollMs);
     };
-    let stop: (() => void) | undefined;
-    if (this.source.subscribe) {
+    void this.poll(false).then(() => {
+      if (stopped) return;
+      if (!this.source.subscribe) return startPolling();
       this.live = true;
       stop = this.source.subscribe(
         (event) => this.add([event], true),
-        () => startPolling(),
+        () => {
+          // The push channel failed (network, proxy without streaming): keep the feed moving by polling.
+          stop?.();
+          stop = undefined;
+          startPolling();
+        },
       );
-    } else {
-      startPolling();
-    }
+    });
     return () => {
+      stopped = true;
       clearInterval(timer);
       stop?.();
     };

@@ -5,6 +5,9 @@ const RANK: Record<Role, number> = { READ_ONLY: 0, SUPPORT: 1, ADMIN: 2, OWNER: 
 /** What each console action needs; mirrors the server's auth scopes so no visible button fails. */
 export const REQUIRED = {
   viewAudit: 'SUPPORT',
+  exportAudit: 'ADMIN',
+  verifyAudit: 'ADMIN',
+  rotateSigningKey: 'OWNER',
   viewTokenKeys: 'SUPPORT',
   createCustomer: 'SUPPORT',
   suspendLicense: 'SUPPORT',

@@ -1,28 +1,25 @@
 import { Client, CombinedError, fetchExchange, subscriptionExchange, type OperationResult } from '@urql/core';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 
-let ws: WsClient | null = null;
-
-function wsUrl(): string {
-  const { protocol, host } = window.location;
-  return `${protocol === 'https:' ? 'wss:' : 'ws:'}//${host}/graphql`;
+function wsUrl(url: string): string {
+  const base = new URL(url, window.location.href);
+  base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+  return base.href;
 }
 
-/** The socket is opened on the first subscription only; the session cookie travels with the upgrade. */
-function socket(): WsClient {
-  ws ??= createWsClient({ url: wsUrl(), lazy: true, retryAttempts: 5 });
-  return ws;
-}
-
-export function createClient(url = '/graphql'): Client {
-  return new Client({
-    url,
-    // Every page load asks the server; the console shows the truth, not a cache.
-    requestPolicy: 'network-only',
-    preferGetMethod: false,
-    fetchOptions: { credentials: 'same-origin' },
-    exchanges: [
-      fetchExchange,
+/**
+ * The console signs in with an HttpOnly session cookie, which JavaScript cannot read, and the
+ * server's graphql-ws endpoint authenticates with `connectionParams.authorization` only. So with a
+ * session, subscriptions go over SSE on the same origin (fetch carries the cookie); with a bearer
+ * token (scripts, tests) they go over graphql-ws, as the contract describes.
+ */
+export function createClient(url = '/graphql', token?: string): Client {
+  const exchanges = [fetchExchange];
+  if (token) {
+    let ws: WsClient | null = null;
+    const socket = () =>
+      (ws ??= createWsClient({ url: wsUrl(url), lazy: true, retryAttempts: 5, connectionParams: { authorization: `Bearer ${token}` } }));
+    exchanges.unshift(
       subscriptionExchange({
         forwardSubscription(request) {
           const input = { ...request, query: request.query ?? '' };
@@ -34,7 +31,15 @@ export function createClient(url = '/graphql'): Client {
           };
         },
       }),
-    ],
+    );
+  }
+  return new Client({
+    url,
+    // Every page load asks the server; the console shows the truth, not a cache.
+    requestPolicy: 'network-only',
+    fetchSubscriptions: !token,
+    fetchOptions: token ? { headers: { authorization: `Bearer ${token}` } } : { credentials: 'same-origin' },
+    exchanges,
   });
 }
 

@@ -1,6 +1,6 @@
 import { client, data } from '$lib/graphql/client';
-import { LicenseDocument } from '$lib/graphql/generated/graphql';
-import type { LicenseNode } from '$lib/license-manager.svelte';
+import { LicenseDocument, LicenseLiveDocument } from '$lib/graphql/generated/graphql';
+import type { LicenseNode, LicenseSource } from '$lib/license-manager.svelte';
 import { session } from '$lib/session.svelte';
 
 const DEVICES_PAGE = 50;
@@ -11,4 +11,17 @@ export function fetchLicense(id: string): Promise<LicenseNode | null> {
     .toPromise()
     .then(data)
     .then((d) => (d.node?.__typename === 'License' ? d.node : null));
+}
+
+/** Fetches the license, and re-fetches whenever `licenseLive` reports an event about it. */
+export function licenseSource(id: string): LicenseSource {
+  return {
+    fetch: () => fetchLicense(id),
+    watch(changed) {
+      const { unsubscribe } = client.subscription(LicenseLiveDocument, { licenseId: id }).subscribe((result) => {
+        if (result.data?.licenseLive.eventId) changed();
+      });
+      return unsubscribe;
+    },
+  };
 }

@@ -1,0 +1,56 @@
+import type { ActivityEvent } from './activity-manager.svelte';
+
+const VERBS: Record<string, string> = {
+  created: 'created',
+  updated: 'updated',
+  renewed: 'renewed',
+  suspended: 'suspended',
+  reinstated: 'reinstated',
+  revoked: 'revoked',
+  released: 'released',
+  expired: 'expired',
+  rotated: 'rotated',
+  deactivated: 'deactivated',
+  heartbeat: 'checked in',
+  imported: 'imported',
+};
+
+/** "license.renewed" -> "License renewed"; "activation.created" -> "Device activated". */
+export function describe(e: Pick<ActivityEvent, 'type'>): string {
+  if (e.type === 'activation.created') return 'Device activated';
+  if (e.type === 'activation.released') return 'Device released';
+  if (e.type === 'activation.deactivated') return 'Device deactivated';
+  const [subject = e.type, verb = ''] = e.type.split('.');
+  const noun = subject.replace(/_/g, ' ').replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+  const past = VERBS[verb] ?? verb.replace(/_/g, ' ');
+  return `${noun.charAt(0).toUpperCase()}${noun.slice(1)} ${past}`.trim();
+}
+
+export function actor(e: Pick<ActivityEvent, 'actorType'>): string {
+  switch (e.actorType) {
+    case 'user':
+      return 'a member';
+    case 'api_token':
+      return 'an API token';
+    case 'client_key':
+      return 'a device';
+    case 'operator':
+      return 'the operator CLI';
+    case 'system':
+      return 'Tessera';
+    default:
+      return e.actorType.replace(/_/g, ' ');
+  }
+}
+
+/** A short, human detail from the payload: the license key, a name or a code, when present. */
+export function detail(e: Pick<ActivityEvent, 'payload'>): string | null {
+  const p = e.payload;
+  if (!p || typeof p !== 'object') return null;
+  const o = p as Record<string, unknown>;
+  for (const k of ['key', 'licenseKey', 'name', 'code', 'hostname', 'email', 'fingerprint']) {
+    const v = o[k];
+    if (typeof v === 'string' && v) return v;
+  }
+  return null;
+}
