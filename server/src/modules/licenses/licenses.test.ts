@@ -535,6 +535,9 @@ describe('tenant isolation', () => {
       expect((await gqlOk(transition(op), { id: mine.id }, t))[op].__typename).toBe('NotFoundError');
     }
     expect((await create({ editionId: editions.pro }, t)).__typename).toBe('NotFoundError');
+    const theirCustomer = (await gqlOk(`mutation { createCustomer(input: { name: "Theirs" }) { ... on Customer { id } } }`, {}, t)).createCustomer.id;
+    expect((await gqlOk(UPDATE_LICENSE, { input: { licenseId: mine.id, customerId: theirCustomer } })).updateLicense.__typename).toBe('NotFoundError');
+    expect((await create({ editionId: editions.pro, customerId: theirCustomer })).__typename).toBe('NotFoundError');
     const otherEdition = await gqlOk(
       `mutation { createProduct(input: { name: "Own", code: "own" }) { ... on Product { id } } }`,
       {},

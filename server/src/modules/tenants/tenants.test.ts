@@ -306,3 +306,39 @@ describe('roles', () => {
     expect(ok(await s.gql(VIEWER)).viewer).toBeNull();
   });
 });
+
+describe('tenant isolation of members and tokens', () => {
+  it("another tenant's owner sees none of this tenant's members or tokens and cannot revoke them", async () => {
+    const other = await s.tenant();
+    const mineToken = await token('SUPPORT', 'isolation token');
+    const member = await s.db.prisma.user.findFirstOrThrow({ where: { tenantId: tenant.id } });
+    const memberGlobal = Buffer.from(`Member:${member.id}`).toString('base64');
+    const lists = ok(await s.gql(`{ members { id } apiTokens { id } tenant { id } }`, {}, { token: other.token }));
+    expect(lists.members).toEqual([]);
+    expect(lists.apiTokens).toHaveLength(1); // its own initial token
+    expect(lists.tenant.id).toBe(other.id);
+    for (const id of [mineToken.apiToken.id, memberGlobal]) {
+      expect(ok(await s.gql(`query($id: ID!) { node(id: $id) { id } }`, { id }, { token: other.token })).node).toBeNull();
+    }
+    const r = ok(await s.gql(REVOKE_TOKEN, { id: mineToken.apiToken.id }, { token: other.token }));
+    expect(r.revokeApiToken.__typename).toBe('NotFoundError');
+    expect(ok(await s.gql(VIEWER, {}, { token: mineToken.token })).viewer.tenantId).toBe(tenant.id);
+    // The same email may be a member of both tenants; each signs in to its own.
+    const m = ok(await s.gql(CREATE_MEMBER, { input: { email: 'admin@example.com', password: 'another long password', role: 'ADMIN' } }, { token: other.token }));
+    expect(m.createMember.__typename).toBe('Member');
+    const wrong = ok(await s.gql(SIGN_IN, { input: { tenant: other.slug, email: 'admin@example.com', password: 'correct horse battery' } }));
+    expect(wrong.signIn.__typename).toBe('ValidationError');
+    const right = await s.gql(SIGN_IN, { input: { tenant: other.slug, email: 'admin@example.com', password: 'another long password' } });
+    expect(ok(right).signIn.tenantId).toBe(other.id);
+  });
+
+  it('concurrent createMember with one email gives exactly one member', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => s.gql(CREATE_MEMBER, { input: { email: 'race@example.com', password: 'a long enough password', role: 'SUPPORT' } }, { token: tenant.token })),
+    );
+    const kinds = results.map((r) => ok(r).createMember.__typename);
+    expect(kinds.filter((k) => k === 'Member')).toHaveLength(1);
+    expect(kinds.filter((k) => k === 'ConflictError')).toHaveLength(5);
+    expect(await s.db.prisma.user.count({ where: { email: 'race@example.com' } })).toBe(1);
+  });
+});
