@@ -83,6 +83,23 @@ describe('audit hash chain', () => {
     expect(seqs).toEqual(Array.from({ length: 42 }, (_, i) => i + 1));
   });
 
+  it('two instances sealing one tenant at once still build one chain', async () => {
+    const t = await s.tenant();
+    // A second AppDeps has its own sealer: a second instance on the same database.
+    const other = sealerOf({ ...s.app.deps });
+    const mine = sealerOf(s.app.deps);
+    await Promise.all(
+      Array.from({ length: 30 }, async (_, i) => {
+        const r = await s.gql(CREATE_PRODUCT, { input: { name: `T ${i}`, code: `t-${i}` } }, { token: t.token });
+        expect(ok(r).createProduct.__typename).toBe('Product');
+        await Promise.all([other.seal(t.id), mine.seal(t.id), i % 5 === 0 ? other.sweep() : null]);
+      }),
+    );
+    await other.stop();
+    const v = ok(await s.gql(VERIFY, {}, { token: t.token })).verifyAuditChain;
+    expect(v).toMatchObject({ ok: true, checked: 32, headSeq: 32, unsealed: 0 });
+  });
+
   it('requires ADMIN', async () => {
     const t = await s.tenant();
     const r = ok(await s.gql(`mutation { createApiToken(input: { name: "ro", role: SUPPORT }) { __typename ... on CreateApiTokenPayload { token } } }`, {}, { token: t.token }));
