@@ -15,6 +15,9 @@ pnpm typecheck
 step "server tests on PGlite"
 (cd server && TEST_DATABASE_URL= pnpm exec vitest run)
 
+step "SDK tests (against an in-process server, and offline files)"
+(cd sdk && TEST_DATABASE_URL= pnpm exec vitest run)
+
 # PostgreSQL: TEST_DATABASE_URL, or the local server these machines run. Each test file creates and
 # drops its own database there. CI must have it; elsewhere it is skipped with a note.
 pg_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"

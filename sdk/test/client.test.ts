@@ -1,0 +1,223 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, type JSONWebKeySet, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ok, startTestServer, type TestServer } from '../../server/test/harness.ts';
+import { createClient, type TesseraClient } from '../src/client.ts';
+import { TesseraError } from '../src/errors.ts';
+import { memoryStorage, type Storage } from '../src/storage.ts';
+
+// The SDK against a real Tessera server (in-process, listening on a real port) and against
+// misbehaving servers: unreachable, garbage, silent, or signing with a key the app does not trust.
+
+let s: TestServer;
+let base: string;
+let slug: string;
+let token: string;
+let jwks: JSONWebKeySet;
+let editionId: string;
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function newLicense(extra: Record<string, unknown> = {}): Promise<{ id: string; key: string }> {
+  const r = ok(
+    await s.gql(
+      `mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename ... on CreateLicensePayload { license { id key } } ... on Error { message } } }`,
+      { input: { editionId, ...extra } },
+      { token },
+    ),
+  );
+  expect(r.createLicense.__typename).toBe('CreateLicensePayload');
+  return r.createLicense.license;
+}
+
+function client(storage: Storage = memoryStorage(), options: Partial<Parameters<typeof createClient>[0]> = {}): TesseraClient {
+  return createClient({
+    endpoint: `${base}/graphql`,
+    tenant: slug,
+    publicKeys: jwks,
+    storage,
+    device: { fingerprint: 'sdk-device-1', components: [{ kind: 'MACHINE_ID', value: 'm1' }, { kind: 'CPU', value: 'c1' }, { kind: 'DISK', value: 'd1' }] },
+    appVersion: '2.1.0',
+    ...options,
+  });
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'OK';
+  } catch (err) {
+    if (!(err instanceof TesseraError)) throw err;
+    return err.code;
+  }
+}
+
+beforeAll(async () => {
+  s = await startTestServer();
+  base = await listen(s.app.server);
+  ({ slug, token } = await s.tenant());
+  const product = ok(await s.gql(`mutation { createProduct(input: { name: "CAD", code: "cad" }) { ... on Product { id } } }`, {}, { token }));
+  const productId = product.createProduct.id;
+  ok(await s.gql(`mutation($p: ID!) { createFeature(input: { productId: $p, code: "export", name: "Export" }) { __typename } }`, { p: productId }, { token }));
+  const edition = ok(
+    await s.gql(
+      `mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } ... on Error { message } } }`,
+      { input: { productId, name: 'Pro', code: 'pro', licenseType: 'SUBSCRIPTION', validityDays: 30, maxActivations: 2, heartbeatSeconds: 60, features: ['export'] } },
+      { token },
+    ),
+  );
+  editionId = edition.createEdition.id;
+  jwks = (await (await fetch(`${base}/.well-known/jwks.json?tenant=${slug}`)).json()) as JSONWebKeySet;
+  expect(jwks.keys.length).toBeGreaterThan(0);
+});
+afterAll(() => s.close());
+
+describe('online flows against a real server', () => {
+  it('activates with persisted operations only, verifies and stores the token; re-activation is reused', async () => {
+    const { key } = await newLicense();
+    const storage = memoryStorage();
+    const c = client(storage);
+    const first = await c.activate(key);
+    expect(first.reused).toBe(false);
+    expect(first.activation.status).toBe('ACTIVE');
+    const state = await storage.load();
+    expect(state.token).toBe(first.token);
+    expect(state.key).toBe(key);
+    const again = await c.activate(key);
+    expect(again.reused).toBe(true);
+    expect(again.activation.license.activationsUsed).toBe(1);
+  });
+
+  it('validates online, reports features it lacks, and fails typed for unknown keys', async () => {
+    const { key } = await newLicense();
+    const c = client();
+    await c.activate(key);
+    expect(await c.validate({ feature: 'export' })).toMatchObject({ valid: true, offline: false });
+    const missing = await c.validate({ feature: 'render' });
+    expect(missing).toMatchObject({ valid: false, code: 'FEATURE_NOT_ENTITLED' });
+    expect(await code(client().activate('LIC-0000-000000000000-0000'))).toBe('LICENSE_NOT_FOUND');
+  });
+
+  it('picks up a renewal through the heartbeat: a fresh token and the new revision', async () => {
+    const lic = await newLicense();
+    const storage = memoryStorage();
+    const c = client(storage);
+    await c.activate(lic.key);
+    const before = (await storage.load()).revision!;
+    ok(await s.gql(`mutation($id: ID!) { renewLicense(input: { licenseId: $id, extendDays: 365 }) { __typename } }`, { id: lic.id }, { token }));
+    const beat = await c.heartbeat();
+    expect(beat.updateAvailable).toBe(true);
+    expect(beat.token).toBeTruthy();
+    const after = await storage.load();
+    expect(after.revision).toBeGreaterThan(before);
+    expect(after.token).toBe(beat.token);
+  });
+
+  it('runs a heartbeat loop that stops cleanly', async () => {
+    const { key } = await newLicense();
+    const c = client();
+    await c.activate(key);
+    const errors: TesseraError[] = [];
+    const loop = c.startHeartbeat({ onError: (e) => errors.push(e) });
+    await new Promise((r) => setTimeout(r, 300));
+    await loop.stop();
+    expect(errors).toEqual([]);
+    const seen = ok(await s.gql(`query($key: String!) { licenseByKey(key: $key) { activations(first: 1) { edges { node { lastHeartbeatAt } } } } }`, { key }, { token }));
+    expect(seen.licenseByKey.activations.edges[0].node.lastHeartbeatAt).not.toBeNull();
+  });
+
+  it('deactivates and forgets the token', async () => {
+    const { key } = await newLicense();
+    const storage = memoryStorage();
+    const c = client(storage);
+    await c.activate(key);
+    const r = await c.deactivate();
+    expect(r.activation.status).toBe('RELEASED');
+    expect((await storage.load()).token).toBeUndefined();
+  });
+});
+
+describe('offline fallback and grace', () => {
+  it('validates from the stored token while the server is unreachable, until the grace period ends', async () => {
+    const { key } = await newLicense();
+    const storage = memoryStorage();
+    await client(storage).activate(key);
+    const unreachable = client(storage, { endpoint: 'http://127.0.0.1:9/graphql', timeoutMs: 2000, gracePeriodSeconds: 3600 });
+    expect(await unreachable.validate({ feature: 'export' })).toMatchObject({ valid: true, offline: true });
+    expect(await unreachable.validate({ feature: 'render' })).toMatchObject({ valid: false, code: 'FEATURE_NOT_ENTITLED' });
+
+    const state = await storage.load();
+    await storage.save({ ...state, lastOnlineAt: new Date(Date.now() - 2 * 3600_000).toISOString() });
+    expect(await unreachable.validate()).toMatchObject({ valid: false, offline: true, code: 'GRACE_PERIOD_EXPIRED' });
+  });
+
+  it('detects a clock rolled back before the last time seen', async () => {
+    const { key } = await newLicense();
+    const storage = memoryStorage();
+    await client(storage).activate(key);
+    const state = await storage.load();
+    await storage.save({ ...state, lastSeenTime: new Date(Date.now() + 3 * 86400_000).toISOString() });
+    const unreachable = client(storage, { endpoint: 'http://127.0.0.1:9/graphql', timeoutMs: 2000 });
+    expect(await unreachable.validate()).toMatchObject({ valid: false, code: 'CLOCK_ROLLBACK' });
+  });
+});
+
+describe('misbehaving servers', () => {
+  let fake: Server;
+  let fakeBase: string;
+  let mode: 'garbage' | 'silent' | 'forged' = 'garbage';
+  let forged = '';
+
+  beforeAll(async () => {
+    fake = createServer((req, res) => {
+      if (mode === 'silent') return; // never answers
+      if (mode === 'garbage') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html>oops</html>');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          data: {
+            activate: {
+              __typename: 'ActivateSuccess',
+              token: forged,
+              reused: false,
+              goodwill: false,
+              activation: { id: 'x', status: 'ACTIVE', fingerprint: 'sdk-device-1', activatedAt: new Date().toISOString(), lastHeartbeatAt: null, license: { status: 'ACTIVE', type: 'SUBSCRIPTION', expiresAt: null, revision: 99, maxActivations: 2, activationsUsed: 1, features: ['everything'] } },
+            },
+          },
+        }),
+      );
+    });
+    fakeBase = await listen(fake);
+    const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+    forged = await new SignJWT({ fingerprint: 'sdk-device-1', features: ['everything'], revision: 99 })
+      .setProtectedHeader({ alg: 'EdDSA', typ: 'tessera-activation+jwt', kid: jwks.keys[0]!.kid! })
+      .setIssuer(slug)
+      .setIssuedAt()
+      .sign(privateKey);
+    void exportJWK;
+  });
+  afterAll(() => new Promise<void>((r) => fake.close(() => r())));
+
+  it('reports garbage as BAD_RESPONSE and a silent server as NETWORK_ERROR (timeout)', async () => {
+    const c = client(memoryStorage(), { endpoint: `${fakeBase}/graphql`, timeoutMs: 300 });
+    mode = 'garbage';
+    expect(await code(c.activate('LIC-0000-000000000000-0000'))).toBe('BAD_RESPONSE');
+    mode = 'silent';
+    expect(await code(c.activate('LIC-0000-000000000000-0000'))).toBe('NETWORK_ERROR');
+  });
+
+  it('refuses a token signed by another key and keeps the last valid one', async () => {
+    const { key } = await newLicense();
+    const storage = memoryStorage();
+    const good = await client(storage).activate(key);
+    mode = 'forged';
+    const evil = client(storage, { endpoint: `${fakeBase}/graphql` });
+    expect(await code(evil.activate(key))).toBe('INVALID_SIGNATURE');
+    const state = await storage.load();
+    expect(state.token).toBe(good.token);
+    expect(state.revision).not.toBe(99);
+  });
+});
