@@ -5,6 +5,8 @@ import './modules/catalog/types.ts';
 import './modules/licenses/types.ts';
 import './modules/activation/types.ts';
 import './modules/signing/types.ts';
+import './modules/leases/types.ts';
+import './modules/metering/types.ts';
 import './modules/audit/types.ts';
 import './modules/system/types.ts';
 

@@ -1,0 +1,238 @@
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
+import { signerFor } from '../signing/service.ts';
+import { decodeJws, type Issued, issueLicense } from './fixtures.ts';
+import { sweepLeases } from './service.ts';
+
+let s: TestServer;
+let token: string;
+let slug: string;
+
+const CHECKOUT = `mutation($input: CheckoutSeatInput!) {
+  checkoutSeat(input: $input) {
+    __typename
+    ... on SeatLease { id expiresAt token status borrowed }
+    ... on SeatQueued { position expiresAt }
+    ... on LicensingError { code message }
+    ... on ValidationError { message fields { path message } }
+  }
+}`;
+const leaseOp = (op: 'heartbeatSeat' | 'releaseSeat') => `mutation($input: LeaseInput!) {
+  ${op}(input: $input) {
+    __typename
+    ... on SeatLease { id expiresAt token status }
+    ... on LicensingError { code message }
+    ... on ValidationError { message }
+  }
+}`;
+const BORROW = `mutation($input: BorrowSeatInput!) {
+  borrowSeat(input: $input) { __typename ... on SeatLease { id expiresAt status borrowed token } ... on LicensingError { code } ... on ValidationError { message } }
+}`;
+const POSITION = `query($input: CheckoutSeatInput!) {
+  seatQueuePosition(input: $input) { __typename ... on SeatQueuePosition { queued position } ... on LicensingError { code } }
+}`;
+const SEAT_MAP = `query($id: ID!) {
+  seatMap(licenseId: $id) {
+    __typename
+    ... on SeatMap { seats inUse leases { id holder status borrowed } queue { holder } usage { day peak granted denials } }
+    ... on Error { message }
+  }
+}`;
+
+const checkout = async (input: Record<string, unknown>) => ok(await s.gql(CHECKOUT, { input })).checkoutSeat;
+const heartbeat = async (leaseId: string, key: string) => ok(await s.gql(leaseOp('heartbeatSeat'), { input: { leaseId, key } })).heartbeatSeat;
+const release = async (leaseId: string, key: string) => ok(await s.gql(leaseOp('releaseSeat'), { input: { leaseId, key } })).releaseSeat;
+
+async function floating(seats: number, terms: Record<string, unknown> = {}): Promise<Issued> {
+  return issueLicense(s, token, { licenseType: 'FLOATING', provisioning: 'FLOATING', seats, leaseSeconds: 60, ...terms });
+}
+
+async function liveLeases(licenseId: string) {
+  return s.db.prisma.lease.count({ where: { licenseId, status: 'ACTIVE', expiresAt: { gt: new Date() } } });
+}
+
+async function events(licenseId: string, type: string) {
+  return s.db.prisma.auditEvent.findMany({ where: { licenseId, type }, orderBy: { id: 'asc' } });
+}
+
+/** Moves a lease's expiry into the past, as if its holder had stopped heartbeating. */
+async function lapse(leaseGlobalId: string) {
+  const id = Buffer.from(leaseGlobalId, 'base64').toString().split(':')[1]!;
+  await s.db.prisma.lease.update({ where: { id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+  return id;
+}
+
+beforeAll(async () => {
+  s = await startTestServer();
+  ({ token, slug } = await s.tenant());
+});
+afterAll(() => s?.close());
+
+describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite'})`, () => {
+  it('grants a signed lease, renews it by heartbeat and frees it on release', async () => {
+    const lic = await floating(2);
+    const got = await checkout({ key: lic.key, fingerprint: 'dev-a' });
+    expect(got.__typename).toBe('SeatLease');
+    expect(got.status).toBe('ACTIVE');
+    const { header, claims } = decodeJws(got.token);
+    expect(header.typ).toBe('tessera-lease+jwt');
+    expect(claims).toMatchObject({ license: lic.id, fingerprint: 'dev-a', iss: slug });
+    const jwks = await signerFor(s.app.deps).jwks(slug);
+    const verified = await jwtVerify(got.token, createLocalJWKSet(jwks!), { typ: 'tessera-lease+jwt' });
+    expect(verified.payload.exp).toBe(Math.floor(new Date(got.expiresAt).getTime() / 1000));
+
+    await new Promise((r) => setTimeout(r, 20));
+    const hb = await heartbeat(got.id, lic.key);
+    expect(hb.__typename).toBe('SeatLease');
+    expect(hb.id).toBe(got.id);
+    expect(new Date(hb.expiresAt).getTime()).toBeGreaterThan(new Date(got.expiresAt).getTime());
+
+    const rel = await release(got.id, lic.key);
+    expect(rel).toMatchObject({ __typename: 'SeatLease', status: 'RELEASED' });
+    expect(await liveLeases(lic.id)).toBe(0);
+    expect((await heartbeat(got.id, lic.key)).code).toBe('LEASE_NOT_FOUND');
+    expect((await release(got.id, lic.key)).code).toBe('LEASE_NOT_FOUND');
+
+    const types = (await s.db.prisma.auditEvent.findMany({ where: { licenseId: lic.id, type: { startsWith: 'lease.' } }, orderBy: { id: 'asc' } })).map((e) => [e.type, e.actorType, e.actorId]);
+    expect(types).toEqual([
+      ['lease.granted', 'client', lic.id],
+      ['lease.renewed', 'client', lic.id],
+      ['lease.released', 'client', lic.id],
+    ]);
+  });
+
+  it('50 concurrent checkouts for 10 seats grant exactly 10 leases', async () => {
+    const lic = await floating(10);
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => checkout({ key: lic.key, fingerprint: `dev-${i}` })));
+    const granted = results.filter((r) => r.__typename === 'SeatLease');
+    const denied = results.filter((r) => r.__typename === 'LicensingError');
+    expect(granted).toHaveLength(10);
+    expect(denied).toHaveLength(40);
+    expect(new Set(denied.map((r) => r.code))).toEqual(new Set(['NO_SEATS_AVAILABLE']));
+    expect(await liveLeases(lic.id)).toBe(10);
+    expect(await events(lic.id, 'lease.granted')).toHaveLength(10);
+
+    const map = ok(await s.gql(SEAT_MAP, { id: lic.globalId }, { token })).seatMap;
+    expect(map).toMatchObject({ __typename: 'SeatMap', seats: 10, inUse: 10 });
+    expect(map.leases).toHaveLength(10);
+    expect(map.usage[0]).toMatchObject({ peak: 10, granted: 10, denials: 40 });
+  });
+
+  it('one device (or one user) holds one seat, however often it checks out, even concurrently', async () => {
+    const lic = await floating(3);
+    const same = await Promise.all(Array.from({ length: 20 }, () => checkout({ key: lic.key, fingerprint: 'dev-1' })));
+    expect(same.every((r) => r.__typename === 'SeatLease')).toBe(true);
+    expect(new Set(same.map((r) => r.id)).size).toBe(1);
+    expect(await liveLeases(lic.id)).toBe(1);
+    expect(await events(lic.id, 'lease.granted')).toHaveLength(1);
+    expect(await events(lic.id, 'lease.renewed')).toHaveLength(19);
+
+    const users = await floating(2, { clientType: 'USERS' });
+    expect((await checkout({ key: users.key, fingerprint: 'laptop' })).__typename).toBe('ValidationError');
+    const a1 = await checkout({ key: users.key, fingerprint: 'laptop', user: 'alice' });
+    const a2 = await checkout({ key: users.key, fingerprint: 'desktop', user: 'alice' });
+    expect(a2.id).toBe(a1.id);
+    expect((await checkout({ key: users.key, fingerprint: 'laptop', user: 'bob' })).__typename).toBe('SeatLease');
+    expect((await checkout({ key: users.key, fingerprint: 'laptop', user: 'carol' })).code).toBe('NO_SEATS_AVAILABLE');
+  });
+
+  it('an expired lease does not count, is reclaimed at checkout, and its late heartbeat gets LEASE_EXPIRED', async () => {
+    const lic = await floating(1);
+    const a = await checkout({ key: lic.key, fingerprint: 'dev-a' });
+    expect((await checkout({ key: lic.key, fingerprint: 'dev-b' })).code).toBe('NO_SEATS_AVAILABLE');
+    await lapse(a.id);
+    const b = await checkout({ key: lic.key, fingerprint: 'dev-b' });
+    expect(b.__typename).toBe('SeatLease');
+    expect((await heartbeat(a.id, lic.key)).code).toBe('LEASE_EXPIRED');
+    expect((await release(a.id, lic.key)).code).toBe('LEASE_EXPIRED');
+    const expired = await events(lic.id, 'lease.expired');
+    expect(expired).toHaveLength(1);
+    expect(expired[0]!.actorType).toBe('system');
+  });
+
+  it('the sweep expires lapsed leases once, even when several run at once', async () => {
+    const lic = await floating(30);
+    const leases = await Promise.all(Array.from({ length: 30 }, (_, i) => checkout({ key: lic.key, fingerprint: `dev-${i}` })));
+    for (const l of leases.slice(0, 25)) await lapse(l.id);
+    const swept = await Promise.all([sweepLeases(s.app.deps), sweepLeases(s.app.deps), sweepLeases(s.app.deps)]);
+    expect(swept.reduce((a, b) => a + b, 0)).toBe(25);
+    expect(await events(lic.id, 'lease.expired')).toHaveLength(25);
+    expect(await liveLeases(lic.id)).toBe(5);
+    expect((await heartbeat(leases[0].id, lic.key)).code).toBe('LEASE_EXPIRED');
+    expect((await heartbeat(leases[29].id, lic.key)).__typename).toBe('SeatLease');
+  });
+
+  it('queues FIFO with wait: true; the head gets the next free seat', async () => {
+    const lic = await floating(1);
+    const a = await checkout({ key: lic.key, fingerprint: 'dev-a' });
+    const q1 = await checkout({ key: lic.key, fingerprint: 'dev-b', wait: true });
+    const q2 = await checkout({ key: lic.key, fingerprint: 'dev-c', wait: true });
+    expect(q1).toMatchObject({ __typename: 'SeatQueued', position: 1 });
+    expect(q2).toMatchObject({ __typename: 'SeatQueued', position: 2 });
+    expect(ok(await s.gql(POSITION, { input: { key: lic.key, fingerprint: 'dev-c' } })).seatQueuePosition).toMatchObject({ queued: true, position: 2 });
+    expect(ok(await s.gql(POSITION, { input: { key: lic.key, fingerprint: 'dev-z' } })).seatQueuePosition).toMatchObject({ queued: false, position: null });
+    // Polling again keeps the place.
+    expect(await checkout({ key: lic.key, fingerprint: 'dev-c', wait: true })).toMatchObject({ __typename: 'SeatQueued', position: 2 });
+
+    await release(a.id, lic.key);
+    expect(await events(lic.id, 'seat.available')).toHaveLength(1);
+    // The seat is owed to the head: a newcomer and the second in line do not get it.
+    expect((await checkout({ key: lic.key, fingerprint: 'dev-new' })).code).toBe('NO_SEATS_AVAILABLE');
+    expect(await checkout({ key: lic.key, fingerprint: 'dev-c', wait: true })).toMatchObject({ __typename: 'SeatQueued', position: 2 });
+    const head = await checkout({ key: lic.key, fingerprint: 'dev-b', wait: true });
+    expect(head.__typename).toBe('SeatLease');
+    expect(ok(await s.gql(POSITION, { input: { key: lic.key, fingerprint: 'dev-c' } })).seatQueuePosition.position).toBe(1);
+    expect(await events(lic.id, 'seat.queued')).toHaveLength(2);
+
+    // An expired queue entry loses its place.
+    await s.db.prisma.seatQueueEntry.updateMany({ where: { licenseId: lic.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await release(head.id, lic.key);
+    expect((await checkout({ key: lic.key, fingerprint: 'dev-new' })).__typename).toBe('SeatLease');
+  });
+
+  it('borrows a seat for offline use up to the maximum period; it stays held until returned', async () => {
+    const lic = await floating(1);
+    const a = await checkout({ key: lic.key, fingerprint: 'dev-a' });
+    const b = ok(await s.gql(BORROW, { input: { leaseId: a.id, key: lic.key, seconds: 30 * 86_400 } })).borrowSeat;
+    expect(b).toMatchObject({ __typename: 'SeatLease', borrowed: true });
+    const days = (new Date(b.expiresAt).getTime() - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(6.9);
+    expect(days).toBeLessThanOrEqual(7);
+    expect((await checkout({ key: lic.key, fingerprint: 'dev-b' })).code).toBe('NO_SEATS_AVAILABLE');
+    // A checkout by the borrower does not shorten the borrowed term.
+    expect((await checkout({ key: lic.key, fingerprint: 'dev-a' })).expiresAt).toBe(b.expiresAt);
+    expect((await release(a.id, lic.key)).status).toBe('RELEASED');
+    expect((await checkout({ key: lic.key, fingerprint: 'dev-b' })).__typename).toBe('SeatLease');
+    expect(await events(lic.id, 'lease.borrowed')).toHaveLength(1);
+  });
+
+  it('refuses bad keys, other licenses\u2019 leases and unusable licenses with typed errors and no change', async () => {
+    const lic = await floating(2);
+    const other = await floating(2);
+    const a = await checkout({ key: lic.key, fingerprint: 'dev-a' });
+    expect((await checkout({ key: 'LIC-0000-000000000000-0000', fingerprint: 'x' })).code).toBe('LICENSE_NOT_FOUND');
+    expect((await heartbeat(a.id, other.key)).code).toBe('LEASE_NOT_FOUND');
+    expect((await release(a.id, other.key)).code).toBe('LEASE_NOT_FOUND');
+    expect((await heartbeat('not-an-id', lic.key)).code).toBe('LEASE_NOT_FOUND');
+    expect((await checkout({ key: lic.key, fingerprint: '' })).__typename).toBe('ValidationError');
+    expect(await liveLeases(lic.id)).toBe(1);
+
+    const named = await issueLicense(s, token, { maxActivations: 3 });
+    expect((await checkout({ key: named.key, fingerprint: 'dev-a' })).code).toBe('NO_SEATS_AVAILABLE');
+
+    ok(await s.gql(`mutation($id: ID!) { suspendLicense(input: { licenseId: $id }) { __typename } }`, { id: lic.globalId }, { token }));
+    expect((await heartbeat(a.id, lic.key)).code).toBe('LICENSE_SUSPENDED');
+    expect((await checkout({ key: lic.key, fingerprint: 'dev-b' })).code).toBe('LICENSE_SUSPENDED');
+    ok(await s.gql(`mutation($id: ID!) { revokeLicense(input: { licenseId: $id }) { __typename } }`, { id: lic.globalId }, { token }));
+    expect((await checkout({ key: lic.key, fingerprint: 'dev-b' })).code).toBe('LICENSE_REVOKED');
+  });
+
+  it('the seat map is tenant-scoped and needs a member', async () => {
+    const lic = await floating(1);
+    const other = await s.tenant();
+    expect(ok(await s.gql(SEAT_MAP, { id: lic.globalId }, { token: other.token })).seatMap.__typename).toBe('NotFoundError');
+    const anon = await s.gql(SEAT_MAP, { id: lic.globalId });
+    expect(anon.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+});
