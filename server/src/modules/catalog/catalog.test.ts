@@ -162,11 +162,13 @@ describe('features, meters and editions', () => {
       meters: [],
       allowedVersions: null,
     });
+    const anyVersion = ok(await s.gql(CREATE_EDITION, { input: { productId, name: 'Any', code: 'any', licenseType: 'PERPETUAL', allowedVersions: '  ' } }, { token }));
+    expect(anyVersion.createEdition).toMatchObject({ __typename: 'Edition', allowedVersions: null });
     const dup = ok(await s.gql(CREATE_EDITION, { input: { productId, name: 'Basic', code: 'basic', licenseType: 'PERPETUAL' } }, { token }));
     expect(dup.createEdition.__typename).toBe('ConflictError');
 
     const product = ok(await s.gql(`query($id: ID!) { node(id: $id) { ... on Product { editions { code } features { code } meters { code } } } }`, { id: productId }, { token }));
-    expect(product.node.editions.map((e: { code: string }) => e.code)).toEqual(['pro', 'float', 'basic']);
+    expect(product.node.editions.map((e: { code: string }) => e.code)).toEqual(['pro', 'float', 'basic', 'any']);
     expect(product.node.features.map((e: { code: string }) => e.code)).toEqual(['cloud-sync', 'export']);
   });
 
@@ -191,6 +193,7 @@ describe('features, meters and editions', () => {
     ['validity beyond 100 years', { licenseType: 'SUBSCRIPTION', validityDays: 100_000 }, ['validityDays']],
     ['a 10 KB name', { licenseType: 'PERPETUAL', name: 'n'.repeat(10_240) }, ['name']],
     ['a 10 KB version range', { licenseType: 'PERPETUAL', allowedVersions: '>=1.0.0 '.repeat(1300) }, ['allowedVersions']],
+    ['a cap plus goodwill beyond a 32-bit integer', { licenseType: 'PERPETUAL', maxActivations: 2_147_483_647, goodwillActivations: 1 }, ['goodwillActivations']],
     ['an oversized feature code', { licenseType: 'PERPETUAL', features: ['f'.repeat(10_240)] }, ['features.0']],
   ];
   it.each(invalid)('rejects %s with the offending field path and writes nothing', async (_what, terms, expected) => {

@@ -33,7 +33,13 @@ export const termFields = {
   fingerprintMatch: z.enum(['EXACT', 'ANY_TWO', 'MAJORITY']),
   features: z.array(z.string().trim().min(1).max(64, 'must be at most 64 characters')).max(500, 'at most 500 features'),
   meters: z.array(meterTerm).max(100, 'at most 100 meters'),
-  allowedVersions: z.string().trim().max(200, 'must be at most 200 characters').nullable(),
+  // An empty range means "any version", which null already says.
+  allowedVersions: z
+    .string()
+    .trim()
+    .max(200, 'must be at most 200 characters')
+    .transform((v) => (v === '' ? null : v))
+    .nullable(),
 };
 
 export type Terms = { [K in keyof typeof termFields]: z.output<(typeof termFields)[K]> };
@@ -85,6 +91,10 @@ export function termProblems(terms: Terms, catalogue: Catalogue, prefix = ''): F
   }
   if (terms.goodwillActivations > 0 && terms.maxActivations === null) {
     at('goodwillActivations', 'goodwill activations need a maxActivations cap to exceed');
+  }
+  // The activation cap is checked in SQL as maxActivations + goodwillActivations, a 32-bit integer.
+  if (terms.maxActivations !== null && terms.maxActivations + terms.goodwillActivations > 2_147_483_647) {
+    at('goodwillActivations', 'maxActivations + goodwillActivations must be at most 2147483647');
   }
   if (terms.licenseType === 'NODE_LOCKED' && terms.maxActivations !== null && terms.maxActivations > 1) {
     at('maxActivations', 'a NODE_LOCKED license binds to exactly one device');
