@@ -143,6 +143,22 @@ describe('importLicenses', () => {
     expect(await counts()).toEqual(before);
   });
 
+  it('accepts a byte order mark (spreadsheet exports) in CSV and JSONL', async () => {
+    const csv = await importData('CSV', '\uFEFFproduct,edition,name\ndesk,std,bom-csv');
+    expect(csv.__typename, JSON.stringify(csv)).toBe('ImportLicensesPayload');
+    const jsonl = await importData('JSONL', `\uFEFF${JSON.stringify({ product: 'desk', edition: 'std', name: 'bom-jsonl' })}`);
+    expect(jsonl.__typename, JSON.stringify(jsonl)).toBe('ImportLicensesPayload');
+  });
+
+  it('a misspelt JSONL field fails its line instead of being ignored', async () => {
+    const before = await counts();
+    const r = await importData('JSONL', [JSON.stringify({ product: 'desk', edition: 'std' }), JSON.stringify({ product: 'desk', edition: 'std', maxActivation: 9 })].join('\n'));
+    expect(r.__typename).toBe('ImportError');
+    expect(lines(r)).toEqual([2]);
+    expect(r.rows[0].message).toMatch(/maxActivation/);
+    expect(await counts()).toEqual(before);
+  });
+
   it('rejects bad JSONL lines by line number, writing nothing', async () => {
     const data = [
       JSON.stringify({ product: 'desk', edition: 'std' }),

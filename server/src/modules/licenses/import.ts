@@ -58,7 +58,8 @@ const intCell = (v: unknown) => (v === '' || v === undefined || v === null ? und
 const optionalDate = z.preprocess((v) => (v === '' || v == null ? undefined : v), z.coerce.date({ message: 'is not a date' }).optional());
 const optionalText = (max: number) => z.preprocess((v) => (v === '' || v == null ? undefined : v), z.string().trim().max(max, `must be at most ${max} characters`).optional());
 
-const rowSchema = z.object({
+// Strict: a misspelt JSONL field ("maxActivation") must fail its line, not be silently dropped.
+const rowSchema = z.strictObject({
   product: z.string().trim().min(1, 'is required').max(64),
   edition: z.string().trim().min(1, 'is required').max(64),
   key: optionalText(64),
@@ -79,7 +80,9 @@ const rowSchema = z.object({
 });
 type Row = z.infer<typeof rowSchema>;
 
-function readRows(format: 'CSV' | 'JSONL', data: string): { line: number; raw: unknown }[] | RowProblem[] {
+function readRows(format: 'CSV' | 'JSONL', text: string): { line: number; raw: unknown }[] | RowProblem[] {
+  // Spreadsheet exports often start with a UTF-8 byte order mark; it is not part of the first column's name.
+  const data = text.startsWith('\uFEFF') ? text.slice(1) : text;
   if (format === 'JSONL') {
     const out: { line: number; raw: unknown }[] = [];
     const bad: RowProblem[] = [];
