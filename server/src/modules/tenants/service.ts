@@ -157,7 +157,13 @@ export function cookieValue(header: string | null, key: string): string | null {
   if (!header) return null;
   for (const part of header.split(';')) {
     const [k, ...v] = part.trim().split('=');
-    if (k === key) return decodeURIComponent(v.join('='));
+    if (k !== key) continue;
+    // A malformed escape is no credential; it must not fail the whole request.
+    try {
+      return decodeURIComponent(v.join('='));
+    } catch {
+      return null;
+    }
   }
   return null;
 }

@@ -170,8 +170,15 @@ describe('members and sessions', () => {
     expect(await s.db.prisma.session.count({ where: { tokenHash: hashSecret(secret) } })).toBe(0);
   });
 
-  it('a bogus or expired session is anonymous', async () => {
-    expect(ok(await s.gql(VIEWER, {}, { headers: { cookie: 'tessera_session=tss_bogus' } })).viewer).toBeNull();
+  it('a bogus, malformed or expired session is anonymous', async () => {
+    for (const cookie of ['tessera_session=tss_bogus', 'tessera_session=%E0%A4%A', 'tessera_session=', 'tessera_session', '=;;=']) {
+      const r = await s.gql(VIEWER, {}, { headers: { cookie } });
+      expect(r.response.status, cookie).toBe(200);
+      expect(ok(r).viewer, cookie).toBeNull();
+    }
+    // A bad cookie beside a good bearer token does not get in the way.
+    const withToken = await s.gql(VIEWER, {}, { token: tenant.token, headers: { cookie: 'tessera_session=%zz' } });
+    expect(ok(withToken).viewer.role).toBe('OWNER');
     const r = await s.gql(SIGN_IN, { input: { tenant: tenant.slug, email: 'owner@example.com', password } });
     const secret = sessionFrom(r.response);
     await s.db.prisma.session.update({ where: { tokenHash: hashSecret(secret) }, data: { expiresAt: new Date(Date.now() - 1000) } });
