@@ -170,6 +170,12 @@ export class TesseraClient {
     await this.storage.save({ ...state, ...patch, lastOnlineAt: now, lastSeenTime: lastSeen });
   }
 
+  /** Whether the server answers through the whole API stack (persisted operation, no license involved). */
+  async ping(): Promise<boolean> {
+    const data = await this.call<{ noop: boolean }>('Ping', {});
+    return data.noop === true;
+  }
+
   async state(): Promise<LicenseState> {
     return this.storage.load();
   }

@@ -10,6 +10,8 @@ const LEASE = `... on SeatLease { id expiresAt token }`;
 const TICKET = `... on UsageTicket { id status quantity remaining expiresAt receipt }`;
 
 export const OPERATIONS = {
+  /** Round trip through the whole API stack without touching a license: connectivity checks, benchmarks. */
+  Ping: `mutation Ping { noop }`,
   Activate: `mutation Activate($input: ActivateInput!) { activate(input: $input) { __typename ... on ActivateSuccess { token reused goodwill ${ACTIVATION} } ${ERROR_FIELDS} } }`,
   Heartbeat: `mutation Heartbeat($input: HeartbeatInput!) { heartbeat(input: $input) { __typename ... on HeartbeatSuccess { updateAvailable token nextHeartbeatBy ${ACTIVATION} } ${ERROR_FIELDS} } }`,
   Deactivate: `mutation Deactivate($input: DeactivateInput!) { deactivate(input: $input) { __typename ... on DeactivateSuccess { ${ACTIVATION} } ${ERROR_FIELDS} } }`,

@@ -14,6 +14,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { operationHash } from '../../sdk/src/client.ts';
+import type { OperationName } from '../../sdk/src/operations.ts';
 
 const { values } = parseArgs({
   options: {
@@ -58,11 +60,15 @@ async function startServer(env: Record<string, string>): Promise<Server> {
   };
 }
 
-async function gql<T = any>(url: string, query: string, variables: Record<string, unknown>, token?: string): Promise<T> {
+function gql<T = any>(url: string, query: string, variables: Record<string, unknown>, token?: string): Promise<T> {
+  return post<T>(url, { query, variables }, token);
+}
+
+async function post<T = any>(url: string, payload: unknown, token?: string): Promise<T> {
   const res = await fetch(`${url}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query, variables }),
+    body: JSON.stringify(payload),
   });
   const body = (await res.json()) as { data: T; errors?: unknown };
   if (body.errors) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
@@ -81,9 +87,10 @@ function tessera(args: string[], env: Record<string, string>): Promise<string> {
   });
 }
 
-const ACTIVATE = `mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on ActivateSuccess { reused } ... on LicensingError { code } } }`;
-const HEARTBEAT = `mutation($input: HeartbeatInput!) { heartbeat(input: $input) { __typename ... on HeartbeatSuccess { nextHeartbeatBy } ... on LicensingError { code } } }`;
-const VALIDATE = `query($input: ValidateInput!) { validateLicense(input: $input) { valid code } }`;
+/** Client operations go exactly as the SDK sends them: persisted-operation hashes, no document text. */
+function persisted(name: OperationName, variables: Record<string, unknown> = {}) {
+  return { operationName: name, variables, extensions: { persistedQuery: { version: 1, sha256Hash: operationHash(name) } } };
+}
 
 interface Fixture {
   key: string;
@@ -110,7 +117,7 @@ async function setUp(url: string, env: Record<string, string>): Promise<{ token:
   const { id: licenseId, key } = created.createLicense.license as { id: string; key: string };
   const devices = Array.from({ length: 256 }, (_, i) => `bench-device-${i}`);
   for (let i = 0; i < devices.length; i += 32) {
-    await Promise.all(devices.slice(i, i + 32).map((fingerprint) => gql(url, ACTIVATE, { input: { key, fingerprint } })));
+    await Promise.all(devices.slice(i, i + 32).map((fingerprint) => post(url, persisted('Activate', { input: { key, fingerprint } }))));
   }
   return { token, fixture: { key, licenseId, devices } };
 }
@@ -176,12 +183,12 @@ async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
     const { key, devices } = fixture;
     const run = randomBytes(3).toString('hex');
     // Warm-up: JIT, caches, connection pools.
-    await load(server.url, 'warmup', () => ({ query: 'mutation { noop }' }));
+    await load(server.url, 'warmup', () => persisted('Ping'));
     const rows: Row[] = [];
-    rows.push(await load(server.url, 'no-op mutation', () => ({ query: 'mutation { noop }' })));
-    rows.push(await load(server.url, 'activate (new device)', (i) => ({ query: ACTIVATE, variables: { input: { key, fingerprint: `fp-${run}-${i}` } } })));
-    rows.push(await load(server.url, 'heartbeat', (i) => ({ query: HEARTBEAT, variables: { input: { key, fingerprint: devices[i % devices.length] } } })));
-    rows.push(await load(server.url, 'validateLicense', (i) => ({ query: VALIDATE, variables: { input: { key, fingerprint: devices[i % devices.length] } } })));
+    rows.push(await load(server.url, 'no-op mutation', () => persisted('Ping')));
+    rows.push(await load(server.url, 'activate (new device)', (i) => persisted('Activate', { input: { key, fingerprint: `fp-${run}-${i}` } })));
+    rows.push(await load(server.url, 'heartbeat', (i) => persisted('Heartbeat', { input: { key, fingerprint: devices[i % devices.length] } })));
+    rows.push(await load(server.url, 'validateLicense', (i) => persisted('ValidateLicense', { input: { key, fingerprint: devices[i % devices.length] } })));
     const base = rows[0]!.rps;
     for (const r of rows) r.ratio = r.rps / base;
     return rows;
