@@ -21,7 +21,11 @@ export function describe(e: Pick<ActivityEvent, 'type'>): string {
   if (e.type === 'activation.released') return 'Device released';
   if (e.type === 'activation.deactivated') return 'Device deactivated';
   const [subject = e.type, verb = ''] = e.type.split('.');
-  const noun = subject.replace(/_/g, ' ').replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+  const noun = subject
+    .replace(/_/g, ' ')
+    .replace(/([a-z])([A-Z])/g, '$1 $2')
+    .toLowerCase()
+    .replace(/\bapi\b/g, 'API');
   const past = VERBS[verb] ?? verb.replace(/_/g, ' ');
   return `${noun.charAt(0).toUpperCase()}${noun.slice(1)} ${past}`.trim();
 }
@@ -32,6 +36,7 @@ export function actor(e: Pick<ActivityEvent, 'actorType'>): string {
       return 'a member';
     case 'api_token':
       return 'an API token';
+    case 'client':
     case 'client_key':
       return 'a device';
     case 'operator':

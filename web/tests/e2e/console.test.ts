@@ -1,0 +1,271 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launch, shot, watchErrors } from './browser';
+import { gql, startServer, type RunningServer } from './server';
+
+let server: RunningServer;
+let browser: Browser;
+let page: Page;
+let errors: string[];
+
+const stamp = Date.now().toString(36);
+const product = { name: `Studio ${stamp}`, code: `studio-${stamp}` };
+let licenseKey = '';
+let licenseUrl = '';
+
+beforeAll(async () => {
+  server = await startServer();
+  browser = await launch();
+  const context = await browser.newContext({ viewport: { width: 1360, height: 860 } });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+  page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  errors = watchErrors(page);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function signIn(email: string, password: string) {
+  await page.goto(`${server.base}/`);
+  await page.waitForURL(/\/signin/);
+  await page.getByLabel('Workspace').fill(server.demo.tenant);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+async function nav(name: string) {
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
+}
+
+async function heading(text: string | RegExp) {
+  await page.getByRole('heading', { level: 1, name: text }).waitFor();
+}
+
+describe('admin console', () => {
+  it('rejects a wrong password with the server message, then signs in', async () => {
+    await signIn(server.demo.email, 'not-the-password');
+    await page.getByRole('alert').waitFor();
+    expect(await page.getByRole('alert').textContent()).toMatch(/\S/);
+    await shot(page, '01-signin-error');
+
+    await page.getByLabel('Password').fill(server.demo.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await heading('Dashboard');
+    await page.locator('.feed li').first().waitFor();
+    await shot(page, '02-dashboard');
+  });
+
+  it('creates a product with a feature and a meter', async () => {
+    await nav('Catalog');
+    await heading('Catalog');
+    await shot(page, '03-catalog');
+    await page.getByRole('button', { name: 'New product' }).first().click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill(product.name);
+    await dialog.getByLabel('Code').fill('bad code!');
+    await dialog.getByRole('button', { name: 'Create product' }).click();
+    await dialog.getByText(/Code may contain letters/).waitFor();
+    await dialog.getByLabel('Code').fill(product.code);
+    await dialog.getByRole('button', { name: 'Create product' }).click();
+    await heading(product.name);
+
+    await page.getByRole('button', { name: 'Add feature' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('PDF export');
+    await page.getByRole('dialog').getByLabel('Code').fill('pdf-export');
+    await page.getByRole('dialog').getByRole('button', { name: 'Add feature' }).click();
+    await page.getByRole('cell', { name: 'pdf-export' }).waitFor();
+
+    await page.getByRole('button', { name: 'Add meter' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('API calls');
+    await page.getByRole('dialog').getByLabel('Code').fill('api-calls');
+    await page.getByRole('dialog').getByRole('button', { name: 'Add meter' }).click();
+    await page.getByRole('cell', { name: 'api-calls' }).waitFor();
+  });
+
+  it('creates an edition, with inline validation that mirrors the server', async () => {
+    await page.getByRole('link', { name: 'New edition' }).first().click();
+    await heading('New edition');
+    await page.getByLabel('Name', { exact: true }).fill('Professional');
+    await page.getByLabel('License type').selectOption('SUBSCRIPTION');
+    await page.getByLabel('Seats').fill('5');
+    await page.getByLabel('Seats').blur();
+    await page.getByText('seats apply to FLOATING provisioning only', { exact: false }).waitFor();
+    await page.getByLabel('Seats').fill('');
+    await page.getByLabel('Max activations').fill('3');
+    await page.getByLabel('Allowed versions').fill('>=2.0.0 <3.0.0');
+    await page.getByText('PDF export').click();
+    await page.getByRole('button', { name: 'Add meter quota' }).click();
+    await shot(page, '04-edition-form');
+    await page.getByRole('button', { name: 'Create edition' }).click();
+    await heading(product.name);
+    await page.getByRole('cell', { name: /Professional/ }).waitFor();
+    await shot(page, '05-product');
+  });
+
+  it('issues a license from the edition and shows its token keys once', async () => {
+    await page.getByRole('link', { name: 'Issue license' }).first().click();
+    await heading('New license');
+    await page.getByLabel('Name').fill('E2E workstation pool');
+    await page.getByLabel('Token keys').fill('2');
+    await shot(page, '06-new-license');
+    await page.getByRole('button', { name: 'Issue license' }).click();
+    const key = page.getByTestId('created-key');
+    await key.waitFor();
+    licenseKey = (await key.textContent())?.trim() ?? '';
+    expect(licenseKey).toMatch(/^LIC-/);
+    expect(await page.locator('.tokens li').count()).toBe(2);
+    await shot(page, '07-license-issued');
+    await page.getByRole('link', { name: 'Open license' }).click();
+    await page.getByRole('heading', { level: 1, name: licenseKey }).waitFor();
+    licenseUrl = page.url();
+  });
+
+  it('finds the license in the list by search', async () => {
+    await nav('Licenses');
+    await heading('Licenses');
+    await page.getByLabel('Search licenses').fill(licenseKey);
+    await page.waitForURL(/q=/);
+    await page.getByRole('link', { name: licenseKey }).waitFor();
+    expect(await page.locator('tbody tr').count()).toBe(1);
+    await page.getByLabel('Search licenses').fill('');
+    await page.waitForURL((u) => !u.search.includes('q='));
+    await page.locator('tbody tr').nth(1).waitFor();
+    await shot(page, '08-licenses');
+  });
+
+  it('shows activation progress updating live, then releases the device', async () => {
+    await page.goto(licenseUrl);
+    const progress = page.getByTestId('activation-progress');
+    await page.waitForFunction(() => document.querySelector('[data-testid="activation-progress"]')?.textContent?.trim() === '0 / 3');
+
+    const activated = await gql<{ activate: { __typename: string } }>(
+      server.base,
+      null,
+      `mutation($input: ActivateInput!) { activate(input: $input) { __typename } }`,
+      { input: { key: licenseKey, fingerprint: `fp-${stamp}`, client: { hostname: 'build-agent-7', platform: 'linux', osVersion: '6.8', appVersion: '2.4.1' } } },
+    );
+    expect(activated.activate.__typename).toBe('ActivateSuccess');
+    // No reload: the live channel (or the refresh loop) brings the new state in.
+    await page.waitForFunction(() => document.querySelector('[data-testid="activation-progress"]')?.textContent?.trim() === '1 / 3', null, {
+      timeout: 15_000,
+    });
+    await page.getByRole('cell', { name: 'build-agent-7' }).waitFor();
+    expect(await progress.textContent()).toContain('1 / 3');
+    await shot(page, '09-license-detail');
+
+    await page.getByRole('button', { name: 'Release' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Release device' }).click();
+    await page.getByText('released; its activation is free again').waitFor();
+    await page.waitForFunction(() => document.querySelector('[data-testid="activation-progress"]')?.textContent?.trim() === '0 / 3');
+  });
+
+  it('suspends and reinstates with confirmation', async () => {
+    await page.getByRole('button', { name: 'Suspend' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Suspend' }).click();
+    await page.getByText('License suspended.').waitFor();
+    await page.locator('.meta .badge', { hasText: 'Suspended' }).waitFor();
+    await page.getByRole('button', { name: 'Reinstate' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Reinstate' }).click();
+    await page.getByText('License reinstated.').waitFor();
+  });
+
+  it('renews and edits entitlements (pending sync)', async () => {
+    await page.getByRole('button', { name: 'Renew / extend' }).click();
+    await page.getByRole('dialog').getByLabel('Days to add').fill('30');
+    await page.getByRole('dialog').getByRole('button', { name: 'Renew' }).click();
+    await page.getByText(/Renewed; now expires/).waitFor();
+
+    await page.getByRole('button', { name: 'Edit entitlements' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Max activations').fill('5');
+    await dialog.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('Entitlements updated').waitFor();
+    await page.waitForFunction(() => document.querySelector('[data-testid="activation-progress"]')?.textContent?.trim() === '0 / 5');
+  });
+
+  it('shows the new events in the dashboard feed', async () => {
+    await nav('Dashboard');
+    await heading('Dashboard');
+    await page.locator('.feed li[data-type="activation.created"]').first().waitFor();
+    await shot(page, '10-dashboard-activity');
+  });
+
+  it('creates a customer', async () => {
+    await nav('Customers');
+    await heading('Customers');
+    await page.getByRole('button', { name: 'New customer' }).first().click();
+    await page.getByRole('dialog').getByLabel('Name').fill(`Acme ${stamp}`);
+    await page.getByRole('dialog').getByLabel('Email').fill('licensing@acme.example');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create customer' }).click();
+    await heading(`Acme ${stamp}`);
+    await shot(page, '11-customer');
+    await nav('Customers');
+    await heading('Customers');
+    await shot(page, '12-customers');
+  });
+
+  it('creates an API token whose secret shows once', async () => {
+    await nav('API tokens');
+    await heading('API tokens');
+    await page.getByRole('button', { name: 'New token' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('CI deploys');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create token' }).click();
+    const secret = await page.getByTestId('token-secret').textContent();
+    expect(secret).toMatch(/^tsr_/);
+    await shot(page, '13-api-tokens');
+    await page.getByRole('button', { name: 'Done' }).click();
+    expect(await page.getByTestId('token-secret').count()).toBe(0);
+  });
+
+  it('shows members, signing keys and the audit log', async () => {
+    await nav('Members');
+    await heading('Members');
+    await page.getByRole('button', { name: 'Add member' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Email').fill(`viewer-${stamp}@example.com`);
+    await dialog.getByLabel('Role').selectOption('READ_ONLY');
+    await dialog.getByLabel('Initial password').fill('correct horse battery');
+    await dialog.getByRole('button', { name: 'Add member' }).click();
+    await page.getByText(`viewer-${stamp}@example.com can now sign in`).waitFor();
+    await shot(page, '14-members');
+
+    await nav('Signing keys');
+    await heading('Signing keys');
+    await shot(page, '15-signing-keys');
+
+    await nav('Audit log');
+    await heading('Audit log');
+    await page.getByRole('button', { name: 'Verify chain' }).click();
+    await page.getByText(/Chain intact|Chain broken/).waitFor();
+    await shot(page, '16-audit-log');
+  });
+
+  it('shows a read-only member no buttons that would fail', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/signin/);
+    await page.getByLabel('Workspace').fill(server.demo.tenant);
+    await page.getByLabel('Email').fill(`viewer-${stamp}@example.com`);
+    await page.getByLabel('Password').fill('correct horse battery');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await heading('Dashboard');
+    const mainNav = page.getByRole('navigation', { name: 'Main' });
+    for (const hidden of ['Audit log', 'Members', 'API tokens']) expect(await mainNav.getByRole('link', { name: hidden }).count()).toBe(0);
+    await page.goto(licenseUrl);
+    await page.getByRole('heading', { level: 1, name: licenseKey }).waitFor();
+    for (const button of ['Suspend', 'Revoke', 'Renew / extend', 'Edit entitlements']) {
+      expect(await page.getByRole('button', { name: button }).count()).toBe(0);
+    }
+    await shot(page, '17-license-read-only');
+    await nav('Licenses');
+    await heading('Licenses');
+    expect(await page.getByRole('link', { name: 'New license' }).count()).toBe(0);
+  });
+
+  it('ran without console errors', () => {
+    expect(errors).toEqual([]);
+  });
+});
