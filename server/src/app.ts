@@ -14,6 +14,7 @@ import type { Actor, AppDeps, Context, HttpContext } from './context.ts';
 import { createBus, type EventBus } from './modules/audit/bus.ts';
 import { sealerOf } from './modules/audit/chain.ts';
 import { auditExportPlugin, EXPORT_PATH } from './modules/audit/export.ts';
+import { watchCompliance } from './modules/compliance/service.ts';
 import { startReclamation } from './modules/activation/service.ts';
 import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
 import { signerFor } from './modules/signing/service.ts';
@@ -143,6 +144,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const sealer = sealerOf(deps);
   void sealer.sweep().catch((err) => console.error('audit: initial sweep failed:', (err as Error).message));
   sealer.startSweeping();
+  watchCompliance(deps);
 
   const yoga = createYoga<{ req?: IncomingMessage }, Context>({
     schema,

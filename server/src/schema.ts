@@ -8,6 +8,7 @@ import './modules/signing/types.ts';
 import './modules/leases/types.ts';
 import './modules/metering/types.ts';
 import './modules/audit/types.ts';
+import './modules/compliance/types.ts';
 import './modules/system/types.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

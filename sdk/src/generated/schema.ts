@@ -143,6 +143,39 @@ export type AuditEvent = {
   type: Scalars['String']['output'];
 };
 
+export type AuthorizeUsageInput = {
+  fingerprint?: InputMaybe<Scalars['String']['input']>;
+  /** Same key and parameters return the original ticket; other parameters fail. */
+  idempotencyKey: Scalars['String']['input'];
+  key: Scalars['String']['input'];
+  meter: Scalars['String']['input'];
+  quantity: Scalars['Int']['input'];
+};
+
+export type AuthorizeUsageResult = LicensingError | UsageTicket | ValidationError;
+
+export type BorrowSeatInput = {
+  key: Scalars['String']['input'];
+  leaseId: Scalars['ID']['input'];
+  /** How long to hold the seat offline; capped at the maximum borrow period. */
+  seconds: Scalars['Int']['input'];
+};
+
+export type BorrowSeatResult = LicensingError | SeatLease | ValidationError;
+
+export type CheckoutSeatInput = {
+  fingerprint: Scalars['String']['input'];
+  /** Accepted for retries; checkout is idempotent per device/user anyway. */
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  key: Scalars['String']['input'];
+  /** Required when the license counts seats per user. */
+  user?: InputMaybe<Scalars['String']['input']>;
+  /** Queue for a seat when none is free instead of failing with NO_SEATS_AVAILABLE. */
+  wait?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+export type CheckoutSeatResult = LicensingError | SeatLease | SeatQueued | ValidationError;
+
 export type ClientInfoInput = {
   appVersion?: InputMaybe<Scalars['String']['input']>;
   hostname?: InputMaybe<Scalars['String']['input']>;
@@ -153,6 +186,51 @@ export type ClientInfoInput = {
 export type ClientType =
   | 'DEVICES'
   | 'USERS';
+
+export type CommitUsageInput = {
+  key: Scalars['String']['input'];
+  /** At most the authorized quantity; all of it when omitted. */
+  quantity?: InputMaybe<Scalars['Int']['input']>;
+  ticketId: Scalars['ID']['input'];
+};
+
+export type CommitUsageResult = LicensingError | UsageTicket | ValidationError;
+
+export type ComplianceCrossing = {
+  __typename?: 'ComplianceCrossing';
+  crossedAt: Scalars['DateTime']['output'];
+  metric: ComplianceMetric;
+  percent: Scalars['Int']['output'];
+};
+
+export type ComplianceMetric =
+  | 'ACTIVATIONS'
+  | 'SEATS';
+
+export type ComplianceStatus =
+  /** Within every threshold. */
+  | 'OK'
+  /** Over a cap (goodwill zone), or expired while still in use. */
+  | 'VIOLATION'
+  /** At or above a threshold, or expiring soon. */
+  | 'WARNING';
+
+export type ComplianceSummary = {
+  __typename?: 'ComplianceSummary';
+  licenses: Array<LicenseCompliance>;
+  ok: Scalars['Int']['output'];
+  /** The worst status of the licenses. */
+  status: ComplianceStatus;
+  violation: Scalars['Int']['output'];
+  warning: Scalars['Int']['output'];
+};
+
+export type ComplianceThresholds = {
+  __typename?: 'ComplianceThresholds';
+  licenseId?: Maybe<Scalars['ID']['output']>;
+  metric: ComplianceMetric;
+  percents: Array<Scalars['Int']['output']>;
+};
 
 export type ConflictError = Error & {
   __typename?: 'ConflictError';
@@ -377,6 +455,8 @@ export type HeartbeatInput = {
 
 export type HeartbeatResult = HeartbeatSuccess | LicensingError | ValidationError;
 
+export type HeartbeatSeatResult = LicensingError | SeatLease | ValidationError;
+
 export type HeartbeatSuccess = {
   __typename?: 'HeartbeatSuccess';
   activation: Activation;
@@ -410,6 +490,31 @@ export type ImportLicensesPayload = {
 };
 
 export type ImportLicensesResult = ConflictError | ImportError | ImportLicensesPayload | NotFoundError | ValidationError;
+
+export type Lease = Node & {
+  __typename?: 'Lease';
+  borrowed: Scalars['Boolean']['output'];
+  endedAt?: Maybe<Scalars['DateTime']['output']>;
+  expiresAt: Scalars['DateTime']['output'];
+  fingerprint: Scalars['String']['output'];
+  grantedAt: Scalars['DateTime']['output'];
+  /** The fingerprint or user the seat is counted by. */
+  holder: Scalars['String']['output'];
+  id: Scalars['ID']['output'];
+  renewedAt: Scalars['DateTime']['output'];
+  status: LeaseStatus;
+  user?: Maybe<Scalars['String']['output']>;
+};
+
+export type LeaseInput = {
+  key: Scalars['String']['input'];
+  leaseId: Scalars['ID']['input'];
+};
+
+export type LeaseStatus =
+  | 'ACTIVE'
+  | 'EXPIRED'
+  | 'RELEASED';
 
 export type License = Node & {
   __typename?: 'License';
@@ -469,6 +574,22 @@ export type LicenseActivationsConnectionEdge = {
   __typename?: 'LicenseActivationsConnectionEdge';
   cursor: Scalars['String']['output'];
   node: Activation;
+};
+
+export type LicenseCompliance = {
+  __typename?: 'LicenseCompliance';
+  activationThresholds: Array<Scalars['Int']['output']>;
+  activationsUsed: Scalars['Int']['output'];
+  /** Thresholds the license stands at or above now. */
+  crossed: Array<ComplianceCrossing>;
+  license: License;
+  licenseId: Scalars['ID']['output'];
+  maxActivations?: Maybe<Scalars['Int']['output']>;
+  reasons: Array<Scalars['String']['output']>;
+  seatThresholds: Array<Scalars['Int']['output']>;
+  seats?: Maybe<Scalars['Int']['output']>;
+  seatsInUse: Scalars['Int']['output'];
+  status: ComplianceStatus;
 };
 
 export type LicenseIdInput = {
@@ -585,6 +706,10 @@ export type MeterPeriod =
 export type Mutation = {
   __typename?: 'Mutation';
   activate: ActivateResult;
+  authorizeUsage: AuthorizeUsageResult;
+  borrowSeat: BorrowSeatResult;
+  checkoutSeat: CheckoutSeatResult;
+  commitUsage: CommitUsageResult;
   createApiToken: CreateApiTokenResult;
   createCustomer: CreateCustomerResult;
   createEdition: CreateEditionResult;
@@ -595,17 +720,24 @@ export type Mutation = {
   createProduct: CreateProductResult;
   deactivate: DeactivateResult;
   heartbeat: HeartbeatResult;
+  heartbeatSeat: HeartbeatSeatResult;
   importLicenses: ImportLicensesResult;
   /** Does nothing and returns true: the baseline that benchmarks compare operations with. */
   noop: Scalars['Boolean']['output'];
+  recordUsage: RecordUsageResult;
   reinstateLicense: ReinstateLicenseResult;
   /** Frees a device's activation at once (lost machine, reinstall); its next call gets ACTIVATION_RELEASED. */
   releaseActivation: ReleaseActivationResult;
+  releaseSeat: ReleaseSeatResult;
+  /** Gives an authorized ticket back without using it. */
+  releaseUsage: ReleaseUsageResult;
   renewLicense: RenewLicenseResult;
   revokeApiToken: RevokeApiTokenResult;
   revokeLicense: RevokeLicenseResult;
   /** Signs with a new key from now on; tokens signed with earlier keys keep verifying against the JWKS. */
   rotateSigningKey: RotateSigningKeyResult;
+  /** Capacity thresholds that raise compliance.threshold_crossed events, once per crossing. */
+  setComplianceThresholds: SetComplianceThresholdsResult;
   signIn: SignInResult;
   signOut: Scalars['Boolean']['output'];
   suspendLicense: SuspendLicenseResult;
@@ -615,6 +747,26 @@ export type Mutation = {
 
 export type MutationActivateArgs = {
   input: ActivateInput;
+};
+
+
+export type MutationAuthorizeUsageArgs = {
+  input: AuthorizeUsageInput;
+};
+
+
+export type MutationBorrowSeatArgs = {
+  input: BorrowSeatInput;
+};
+
+
+export type MutationCheckoutSeatArgs = {
+  input: CheckoutSeatInput;
+};
+
+
+export type MutationCommitUsageArgs = {
+  input: CommitUsageInput;
 };
 
 
@@ -668,8 +820,18 @@ export type MutationHeartbeatArgs = {
 };
 
 
+export type MutationHeartbeatSeatArgs = {
+  input: LeaseInput;
+};
+
+
 export type MutationImportLicensesArgs = {
   input: ImportLicensesInput;
+};
+
+
+export type MutationRecordUsageArgs = {
+  input: AuthorizeUsageInput;
 };
 
 
@@ -680,6 +842,16 @@ export type MutationReinstateLicenseArgs = {
 
 export type MutationReleaseActivationArgs = {
   input: ReleaseActivationInput;
+};
+
+
+export type MutationReleaseSeatArgs = {
+  input: LeaseInput;
+};
+
+
+export type MutationReleaseUsageArgs = {
+  input: UsageTicketInput;
 };
 
 
@@ -695,6 +867,11 @@ export type MutationRevokeApiTokenArgs = {
 
 export type MutationRevokeLicenseArgs = {
   input: LicenseIdInput;
+};
+
+
+export type MutationSetComplianceThresholdsArgs = {
+  input: SetComplianceThresholdsInput;
 };
 
 
@@ -748,6 +925,8 @@ export type Query = {
   __typename?: 'Query';
   apiTokens: Array<ApiToken>;
   auditEvents: QueryAuditEventsConnection;
+  /** Compliance of the tenant's licenses: all of them, one customer's, or one license. */
+  complianceSummary: ComplianceSummary;
   customers: QueryCustomersConnection;
   licenseByKey?: Maybe<License>;
   licenses: QueryLicensesConnection;
@@ -755,9 +934,14 @@ export type Query = {
   node?: Maybe<Node>;
   nodes: Array<Maybe<Node>>;
   products: Array<Product>;
+  seatMap: SeatMapResult;
+  /** Where a queued client stands; a client polls this (or checks out again) until a seat is free. */
+  seatQueuePosition: SeatQueuePositionResult;
   /** The tenant's signing keys, newest first (public halves only), as published at /.well-known/jwks.json?tenant=<slug>. */
   signingKeys: Array<SigningKey>;
   tenant: Tenant;
+  /** Usage balances re-derived from the ledger (the source of truth); the tenant's, or one license's. */
+  usageReconciliation: UsageReconciliationResult;
   validateLicense: Validation;
   /** Recomputes the caller's tenant audit hash chain; reports the first broken entry. */
   verifyAuditChain: AuditChainVerification;
@@ -773,6 +957,12 @@ export type QueryAuditEventsArgs = {
   last?: InputMaybe<Scalars['Int']['input']>;
   licenseId?: InputMaybe<Scalars['ID']['input']>;
   type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryComplianceSummaryArgs = {
+  customerId?: InputMaybe<Scalars['ID']['input']>;
+  licenseId?: InputMaybe<Scalars['ID']['input']>;
 };
 
 
@@ -811,6 +1001,21 @@ export type QueryNodeArgs = {
 
 export type QueryNodesArgs = {
   ids: Array<Scalars['ID']['input']>;
+};
+
+
+export type QuerySeatMapArgs = {
+  licenseId: Scalars['ID']['input'];
+};
+
+
+export type QuerySeatQueuePositionArgs = {
+  input: CheckoutSeatInput;
+};
+
+
+export type QueryUsageReconciliationArgs = {
+  licenseId?: InputMaybe<Scalars['ID']['input']>;
 };
 
 
@@ -855,6 +1060,8 @@ export type QueryLicensesConnectionEdge = {
   node: License;
 };
 
+export type RecordUsageResult = LicensingError | UsageTicket | ValidationError;
+
 export type ReinstateLicenseResult = ConflictError | License | NotFoundError | ValidationError;
 
 export type ReleaseActivationInput = {
@@ -862,6 +1069,10 @@ export type ReleaseActivationInput = {
 };
 
 export type ReleaseActivationResult = Activation | ConflictError | NotFoundError | ValidationError;
+
+export type ReleaseSeatResult = LicensingError | SeatLease | ValidationError;
+
+export type ReleaseUsageResult = LicensingError | UsageTicket | ValidationError;
 
 export type RenewLicenseInput = {
   expiresAt?: InputMaybe<Scalars['DateTime']['input']>;
@@ -895,6 +1106,83 @@ export type RowError = {
   line: Scalars['Int']['output'];
   message: Scalars['String']['output'];
 };
+
+export type SeatLease = {
+  __typename?: 'SeatLease';
+  borrowed: Scalars['Boolean']['output'];
+  expiresAt: Scalars['DateTime']['output'];
+  id: Scalars['ID']['output'];
+  status: LeaseStatus;
+  /** Compact JWS, typ "tessera-lease+jwt". */
+  token: Scalars['String']['output'];
+};
+
+export type SeatMap = {
+  __typename?: 'SeatMap';
+  inUse: Scalars['Int']['output'];
+  leaseSeconds: Scalars['Int']['output'];
+  /** Live leases, oldest first. */
+  leases: Array<Lease>;
+  /** Waiting clients, head first. */
+  queue: Array<SeatQueueEntry>;
+  seats?: Maybe<Scalars['Int']['output']>;
+  /** Peak concurrent use, grants and denials per UTC day, newest first. */
+  usage: Array<SeatUsageDay>;
+};
+
+
+export type SeatMapUsageArgs = {
+  days?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type SeatMapResult = ConflictError | NotFoundError | SeatMap | ValidationError;
+
+export type SeatQueueEntry = {
+  __typename?: 'SeatQueueEntry';
+  enqueuedAt: Scalars['DateTime']['output'];
+  expiresAt: Scalars['DateTime']['output'];
+  fingerprint: Scalars['String']['output'];
+  holder: Scalars['String']['output'];
+  user?: Maybe<Scalars['String']['output']>;
+};
+
+export type SeatQueuePosition = {
+  __typename?: 'SeatQueuePosition';
+  expiresAt?: Maybe<Scalars['DateTime']['output']>;
+  position?: Maybe<Scalars['Int']['output']>;
+  queued: Scalars['Boolean']['output'];
+};
+
+export type SeatQueuePositionResult = LicensingError | SeatQueuePosition | ValidationError;
+
+export type SeatQueued = {
+  __typename?: 'SeatQueued';
+  /** The place is dropped unless the client checks out again (or polls) before this. */
+  expiresAt: Scalars['DateTime']['output'];
+  /** 1 is the head of the queue: it gets the next free seat. */
+  position: Scalars['Int']['output'];
+};
+
+export type SeatUsageDay = {
+  __typename?: 'SeatUsageDay';
+  /** UTC day, YYYY-MM-DD. */
+  day: Scalars['String']['output'];
+  /** Checkouts refused with NO_SEATS_AVAILABLE. */
+  denials: Scalars['Int']['output'];
+  granted: Scalars['Int']['output'];
+  /** Most leases held at once that day. */
+  peak: Scalars['Int']['output'];
+};
+
+export type SetComplianceThresholdsInput = {
+  /** The license; omitted for the tenant's default. */
+  licenseId?: InputMaybe<Scalars['ID']['input']>;
+  metric: ComplianceMetric;
+  /** Percent of the cap, e.g. [80, 100]. */
+  percents: Array<Scalars['Int']['input']>;
+};
+
+export type SetComplianceThresholdsResult = ComplianceThresholds | ConflictError | NotFoundError | ValidationError;
 
 export type SignInInput = {
   email: Scalars['String']['input'];
@@ -990,6 +1278,59 @@ export type UpdateLicenseInput = {
 };
 
 export type UpdateLicenseResult = ConflictError | License | NotFoundError | ValidationError;
+
+/** One balance row beside what the append-only ledger and the open tickets say it must hold. */
+export type UsageBalanceCheck = {
+  __typename?: 'UsageBalanceCheck';
+  consistent: Scalars['Boolean']['output'];
+  /** Sum of the ledger entries of this window. */
+  ledgerUsed: Scalars['Int']['output'];
+  licenseId: Scalars['ID']['output'];
+  meter: Scalars['String']['output'];
+  /** Sum of the AUTHORIZED tickets of this window. */
+  openReserved: Scalars['Int']['output'];
+  quota: Scalars['Int']['output'];
+  reserved: Scalars['Int']['output'];
+  used: Scalars['Int']['output'];
+  window: Scalars['String']['output'];
+};
+
+export type UsageReconciliation = {
+  __typename?: 'UsageReconciliation';
+  balances: Array<UsageBalanceCheck>;
+  consistent: Scalars['Boolean']['output'];
+};
+
+export type UsageReconciliationResult = ConflictError | NotFoundError | UsageReconciliation | ValidationError;
+
+export type UsageTicket = {
+  __typename?: 'UsageTicket';
+  authorized: Scalars['Int']['output'];
+  /** An AUTHORIZED ticket must be committed before this. */
+  expiresAt?: Maybe<Scalars['DateTime']['output']>;
+  id: Scalars['ID']['output'];
+  meter: Scalars['String']['output'];
+  /** The committed quantity once COMMITTED; the authorized one before. */
+  quantity: Scalars['Int']['output'];
+  /** Compact JWS signed by the tenant key. */
+  receipt: Scalars['String']['output'];
+  /** Quota left in the window right after this operation. */
+  remaining?: Maybe<Scalars['Int']['output']>;
+  status: UsageTicketStatus;
+  /** The quota period the use counts in: "all", "YYYY", "YYYY-MM" or "YYYY-MM-DD" (UTC). */
+  window: Scalars['String']['output'];
+};
+
+export type UsageTicketInput = {
+  key: Scalars['String']['input'];
+  ticketId: Scalars['ID']['input'];
+};
+
+export type UsageTicketStatus =
+  | 'AUTHORIZED'
+  | 'COMMITTED'
+  | 'EXPIRED'
+  | 'RELEASED';
 
 export type ValidateInput = {
   feature?: InputMaybe<Scalars['String']['input']>;

@@ -125,6 +125,8 @@ export interface Sealer {
   /** Seals every tenant that has unsealed events (the periodic sweep). */
   sweep(): Promise<void>;
   startSweeping(everyMs?: number): void;
+  /** Calls `listener` with the events this instance sealed (each event is sealed by exactly one instance). */
+  onSealed(listener: (events: DomainEvent[]) => void): void;
   /** Stops sweeping and waits for seals in flight. */
   stop(): Promise<void>;
 }
@@ -146,6 +148,7 @@ function createSealer(deps: AppDeps): Sealer {
   let timer: NodeJS.Timeout | undefined;
   let sweeping: Promise<void> | undefined;
   let stopped = false;
+  const listeners: ((events: DomainEvent[]) => void)[] = [];
 
   const run = async (tenantId: string, state: { again: boolean }) => {
     try {
@@ -153,7 +156,10 @@ function createSealer(deps: AppDeps): Sealer {
         state.again = false;
         for (;;) {
           const { events, more } = await sealBatch(deps.prisma, tenantId);
-          if (events.length) deps.bus.publish(events);
+          if (events.length) {
+            deps.bus.publish(events);
+            for (const l of listeners) l(events);
+          }
           if (!more) break;
         }
       } while (state.again && !stopped);
@@ -187,6 +193,9 @@ function createSealer(deps: AppDeps): Sealer {
         take: 1000,
       });
       await Promise.all(tenants.map((t) => sealer.seal(t.tenantId)));
+    },
+    onSealed(listener) {
+      listeners.push(listener);
     },
     startSweeping(everyMs = 5_000) {
       if (timer || stopped) return;

@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
+import { sealerOf } from '../audit/chain.ts';
+
+let s: TestServer;
+let t: { id: string; token: string };
+let editionId: string;
+beforeAll(async () => {
+  s = await startTestServer();
+  t = await s.tenant();
+  const productId = ok(await s.gql(`mutation { createProduct(input: { name: "CAD", code: "cad" }) { ... on Product { id } } }`, {}, { token: t.token })).createProduct.id;
+  editionId = ok(await s.gql(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } } }`, {
+    input: { productId, name: 'Pro', code: 'pro', licenseType: 'PERPETUAL', maxActivations: 5 },
+  }, { token: t.token })).createEdition.id;
+});
+afterAll(() => s.close());
+
+async function license(extra: Record<string, unknown> = {}) {
+  const r = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename ... on CreateLicensePayload { license { id key } } } }`, {
+    input: { editionId, ...extra },
+  }, { token: t.token }));
+  expect(r.createLicense.__typename).toBe('CreateLicensePayload');
+  return r.createLicense.license as { id: string; key: string };
+}
+
+async function activate(key: string, fingerprint: string) {
+  const r = ok(await s.gql(`mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on LicensingError { code } } }`, { input: { key, fingerprint } }));
+  expect(r.activate.__typename).toBe('ActivateSuccess');
+}
+
+async function deactivate(key: string, fingerprint: string) {
+  const r = ok(await s.gql(`mutation($input: DeactivateInput!) { deactivate(input: $input) { __typename } }`, { input: { key, fingerprint } }));
+  expect(r.deactivate.__typename).toBe('DeactivateSuccess');
+}
+
+/** Sealing triggers the evaluation; wait until the tenant's log is sealed and quiet. */
+async function settled() {
+  for (let i = 0; i < 50; i++) {
+    await sealerOf(s.app.deps).seal(t.id);
+    await new Promise((r) => setTimeout(r, 30));
+    const pending = await s.db.prisma.auditEvent.count({ where: { tenantId: t.id, seq: null } });
+    if (!pending) return;
+  }
+}
+
+async function complianceEvents(licenseId: string) {
+  await settled();
+  const raw = Buffer.from(licenseId, 'base64').toString().split(':')[1]!;
+  const rows = await s.db.prisma.auditEvent.findMany({ where: { tenantId: t.id, licenseId: raw, type: { in: ['compliance.threshold_crossed', 'compliance.threshold_cleared'] } }, orderBy: { id: 'asc' } });
+  return rows.map((r) => `${r.type.replace('compliance.threshold_', '')}:${(r.payload as { percent: number }).percent}`);
+}
+
+const SUMMARY = `query($licenseId: ID, $customerId: ID) {
+  complianceSummary(licenseId: $licenseId, customerId: $customerId) {
+    status ok warning violation
+    licenses { licenseId status reasons activationsUsed maxActivations activationThresholds crossed { metric percent } license { key } }
+  }
+}`;
+
+describe('compliance thresholds', () => {
+  it('raises an event once per crossing of 80% and 100%, and again after falling back below', async () => {
+    const lic = await license();
+    for (const fp of ['d1', 'd2', 'd3']) await activate(lic.key, fp);
+    expect(await complianceEvents(lic.id)).toEqual([]);
+    await activate(lic.key, 'd4'); // 4/5 = 80%
+    expect(await complianceEvents(lic.id)).toEqual(['crossed:80']);
+    await activate(lic.key, 'd4'); // the same device again: no new crossing
+    await activate(lic.key, 'd5'); // 100%
+    expect(await complianceEvents(lic.id)).toEqual(['crossed:80', 'crossed:100']);
+    await deactivate(lic.key, 'd5');
+    await deactivate(lic.key, 'd4'); // 60%
+    expect(await complianceEvents(lic.id)).toEqual(['crossed:80', 'crossed:100', 'cleared:100', 'cleared:80']);
+    await activate(lic.key, 'd6'); // 80% again: a new crossing
+    expect(await complianceEvents(lic.id)).toEqual(['crossed:80', 'crossed:100', 'cleared:100', 'cleared:80', 'crossed:80']);
+  });
+
+  it('concurrent activations cross each threshold exactly once', async () => {
+    const lic = await license({ maxActivations: 10 });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => activate(lic.key, `c${i}`)));
+    expect((await complianceEvents(lic.id)).sort()).toEqual(['crossed:100', 'crossed:80']);
+  });
+
+  it('uses per-license thresholds over the tenant default', async () => {
+    const lic = await license();
+    const set = ok(await s.gql(`mutation($input: SetComplianceThresholdsInput!) { setComplianceThresholds(input: $input) { __typename ... on ComplianceThresholds { percents } } }`, {
+      input: { licenseId: lic.id, metric: 'ACTIVATIONS', percents: [40, 20] },
+    }, { token: t.token }));
+    expect(set.setComplianceThresholds).toEqual({ __typename: 'ComplianceThresholds', percents: [20, 40] });
+    await activate(lic.key, 'x1'); // 20%
+    await activate(lic.key, 'x2'); // 40%
+    expect(await complianceEvents(lic.id)).toEqual(['crossed:20', 'crossed:40']);
+    const bad = ok(await s.gql(`mutation($input: SetComplianceThresholdsInput!) { setComplianceThresholds(input: $input) { __typename } }`, {
+      input: { metric: 'SEATS', percents: [0] },
+    }, { token: t.token }));
+    expect(bad.setComplianceThresholds.__typename).toBe('ValidationError');
+  });
+
+  it('summarises a license and a customer with OK / WARNING / VIOLATION', async () => {
+    const customerId = ok(await s.gql(`mutation { createCustomer(input: { name: "Initech" }) { ... on Customer { id } } }`, {}, { token: t.token })).createCustomer.id;
+    const calm = await license({ customerId });
+    const busy = await license({ customerId, goodwillActivations: 1 });
+    await activate(calm.key, 'k1');
+    for (const fp of ['b1', 'b2', 'b3', 'b4']) await activate(busy.key, fp);
+    await settled();
+    let sum = ok(await s.gql(SUMMARY, { customerId }, { token: t.token })).complianceSummary;
+    expect(sum).toMatchObject({ status: 'WARNING', ok: 1, warning: 1, violation: 0 });
+    const byId = (id: string) => sum.licenses.find((l: { licenseId: string }) => l.licenseId === id);
+    expect(byId(calm.id)).toMatchObject({ status: 'OK', activationsUsed: 1, license: { key: calm.key } });
+    expect(byId(busy.id)).toMatchObject({ status: 'WARNING', crossed: [{ metric: 'ACTIVATIONS', percent: 80 }] });
+    // Into the goodwill zone: over the cap.
+    await activate(busy.key, 'b5');
+    await activate(busy.key, 'b6');
+    await settled();
+    sum = ok(await s.gql(SUMMARY, { licenseId: busy.id }, { token: t.token })).complianceSummary;
+    expect(sum).toMatchObject({ status: 'VIOLATION', violation: 1 });
+    expect(sum.licenses[0].reasons[0]).toMatch(/ACTIVATIONS 6 over the cap of 5/);
+  });
+
+  it('is tenant-scoped', async () => {
+    const lic = await license();
+    const other = await s.tenant();
+    const sum = ok(await s.gql(SUMMARY, { licenseId: lic.id }, { token: other.token })).complianceSummary;
+    expect(sum).toMatchObject({ status: 'OK', licenses: [] });
+  });
+});

@@ -1,0 +1,222 @@
+import type { ComplianceMetric } from '@tessera/db/client';
+import { z } from 'zod';
+import type { AppDeps } from '../../context.ts';
+import { NotFoundError } from '../../errors.ts';
+import type { DomainEvent } from '../audit/bus.ts';
+import { sealerOf } from '../audit/chain.ts';
+import { inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { parse } from '../common/validate.ts';
+
+export const DEFAULT_THRESHOLDS = [80, 100];
+const TENANT_SCOPE = '*';
+const SYSTEM = { type: 'system', id: 'compliance' };
+
+export type ComplianceStatus = 'OK' | 'WARNING' | 'VIOLATION';
+
+/** Events that can move a license's usage or caps; compliance's own events never re-trigger it. */
+const USAGE_EVENT = /^(activation|lease|license|seat)\./;
+
+interface Usage {
+  licenseId: string;
+  customerId: string | null;
+  state: string;
+  expiresAt: Date | null;
+  activationsUsed: number;
+  maxActivations: number | null;
+  seatsInUse: number;
+  seats: number | null;
+}
+
+async function usageOf(db: Tx | AppDeps['prisma'], tenantId: string, licenseIds?: string[], customerId?: string | null): Promise<Usage[]> {
+  const licenses = await db.license.findMany({
+    where: { tenantId, ...(licenseIds ? { id: { in: licenseIds } } : {}), ...(customerId ? { customerId } : {}) },
+    select: { id: true, customerId: true, state: true, expiresAt: true, activationsUsed: true, maxActivations: true, seats: true },
+    orderBy: { createdAt: 'asc' },
+    take: 1000,
+  });
+  if (!licenses.length) return [];
+  const leases = await db.lease.groupBy({
+    by: ['licenseId'],
+    where: { tenantId, licenseId: { in: licenses.map((l) => l.id) }, status: 'ACTIVE', expiresAt: { gt: new Date() } },
+    _count: { _all: true },
+  });
+  const inUse = new Map(leases.map((l) => [l.licenseId, l._count._all]));
+  return licenses.map((l) => ({
+    licenseId: l.id,
+    customerId: l.customerId,
+    state: l.state,
+    expiresAt: l.expiresAt,
+    activationsUsed: l.activationsUsed,
+    maxActivations: l.maxActivations,
+    seatsInUse: inUse.get(l.id) ?? 0,
+    seats: l.seats,
+  }));
+}
+
+/** Thresholds per metric for these licenses: the license's own, else the tenant default, else 80/100. */
+async function thresholdsOf(db: Tx | AppDeps['prisma'], tenantId: string, licenseIds: string[]) {
+  const rows = await db.complianceThreshold.findMany({ where: { tenantId, scope: { in: [TENANT_SCOPE, ...licenseIds] } } });
+  return (licenseId: string, metric: ComplianceMetric): number[] =>
+    rows.find((r) => r.scope === licenseId && r.metric === metric)?.percents ??
+    rows.find((r) => r.scope === TENANT_SCOPE && r.metric === metric)?.percents ??
+    DEFAULT_THRESHOLDS;
+}
+
+const metrics = (u: Usage): { metric: ComplianceMetric; used: number; cap: number | null }[] => [
+  { metric: 'ACTIVATIONS', used: u.activationsUsed, cap: u.maxActivations },
+  { metric: 'SEATS', used: u.seatsInUse, cap: u.seats },
+];
+
+/**
+ * Brings the license's crossing rows in line with its usage, raising `compliance.threshold_crossed` when a
+ * threshold is reached and `compliance.threshold_cleared` when usage falls back below it. The crossing row's
+ * primary key makes each crossing fire once, whatever the instance; evaluations of one license are
+ * serialised by an advisory lock (not the license row: activations never wait on this), and each reads
+ * the usage after taking it, so the last evaluation always sees the last committed usage.
+ */
+export async function evaluateLicense(deps: AppDeps, tenantId: string, licenseId: string, requestId?: string | null): Promise<void> {
+  // The triggering event's request id, so an alert correlates with the request that caused it.
+  const ctx: ServiceContext = { app: deps, prisma: deps.prisma, actor: { kind: 'operator', tenantId }, requestId: requestId ?? `compliance-${licenseId}` };
+  await inTransaction(ctx, tenantId, async (tx, emit) => {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`compliance:${licenseId}`}, 0))`;
+    const [u] = await usageOf(tx, tenantId, [licenseId]);
+    if (!u) return;
+    const thresholds = await thresholdsOf(tx, tenantId, [licenseId]);
+    const crossed = await tx.complianceCrossing.findMany({ where: { licenseId } });
+    for (const { metric, used, cap } of metrics(u)) {
+      const percents = thresholds(licenseId, metric);
+      const reached = new Set(cap && cap > 0 ? percents.filter((p) => used * 100 >= p * cap) : []);
+      const had = new Set(crossed.filter((c) => c.metric === metric).map((c) => c.percent));
+      const base = { subjectType: 'License', subjectId: licenseId, licenseId, customerId: u.customerId, actor: SYSTEM };
+      for (const percent of [...reached].filter((p) => !had.has(p)).sort((a, b) => a - b)) {
+        const inserted = await tx.complianceCrossing.createMany({ data: [{ tenantId, licenseId, metric, percent }], skipDuplicates: true });
+        if (inserted.count) emit({ ...base, type: 'compliance.threshold_crossed', payload: { metric, percent, used, cap } });
+      }
+      for (const percent of [...had].filter((p) => !reached.has(p)).sort((a, b) => b - a)) {
+        const removed = await tx.complianceCrossing.deleteMany({ where: { licenseId, metric, percent } });
+        if (removed.count) emit({ ...base, type: 'compliance.threshold_cleared', payload: { metric, percent, used, cap } });
+      }
+    }
+  });
+}
+
+/** Re-evaluates the licenses named by sealed usage events; registered once per app. */
+export function watchCompliance(deps: AppDeps): void {
+  const pending = new Set<string>();
+  sealerOf(deps).onSealed((events: DomainEvent[]) => {
+    const licenses = new Map<string, DomainEvent>();
+    for (const e of events) if (e.licenseId && USAGE_EVENT.test(e.type)) licenses.set(e.licenseId, e);
+    for (const [licenseId, { tenantId, requestId }] of licenses) {
+      // One evaluation in flight per license on this instance is enough: it reads the latest usage.
+      const key = `${tenantId}:${licenseId}`;
+      if (pending.has(key)) continue;
+      pending.add(key);
+      void evaluateLicense(deps, tenantId, licenseId, requestId)
+        .catch((err) => console.error(`compliance: evaluating license ${licenseId} failed:`, (err as Error).message))
+        .finally(() => pending.delete(key));
+    }
+  });
+}
+
+const thresholdInput = z.object({
+  metric: z.enum(['ACTIVATIONS', 'SEATS']),
+  percents: z
+    .array(z.number().int().min(1, 'at least 1').max(1000, 'at most 1000'))
+    .max(10, 'at most 10 thresholds')
+    .transform((p) => [...new Set(p)].sort((a, b) => a - b)),
+});
+
+/** Sets the thresholds of a license, or the tenant default when licenseId is null. */
+export async function setThresholds(
+  ctx: ServiceContext,
+  tenantId: string,
+  input: { licenseId: string | null; metric: string; percents: number[] },
+) {
+  const data = parse(thresholdInput, { metric: input.metric, percents: input.percents });
+  const scope = input.licenseId ?? TENANT_SCOPE;
+  const saved = await inTransaction(ctx, tenantId, async (tx, emit) => {
+    if (input.licenseId) {
+      const found = await tx.license.count({ where: { id: input.licenseId, tenantId } });
+      if (!found) throw new NotFoundError('License');
+    }
+    const row = await tx.complianceThreshold.upsert({
+      where: { tenantId_scope_metric: { tenantId, scope, metric: data.metric } },
+      create: { tenantId, scope, metric: data.metric, percents: data.percents },
+      update: { percents: data.percents, updatedAt: new Date() },
+    });
+    emit({
+      type: 'compliance.thresholds_updated',
+      subjectType: input.licenseId ? 'License' : 'Tenant',
+      subjectId: input.licenseId ?? tenantId,
+      licenseId: input.licenseId,
+      payload: { metric: data.metric, percents: data.percents },
+    });
+    return row;
+  });
+  if (input.licenseId) await evaluateLicense(ctx.app, tenantId, input.licenseId);
+  return saved;
+}
+
+export interface LicenseCompliance extends Usage {
+  status: ComplianceStatus;
+  reasons: string[];
+  crossed: { metric: ComplianceMetric; percent: number; crossedAt: Date }[];
+  activationThresholds: number[];
+  seatThresholds: number[];
+}
+
+export interface ComplianceSummary {
+  status: ComplianceStatus;
+  ok: number;
+  warning: number;
+  violation: number;
+  licenses: LicenseCompliance[];
+}
+
+const RANK: Record<ComplianceStatus, number> = { OK: 0, WARNING: 1, VIOLATION: 2 };
+const EXPIRING_DAYS = 30;
+
+/** Compliance of the tenant's licenses, of one customer's, or of one license; the status is the worst one. */
+export async function complianceSummary(
+  deps: AppDeps,
+  tenantId: string,
+  filter: { licenseId?: string | null; customerId?: string | null },
+): Promise<ComplianceSummary> {
+  const usages = await usageOf(deps.prisma, tenantId, filter.licenseId ? [filter.licenseId] : undefined, filter.customerId);
+  const ids = usages.map((u) => u.licenseId);
+  const thresholds = await thresholdsOf(deps.prisma, tenantId, ids);
+  const crossings = await deps.prisma.complianceCrossing.findMany({ where: { tenantId, licenseId: { in: ids } } });
+  const now = Date.now();
+  const licenses = usages.map((u): LicenseCompliance => {
+    const reasons: string[] = [];
+    let status: ComplianceStatus = 'OK';
+    const raise = (s: ComplianceStatus, reason: string) => {
+      if (RANK[s] > RANK[status]) status = s;
+      reasons.push(reason);
+    };
+    // Checked in a fixed order, worst first: over a cap -> expired but in use -> thresholds -> expiring soon.
+    for (const { metric, used, cap } of metrics(u)) {
+      if (cap !== null && used > cap) raise('VIOLATION', `${metric} ${used} over the cap of ${cap}`);
+    }
+    if (u.expiresAt && u.expiresAt.getTime() <= now && u.activationsUsed > 0) raise('VIOLATION', 'expired with devices still activated');
+    for (const { metric, used, cap } of metrics(u)) {
+      const percents = thresholds(u.licenseId, metric);
+      const lowest = Math.min(...percents);
+      if (cap && cap > 0 && used <= cap && used * 100 >= lowest * cap) raise('WARNING', `${metric} at ${Math.round((used * 100) / cap)}% of ${cap}`);
+    }
+    if (u.expiresAt && u.expiresAt.getTime() > now && u.expiresAt.getTime() - now < EXPIRING_DAYS * 86_400_000) {
+      raise('WARNING', `expires within ${EXPIRING_DAYS} days`);
+    }
+    return {
+      ...u,
+      status,
+      reasons,
+      crossed: crossings.filter((c) => c.licenseId === u.licenseId).map((c) => ({ metric: c.metric, percent: c.percent, crossedAt: c.crossedAt })),
+      activationThresholds: thresholds(u.licenseId, 'ACTIVATIONS'),
+      seatThresholds: thresholds(u.licenseId, 'SEATS'),
+    };
+  });
+  const count = (s: ComplianceStatus) => licenses.filter((l) => l.status === s).length;
+  const worst = licenses.reduce<ComplianceStatus>((w, l) => (RANK[l.status] > RANK[w] ? l.status : w), 'OK');
+  return { status: worst, ok: count('OK'), warning: count('WARNING'), violation: count('VIOLATION'), licenses };
+}

@@ -1,0 +1,98 @@
+import { encodeGlobalID } from '@pothos/plugin-relay';
+import { builder } from '../../builder.ts';
+import { ADMIN_ERRORS } from '../common/types.ts';
+import { parseId } from '../common/ids.ts';
+import { tenantWhere } from '../common/tenancy.ts';
+import { type ComplianceSummary, complianceSummary, type LicenseCompliance, setThresholds } from './service.ts';
+
+const ComplianceStatusEnum = builder.enumType('ComplianceStatus', {
+  values: {
+    OK: { description: 'Within every threshold.' },
+    WARNING: { description: 'At or above a threshold, or expiring soon.' },
+    VIOLATION: { description: 'Over a cap (goodwill zone), or expired while still in use.' },
+  } as const,
+});
+const ComplianceMetricEnum = builder.enumType('ComplianceMetric', { values: ['ACTIVATIONS', 'SEATS'] as const });
+
+const Crossing = builder.objectRef<LicenseCompliance['crossed'][number]>('ComplianceCrossing').implement({
+  fields: (t) => ({
+    metric: t.expose('metric', { type: ComplianceMetricEnum }),
+    percent: t.exposeInt('percent'),
+    crossedAt: t.expose('crossedAt', { type: 'DateTime' }),
+  }),
+});
+
+const LicenseComplianceRef = builder.objectRef<LicenseCompliance>('LicenseCompliance').implement({
+  fields: (t) => ({
+    licenseId: t.id({ resolve: (l) => encodeGlobalID('License', l.licenseId) }),
+    license: t.prismaField({
+      type: 'License',
+      resolve: (query, l, _a, ctx) => ctx.prisma.license.findUniqueOrThrow({ ...query, where: { id: l.licenseId } }),
+    }),
+    status: t.expose('status', { type: ComplianceStatusEnum }),
+    reasons: t.exposeStringList('reasons'),
+    activationsUsed: t.exposeInt('activationsUsed'),
+    maxActivations: t.exposeInt('maxActivations', { nullable: true }),
+    seatsInUse: t.exposeInt('seatsInUse'),
+    seats: t.exposeInt('seats', { nullable: true }),
+    activationThresholds: t.exposeIntList('activationThresholds'),
+    seatThresholds: t.exposeIntList('seatThresholds'),
+    crossed: t.field({ type: [Crossing], description: 'Thresholds the license stands at or above now.', resolve: (l) => l.crossed }),
+  }),
+});
+
+const Summary = builder.objectRef<ComplianceSummary>('ComplianceSummary').implement({
+  fields: (t) => ({
+    status: t.expose('status', { type: ComplianceStatusEnum, description: 'The worst status of the licenses.' }),
+    ok: t.exposeInt('ok'),
+    warning: t.exposeInt('warning'),
+    violation: t.exposeInt('violation'),
+    licenses: t.field({ type: [LicenseComplianceRef], resolve: (s) => s.licenses }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  complianceSummary: t.field({
+    type: Summary,
+    description: "Compliance of the tenant's licenses: all of them, one customer's, or one license.",
+    authScopes: { role: 'READ_ONLY' },
+    args: { licenseId: t.arg.id(), customerId: t.arg.id() },
+    resolve: (_r, args, ctx) =>
+      complianceSummary(ctx.app, tenantWhere(ctx.actor).tenantId, {
+        licenseId: args.licenseId == null ? null : parseId(String(args.licenseId), 'License', 'licenseId'),
+        customerId: args.customerId == null ? null : parseId(String(args.customerId), 'Customer', 'customerId'),
+      }),
+  }),
+}));
+
+const ThresholdInput = builder.inputType('SetComplianceThresholdsInput', {
+  fields: (t) => ({
+    licenseId: t.id({ required: false, description: "The license; omitted for the tenant's default." }),
+    metric: t.field({ type: ComplianceMetricEnum, required: true }),
+    percents: t.intList({ required: true, description: 'Percent of the cap, e.g. [80, 100].' }),
+  }),
+});
+
+const ThresholdsRef = builder.objectRef<{ scope: string; metric: 'ACTIVATIONS' | 'SEATS'; percents: number[] }>('ComplianceThresholds').implement({
+  fields: (t) => ({
+    licenseId: t.id({ nullable: true, resolve: (r) => (r.scope === '*' ? null : encodeGlobalID('License', r.scope)) }),
+    metric: t.expose('metric', { type: ComplianceMetricEnum }),
+    percents: t.exposeIntList('percents'),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  setComplianceThresholds: t.field({
+    type: ThresholdsRef,
+    description: 'Capacity thresholds that raise compliance.threshold_crossed events, once per crossing.',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: ThresholdInput, required: true }) },
+    resolve: (_r, { input }, ctx) =>
+      setThresholds(ctx, tenantWhere(ctx.actor).tenantId, {
+        licenseId: input.licenseId == null ? null : parseId(String(input.licenseId), 'License', 'input.licenseId'),
+        metric: input.metric,
+        percents: input.percents,
+      }),
+  }),
+}));
