@@ -71,11 +71,12 @@ describe('importLicenses', () => {
       'desk,sub,,"Annual ""gold""",,buyer@existing.example,,SUSPENDED,' + future + ',,',
       `desk,sub,,Old one,New Corp,admin@newcorp.example,,,${past},,`,
       'desk,float,,Lab,Name Only Ltd,,,,,,',
+      'desk,sub,,Bought outright,,,PERPETUAL,,,,',
     ].join('\n');
     const before = await counts();
     const r = await importData('CSV', csv);
     expect(r.__typename, JSON.stringify(r)).toBe('ImportLicensesPayload');
-    expect(r.count).toBe(4);
+    expect(r.count).toBe(5);
     const byName = Object.fromEntries(r.licenses.map((l: { name: string }) => [l.name, l]));
     expect(byName['Workstation, main']).toMatchObject({
       key,
@@ -89,11 +90,12 @@ describe('importLicenses', () => {
     expect(byName['Annual "gold"']).toMatchObject({ status: 'SUSPENDED', type: 'SUBSCRIPTION', expiresAt: future, customer: { name: 'Existing Co' } });
     expect(byName['Old one']).toMatchObject({ status: 'EXPIRED', customer: { email: 'admin@newcorp.example' } });
     expect(byName.Lab).toMatchObject({ type: 'FLOATING', customer: { name: 'Name Only Ltd', email: null } });
+    expect(byName['Bought outright']).toMatchObject({ type: 'PERPETUAL', expiresAt: null, customer: null });
     const after = await counts();
     // New Corp once (same email twice), Name Only Ltd; Existing Co reused.
     expect(after.customers - before.customers).toBe(2);
-    expect(after.licenses - before.licenses).toBe(4);
-    expect(await s.db.prisma.auditEvent.count({ where: { tenantId, type: 'license.imported' } })).toBe(4);
+    expect(after.licenses - before.licenses).toBe(5);
+    expect(await s.db.prisma.auditEvent.count({ where: { tenantId, type: 'license.imported' } })).toBe(5);
   });
 
   it('a good JSONL file imports, blank lines allowed', async () => {

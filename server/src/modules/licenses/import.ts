@@ -181,7 +181,7 @@ export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL
       } else key = generateKey('LIC');
 
       const base = editionTerms(edition);
-      if (row.expiresAt) base.validityDays = null;
+      if (row.expiresAt || row.type === 'PERPETUAL') base.validityDays = null;
       const terms = completeTerms(
         {
           licenseType: row.type ?? base.licenseType,

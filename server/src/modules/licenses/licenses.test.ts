@@ -171,6 +171,10 @@ describe('createLicense', () => {
     expect(trial.type).toBe('TRIAL');
     expect(new Date(trial.expiresAt!).getTime()).toBeGreaterThan(Date.now() + 13 * DAY);
 
+    // Making a license PERPETUAL drops the edition's validity; giving one explicitly is still an error.
+    const bought = await issued({ editionId: editions.trial, licenseType: 'PERPETUAL' });
+    expect(bought).toMatchObject({ type: 'PERPETUAL', expiresAt: null });
+
     // A subscription on a perpetual edition needs a date, and gets it.
     const sub = await issued({ editionId: editions.perpetual, licenseType: 'SUBSCRIPTION', expiresAt: until.toISOString() });
     expect(sub).toMatchObject({ type: 'SUBSCRIPTION', expiresAt: until.toISOString() });
@@ -184,6 +188,7 @@ describe('createLicense', () => {
     ['expiresAt in the past', () => ({ editionId: editions.pro, expiresAt: new Date(Date.now() - DAY).toISOString() }), ['expiresAt']],
     ['both validityDays and expiresAt', () => ({ editionId: editions.pro, validityDays: 10, expiresAt: new Date(Date.now() + DAY).toISOString() }), ['expiresAt']],
     ['a PERPETUAL license with a validity', () => ({ editionId: editions.perpetual, validityDays: 10 }), ['licenseType', 'validityDays']],
+    ['a PERPETUAL override with a validity', () => ({ editionId: editions.trial, licenseType: 'PERPETUAL', validityDays: 10 }), ['licenseType', 'validityDays']],
     ['a SUBSCRIPTION without an expiry', () => ({ editionId: editions.perpetual, licenseType: 'SUBSCRIPTION' }), ['expiresAt']],
     ['expiry before start', () => ({ editionId: editions.perpetual, licenseType: 'SUBSCRIPTION', startsAt: new Date(Date.now() + 9 * DAY).toISOString(), expiresAt: new Date(Date.now() + 2 * DAY).toISOString() }), ['expiresAt']],
     ['zero validity days', () => ({ editionId: editions.pro, validityDays: 0 }), ['validityDays']],

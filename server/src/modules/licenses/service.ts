@@ -104,9 +104,9 @@ export async function createLicense(ctx: ServiceContext, input: CreateLicenseInp
     if (customerId && !(await tx.customer.findFirst({ where: { id: customerId, tenantId }, select: { id: true } }))) {
       throw new NotFoundError('customer');
     }
-    // Dates given on the license replace the edition's validity.
+    // Dates given on the license replace the edition's validity; so does making it PERPETUAL.
     const base = editionTerms(edition);
-    if (expiresAt) base.validityDays = null;
+    if (expiresAt || overrides.licenseType === 'PERPETUAL') base.validityDays = null;
     const terms = completeTerms({ licenseType: base.licenseType, ...stripUndefined(overrides) }, base);
     const now = new Date();
     const { expiry, problems } = resolveExpiry(terms, startsAt ?? null, expiresAt, now);
