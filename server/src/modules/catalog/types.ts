@@ -2,7 +2,7 @@ import type { InputFieldBuilder } from '@pothos/core';
 import { builder } from '../../builder.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
 import { likeLiteral } from '../common/db.ts';
-import { parseId } from '../common/ids.ts';
+import { assertUuidCursors, parseId } from '../common/ids.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { createCustomer, createEdition, createFeature, createMeter, createProduct } from './service.ts';
 import { LICENSE_TYPES, METER_PERIODS, type MeterTerm } from './terms.ts';
@@ -144,8 +144,9 @@ builder.queryFields((t) => ({
     cursor: 'id',
     authScopes: { role: 'READ_ONLY' },
     args: { search: t.arg.string({ description: 'Part of the name or email, case-insensitive.' }) },
-    resolve: (query, _r, { search }, ctx) =>
-      ctx.prisma.customer.findMany({
+    resolve: (query, _r, { search, ...args }, ctx) => {
+      assertUuidCursors(args);
+      return ctx.prisma.customer.findMany({
         ...query,
         where: {
           ...tenantWhere(ctx.actor),
@@ -159,7 +160,8 @@ builder.queryFields((t) => ({
             : {}),
         },
         orderBy: [{ name: 'asc' }, { id: 'asc' }],
-      }),
+      });
+    },
   }),
 }));
 

@@ -5,7 +5,7 @@ import type { Actor } from '../../context.ts';
 import { ImportError } from '../../errors.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
 import { likeLiteral } from '../common/db.ts';
-import { parseId } from '../common/ids.ts';
+import { assertUuidCursors, parseId } from '../common/ids.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { ActivationStatusEnum } from '../activation/types.ts';
 import {
@@ -152,8 +152,10 @@ builder.queryFields((t) => ({
       search: t.arg.string({ description: 'A license key, or part of the license or customer name.' }),
     },
     totalCount: (_p, args, ctx) => ctx.prisma.license.count({ where: licenseFilter(ctx.actor, args) }),
-    resolve: (query, _r, args, ctx) =>
-      ctx.prisma.license.findMany({ ...query, where: licenseFilter(ctx.actor, args), orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+    resolve: (query, _r, args, ctx) => {
+      assertUuidCursors(args);
+      return ctx.prisma.license.findMany({ ...query, where: licenseFilter(ctx.actor, args), orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+    },
   }),
   licenseByKey: t.prismaField({
     type: 'License',
