@@ -63,7 +63,24 @@ function busOver(target: Target, prefix: string, close: () => Promise<void>): Ev
 
 /** In-process bus, for one instance. */
 export function createMemoryBus(prefix = 'tessera'): EventBus {
-  return busOver(new EventTarget() as unknown as Target, prefix, async () => {});
+  const topics = new Map<string, Set<(event: CustomEvent<DomainEvent>) => void>>();
+  const target: Target = {
+    addEventListener(type, callback) {
+      let set = topics.get(type);
+      if (!set) topics.set(type, (set = new Set()));
+      set.add(callback);
+    },
+    removeEventListener(type, callback) {
+      const set = topics.get(type);
+      set?.delete(callback);
+      if (set?.size === 0) topics.delete(type);
+    },
+    dispatchEvent(event) {
+      for (const callback of [...(topics.get(event.type) ?? [])]) callback(event);
+      return true;
+    },
+  };
+  return busOver(target, prefix, async () => {});
 }
 
 /** Cross-instance bus through Redis pub/sub: an event published on one instance reaches every instance. */
