@@ -1214,6 +1214,8 @@ export type Subscription = {
   __typename?: 'Subscription';
   /** Every domain event of the caller's tenant, in order. With `after`, the events after that one first (from the audit log), then live ones. */
   activity: ActivityEvent;
+  /** The compliance.* events of the tenant (thresholds crossed, goodwill use, ...); resumable like activity. */
+  complianceAlerts: ActivityEvent;
   /** The license's activation and seat counters: now, then after every event about the license. */
   licenseLive: LicenseLiveState;
 };
@@ -1222,6 +1224,12 @@ export type Subscription = {
 export type SubscriptionActivityArgs = {
   after?: InputMaybe<Scalars['ID']['input']>;
   filter?: InputMaybe<ActivityFilter>;
+};
+
+
+export type SubscriptionComplianceAlertsArgs = {
+  after?: InputMaybe<Scalars['ID']['input']>;
+  licenseId?: InputMaybe<Scalars['ID']['input']>;
 };
 
 

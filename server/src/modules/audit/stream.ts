@@ -9,6 +9,8 @@ const REPLAY_BATCH = 500;
 
 export interface ActivityFilter {
   types?: readonly string[] | null;
+  /** Type prefixes, e.g. "compliance." */
+  typePrefixes?: readonly string[] | null;
   licenseId?: string | null;
   customerId?: string | null;
 }
@@ -16,6 +18,7 @@ export interface ActivityFilter {
 export function matches(e: DomainEvent, f: ActivityFilter | null | undefined): boolean {
   if (!f) return true;
   if (f.types?.length && !f.types.includes(e.type)) return false;
+  if (f.typePrefixes?.length && !f.typePrefixes.some((p) => e.type.startsWith(p))) return false;
   if (f.licenseId && e.licenseId !== f.licenseId) return false;
   if (f.customerId && e.customerId !== f.customerId) return false;
   return true;

@@ -168,6 +168,24 @@ builder.subscriptionFields((t) => ({
       }),
     resolve: (e) => e,
   }),
+  complianceAlerts: t.field({
+    type: ActivityEvent,
+    description: 'The compliance.* events of the tenant (thresholds crossed, goodwill use, ...); resumable like activity.',
+    authScopes: { role: 'READ_ONLY' },
+    args: {
+      licenseId: t.arg.id(),
+      after: t.arg.id({ description: 'The id of the last event the client saw.' }),
+    },
+    subscribe: (_r, args, ctx) =>
+      tenantEventStream(ctx.app, subscriberTenant(ctx), {
+        afterId: args.after == null ? null : String(args.after),
+        filter: {
+          typePrefixes: ['compliance.'],
+          licenseId: args.licenseId == null ? null : idArg(args.licenseId, 'License', 'licenseId'),
+        },
+      }),
+    resolve: (e) => e,
+  }),
   licenseLive: t.field({
     type: LicenseLive,
     description: "The license's activation and seat counters: now, then after every event about the license.",

@@ -123,3 +123,27 @@ describe('compliance thresholds', () => {
     expect(sum).toMatchObject({ status: 'OK', licenses: [] });
   });
 });
+
+describe('complianceAlerts subscription', () => {
+  it('delivers compliance events only, live over graphql-ws', async () => {
+    const { listen, subscribe, wsClient } = await import('../../../test/ws.ts');
+    const lic = await license({ maxActivations: 2 });
+    await settled();
+    const after = (await s.db.prisma.auditEvent.findFirstOrThrow({ where: { tenantId: t.id, seq: { not: null } }, orderBy: { seq: 'desc' } })).id.toString();
+    const conn = wsClient(await listen(s.app), t.token);
+    try {
+      const sub = subscribe<{ type: string; payload: { percent: number } }>(
+        conn.client,
+        `subscription($after: ID, $licenseId: ID) { complianceAlerts(after: $after, licenseId: $licenseId) { type payload } }`,
+        { after, licenseId: lic.id },
+        (d) => d.complianceAlerts,
+      );
+      await activate(lic.key, 'a1'); // 50%
+      await activate(lic.key, 'a2'); // 100%: crosses 80 and 100
+      const items = await sub.until((xs) => xs.length >= 2);
+      expect(items.map((x) => `${x.type}:${x.payload.percent}`)).toEqual(['compliance.threshold_crossed:80', 'compliance.threshold_crossed:100']);
+    } finally {
+      await conn.dispose();
+    }
+  });
+});
