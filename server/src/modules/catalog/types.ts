@@ -3,7 +3,7 @@ import { builder } from '../../builder.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
 import { likeLiteral } from '../common/db.ts';
 import { assertUuidCursors, parseId } from '../common/ids.ts';
-import { tenantWhere } from '../common/tenancy.ts';
+import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { createCustomer, createEdition, createFeature, createMeter, createProduct } from './service.ts';
 import { LICENSE_TYPES, METER_PERIODS, type MeterTerm } from './terms.ts';
 
@@ -54,7 +54,7 @@ export function termInputFields(t: InputFieldBuilder<any, 'InputObject'>) {
 
 export const ProductType = builder.prismaNode('Product', {
   id: { field: 'id' },
-  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
   // Another tenant's id, or a deleted row, resolves to null rather than an internal error.
   nullable: true,
   authScopes: { member: true },
@@ -70,7 +70,7 @@ export const ProductType = builder.prismaNode('Product', {
 
 builder.prismaNode('Feature', {
   id: { field: 'id' },
-  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
   nullable: true,
   authScopes: { member: true },
   fields: (t) => ({
@@ -82,7 +82,7 @@ builder.prismaNode('Feature', {
 
 builder.prismaNode('Meter', {
   id: { field: 'id' },
-  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
   nullable: true,
   authScopes: { member: true },
   fields: (t) => ({
@@ -94,7 +94,7 @@ builder.prismaNode('Meter', {
 
 builder.prismaNode('Edition', {
   id: { field: 'id' },
-  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
   nullable: true,
   authScopes: { member: true },
   fields: (t) => ({
@@ -123,7 +123,7 @@ builder.prismaNode('Edition', {
 
 export const CustomerType = builder.prismaNode('Customer', {
   id: { field: 'id' },
-  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
   nullable: true,
   authScopes: { member: true },
   fields: (t) => ({

@@ -8,3 +8,11 @@ export function tenantWhere(actor: Actor): { tenantId: string } {
   }
   return { tenantId: actor.tenantId };
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A prismaNode's lookup: the caller's tenant only, and a malformed id is bad input rather than a SQL error. */
+export function nodeWhere(id: string, actor: Actor): { id: string; tenantId: string } {
+  if (!UUID.test(id)) throw new GraphQLError('not a valid id', { extensions: { code: 'BAD_USER_INPUT' } });
+  return { id, ...tenantWhere(actor) };
+}

@@ -528,6 +528,12 @@ describe('tenant isolation', () => {
       expect((await gqlOk(`query($id: ID!) { node(id: $id) { id } }`, { id }, t)).node).toBeNull();
     }
     expect((await gqlOk(`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids: [mine.id, productId] }, t)).nodes).toEqual([null, null]);
+    // Malformed ids are refused as bad input, not run into SQL.
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    for (const id of [b64('License:not-a-uuid'), b64('Product:1'), b64(`Customer:${'x'.repeat(10_000)}`), b64('ApiToken:1')]) {
+      const r = await s.gql(`query($id: ID!) { node(id: $id) { id } }`, { id }, { token: t });
+      expect(r.errors?.[0]?.extensions?.code, id.slice(0, 20)).toBe('BAD_USER_INPUT');
+    }
     const lists = await gqlOk(`{ products { id } customers(first: 50) { edges { node { id } } } licenses(first: 50) { totalCount edges { node { id } } } }`, {}, t);
     expect(lists.products).toEqual([]);
     expect(lists.customers.edges).toEqual([]);

@@ -6,7 +6,7 @@ import { ImportError } from '../../errors.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
 import { likeLiteral } from '../common/db.ts';
 import { assertUuidCursors, parseId } from '../common/ids.ts';
-import { tenantWhere } from '../common/tenancy.ts';
+import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ActivationStatusEnum } from '../activation/types.ts';
 import {
   ClientTypeEnum,
@@ -27,7 +27,7 @@ const DAY_MS = 86_400_000;
 
 builder.prismaNode('License', {
   id: { field: 'id' },
-  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
   // Another tenant's id, or a deleted row, resolves to null rather than an internal error.
   nullable: true,
   authScopes: { member: true },

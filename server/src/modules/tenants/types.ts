@@ -1,7 +1,7 @@
 import { builder } from '../../builder.ts';
 import { ADMIN_ERRORS, RoleEnum } from '../common/types.ts';
 import { parseId } from '../common/ids.ts';
-import { tenantWhere } from '../common/tenancy.ts';
+import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ValidationError } from '../../errors.ts';
 import { createApiToken, createMember, revokeApiToken, sessionCookie, signIn, signOut } from './service.ts';
 
@@ -17,7 +17,7 @@ export const TenantType = builder.prismaObject('Tenant', {
 export const MemberType = builder.prismaNode('User', {
   name: 'Member',
   id: { field: 'id' },
-  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
   // Another tenant's id, or a deleted row, resolves to null rather than an internal error.
   nullable: true,
   authScopes: { member: true },
@@ -32,7 +32,7 @@ export const MemberType = builder.prismaNode('User', {
 
 export const ApiTokenType = builder.prismaNode('ApiToken', {
   id: { field: 'id' },
-  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
   nullable: true,
   authScopes: { role: 'ADMIN' },
   fields: (t) => ({
