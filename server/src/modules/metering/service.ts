@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { UsageTicket } from '@tessera/db/client';
+import { Prisma, type UsageTicket } from '@tessera/db/client';
 import { z } from 'zod';
 import type { AppDeps } from '../../context.ts';
 import { LicensingError, ValidationError } from '../../errors.ts';
+import { sealerOf } from '../audit/chain.ts';
 import { type EventInput, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
 import { isUniqueViolation } from '../common/db.ts';
@@ -153,52 +154,82 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
   // Signed before the transaction so the row lock on the balance is held for as short as possible.
   draft.receipt = await signReceipt(ctx.app, draft);
 
-  let outcome: TicketView | 'exceeded';
+  const type = record ? 'usage.recorded' : 'usage.authorized';
+  const attempt = () => writeUse(ctx, draft, term.quota, now, type);
+  let ticket: UsageTicket | undefined;
   try {
-    outcome = await inTransaction(ctx, tenantId, async (tx, emit) => {
-      let remaining = await reserve(tx, draft, term.quota, now);
-      if (remaining === null && (await reclaimTickets(tx, emit, now, { licenseId, meter: term.meter, window })) > 0) {
-        remaining = await reserve(tx, draft, term.quota, now);
-      }
-      if (remaining === null) return 'exceeded' as const;
-      const ticket = await tx.usageTicket.create({ data: { ...draft, remaining } });
-      if (record) {
-        await tx.usageLedgerEntry.create({
-          data: { tenantId, licenseId, meter: term.meter, window, quantity: input.quantity, ticketId: id, recordedAt: now },
-        });
-      }
-      emit(usageEvent(record ? 'usage.recorded' : 'usage.authorized', ticket, { quantity: input.quantity, remaining }));
-      return { ticket, remaining, receipt: ticket.receipt };
-    });
+    ticket = await attempt();
+    if (!ticket) {
+      // Lapsed reservations the sweep has not reached yet must not block this one.
+      const released = await inTransaction(ctx, tenantId, (tx, emit) => reclaimTickets(tx, emit, now, { licenseId, meter: term.meter, window }));
+      if (released > 0) ticket = await attempt();
+    }
   } catch (err) {
-    if (!isUniqueViolation(err)) throw err;
+    if (!isDuplicate(err)) throw err;
     return replay(await ctx.prisma.usageTicket.findUniqueOrThrow({ where: { licenseId_idempotencyKey: { licenseId, idempotencyKey: input.idempotencyKey } } }), hash);
   }
-  if (outcome === 'exceeded') {
-    throw new LicensingError('QUOTA_EXCEEDED', `The quota of ${term.quota} for "${term.meter}" would be exceeded`);
-  }
-  return outcome;
+  if (!ticket) throw new LicensingError('QUOTA_EXCEEDED', `The quota of ${term.quota} for "${term.meter}" would be exceeded`);
+  void sealerOf(ctx.app).seal(tenantId);
+  return { ticket, remaining: ticket.remaining, receipt: ticket.receipt };
+}
+
+/** A unique violation, also as a raw query reports it (P2010 wrapping the driver adapter's error). */
+function isDuplicate(err: unknown): boolean {
+  if (isUniqueViolation(err)) return true;
+  const adapter = (err as { meta?: { driverAdapterError?: { message?: string; cause?: { originalCode?: string; code?: string } } } })?.meta?.driverAdapterError;
+  return (
+    adapter?.cause?.originalCode === '23505' ||
+    adapter?.cause?.code === '23505' ||
+    /duplicate key value violates unique constraint/.test(adapter?.message ?? '')
+  );
 }
 
 /**
- * The one statement that holds the quota: creates the window's balance row or adds to it only while
- * used + reserved + q stays within the quota (in bigint, so no sum can overflow). The quota is the
- * license's current one. Returns what is left, or null when the quota would be exceeded.
+ * The audit row of a client's usage operation, as a CTE over the statement's changed ticket `t`: the
+ * event commits with the change, in the same statement (inTransaction's guarantee, without holding
+ * the balance row lock across round trips). Sealed and published after commit, as inTransaction does.
  */
-async function reserve(tx: Tx, t: UsageTicket, quota: number, now: Date): Promise<number | null> {
-  const used = t.status === 'COMMITTED' ? t.quantity : 0;
-  const reserved = t.status === 'COMMITTED' ? 0 : t.quantity;
-  const [row] = await tx.$queryRaw<{ remaining: number }[]>`
-    INSERT INTO "UsageBalance" ("licenseId", meter, "window", "tenantId", quota, used, reserved, "updatedAt")
-    VALUES (${t.licenseId}::uuid, ${t.meter}, ${t.window}, ${t.tenantId}::uuid, ${quota}, ${used}, ${reserved}, ${now}::timestamp(3))
-    ON CONFLICT ("licenseId", meter, "window") DO UPDATE SET
-      quota = EXCLUDED.quota,
-      used = "UsageBalance".used + EXCLUDED.used,
-      reserved = "UsageBalance".reserved + EXCLUDED.reserved,
-      "updatedAt" = EXCLUDED."updatedAt"
-    WHERE "UsageBalance".used::bigint + "UsageBalance".reserved + ${t.quantity}::bigint <= EXCLUDED.quota
-    RETURNING (quota - used - reserved)::int AS remaining`;
-  return row ? row.remaining : null;
+function auditRow(ctx: ServiceContext, type: string, extra: Prisma.Sql) {
+  return Prisma.sql`INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
+    SELECT t."tenantId", ${type}, 'client', t."licenseId"::text, 'UsageTicket', t.id::text, t."licenseId",
+      jsonb_build_object('meter', t.meter, 'window', t."window", 'authorized', t.quantity) || ${extra}, ${ctx.requestId}
+    FROM t`;
+}
+
+/**
+ * authorize/record in one statement: the conditional balance upsert that holds the quota, the ticket
+ * (its unique idempotency key makes a concurrent duplicate fail the whole statement), the ledger entry
+ * of a recorded use, and the audit row. Undefined when the quota would be exceeded.
+ */
+async function writeUse(ctx: ServiceContext, d: UsageTicket, quota: number, now: Date, type: string): Promise<UsageTicket | undefined> {
+  const record = d.status === 'COMMITTED';
+  const [row] = await ctx.prisma.$queryRaw<UsageTicket[]>`
+    WITH b AS (
+      INSERT INTO "UsageBalance" ("licenseId", meter, "window", "tenantId", quota, used, reserved, "updatedAt")
+      VALUES (${d.licenseId}::uuid, ${d.meter}, ${d.window}, ${d.tenantId}::uuid, ${quota}, ${record ? d.quantity : 0}, ${record ? 0 : d.quantity}, ${now}::timestamp(3))
+      ON CONFLICT ("licenseId", meter, "window") DO UPDATE SET
+        quota = EXCLUDED.quota,
+        used = "UsageBalance".used + EXCLUDED.used,
+        reserved = "UsageBalance".reserved + EXCLUDED.reserved,
+        "updatedAt" = EXCLUDED."updatedAt"
+      WHERE "UsageBalance".used::bigint + "UsageBalance".reserved + ${d.quantity}::bigint <= EXCLUDED.quota
+      RETURNING (quota - used - reserved)::int AS remaining
+    ), t AS (
+      INSERT INTO "UsageTicket" (id, "tenantId", "licenseId", meter, "window", fingerprint, "idempotencyKey", "requestHash", quantity, committed,
+        status, remaining, receipt, "expiresAt", "createdAt", "endedAt")
+      SELECT ${d.id}::uuid, ${d.tenantId}::uuid, ${d.licenseId}::uuid, ${d.meter}, ${d.window}, ${d.fingerprint}, ${d.idempotencyKey}, ${d.requestHash},
+        ${d.quantity}, ${d.committed}::int, ${d.status}::"UsageTicketStatus", b.remaining, ${d.receipt}, ${d.expiresAt}::timestamp(3),
+        ${now}::timestamp(3), ${d.endedAt}::timestamp(3)
+      FROM b
+      RETURNING *
+    ), ledger AS (
+      INSERT INTO "UsageLedgerEntry" ("tenantId", "licenseId", meter, "window", quantity, "ticketId", "recordedAt")
+      SELECT "tenantId", "licenseId", meter, "window", quantity, id, ${now}::timestamp(3) FROM t WHERE t.status = 'COMMITTED'
+    ), audit AS (
+      ${auditRow(ctx, type, Prisma.sql`jsonb_build_object('quantity', t.quantity, 'remaining', t.remaining)`)}
+    )
+    SELECT * FROM t`;
+  return row;
 }
 
 interface BalanceKey {
@@ -276,29 +307,26 @@ export async function commitUsage(ctx: ServiceContext, raw: CommitInput): Promis
   const { licenseId, tenantId } = await keyTarget(ctx.prisma, input.key);
   const now = new Date();
   const q = input.quantity ?? null;
-  const done = await inTransaction(ctx, tenantId, async (tx, emit) => {
-    const [row] = await tx.$queryRaw<(UsageTicket & { rest: number | null })[]>`
-      WITH t AS (
-        UPDATE "UsageTicket" SET status = 'COMMITTED', committed = COALESCE(${q}::int, quantity), "endedAt" = ${now}::timestamp(3)
-        WHERE id = ${ticketId}::uuid AND "licenseId" = ${licenseId}::uuid AND status = 'AUTHORIZED'
-          AND "expiresAt" > ${now}::timestamp(3) AND quantity >= COALESCE(${q}::int, 0)
-        RETURNING *
-      ), b AS (
-        UPDATE "UsageBalance" b SET used = b.used + t.committed, reserved = b.reserved - t.quantity, "updatedAt" = ${now}::timestamp(3)
-        FROM t WHERE b."licenseId" = t."licenseId" AND b.meter = t.meter AND b."window" = t."window"
-        RETURNING (b.quota - b.used - b.reserved)::int AS rest
-      ), ledger AS (
-        INSERT INTO "UsageLedgerEntry" ("tenantId", "licenseId", meter, "window", quantity, "ticketId", "recordedAt")
-        SELECT "tenantId", "licenseId", meter, "window", committed, id, ${now}::timestamp(3) FROM t
-        RETURNING id
-      )
-      SELECT t.*, (SELECT rest FROM b) AS rest FROM t`;
-    if (!row) return null;
-    const { rest, ...ticket } = row;
-    emit(usageEvent('usage.committed', ticket, { quantity: ticket.committed, remaining: rest }));
-    return { ticket: ticket as UsageTicket, remaining: rest };
-  });
+  const [row] = await ctx.prisma.$queryRaw<(UsageTicket & { rest: number | null })[]>`
+    WITH t AS (
+      UPDATE "UsageTicket" SET status = 'COMMITTED', committed = COALESCE(${q}::int, quantity), "endedAt" = ${now}::timestamp(3)
+      WHERE id = ${ticketId}::uuid AND "licenseId" = ${licenseId}::uuid AND status = 'AUTHORIZED'
+        AND "expiresAt" > ${now}::timestamp(3) AND quantity >= COALESCE(${q}::int, 0)
+      RETURNING *
+    ), b AS (
+      UPDATE "UsageBalance" b SET used = b.used + t.committed, reserved = b.reserved - t.quantity, "updatedAt" = ${now}::timestamp(3)
+      FROM t WHERE b."licenseId" = t."licenseId" AND b.meter = t.meter AND b."window" = t."window"
+      RETURNING (b.quota - b.used - b.reserved)::int AS rest
+    ), ledger AS (
+      INSERT INTO "UsageLedgerEntry" ("tenantId", "licenseId", meter, "window", quantity, "ticketId", "recordedAt")
+      SELECT "tenantId", "licenseId", meter, "window", committed, id, ${now}::timestamp(3) FROM t
+    ), audit AS (
+      ${auditRow(ctx, 'usage.committed', Prisma.sql`jsonb_build_object('quantity', t.committed, 'remaining', (SELECT rest FROM b))`)}
+    )
+    SELECT t.*, (SELECT rest FROM b) AS rest FROM t`;
+  const done = row ? (({ rest, ...ticket }) => ({ ticket: ticket as UsageTicket, remaining: rest }))(row) : null;
   if (!done) return explainTicket(ctx, ticketId, licenseId, now, q);
+  void sealerOf(ctx.app).seal(tenantId);
   return { ...done, receipt: await signReceipt(ctx.app, done.ticket) };
 }
 
@@ -307,24 +335,22 @@ export async function releaseUsage(ctx: ServiceContext, ref: TicketRef): Promise
   const ticketId = parseTicketId(ref.ticketId);
   const { licenseId, tenantId } = await keyTarget(ctx.prisma, ref.key);
   const now = new Date();
-  const done = await inTransaction(ctx, tenantId, async (tx, emit) => {
-    const [row] = await tx.$queryRaw<(UsageTicket & { rest: number | null })[]>`
-      WITH t AS (
-        UPDATE "UsageTicket" SET status = 'RELEASED', "endedAt" = ${now}::timestamp(3)
-        WHERE id = ${ticketId}::uuid AND "licenseId" = ${licenseId}::uuid AND status = 'AUTHORIZED' AND "expiresAt" > ${now}::timestamp(3)
-        RETURNING *
-      ), b AS (
-        UPDATE "UsageBalance" b SET reserved = b.reserved - t.quantity, "updatedAt" = ${now}::timestamp(3)
-        FROM t WHERE b."licenseId" = t."licenseId" AND b.meter = t.meter AND b."window" = t."window"
-        RETURNING (b.quota - b.used - b.reserved)::int AS rest
-      )
-      SELECT t.*, (SELECT rest FROM b) AS rest FROM t`;
-    if (!row) return null;
-    const { rest, ...ticket } = row;
-    emit(usageEvent('usage.released', ticket, { reason: 'released', remaining: rest }));
-    return { ticket: ticket as UsageTicket, remaining: rest };
-  });
+  const [row] = await ctx.prisma.$queryRaw<(UsageTicket & { rest: number | null })[]>`
+    WITH t AS (
+      UPDATE "UsageTicket" SET status = 'RELEASED', "endedAt" = ${now}::timestamp(3)
+      WHERE id = ${ticketId}::uuid AND "licenseId" = ${licenseId}::uuid AND status = 'AUTHORIZED' AND "expiresAt" > ${now}::timestamp(3)
+      RETURNING *
+    ), b AS (
+      UPDATE "UsageBalance" b SET reserved = b.reserved - t.quantity, "updatedAt" = ${now}::timestamp(3)
+      FROM t WHERE b."licenseId" = t."licenseId" AND b.meter = t.meter AND b."window" = t."window"
+      RETURNING (b.quota - b.used - b.reserved)::int AS rest
+    ), audit AS (
+      ${auditRow(ctx, 'usage.released', Prisma.sql`jsonb_build_object('reason', 'released', 'remaining', (SELECT rest FROM b))`)}
+    )
+    SELECT t.*, (SELECT rest FROM b) AS rest FROM t`;
+  const done = row ? (({ rest, ...ticket }) => ({ ticket: ticket as UsageTicket, remaining: rest }))(row) : null;
   if (!done) return explainTicket(ctx, ticketId, licenseId, now);
+  void sealerOf(ctx.app).seal(tenantId);
   return { ...done, receipt: await signReceipt(ctx.app, done.ticket) };
 }
 
