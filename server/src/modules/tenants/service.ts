@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Role } from '@tessera/db/client';
 import type { PrismaClient } from '@tessera/db/database';
+import { GraphQLError } from 'graphql';
 import { z } from 'zod';
 import type { Actor } from '../../context.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
@@ -89,6 +90,10 @@ export async function revokeApiToken(ctx: ServiceContext, id: string) {
   return inTransaction(ctx, tenantId, async (tx, emit) => {
     const found = await tx.apiToken.findFirst({ where: { id, tenantId } });
     if (!found) throw new NotFoundError('API token');
+    // As only an owner can mint an owner token, only an owner can take one away.
+    if (found.role === 'OWNER' && !(ctx.actor.kind === 'operator' || (ctx.actor.kind !== 'anonymous' && ctx.actor.role === 'OWNER'))) {
+      throw new GraphQLError('Only an owner can revoke an owner token', { extensions: { code: 'FORBIDDEN' } });
+    }
     if (found.revokedAt) throw new ConflictError('API token is already revoked');
     const row = await tx.apiToken.update({ where: { id }, data: { revokedAt: new Date() } });
     emit({ type: 'api_token.revoked', subjectType: 'ApiToken', subjectId: id, payload: { name: row.name } });

@@ -236,6 +236,23 @@ describe('API tokens', () => {
     expect(await s.db.prisma.apiToken.count()).toBe(count);
   });
 
+  it("an ADMIN cannot revoke an OWNER's token; an OWNER can; tokens minted in a session record their creator", async () => {
+    const admin = await token('ADMIN', 'admin revoking');
+    const owner = await token('OWNER', 'second owner');
+    const denied = await s.gql(REVOKE_TOKEN, { id: owner.apiToken.id }, { token: admin.token });
+    expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect(ok(await s.gql(VIEWER, {}, { token: owner.token })).viewer.role).toBe('OWNER');
+    const support = await token('SUPPORT', 'support to revoke');
+    expect(ok(await s.gql(REVOKE_TOKEN, { id: support.apiToken.id }, { token: admin.token })).revokeApiToken.__typename).toBe('ApiToken');
+    expect(ok(await s.gql(REVOKE_TOKEN, { id: owner.apiToken.id }, { token: tenant.token })).revokeApiToken.__typename).toBe('ApiToken');
+
+    const r = await s.gql(SIGN_IN, { input: { tenant: tenant.slug, email: 'admin@example.com', password: 'correct horse battery' } });
+    const cookie = `tessera_session=${sessionFrom(r.response)}`;
+    const minted = ok(await s.gql(CREATE_TOKEN, { input: { name: 'from console', role: 'READ_ONLY' } }, { headers: { cookie } }));
+    const row = await s.db.prisma.apiToken.findUniqueOrThrow({ where: { tokenHash: hashSecret(minted.createApiToken.token) } });
+    expect(row.createdById).toBe(ok(r).signIn.memberId);
+  });
+
   it('garbage credentials are anonymous', async () => {
     for (const authorization of ['Bearer nope', 'Basic abc', 'Bearer ', `Bearer ${'x'.repeat(10_000)}`]) {
       const r = await s.gql(`{ products { id } }`, {}, { headers: { authorization } });
