@@ -17,6 +17,7 @@ import { auditExportPlugin, EXPORT_PATH } from './modules/audit/export.ts';
 import { watchCompliance } from './modules/compliance/service.ts';
 import { startReclamation } from './modules/activation/service.ts';
 import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
+import { startSweeps } from './modules/leases/sweeps.ts';
 import { signerFor } from './modules/signing/service.ts';
 import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from './modules/tenants/service.ts';
 import { actorFor, persistedOperations } from './persisted.ts';
@@ -145,6 +146,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   void sealer.sweep().catch((err) => console.error('audit: initial sweep failed:', (err as Error).message));
   sealer.startSweeping();
   watchCompliance(deps);
+  // Floating seats and usage tickets: expire lapsed leases and reservations (safe on N instances).
+  const sweeps = startSweeps(deps);
 
   const yoga = createYoga<{ req?: IncomingMessage }, Context>({
     schema,
@@ -251,6 +254,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await sweeps.stop();
       await sealer.stop();
       if (!options.bus) await bus.close();
       await stopReclamation();
