@@ -48,8 +48,11 @@ async function heading(text: string | RegExp) {
 describe('admin console', () => {
   it('rejects a wrong password with the server message, then signs in', async () => {
     await signIn(server.demo.email, 'not-the-password');
-    await page.getByRole('alert').waitFor();
-    expect(await page.getByRole('alert').textContent()).toMatch(/\S/);
+    // The server's ValidationError names the password field: the message shows on that input.
+    const message = page.locator('#password-msg');
+    await message.waitFor();
+    expect(await message.textContent()).toMatch(/incorrect/i);
+    expect(await page.getByLabel('Password').getAttribute('aria-invalid')).toBe('true');
     await shot(page, '01-signin-error');
 
     await page.getByLabel('Password').fill(server.demo.password);
@@ -187,11 +190,47 @@ describe('admin console', () => {
     await page.waitForFunction(() => document.querySelector('[data-testid="activation-progress"]')?.textContent?.trim() === '0 / 5');
   });
 
-  it('shows the new events in the dashboard feed', async () => {
+  it('shows the new events in the dashboard feed and chart', async () => {
     await nav('Dashboard');
     await heading('Dashboard');
     await page.locator('.feed li[data-type="activation.created"]').first().waitFor();
+    expect(await page.getByTestId('activations-today').textContent()).toContain('1 today');
+    // A second device activates while the dashboard is open: feed and chart update without reload.
+    const second = await gql<{ activate: { __typename: string; message?: string } }>(
+      server.base,
+      null,
+      `mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on LicensingError { message } } }`,
+      { input: { key: licenseKey, fingerprint: `fp2-${stamp}`, client: { hostname: 'design-laptop', appVersion: '2.5.0' } } },
+    );
+    expect(second.activate).toEqual({ __typename: 'ActivateSuccess' });
+    await page.waitForFunction(() => document.querySelector('[data-testid="activations-today"]')?.textContent?.includes('2 today'), null, { timeout: 15_000 });
     await shot(page, '10-dashboard-activity');
+  });
+
+  it('shows the live seat map of a floating license', async () => {
+    const { licenses } = await gql<{ licenses: { edges: { node: { id: string; key: string; provisioning: string } }[] } }>(
+      server.base,
+      server.demo.apiToken,
+      `{ licenses(first: 50) { edges { node { id key provisioning } } } }`,
+    );
+    const floating = licenses.edges.map((e) => e.node).find((l) => l.provisioning === 'FLOATING');
+    expect(floating).toBeDefined();
+    await page.goto(`${server.base}/licenses/${encodeURIComponent(floating!.id)}`);
+    const inUse = page.getByTestId('seats-in-use');
+    await inUse.waitFor();
+    const before = Number((await inUse.textContent())?.trim().split(' ')[0]);
+    const seat = await gql<{ checkoutSeat: { __typename: string } }>(
+      server.base,
+      null,
+      `mutation($input: CheckoutSeatInput!) { checkoutSeat(input: $input) { __typename } }`,
+      { input: { key: floating!.key, fingerprint: `seat-${stamp}`, user: 'ada@umbrella.example' } },
+    );
+    expect(seat.checkoutSeat.__typename).toBe('SeatLease');
+    await page.waitForFunction((n) => document.querySelector('[data-testid="seats-in-use"]')?.textContent?.trim().startsWith(`${n} /`), before + 1, {
+      timeout: 15_000,
+    });
+    await page.getByRole('cell', { name: /ada@umbrella.example/ }).waitFor();
+    await shot(page, '10b-seat-map');
   });
 
   it('creates a customer', async () => {
