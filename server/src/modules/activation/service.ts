@@ -129,22 +129,15 @@ type Found = {
 async function findByKey(ctx: ServiceContext, rawKey: string, fingerprint: string | null): Promise<Found> {
   const parsed = parseKey(rawKey);
   if (!parsed) throw notFound();
-  const activations = fingerprint
-    ? { where: { fingerprint }, orderBy: { activatedAt: 'desc' as const }, take: 1 }
-    : { take: 0 };
-  if (parsed.kind === 'LIC') {
-    const license = await ctx.prisma.license.findUnique({ where: { key: parsed.key }, include: { activations } });
-    if (!license) throw notFound();
-    const { activations: acts, ...rest } = license;
-    return { license: rest, activation: acts[0] ?? null, tokenKey: null };
-  }
-  const token = await ctx.prisma.tokenKey.findUnique({
-    where: { key: parsed.key },
-    select: { id: true, usedAt: true, license: { include: { activations } } },
-  });
-  if (!token) throw notFound();
-  const { activations: acts, ...license } = token.license;
-  return { license, activation: acts[0] ?? null, tokenKey: { id: token.id, usedAt: token.usedAt } };
+  // Both reads run whether or not the key exists: the work done does not depend on it.
+  const byKey = parsed.kind === 'LIC' ? { key: parsed.key } : { tokenKeys: { some: { key: parsed.key } } };
+  const [license, activation, tokenKey] = await Promise.all([
+    ctx.prisma.license.findFirst({ where: byKey }),
+    fingerprint ? ctx.prisma.activation.findFirst({ where: { fingerprint, license: byKey }, orderBy: { activatedAt: 'desc' } }) : null,
+    parsed.kind === 'TOK' ? ctx.prisma.tokenKey.findUnique({ where: { key: parsed.key }, select: { id: true, usedAt: true } }) : null,
+  ]);
+  if (!license) throw notFound();
+  return { license, activation, tokenKey };
 }
 
 /**
@@ -244,27 +237,43 @@ async function releaseOne(tx: Tx, activationId: string, tenantId: string, now: D
   return rows[0] ?? null;
 }
 
-/** The same device's live activations of other licenses of the same product: released, slots freed. */
-async function releaseOtherLicenses(tx: Tx, license: License, fingerprint: string, now: Date) {
-  return tx.$queryRaw<{ id: string; licenseId: string }[]>`
-    WITH r AS (
-      UPDATE "Activation" a SET status = 'RELEASED', "releasedAt" = ${now}::timestamp, "activeFingerprint" = NULL
-        FROM "License" l
-       WHERE a."tenantId" = ${license.tenantId}::uuid AND a.fingerprint = ${fingerprint} AND a.status = 'ACTIVE'
-         AND a."licenseId" <> ${license.id}::uuid AND l.id = a."licenseId" AND l."productId" = ${license.productId}::uuid
-      RETURNING a.id, a."licenseId"
-    ), d AS (
-      UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - c.n
-        FROM (SELECT "licenseId", count(*)::int AS n FROM r GROUP BY "licenseId") c
-       WHERE l.id = c."licenseId"
-    )
-    SELECT id, "licenseId" FROM r`;
-}
-
 // ---------------------------------------------------------------------------------------------
 // activate
 
-class SlotUnavailable extends Error {}
+
+/**
+ * Prisma gives up on a transaction that waits too long for a pooled connection (under a burst the
+ * pool's queue is long). Nothing ran yet, so starting again is safe.
+ */
+async function startingAgain<T>(fn: () => Promise<T>, tries = 4): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= tries || !/Unable to start a transaction/.test((err as Error)?.message ?? '')) throw err;
+    }
+  }
+}
+
+/**
+ * New activations of one license run one at a time within this process. The database holds the
+ * cap (instances still contend on the license row); this queue only keeps a burst for one license
+ * from filling the connection pool with transactions that wait on that row lock, where they would
+ * time out and, while they wait, starve every other request of connections.
+ */
+const licenseQueues = new Map<string, Promise<unknown>>();
+function oneAtATime<T>(licenseId: string, fn: () => Promise<T>): Promise<T> {
+  const run = (licenseQueues.get(licenseId) ?? Promise.resolve()).then(fn, fn);
+  const tail = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  licenseQueues.set(licenseId, tail);
+  void tail.then(() => {
+    if (licenseQueues.get(licenseId) === tail) licenseQueues.delete(licenseId);
+  });
+  return run;
+}
 class DeviceRaced extends Error {}
 
 function requestHash(value: unknown): string {
@@ -349,38 +358,67 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
   const activationId = randomUUID();
   const token = await activationToken(ctx.app, license, activationId, fingerprint);
   try {
-    return await inTransaction(ctx, tenantId, async (tx, emit) => {
+    const attemptActivation = () => inTransaction(ctx, tenantId, async (tx, emit): Promise<ActivateResult | null> => {
+      // One statement: take a slot (the cap, held by the license row), insert the activation into it
+      // (one live activation per device, held by the unique index), and release the device's
+      // activations of other licenses of the same product. No slot, no row; no row, roll back.
+      const [row] = await tx.$queryRaw<{ used: number | null; max: number | null; inserted: number; moved: { id: string; licenseId: string }[] }[]>`
+        WITH slot AS (
+          UPDATE "License" SET "activationsUsed" = "activationsUsed" + 1
+           WHERE id = ${license.id}::uuid
+             AND ("maxActivations" IS NULL OR "activationsUsed" < "maxActivations" + "goodwillActivations")
+          RETURNING "activationsUsed" AS used, "maxActivations" AS max
+        ), ins AS (
+          INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status, goodwill,
+                                    hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt")
+          SELECT ${activationId}::uuid, ${tenantId}::uuid, ${license.id}::uuid, ${fingerprint}, ${fingerprint},
+                 ${JSON.stringify(components)}::jsonb, 'ACTIVE', (slot.max IS NOT NULL AND slot.used > slot.max),
+                 ${client.hostname}, ${client.platform}, ${client.osVersion}, ${client.appVersion}, ${license.revision}, ${now}::timestamp
+            FROM slot
+          ON CONFLICT ("licenseId", "activeFingerprint") DO NOTHING
+          RETURNING id
+        ), moved AS (
+          UPDATE "Activation" a SET status = 'RELEASED', "releasedAt" = ${now}::timestamp, "activeFingerprint" = NULL
+            FROM "License" l
+           WHERE EXISTS (SELECT 1 FROM ins)
+             AND a."tenantId" = ${tenantId}::uuid AND a.fingerprint = ${fingerprint} AND a.status = 'ACTIVE'
+             AND a."licenseId" <> ${license.id}::uuid AND l.id = a."licenseId" AND l."productId" = ${license.productId}::uuid
+          RETURNING a.id, a."licenseId"
+        ), freed AS (
+          UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - c.n
+            FROM (SELECT "licenseId", count(*)::int AS n FROM moved GROUP BY "licenseId") c
+           WHERE l.id = c."licenseId"
+        )
+        SELECT (SELECT used FROM slot) AS used, (SELECT max FROM slot) AS max, (SELECT count(*)::int FROM ins) AS inserted,
+               COALESCE((SELECT json_agg(json_build_object('id', id, 'licenseId', "licenseId")) FROM moved), '[]'::json) AS moved`;
+      if (!row || row.used === null) {
+        // Nothing was written: the denial is all this transaction commits.
+        emit({
+          type: 'compliance.activation_denied',
+          subjectType: 'License',
+          subjectId: license.id,
+          licenseId: license.id,
+          customerId: license.customerId,
+          payload: { code: 'ACTIVATION_LIMIT_REACHED', fingerprint, maxActivations: license.maxActivations, goodwillActivations: license.goodwillActivations },
+          actor,
+        });
+        return null;
+      }
+      if (row.inserted === 0) throw new DeviceRaced();
       if (tokenKey) {
         const n = await tx.$executeRaw`
           UPDATE "TokenKey" SET "usedAt" = ${now}::timestamp, "activationId" = ${activationId}::uuid
            WHERE id = ${tokenKey.id}::uuid AND "usedAt" IS NULL`;
         if (n === 0) throw new LicensingError('TOKEN_ALREADY_USED', 'This token key has already been used');
       }
-      const inserted = await tx.$queryRaw<{ id: string }[]>`
-        INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status,
-                                  hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt")
-        VALUES (${activationId}::uuid, ${tenantId}::uuid, ${license.id}::uuid, ${fingerprint}, ${fingerprint},
-                ${JSON.stringify(components)}::jsonb, 'ACTIVE', ${client.hostname}, ${client.platform}, ${client.osVersion},
-                ${client.appVersion}, ${license.revision}, ${now}::timestamp)
-        ON CONFLICT ("licenseId", "activeFingerprint") DO NOTHING
-        RETURNING id`;
-      if (inserted.length === 0) throw new DeviceRaced();
-      const slot = await tx.$queryRaw<{ used: number; max: number | null }[]>`
-        UPDATE "License" SET "activationsUsed" = "activationsUsed" + 1
-         WHERE id = ${license.id}::uuid
-           AND ("maxActivations" IS NULL OR "activationsUsed" < "maxActivations" + "goodwillActivations")
-        RETURNING "activationsUsed" AS used, "maxActivations" AS max`;
-      if (slot.length === 0) throw new SlotUnavailable();
-      const { used, max } = slot[0]!;
-      const goodwill = max !== null && used > max;
-      if (goodwill) await tx.activation.update({ where: { id: activationId }, data: { goodwill: true }, select: { id: true } });
-      const moved = await releaseOtherLicenses(tx, license, fingerprint, now);
-      const result: ActivateResult = { activationId, token, reused: false, goodwill };
+      const { used, max, moved } = row;
+      const result: ActivateResult = { activationId, token, reused: false, goodwill: max !== null && used > max };
       if (idempotencyKey) {
         await tx.idempotencyRecord.create({
           data: { tenantId, scope: 'activate', key: idempotencyKey, requestHash: hash, response: result as unknown as Prisma.InputJsonValue },
         });
       }
+      const goodwill = result.goodwill;
       const base = { licenseId: license.id, customerId: license.customerId, actor };
       emit({
         ...base,
@@ -397,23 +435,15 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
       }
       return result;
     });
+    const result = await oneAtATime(license.id, () => startingAgain(attemptActivation));
+    if (!result) throw new LicensingError('ACTIVATION_LIMIT_REACHED', 'This license has no activations left');
+    return result;
   } catch (err) {
-    if (err instanceof SlotUnavailable) {
-      await inTransaction(ctx, tenantId, async (_tx, emit) => {
-        emit({
-          type: 'compliance.activation_denied',
-          subjectType: 'License',
-          subjectId: license.id,
-          licenseId: license.id,
-          customerId: license.customerId,
-          payload: { code: 'ACTIVATION_LIMIT_REACHED', fingerprint, maxActivations: license.maxActivations, goodwillActivations: license.goodwillActivations },
-          actor,
-        });
-      });
-      throw new LicensingError('ACTIVATION_LIMIT_REACHED', 'This license has no activations left');
-    }
     // A concurrent request activated this device (or stored this idempotency key) first: answer as it did.
-    if ((err instanceof DeviceRaced || isUniqueViolation(err)) && attempt < 2) return activateChecked(ctx, input, attempt + 1);
+    // Two devices swapping licenses of one product can deadlock on the two license rows; PostgreSQL
+    // aborts one, which simply runs again.
+    const retry = err instanceof DeviceRaced || isUniqueViolation(err) || /deadlock detected/.test((err as Error)?.message ?? '');
+    if (retry && attempt < 2) return activateChecked(ctx, input, attempt + 1);
     throw err;
   }
 }

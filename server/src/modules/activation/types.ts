@@ -147,7 +147,10 @@ const Validation = builder.objectRef<ValidationResult>('Validation').implement({
     license: t.prismaField({
       type: LicenseInfo,
       nullable: true,
-      resolve: (query, v, _a, ctx) => (v.licenseId ? ctx.prisma.license.findUnique({ ...query, where: { id: v.licenseId } }) : null),
+      resolve: async (query, v, _a, ctx) => {
+        const select = { ...query };
+        return v.licenseId ? ctx.prisma.license.findUnique({ ...select, where: { id: v.licenseId } }) : null;
+      },
     }),
   }),
 });

@@ -1,0 +1,453 @@
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
+import {
+  activateDevice,
+  components,
+  deactivateDevice,
+  heartbeatDevice,
+  issue,
+  license as issueLicense,
+  RELEASE,
+  validate,
+} from './fixtures.ts';
+import { generateKey } from '../licenses/keys.ts';
+import { reclaimInactive } from './service.ts';
+
+let s: TestServer;
+let token: string;
+let slug: string;
+let tenantId: string;
+beforeAll(async () => {
+  s = await startTestServer();
+  ({ token, slug, id: tenantId } = await s.tenant());
+});
+afterAll(() => s.close());
+
+const rawId = (globalId: string) => decodeGlobalID(globalId).id;
+const used = async (licenseId: string) => (await s.db.prisma.license.findUniqueOrThrow({ where: { id: licenseId } })).activationsUsed;
+const events = (type: string, licenseId?: string) =>
+  s.db.prisma.auditEvent.findMany({ where: { tenantId, type, ...(licenseId ? { licenseId } : {}) }, orderBy: { id: 'asc' } });
+
+async function jwks(tenantSlug = slug): Promise<JSONWebKeySet> {
+  const r = await s.fetch(`/.well-known/jwks.json?tenant=${tenantSlug}`);
+  expect(r.status).toBe(200);
+  return (await r.json()) as JSONWebKeySet;
+}
+
+const UPDATE_LICENSE = `mutation($input: UpdateLicenseInput!) { updateLicense(input: $input) { __typename ... on License { revision syncState } ... on Error { message } } }`;
+const RENEW_LICENSE = `mutation($input: RenewLicenseInput!) { renewLicense(input: $input) { __typename ... on License { type expiresAt revision } ... on Error { message } } }`;
+const LICENSE_ACTION = (name: string) => `mutation($input: LicenseIdInput!) { ${name}(input: $input) { __typename ... on Error { message } } }`;
+
+describe('activate', () => {
+  it('binds a device and returns a token that verifies against the published JWKS', async () => {
+    const l = await issue(s, token, { maxActivations: 3, features: ['pro'] });
+    const a = await activateDevice(s, {
+      key: l.key,
+      fingerprint: 'device-1',
+      components: components('aa:bb', 'cpu-1'),
+      client: { hostname: 'ws-1', platform: 'linux', osVersion: '6.1', appVersion: '1.2.3' },
+    });
+    expect(a.__typename).toBe('ActivateSuccess');
+    expect(a).toMatchObject({ reused: false, goodwill: false, activation: { status: 'ACTIVE', fingerprint: 'device-1', appVersion: '1.2.3' } });
+    expect(a.activation.license).toMatchObject({ activationsUsed: 1, maxActivations: 3, features: ['pro'], revision: 1 });
+
+    expect(decodeProtectedHeader(a.token)).toMatchObject({ alg: 'EdDSA', typ: 'tessera-activation+jwt' });
+    const { payload } = await jwtVerify(a.token, createLocalJWKSet(await jwks()), { typ: 'tessera-activation+jwt', issuer: slug });
+    expect(payload).toMatchObject({ sub: l.id, activation: rawId(a.activation.id), fingerprint: 'device-1', revision: 1, features: ['pro'] });
+
+    const [created] = await events('activation.created', l.id);
+    expect(created).toMatchObject({ actorType: 'client', actorId: l.id, subjectId: rawId(a.activation.id) });
+  });
+
+  it('re-activating the same device returns the activation with reused: true and consumes nothing', async () => {
+    const l = await issue(s, token, { maxActivations: 1 });
+    const first = await activateDevice(s, { key: l.key, fingerprint: 'same' });
+    const again = await activateDevice(s, { key: l.key, fingerprint: 'same', client: { appVersion: '2.0.0' } });
+    expect(again).toMatchObject({ __typename: 'ActivateSuccess', reused: true, activation: { id: first.activation.id, appVersion: '2.0.0' } });
+    expect(await used(l.id)).toBe(1);
+    expect(await events('activation.reused', l.id)).toHaveLength(1);
+  });
+
+  it('rejects the activation beyond maxActivations with ACTIVATION_LIMIT_REACHED and a compliance event', async () => {
+    const l = await issue(s, token, { maxActivations: 3 });
+    for (let i = 0; i < 3; i++) expect((await activateDevice(s, { key: l.key, fingerprint: `d${i}` })).__typename).toBe('ActivateSuccess');
+    const fourth = await activateDevice(s, { key: l.key, fingerprint: 'd3' });
+    expect(fourth).toMatchObject({ __typename: 'LicensingError', code: 'ACTIVATION_LIMIT_REACHED' });
+    expect(await used(l.id)).toBe(3);
+    expect(await s.db.prisma.activation.count({ where: { licenseId: l.id } })).toBe(3);
+    const denied = await events('compliance.activation_denied', l.id);
+    expect(denied).toHaveLength(1);
+    expect(denied[0]!.payload).toMatchObject({ code: 'ACTIVATION_LIMIT_REACHED' });
+  });
+
+  it('goodwill activations succeed with goodwill: true and raise compliance.goodwill_used; one more fails', async () => {
+    const l = await issue(s, token, { maxActivations: 2, goodwillActivations: 1 });
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push(await activateDevice(s, { key: l.key, fingerprint: `g${i}` }));
+    expect(results.map((r) => r.goodwill ?? r.code)).toEqual([false, false, true, 'ACTIVATION_LIMIT_REACHED']);
+    expect(await events('compliance.goodwill_used', l.id)).toHaveLength(1);
+    expect(await used(l.id)).toBe(3);
+  });
+
+  it('200 concurrent activations against a cap of 100: exactly 100 succeed', async () => {
+    const l = await issue(s, token, { maxActivations: 100 });
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => activateDevice(s, { key: l.key, fingerprint: `c-${i}` })));
+    const byType = results.reduce<Record<string, number>>((acc, r) => {
+      const k = r.__typename === 'ActivateSuccess' ? 'ok' : r.code;
+      acc[k] = (acc[k] ?? 0) + 1;
+      return acc;
+    }, {});
+    expect(byType).toEqual({ ok: 100, ACTIVATION_LIMIT_REACHED: 100 });
+    expect(await used(l.id)).toBe(100);
+    expect(await s.db.prisma.activation.count({ where: { licenseId: l.id, status: 'ACTIVE' } })).toBe(100);
+  });
+
+  it('the same device activating concurrently holds one activation and one slot', async () => {
+    const l = await issue(s, token, { maxActivations: 5 });
+    const results = await Promise.all(Array.from({ length: 10 }, () => activateDevice(s, { key: l.key, fingerprint: 'twin' })));
+    expect(results.every((r) => r.__typename === 'ActivateSuccess')).toBe(true);
+    expect(new Set(results.map((r) => r.activation.id)).size).toBe(1);
+    expect(results.filter((r) => !r.reused)).toHaveLength(1);
+    expect(await used(l.id)).toBe(1);
+  });
+
+  it('token keys activate once each (TOKEN_ALREADY_USED), even under concurrency', async () => {
+    const l = await issue(s, token, { maxActivations: 10 }, { tokenCount: 2 });
+    const [t1, t2] = l.tokenKeys as [string, string];
+    expect((await activateDevice(s, { key: t1, fingerprint: 'tk-a' })).__typename).toBe('ActivateSuccess');
+    expect(await activateDevice(s, { key: t1, fingerprint: 'tk-b' })).toMatchObject({ code: 'TOKEN_ALREADY_USED' });
+    expect(await activateDevice(s, { key: t1, fingerprint: 'tk-a' })).toMatchObject({ __typename: 'ActivateSuccess', reused: true });
+
+    const race = await Promise.all(Array.from({ length: 10 }, (_, i) => activateDevice(s, { key: t2, fingerprint: `tk-race-${i}` })));
+    expect(race.filter((r) => r.__typename === 'ActivateSuccess')).toHaveLength(1);
+    expect(race.filter((r) => r.code === 'TOKEN_ALREADY_USED')).toHaveLength(9);
+    expect(await used(l.id)).toBe(2);
+    const tokens = await s.db.prisma.tokenKey.findMany({ where: { licenseId: l.id } });
+    expect(tokens.every((t) => t.usedAt && t.activationId)).toBe(true);
+  });
+
+  it('a device moving to another license of the same product frees its old activation', async () => {
+    const l1 = await issue(s, token, { maxActivations: 2 });
+    const l2 = await issueLicense(s, token, l1.editionId);
+    const old = await activateDevice(s, { key: l1.key, fingerprint: 'mover' });
+    await activateDevice(s, { key: l1.key, fingerprint: 'stays' });
+    const moved = await activateDevice(s, { key: l2.key, fingerprint: 'mover' });
+    expect(moved).toMatchObject({ __typename: 'ActivateSuccess', reused: false });
+    expect(await s.db.prisma.activation.findUniqueOrThrow({ where: { id: rawId(old.activation.id) } })).toMatchObject({ status: 'RELEASED' });
+    expect(await used(l1.id)).toBe(1);
+    expect(await used(l2.id)).toBe(1);
+    expect(await heartbeatDevice(s, { key: l1.key, fingerprint: 'mover' })).toMatchObject({ code: 'ACTIVATION_RELEASED' });
+    const released = await events('activation.released', l1.id);
+    expect(released.at(-1)!.payload).toMatchObject({ reason: 'moved', toLicenseId: l2.id });
+  });
+
+  it('an idempotency key returns the first result; with other parameters it is IDEMPOTENCY_KEY_REUSED', async () => {
+    const l = await issue(s, token, { maxActivations: 5 });
+    const input = { key: l.key, fingerprint: 'idem-1', idempotencyKey: 'req-1' };
+    const first = await activateDevice(s, input);
+    const retry = await activateDevice(s, input);
+    expect(retry).toMatchObject({ __typename: 'ActivateSuccess', token: first.token, reused: false, activation: { id: first.activation.id } });
+    expect(await activateDevice(s, { ...input, fingerprint: 'idem-2' })).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(await used(l.id)).toBe(1);
+
+    const burst = await Promise.all(Array.from({ length: 8 }, () => activateDevice(s, { key: l.key, fingerprint: 'idem-3', idempotencyKey: 'req-2' })));
+    expect(new Set(burst.map((r) => r.token)).size).toBe(1);
+    expect(await used(l.id)).toBe(2);
+  });
+
+  it('MAJORITY matching: one changed component is the same device; components are updated and audited', async () => {
+    const l = await issue(s, token, { maxActivations: 5, fingerprintMatch: 'MAJORITY' });
+    const first = await activateDevice(s, { key: l.key, fingerprint: 'fp-1', components: components('mac-1', 'cpu-1', 'disk-1') });
+    const changed = await activateDevice(s, { key: l.key, fingerprint: 'fp-2', components: components('mac-1', 'cpu-1', 'disk-2') });
+    expect(changed).toMatchObject({ __typename: 'ActivateSuccess', reused: true, activation: { id: first.activation.id, fingerprint: 'fp-2' } });
+    expect(await used(l.id)).toBe(1);
+    const row = await s.db.prisma.activation.findUniqueOrThrow({ where: { id: rawId(first.activation.id) } });
+    expect(row.components).toEqual(components('mac-1', 'cpu-1', 'disk-2'));
+    const [audit] = await events('device.components_changed', l.id);
+    expect(audit!.payload).toMatchObject({ fromFingerprint: 'fp-1', toFingerprint: 'fp-2', added: [{ value: 'disk-2' }], removed: [{ value: 'disk-1' }] });
+    // The device now heartbeats under its new fingerprint.
+    expect((await heartbeatDevice(s, { key: l.key, fingerprint: 'fp-2' })).__typename).toBe('HeartbeatSuccess');
+
+    // Two of three changed: a different device.
+    const other = await activateDevice(s, { key: l.key, fingerprint: 'fp-3', components: components('mac-1', 'cpu-9', 'disk-9') });
+    expect(other).toMatchObject({ reused: false });
+  });
+
+  it('ANY_TWO matching and EXACT matching', async () => {
+    const any = await issue(s, token, { maxActivations: 5, fingerprintMatch: 'ANY_TWO' });
+    await activateDevice(s, { key: any.key, fingerprint: 'a-1', components: components('m', 'c', 'd', 'h') });
+    expect(await activateDevice(s, { key: any.key, fingerprint: 'a-2', components: components('m', 'c', 'x', 'y') })).toMatchObject({ reused: true });
+    const exact = await issue(s, token, { maxActivations: 5 });
+    await activateDevice(s, { key: exact.key, fingerprint: 'e-1', components: components('m', 'c', 'd') });
+    expect(await activateDevice(s, { key: exact.key, fingerprint: 'e-2', components: components('m', 'c', 'x') })).toMatchObject({ reused: false });
+    expect(await used(exact.id)).toBe(2);
+  });
+});
+
+describe('rule order', () => {
+  it('answers with stable codes in order: revoked, suspended, not yet valid, expired, deployment mode, version, limits', async () => {
+    const revoked = await issue(s, token, { maxActivations: 1 });
+    await s.db.prisma.license.update({ where: { id: revoked.id }, data: { state: 'REVOKED', expiresAt: new Date(Date.now() - 1000), type: 'SUBSCRIPTION' } });
+    expect(await activateDevice(s, { key: revoked.key, fingerprint: 'r' })).toMatchObject({ code: 'LICENSE_REVOKED' });
+
+    const suspended = await issue(s, token, { maxActivations: 1 });
+    ok(await s.gql(LICENSE_ACTION('suspendLicense'), { input: { licenseId: suspended.globalId } }, { token }));
+    await s.db.prisma.license.update({ where: { id: suspended.id }, data: { expiresAt: new Date(Date.now() - 1000), type: 'SUBSCRIPTION' } });
+    expect(await activateDevice(s, { key: suspended.key, fingerprint: 'r' })).toMatchObject({ code: 'LICENSE_SUSPENDED' });
+
+    const future = await issue(s, token, { maxActivations: 1 }, { startsAt: new Date(Date.now() + 86_400_000).toISOString() });
+    expect(await activateDevice(s, { key: future.key, fingerprint: 'r' })).toMatchObject({ code: 'LICENSE_NOT_YET_VALID' });
+
+    const expired = await issue(s, token, { maxActivations: 1, deploymentMode: 'OFFLINE', allowedVersions: '>=2.0.0' });
+    await s.db.prisma.license.update({ where: { id: expired.id }, data: { expiresAt: new Date(Date.now() - 1000), type: 'SUBSCRIPTION' } });
+    expect(await activateDevice(s, { key: expired.key, fingerprint: 'r', client: { appVersion: '1.0.0' } })).toMatchObject({ code: 'LICENSE_EXPIRED' });
+
+    const offline = await issue(s, token, { maxActivations: 1, deploymentMode: 'OFFLINE', allowedVersions: '>=2.0.0' });
+    expect(await activateDevice(s, { key: offline.key, fingerprint: 'r', client: { appVersion: '1.0.0' } })).toMatchObject({ code: 'ONLINE_ACTIVATION_NOT_ALLOWED' });
+
+    const versioned = await issue(s, token, { maxActivations: 1, allowedVersions: '>=2.0.0 <3.0.0' });
+    await activateDevice(s, { key: versioned.key, fingerprint: 'v-ok', client: { appVersion: '2.5.0' } });
+    expect(await activateDevice(s, { key: versioned.key, fingerprint: 'v-old', client: { appVersion: '1.9.0' } })).toMatchObject({ code: 'VERSION_NOT_ALLOWED' });
+    expect(await activateDevice(s, { key: versioned.key, fingerprint: 'v-new', client: { appVersion: '2.6.0' } })).toMatchObject({ code: 'ACTIVATION_LIMIT_REACHED' });
+    const denied = await events('compliance.activation_denied', versioned.id);
+    expect(denied.map((e) => (e.payload as { code: string }).code)).toEqual(['VERSION_NOT_ALLOWED', 'ACTIVATION_LIMIT_REACHED']);
+  });
+});
+
+describe('heartbeat and sync', () => {
+  it('records last seen, version and OS as a time series and returns nextHeartbeatBy', async () => {
+    const l = await issue(s, token, { maxActivations: 2, heartbeatSeconds: 600 });
+    const a = await activateDevice(s, { key: l.key, fingerprint: 'hb', client: { appVersion: '1.0.0', osVersion: 'win10' } });
+    const before = Date.now();
+    const h1 = await heartbeatDevice(s, { key: l.key, fingerprint: 'hb', revision: 1, client: { appVersion: '1.0.1', osVersion: 'win11' } });
+    expect(h1).toMatchObject({ __typename: 'HeartbeatSuccess', updateAvailable: false, token: null, activation: { id: a.activation.id, appVersion: '1.0.1' } });
+    expect(new Date(h1.nextHeartbeatBy).getTime()).toBeGreaterThanOrEqual(before + 600_000 - 1000);
+    expect(new Date(h1.nextHeartbeatBy).getTime()).toBeLessThanOrEqual(Date.now() + 600_000 + 1000);
+    expect(h1.activation.lastHeartbeatAt).not.toBeNull();
+    await heartbeatDevice(s, { key: l.key, fingerprint: 'hb', revision: 1, client: { appVersion: '1.0.2' } });
+    const samples = await s.db.prisma.heartbeatSample.findMany({ where: { activationId: rawId(a.activation.id) }, orderBy: { id: 'asc' } });
+    expect(samples.map((x) => [x.appVersion, x.osVersion])).toEqual([
+      ['1.0.1', 'win11'],
+      ['1.0.2', 'win11'],
+    ]);
+    expect(await events('device.heartbeat', l.id)).toHaveLength(2);
+    expect(await heartbeatDevice(s, { key: l.key, fingerprint: 'never-activated' })).toMatchObject({ code: 'NOT_ACTIVATED' });
+  });
+
+  it('carries a license change to every device: updateAvailable + fresh token; PENDING_SYNC until all have it', async () => {
+    const l = await issue(s, token, { maxActivations: 2, features: ['a', 'b'] });
+    await activateDevice(s, { key: l.key, fingerprint: 's1' });
+    await activateDevice(s, { key: l.key, fingerprint: 's2' });
+    const updated = ok(await s.gql(UPDATE_LICENSE, { input: { licenseId: l.globalId, features: ['a', 'b'], maxActivations: 5 } }, { token }));
+    expect(updated.updateLicense).toMatchObject({ revision: 2, syncState: 'PENDING_SYNC' });
+
+    const h1 = await heartbeatDevice(s, { key: l.key, fingerprint: 's1', revision: 1 });
+    expect(h1).toMatchObject({ updateAvailable: true, activation: { license: { revision: 2, maxActivations: 5 } } });
+    const { payload } = await jwtVerify(h1.token, createLocalJWKSet(await jwks()), { typ: 'tessera-activation+jwt' });
+    expect(payload).toMatchObject({ revision: 2, maxActivations: 5 });
+    expect((await s.db.prisma.license.findUniqueOrThrow({ where: { id: l.id } })).syncState).toBe('PENDING_SYNC');
+
+    const h2 = await heartbeatDevice(s, { key: l.key, fingerprint: 's2', revision: 1 });
+    expect(h2.updateAvailable).toBe(true);
+    expect((await s.db.prisma.license.findUniqueOrThrow({ where: { id: l.id } })).syncState).toBe('SYNCED');
+    expect(await events('license.synced', l.id)).toHaveLength(1);
+    // Up to date now.
+    expect(await heartbeatDevice(s, { key: l.key, fingerprint: 's1', revision: 2 })).toMatchObject({ updateAvailable: false, token: null });
+  });
+
+  it('an expired trial answers LICENSE_EXPIRED; renewal extends it at once and the next heartbeat carries it', async () => {
+    const l = await issue(s, token, { maxActivations: 1, validityDays: 14, licenseType: 'TRIAL' });
+    await activateDevice(s, { key: l.key, fingerprint: 'trial' });
+    await s.db.prisma.license.update({ where: { id: l.id }, data: { expiresAt: new Date(Date.now() - 60_000) } });
+    expect(await heartbeatDevice(s, { key: l.key, fingerprint: 'trial', revision: 1 })).toMatchObject({ code: 'LICENSE_EXPIRED' });
+    expect(await validate(s, { key: l.key, fingerprint: 'trial' })).toMatchObject({ valid: false, code: 'LICENSE_EXPIRED', license: { status: 'EXPIRED' } });
+
+    const renewed = ok(await s.gql(RENEW_LICENSE, { input: { licenseId: l.globalId, extendDays: 365, licenseType: 'SUBSCRIPTION' } }, { token }));
+    expect(renewed.renewLicense).toMatchObject({ type: 'SUBSCRIPTION', revision: 2 });
+    const h = await heartbeatDevice(s, { key: l.key, fingerprint: 'trial', revision: 1 });
+    expect(h).toMatchObject({ __typename: 'HeartbeatSuccess', updateAvailable: true, activation: { license: { type: 'SUBSCRIPTION', status: 'ACTIVE' } } });
+    const { payload } = await jwtVerify(h.token, createLocalJWKSet(await jwks()));
+    expect(payload.licenseType).toBe('SUBSCRIPTION');
+    expect(new Date(payload.licenseExpiresAt as string).getTime()).toBeGreaterThan(Date.now() + 364 * 86_400_000);
+    expect(payload.exp).toBe(Math.floor(new Date(payload.licenseExpiresAt as string).getTime() / 1000));
+    expect(await validate(s, { key: l.key, fingerprint: 'trial' })).toMatchObject({ valid: true, code: null });
+  });
+});
+
+describe('release and reclamation', () => {
+  it('deactivate frees the slot at once; a second deactivate is ACTIVATION_RELEASED', async () => {
+    const l = await issue(s, token, { maxActivations: 1 });
+    await activateDevice(s, { key: l.key, fingerprint: 'x1' });
+    expect(await deactivateDevice(s, { key: l.key, fingerprint: 'x1' })).toMatchObject({ __typename: 'DeactivateSuccess', activation: { status: 'RELEASED' } });
+    expect(await used(l.id)).toBe(0);
+    expect(await deactivateDevice(s, { key: l.key, fingerprint: 'x1' })).toMatchObject({ code: 'ACTIVATION_RELEASED' });
+    expect(await deactivateDevice(s, { key: l.key, fingerprint: 'nobody' })).toMatchObject({ code: 'NOT_ACTIVATED' });
+    expect((await activateDevice(s, { key: l.key, fingerprint: 'x2' })).__typename).toBe('ActivateSuccess');
+    // The released device may come back while a slot is free... there is none now.
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'x1' })).toMatchObject({ code: 'ACTIVATION_LIMIT_REACHED' });
+    expect(await events('activation.released', l.id)).toHaveLength(1);
+  });
+
+  it('releaseActivation (admin) frees the seat; the device then gets ACTIVATION_RELEASED', async () => {
+    const l = await issue(s, token, { maxActivations: 1 });
+    const a = await activateDevice(s, { key: l.key, fingerprint: 'lost' });
+    const r = ok(await s.gql(RELEASE, { input: { activationId: a.activation.id } }, { token }));
+    expect(r.releaseActivation).toMatchObject({ __typename: 'Activation', status: 'RELEASED' });
+    expect(await used(l.id)).toBe(0);
+    expect(await heartbeatDevice(s, { key: l.key, fingerprint: 'lost' })).toMatchObject({ code: 'ACTIVATION_RELEASED' });
+    expect(await validate(s, { key: l.key, fingerprint: 'lost' })).toMatchObject({ valid: false, code: 'ACTIVATION_RELEASED' });
+    expect(ok(await s.gql(RELEASE, { input: { activationId: a.activation.id } }, { token })).releaseActivation.__typename).toBe('ConflictError');
+    const anon = await s.gql(RELEASE, { input: { activationId: a.activation.id } });
+    expect(anon.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    // Another tenant cannot see or release it.
+    const other = await s.tenant();
+    expect(ok(await s.gql(RELEASE, { input: { activationId: a.activation.id } }, { token: other.token })).releaseActivation.__typename).toBe('NotFoundError');
+  });
+
+  it('devices silent past inactivityReclaimSeconds become INACTIVE, free their seat, and hear ACTIVATION_RELEASED', async () => {
+    const l = await issue(s, token, { maxActivations: 10, heartbeatSeconds: 60, inactivityReclaimSeconds: 120 });
+    for (let i = 0; i < 6; i++) await activateDevice(s, { key: l.key, fingerprint: `idle-${i}` });
+    const stale = new Date(Date.now() - 10 * 60_000);
+    await s.db.prisma.activation.updateMany({ where: { licenseId: l.id, fingerprint: { in: ['idle-0', 'idle-1', 'idle-2', 'idle-3'] } }, data: { lastHeartbeatAt: stale } });
+    await s.db.prisma.activation.updateMany({ where: { licenseId: l.id, fingerprint: 'idle-4' }, data: { activatedAt: stale } });
+
+    // Several instances sweeping at once reclaim each device exactly once.
+    const counts = await Promise.all([reclaimInactive(s.app.deps), reclaimInactive(s.app.deps), reclaimInactive(s.app.deps)]);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(5);
+    expect(await used(l.id)).toBe(1);
+    expect(await s.db.prisma.activation.count({ where: { licenseId: l.id, status: 'INACTIVE' } })).toBe(5);
+    expect(await events('activation.reclaimed', l.id)).toHaveLength(5);
+    expect(await heartbeatDevice(s, { key: l.key, fingerprint: 'idle-0' })).toMatchObject({ code: 'ACTIVATION_RELEASED' });
+    expect((await heartbeatDevice(s, { key: l.key, fingerprint: 'idle-5' })).__typename).toBe('HeartbeatSuccess');
+    // A reclaimed device may activate again, taking a fresh slot.
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'idle-0' })).toMatchObject({ __typename: 'ActivateSuccess', reused: false });
+    expect(await used(l.id)).toBe(2);
+    expect(await reclaimInactive(s.app.deps)).toBe(0);
+  });
+});
+
+describe('validateLicense', () => {
+  it('checks state, version, device and feature', async () => {
+    const l = await issue(s, token, { maxActivations: 2, features: ['export'], allowedVersions: '^3.0.0' });
+    await activateDevice(s, { key: l.key, fingerprint: 'v1', client: { appVersion: '3.1.0' } });
+    expect(await validate(s, { key: l.key })).toMatchObject({ valid: true, code: null, license: { status: 'ACTIVE', features: ['export'], activationsUsed: 1 } });
+    expect(await validate(s, { key: l.key, fingerprint: 'v1', version: '3.2.0', feature: 'export' })).toMatchObject({ valid: true });
+    expect(await validate(s, { key: l.key, version: '2.0.0' })).toMatchObject({ valid: false, code: 'VERSION_NOT_ALLOWED' });
+    expect(await validate(s, { key: l.key, fingerprint: 'v9' })).toMatchObject({ valid: false, code: 'NOT_ACTIVATED' });
+    expect(await validate(s, { key: l.key, feature: 'import' })).toMatchObject({ valid: false, code: 'FEATURE_NOT_ENTITLED' });
+    expect(await validate(s, { key: 'LIC-0000-000000000000-0000' })).toEqual({ valid: false, code: 'LICENSE_NOT_FOUND', license: null });
+  });
+});
+
+describe('bad input', () => {
+  async function snapshot() {
+    return {
+      activations: await s.db.prisma.activation.count(),
+      events: await s.db.prisma.auditEvent.count(),
+      licenses: await s.db.prisma.license.findMany({ select: { id: true, activationsUsed: true }, orderBy: { id: 'asc' } }),
+    };
+  }
+
+  it('malformed, unknown and oversized input gives typed errors and changes nothing', async () => {
+    const l = await issue(s, token, { maxActivations: 5 });
+    const unknownKey = generateKey('LIC');
+    const before = await snapshot();
+    const cases: [Record<string, unknown>, string][] = [
+      [{ key: 'not a key', fingerprint: 'f' }, 'LICENSE_NOT_FOUND'],
+      [{ key: 'x'.repeat(10_000), fingerprint: 'f' }, 'LICENSE_NOT_FOUND'],
+      [{ key: unknownKey, fingerprint: 'f' }, 'LICENSE_NOT_FOUND'],
+      [{ key: 'TOK-0000-000000000000-0000', fingerprint: 'f' }, 'LICENSE_NOT_FOUND'],
+      [{ key: generateKey('TOK'), fingerprint: 'f' }, 'LICENSE_NOT_FOUND'],
+      [{ key: l.key.slice(0, -1), fingerprint: 'f' }, 'LICENSE_NOT_FOUND'],
+      [{ key: l.key, fingerprint: '' }, 'ValidationError'],
+      [{ key: l.key, fingerprint: 'f'.repeat(10_240) }, 'ValidationError'],
+      [{ key: l.key, fingerprint: 'f', components: components(...Array.from({ length: 1000 }, (_, i) => `c${i}`)) }, 'ValidationError'],
+      [{ key: l.key, fingerprint: 'f', components: [{ kind: 'MAC', value: 'v'.repeat(10_000) }] }, 'ValidationError'],
+      [{ key: l.key, fingerprint: 'f', client: { hostname: 'h'.repeat(5000) } }, 'ValidationError'],
+      [{ key: l.key, fingerprint: 'f', idempotencyKey: 'k'.repeat(1000) }, 'ValidationError'],
+    ];
+    for (const [input, expected] of cases) {
+      const r = await activateDevice(s, input);
+      expect(r.__typename === 'ValidationError' ? 'ValidationError' : r.code, JSON.stringify(input).slice(0, 80)).toBe(expected);
+    }
+    expect(await heartbeatDevice(s, { key: unknownKey, fingerprint: 'f' })).toMatchObject({ code: 'LICENSE_NOT_FOUND' });
+    expect(await heartbeatDevice(s, { key: l.key, fingerprint: 'f'.repeat(10_240) })).toMatchObject({ __typename: 'ValidationError' });
+    expect(await deactivateDevice(s, { key: 'garbage', fingerprint: 'f' })).toMatchObject({ code: 'LICENSE_NOT_FOUND' });
+    const v = await s.gql(`query($input: ValidateInput!) { validateLicense(input: $input) { valid } }`, { input: { key: l.key, fingerprint: 'f'.repeat(10_240) } });
+    expect(v.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('a well-formed unknown key and a known key cost the same single lookup (no timing oracle by work done)', async () => {
+    const l = await issue(s, token, { maxActivations: 5 });
+    await s.db.prisma.license.update({ where: { id: l.id }, data: { state: 'REVOKED' } });
+    const unknownKey = generateKey('LIC');
+    const once = async (key: string) => {
+      const start = performance.now();
+      await activateDevice(s, { key, fingerprint: 'timing' });
+      return performance.now() - start;
+    };
+    await once(l.key);
+    // Interleaved, so load on the machine hits both alike; medians compared within a generous band.
+    const known: number[] = [];
+    const unknown: number[] = [];
+    for (let i = 0; i < 25; i++) {
+      known.push(await once(l.key));
+      unknown.push(await once(unknownKey));
+    }
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const ratio = median(unknown) / median(known);
+    expect(ratio).toBeGreaterThan(0.33);
+    expect(ratio).toBeLessThan(3);
+  });
+});
+
+describe('signing keys', () => {
+  const ROTATE = `mutation { rotateSigningKey { __typename ... on SigningKey { kid retiredAt } ... on Error { message } } }`;
+  const KEYS = `{ signingKeys { kid retiredAt } }`;
+
+  it('rotation signs with a new kid and keeps old tokens verifiable through the JWKS', async () => {
+    const l = await issue(s, token, { maxActivations: 5 });
+    const before = await activateDevice(s, { key: l.key, fingerprint: 'rot-1' });
+    const oldKid = decodeProtectedHeader(before.token).kid;
+    const rotated = ok(await s.gql(ROTATE, {}, { token })).rotateSigningKey;
+    expect(rotated.__typename).toBe('SigningKey');
+    expect(rotated.kid).not.toBe(oldKid);
+    const after = await activateDevice(s, { key: l.key, fingerprint: 'rot-2' });
+    expect(decodeProtectedHeader(after.token).kid).toBe(rotated.kid);
+
+    const set = await jwks();
+    expect(set.keys.map((k) => k.kid).sort()).toEqual([oldKid, rotated.kid].sort());
+    expect(set.keys.every((k) => k.kty === 'OKP' && k.crv === 'Ed25519' && !('d' in k))).toBe(true);
+    const verify = createLocalJWKSet(set);
+    await expect(jwtVerify(before.token, verify)).resolves.toBeTruthy();
+    await expect(jwtVerify(after.token, verify)).resolves.toBeTruthy();
+    const keys = ok(await s.gql(KEYS, {}, { token })).signingKeys;
+    expect(keys.find((k: { kid: string }) => k.kid === oldKid).retiredAt).not.toBeNull();
+    expect(await events('signing_key.rotated')).toHaveLength(1);
+  });
+
+  it("another tenant's JWKS does not verify this tenant's tokens; unknown tenants are 404", async () => {
+    const l = await issue(s, token, { maxActivations: 5 });
+    const a = await activateDevice(s, { key: l.key, fingerprint: 'iso' });
+    const other = await s.tenant();
+    await expect(jwtVerify(a.token, createLocalJWKSet(await jwks(other.slug)))).rejects.toThrow();
+    expect((await s.fetch('/.well-known/jwks.json?tenant=no-such-tenant')).status).toBe(404);
+    expect((await s.fetch('/.well-known/jwks.json')).status).toBe(400);
+  });
+
+  it('private keys are stored encrypted; only OWNER may rotate', async () => {
+    const rows = await s.db.prisma.signingKey.findMany({ where: { tenantId } });
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) {
+      expect(r.encryptedPrivateKey).toMatch(/^v1\./);
+      expect(r.encryptedPrivateKey).not.toContain('PRIVATE KEY');
+    }
+    const CREATE_TOKEN = `mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { __typename ... on CreateApiTokenPayload { token } ... on Error { message } } }`;
+    const created = ok(await s.gql(CREATE_TOKEN, { input: { name: 'admin', role: 'ADMIN' } }, { token }));
+    const r = await s.gql(ROTATE, {}, { token: created.createApiToken.token });
+    expect(r.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+});

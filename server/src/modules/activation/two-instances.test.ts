@@ -1,0 +1,117 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshPostgres, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
+import { ACTIVATE, issue } from './fixtures.ts';
+
+/**
+ * The activation cap across processes: two real server instances (`src/main.ts`) on one fresh
+ * PostgreSQL database, 200 activations split between them against a cap of 100.
+ */
+const serverDir = path.resolve(import.meta.dirname, '../../..');
+
+interface Instance {
+  child: ChildProcess;
+  url: string;
+}
+
+function startInstance(env: Record<string, string>): Promise<Instance> {
+  const child = spawn(path.join(serverDir, 'node_modules/.bin/tsx'), ['src/main.ts'], {
+    cwd: serverDir,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`instance did not start:\n${output}`)), 90_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const m = /serving at (http:\/\/\S+)/.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1]! });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`instance exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+function stopInstance(i: Instance): Promise<void> {
+  return new Promise((resolve) => {
+    if (i.child.exitCode !== null) return resolve();
+    i.child.once('exit', () => resolve());
+    i.child.kill('SIGTERM');
+  });
+}
+
+describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL', () => {
+  let fresh: Awaited<ReturnType<typeof freshPostgres>>;
+  let setup: TestServer;
+  let dataDir: string;
+  const instances: Instance[] = [];
+
+  beforeAll(async () => {
+    fresh = await freshPostgres(testDatabaseUrl!);
+    setup = await startTestServer({ databaseUrl: fresh.url });
+    dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-two-'));
+    const env = {
+      DATABASE_URL: fresh.url,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      TESSERA_DATA_DIR: dataDir,
+      TESSERA_DEMO: '0',
+      TESSERA_MASTER_KEY: randomBytes(32).toString('base64'),
+      NODE_ENV: 'test',
+    };
+    instances.push(...(await Promise.all([startInstance(env), startInstance(env)])));
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all(instances.map(stopInstance));
+    await setup?.close();
+    await fresh?.drop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('200 concurrent activations split across both against a cap of 100: exactly 100 succeed', async () => {
+    const { token, slug } = await setup.tenant();
+    const l = await issue(setup, token, { maxActivations: 100 });
+    const results = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const base = instances[i % 2]!.url;
+        const r = await fetch(`${base}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: ACTIVATE, variables: { input: { key: l.key, fingerprint: `two-${i}` } } }),
+        });
+        const body = (await r.json()) as { data: { activate: { __typename: string; code?: string; token?: string } }; errors?: unknown };
+        if (body.errors) throw new Error(JSON.stringify(body.errors));
+        return { via: i % 2, ...body.data.activate };
+      }),
+    );
+    const ok = results.filter((r) => r.__typename === 'ActivateSuccess');
+    expect(ok).toHaveLength(100);
+    expect(results.filter((r) => r.code === 'ACTIVATION_LIMIT_REACHED')).toHaveLength(100);
+    // Both instances did real work.
+    expect(new Set(ok.map((r) => r.via)).size).toBe(2);
+    const license = await setup.db.prisma.license.findUniqueOrThrow({ where: { id: l.id } });
+    expect(license.activationsUsed).toBe(100);
+    expect(await setup.db.prisma.activation.count({ where: { licenseId: l.id, status: 'ACTIVE' } })).toBe(100);
+    // One signing key for the tenant, whichever instance signed first; tokens from both verify.
+    expect(await setup.db.prisma.signingKey.count({ where: { tenant: { slug } } })).toBe(1);
+    const jwks = createRemoteJWKSet(new URL(`${instances[1]!.url}/.well-known/jwks.json?tenant=${slug}`));
+    for (const r of [ok.find((x) => x.via === 0)!, ok.find((x) => x.via === 1)!]) {
+      const { payload } = await jwtVerify(r.token!, jwks, { typ: 'tessera-activation+jwt', issuer: slug });
+      expect(payload.sub).toBe(l.id);
+    }
+  }, 120_000);
+});
