@@ -63,9 +63,11 @@ export type ActivationStatus =
 export type ActivityEvent = {
   __typename?: 'ActivityEvent';
   actor: EventActor;
+  customer?: Maybe<Customer>;
   customerId?: Maybe<Scalars['ID']['output']>;
   /** The audit event id; pass the last one seen as `after` to resume. */
   id: Scalars['ID']['output'];
+  license?: Maybe<License>;
   licenseId?: Maybe<Scalars['ID']['output']>;
   occurredAt: Scalars['DateTime']['output'];
   payload: Scalars['JSON']['output'];

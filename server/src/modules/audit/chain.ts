@@ -186,12 +186,9 @@ function createSealer(deps: AppDeps): Sealer {
       return state.done;
     },
     async sweep() {
-      const tenants = await deps.prisma.auditEvent.findMany({
-        where: { seq: null },
-        distinct: ['tenantId'],
-        select: { tenantId: true },
-        take: 1000,
-      });
+      // Raw SQL: Prisma may apply `distinct` in memory, after reading every unsealed row.
+      const tenants = await deps.prisma.$queryRaw<{ tenantId: string }[]>`
+        SELECT DISTINCT "tenantId" FROM "AuditEvent" WHERE seq IS NULL LIMIT 1000`;
       await Promise.all(tenants.map((t) => sealer.seal(t.tenantId)));
     },
     onSealed(listener) {

@@ -147,6 +147,11 @@ describe('activity subscription over graphql-ws', () => {
     }));
     expect(act.activate.__typename).toBe('ActivateSuccess');
     const items = await sub.until((xs) => xs.some((x) => x.eventType === 'activation.created'));
+    // The activity feed re-reads the license for subscribers that select it.
+    const feed = subscribe<any>(connect(t.token).client, `subscription($after: ID) { activity(after: $after, filter: { types: ["activation.created"] }) { type license { key activationsUsed } } }`, {
+      after: (await s.db.prisma.auditEvent.findFirstOrThrow({ where: { tenantId: t.id, type: 'license.created' } })).id.toString(),
+    }, (d) => d.activity);
+    expect((await feed.until((xs) => xs.length >= 1))[0]).toEqual({ type: 'activation.created', license: { key: lic.key, activationsUsed: 1 } });
     expect(items.find((x) => x.eventType === 'activation.created')).toMatchObject({ activationsUsed: 1, maxActivations: 3 });
     // Another license's events do not reach this feed.
     const other = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename } }`, { input: { editionId: ed.id } }, { token: t.token }));

@@ -108,6 +108,19 @@ const ActivityEvent = builder.objectRef<DomainEvent>('ActivityEvent').implement(
     customerId: t.id({ nullable: true, resolve: (e) => (e.customerId ? encodeGlobalID('Customer', e.customerId) : null) }),
     payload: t.field({ type: 'JSON', resolve: (e) => e.payload }),
     requestId: t.exposeString('requestId', { nullable: true }),
+    // Events carry ids only; the current state is read when a subscriber asks for it.
+    license: t.prismaField({
+      type: 'License',
+      nullable: true,
+      resolve: (query, e, _a, ctx) =>
+        e.licenseId ? ctx.prisma.license.findFirst({ ...query, where: { id: e.licenseId, tenantId: e.tenantId } }) : null,
+    }),
+    customer: t.prismaField({
+      type: 'Customer',
+      nullable: true,
+      resolve: (query, e, _a, ctx) =>
+        e.customerId ? ctx.prisma.customer.findFirst({ ...query, where: { id: e.customerId, tenantId: e.tenantId } }) : null,
+    }),
   }),
 });
 
