@@ -1,0 +1,3 @@
+-- CreateIndex
+CREATE INDEX "Activation_licenseId_fingerprint_activatedAt_idx" ON "Activation"("licenseId", "fingerprint", "activatedAt");
+
