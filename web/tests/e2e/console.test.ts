@@ -140,6 +140,31 @@ describe('admin console', () => {
     await shot(page, '08-licenses');
   });
 
+  it('pages through the licenses connection', async () => {
+    const { products } = await gql<{ products: { editions: { id: string; deploymentMode: string }[] }[] }>(
+      server.base,
+      server.demo.apiToken,
+      `{ products { editions { id deploymentMode } } }`,
+    );
+    const editionId = products.flatMap((p) => p.editions).find((e) => e.deploymentMode === 'ONLINE')!.id;
+    for (let i = 0; i < 22; i++) {
+      await gql(server.base, server.demo.apiToken, `mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename } }`, {
+        input: { editionId, name: `Bulk ${i}` },
+      });
+    }
+    await page.goto(`${server.base}/licenses`);
+    await page.getByText(/Showing 25 of \d+/).waitFor();
+    const total = Number((await page.getByText(/Showing 25 of \d+/).textContent())!.match(/of (\d+)/)![1]);
+    expect(total).toBeGreaterThan(25);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.waitForURL(/after=/);
+    await page.getByText(`Showing ${total - 25} of ${total}`).waitFor();
+    expect(await page.getByRole('button', { name: 'Next' }).isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await page.waitForURL(/before=/);
+    await page.getByText(`Showing 25 of ${total}`).waitFor();
+  });
+
   it('shows activation progress updating live, then releases the device', async () => {
     await page.goto(licenseUrl);
     const progress = page.getByTestId('activation-progress');
