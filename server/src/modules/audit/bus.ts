@@ -108,8 +108,19 @@ export class EventQueue<T> {
   private waiting: ((r: IteratorResult<T>) => void) | null = null;
   private closed = false;
 
+  /**
+   * With `overflow`, a consumer that falls `limit` items behind (a slow client) loses the queued items
+   * and gets `overflow` in their place once; it then catches up from the audit log instead of holding
+   * an unbounded backlog in memory.
+   */
+  constructor(private readonly overflow?: { limit: number; marker: T }) {}
+
   push(item: T) {
     if (this.closed) return;
+    if (this.overflow && this.items.length >= this.overflow.limit) {
+      this.items = [this.overflow.marker];
+      return;
+    }
     if (this.waiting) {
       const w = this.waiting;
       this.waiting = null;

@@ -6,6 +6,10 @@ import { toDomainEvent } from './chain.ts';
 export const notFound = (what: string) => new GraphQLError(`${what} not found`, { extensions: { code: 'NOT_FOUND' } });
 
 const REPLAY_BATCH = 500;
+/** Live events a subscriber may fall behind by before it is switched to catching up from the log. */
+const MAX_BACKLOG = 5_000;
+/** In a subscriber's queue: "events were dropped, read from the log from your last seq". */
+const RESYNC = Object.freeze({ resync: true }) as unknown as DomainEvent;
 
 export interface ActivityFilter {
   types?: readonly string[] | null;
@@ -49,7 +53,7 @@ async function* readSealed(deps: AppDeps, tenantId: string, after: number, befor
 export async function tenantEventStream(
   deps: AppDeps,
   tenantId: string,
-  options: { afterId?: string | null; filter?: ActivityFilter | null } = {},
+  options: { afterId?: string | null; filter?: ActivityFilter | null; maxBacklog?: number } = {},
 ): Promise<AsyncIterableIterator<DomainEvent>> {
   let cursorSeq: number | null = null;
   if (options.afterId) {
@@ -59,7 +63,7 @@ export async function tenantEventStream(
     if (!cursor || cursor.seq === null) throw notFound('event');
     cursorSeq = Number(cursor.seq);
   }
-  const queue = new EventQueue<DomainEvent>();
+  const queue = new EventQueue<DomainEvent>({ limit: options.maxBacklog ?? MAX_BACKLOG, marker: RESYNC });
   const live = deps.bus.listen(tenantId, (e) => queue.push(e));
 
   async function* run(): AsyncGenerator<DomainEvent> {
@@ -77,6 +81,13 @@ export async function tenantEventStream(
       const next = await queue.next();
       if (next.done) return;
       const e = next.value;
+      if (e === RESYNC) {
+        for await (const missed of readSealed(deps, tenantId, last)) {
+          last = missed.seq;
+          if (matches(missed, options.filter)) yield missed;
+        }
+        continue;
+      }
       if (e.seq <= last) continue;
       if (e.seq > last + 1) {
         for await (const missed of readSealed(deps, tenantId, last, e.seq)) {
@@ -151,7 +162,7 @@ export async function licenseLiveStream(deps: AppDeps, tenantId: string, license
   const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(licenseId);
   const exists = isUuid && (await deps.prisma.license.count({ where: { id: licenseId, tenantId } })) > 0;
   if (!exists) throw notFound('license');
-  const queue = new EventQueue<DomainEvent>();
+  const queue = new EventQueue<DomainEvent>({ limit: MAX_BACKLOG, marker: RESYNC });
   const live = deps.bus.listen(tenantId, (e) => {
     if (e.licenseId === licenseId) queue.push(e);
   });
@@ -177,7 +188,7 @@ export async function licenseLiveStream(deps: AppDeps, tenantId: string, license
     for (;;) {
       const next = await queue.next();
       if (next.done) return;
-      yield await read(next.value);
+      yield await read(next.value === RESYNC ? null : next.value);
     }
   }
   return guard(run(), () => {
