@@ -241,6 +241,8 @@ async function releaseOne(tx: Tx, activationId: string, tenantId: string, now: D
 // activate
 
 
+class DeviceRaced extends Error {}
+
 /**
  * Prisma gives up on a transaction that waits too long for a pooled connection (under a burst the
  * pool's queue is long). Nothing ran yet, so starting again is safe.
@@ -256,25 +258,30 @@ async function startingAgain<T>(fn: () => Promise<T>, tries = 4): Promise<T> {
 }
 
 /**
- * New activations of one license run one at a time within this process. The database holds the
- * cap (instances still contend on the license row); this queue only keeps a burst for one license
- * from filling the connection pool with transactions that wait on that row lock, where they would
- * time out and, while they wait, starve every other request of connections.
+ * At most a few new activations of one license are in flight per process. The database holds the
+ * cap (the license row serialises them anyway, across instances too); the gate only keeps a burst
+ * for one license from filling the connection pool with transactions queued on that row lock, where
+ * they would time out and starve every other request of connections. A few in flight, not one, so
+ * the row lock passes from one transaction to the next inside PostgreSQL without a round trip.
  */
-const licenseQueues = new Map<string, Promise<unknown>>();
-function oneAtATime<T>(licenseId: string, fn: () => Promise<T>): Promise<T> {
-  const run = (licenseQueues.get(licenseId) ?? Promise.resolve()).then(fn, fn);
-  const tail = run.then(
-    () => undefined,
-    () => undefined,
-  );
-  licenseQueues.set(licenseId, tail);
-  void tail.then(() => {
-    if (licenseQueues.get(licenseId) === tail) licenseQueues.delete(licenseId);
-  });
-  return run;
+const PER_LICENSE_IN_FLIGHT = 4;
+const licenseGates = new Map<string, { active: number; waiting: (() => void)[] }>();
+async function gated<T>(licenseId: string, fn: () => Promise<T>): Promise<T> {
+  let gate = licenseGates.get(licenseId);
+  if (!gate) {
+    gate = { active: 0, waiting: [] };
+    licenseGates.set(licenseId, gate);
+  }
+  if (gate.active < PER_LICENSE_IN_FLIGHT) gate.active++;
+  else await new Promise<void>((resolve) => gate.waiting.push(resolve)); // a finishing caller hands its place over
+  try {
+    return await fn();
+  } finally {
+    const next = gate.waiting.shift();
+    if (next) next();
+    else if (--gate.active === 0) licenseGates.delete(licenseId);
+  }
 }
-class DeviceRaced extends Error {}
 
 function requestHash(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex');
@@ -348,8 +355,13 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
 
   let live = activation?.status === 'ACTIVE' ? activation : null;
   if (!live && license.fingerprintMatch !== 'EXACT' && components.length > 0) {
-    const candidates = await ctx.prisma.activation.findMany({ where: { licenseId: license.id, status: 'ACTIVE' } });
-    live = candidates.find((a) => sameDevice(license.fingerprintMatch, a.components as unknown as Component[], components)) ?? null;
+    // Only live devices sharing at least one component can match; the database narrows them down.
+    const shared = components.map((c) => JSON.stringify([{ kind: c.kind, value: c.value }]));
+    const candidates = await ctx.prisma.$queryRaw<{ id: string; components: Component[] }[]>`
+      SELECT id, components FROM "Activation"
+       WHERE "licenseId" = ${license.id}::uuid AND status = 'ACTIVE' AND components @> ANY(${shared}::jsonb[])`;
+    const match = candidates.find((a) => sameDevice(license.fingerprintMatch, a.components, components));
+    live = match ? await ctx.prisma.activation.findUnique({ where: { id: match.id } }) : null;
   }
   if (live) return reuse(ctx, license, live, { fingerprint, components, client, idempotencyKey, hash });
 
@@ -435,7 +447,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
       }
       return result;
     });
-    const result = await oneAtATime(license.id, () => startingAgain(attemptActivation));
+    const result = await gated(license.id, () => startingAgain(attemptActivation));
     if (!result) throw new LicensingError('ACTIVATION_LIMIT_REACHED', 'This license has no activations left');
     return result;
   } catch (err) {
