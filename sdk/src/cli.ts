@@ -6,6 +6,7 @@
  *   tessera-client install <file>              verify and install a license (or refresh) file
  *   tessera-client verify <file>               verify a license file without installing it
  *   tessera-client status                      what is installed, and whether it is valid now
+ *   tessera-client deactivate --offline [-o f] remove the license, write the signed deactivation file
  * Options: --tenant <slug> (required), --jwks <file> (the vendor's public keys), --state <file>
  * (default ~/.tessera/<tenant>.json), --json for machine-readable output.
  */
@@ -27,6 +28,7 @@ const { values, positionals } = parseArgs({
     endpoint: { type: 'string', default: 'http://localhost:4000/graphql' },
     output: { type: 'string', short: 'o' },
     json: { type: 'boolean', default: false },
+    offline: { type: 'boolean', default: true },
   },
 });
 
@@ -37,7 +39,7 @@ function out(json: unknown, human: string) {
 async function main(): Promise<number> {
   const [command, arg] = positionals;
   if (!command || !values.tenant) {
-    console.error('usage: tessera-client <fingerprint|request|install|verify|status> --tenant <slug> [--jwks file] [--state file] [--json]');
+    console.error('usage: tessera-client <fingerprint|request|install|verify|status|deactivate --offline> --tenant <slug> [--jwks file] [--state file] [--json]');
     return 2;
   }
   const publicKeys = values.jwks ? (JSON.parse(readFileSync(values.jwks, 'utf8')) as JSONWebKeySet) : undefined;
@@ -50,7 +52,7 @@ async function main(): Promise<number> {
       return 0;
     case 'request': {
       if (!arg) throw new TesseraError('VALIDATION_FAILED', 'request needs the license key');
-      const file = client.createActivationRequest(arg);
+      const file = await client.createActivationRequest(arg);
       if (values.output) writeFileSync(values.output, file);
       else process.stdout.write(file);
       if (values.output) out({ written: values.output }, `wrote ${values.output}: send it to your vendor`);
@@ -63,6 +65,14 @@ async function main(): Promise<number> {
       const verified = command === 'install' ? await client.installLicenseFile(text) : await client.verifyLicenseFile(text);
       const p = verified.payload;
       out({ valid: true, installed: command === 'install', claims: p }, `${command === 'install' ? 'installed' : 'valid'}: license ${p.sub}, revision ${p.revision}, expires ${p.licenseExpiresAt ?? p.exp ?? 'never'}, features ${JSON.stringify(p.features ?? [])}`);
+      return 0;
+    }
+    case 'deactivate': {
+      // Offline deactivation: removes the installed license and writes the signed file for the vendor.
+      const file = await client.createDeactivationFile();
+      if (values.output) writeFileSync(values.output, file);
+      else process.stdout.write(file);
+      if (values.output) out({ written: values.output }, `license removed; wrote ${values.output}: send it to your vendor`);
       return 0;
     }
     case 'status': {

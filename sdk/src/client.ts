@@ -5,7 +5,8 @@ import { TesseraError, type TesseraErrorCode } from './errors.ts';
 import { collectFingerprint, type Component, type Fingerprint } from './fingerprint.ts';
 import { type OperationName, OPERATIONS } from './operations.ts';
 import { type LicenseState, memoryStorage, type Storage } from './storage.ts';
-import { verifyDocument, type VerifiedDocument } from './verify.ts';
+import { type DeviceKey, generateDeviceKey, signActivationRequest, signDeactivation } from './offline.ts';
+import { unarmor, verifyDocument, type VerifiedDocument } from './verify.ts';
 
 export interface ClientOptions {
   /** The GraphQL endpoint, e.g. https://licensing.example.com/graphql */
@@ -433,20 +434,59 @@ export class TesseraClient {
     return verified;
   }
 
-  /** The request file a customer sends to the vendor from an air-gapped machine. */
-  createActivationRequest(key: string): string {
-    const body = {
-      version: 1,
-      tenant: this.options.tenant,
-      key,
-      fingerprint: this.device.fingerprint,
-      components: this.device.components as Component[],
-      client: this.clientInfo(),
-      nonce: randomBytes(16).toString('base64url'),
-      createdAt: new Date().toISOString(),
-    };
-    const b64 = Buffer.from(JSON.stringify(body)).toString('base64').replace(/.{1,64}/g, '$&\n');
-    return `-----BEGIN TESSERA ACTIVATION REQUEST-----\n${b64}-----END TESSERA ACTIVATION REQUEST-----\n`;
+  /**
+   * The request file a customer sends to the vendor from an air-gapped machine. It is signed with a
+   * device key made here (kept in storage) so the later deactivation file can be proven to come from
+   * this machine.
+   */
+  async createActivationRequest(key: string): Promise<string> {
+    const state = await this.storage.load();
+    const deviceKey = (state.deviceKey as DeviceKey | undefined) ?? (await generateDeviceKey());
+    if (!state.deviceKey) await this.storage.save({ ...state, deviceKey: deviceKey as LicenseState['deviceKey'] });
+    return signActivationRequest(
+      { tenant: this.options.tenant, key, fingerprint: this.device.fingerprint, components: this.device.components, client: this.clientInfo() },
+      deviceKey,
+    );
+  }
+
+  /** Counts offline consumption of a meter, to be reported in the deactivation file. */
+  async recordOfflineUsage(meter: string, quantity: number): Promise<void> {
+    if (!Number.isInteger(quantity) || quantity <= 0) throw new TesseraError('VALIDATION_FAILED', 'quantity must be a positive integer');
+    const state = await this.storage.load();
+    const usage = { ...(state.offlineUsage ?? {}) };
+    usage[meter] = (usage[meter] ?? 0) + quantity;
+    await this.storage.save({ ...state, offlineUsage: usage });
+  }
+
+  /**
+   * Removes the installed license file and returns the signed deactivation file for the vendor, with
+   * the offline consumption per meter. After this the license no longer validates here.
+   */
+  async createDeactivationFile(): Promise<string> {
+    const state = await this.storage.load();
+    if (!state.licenseFile) throw new TesseraError('NOT_ACTIVATED', 'no license file is installed');
+    if (!state.deviceKey) throw new TesseraError('NOT_ACTIVATED', 'this machine made no activation request, so it has no device key');
+    const { payload } = await this.verifyLicenseFile(state.licenseFile).catch(async (err) => {
+      // An expired license can still be handed back.
+      if (err instanceof TesseraError && err.code === 'LICENSE_EXPIRED') {
+        const { decodeJwt } = await import('jose');
+        return { payload: decodeJwt(unarmor(state.licenseFile!)) as Record<string, unknown> };
+      }
+      throw err;
+    });
+    const file = await signDeactivation(
+      {
+        tenant: this.options.tenant,
+        licenseId: String(payload.sub),
+        activationId: String(payload.activation),
+        fingerprint: this.device.fingerprint,
+        usage: state.offlineUsage ?? {},
+      },
+      state.deviceKey as DeviceKey,
+    );
+    const { licenseFile: _f, offlineUsage: _u, revision: _r, ...rest } = state;
+    await this.storage.save(rest);
+    return file;
   }
 }
 

@@ -14,6 +14,10 @@ export interface LicenseState {
   lastOnlineAt?: string;
   /** Latest trustworthy time seen (server time or signed iat): the clock must not go back before it. */
   lastSeenTime?: string;
+  /** The device key made for offline activation (the private half never leaves this machine). */
+  deviceKey?: { publicJwk: Record<string, unknown>; privateJwk: Record<string, unknown> };
+  /** Offline consumption per meter since the license file was installed, reported in the deactivation file. */
+  offlineUsage?: Record<string, number>;
   /** Idempotency keys of usage calls in flight, kept across retries and restarts. */
   pendingUsage?: Record<string, string>;
 }

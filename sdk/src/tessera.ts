@@ -10,3 +10,5 @@ export { fileStorage, memoryStorage } from './storage.ts';
 export type { LicenseState, Storage } from './storage.ts';
 export { TOKEN_TYPES, unarmor, verifyDocument, verifyLicenseFile } from './verify.ts';
 export type { VerifiedDocument, VerifyOptions } from './verify.ts';
+export { generateDeviceKey, OFFLINE_TYPES } from './offline.ts';
+export type { DeviceKey } from './offline.ts';
