@@ -2,7 +2,7 @@ import type { Client } from '@urql/core';
 import type { ActivityEvent, ActivitySource } from './activity-manager.svelte';
 import { data, errorMessage } from './graphql/client';
 import { globalId } from './ids';
-import { ActivityDocument, AuditEventsDocument, type ActivityEventRowFragment } from './graphql/generated/graphql';
+import { ActivityDocument, AuditEventsDocument, ComplianceAlertsDocument, type ActivityEventRowFragment } from './graphql/generated/graphql';
 
 function fromSubscription(e: ActivityEventRowFragment): ActivityEvent {
   return {
@@ -49,6 +49,39 @@ export function activitySource(client: Client, opts: { history: boolean; license
       const { unsubscribe } = client.subscription(ActivityDocument, { after: newest ?? null, filter }).subscribe((result) => {
         if (result.error) onError(errorMessage(result.error));
         else if (result.data) onEvent(fromSubscription(result.data.activity));
+      });
+      return unsubscribe;
+    },
+  };
+}
+
+const COMPLIANCE_TYPES = ['compliance.threshold_crossed', 'compliance.goodwill_used', 'compliance.activation_denied', 'compliance.threshold_cleared'];
+
+/** Compliance alerts: their history from the audit log, then the `complianceAlerts` subscription. */
+export function complianceSource(client: Client, opts: { history: boolean }): ActivitySource {
+  let newest: string | undefined;
+  return {
+    async recent(limit) {
+      if (!opts.history) return [];
+      const pages = await Promise.all(
+        COMPLIANCE_TYPES.map((type) => client.query(AuditEventsDocument, { first: limit, type }).toPromise().then(data)),
+      );
+      const events = pages
+        .flatMap((d) => d.auditEvents.edges.flatMap((e) => (e.node ? [e.node] : [])))
+        .map((n) => ({
+          ...n,
+          actorId: n.actorId ?? null,
+          licenseId: n.licenseId ? globalId('License', n.licenseId) : null,
+          customerId: n.customerId ? globalId('Customer', n.customerId) : null,
+        }))
+        .sort((a, b) => Number(b.id) - Number(a.id) || b.occurredAt.localeCompare(a.occurredAt));
+      newest ??= events[0]?.id;
+      return events.slice(0, limit);
+    },
+    subscribe(onEvent, onError) {
+      const { unsubscribe } = client.subscription(ComplianceAlertsDocument, { after: newest ?? null }).subscribe((result) => {
+        if (result.error) onError(errorMessage(result.error));
+        else if (result.data) onEvent(fromSubscription(result.data.complianceAlerts));
       });
       return unsubscribe;
     },

@@ -8,6 +8,7 @@ export const REQUIRED = {
   exportAudit: 'ADMIN',
   verifyAudit: 'ADMIN',
   rotateSigningKey: 'OWNER',
+  setComplianceThresholds: 'ADMIN',
   viewTokenKeys: 'SUPPORT',
   createCustomer: 'SUPPORT',
   suspendLicense: 'SUPPORT',

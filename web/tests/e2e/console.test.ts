@@ -308,6 +308,19 @@ describe('admin console', () => {
     await shot(page, '16-audit-log');
   });
 
+  it('shows compliance, and flags a license once a lower threshold is set', async () => {
+    await nav('Compliance');
+    await heading('Compliance');
+    await page.getByRole('button', { name: 'Default thresholds' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Percents of the cap').fill('10, 100');
+    await dialog.getByRole('button', { name: 'Save thresholds' }).click();
+    await page.getByText('Default activations thresholds set to 10%, 100%.').waitFor();
+    // The e2e license holds 1 of 5 activations (one was released): 20% is over the new 10% threshold.
+    await page.getByRole('link', { name: licenseKey }).waitFor();
+    await shot(page, '16b-compliance');
+  });
+
   it('shows a read-only member no buttons that would fail', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/\/signin/);
