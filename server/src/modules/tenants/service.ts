@@ -121,10 +121,18 @@ export async function signIn(ctx: ServiceContext, input: { tenant: string; email
   return { user, session, secret: secret.secret };
 }
 
-export async function signOut(prisma: PrismaClient, actor: Actor) {
+/** Ends the caller's session. Given the request's context, the sign-out is audited like any other change. */
+export async function signOut(prisma: PrismaClient, actor: Actor, ctx?: ServiceContext) {
   if (actor.kind !== 'user') return false;
-  await prisma.session.deleteMany({ where: { id: actor.sessionId } });
-  return true;
+  if (!ctx) {
+    await prisma.session.deleteMany({ where: { id: actor.sessionId } });
+    return true;
+  }
+  return inTransaction({ ...ctx, prisma, actor }, actor.tenantId, async (tx, emit) => {
+    const { count } = await tx.session.deleteMany({ where: { id: actor.sessionId } });
+    if (count) emit({ type: 'member.signed_out', subjectType: 'User', subjectId: actor.userId });
+    return true;
+  });
 }
 
 // Last-used times are written at most once a minute per credential to keep reads cheap.

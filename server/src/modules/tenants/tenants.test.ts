@@ -168,6 +168,11 @@ describe('members and sessions', () => {
     expect(out.response.headers.get('set-cookie')).toMatch(/^tessera_session=; Max-Age=0/);
     expect(ok(await s.gql(VIEWER, {}, { headers })).viewer).toBeNull();
     expect(await s.db.prisma.session.count({ where: { tokenHash: hashSecret(secret) } })).toBe(0);
+    const user = await s.db.prisma.user.findFirstOrThrow({ where: { tenantId: tenant.id, email: 'admin@example.com' } });
+    const events = await s.db.prisma.auditEvent.findMany({ where: { subjectId: user.id }, orderBy: { occurredAt: 'asc' } });
+    expect(events.map((e) => e.type).slice(-2)).toEqual(['member.signed_in', 'member.signed_out']);
+    // Signing out again (the session is gone) is harmless.
+    expect(ok(await s.gql(`mutation { signOut }`, {}, { headers })).signOut).toBe(false);
   });
 
   it('a bogus, malformed or expired session is anonymous', async () => {

@@ -141,7 +141,7 @@ builder.mutationFields((t) => ({
   signOut: t.boolean({
     resolve: async (_r, _a, ctx) => {
       if (ctx.transport === 'http') ctx.cookies.push(sessionCookie(null, ctx.app.config.production));
-      return signOut(ctx.prisma, ctx.actor);
+      return signOut(ctx.prisma, ctx.actor, ctx);
     },
   }),
   createMember: t.prismaField({
