@@ -258,6 +258,27 @@ describe('API tokens', () => {
     expect(row.createdById).toBe(ok(r).signIn.memberId);
   });
 
+  it('lastUsedAt is refreshed at most once a minute; a session slides on use', async () => {
+    const t = await token('READ_ONLY', 'touch');
+    const where = { tokenHash: hashSecret(t.token) };
+    const old = new Date(Date.now() - 5 * 60_000);
+    await s.db.prisma.apiToken.update({ where, data: { lastUsedAt: old } });
+    ok(await s.gql(VIEWER, {}, { token: t.token }));
+    const first = (await s.db.prisma.apiToken.findUniqueOrThrow({ where })).lastUsedAt!;
+    expect(first.getTime()).toBeGreaterThan(old.getTime());
+    ok(await s.gql(VIEWER, {}, { token: t.token }));
+    expect((await s.db.prisma.apiToken.findUniqueOrThrow({ where })).lastUsedAt).toEqual(first);
+
+    const r = await s.gql(SIGN_IN, { input: { tenant: tenant.slug, email: 'read_only@example.com', password: 'correct horse battery' } });
+    const secret = sessionFrom(r.response);
+    const sessionWhere = { tokenHash: hashSecret(secret) };
+    const soon = new Date(Date.now() + 60_000);
+    await s.db.prisma.session.update({ where: sessionWhere, data: { lastUsedAt: old, expiresAt: soon } });
+    expect(ok(await s.gql(VIEWER, {}, { headers: { cookie: `tessera_session=${secret}` } })).viewer.role).toBe('READ_ONLY');
+    const slid = await s.db.prisma.session.findUniqueOrThrow({ where: sessionWhere });
+    expect(slid.expiresAt.getTime()).toBeGreaterThan(Date.now() + 11 * 3600_000);
+  });
+
   it('garbage credentials are anonymous', async () => {
     for (const authorization of ['Bearer nope', 'Basic abc', 'Bearer ', `Bearer ${'x'.repeat(10_000)}`]) {
       const r = await s.gql(`{ products { id } }`, {}, { headers: { authorization } });
