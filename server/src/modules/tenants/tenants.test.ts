@@ -332,6 +332,11 @@ describe('roles', () => {
     // READ_ONLY sees no token list.
     const tokens = await s.gql(`{ apiTokens { id } }`, {}, { token: ro.token });
     expect(tokens.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    // Nor a license's single-use token keys (they activate devices); the license itself it sees.
+    const keys = await s.gql(`query($id: ID!) { node(id: $id) { ... on License { tokenKeys { key } } } }`, { id: licenseId }, { token: ro.token });
+    expect(keys.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const seen = ok(await s.gql(`query($id: ID!) { node(id: $id) { ... on License { key status } } }`, { id: licenseId }, { token: ro.token }));
+    expect(seen.node.status).toBe('ACTIVE');
   });
 
   it('SUPPORT can suspend, reinstate and add customers but not create products', async () => {
