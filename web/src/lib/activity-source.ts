@@ -1,7 +1,7 @@
 import type { Client } from '@urql/core';
 import type { ActivityEvent, ActivitySource } from './activity-manager.svelte';
 import { data, errorMessage } from './graphql/client';
-import { globalId } from './ids';
+import { globalId, rawId } from './ids';
 import { ActivityDocument, AuditEventsDocument, ComplianceAlertsDocument, type ActivityEventRowFragment } from './graphql/generated/graphql';
 
 function fromSubscription(e: ActivityEventRowFragment): ActivityEvent {
@@ -28,7 +28,7 @@ export function activitySource(client: Client, opts: { history: boolean; license
   return {
     async recent(limit) {
       if (!opts.history) return [];
-      const d = data(await client.query(AuditEventsDocument, { first: limit, licenseId: opts.licenseId ?? null }).toPromise());
+      const d = data(await client.query(AuditEventsDocument, { first: limit, licenseId: opts.licenseId ? rawId(opts.licenseId) : null }).toPromise());
       const events = d.auditEvents.edges.flatMap((e) =>
         e.node
           ? [
