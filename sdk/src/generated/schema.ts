@@ -43,6 +43,8 @@ export type Activation = Node & {
   appVersion?: Maybe<Scalars['String']['output']>;
   fingerprint: Scalars['String']['output'];
   goodwill: Scalars['Boolean']['output'];
+  /** The device's recent heartbeats, newest first: last seen, version and OS over time (admin only). */
+  heartbeats: Array<HeartbeatSample>;
   hostname?: Maybe<Scalars['String']['output']>;
   id: Scalars['ID']['output'];
   lastHeartbeatAt?: Maybe<Scalars['DateTime']['output']>;
@@ -52,6 +54,11 @@ export type Activation = Node & {
   platform?: Maybe<Scalars['String']['output']>;
   releasedAt?: Maybe<Scalars['DateTime']['output']>;
   status: ActivationStatus;
+};
+
+
+export type ActivationHeartbeatsArgs = {
+  last?: InputMaybe<Scalars['Int']['input']>;
 };
 
 export type ActivationStatus =
@@ -456,6 +463,14 @@ export type HeartbeatInput = {
 };
 
 export type HeartbeatResult = HeartbeatSuccess | LicensingError | ValidationError;
+
+export type HeartbeatSample = {
+  __typename?: 'HeartbeatSample';
+  appVersion?: Maybe<Scalars['String']['output']>;
+  at: Scalars['DateTime']['output'];
+  osVersion?: Maybe<Scalars['String']['output']>;
+  platform?: Maybe<Scalars['String']['output']>;
+};
 
 export type HeartbeatSeatResult = LicensingError | SeatLease | ValidationError;
 

@@ -233,6 +233,13 @@ describe('heartbeat and sync', () => {
       ['1.0.2', 'win11'],
     ]);
     expect(await events('device.heartbeat', l.id)).toHaveLength(2);
+    // Operators read the series through the license's devices.
+    const DEVICES = `query($id: ID!) { node(id: $id) { ... on License { activationsUsed maxActivations activations { edges { node { fingerprint status appVersion lastHeartbeatAt heartbeats(last: 5) { appVersion osVersion } } } } } } }`;
+    const devices = ok(await s.gql(DEVICES, { id: l.globalId }, { token })).node;
+    expect(devices).toMatchObject({ activationsUsed: 1, maxActivations: 2 });
+    expect(devices.activations.edges[0].node).toMatchObject({ fingerprint: 'hb', status: 'ACTIVE', appVersion: '1.0.2', heartbeats: [{ appVersion: '1.0.2' }, { appVersion: '1.0.1', osVersion: 'win11' }] });
+    const anonymous = await s.gql(`mutation($input: HeartbeatInput!) { heartbeat(input: $input) { ... on HeartbeatSuccess { activation { heartbeats { at } } } } }`, { input: { key: l.key, fingerprint: 'hb' } });
+    expect(anonymous.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     expect(await heartbeatDevice(s, { key: l.key, fingerprint: 'never-activated' })).toMatchObject({ code: 'NOT_ACTIVATED' });
   });
 

@@ -51,6 +51,21 @@ export const ActivationType = builder.prismaNode('Activation', {
     goodwill: t.exposeBoolean('goodwill'),
     offline: t.exposeBoolean('offline'),
     releasedAt: t.expose('releasedAt', { type: 'DateTime', nullable: true }),
+    heartbeats: t.relation('heartbeats', {
+      description: "The device's recent heartbeats, newest first: last seen, version and OS over time (admin only).",
+      authScopes: { member: true },
+      args: { last: t.arg.int({ defaultValue: 20, description: 'At most 500.' }) },
+      query: (args) => ({ orderBy: [{ at: 'desc' }, { id: 'desc' }], take: Math.min(Math.max(args.last ?? 20, 1), 500) }),
+    }),
+  }),
+});
+
+builder.prismaObject('HeartbeatSample', {
+  fields: (t) => ({
+    at: t.expose('at', { type: 'DateTime' }),
+    appVersion: t.exposeString('appVersion', { nullable: true }),
+    osVersion: t.exposeString('osVersion', { nullable: true }),
+    platform: t.exposeString('platform', { nullable: true }),
   }),
 });
 

@@ -40,18 +40,26 @@ export function resolveMasterKey(config: Config, db: Database): Buffer {
   if (config.masterKey) return parseMasterKey(config.masterKey);
   const memory = db.kind === 'pglite' && (!db.pglite?.dataDir || db.pglite.dataDir.startsWith('memory://'));
   if (memory || process.env.VITEST) return randomBytes(32);
-  const file = path.join(config.dataDir, 'master.key');
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const { key, created, file } = masterKeyFile(config.dataDir);
+  if (created && db.kind === 'postgres') {
+    console.warn(`Generated ${file}. Every server instance sharing this database needs the same key: set TESSERA_MASTER_KEY.`);
+  }
+  return key;
+}
+
+/** `<dir>/master.key`: read, or created once with mode 0600 (exclusive create, so two starting processes agree). */
+export function masterKeyFile(dir: string): { key: Buffer; created: boolean; file: string } {
+  const file = path.join(dir, 'master.key');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  let created = false;
   try {
     writeFileSync(file, `${randomBytes(32).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
-    if (db.kind === 'postgres') {
-      console.warn(`Generated ${file}. Every server instance sharing this database needs the same key: set TESSERA_MASTER_KEY.`);
-    }
+    created = true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
-  return parseMasterKey(readFileSync(file, 'utf8'));
+  return { key: parseMasterKey(readFileSync(file, 'utf8')), created, file };
 }
 
 /** `v1.<iv>.<tag>.<ciphertext>`; the kid is authenticated data, so a blob cannot be moved to another key row. */
