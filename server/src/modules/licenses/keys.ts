@@ -14,7 +14,8 @@ function randomGroup(length: number): string {
 
 // The check group is a Reed-Solomon code over GF(32) (4 parity symbols, minimum distance 5): any
 // one to four changed characters, and so any swap of two characters, can never yield another valid
-// key. A per-kind constant is added so a TOK key with its prefix changed to LIC is malformed too.
+// key. A per-kind constant is added so a TOK key with its prefix changed to LIC is malformed too,
+// and so is the all-zero key.
 const EXP: number[] = [];
 const LOG: number[] = [];
 for (let i = 0, x = 1; i < 31; i++) {
@@ -36,7 +37,7 @@ const GENERATOR = [1, 2, 3, 4].reduce<number[]>(
   },
   [1],
 );
-const KIND_MASK: Record<KeyKind, number[]> = { LIC: [0, 0, 0, 0], TOK: [21, 7, 30, 12] };
+const KIND_MASK: Record<KeyKind, number[]> = { LIC: [9, 27, 4, 18], TOK: [21, 7, 30, 12] };
 
 function checksum(kind: KeyKind, body: string): string {
   const r = [0, 0, 0, 0];
