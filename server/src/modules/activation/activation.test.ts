@@ -119,6 +119,10 @@ describe('activate', () => {
     expect((await activateDevice(s, { key: t1, fingerprint: 'tk-a' })).__typename).toBe('ActivateSuccess');
     expect(await activateDevice(s, { key: t1, fingerprint: 'tk-b' })).toMatchObject({ code: 'TOKEN_ALREADY_USED' });
     expect(await activateDevice(s, { key: t1, fingerprint: 'tk-a' })).toMatchObject({ __typename: 'ActivateSuccess', reused: true });
+    // The device keeps using its token key for the rest of its life.
+    expect((await heartbeatDevice(s, { key: t1, fingerprint: 'tk-a' })).__typename).toBe('HeartbeatSuccess');
+    expect(await validate(s, { key: t1, fingerprint: 'tk-a' })).toMatchObject({ valid: true });
+    expect(await heartbeatDevice(s, { key: t1, fingerprint: 'tk-b' })).toMatchObject({ code: 'NOT_ACTIVATED' });
 
     const race = await Promise.all(Array.from({ length: 10 }, (_, i) => activateDevice(s, { key: t2, fingerprint: `tk-race-${i}` })));
     expect(race.filter((r) => r.__typename === 'ActivateSuccess')).toHaveLength(1);
