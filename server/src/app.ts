@@ -21,6 +21,7 @@ import { startSweeps } from './modules/leases/sweeps.ts';
 import { signerFor } from './modules/signing/service.ts';
 import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from './modules/tenants/service.ts';
 import { actorFor, persistedOperations } from './persisted.ts';
+import { BUNDLE_PATH, offlineBundlePlugin } from './modules/offline/bundle.ts';
 import { schema } from './schema.ts';
 
 export interface App {
@@ -58,7 +59,7 @@ const responseHeaders: Plugin = {
 };
 
 /** Paths the API owns; everything else is the admin console. */
-const API_PREFIXES = ['/graphql', '/health', '/.well-known', '/audit'];
+const API_PREFIXES = ['/graphql', '/health', '/.well-known', '/audit', '/offline'];
 function isApiPath(url: string): boolean {
   const pathname = url.split('?')[0] ?? url;
   return API_PREFIXES.some((p) => pathname === p || pathname.startsWith(`${p}/`));
@@ -155,7 +156,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     landingPage: false,
     graphiql: !config.production,
     maskedErrors: true,
-    plugins: [responseHeaders, persistedOperations(deps.prisma, config.production), jwksPlugin(deps), auditExportPlugin(deps)],
+    plugins: [responseHeaders, persistedOperations(deps.prisma, config.production), jwksPlugin(deps), auditExportPlugin(deps), offlineBundlePlugin(deps)],
     context: async ({ request, ...rest }): Promise<Context> => {
       const socket = rest as unknown as { actor?: Actor; requestId?: string };
       if (socket.actor) {
@@ -183,7 +184,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       return;
     }
     if (url.startsWith(JWKS_PATH)) return yoga.handle(req, res);
-    if (url.startsWith('/graphql') || url.startsWith(EXPORT_PATH)) return yoga.handle(req, res);
+    if (url.startsWith('/graphql') || url.startsWith(EXPORT_PATH) || url.startsWith(BUNDLE_PATH)) return yoga.handle(req, res);
     if (isApiPath(url)) {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
       return;

@@ -9,6 +9,7 @@ import './modules/leases/types.ts';
 import './modules/metering/types.ts';
 import './modules/audit/types.ts';
 import './modules/compliance/types.ts';
+import './modules/offline/types.ts';
 import './modules/system/types.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

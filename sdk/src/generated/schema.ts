@@ -508,6 +508,30 @@ export type ImportLicensesPayload = {
 
 export type ImportLicensesResult = ConflictError | ImportError | ImportLicensesPayload | NotFoundError | ValidationError;
 
+export type ImportOfflineDeactivationInput = {
+  /** The `-----BEGIN TESSERA DEACTIVATION-----` file from the customer. */
+  file: Scalars['String']['input'];
+};
+
+export type ImportOfflineDeactivationPayload = {
+  __typename?: 'ImportOfflineDeactivationPayload';
+  activation: Activation;
+  /** False when this activation was already deactivated by an earlier file: nothing changed. */
+  imported: Scalars['Boolean']['output'];
+};
+
+export type ImportOfflineDeactivationResult = ConflictError | ImportOfflineDeactivationPayload | LicensingError | NotFoundError | ValidationError;
+
+export type IssueOfflineLicenseInput = {
+  /** Or the machine fingerprint, typed in (no device key: deactivate from the console). */
+  fingerprint?: InputMaybe<Scalars['String']['input']>;
+  licenseId: Scalars['ID']['input'];
+  /** The request file the customer made (`tessera-client request`). */
+  request?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type IssueOfflineLicenseResult = ConflictError | LicensingError | NotFoundError | OfflineLicensePayload | ValidationError;
+
 export type Lease = Node & {
   __typename?: 'Lease';
   borrowed: Scalars['Boolean']['output'];
@@ -739,9 +763,15 @@ export type Mutation = {
   heartbeat: HeartbeatResult;
   heartbeatSeat: HeartbeatSeatResult;
   importLicenses: ImportLicensesResult;
+  /** Imports a deactivation file: frees the activation and records its offline usage, exactly once. */
+  importOfflineDeactivation: ImportOfflineDeactivationResult;
+  /** Issues a license file for an air-gapped machine; counts as an activation exactly like an online one. */
+  issueOfflineLicense: IssueOfflineLicenseResult;
   /** Does nothing and returns true: the baseline that benchmarks compare operations with. */
   noop: Scalars['Boolean']['output'];
   recordUsage: RecordUsageResult;
+  /** A new license file for an offline device after a renewal or entitlement change (current revision). */
+  refreshOfflineLicense: RefreshOfflineLicenseResult;
   reinstateLicense: ReinstateLicenseResult;
   /** Frees a device's activation at once (lost machine, reinstall); its next call gets ACTIVATION_RELEASED. */
   releaseActivation: ReleaseActivationResult;
@@ -847,8 +877,23 @@ export type MutationImportLicensesArgs = {
 };
 
 
+export type MutationImportOfflineDeactivationArgs = {
+  input: ImportOfflineDeactivationInput;
+};
+
+
+export type MutationIssueOfflineLicenseArgs = {
+  input: IssueOfflineLicenseInput;
+};
+
+
 export type MutationRecordUsageArgs = {
   input: AuthorizeUsageInput;
+};
+
+
+export type MutationRefreshOfflineLicenseArgs = {
+  input: RefreshOfflineLicenseInput;
 };
 
 
@@ -913,6 +958,15 @@ export type Node = {
 export type NotFoundError = Error & {
   __typename?: 'NotFoundError';
   message: Scalars['String']['output'];
+};
+
+export type OfflineLicensePayload = {
+  __typename?: 'OfflineLicensePayload';
+  activation: Activation;
+  /** Armored `-----BEGIN TESSERA LICENSE-----` file for the customer to install. */
+  licenseFile: Scalars['String']['output'];
+  /** True when the machine already held this activation (nothing new was consumed). */
+  reused: Scalars['Boolean']['output'];
 };
 
 export type PageInfo = {
@@ -1078,6 +1132,12 @@ export type QueryLicensesConnectionEdge = {
 };
 
 export type RecordUsageResult = LicensingError | UsageTicket | ValidationError;
+
+export type RefreshOfflineLicenseInput = {
+  activationId: Scalars['ID']['input'];
+};
+
+export type RefreshOfflineLicenseResult = ConflictError | LicensingError | NotFoundError | OfflineLicensePayload | ValidationError;
 
 export type ReinstateLicenseResult = ConflictError | License | NotFoundError | ValidationError;
 

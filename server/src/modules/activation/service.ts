@@ -316,7 +316,14 @@ export async function activate(ctx: ServiceContext, input: ActivateInput): Promi
   return activateChecked(ctx, input, 0);
 }
 
-async function activateChecked(ctx: ServiceContext, input: ActivateInput, attempt: number): Promise<ActivateResult> {
+/** An air-gapped machine: bound through a request file the vendor imports (offline/service.ts). */
+interface OfflineBinding {
+  devicePublicKey: Record<string, unknown> | null;
+  /** The request file's nonce: each request is used once. */
+  nonce: string | null;
+}
+
+async function activateChecked(ctx: ServiceContext, input: ActivateInput, attempt: number, offline?: OfflineBinding): Promise<ActivateResult> {
   const now = new Date();
   const { fingerprint, idempotencyKey } = input;
   const components = input.components ?? [];
@@ -335,8 +342,11 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
 
   // Rule order: license state (revoked -> suspended -> not yet valid -> expired) -> deployment mode -> version -> limits.
   assertLicenseUsable(license, now);
-  if (license.deploymentMode === 'OFFLINE') {
+  if (!offline && license.deploymentMode === 'OFFLINE') {
     throw new LicensingError('ONLINE_ACTIVATION_NOT_ALLOWED', 'This license activates offline only');
+  }
+  if (offline && !license.allowOffline) {
+    throw new LicensingError('OFFLINE_ACTIVATION_NOT_ALLOWED', 'This license does not allow offline activation');
   }
   if (!versionAllowed(license, client.appVersion)) {
     await inTransaction(ctx, tenantId, async (_tx, emit) => {
@@ -363,12 +373,13 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
     const match = candidates.find((a) => sameDevice(license.fingerprintMatch, a.components, components));
     live = match ? await ctx.prisma.activation.findUnique({ where: { id: match.id } }) : null;
   }
-  if (live) return reuse(ctx, license, live, { fingerprint, components, client, idempotencyKey, hash });
+  if (live) return reuse(ctx, license, live, { fingerprint, components, client, idempotencyKey, hash }, offline);
 
   if (tokenKey?.usedAt) throw new LicensingError('TOKEN_ALREADY_USED', 'This token key has already been used');
 
   const activationId = randomUUID();
-  const token = await activationToken(ctx.app, license, activationId, fingerprint);
+  // An offline machine gets a license file instead, signed by the caller once the binding holds.
+  const token = offline ? '' : await activationToken(ctx.app, license, activationId, fingerprint);
   try {
     const attemptActivation = () => inTransaction(ctx, tenantId, async (tx, emit): Promise<ActivateResult | null> => {
       // One statement: take a slot (the cap, held by the license row), insert the activation into it
@@ -382,10 +393,11 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
           RETURNING "activationsUsed" AS used, "maxActivations" AS max
         ), ins AS (
           INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status, goodwill,
-                                    hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt")
+                                    hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt", offline, "devicePublicKey")
           SELECT ${activationId}::uuid, ${tenantId}::uuid, ${license.id}::uuid, ${fingerprint}, ${fingerprint},
                  ${JSON.stringify(components)}::jsonb, 'ACTIVE', (slot.max IS NOT NULL AND slot.used > slot.max),
-                 ${client.hostname}, ${client.platform}, ${client.osVersion}, ${client.appVersion}, ${license.revision}, ${now}::timestamp
+                 ${client.hostname}, ${client.platform}, ${client.osVersion}, ${client.appVersion}, ${license.revision}, ${now}::timestamp,
+                 ${!!offline}, ${offline?.devicePublicKey ? JSON.stringify(offline.devicePublicKey) : null}::jsonb
             FROM slot
           ON CONFLICT ("licenseId", "activeFingerprint") DO NOTHING
           RETURNING id
@@ -417,6 +429,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
         return null;
       }
       if (row.inserted === 0) throw new DeviceRaced();
+      if (offline) await useRequest(tx, tenantId, offline.nonce, activationId);
       if (tokenKey) {
         const n = await tx.$executeRaw`
           UPDATE "TokenKey" SET "usedAt" = ${now}::timestamp, "activationId" = ${activationId}::uuid
@@ -455,7 +468,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
     // Two devices swapping licenses of one product can deadlock on the two license rows; PostgreSQL
     // aborts one, which simply runs again.
     const retry = err instanceof DeviceRaced || isUniqueViolation(err) || /deadlock detected/.test((err as Error)?.message ?? '');
-    if (retry && attempt < 2) return activateChecked(ctx, input, attempt + 1);
+    if (retry && attempt < 2) return activateChecked(ctx, input, attempt + 1, offline);
     throw err;
   }
 }
@@ -465,10 +478,11 @@ async function reuse(
   license: License,
   live: Activation,
   given: { fingerprint: string; components: Component[]; client: ReturnType<typeof clientData>; idempotencyKey?: string | null; hash: string },
+  offline?: OfflineBinding,
 ): Promise<ActivateResult> {
   const stored = live.components as unknown as Component[];
   const changed = live.fingerprint !== given.fingerprint || (given.components.length > 0 && componentsDiffer(stored, given.components));
-  const token = await activationToken(ctx.app, license, live.id, given.fingerprint);
+  const token = offline ? '' : await activationToken(ctx.app, license, live.id, given.fingerprint);
   const actor = clientActor(license.id);
   const result: ActivateResult = { activationId: live.id, token, reused: true, goodwill: live.goodwill };
   return inTransaction(ctx, license.tenantId, async (tx, emit) => {
@@ -480,6 +494,12 @@ async function reuse(
       if (given.components.length > 0) data.components = given.components as unknown as Prisma.InputJsonValue;
       data.fingerprint = given.fingerprint;
       data.activeFingerprint = given.fingerprint;
+    }
+    if (offline) {
+      // A reinstalled machine asks again with a new device key: its deactivation file is signed with that one.
+      data.offline = true;
+      if (offline.devicePublicKey) data.devicePublicKey = offline.devicePublicKey as Prisma.InputJsonValue;
+      await useRequest(tx, license.tenantId, offline.nonce, live.id);
     }
     const n = await tx.activation.updateMany({ where: { id: live.id, status: 'ACTIVE' }, data });
     if (n.count === 0) throw new LicensingError('ACTIVATION_RELEASED', 'This activation was released; activate again');
@@ -709,4 +729,55 @@ export function startReclamation(app: AppDeps, intervalMs: number): () => Promis
     clearInterval(timer);
     await running;
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offline binding (used by offline/service.ts)
+
+/** Records an offline request's nonce; a replayed request file is refused. */
+async function useRequest(tx: Tx, tenantId: string, nonce: string | null, activationId: string) {
+  if (!nonce) return;
+  const rows = await tx.$queryRaw<{ nonce: string }[]>`
+    INSERT INTO "OfflineRequest" ("tenantId", nonce, "activationId") VALUES (${tenantId}::uuid, ${nonce}, ${activationId}::uuid)
+    ON CONFLICT DO NOTHING RETURNING nonce`;
+  if (rows.length === 0) throw new LicensingError('REQUEST_EXPIRED', 'This request file was already used; make a new one');
+}
+
+/**
+ * Binds an air-gapped machine to a license: the same rules, cap, fingerprint matching and device reuse
+ * as an online activation (one code path), but allowed only where the license allows offline use.
+ */
+export async function bindOfflineDevice(
+  ctx: ServiceContext,
+  license: License,
+  device: {
+    fingerprint: string;
+    components: Component[];
+    client: ClientInfo;
+    devicePublicKey: Record<string, unknown> | null;
+    nonce: string | null;
+    /** The token key the request was made with, if not the license key. */
+    tokenKeyId: string | null;
+  },
+): Promise<{ activationId: string; fingerprint: string; reused: boolean }> {
+  const p: FieldProblem[] = [];
+  checkFingerprint(p, 'fingerprint', device.fingerprint, true);
+  checkComponents(p, device.components);
+  checkClient(p, device.client);
+  throwIf(p);
+  const key = device.tokenKeyId
+    ? (await ctx.prisma.tokenKey.findUniqueOrThrow({ where: { id: device.tokenKeyId }, select: { key: true } })).key
+    : license.key;
+  const result = await activateChecked(
+    ctx,
+    { key, fingerprint: device.fingerprint, components: device.components, client: device.client },
+    0,
+    { devicePublicKey: device.devicePublicKey, nonce: device.nonce },
+  );
+  return { activationId: result.activationId, fingerprint: device.fingerprint, reused: result.reused };
+}
+
+/** Frees an offline activation inside the caller's transaction (deactivation file import). */
+export async function releaseOfflineActivation(tx: Tx, activationId: string, tenantId: string, now: Date): Promise<boolean> {
+  return (await releaseOne(tx, activationId, tenantId, now)) !== null;
 }
