@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Activation, License, Prisma } from '@tessera/db/client';
+import { getDatamodel } from '@tessera/db/pothos-types';
 import semver from 'semver';
 import type { AppDeps } from '../../context.ts';
 import { ConflictError, type FieldProblem, LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
@@ -129,15 +130,42 @@ type Found = {
 async function findByKey(ctx: ServiceContext, rawKey: string, fingerprint: string | null): Promise<Found> {
   const parsed = parseKey(rawKey);
   if (!parsed) throw notFound();
-  // Both reads run whether or not the key exists: the work done does not depend on it.
-  const byKey = parsed.kind === 'LIC' ? { key: parsed.key } : { tokenKeys: { some: { key: parsed.key } } };
-  const [license, activation, tokenKey] = await Promise.all([
-    ctx.prisma.license.findFirst({ where: byKey }),
-    fingerprint ? ctx.prisma.activation.findFirst({ where: { fingerprint, license: byKey }, orderBy: { activatedAt: 'desc' } }) : null,
-    parsed.kind === 'TOK' ? ctx.prisma.tokenKey.findUnique({ where: { key: parsed.key }, select: { id: true, usedAt: true } }) : null,
-  ]);
-  if (!license) throw notFound();
-  return { license, activation, tokenKey };
+  // One statement, the same whether or not the key exists, on the raw driver: this read starts
+  // every client call, and Prisma's per-query cost would be most of it.
+  const rows = await ctx.app.db.sql.query<{ license: Record<string, unknown>; activation: Record<string, unknown> | null; tokenId: string | null; tokenUsedAt: string | null }>(
+    parsed.kind === 'LIC' ? LOOKUP_BY_LICENSE_KEY : LOOKUP_BY_TOKEN_KEY,
+    [parsed.key, fingerprint],
+  );
+  const row = rows[0];
+  if (!row) throw notFound();
+  return {
+    license: withDates<License>(row.license, LICENSE_DATES),
+    activation: row.activation ? withDates<Activation>(row.activation, ACTIVATION_DATES) : null,
+    tokenKey: row.tokenId ? { id: row.tokenId, usedAt: row.tokenUsedAt ? new Date(`${row.tokenUsedAt}Z`) : null } : null,
+  };
+}
+
+const DEVICE_ACTIVATION = `LEFT JOIN LATERAL (
+    SELECT * FROM "Activation" x WHERE x."licenseId" = l.id AND x.fingerprint = $2::text ORDER BY x."activatedAt" DESC LIMIT 1
+  ) a ON true`;
+const LOOKUP_BY_LICENSE_KEY = `
+  SELECT row_to_json(l) AS license, row_to_json(a) AS activation, NULL AS "tokenId", NULL AS "tokenUsedAt"
+    FROM "License" l ${DEVICE_ACTIVATION}
+   WHERE l.key = $1`;
+const LOOKUP_BY_TOKEN_KEY = `
+  SELECT row_to_json(l) AS license, row_to_json(a) AS activation, t.id AS "tokenId", to_json(t."usedAt")#>>'{}' AS "tokenUsedAt"
+    FROM "TokenKey" t JOIN "License" l ON l.id = t."licenseId" ${DEVICE_ACTIVATION}
+   WHERE t.key = $1`;
+
+const datamodel = getDatamodel().datamodel.models;
+const dateFields = (model: 'License' | 'Activation') => datamodel[model]!.fields.filter((f) => f.type === 'DateTime').map((f) => f.name);
+const LICENSE_DATES = dateFields('License');
+const ACTIVATION_DATES = dateFields('Activation');
+
+/** row_to_json gives timestamps (stored in UTC, without zone) as text; Prisma rows carry Dates. */
+function withDates<T>(json: Record<string, unknown>, fields: string[]): T {
+  for (const f of fields) if (typeof json[f] === 'string') json[f] = new Date(`${json[f]}Z`);
+  return json as T;
 }
 
 /**
