@@ -52,6 +52,16 @@ async function liveLeases(licenseId: string) {
   return s.db.prisma.lease.count({ where: { licenseId, status: 'ACTIVE', expiresAt: { gt: new Date() } } });
 }
 
+/** The SeatPool counter must always equal the ACTIVE lease rows. */
+async function poolUsed(licenseId: string) {
+  const [pool, active] = await Promise.all([
+    s.db.prisma.seatPool.findUnique({ where: { licenseId } }),
+    s.db.prisma.lease.count({ where: { licenseId, status: 'ACTIVE' } }),
+  ]);
+  expect(pool?.used ?? 0).toBe(active);
+  return active;
+}
+
 async function events(licenseId: string, type: string) {
   return s.db.prisma.auditEvent.findMany({ where: { licenseId, type }, orderBy: { id: 'asc' } });
 }
@@ -111,6 +121,7 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect(denied).toHaveLength(40);
     expect(new Set(denied.map((r) => r.code))).toEqual(new Set(['NO_SEATS_AVAILABLE']));
     expect(await liveLeases(lic.id)).toBe(10);
+    expect(await poolUsed(lic.id)).toBe(10);
     expect(await events(lic.id, 'lease.granted')).toHaveLength(10);
 
     const map = ok(await s.gql(SEAT_MAP, { id: lic.globalId }, { token })).seatMap;
@@ -159,6 +170,7 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect(swept.reduce((a, b) => a + b, 0)).toBe(25);
     expect(await events(lic.id, 'lease.expired')).toHaveLength(25);
     expect(await liveLeases(lic.id)).toBe(5);
+    expect(await poolUsed(lic.id)).toBe(5);
     expect((await heartbeat(leases[0].id, lic.key)).code).toBe('LEASE_EXPIRED');
     expect((await heartbeat(leases[29].id, lic.key)).__typename).toBe('SeatLease');
   });

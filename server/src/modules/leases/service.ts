@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Lease } from '@tessera/db/client';
+import { type Lease, Prisma } from '@tessera/db/client';
 import { z } from 'zod';
 import type { AppDeps } from '../../context.ts';
 import { LicensingError, ValidationError } from '../../errors.ts';
-import { type EventInput, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { sealerOf } from '../audit/chain.ts';
+import { type EventInput, inTransaction, type ServiceContext } from '../audit/service.ts';
+import { isUniqueViolation } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
 import { parse } from '../common/validate.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
@@ -14,7 +16,6 @@ export const DEFAULT_LEASE_SECONDS = 300;
 /** The longest a lease can be borrowed for offline use, unless the license's metadata sets `maxBorrowSeconds`. */
 export const DEFAULT_MAX_BORROW_SECONDS = 7 * 86_400;
 
-const SYSTEM: { type: string; id: string | null } = { type: 'system', id: null };
 
 const clientString = z.string().trim().min(1, 'must not be empty').max(256, 'must be at most 256 characters');
 const checkoutInput = z.object({
@@ -39,25 +40,6 @@ export interface QueuedSeat {
   kind: 'queued';
   position: number;
   expiresAt: Date;
-}
-
-interface LockedLicense {
-  state: string;
-  startsAt: Date | null;
-  expiresAt: Date | null;
-  provisioning: string;
-  clientType: string;
-  seats: number | null;
-  leaseSeconds: number | null;
-}
-
-interface SeatState {
-  expired: { id: string; holder: string }[];
-  live: number;
-  mine: string | null;
-  queued: number;
-  ahead: number;
-  inQueue: boolean;
 }
 
 function leaseEvent(type: string, lease: Pick<Lease, 'id' | 'licenseId' | 'holder' | 'expiresAt'>, actor: { type: string; id: string | null } = clientActor(lease.licenseId)): EventInput {
@@ -87,125 +69,211 @@ async function signLease(app: AppDeps, lease: Lease): Promise<string> {
   );
 }
 
+/** An audit row, as the SELECT list of an INSERT INTO "AuditEvent" fed by a statement's own CTEs. */
+const AUDIT_COLUMNS = Prisma.sql`INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")`;
+
+function leasePayload(alias: string) {
+  return Prisma.raw(
+    `jsonb_build_object('holder', ${alias}.holder, 'expiresAt', to_char(${alias}."expiresAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))`,
+  );
+}
+
+interface LicenseTerms {
+  state: string;
+  startsAt: Date | null;
+  expiresAt: Date | null;
+  provisioning: string;
+  clientType: string;
+  seats: number | null;
+  leaseSeconds: number | null;
+}
+
+interface GrantOutcome {
+  lease: Lease | null;
+  renewed: boolean;
+  granted: boolean;
+  ahead: number;
+  queued: number;
+  inQueue: boolean;
+}
+
 /**
- * Grants a floating seat. The license row is locked for the few statements that count live leases and
- * insert, so concurrent checkouts (on any instance) can never exceed `seats`. Expired leases are
- * reclaimed here first, so they never block a seat while waiting for the sweep.
+ * Grants a floating seat in two statements, neither holding a lock across round trips:
+ * 1. reclaims this license's lapsed leases (giving their seats back to the SeatPool counter, with
+ *    lease.expired audit rows) and reads the license terms;
+ * 2. renews the holder's live lease, or else grants through a conditional UPDATE of the SeatPool row
+ *    (used + owed-to-the-queue < seats, evaluated on the latest row version) and inserts the lease and
+ *    its lease.granted audit row in the same statement.
+ * Concurrent checkouts on any number of instances can therefore never exceed `seats`; the unique
+ * (license, active holder) index makes one device or user hold one lease (a racing duplicate fails
+ * its statement, undoing its increment, and is answered by renewal).
  */
 export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Promise<GrantedLease | QueuedSeat> {
   const input = parse(checkoutInput, raw);
   const { licenseId, tenantId } = await keyTarget(ctx.prisma, input.key);
   const now = new Date();
-  const actor = clientActor(licenseId);
 
-  const outcome = await inTransaction(ctx, tenantId, async (tx, emit) => {
-    const [lic] = await tx.$queryRaw<LockedLicense[]>`
-      SELECT state, "startsAt", "expiresAt", provisioning, "clientType", seats, "leaseSeconds"
-      FROM "License" WHERE id = ${licenseId}::uuid FOR UPDATE`;
-    if (!lic) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
-    assertUsable(lic, now);
-    if (lic.provisioning !== 'FLOATING' || !lic.seats) {
-      throw new LicensingError('NO_SEATS_AVAILABLE', 'This license has no floating seats');
-    }
-    const holder = lic.clientType === 'USERS' ? input.user : input.fingerprint;
-    if (!holder) throw ValidationError.field('user', 'is required: this license counts seats per user');
-    const seconds = lic.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
-    const expiresAt = new Date(now.getTime() + seconds * 1000);
-
-    const state = await seatState(tx, licenseId, holder, now);
-    for (const e of state.expired) emit(leaseEvent('lease.expired', { ...e, licenseId, expiresAt: now }, SYSTEM));
-
-    if (state.mine) {
-      // The same device or user holds one seat: renew it (a borrowed lease keeps its longer term).
-      const [lease] = await tx.$queryRaw<Lease[]>`
-        UPDATE "Lease" SET "expiresAt" = GREATEST("expiresAt", ${expiresAt}::timestamp(3)), "renewedAt" = ${now}::timestamp(3),
-          fingerprint = ${input.fingerprint}
-        WHERE id = ${state.mine}::uuid RETURNING *`;
-      if (state.inQueue) await tx.$executeRaw`DELETE FROM "SeatQueueEntry" WHERE "licenseId" = ${licenseId}::uuid AND holder = ${holder}`;
-      emit(leaseEvent('lease.renewed', lease!, actor));
-      return { kind: 'lease' as const, lease: lease! };
-    }
-
-    // Queued clients come first, in order: a newcomer needs a seat beyond those the queue is owed.
-    const free = lic.seats - state.live;
-    const owed = state.inQueue ? state.ahead : state.queued;
-    if (free > owed) {
-      const lease = await tx.lease.create({
-        data: {
-          id: randomUUID(),
-          tenantId,
-          licenseId,
-          holder,
-          fingerprint: input.fingerprint,
-          user: input.user ?? null,
-          grantedAt: now,
-          renewedAt: now,
-          expiresAt,
-          activeHolder: holder,
-        },
-      });
-      if (state.inQueue) await tx.$executeRaw`DELETE FROM "SeatQueueEntry" WHERE "licenseId" = ${licenseId}::uuid AND holder = ${holder}`;
-      await tx.$executeRaw`
-        INSERT INTO "SeatUsageDay" ("licenseId", day, "tenantId", peak, granted, denials)
-        VALUES (${licenseId}::uuid, ${utcDay(now)}, ${tenantId}::uuid, ${state.live + 1}, 1, 0)
-        ON CONFLICT ("licenseId", day) DO UPDATE
-          SET peak = GREATEST("SeatUsageDay".peak, EXCLUDED.peak), granted = "SeatUsageDay".granted + 1`;
-      emit(leaseEvent('lease.granted', lease, actor));
-      return { kind: 'lease' as const, lease };
-    }
-
-    if (!input.wait) return { kind: 'denied' as const };
-    const queueExpiresAt = new Date(now.getTime() + seconds * 1000);
-    if (state.inQueue) {
-      await tx.$executeRaw`UPDATE "SeatQueueEntry" SET "expiresAt" = ${queueExpiresAt}::timestamp(3)
-        WHERE "licenseId" = ${licenseId}::uuid AND holder = ${holder}`;
-      return { kind: 'queued' as const, position: state.ahead + 1, expiresAt: queueExpiresAt };
-    }
-    const entryId = randomUUID();
-    await tx.seatQueueEntry.create({
-      data: { id: entryId, tenantId, licenseId, holder, fingerprint: input.fingerprint, user: input.user ?? null, enqueuedAt: now, expiresAt: queueExpiresAt },
-    });
-    const position = state.queued + 1;
-    emit({ type: 'seat.queued', subjectType: 'SeatQueueEntry', subjectId: entryId, licenseId, payload: { holder, position }, actor });
-    return { kind: 'queued' as const, position, expiresAt: queueExpiresAt };
-  });
-
-  if (outcome.kind === 'denied') {
-    await ctx.prisma.$executeRaw`
-      INSERT INTO "SeatUsageDay" ("licenseId", day, "tenantId", peak, granted, denials)
-      VALUES (${licenseId}::uuid, ${utcDay(now)}, ${tenantId}::uuid, 0, 0, 1)
-      ON CONFLICT ("licenseId", day) DO UPDATE SET denials = "SeatUsageDay".denials + 1`;
-    throw new LicensingError('NO_SEATS_AVAILABLE', 'All floating seats are in use');
+  const [lic] = await ctx.prisma.$queryRaw<(LicenseTerms & { expired: number })[]>`
+    WITH lic AS (
+      SELECT state, "startsAt", "expiresAt", provisioning, "clientType", seats, "leaseSeconds" FROM "License" WHERE id = ${licenseId}::uuid
+    ), expired AS (
+      UPDATE "Lease" SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
+      WHERE id IN (
+        SELECT id FROM "Lease" WHERE "licenseId" = ${licenseId}::uuid AND status = 'ACTIVE' AND "expiresAt" <= ${now}::timestamp(3)
+        FOR UPDATE SKIP LOCKED
+      )
+      RETURNING id, "tenantId", "licenseId", holder, "expiresAt"
+    ), pool AS (
+      INSERT INTO "SeatPool" ("licenseId", "tenantId", used, granted)
+      SELECT ${licenseId}::uuid, ${tenantId}::uuid, 0, false FROM lic WHERE lic.provisioning = 'FLOATING'
+      ON CONFLICT ("licenseId") DO UPDATE SET used = "SeatPool".used - (SELECT count(*)::int FROM expired)
+      WHERE EXISTS (SELECT 1 FROM expired)
+    ), stale AS (
+      DELETE FROM "SeatQueueEntry" WHERE "licenseId" = ${licenseId}::uuid AND "expiresAt" <= ${now}::timestamp(3)
+    ), audit AS (
+      ${AUDIT_COLUMNS}
+      SELECT e."tenantId", 'lease.expired', 'system', NULL, 'Lease', e.id::text, e."licenseId", ${leasePayload('e')}, ${ctx.requestId} FROM expired e
+    )
+    SELECT lic.*, (SELECT count(*)::int FROM expired) AS expired FROM lic`;
+  if (!lic) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
+  if (lic.expired > 0) void sealerOf(ctx.app).seal(tenantId);
+  assertUsable(lic, now);
+  if (lic.provisioning !== 'FLOATING' || !lic.seats) {
+    throw new LicensingError('NO_SEATS_AVAILABLE', 'This license has no floating seats');
   }
-  if (outcome.kind === 'queued') return outcome;
-  return { kind: 'lease', lease: outcome.lease, token: await signLease(ctx.app, outcome.lease) };
+  const holder = lic.clientType === 'USERS' ? input.user : input.fingerprint;
+  if (!holder) throw ValidationError.field('user', 'is required: this license counts seats per user');
+  const seconds = lic.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+  const expiresAt = new Date(now.getTime() + seconds * 1000);
+
+  let outcome: GrantOutcome;
+  try {
+    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, seats: lic.seats, wait: !!input.wait, now, expiresAt });
+  } catch (err) {
+    // The same holder was granted a lease by a concurrent checkout: this one renews it.
+    if (!isDuplicate(err)) throw err;
+    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, seats: lic.seats, wait: !!input.wait, now, expiresAt });
+  }
+  if (outcome.lease) {
+    void sealerOf(ctx.app).seal(tenantId);
+    return { kind: 'lease', lease: outcome.lease, token: await signLease(ctx.app, outcome.lease) };
+  }
+  if (!input.wait) throw new LicensingError('NO_SEATS_AVAILABLE', 'All floating seats are in use');
+  return enqueue(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, now, expiresAt });
 }
 
-/**
- * One statement: reclaims this license's expired leases and queue entries, and reads what checkout
- * decides on. Data-modifying CTEs see the snapshot from before the statement, which is why every read
- * below filters on expiresAt itself.
- */
-async function seatState(tx: Tx, licenseId: string, holder: string, now: Date): Promise<SeatState> {
-  const [row] = await tx.$queryRaw<SeatState[]>`
-    WITH expired AS (
-      UPDATE "Lease" SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
-      WHERE "licenseId" = ${licenseId}::uuid AND status = 'ACTIVE' AND "expiresAt" <= ${now}::timestamp(3)
-      RETURNING id, holder
-    ), stale AS (
-      DELETE FROM "SeatQueueEntry" WHERE "licenseId" = ${licenseId}::uuid AND "expiresAt" <= ${now}::timestamp(3) RETURNING id
+interface GrantArgs {
+  licenseId: string;
+  tenantId: string;
+  holder: string;
+  fingerprint: string;
+  user: string | null;
+  seats: number;
+  wait: boolean;
+  now: Date;
+  expiresAt: Date;
+}
+
+async function renewOrGrant(ctx: ServiceContext, a: GrantArgs): Promise<GrantOutcome> {
+  const actorId = a.licenseId;
+  const day = utcDay(a.now);
+  const [row] = await ctx.prisma.$queryRaw<(Omit<GrantOutcome, 'lease'> & { lease: Record<string, unknown> | null })[]>`
+    WITH renewed AS (
+      UPDATE "Lease" SET "expiresAt" = GREATEST("expiresAt", ${a.expiresAt}::timestamp(3)), "renewedAt" = ${a.now}::timestamp(3), fingerprint = ${a.fingerprint}
+      WHERE "licenseId" = ${a.licenseId}::uuid AND "activeHolder" = ${a.holder} AND status = 'ACTIVE' AND "expiresAt" > ${a.now}::timestamp(3)
+      RETURNING *
     ), q AS (
-      SELECT id, holder, "enqueuedAt" FROM "SeatQueueEntry" WHERE "licenseId" = ${licenseId}::uuid AND "expiresAt" > ${now}::timestamp(3)
-    ), me AS (SELECT id, "enqueuedAt" FROM q WHERE holder = ${holder})
+      SELECT id, holder, "enqueuedAt" FROM "SeatQueueEntry" WHERE "licenseId" = ${a.licenseId}::uuid AND "expiresAt" > ${a.now}::timestamp(3)
+    ), me AS (
+      SELECT id, "enqueuedAt" FROM q WHERE holder = ${a.holder}
+    ), owed AS (
+      -- Queued clients come first, in order: a newcomer needs a seat beyond those the queue is owed.
+      SELECT (SELECT count(*)::int FROM q) AS queued,
+        (SELECT count(*)::int FROM q, me WHERE (q."enqueuedAt", q.id) < (me."enqueuedAt", me.id)) AS ahead,
+        EXISTS (SELECT 1 FROM me) AS "inQueue"
+    ), pool AS (
+      UPDATE "SeatPool" SET
+        used = used + CASE WHEN used + (SELECT CASE WHEN "inQueue" THEN ahead ELSE queued END FROM owed) < ${a.seats} THEN 1 ELSE 0 END,
+        granted = used + (SELECT CASE WHEN "inQueue" THEN ahead ELSE queued END FROM owed) < ${a.seats}
+      WHERE "licenseId" = ${a.licenseId}::uuid AND NOT EXISTS (SELECT 1 FROM renewed)
+      RETURNING used, granted
+    ), granted AS (
+      INSERT INTO "Lease" (id, "tenantId", "licenseId", holder, fingerprint, "user", status, borrowed, "grantedAt", "renewedAt", "expiresAt", "activeHolder")
+      SELECT ${randomUUID()}::uuid, ${a.tenantId}::uuid, ${a.licenseId}::uuid, ${a.holder}, ${a.fingerprint}, ${a.user}, 'ACTIVE', false,
+        ${a.now}::timestamp(3), ${a.now}::timestamp(3), ${a.expiresAt}::timestamp(3), ${a.holder}
+      FROM pool WHERE pool.granted
+      RETURNING *
+    ), dequeued AS (
+      DELETE FROM "SeatQueueEntry" WHERE "licenseId" = ${a.licenseId}::uuid AND holder = ${a.holder}
+        AND (EXISTS (SELECT 1 FROM granted) OR EXISTS (SELECT 1 FROM renewed))
+    ), stats AS (
+      INSERT INTO "SeatUsageDay" ("licenseId", day, "tenantId", peak, granted, denials)
+      SELECT ${a.licenseId}::uuid, ${day}, ${a.tenantId}::uuid, pool.used, CASE WHEN pool.granted THEN 1 ELSE 0 END, CASE WHEN pool.granted THEN 0 ELSE 1 END
+      FROM pool WHERE pool.granted OR NOT ${a.wait}
+      ON CONFLICT ("licenseId", day) DO UPDATE SET peak = GREATEST("SeatUsageDay".peak, EXCLUDED.peak),
+        granted = "SeatUsageDay".granted + EXCLUDED.granted, denials = "SeatUsageDay".denials + EXCLUDED.denials
+    ), audit AS (
+      ${AUDIT_COLUMNS}
+      SELECT l."tenantId", 'lease.granted', 'client', ${actorId}, 'Lease', l.id::text, l."licenseId", ${leasePayload('l')}, ${ctx.requestId} FROM granted l
+      UNION ALL
+      SELECT l."tenantId", 'lease.renewed', 'client', ${actorId}, 'Lease', l.id::text, l."licenseId", ${leasePayload('l')}, ${ctx.requestId} FROM renewed l
+    )
     SELECT
-      (SELECT COALESCE(json_agg(json_build_object('id', id, 'holder', holder)), '[]'::json) FROM expired) AS expired,
-      (SELECT count(*)::int FROM "Lease" WHERE "licenseId" = ${licenseId}::uuid AND status = 'ACTIVE' AND "expiresAt" > ${now}::timestamp(3)) AS live,
-      (SELECT id::text FROM "Lease" WHERE "licenseId" = ${licenseId}::uuid AND "activeHolder" = ${holder} AND "expiresAt" > ${now}::timestamp(3)) AS mine,
-      (SELECT count(*)::int FROM q) AS queued,
-      (SELECT count(*)::int FROM q, me WHERE (q."enqueuedAt", q.id) < (me."enqueuedAt", me.id)) AS ahead,
-      EXISTS (SELECT 1 FROM me) AS "inQueue",
-      (SELECT count(*)::int FROM stale) AS "staleCount"`;
-  return row!;
+      COALESCE((SELECT row_to_json(granted) FROM granted), (SELECT row_to_json(renewed) FROM renewed)) AS lease,
+      EXISTS (SELECT 1 FROM renewed) AS renewed,
+      COALESCE((SELECT granted FROM pool), false) AS granted,
+      owed.ahead, owed.queued, owed."inQueue"
+    FROM owed`;
+  const r = row!;
+  return { ...r, lease: r.lease ? leaseFromJson(r.lease) : null };
+}
+
+/** row_to_json gives timestamps as text without a zone (they are UTC). */
+function leaseFromJson(j: Record<string, unknown>): Lease {
+  const date = (v: unknown) => (v === null || v === undefined ? null : new Date(`${String(v)}Z`));
+  return {
+    ...(j as unknown as Lease),
+    grantedAt: date(j.grantedAt)!,
+    renewedAt: date(j.renewedAt)!,
+    expiresAt: date(j.expiresAt)!,
+    endedAt: date(j.endedAt),
+  };
+}
+
+/** Puts (or keeps) the client in the seat queue; a new place emits seat.queued. */
+async function enqueue(
+  ctx: ServiceContext,
+  a: { licenseId: string; tenantId: string; holder: string; fingerprint: string; user: string | null; now: Date; expiresAt: Date },
+): Promise<QueuedSeat> {
+  const [row] = await ctx.prisma.$queryRaw<{ position: number; inserted: boolean }[]>`
+    WITH entry AS (
+      INSERT INTO "SeatQueueEntry" (id, "tenantId", "licenseId", holder, fingerprint, "user", "enqueuedAt", "expiresAt")
+      VALUES (${randomUUID()}::uuid, ${a.tenantId}::uuid, ${a.licenseId}::uuid, ${a.holder}, ${a.fingerprint}, ${a.user}, ${a.now}::timestamp(3), ${a.expiresAt}::timestamp(3))
+      ON CONFLICT ("licenseId", holder) DO UPDATE SET "expiresAt" = EXCLUDED."expiresAt"
+      RETURNING id, "enqueuedAt", (xmax = 0) AS inserted
+    ), audit AS (
+      ${AUDIT_COLUMNS}
+      SELECT ${a.tenantId}::uuid, 'seat.queued', 'client', ${a.licenseId}, 'SeatQueueEntry', entry.id::text, ${a.licenseId}::uuid,
+        jsonb_build_object('holder', ${a.holder}::text), ${ctx.requestId}
+      FROM entry WHERE entry.inserted
+    )
+    SELECT entry.inserted,
+      (SELECT count(*)::int FROM "SeatQueueEntry" q WHERE q."licenseId" = ${a.licenseId}::uuid AND q."expiresAt" > ${a.now}::timestamp(3)
+        AND (q."enqueuedAt", q.id) < (entry."enqueuedAt", entry.id)) + 1 AS position
+    FROM entry`;
+  if (row!.inserted) void sealerOf(ctx.app).seal(a.tenantId);
+  return { kind: 'queued', position: row!.position, expiresAt: a.expiresAt };
+}
+
+/** A unique violation, also as a raw query reports it (P2010 wrapping the driver adapter's error). */
+export function isDuplicate(err: unknown): boolean {
+  if (isUniqueViolation(err)) return true;
+  const adapter = (err as { meta?: { driverAdapterError?: { message?: string; cause?: { originalCode?: string; code?: string } } } })?.meta?.driverAdapterError;
+  return (
+    adapter?.cause?.originalCode === '23505' ||
+    adapter?.cause?.code === '23505' ||
+    /duplicate key value violates unique constraint/.test(adapter?.message ?? '')
+  );
 }
 
 /** A lease of the license this key names; anything else (unknown, another license's) is LEASE_NOT_FOUND. */
@@ -221,10 +289,6 @@ function parseLeaseId(value: string): string {
   } catch {
     throw new LicensingError('LEASE_NOT_FOUND', 'No such lease for this license');
   }
-}
-
-interface LeaseWithQueue extends Lease {
-  waiting: boolean;
 }
 
 /** Why a renewal or release found nothing to change: checked only on that failure path. */
@@ -260,28 +324,30 @@ export async function heartbeatSeat(ctx: ServiceContext, ref: LeaseRef): Promise
   return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
 }
 
-/** Frees the seat at once; the head of the queue (if any) is told a seat is available. */
+/** Frees the seat at once (and its SeatPool count, in the same statement); a waiting queue hears seat.available. */
 export async function releaseSeat(ctx: ServiceContext, ref: LeaseRef): Promise<GrantedLease> {
   const { leaseId, licenseId, tenantId } = await leaseOf(ctx, ref);
   const now = new Date();
-  const lease = await inTransaction(ctx, tenantId, async (tx, emit) => {
-    const [row] = await tx.$queryRaw<LeaseWithQueue[]>`
+  const [row] = await ctx.prisma.$queryRaw<Lease[]>`
+    WITH released AS (
       UPDATE "Lease" SET status = 'RELEASED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
       WHERE id = ${leaseId}::uuid AND "licenseId" = ${licenseId}::uuid AND status = 'ACTIVE' AND "expiresAt" > ${now}::timestamp(3)
-      RETURNING *, EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = "Lease"."licenseId" AND q."expiresAt" > ${now}::timestamp(3)) AS waiting`;
-    if (!row) return undefined;
-    const actor = clientActor(licenseId);
-    emit(leaseEvent('lease.released', row, actor));
-    if (row.waiting) emit(seatAvailable(licenseId, 1, actor));
-    return row;
-  });
-  if (!lease) return explainMiss(ctx, leaseId, licenseId, now);
-  const { waiting: _, ...plain } = lease;
-  return { kind: 'lease', lease: plain, token: await signLease(ctx.app, plain) };
-}
-
-function seatAvailable(licenseId: string, seats: number, actor: { type: string; id: string | null }): EventInput {
-  return { type: 'seat.available', subjectType: 'License', subjectId: licenseId, licenseId, payload: { seats }, actor };
+      RETURNING *
+    ), pool AS (
+      UPDATE "SeatPool" SET used = used - 1 WHERE "licenseId" = ${licenseId}::uuid AND EXISTS (SELECT 1 FROM released)
+    ), waiting AS (
+      SELECT EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = ${licenseId}::uuid AND q."expiresAt" > ${now}::timestamp(3)) AS yes
+    ), audit AS (
+      ${AUDIT_COLUMNS}
+      SELECT l."tenantId", 'lease.released', 'client', ${licenseId}, 'Lease', l.id::text, l."licenseId", ${leasePayload('l')}, ${ctx.requestId} FROM released l
+      UNION ALL
+      SELECT l."tenantId", 'seat.available', 'client', ${licenseId}, 'License', ${licenseId}, l."licenseId", jsonb_build_object('seats', 1), ${ctx.requestId}
+      FROM released l, waiting WHERE waiting.yes
+    )
+    SELECT * FROM released`;
+  if (!row) return explainMiss(ctx, leaseId, licenseId, now);
+  void sealerOf(ctx.app).seal(tenantId);
+  return { kind: 'lease', lease: row, token: await signLease(ctx.app, row) };
 }
 
 const borrowInput = z.object({
@@ -339,39 +405,45 @@ export async function seatQueuePosition(ctx: ServiceContext, raw: CheckoutInput)
 }
 
 /**
- * Expires lapsed leases of every tenant and drops stale queue entries. Each batch is one UPDATE over
- * rows claimed with FOR UPDATE SKIP LOCKED, so N instances sweeping at once expire each lease once.
+ * Expires lapsed leases (of every tenant) and drops stale queue entries. Each batch is one statement:
+ * an UPDATE over rows claimed with FOR UPDATE SKIP LOCKED, so N instances sweeping at once expire each
+ * lease once, and in the same statement the audit rows (lease.expired per lease, seat.available per
+ * license with a queue), which commit with the change; they are sealed and published right after.
  */
 export async function sweepLeases(app: AppDeps, now = new Date(), batch = 10_000): Promise<number> {
-  const ctx: ServiceContext = { app, prisma: app.prisma, actor: { kind: 'anonymous' }, requestId: 'lease-sweep' };
   await app.prisma.$executeRaw`DELETE FROM "SeatQueueEntry" WHERE "expiresAt" <= ${now}::timestamp(3)`;
   let total = 0;
   for (;;) {
-    const tenants = await app.prisma.$queryRaw<{ tenantId: string }[]>`
-      SELECT DISTINCT "tenantId"::text AS "tenantId" FROM "Lease" WHERE status = 'ACTIVE' AND "expiresAt" <= ${now}::timestamp(3) LIMIT 100`;
-    if (tenants.length === 0) return total;
-    let swept = 0;
-    for (const { tenantId } of tenants) {
-      swept += await inTransaction(ctx, tenantId, async (tx, emit) => {
-        const rows = await tx.$queryRaw<{ id: string; licenseId: string; holder: string; expiresAt: Date; waiting: boolean }[]>`
-          UPDATE "Lease" SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
-          WHERE id IN (
-            SELECT id FROM "Lease" WHERE "tenantId" = ${tenantId}::uuid AND status = 'ACTIVE' AND "expiresAt" <= ${now}::timestamp(3)
-            LIMIT ${batch} FOR UPDATE SKIP LOCKED
-          )
-          RETURNING id, "licenseId", holder, "expiresAt",
-            EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = "Lease"."licenseId") AS waiting`;
-        const freed = new Map<string, number>();
-        for (const r of rows) {
-          emit(leaseEvent('lease.expired', r, SYSTEM));
-          if (r.waiting) freed.set(r.licenseId, (freed.get(r.licenseId) ?? 0) + 1);
-        }
-        for (const [licenseId, seats] of freed) emit(seatAvailable(licenseId, seats, SYSTEM));
-        return rows.length;
-      });
-    }
+    const rows = await app.prisma.$queryRaw<{ tenantId: string; n: number }[]>`
+      WITH expired AS (
+        UPDATE "Lease" SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
+        WHERE id IN (
+          SELECT id FROM "Lease" WHERE status = 'ACTIVE' AND "expiresAt" <= ${now}::timestamp(3)
+          LIMIT ${batch} FOR UPDATE SKIP LOCKED
+        )
+        RETURNING id, "tenantId", "licenseId", holder, "expiresAt"
+      ), counts AS (
+        SELECT "licenseId", count(*)::int AS n FROM expired GROUP BY 1
+      ), pool AS (
+        UPDATE "SeatPool" p SET used = p.used - counts.n FROM counts WHERE p."licenseId" = counts."licenseId"
+      ), freed AS (
+        SELECT "tenantId", "licenseId", count(*)::int AS seats FROM expired e
+        WHERE EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = e."licenseId" AND q."expiresAt" > ${now}::timestamp(3))
+        GROUP BY 1, 2
+      ), audit AS (
+        INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
+        SELECT "tenantId", 'lease.expired', 'system', NULL, 'Lease', id::text, "licenseId",
+          jsonb_build_object('holder', holder, 'expiresAt', to_char("expiresAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')), 'lease-sweep'
+        FROM expired
+        UNION ALL
+        SELECT "tenantId", 'seat.available', 'system', NULL, 'License', "licenseId"::text, "licenseId", jsonb_build_object('seats', seats), 'lease-sweep'
+        FROM freed
+      )
+      SELECT "tenantId"::text AS "tenantId", count(*)::int AS n FROM expired GROUP BY 1`;
+    for (const r of rows) void sealerOf(app).seal(r.tenantId);
+    const swept = rows.reduce((sum, r) => sum + r.n, 0);
     total += swept;
-    // Another instance holds what is left (SKIP LOCKED): it will finish it.
-    if (swept === 0) return total;
+    // A short batch means nothing is left, or another instance holds the rest (SKIP LOCKED) and will finish it.
+    if (swept < batch) return total;
   }
 }

@@ -4,18 +4,16 @@ import { z } from 'zod';
 import type { AppDeps } from '../../context.ts';
 import { LicensingError, ValidationError } from '../../errors.ts';
 import { sealerOf } from '../audit/chain.ts';
-import { type EventInput, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import type { ServiceContext } from '../audit/service.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
 import { isUniqueViolation } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
 import { parse, positive } from '../common/validate.ts';
-import { assertUsable, clientActor, keyTarget } from '../leases/client.ts';
+import { assertUsable, keyTarget } from '../leases/client.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
 
 /** How long an authorized, uncommitted ticket holds its reservation. */
 export const TICKET_TTL_SECONDS = 900;
-
-const SYSTEM: { type: string; id: string | null } = { type: 'system', id: null };
 
 const usageInput = z.object({
   key: z.string(),
@@ -59,17 +57,6 @@ function requestHash(op: string, input: z.output<typeof usageInput>): string {
   return createHash('sha256')
     .update(JSON.stringify([op, input.meter, input.quantity, input.fingerprint ?? null]))
     .digest('hex');
-}
-
-function usageEvent(type: string, t: Pick<UsageTicket, 'id' | 'licenseId' | 'meter' | 'window' | 'quantity'>, extra: Record<string, unknown>, actor: { type: string; id: string | null } = clientActor(t.licenseId)): EventInput {
-  return {
-    type,
-    subjectType: 'UsageTicket',
-    subjectId: t.id,
-    licenseId: t.licenseId,
-    payload: { meter: t.meter, window: t.window, authorized: t.quantity, ...extra },
-    actor,
-  };
 }
 
 function signReceipt(app: AppDeps, t: UsageTicket): Promise<string> {
@@ -161,7 +148,7 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
     ticket = await attempt();
     if (!ticket) {
       // Lapsed reservations the sweep has not reached yet must not block this one.
-      const released = await inTransaction(ctx, tenantId, (tx, emit) => reclaimTickets(tx, emit, now, { licenseId, meter: term.meter, window }));
+      const released = await reclaimTickets(ctx.app, now, { licenseId, meter: term.meter, window });
       if (released > 0) ticket = await attempt();
     }
   } catch (err) {
@@ -239,39 +226,38 @@ interface BalanceKey {
 }
 
 /**
- * Expires lapsed AUTHORIZED tickets and gives their reservations back, in one statement; scoped to one
- * balance (query-time, when a reservation does not fit) or to a tenant (the sweep). Rows are claimed
- * with FOR UPDATE SKIP LOCKED, so concurrent sweepers release each ticket once.
+ * Expires lapsed AUTHORIZED tickets and gives their reservations back, with their usage.released audit
+ * rows, in one statement; scoped to one balance (query time, when a reservation does not fit) or to
+ * all tenants (the sweep). Rows are claimed with FOR UPDATE SKIP LOCKED, so concurrent sweepers release
+ * each ticket once.
  */
-async function reclaimTickets(
-  tx: Tx,
-  emit: (e: EventInput) => void,
-  now: Date,
-  scope: BalanceKey | { tenantId: string; limit: number },
-): Promise<number> {
+async function reclaimTickets(app: AppDeps, now: Date, scope: BalanceKey | { limit: number }): Promise<number> {
   const balance = 'meter' in scope ? scope : null;
-  const tenant = 'tenantId' in scope ? scope : null;
-  const rows = await tx.$queryRaw<Pick<UsageTicket, 'id' | 'licenseId' | 'meter' | 'window' | 'quantity'>[]>`
+  const limit = 'limit' in scope ? scope.limit : 10_000;
+  const rows = await app.prisma.$queryRaw<{ tenantId: string; n: number }[]>`
     WITH expired AS (
       UPDATE "UsageTicket" SET status = 'EXPIRED', "endedAt" = ${now}::timestamp(3)
       WHERE id IN (
         SELECT id FROM "UsageTicket"
         WHERE status = 'AUTHORIZED' AND "expiresAt" <= ${now}::timestamp(3)
           AND (${balance?.licenseId ?? null}::uuid IS NULL OR ("licenseId" = ${balance?.licenseId ?? null}::uuid AND meter = ${balance?.meter ?? null} AND "window" = ${balance?.window ?? null}))
-          AND (${tenant?.tenantId ?? null}::uuid IS NULL OR "tenantId" = ${tenant?.tenantId ?? null}::uuid)
-        LIMIT ${tenant?.limit ?? 10_000} FOR UPDATE SKIP LOCKED
+        LIMIT ${limit} FOR UPDATE SKIP LOCKED
       )
-      RETURNING id, "licenseId", meter, "window", quantity
+      RETURNING id, "tenantId", "licenseId", meter, "window", quantity
     ), sums AS (
       SELECT "licenseId", meter, "window", sum(quantity)::int AS q FROM expired GROUP BY 1, 2, 3
     ), released AS (
       UPDATE "UsageBalance" b SET reserved = b.reserved - sums.q, "updatedAt" = ${now}::timestamp(3)
       FROM sums WHERE b."licenseId" = sums."licenseId" AND b.meter = sums.meter AND b."window" = sums."window"
-      RETURNING 1
+    ), audit AS (
+      INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
+      SELECT "tenantId", 'usage.released', 'system', NULL, 'UsageTicket', id::text, "licenseId",
+        jsonb_build_object('meter', meter, 'window', "window", 'authorized', quantity, 'reason', 'expired'), 'usage-sweep'
+      FROM expired
     )
-    SELECT id::text, "licenseId"::text, meter, "window", quantity, (SELECT count(*) FROM released) AS balances FROM expired`;
-  for (const r of rows) emit(usageEvent('usage.released', r, { reason: 'expired' }, SYSTEM));
-  return rows.length;
+    SELECT "tenantId"::text AS "tenantId", count(*)::int AS n FROM expired GROUP BY 1`;
+  for (const r of rows) void sealerOf(app).seal(r.tenantId);
+  return rows.reduce((sum, r) => sum + r.n, 0);
 }
 
 function parseTicketId(value: string): string {
@@ -356,18 +342,11 @@ export async function releaseUsage(ctx: ServiceContext, ref: TicketRef): Promise
 
 /** Expires lapsed tickets of every tenant and releases their reservations. Safe with N instances. */
 export async function sweepTickets(app: AppDeps, now = new Date(), batch = 10_000): Promise<number> {
-  const ctx: ServiceContext = { app, prisma: app.prisma, actor: { kind: 'anonymous' }, requestId: 'usage-sweep' };
   let total = 0;
   for (;;) {
-    const tenants = await app.prisma.$queryRaw<{ tenantId: string }[]>`
-      SELECT DISTINCT "tenantId"::text AS "tenantId" FROM "UsageTicket" WHERE status = 'AUTHORIZED' AND "expiresAt" <= ${now}::timestamp(3) LIMIT 100`;
-    if (tenants.length === 0) return total;
-    let swept = 0;
-    for (const { tenantId } of tenants) {
-      swept += await inTransaction(ctx, tenantId, (tx, emit) => reclaimTickets(tx, emit, now, { tenantId, limit: batch }));
-    }
+    const swept = await reclaimTickets(app, now, { limit: batch });
     total += swept;
-    if (swept === 0) return total;
+    if (swept < batch) return total;
   }
 }
 
