@@ -326,7 +326,8 @@ describe('release and reclamation', () => {
 
     // Several instances sweeping at once reclaim each device exactly once.
     const counts = await Promise.all([reclaimInactive(s.app.deps), reclaimInactive(s.app.deps), reclaimInactive(s.app.deps)]);
-    expect(counts.reduce((a, b) => a + b, 0)).toBe(5);
+    // (The app's own periodic sweep may have taken some first; together they reclaim each device once.)
+    expect(counts.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(5);
     expect(await used(l.id)).toBe(1);
     expect(await s.db.prisma.activation.count({ where: { licenseId: l.id, status: 'INACTIVE' } })).toBe(5);
     expect(await events('activation.reclaimed', l.id)).toHaveLength(5);
