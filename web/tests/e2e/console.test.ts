@@ -321,6 +321,31 @@ describe('admin console', () => {
     await shot(page, '16b-compliance');
   });
 
+  it('works from the keyboard and on a narrow screen', async () => {
+    await nav('Customers');
+    await heading('Customers');
+    await page.getByRole('button', { name: 'New customer' }).first().focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    await page.getByRole('button', { name: 'New customer' }).first().focus();
+    await page.keyboard.press('Enter');
+    // Focus lands in the dialog's first field; Enter in a field submits.
+    await page.keyboard.type(`Keyboard Co ${stamp}`);
+    await page.keyboard.press('Enter');
+    await heading(`Keyboard Co ${stamp}`);
+
+    await page.setViewportSize({ width: 420, height: 860 });
+    await page.goto(licenseUrl);
+    await page.getByRole('heading', { level: 1, name: licenseKey }).waitFor();
+    await page.locator('.feed li').first().waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(420);
+    await shot(page, '18-narrow-license');
+    await page.setViewportSize({ width: 1360, height: 860 });
+  });
+
   it('shows a read-only member no buttons that would fail', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/\/signin/);
