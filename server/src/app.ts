@@ -23,6 +23,7 @@ import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from './modules/t
 import { actorFor, persistedOperations } from './persisted.ts';
 import { BUNDLE_PATH, offlineBundlePlugin } from './modules/offline/bundle.ts';
 import { schema } from './schema.ts';
+import { createSecurity } from './modules/security/security.ts';
 
 export interface App {
   deps: AppDeps;
@@ -141,10 +142,12 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const deps: AppDeps = { config, db, prisma: db.prisma, bus };
   // Resolves the master key now, so a bad TESSERA_MASTER_KEY fails the start, not the first activation.
   signerFor(deps);
+  // Issue 9 hardening: structured logs, CSRF, GraphQL limits, rate limits, retryable outage errors.
+  const security = createSecurity(deps, { busPrefix: options.busPrefix });
   const stopReclamation = startReclamation(deps, RECLAIM_INTERVAL_MS);
   // Chains audit rows committed while no instance could (a crash between commit and seal), then keeps sweeping.
   const sealer = sealerOf(deps);
-  void sealer.sweep().catch((err) => console.error('audit: initial sweep failed:', (err as Error).message));
+  void sealer.sweep().catch((err) => security.logger.error({ err: (err as Error).message }, 'audit: initial sweep failed'));
   sealer.startSweeping();
   watchCompliance(deps);
   // Floating seats and usage tickets: expire lapsed leases and reservations (safe on N instances).
@@ -155,8 +158,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: !config.production,
-    maskedErrors: true,
-    plugins: [responseHeaders, persistedOperations(deps.prisma, config.production), jwksPlugin(deps), auditExportPlugin(deps), offlineBundlePlugin(deps)],
+    ...security.yogaOptions,
+    plugins: [responseHeaders, ...security.plugins, persistedOperations(deps.prisma, config.production), jwksPlugin(deps), auditExportPlugin(deps), offlineBundlePlugin(deps)],
     context: async ({ request, ...rest }): Promise<Context> => {
       const socket = rest as unknown as { actor?: Actor; requestId?: string };
       if (socket.actor) {
@@ -259,6 +262,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       await sealer.stop();
       if (!options.bus) await bus.close();
       await stopReclamation();
+      await security.close();
       if (!options.db) await db.close();
     },
   };

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { loadSecurityConfig, type SecurityConfig } from './modules/security/config.ts';
 
 export interface Config {
   port: number;
@@ -10,6 +11,8 @@ export interface Config {
   production: boolean;
   /** Create the `demo` tenant when the database has no tenant yet. */
   seedDemo: boolean;
+  /** Rate limits, GraphQL limits, proxies, CORS, logging (modules/security). */
+  security: SecurityConfig;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -26,5 +29,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     production: env.NODE_ENV === 'production',
     // Demo data belongs on the embedded database; a PostgreSQL deployment opts in explicitly.
     seedDemo: env.TESSERA_DEMO ? env.TESSERA_DEMO === '1' || env.TESSERA_DEMO === 'true' : !databaseUrl,
+    security: loadSecurityConfig(env),
   };
 }

@@ -45,7 +45,13 @@ export async function freshPostgres(base: string): Promise<{ url: string; drop()
   };
 }
 
-export async function startTestServer(options: { databaseUrl?: string } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: {
+    databaseUrl?: string;
+    /** Extra environment for loadConfig (e.g. low rate limits for the rate-limit tests). */
+    env?: Record<string, string>;
+  } = {},
+): Promise<TestServer> {
   let drop: (() => Promise<void>) | undefined;
   let db: Database;
   if (options.databaseUrl) {
@@ -57,7 +63,7 @@ export async function startTestServer(options: { databaseUrl?: string } = {}): P
   } else {
     db = await openDatabase({ dataDir: 'memory://' });
   }
-  const config = { ...loadConfig({ NODE_ENV: 'test' }), seedDemo: false };
+  const config = { ...loadConfig({ NODE_ENV: 'test', ...options.env }), seedDemo: false };
   const app = await buildApp({ config, db });
   const server: TestServer = {
     app,

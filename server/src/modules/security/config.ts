@@ -1,0 +1,52 @@
+/** Security settings, read from the environment by loadConfig() (README.md, "Configuration"). */
+export interface SecurityConfig {
+  /** Client operations (activate, heartbeat, validateLicense, ...) per license key, per minute. */
+  keyPerMinute: number;
+  /** Client operations per client IP, per minute. */
+  ipPerMinute: number;
+  /** Client operations answered LICENSE_NOT_FOUND (key probing) per client IP, per minute. */
+  ipUnknownKeysPerMinute: number;
+  /** Failed sign-ins per account (tenant + email) in 15 minutes. */
+  signInAccountFailures: number;
+  /** Failed sign-ins per client IP in 15 minutes. */
+  signInIpFailures: number;
+  /** Reverse proxies in front of the server whose X-Forwarded-For is trusted (0: use the socket address). */
+  trustProxy: number;
+  /** Origins allowed to call the API from a browser with cookies; others may call with bearer tokens only. */
+  corsOrigins: string[];
+  /** GraphQL document limits (applied before execution). */
+  maxDepth: number;
+  maxAliases: number;
+  maxTokens: number;
+  maxDirectives: number;
+  maxCost: number;
+  logLevel: string;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${raw}`);
+  return n;
+}
+
+export function loadSecurityConfig(env: NodeJS.ProcessEnv): SecurityConfig {
+  return {
+    // Generous for legitimate traffic (a site license's many devices behind one NAT, `pnpm bench`);
+    // key probing is held by the much lower unknown-key limit.
+    keyPerMinute: int(env, 'TESSERA_RATE_LIMIT_KEY_PER_MINUTE', 300_000),
+    ipPerMinute: int(env, 'TESSERA_RATE_LIMIT_IP_PER_MINUTE', 600_000),
+    ipUnknownKeysPerMinute: int(env, 'TESSERA_RATE_LIMIT_UNKNOWN_KEYS_PER_MINUTE', 60),
+    signInAccountFailures: int(env, 'TESSERA_RATE_LIMIT_SIGNIN_ACCOUNT', 10),
+    signInIpFailures: int(env, 'TESSERA_RATE_LIMIT_SIGNIN_IP', 100),
+    trustProxy: int(env, 'TESSERA_TRUST_PROXY', 0),
+    corsOrigins: (env.TESSERA_CORS_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    maxDepth: int(env, 'TESSERA_GRAPHQL_MAX_DEPTH', 12),
+    maxAliases: int(env, 'TESSERA_GRAPHQL_MAX_ALIASES', 15),
+    maxTokens: int(env, 'TESSERA_GRAPHQL_MAX_TOKENS', 2000),
+    maxDirectives: int(env, 'TESSERA_GRAPHQL_MAX_DIRECTIVES', 10),
+    maxCost: int(env, 'TESSERA_GRAPHQL_MAX_COST', 5000),
+    logLevel: env.LOG_LEVEL || (env.NODE_ENV === 'test' ? 'silent' : 'info'),
+  };
+}

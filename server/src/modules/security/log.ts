@@ -1,0 +1,76 @@
+import { pino, type Logger } from 'pino';
+import type { Plugin } from 'graphql-yoga';
+
+/**
+ * Structured JSON logs. Secrets never reach them: credentials are redacted by path wherever they
+ * appear, and license keys are shortened to their first group (`keyHint`) before logging.
+ */
+export function createLogger(level = 'info', destination?: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'tessera' },
+      redact: {
+        paths: [
+          'authorization',
+          'cookie',
+          'password',
+          'token',
+          'secret',
+          'key',
+          '*.authorization',
+          '*.cookie',
+          '*.password',
+          '*.token',
+          '*.secret',
+          '*.key',
+          'headers["set-cookie"]',
+          'variables',
+        ],
+        censor: '[redacted]',
+      },
+    },
+    destination,
+  );
+}
+
+/** `LIC-ABCD-…`: enough to tell keys apart in a log, useless to an attacker. */
+export function keyHint(key: unknown): string {
+  if (typeof key !== 'string') return '';
+  return `${key.slice(0, 8)}…`;
+}
+
+interface RequestLog {
+  started: number;
+  operation?: string;
+}
+
+/** One log line per GraphQL request: request id, operation name, duration, HTTP status. */
+export function requestLogPlugin(logger: Logger): Plugin {
+  const requests = new WeakMap<Request, RequestLog>();
+  return {
+    onRequest({ request }) {
+      requests.set(request, { started: performance.now() });
+    },
+    onParams({ request, params }) {
+      const entry = requests.get(request);
+      if (entry) entry.operation = params.operationName ?? (params.query ? undefined : 'persisted');
+    },
+    onResponse({ request, response }) {
+      const entry = requests.get(request);
+      if (!entry) return;
+      const url = new URL(request.url);
+      logger.info(
+        {
+          requestId: response.headers.get('x-request-id') ?? undefined,
+          method: request.method,
+          path: url.pathname,
+          operation: entry.operation,
+          status: response.status,
+          ms: Math.round((performance.now() - entry.started) * 10) / 10,
+        },
+        'request',
+      );
+    },
+  };
+}

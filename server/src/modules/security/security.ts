@@ -1,0 +1,32 @@
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import type { Plugin } from 'graphql-yoga';
+import type { AppDeps } from '../../context.ts';
+import { maskError } from './availability.ts';
+import { corsOptions, csrfPlugin } from './csrf.ts';
+import { graphqlLimitPlugins } from './limits.ts';
+import { createLogger, requestLogPlugin } from './log.ts';
+import { createRateLimits, rateLimitPlugin } from './ratelimit.ts';
+
+/** Everything buildApp() wires into yoga for issue 9's hardening, in one place. */
+export function createSecurity(deps: AppDeps, options: { busPrefix?: string; logger?: Logger } = {}) {
+  const { config } = deps;
+  const logger = options.logger ?? createLogger(config.security.logLevel);
+  const limits = createRateLimits(config.security, config.redisUrl, options.busPrefix ?? 'tessera');
+  const plugins: Plugin<{ req?: IncomingMessage }>[] = [
+    requestLogPlugin(logger),
+    csrfPlugin(),
+    ...graphqlLimitPlugins(config.security, config.production),
+    rateLimitPlugin(deps, limits),
+  ];
+  return {
+    logger,
+    plugins,
+    yogaOptions: {
+      maskedErrors: { maskError },
+      cors: corsOptions(config.security.corsOrigins),
+      batching: false,
+    },
+    close: () => limits.close(),
+  };
+}
