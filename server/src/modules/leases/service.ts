@@ -302,12 +302,12 @@ async function explainMiss(ctx: ServiceContext, leaseId: string, licenseId: stri
   throw new LicensingError('LEASE_EXPIRED', 'The lease has expired; check out a seat again');
 }
 
-/** Extends a live lease by the license's lease period: one UPDATE that also checks the license is usable. */
+/** Extends a live lease by the license's lease period: one statement that also checks the license is usable and writes lease.renewed. */
 export async function heartbeatSeat(ctx: ServiceContext, ref: LeaseRef): Promise<GrantedLease> {
   const { leaseId, licenseId, tenantId } = await leaseOf(ctx, ref);
   const now = new Date();
-  const lease = await inTransaction(ctx, tenantId, async (tx, emit) => {
-    const [row] = await tx.$queryRaw<Lease[]>`
+  const [lease] = await ctx.prisma.$queryRaw<Lease[]>`
+    WITH renewed AS (
       UPDATE "Lease" l SET
         "expiresAt" = GREATEST(l."expiresAt", ${now}::timestamp(3) + COALESCE(lic."leaseSeconds", ${DEFAULT_LEASE_SECONDS}) * interval '1 second'),
         "renewedAt" = ${now}::timestamp(3)
@@ -316,11 +316,14 @@ export async function heartbeatSeat(ctx: ServiceContext, ref: LeaseRef): Promise
         AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)
         AND lic.state = 'ACTIVE' AND (lic."expiresAt" IS NULL OR lic."expiresAt" > ${now}::timestamp(3))
         AND (lic."startsAt" IS NULL OR lic."startsAt" <= ${now}::timestamp(3))
-      RETURNING l.*`;
-    if (row) emit(leaseEvent('lease.renewed', row, clientActor(licenseId)));
-    return row;
-  });
+      RETURNING l.*
+    ), audit AS (
+      ${AUDIT_COLUMNS}
+      SELECT l."tenantId", 'lease.renewed', 'client', ${licenseId}, 'Lease', l.id::text, l."licenseId", ${leasePayload('l')}, ${ctx.requestId} FROM renewed l
+    )
+    SELECT * FROM renewed`;
   if (!lease) return explainMiss(ctx, leaseId, licenseId, now);
+  void sealerOf(ctx.app).seal(tenantId);
   return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
 }
 
