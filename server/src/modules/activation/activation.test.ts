@@ -1,5 +1,6 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
-import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
+import type { AddressInfo } from 'node:net';
+import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
 import {
@@ -439,6 +440,23 @@ describe('signing keys', () => {
     const keys = ok(await s.gql(KEYS, {}, { token })).signingKeys;
     expect(keys.find((k: { kid: string }) => k.kid === oldKid).retiredAt).not.toBeNull();
     expect(await events('signing_key.rotated')).toHaveLength(1);
+  });
+
+  it('serves the JWKS over the real HTTP server to a plain remote JWKS verifier', async () => {
+    const l = await issue(s, token, { maxActivations: 5 });
+    const a = await activateDevice(s, { key: l.key, fingerprint: 'remote' });
+    await new Promise<void>((resolve) => s.app.server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = s.app.server.address() as AddressInfo;
+      const res = await fetch(`http://127.0.0.1:${port}/.well-known/jwks.json?tenant=${slug}`);
+      expect(res.headers.get('content-type')).toContain('application/jwk-set+json');
+      const remote = createRemoteJWKSet(new URL(`http://127.0.0.1:${port}/.well-known/jwks.json?tenant=${slug}`));
+      const { payload, protectedHeader } = await jwtVerify(a.token, remote, { typ: 'tessera-activation+jwt', issuer: slug, algorithms: ['EdDSA'] });
+      expect(protectedHeader.kid).toBeTruthy();
+      expect(payload).toMatchObject({ sub: l.id, fingerprint: 'remote' });
+    } finally {
+      await new Promise<void>((resolve) => s.app.server.close(() => resolve()));
+    }
   });
 
   it("another tenant's JWKS does not verify this tenant's tokens; unknown tenants are 404", async () => {
