@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { GraphQLError, type GraphQLField, type GraphQLSchema, isInputObjectType, getNamedType } from 'graphql';
+import { wrapErrorIfMatches } from '@pothos/plugin-errors';
 import type { Plugin } from 'graphql-yoga';
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { AppDeps, Context } from '../../context.ts';
-import { LicensingError, ValidationError } from '../../errors.ts';
+import { LicensingError } from '../../errors.ts';
 import type { SecurityConfig } from './config.ts';
 
 /**
@@ -31,7 +32,7 @@ const MINUTE = 60;
 const QUARTER_HOUR = 15 * 60;
 
 export function createRateLimits(config: SecurityConfig, redisUrl?: string, prefix = 'tessera'): RateLimits {
-  const redis = redisUrl ? new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false }) : null;
+  const redis = redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 1 }) : null;
   redis?.on('error', () => {}); // the in-memory insurance limiter takes over while Redis is away
   const make = (name: string, points: number, duration: number): RateLimiterAbstract | null => {
     if (points <= 0) return null;
@@ -108,15 +109,19 @@ function limited(field: string, seconds: number) {
   const message = `Too many requests; retry after ${seconds} s`;
   // validateLicense answers with a Validation, not a union (CONTRACT.md).
   if (field === 'validateLicense') return { valid: false, code: 'RATE_LIMITED' as const, licenseId: null };
-  return new LicensingError('RATE_LIMITED', message);
+  // Wrapped as Pothos' errors plugin wraps a thrown LicensingError, so the union resolves it.
+  return wrapErrorIfMatches(new LicensingError('RATE_LIMITED', message), [LicensingError]);
 }
 
+// Results come back wrapped by the errors plugin (a proxy), so they are recognised by their fields.
 function isUnknownKey(result: unknown): boolean {
-  if (result instanceof LicensingError) return result.code === 'LICENSE_NOT_FOUND';
-  if (result instanceof ValidationError) return result.fields.some((f) => f.path === 'key' || f.path.endsWith('.key'));
-  const code = (result as { code?: unknown } | null)?.code;
-  return code === 'LICENSE_NOT_FOUND';
+  const r = result as { name?: unknown; code?: unknown; fields?: { path: string }[] } | null;
+  if (!r || typeof r !== 'object') return false;
+  if (r.code === 'LICENSE_NOT_FOUND') return true;
+  return r.name === 'ValidationError' && (r.fields ?? []).some((f) => f.path === 'key' || f.path.endsWith('.key'));
 }
+
+const isValidationError = (result: unknown) => (result as { name?: unknown } | null)?.name === 'ValidationError';
 
 function wrapClientField(field: GraphQLField<unknown, Context>) {
   const original: Resolver = field.resolve!;
@@ -161,7 +166,7 @@ function wrapSignIn(field: GraphQLField<unknown, Context>) {
       });
     }
     const result = await original(root, args, ctx, info);
-    if (result instanceof ValidationError) {
+    if (isValidationError(result)) {
       await take(limits.signInAccount, account);
       if (ip) await take(limits.signInIp, ip);
     } else {
