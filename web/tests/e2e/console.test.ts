@@ -165,6 +165,20 @@ describe('admin console', () => {
     await page.getByText(`Showing 25 of ${total}`).waitFor();
   });
 
+  it('imports licenses, listing bad rows by line', async () => {
+    await page.goto(`${server.base}/licenses`);
+    await page.getByRole('link', { name: 'Import' }).click();
+    await heading('Import licenses');
+    const data = page.getByLabel('Contents');
+    await data.fill(`product,edition,name\n${product.code},professional,Imported one\n${product.code},no-such-edition,Broken`);
+    await page.getByRole('button', { name: 'Import' }).click();
+    await page.getByRole('cell', { name: /has no edition "no-such-edition"/ }).waitFor();
+    await shot(page, '08b-import-errors');
+    await data.fill(`product,edition,name\n${product.code},professional,Imported one`);
+    await page.getByRole('button', { name: 'Import' }).click();
+    await page.getByText('Imported 1 license.').waitFor();
+  });
+
   it('shows activation progress updating live, then releases the device', async () => {
     await page.goto(licenseUrl);
     const progress = page.getByTestId('activation-progress');
