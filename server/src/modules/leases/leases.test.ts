@@ -1,5 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../app.ts';
+import { loadConfig } from '../../config.ts';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
 import { signerFor } from '../signing/service.ts';
 import { decodeJws, type Issued, issueLicense } from './fixtures.ts';
@@ -238,6 +241,37 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect((await checkout({ key: lic.key, fingerprint: 'dev-b' })).code).toBe('LICENSE_SUSPENDED');
     ok(await s.gql(`mutation($id: ID!) { revokeLicense(input: { licenseId: $id }) { __typename } }`, { id: lic.globalId }, { token }));
     expect((await checkout({ key: lic.key, fingerprint: 'dev-b' })).code).toBe('LICENSE_REVOKED');
+  });
+
+  it('two server instances on one database never exceed the seats, and their sweeps expire each lease once', async () => {
+    // Two instances share the master key (as production requires) and a tenant whose signing key they create.
+    const config = { ...loadConfig({ NODE_ENV: 'test', TESSERA_MASTER_KEY: randomBytes(32).toString('hex') }), seedDemo: false };
+    const [a, b] = [await buildApp({ config, db: s.db }), await buildApp({ config, db: s.db })];
+    const tenant = await s.tenant();
+    try {
+      const lic = await issueLicense(s, tenant.token, { licenseType: 'FLOATING', provisioning: 'FLOATING', seats: 10, leaseSeconds: 60 });
+      const via = (app: typeof a) => async (input: Record<string, unknown>) => {
+        const res = await app.yoga.fetch('http://tessera.test/graphql', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: CHECKOUT, variables: { input } }),
+        });
+        const body = (await res.json()) as { data: { checkoutSeat: { __typename: string; id: string } } | null; errors?: unknown };
+        if (!body.data) throw new Error(JSON.stringify(body.errors));
+        return body.data.checkoutSeat;
+      };
+      const results = await Promise.all(Array.from({ length: 40 }, (_, i) => via(i % 2 ? b : a)({ key: lic.key, fingerprint: `dev-${i}` })));
+      const granted = results.filter((r) => r.__typename === 'SeatLease');
+      expect(granted).toHaveLength(10);
+      expect(await poolUsed(lic.id)).toBe(10);
+      for (const l of granted) await lapse(l.id);
+      const swept = await Promise.all([sweepLeases(a.deps), sweepLeases(b.deps), sweepLeases(a.deps), sweepLeases(b.deps)]);
+      expect(swept.reduce((x, y) => x + y, 0)).toBe(10);
+      expect(await events(lic.id, 'lease.expired')).toHaveLength(10);
+      expect(await poolUsed(lic.id)).toBe(0);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
   });
 
   it('the seat map is tenant-scoped and needs a member', async () => {
