@@ -14,7 +14,7 @@ import type { Actor, AppDeps, Context, HttpContext } from './context.ts';
 import { createBus, type EventBus } from './modules/audit/bus.ts';
 import { sealerOf } from './modules/audit/chain.ts';
 import { auditExportPlugin, EXPORT_PATH } from './modules/audit/export.ts';
-import { watchCompliance } from './modules/compliance/service.ts';
+import { complianceIdle, watchCompliance } from './modules/compliance/service.ts';
 import { startReclamation } from './modules/activation/service.ts';
 import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
 import { startSweeps } from './modules/leases/sweeps.ts';
@@ -259,6 +259,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
         server.closeIdleConnections();
       });
       await sweeps.stop();
+      await complianceIdle(deps);
       await sealer.stop();
       if (!options.bus) await bus.close();
       await stopReclamation();

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
 import { sealerOf } from '../audit/chain.ts';
+import { complianceIdle } from './service.ts';
 
 let s: TestServer;
 let t: { id: string; token: string };
@@ -33,11 +34,12 @@ async function deactivate(key: string, fingerprint: string) {
   expect(r.deactivate.__typename).toBe('DeactivateSuccess');
 }
 
-/** Sealing triggers the evaluation; wait until the tenant's log is sealed and quiet. */
+/** Sealing triggers the evaluation, whose events are sealed in turn: wait until both are quiet. */
 async function settled() {
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < 100; i++) {
     await sealerOf(s.app.deps).seal(t.id);
-    await new Promise((r) => setTimeout(r, 30));
+    await complianceIdle(s.app.deps);
+    await sealerOf(s.app.deps).seal(t.id);
     const pending = await s.db.prisma.auditEvent.count({ where: { tenantId: t.id, seq: null } });
     if (!pending) return;
   }

@@ -100,22 +100,44 @@ export async function evaluateLicense(deps: AppDeps, tenantId: string, licenseId
   });
 }
 
+const inFlight = new WeakMap<AppDeps, Map<string, { again: boolean; done: Promise<void> }>>();
+
 /** Re-evaluates the licenses named by sealed usage events; registered once per app. */
 export function watchCompliance(deps: AppDeps): void {
-  const pending = new Set<string>();
+  const running = new Map<string, { again: boolean; done: Promise<void> }>();
+  inFlight.set(deps, running);
   sealerOf(deps).onSealed((events: DomainEvent[]) => {
     const licenses = new Map<string, DomainEvent>();
     for (const e of events) if (e.licenseId && USAGE_EVENT.test(e.type)) licenses.set(e.licenseId, e);
     for (const [licenseId, { tenantId, requestId }] of licenses) {
-      // One evaluation in flight per license on this instance is enough: it reads the latest usage.
-      const key = `${tenantId}:${licenseId}`;
-      if (pending.has(key)) continue;
-      pending.add(key);
-      void evaluateLicense(deps, tenantId, licenseId, requestId)
-        .catch((err) => console.error(`compliance: evaluating license ${licenseId} failed:`, (err as Error).message))
-        .finally(() => pending.delete(key));
+      const current = running.get(licenseId);
+      if (current) {
+        // The evaluation in flight may have read the usage before this event's commit: go round again.
+        current.again = true;
+        continue;
+      }
+      const state = { again: false, done: Promise.resolve() };
+      running.set(licenseId, state);
+      state.done = (async () => {
+        try {
+          do {
+            state.again = false;
+            await evaluateLicense(deps, tenantId, licenseId, requestId);
+          } while (state.again);
+        } catch (err) {
+          console.error(`compliance: evaluating license ${licenseId} failed:`, (err as Error).message);
+        } finally {
+          running.delete(licenseId);
+        }
+      })();
     }
   });
+}
+
+/** Resolves when no evaluation is in flight on this instance (tests, shutdown). */
+export async function complianceIdle(deps: AppDeps): Promise<void> {
+  const running = inFlight.get(deps);
+  while (running?.size) await Promise.all([...running.values()].map((r) => r.done));
 }
 
 const thresholdInput = z.object({
