@@ -4,6 +4,9 @@ import { openEmbedded, type EmbeddedDatabase } from '@tessera/db/embedded';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
 import { seedDemo } from './demo.ts';
+import { createLogger } from './modules/security/log.ts';
+
+const logger = createLogger(process.env.LOG_LEVEL || 'info');
 
 async function main() {
   const started = performance.now();
@@ -43,11 +46,20 @@ async function main() {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.log(`${signal}: draining and shutting down`);
-    const timer = setTimeout(() => process.exit(1), 15_000).unref();
-    await app.stop();
-    await embedded?.release();
+    logger.info({ signal }, 'draining and shutting down');
+    const timer = setTimeout(() => {
+      logger.error({ signal }, 'shutdown timed out');
+      process.exit(1);
+    }, 15_000).unref();
+    try {
+      await app.stop();
+      await embedded?.release();
+    } catch (err) {
+      logger.error({ err }, 'shutdown failed');
+      process.exit(1);
+    }
     clearTimeout(timer);
+    logger.info({ signal }, 'stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
@@ -55,6 +67,8 @@ async function main() {
 }
 
 main().catch((err) => {
+  logger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'Tessera failed to start');
+  // Also on stderr in plain words, for whoever started it by hand.
   console.error('Tessera failed to start:', err instanceof Error ? err.message : err);
   process.exit(1);
 });

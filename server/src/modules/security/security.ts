@@ -26,6 +26,13 @@ export function createSecurity(deps: AppDeps, options: { busPrefix?: string; log
       maskedErrors: { maskError },
       cors: corsOptions(config.security.corsOrigins),
       batching: false,
+      // Yoga's own messages (including the originals of masked errors) go to the structured log.
+      logging: {
+        debug: (...args: unknown[]) => logger.debug({ detail: args.slice(1) }, String(args[0])),
+        info: (...args: unknown[]) => logger.info({ detail: args.slice(1) }, String(args[0])),
+        warn: (...args: unknown[]) => logger.warn({ detail: args.slice(1) }, String(args[0])),
+        error: (...args: unknown[]) => logger.error({ err: args.find((a) => a instanceof Error) }, String(args[0] instanceof Error ? args[0].message : args[0])),
+      },
     },
     close: () => limits.close(),
   };

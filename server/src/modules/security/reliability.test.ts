@@ -1,0 +1,173 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshPostgres, testDatabaseUrl } from '../../../test/harness.ts';
+
+const root = path.resolve(import.meta.dirname, '../../../..');
+const tsx = path.join(root, 'node_modules/.bin/tsx');
+
+/** A TCP proxy to PostgreSQL that the test can cut (refuse and drop connections), restore, or hold. */
+class Proxy {
+  private server: Server | null = null;
+  private sockets = new Set<Socket>();
+  private held = false;
+  private waiting: (() => void)[] = [];
+  port = 0;
+  constructor(private target: { host: string; port: number }) {}
+
+  async up(): Promise<void> {
+    this.server = createServer((client) => {
+      const upstream = new Socket();
+      this.sockets.add(client).add(upstream);
+      const forget = () => {
+        client.destroy();
+        upstream.destroy();
+        this.sockets.delete(client);
+        this.sockets.delete(upstream);
+      };
+      client.on('error', forget).on('close', forget);
+      upstream.on('error', forget).on('close', forget);
+      upstream.connect(this.target.port, this.target.host);
+      client.on('data', (chunk) => {
+        if (!this.held) upstream.write(chunk);
+        else this.waiting.push(() => upstream.write(chunk));
+      });
+      upstream.pipe(client);
+    });
+    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
+    this.port = (this.server!.address() as { port: number }).port;
+  }
+
+  /** Refuses new connections and drops the open ones: the database is unreachable. */
+  async down(): Promise<void> {
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    this.server = null;
+    await closed;
+  }
+
+  hold() {
+    this.held = true;
+  }
+
+  release() {
+    this.held = false;
+    for (const w of this.waiting.splice(0)) w();
+  }
+}
+
+async function startServer(env: Record<string, string>): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
+  const proc = spawn(tsx, [path.join(root, 'server/src/main.ts')], {
+    env: { ...process.env, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', TESSERA_DEMO: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 60_000);
+    proc.stdout!.on('data', () => {
+      const m = /serving at (http:\/\/[^\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!.replace('localhost', '127.0.0.1'));
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
+  });
+  return { proc, url, output: () => out };
+}
+
+const gql = async (url: string, token: string, query: string) => {
+  const r = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query }),
+    signal: AbortSignal.timeout(20_000),
+  });
+  return { status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] } };
+};
+const health = async (url: string) => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(20_000) })).status;
+
+describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server behind a TCP proxy)', () => {
+  let db: Awaited<ReturnType<typeof freshPostgres>>;
+  let proxy: Proxy;
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let token: string;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    db = await freshPostgres(testDatabaseUrl!);
+    const target = new URL(testDatabaseUrl!);
+    proxy = new Proxy({ host: target.hostname, port: Number(target.port || 5432) });
+    await proxy.up();
+    const viaProxy = new URL(db.url);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-rel-'));
+    const env = { DATABASE_URL: viaProxy.toString(), TESSERA_DATA_DIR: dataDir };
+    server = await startServer(env);
+    const { stdout } = await promisify(execFile)(tsx, [path.join(root, 'server/src/cli.ts'), 'tenant', 'create', 'rel', '--json'], {
+      env: { ...process.env, ...env, DATABASE_URL: db.url },
+    });
+    token = (JSON.parse(stdout) as { adminToken: string }).adminToken;
+  });
+
+  afterAll(async () => {
+    if (server?.proc.exitCode === null) server.proc.kill('SIGKILL');
+    await proxy?.down();
+    await db?.drop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('fails fast with a retryable error while the database is away, keeps no partial state, and recovers without a restart', async () => {
+    expect(await health(server.url)).toBe(200);
+    expect((await gql(server.url, token, '{ tenant { slug } }')).body.data.tenant.slug).toBe('rel');
+
+    await proxy.down();
+    const started = performance.now();
+    expect(await health(server.url)).toBe(503);
+    const failed = await gql(server.url, token, 'mutation { createCustomer(input: { name: "During outage" }) { __typename } }');
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(failed.body.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+    expect(failed.status).toBe(503);
+    expect(Number(failed.retryAfter)).toBeGreaterThan(0);
+    // The server process is still there.
+    expect(server.proc.exitCode).toBeNull();
+
+    await proxy.up();
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = await health(server.url);
+      if (status !== 200) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(status).toBe(200);
+    const created = await gql(server.url, token, 'mutation { createCustomer(input: { name: "After outage" }) { __typename } }');
+    expect(created.body.data?.createCustomer.__typename).toBe('Customer');
+    const names = await gql(server.url, token, '{ customers(first: 10) { edges { node { name } } } }');
+    expect(names.body.data.customers.edges.map((e: { node: { name: string } }) => e.node.name)).toEqual(['After outage']);
+  });
+
+  it('SIGTERM lets an in-flight request finish, then closes and exits 0', async () => {
+    // Hold the database traffic so the next request is in flight when the signal arrives.
+    proxy.hold();
+    const inFlight = gql(server.url, token, '{ customers(first: 10) { edges { node { name } } } }');
+    await new Promise((r) => setTimeout(r, 300));
+    const exited = new Promise<number | null>((resolve) => server.proc.once('exit', (code) => resolve(code)));
+    server.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    // Draining: no new connections are accepted.
+    await expect(fetch(`${server.url}/health`, { signal: AbortSignal.timeout(3_000) })).rejects.toThrow();
+    proxy.release();
+    const answered = await inFlight.catch((err) => {
+      throw new Error(`${(err as Error).message}\n${server.output()}`);
+    });
+    expect(answered.body.data.customers.edges).toHaveLength(1);
+    expect(await exited).toBe(0);
+    expect(server.output()).toMatch(/draining and shutting down/);
+  });
+});
