@@ -1184,6 +1184,15 @@ export type RowError = {
   message: Scalars['String']['output'];
 };
 
+/** Seat use of one device or user (per the license clientType) over a period. */
+export type SeatHolderUsage = {
+  __typename?: 'SeatHolderUsage';
+  holder: Scalars['String']['output'];
+  lastSeenAt: Scalars['DateTime']['output'];
+  leases: Scalars['Int']['output'];
+  secondsHeld: Scalars['Int']['output'];
+};
+
 export type SeatLease = {
   __typename?: 'SeatLease';
   borrowed: Scalars['Boolean']['output'];
@@ -1196,6 +1205,8 @@ export type SeatLease = {
 
 export type SeatMap = {
   __typename?: 'SeatMap';
+  /** Who held seats in the last `days` days and for how long, most first (at most 200). */
+  holders: Array<SeatHolderUsage>;
   inUse: Scalars['Int']['output'];
   leaseSeconds: Scalars['Int']['output'];
   /** Live leases, oldest first. */
@@ -1205,6 +1216,11 @@ export type SeatMap = {
   seats?: Maybe<Scalars['Int']['output']>;
   /** Peak concurrent use, grants and denials per UTC day, newest first. */
   usage: Array<SeatUsageDay>;
+};
+
+
+export type SeatMapHoldersArgs = {
+  days?: InputMaybe<Scalars['Int']['input']>;
 };
 
 

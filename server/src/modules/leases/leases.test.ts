@@ -38,7 +38,7 @@ const POSITION = `query($input: CheckoutSeatInput!) {
 const SEAT_MAP = `query($id: ID!) {
   seatMap(licenseId: $id) {
     __typename
-    ... on SeatMap { seats inUse leases { id holder status borrowed } queue { holder } usage { day peak granted denials } }
+    ... on SeatMap { seats inUse leases { id holder status borrowed } queue { holder } usage { day peak granted denials } holders { holder leases secondsHeld } }
     ... on Error { message }
   }
 }`;
@@ -131,6 +131,8 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect(map).toMatchObject({ __typename: 'SeatMap', seats: 10, inUse: 10 });
     expect(map.leases).toHaveLength(10);
     expect(map.usage[0]).toMatchObject({ peak: 10, granted: 10, denials: 40 });
+    expect(map.holders).toHaveLength(10);
+    expect(map.holders[0]).toMatchObject({ leases: 1 });
   });
 
   it('one device (or one user) holds one seat, however often it checks out, even concurrently', async () => {

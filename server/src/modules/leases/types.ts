@@ -163,6 +163,23 @@ builder.queryFields((t) => ({
 // ---------------------------------------------------------------------------------------------
 // Admin: the seat map of a floating license.
 
+interface HolderUsage {
+  holder: string;
+  leases: number;
+  secondsHeld: number;
+  lastSeenAt: Date;
+}
+
+const SeatHolderUsage = builder.objectRef<HolderUsage>('SeatHolderUsage').implement({
+  description: 'Seat use of one device or user (per the license clientType) over a period.',
+  fields: (t) => ({
+    holder: t.exposeString('holder'),
+    leases: t.exposeInt('leases'),
+    secondsHeld: t.exposeInt('secondsHeld'),
+    lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime' }),
+  }),
+});
+
 interface SeatMapShape {
   licenseId: string;
   seats: number | null;
@@ -198,6 +215,20 @@ const SeatMap = builder.objectRef<SeatMapShape>('SeatMap').implement({
       args: { days: t.arg.int({ defaultValue: 30 }) },
       resolve: (query, m, { days }, ctx) =>
         ctx.prisma.seatUsageDay.findMany({ ...query, where: { licenseId: m.licenseId }, orderBy: { day: 'desc' }, take: Math.min(Math.max(days ?? 30, 1), 366) }),
+    }),
+    holders: t.field({
+      type: [SeatHolderUsage],
+      description: 'Who held seats in the last `days` days and for how long, most first (at most 200).',
+      args: { days: t.arg.int({ defaultValue: 30 }) },
+      resolve: (m, { days }, ctx) => {
+        const now = new Date();
+        const since = new Date(now.getTime() - Math.min(Math.max(days ?? 30, 1), 366) * 86_400_000);
+        return ctx.prisma.$queryRaw<HolderUsage[]>`
+          SELECT holder, count(*)::int AS leases, max("renewedAt") AS "lastSeenAt",
+            COALESCE(sum(EXTRACT(EPOCH FROM (LEAST(COALESCE("endedAt", ${now}::timestamp(3)), "expiresAt", ${now}::timestamp(3)) - "grantedAt"))), 0)::int AS "secondsHeld"
+          FROM "Lease" WHERE "licenseId" = ${m.licenseId}::uuid AND "grantedAt" >= ${since}::timestamp(3)
+          GROUP BY holder ORDER BY "secondsHeld" DESC, holder LIMIT 200`;
+      },
     }),
   }),
 });
