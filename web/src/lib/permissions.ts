@@ -18,6 +18,7 @@ export const REQUIRED = {
   updateLicense: 'ADMIN',
   createLicense: 'ADMIN',
   releaseActivation: 'SUPPORT',
+  offline: 'SUPPORT',
   editCatalog: 'ADMIN',
   viewMembers: 'ADMIN',
   manageApiTokens: 'ADMIN',

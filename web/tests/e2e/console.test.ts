@@ -272,6 +272,38 @@ describe('admin console', () => {
     await shot(page, '10b-seat-map');
   });
 
+  it('runs the offline workflow: license file from a fingerprint, deactivation file checked', async () => {
+    const { licenses } = await gql<{ licenses: { edges: { node: { id: string; key: string; allowOffline: boolean; status: string } }[] } }>(
+      server.base,
+      server.demo.apiToken,
+      `{ licenses(first: 50) { edges { node { id key allowOffline status } } } }`,
+    );
+    const offline = licenses.edges.map((e) => e.node).find((l) => l.allowOffline && l.status === 'ACTIVE');
+    expect(offline).toBeDefined();
+    await page.goto(`${server.base}/licenses/${encodeURIComponent(offline!.id)}`);
+    await page.locator('#main').getByRole('link', { name: 'Offline activation' }).click();
+    await heading('Offline activation');
+    expect(await page.getByLabel('License key').inputValue()).toBe(offline!.key);
+    await page.getByLabel('Fingerprint only').check();
+    await page.getByLabel('Machine fingerprint').fill(`airgap-${stamp}`);
+    await page.getByRole('button', { name: 'Issue license file' }).click();
+    const file = page.getByTestId('license-file');
+    await file.waitFor();
+    expect(await file.inputValue()).toContain('-----BEGIN TESSERA LICENSE-----');
+    const downloading = page.waitForEvent('download');
+    await page.getByRole('button', { name: 'Download license file' }).click();
+    expect((await downloading).suggestedFilename()).toBe(`${offline!.key}.lic`);
+
+    await page.getByLabel('Deactivation file', { exact: true }).fill('-----BEGIN TESSERA DEACTIVATION-----\nnot a real file\n-----END TESSERA DEACTIVATION-----');
+    await page.getByRole('button', { name: 'Import deactivation' }).click();
+    await page.locator('form', { hasText: 'Import a deactivation file' }).getByRole('alert').waitFor();
+    await shot(page, '11a-offline');
+
+    // The offline machine counts as a device of the license.
+    await page.goto(`${server.base}/licenses/${encodeURIComponent(offline!.id)}`);
+    await page.getByRole('cell', { name: new RegExp(`airgap-${stamp}`) }).waitFor();
+  });
+
   it('creates a customer', async () => {
     await nav('Customers');
     await heading('Customers');
