@@ -6,6 +6,8 @@ export interface SecurityConfig {
   ipPerMinute: number;
   /** Client operations answered LICENSE_NOT_FOUND (key probing) per client IP, per minute. */
   ipUnknownKeysPerMinute: number;
+  /** Requests per admin credential (API token or console session), per minute. */
+  adminPerMinute: number;
   /** Failed sign-ins per account (tenant + email) in 15 minutes. */
   signInAccountFailures: number;
   /** Failed sign-ins per client IP in 15 minutes. */
@@ -38,6 +40,7 @@ export function loadSecurityConfig(env: NodeJS.ProcessEnv): SecurityConfig {
     keyPerMinute: int(env, 'TESSERA_RATE_LIMIT_KEY_PER_MINUTE', 300_000),
     ipPerMinute: int(env, 'TESSERA_RATE_LIMIT_IP_PER_MINUTE', 600_000),
     ipUnknownKeysPerMinute: int(env, 'TESSERA_RATE_LIMIT_UNKNOWN_KEYS_PER_MINUTE', 60),
+    adminPerMinute: int(env, 'TESSERA_RATE_LIMIT_ADMIN_PER_MINUTE', 6_000),
     signInAccountFailures: int(env, 'TESSERA_RATE_LIMIT_SIGNIN_ACCOUNT', 10),
     signInIpFailures: int(env, 'TESSERA_RATE_LIMIT_SIGNIN_IP', 100),
     trustProxy: int(env, 'TESSERA_TRUST_PROXY', 0),

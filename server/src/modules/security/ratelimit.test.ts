@@ -27,6 +27,7 @@ describe('rate limits', () => {
         TESSERA_RATE_LIMIT_SIGNIN_ACCOUNT: '3',
         TESSERA_RATE_LIMIT_SIGNIN_IP: '5',
         TESSERA_TRUST_PROXY: '1',
+        TESSERA_RATE_LIMIT_ADMIN_PER_MINUTE: '200',
       },
     });
     ({ token, slug } = await s.tenant());
@@ -118,6 +119,25 @@ describe('rate limits', () => {
     const sprayer = ip();
     for (let i = 0; i < 5; i++) expect(ok(await signIn(`user${i}@example.com`, 'wrong password!', sprayer)).signIn.__typename).toBe('ValidationError');
     expect((await signIn('bob@example.com', 'correct horse battery', sprayer)).errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+  });
+});
+
+describe('admin rate limit', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ env: { TESSERA_RATE_LIMIT_ADMIN_PER_MINUTE: '5' } });
+  });
+  afterAll(() => s.close());
+
+  it('gives each credential its own budget, then RATE_LIMITED with a retry-after', async () => {
+    const { token } = await s.tenant();
+    const { token: other } = await s.tenant();
+    for (let i = 0; i < 5; i++) expect(ok(await s.gql('{ products { id } }', {}, { token })).products).toEqual([]);
+    const r = await s.gql('{ products { id } }', {}, { token });
+    expect(r.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+    expect(r.errors?.[0]?.message).toMatch(/retry after \d+ s/);
+    expect(Number(r.response.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(ok(await s.gql('{ products { id } }', {}, { token: other })).products).toEqual([]);
   });
 });
 

@@ -22,6 +22,7 @@ export interface RateLimits {
   key: RateLimiterAbstract | null;
   ip: RateLimiterAbstract | null;
   unknownKeys: RateLimiterAbstract | null;
+  admin: RateLimiterAbstract | null;
   signInAccount: RateLimiterAbstract | null;
   signInIp: RateLimiterAbstract | null;
   trustProxy: number;
@@ -45,6 +46,7 @@ export function createRateLimits(config: SecurityConfig, redisUrl?: string, pref
     key: make('key', config.keyPerMinute, MINUTE),
     ip: make('ip', config.ipPerMinute, MINUTE),
     unknownKeys: make('unknown', config.ipUnknownKeysPerMinute, MINUTE),
+    admin: make('admin', config.adminPerMinute, MINUTE),
     signInAccount: make('signin-account', config.signInAccountFailures, QUARTER_HOUR),
     signInIp: make('signin-ip', config.signInIpFailures, QUARTER_HOUR),
     trustProxy: config.trustProxy,
@@ -196,6 +198,19 @@ export function rateLimitPlugin(deps: AppDeps, limits: RateLimits): Plugin<{ req
     onRequest({ request, serverContext }) {
       const ip = clientIp(request, (serverContext as { req?: IncomingMessage } | undefined)?.req, limits.trustProxy);
       if (ip) state.ips.set(request, ip);
+    },
+    // Admin traffic: each credential (API token, session, operator) has its own budget.
+    async onExecute({ args, setResultAndStopExecution }) {
+      const ctx = args.contextValue as unknown as Context;
+      const actor = ctx.actor;
+      if (!actor || actor.kind === 'anonymous' || !limits.admin) return;
+      const id = actor.kind === 'token' ? `t:${actor.tokenId}` : actor.kind === 'user' ? `s:${actor.sessionId}` : `o:${actor.tenantId}`;
+      const wait = await take(limits.admin, id);
+      if (wait === null) return;
+      if (ctx.transport === 'http') state.retryAfter.set(ctx.request, wait);
+      setResultAndStopExecution({
+        errors: [new GraphQLError(`Too many requests; retry after ${wait} s`, { extensions: { code: 'RATE_LIMITED', retryAfter: wait } })],
+      });
     },
     onResponse({ request, response }) {
       const wait = state.retryAfter.get(request);
