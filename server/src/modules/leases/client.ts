@@ -1,5 +1,6 @@
 import type { PrismaClient } from '@tessera/db/database';
 import { LicensingError } from '../../errors.ts';
+import { isUniqueViolation } from '../common/db.ts';
 import { parseKey } from '../licenses/keys.ts';
 import { licenseStatus } from '../licenses/service.ts';
 
@@ -53,4 +54,15 @@ export function clientActor(licenseId: string) {
 
 export function utcDay(d: Date): string {
   return d.toISOString().slice(0, 10);
+}
+
+/** A unique violation, also as a raw query reports it (P2010 wrapping the driver adapter's error). */
+export function isDuplicate(err: unknown): boolean {
+  if (isUniqueViolation(err)) return true;
+  const adapter = (err as { meta?: { driverAdapterError?: { message?: string; cause?: { originalCode?: string; code?: string } } } })?.meta?.driverAdapterError;
+  return (
+    adapter?.cause?.originalCode === '23505' ||
+    adapter?.cause?.code === '23505' ||
+    /duplicate key value violates unique constraint/.test(adapter?.message ?? '')
+  );
 }

@@ -5,17 +5,15 @@ import type { AppDeps } from '../../context.ts';
 import { LicensingError, ValidationError } from '../../errors.ts';
 import { sealerOf } from '../audit/chain.ts';
 import { type EventInput, inTransaction, type ServiceContext } from '../audit/service.ts';
-import { isUniqueViolation } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
 import { parse } from '../common/validate.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
-import { assertUsable, clientActor, keyTarget, utcDay } from './client.ts';
+import { assertUsable, clientActor, isDuplicate, keyTarget, utcDay } from './client.ts';
 
 /** Used when a FLOATING license sets no leaseSeconds. */
 export const DEFAULT_LEASE_SECONDS = 300;
 /** The longest a lease can be borrowed for offline use, unless the license's metadata sets `maxBorrowSeconds`. */
 export const DEFAULT_MAX_BORROW_SECONDS = 7 * 86_400;
-
 
 const clientString = z.string().trim().min(1, 'must not be empty').max(256, 'must be at most 256 characters');
 const checkoutInput = z.object({
@@ -263,17 +261,6 @@ async function enqueue(
     FROM entry`;
   if (row!.inserted) void sealerOf(ctx.app).seal(a.tenantId);
   return { kind: 'queued', position: row!.position, expiresAt: a.expiresAt };
-}
-
-/** A unique violation, also as a raw query reports it (P2010 wrapping the driver adapter's error). */
-export function isDuplicate(err: unknown): boolean {
-  if (isUniqueViolation(err)) return true;
-  const adapter = (err as { meta?: { driverAdapterError?: { message?: string; cause?: { originalCode?: string; code?: string } } } })?.meta?.driverAdapterError;
-  return (
-    adapter?.cause?.originalCode === '23505' ||
-    adapter?.cause?.code === '23505' ||
-    /duplicate key value violates unique constraint/.test(adapter?.message ?? '')
-  );
 }
 
 /** A lease of the license this key names; anything else (unknown, another license's) is LEASE_NOT_FOUND. */

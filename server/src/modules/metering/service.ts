@@ -6,10 +6,9 @@ import { LicensingError, ValidationError } from '../../errors.ts';
 import { sealerOf } from '../audit/chain.ts';
 import type { ServiceContext } from '../audit/service.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
-import { isUniqueViolation } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
 import { parse, positive } from '../common/validate.ts';
-import { assertUsable, keyTarget } from '../leases/client.ts';
+import { assertUsable, isDuplicate, keyTarget } from '../leases/client.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
 
 /** How long an authorized, uncommitted ticket holds its reservation. */
@@ -160,17 +159,6 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
   return { ticket, remaining: ticket.remaining, receipt: ticket.receipt };
 }
 
-/** A unique violation, also as a raw query reports it (P2010 wrapping the driver adapter's error). */
-function isDuplicate(err: unknown): boolean {
-  if (isUniqueViolation(err)) return true;
-  const adapter = (err as { meta?: { driverAdapterError?: { message?: string; cause?: { originalCode?: string; code?: string } } } })?.meta?.driverAdapterError;
-  return (
-    adapter?.cause?.originalCode === '23505' ||
-    adapter?.cause?.code === '23505' ||
-    /duplicate key value violates unique constraint/.test(adapter?.message ?? '')
-  );
-}
-
 /**
  * The audit row of a client's usage operation, as a CTE over the statement's changed ticket `t`: the
  * event commits with the change, in the same statement (inTransaction's guarantee, without holding
@@ -285,7 +273,8 @@ async function explainTicket(ctx: ServiceContext, ticketId: string, licenseId: s
 /**
  * Records the actual use of an authorized ticket (at most what was authorized; all of it by default):
  * one statement moves it from reserved to used and appends the ledger entry, and only an AUTHORIZED,
- * unexpired ticket of this license matches, so a double commit finds nothing to change.
+ * unexpired ticket of this license matches, so a double commit finds nothing to change. The license's
+ * status is not re-checked: the use was authorized while it was valid and has happened.
  */
 export async function commitUsage(ctx: ServiceContext, raw: CommitInput): Promise<TicketView> {
   const input = parse(commitInput, raw);
