@@ -46,6 +46,8 @@ export interface BuildOptions {
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 /** How often each instance looks for devices past their inactivity limit (safe with N instances). */
 const RECLAIM_INTERVAL_MS = 30_000;
+/** How long stop() waits for in-flight HTTP requests before closing the remaining connections. */
+const DRAIN_MS = 10_000;
 
 /** Per-request response additions (cookies, request id), keyed by the request they answer. */
 const responseExtras = new WeakMap<Request, { requestId: string; cookies: string[] }>();
@@ -257,6 +259,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
         if (!server.listening) return resolve();
         server.close(() => resolve());
         server.closeIdleConnections();
+        // In-flight requests get DRAIN_MS to finish; open SSE streams and stragglers are cut after that.
+        setTimeout(() => server.closeAllConnections(), DRAIN_MS).unref();
       });
       await sweeps.stop();
       await complianceIdle(deps);

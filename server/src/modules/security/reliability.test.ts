@@ -1,10 +1,12 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { freshPostgres, testDatabaseUrl } from '../../../test/harness.ts';
 
 const root = path.resolve(import.meta.dirname, '../../../..');
@@ -92,6 +94,23 @@ const gql = async (url: string, token: string, query: string) => {
   });
   return { status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] } };
 };
+/** A POST on its own connection (no keep-alive reuse), so the test knows exactly which request is in flight. */
+function postAlone(url: string, token: string, query: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      `${url}/graphql`,
+      { method: 'POST', agent: false, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify({ query }));
+  });
+}
+
 const health = async (url: string) => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(20_000) })).status;
 
 describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server behind a TCP proxy)', () => {
@@ -152,10 +171,25 @@ describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server b
     expect(names.body.data.customers.edges.map((e: { node: { name: string } }) => e.node.name)).toEqual(['After outage']);
   });
 
-  it('SIGTERM lets an in-flight request finish, then closes and exits 0', async () => {
+  it('SIGTERM lets an in-flight request finish, closes sockets and streams, then exits 0', async () => {
+    // A graphql-ws client and an SSE subscription are open when the signal arrives.
+    const ws = new WebSocket(`${server.url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
+    const wsClosed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
+      ws.on('message', (m) => (JSON.parse(String(m)).type === 'connection_ack' ? resolve() : undefined));
+      ws.on('error', reject);
+    });
+    const sse = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: 'subscription { activity { type } }' }),
+    });
+    expect(sse.status).toBe(200);
+    const sseEnded = sse.text().then(() => 'ended', () => 'ended');
     // Hold the database traffic so the next request is in flight when the signal arrives.
     proxy.hold();
-    const inFlight = gql(server.url, token, '{ customers(first: 10) { edges { node { name } } } }');
+    const inFlight = postAlone(server.url, token, '{ customers(first: 10) { edges { node { name } } } }');
     await new Promise((r) => setTimeout(r, 300));
     const exited = new Promise<number | null>((resolve) => server.proc.once('exit', (code) => resolve(code)));
     server.proc.kill('SIGTERM');
@@ -167,7 +201,12 @@ describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server b
       throw new Error(`${(err as Error).message}\n${server.output()}`);
     });
     expect(answered.body.data.customers.edges).toHaveLength(1);
+    expect(await wsClosed).toBe(1001);
+    expect(await sseEnded).toBe('ended');
     expect(await exited).toBe(0);
     expect(server.output()).toMatch(/draining and shutting down/);
+    // Structured request logs, without credentials.
+    expect(server.output()).toMatch(/"msg":"request".*"status":200/);
+    expect(server.output()).not.toContain(token);
   });
 });
