@@ -243,6 +243,16 @@ describe('admin console', () => {
     );
     expect(second.activate).toEqual({ __typename: 'ActivateSuccess' });
     await page.waitForFunction(() => document.querySelector('[data-testid="activations-today"]')?.textContent?.includes('2 today'), null, { timeout: 15_000 });
+    const usage = await gql<{ recordUsage: { __typename: string } }>(
+      server.base,
+      null,
+      `mutation($input: AuthorizeUsageInput!) { recordUsage(input: $input) { __typename } }`,
+      { input: { key: licenseKey, fingerprint: `fp2-${stamp}`, meter: 'api-calls', quantity: 120, idempotencyKey: `use-${stamp}` } },
+    );
+    expect(usage.recordUsage.__typename).toBe('UsageTicket');
+    await page.reload();
+    await page.getByRole('heading', { name: 'Usage this period' }).waitFor();
+    await page.getByRole('meter', { name: 'api-calls used' }).waitFor();
     await shot(page, '10-dashboard-activity');
   });
 
