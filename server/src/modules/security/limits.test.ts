@@ -43,7 +43,7 @@ for (const production of [false, true]) {
     let s: TestServer;
     let token: string;
     beforeAll(async () => {
-      s = await startTestServer({ env: production ? { NODE_ENV: 'production' } : {} });
+      s = await startTestServer({ env: production ? { NODE_ENV: 'production', LOG_LEVEL: 'silent' } : {} });
       ({ token } = await s.tenant());
     });
     afterAll(() => s.close());

@@ -10,11 +10,12 @@ import type { SecurityConfig } from './config.ts';
  */
 export function graphqlLimitPlugins(config: SecurityConfig, production: boolean): Plugin[] {
   const armor = new EnvelopArmor({
-    maxDepth: { n: config.maxDepth, ignoreIntrospection: true, flattenFragments: true },
-    maxAliases: { n: config.maxAliases },
-    maxTokens: { n: config.maxTokens },
-    maxDirectives: { n: config.maxDirectives },
-    costLimit: { maxCost: config.maxCost, objectCost: 2, scalarCost: 1, depthCostFactor: 1.5, ignoreIntrospection: true },
+    // 0 turns a limit off.
+    maxDepth: { enabled: config.maxDepth > 0, n: config.maxDepth, ignoreIntrospection: true, flattenFragments: true },
+    maxAliases: { enabled: config.maxAliases > 0, n: config.maxAliases },
+    maxTokens: { enabled: config.maxTokens > 0, n: config.maxTokens },
+    maxDirectives: { enabled: config.maxDirectives > 0, n: config.maxDirectives },
+    costLimit: { enabled: config.maxCost > 0, maxCost: config.maxCost, objectCost: 2, scalarCost: 1, depthCostFactor: 1.5, ignoreIntrospection: true },
     blockFieldSuggestion: { enabled: production },
   });
   const plugins: Plugin[] = armor.protect().plugins as Plugin[];
