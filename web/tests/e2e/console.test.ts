@@ -326,6 +326,13 @@ describe('admin console', () => {
     await nav('Customers');
     await heading('Customers');
     await shot(page, '12-customers');
+    await page.getByRole('link', { name: 'Umbrella Labs' }).click();
+    await heading('Umbrella Labs');
+    await page.locator('tbody tr').first().waitFor();
+    await shot(page, '12b-customer-licenses');
+    await page.getByRole('link', { name: 'Issue license' }).click();
+    await heading('New license');
+    expect(await page.getByLabel('Customer').locator('option:checked').textContent()).toContain('Umbrella Labs');
   });
 
   it('creates an API token whose secret shows once', async () => {
