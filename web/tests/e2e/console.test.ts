@@ -227,6 +227,12 @@ describe('admin console', () => {
     await dialog.getByRole('button', { name: 'Save changes' }).click();
     await page.getByText('Entitlements updated').waitFor();
     await page.waitForFunction(() => document.querySelector('[data-testid="activation-progress"]')?.textContent?.trim() === '0 / 5');
+
+    await page.getByRole('link', { name: 'Full history' }).click();
+    await heading('Audit log');
+    await page.getByText('One license').waitFor();
+    await page.locator('tbody tr', { hasText: 'license.updated' }).first().waitFor();
+    expect(await page.locator('tbody tr', { hasText: 'product.created' }).count()).toBe(0);
   });
 
   it('shows the new events in the dashboard feed and chart', async () => {

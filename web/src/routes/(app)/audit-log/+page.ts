@@ -1,6 +1,7 @@
 import { redirect } from '@sveltejs/kit';
 import { client, data } from '$lib/graphql/client';
 import { AuditEventsDocument } from '$lib/graphql/generated/graphql';
+import { rawId } from '$lib/ids';
 import { session } from '$lib/session.svelte';
 import type { PageLoad } from './$types';
 
@@ -9,6 +10,8 @@ const PAGE_SIZE = 50;
 export const load = (async ({ url }) => {
   if (!session.can('viewAudit')) redirect(307, '/');
   const type = url.searchParams.get('type')?.trim() || null;
-  const d = data(await client.query(AuditEventsDocument, { first: PAGE_SIZE, type }).toPromise());
-  return { events: d.auditEvents, type, pageSize: PAGE_SIZE };
+  const license = url.searchParams.get('license') || null;
+  const licenseId = license ? rawId(license) : null;
+  const d = data(await client.query(AuditEventsDocument, { first: PAGE_SIZE, type, licenseId }).toPromise());
+  return { events: d.auditEvents, type, licenseId, pageSize: PAGE_SIZE };
 }) satisfies PageLoad;
