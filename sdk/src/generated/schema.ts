@@ -658,6 +658,7 @@ export type LicenseLiveState = {
   maxActivations?: Maybe<Scalars['Int']['output']>;
   revision: Scalars['Int']['output'];
   seats?: Maybe<Scalars['Int']['output']>;
+  seatsInUse: Scalars['Int']['output'];
   state: Scalars['String']['output'];
 };
 

@@ -150,6 +150,8 @@ export interface LicenseLiveState {
   activationsUsed: number;
   maxActivations: number | null;
   seats: number | null;
+  /** Active, unexpired seat leases. */
+  seatsInUse: number;
   state: string;
   revision: number;
   /** The event that triggered this state; null for the state sent on subscribe. */
@@ -172,7 +174,9 @@ export async function licenseLiveStream(deps: AppDeps, tenantId: string, license
       select: { id: true, activationsUsed: true, maxActivations: true, seats: true, state: true, revision: true },
     });
     if (!l) throw notFound('license');
+    const seatsInUse = l.seats === null ? 0 : await deps.prisma.lease.count({ where: { licenseId, status: 'ACTIVE', expiresAt: { gt: new Date() } } });
     return {
+      seatsInUse,
       licenseId: l.id,
       activationsUsed: l.activationsUsed,
       maxActivations: l.maxActivations,

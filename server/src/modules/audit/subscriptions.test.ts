@@ -139,9 +139,9 @@ describe('activity subscription over graphql-ws', () => {
     const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename ... on CreateLicensePayload { license { id key } } } }`, {
       input: { editionId: ed.id },
     }, { token: t.token })).createLicense.license as { id: string; key: string };
-    const sub = subscribe<any>(connect(t.token).client, `subscription($id: ID!) { licenseLive(licenseId: $id) { licenseId activationsUsed maxActivations seats state eventType } }`, { id: lic.id }, (d) => d.licenseLive);
+    const sub = subscribe<any>(connect(t.token).client, `subscription($id: ID!) { licenseLive(licenseId: $id) { licenseId activationsUsed maxActivations seats seatsInUse state eventType } }`, { id: lic.id }, (d) => d.licenseLive);
     await sub.until((items) => items.length >= 1);
-    expect(sub.items[0]).toMatchObject({ licenseId: lic.id, activationsUsed: 0, maxActivations: 3, eventType: null });
+    expect(sub.items[0]).toMatchObject({ licenseId: lic.id, activationsUsed: 0, maxActivations: 3, seatsInUse: 0, eventType: null });
     const act = ok(await s.gql(`mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on LicensingError { code message } } }`, {
       input: { key: lic.key, fingerprint: 'device-1' },
     }));
@@ -158,6 +158,27 @@ describe('activity subscription over graphql-ws', () => {
     expect(other.createLicense.__typename).toBe('CreateLicensePayload');
     await sleep(200);
     expect(sub.items.every((x) => x.licenseId === lic.id)).toBe(true);
+  });
+
+  it('licenseLive counts seats in use on a floating license', async () => {
+    const t = await s.tenant();
+    const productId = await product(t.token, 'float');
+    const ed = ok(await s.gql(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } ... on Error { message } } }`, {
+      input: { productId, name: 'Float', code: 'float', licenseType: 'FLOATING', provisioning: 'FLOATING', seats: 2 },
+    }, { token: t.token })).createEdition;
+    expect(ed.__typename).toBe('Edition');
+    const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`, {
+      input: { editionId: ed.id },
+    }, { token: t.token })).createLicense.license as { id: string; key: string };
+    const sub = subscribe<any>(connect(t.token).client, `subscription($id: ID!) { licenseLive(licenseId: $id) { seats seatsInUse eventType } }`, { id: lic.id }, (d) => d.licenseLive);
+    await sub.until((items) => items.length >= 1);
+    expect(sub.items[0]).toEqual({ seats: 2, seatsInUse: 0, eventType: null });
+    const r = ok(await s.gql(`mutation($input: CheckoutSeatInput!) { checkoutSeat(input: $input) { __typename ... on LicensingError { code message } } }`, {
+      input: { key: lic.key, fingerprint: 'seat-1' },
+    }));
+    expect(r.checkoutSeat.__typename).toBe('SeatLease');
+    const items = await sub.until((xs) => xs.some((x) => x.eventType?.startsWith('lease.')));
+    expect(items.find((x) => x.eventType?.startsWith('lease.'))).toMatchObject({ seats: 2, seatsInUse: 1 });
   });
 
   it('licenseLive of another tenant\'s license is not found', async () => {

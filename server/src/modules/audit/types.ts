@@ -138,6 +138,7 @@ const LicenseLive = builder.objectRef<LicenseLiveState>('LicenseLiveState').impl
     activationsUsed: t.exposeInt('activationsUsed'),
     maxActivations: t.exposeInt('maxActivations', { nullable: true }),
     seats: t.exposeInt('seats', { nullable: true }),
+    seatsInUse: t.exposeInt('seatsInUse'),
     state: t.exposeString('state'),
     revision: t.exposeInt('revision'),
     eventId: t.exposeID('eventId', { nullable: true, description: 'The event that changed it; null for the state sent on subscribe.' }),
