@@ -440,6 +440,19 @@ describe('bad input', () => {
   });
 });
 
+describe('tenant isolation', () => {
+  it("node(id:) gives null for another tenant's activation, and BAD_USER_INPUT for a malformed id", async () => {
+    const l = await issue(s, token, { maxActivations: 5 });
+    const mine = await activateDevice(s, { key: l.key, fingerprint: 'iso-1' });
+    const NODE = `query($id: ID!) { node(id: $id) { __typename ... on Activation { fingerprint } } }`;
+    expect(ok(await s.gql(NODE, { id: mine.activation.id }, { token })).node).toEqual({ __typename: 'Activation', fingerprint: 'iso-1' });
+    const other = await s.tenant();
+    expect(ok(await s.gql(NODE, { id: mine.activation.id }, { token: other.token })).node).toBeNull();
+    const bad = await s.gql(NODE, { id: Buffer.from('Activation:not-a-uuid').toString('base64') }, { token });
+    expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+});
+
 describe('signing keys', () => {
   const ROTATE = `mutation { rotateSigningKey { __typename ... on SigningKey { kid retiredAt } ... on Error { message } } }`;
   const KEYS = `{ signingKeys { kid retiredAt } }`;

@@ -2,7 +2,7 @@ import { GraphQLError } from 'graphql';
 import { builder } from '../../builder.ts';
 import { ValidationError } from '../../errors.ts';
 import { parseId } from '../common/ids.ts';
-import { tenantWhere } from '../common/tenancy.ts';
+import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS, CLIENT_ERRORS, LicensingErrorCodeEnum } from '../common/types.ts';
 import { LicenseTypeEnum } from '../catalog/types.ts';
 import { LicenseStatusEnum } from '../licenses/enums.ts';
@@ -37,7 +37,9 @@ export const LicenseInfo = builder.prismaObject('License', {
 
 export const ActivationType = builder.prismaNode('Activation', {
   id: { field: 'id' },
-  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
+  // Another tenant's id, or an unknown one, resolves to null rather than an internal error.
+  nullable: true,
   fields: (t) => ({
     status: t.expose('status', { type: ActivationStatusEnum }),
     fingerprint: t.exposeString('fingerprint'),

@@ -3,7 +3,7 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { builder } from '../../builder.ts';
 import { LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
 import { parseId } from '../common/ids.ts';
-import { tenantWhere } from '../common/tenancy.ts';
+import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS, CLIENT_ERRORS } from '../common/types.ts';
 import {
   borrowSeat,
@@ -21,7 +21,9 @@ export const LeaseStatusEnum = builder.enumType('LeaseStatus', { values: ['ACTIV
 /** A lease as operators see it (seat map). */
 builder.prismaNode('Lease', {
   id: { field: 'id' },
-  findUnique: (id, ctx) => ({ id, ...tenantWhere(ctx.actor) }),
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
+  // Another tenant's id, or an unknown one, resolves to null rather than an internal error.
+  nullable: true,
   authScopes: { member: true },
   fields: (t) => ({
     holder: t.exposeString('holder', { description: 'The fingerprint or user the seat is counted by.' }),
