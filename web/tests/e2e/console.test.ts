@@ -205,6 +205,18 @@ describe('admin console', () => {
     await page.waitForFunction(() => document.querySelector('[data-testid="activation-progress"]')?.textContent?.trim() === '0 / 3');
   });
 
+  it('edits the name and customer of a license', async () => {
+    await page.getByRole('button', { name: 'Edit details' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('E2E render farm');
+    await dialog.getByLabel('Customer').selectOption({ index: 1 });
+    const customer = (await dialog.getByLabel('Customer').locator('option:checked').textContent())!.replace(/ \(.*\)$/, '');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Details saved.').waitFor();
+    await page.locator('.breadcrumb', { hasText: 'E2E render farm' }).waitFor();
+    await page.locator('dl.props dd a', { hasText: customer }).waitFor();
+  });
+
   it('suspends and reinstates with confirmation', async () => {
     await page.getByRole('button', { name: 'Suspend' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Suspend' }).click();
