@@ -42,6 +42,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       'url' in options
         ? new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 })
         : new pg.Pool({ host: options.socketDir, user: 'postgres', database: 'postgres', max: 1 });
+    // An idle client's connection ending (a restart, a dropped database) is reported here; without a
+    // listener it would crash the process. The pool replaces the client; queries in flight get the error.
+    pool.on('error', (err) => {
+      if (process.env.TESSERA_LOG_POOL_ERRORS) console.warn('database pool:', err.message);
+    });
     const sql: SqlRunner = {
       async query(text, params) {
         return (await pool.query(text, params as unknown[])).rows;
