@@ -44,9 +44,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
         : new pg.Pool({ host: options.socketDir, user: 'postgres', database: 'postgres', max: 1 });
     // An idle client's connection ending (a restart, a dropped database) is reported here; without a
     // listener it would crash the process. The pool replaces the client; queries in flight get the error.
-    pool.on('error', (err) => {
-      if (process.env.TESSERA_LOG_POOL_ERRORS) console.warn('database pool:', err.message);
-    });
+    // Nothing to do here: the next query opens a new connection (and /health reports an outage).
+    pool.on('error', () => {});
     const sql: SqlRunner = {
       async query(text, params) {
         return (await pool.query(text, params as unknown[])).rows;
