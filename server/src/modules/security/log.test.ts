@@ -11,7 +11,7 @@ function capture() {
       done();
     },
   });
-  return { lines, logger: createLogger('info', stream) };
+  return { lines, logger: createLogger('debug', stream) };
 }
 
 describe('structured logs', () => {
@@ -34,6 +34,9 @@ describe('structured logs', () => {
     expect(entry).toMatchObject({ msg: 'request', requestId: 'req-42', operation: 'Hello', status: 200, method: 'POST', path: '/graphql' });
     expect(typeof entry.ms).toBe('number');
     expect(lines[0]).not.toMatch(/secret|LIC-AAAA-BBBB/);
+    expect(entry.level).toBe(20); // debug: a fast success
+    await yoga.fetch('http://x/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' });
+    expect(JSON.parse(lines[1]!)).toMatchObject({ level: 30, status: 400 });
   });
 
   it('redacts credentials wherever a caller logs them', () => {

@@ -45,7 +45,14 @@ interface RequestLog {
   operation?: string;
 }
 
-/** One log line per GraphQL request: request id, operation name, duration, HTTP status. */
+/** Requests slower than this are logged at info even when they succeed. */
+const SLOW_MS = 1000;
+
+/**
+ * One log line per GraphQL request: request id, operation name, duration, HTTP status. Fast
+ * successful requests are logged at debug (a license server answers thousands a second: set
+ * LOG_LEVEL=debug for a full access log); failed (status >= 400) or slow ones at info/warn.
+ */
 export function requestLogPlugin(logger: Logger): Plugin {
   const requests = new WeakMap<Request, RequestLog>();
   return {
@@ -59,15 +66,18 @@ export function requestLogPlugin(logger: Logger): Plugin {
     onResponse({ request, response }) {
       const entry = requests.get(request);
       if (!entry) return;
+      const ms = Math.round((performance.now() - entry.started) * 10) / 10;
+      const level = response.status >= 500 ? 'warn' : response.status >= 400 || ms >= SLOW_MS ? 'info' : 'debug';
+      if (!logger.isLevelEnabled(level)) return;
       const url = new URL(request.url);
-      logger.info(
+      logger[level](
         {
           requestId: response.headers.get('x-request-id') ?? undefined,
           method: request.method,
           path: url.pathname,
           operation: entry.operation,
           status: response.status,
-          ms: Math.round((performance.now() - entry.started) * 10) / 10,
+          ms,
         },
         'request',
       );

@@ -128,7 +128,7 @@ describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server b
     const viaProxy = new URL(db.url);
     viaProxy.host = `127.0.0.1:${proxy.port}`;
     dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-rel-'));
-    const env = { DATABASE_URL: viaProxy.toString(), TESSERA_DATA_DIR: dataDir };
+    const env = { DATABASE_URL: viaProxy.toString(), TESSERA_DATA_DIR: dataDir, LOG_LEVEL: 'debug' };
     server = await startServer(env);
     const { stdout } = await promisify(execFile)(tsx, [path.join(root, 'server/src/cli.ts'), 'tenant', 'create', 'rel', '--json'], {
       env: { ...process.env, ...env, DATABASE_URL: db.url },
