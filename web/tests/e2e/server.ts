@@ -44,17 +44,24 @@ export async function startServer(): Promise<RunningServer> {
   let output = '';
   child.stdout?.on('data', (d) => (output += d));
   child.stderr?.on('data', (d) => (output += d));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 120 s:\n${output}`)), 120_000);
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
-    const check = () => {
-      if (/serving at/.test(output)) {
-        clearTimeout(timer);
-        resolve();
-      } else setTimeout(check, 100);
-    };
-    check();
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start in 120 s:\n${output}`)), 120_000);
+      child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
+      const check = () => {
+        if (/serving at/.test(output)) {
+          clearTimeout(timer);
+          resolve();
+        } else setTimeout(check, 100);
+      };
+      check();
+    });
+  } catch (e) {
+    // Leave nothing behind when the server never came up.
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
   const demo = JSON.parse(readFileSync(path.join(dataDir, 'demo-credentials.json'), 'utf8')) as Demo;
   return {
     base: `http://127.0.0.1:${port}`,
