@@ -36,14 +36,14 @@ writeFileSync(path.join(root, 'schema/persisted-operations.json'), `${JSON.strin
 if (invalid.length) console.warn(`SDK operations not valid against the schema (left out of the manifest):\n  ${invalid.join('\n  ')}`);
 
 run('pnpm', ['exec', 'graphql-codegen', '--config', 'codegen.ts']);
-console.log('generated: prisma/generated, schema/schema.graphql, sdk/src/generated');
+console.log('generated: prisma/generated, schema/schema.graphql, schema/persisted-operations.json, sdk/src/generated, web/src/lib/graphql/generated');
 
 if (check) {
   if (invalid.length) {
     console.error('Every SDK operation must be valid against the schema.');
     process.exit(1);
   }
-  const stale = run('git', ['status', '--porcelain', '--', 'schema', 'sdk/src/generated']).trim();
+  const stale = run('git', ['status', '--porcelain', '--', 'schema', 'sdk/src/generated', 'web/src/lib/graphql/generated']).trim();
   if (stale) {
     console.error(`Generated files are stale; run \`pnpm generate\` and commit:\n${stale}`);
     process.exit(1);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: generated files and migrations up to date, strict type-check, the server
-# suite on embedded PGlite, the same suite on PostgreSQL, and the admin console's tests.
+# suite on embedded PGlite, the same suite on PostgreSQL, the SDK's tests, and the admin console's
+# type-check, unit/component tests and browser tests (Debian chromium, installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +30,23 @@ elif [ "${CI:-}" = "true" ]; then
   exit 1
 else
   step "PostgreSQL not reachable at $pg_url: skipped the PostgreSQL pass"
+fi
+
+step "admin console: type-check, unit and component tests"
+pnpm --filter @tessera/web check
+pnpm --filter @tessera/web test
+
+step "admin console: browser tests in headless Chromium"
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  elif [ "${CI:-}" = "true" ]; then
+    echo "Chromium is missing and cannot be installed here (needs root and apt-get)" >&2
+    exit 1
+  fi
+fi
+if [ -x /usr/bin/chromium ]; then
+  pnpm --filter @tessera/web test:e2e
+else
+  step "Chromium not installed (apt-get install chromium): skipped the browser tests"
 fi
