@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launch, shot, watchErrors } from './browser';
@@ -321,6 +322,13 @@ describe('admin console', () => {
     const downloading = page.waitForEvent('download');
     await page.getByRole('button', { name: 'Download license file' }).click();
     expect((await downloading).suggestedFilename()).toBe(`${offline!.key}.lic`);
+    // The update bundle for the site operator: license file, public keys, README, as a .tar.
+    const bundling = page.waitForEvent('download');
+    await page.getByRole('link', { name: 'Download update bundle (.tar)' }).click();
+    const bundle = await bundling;
+    expect(bundle.suggestedFilename()).toBe(`tessera-offline-${offline!.key}.tar`);
+    const tarText = readFileSync((await bundle.path())!, 'latin1');
+    for (const name of ['license.lic', 'jwks.json', 'README.txt', '-----BEGIN TESSERA LICENSE-----']) expect(tarText).toContain(name);
 
     await page.getByLabel('Deactivation file', { exact: true }).fill('-----BEGIN TESSERA DEACTIVATION-----\nnot a real file\n-----END TESSERA DEACTIVATION-----');
     await page.getByRole('button', { name: 'Import deactivation' }).click();
