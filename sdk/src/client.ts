@@ -1,10 +1,11 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import os from 'node:os';
+import path from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import { TesseraError, type TesseraErrorCode } from './errors.ts';
 import { collectFingerprint, type Component, type Fingerprint } from './fingerprint.ts';
 import { type OperationName, OPERATIONS } from './operations.ts';
-import { type LicenseState, memoryStorage, type Storage } from './storage.ts';
+import { fileStorage, type LicenseState, type Storage } from './storage.ts';
 import { type DeviceKey, generateDeviceKey, signActivationRequest, signDeactivation } from './offline.ts';
 import { unarmor, verifyDocument, type VerifiedDocument } from './verify.ts';
 
@@ -15,7 +16,7 @@ export interface ClientOptions {
   tenant: string;
   /** The tenant's public keys (JWKS), embedded in the application for offline verification. */
   publicKeys?: JSONWebKeySet;
-  /** Where the token, license file and last-seen time are kept (default: in memory). */
+  /** Where the token, license file and last-seen time are kept (default: ~/.tessera/<tenant>.json, mode 0600). */
   storage?: Storage;
   /** This machine's identity (default: collected from the hardware, hashed with the tenant salt). */
   device?: Fingerprint;
@@ -91,7 +92,7 @@ export class TesseraClient {
 
   constructor(private readonly options: ClientOptions) {
     this.device = options.device ?? collectFingerprint(options.tenant);
-    this.storage = options.storage ?? memoryStorage();
+    this.storage = options.storage ?? fileStorage(path.join(os.homedir(), '.tessera', `${options.tenant.replace(/[^a-z0-9-]/gi, '_')}.json`));
     this.fetchImpl = options.fetch ?? fetch;
   }
 

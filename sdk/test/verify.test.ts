@@ -1,7 +1,7 @@
 import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet, type KeyLike } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TesseraError } from '../src/errors.ts';
-import { unarmor, verifyDocument, verifyLicenseFile } from '../src/verify.ts';
+import { unarmor, verifyDocument as verifyDoc, verifyLicenseFile as verifyFile } from '../src/verify.ts';
 
 let key: KeyLike;
 let jwks: JSONWebKeySet;
@@ -40,7 +40,13 @@ async function code(p: Promise<unknown>): Promise<string> {
   }
 }
 
-describe('verifyLicenseFile', () => {
+describe.each([
+  { engine: 'node:crypto', webCrypto: false },
+  { engine: 'Web Crypto (jose), as in browsers', webCrypto: true },
+])('verifyLicenseFile with $engine', ({ webCrypto }) => {
+  const verifyLicenseFile = (file: string, o: Parameters<typeof verifyFile>[1]) => verifyFile(file, { ...o, webCrypto });
+  const verifyDocument = (doc: string, o: Parameters<typeof verifyDoc>[1]) => verifyDoc(doc, { ...o, webCrypto });
+
   it('accepts an armored license file bound to this machine', async () => {
     const file = armor(await sign({}));
     const { payload, kid } = await verifyLicenseFile(file, { jwks, issuer: 'acme', fingerprint: 'fp-1' });

@@ -1,0 +1,52 @@
+/**
+ * Offline verification cost: `verifyLicenseFile` (unarmor, header and typ checks, Ed25519 verify with
+ * the tenant's cached key set, claim checks) as a ratio of a raw Ed25519 verify of the same bytes with
+ * node:crypto. Rounds alternate between the two so machine noise hits both alike; medians reported.
+ *
+ *   pnpm --filter @tessera/sdk bench   (also run by `pnpm bench` at the root)
+ */
+import { createPublicKey, verify } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { verifyLicenseFile } from '../src/verify.ts';
+
+const ROUNDS = 15;
+const PER_ROUND = 2000;
+
+const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'EdDSA', use: 'sig' };
+const jwks = { keys: [jwk] };
+const jws = await new SignJWT({ fingerprint: 'bench-machine', revision: 7, features: ['a', 'b', 'c'], meters: [{ meter: 'm', quota: 10, period: 'MONTH' }] })
+  .setProtectedHeader({ alg: 'EdDSA', typ: 'tessera-license+jwt', kid: 'bench' })
+  .setIssuer('acme')
+  .setSubject('license-1')
+  .setIssuedAt()
+  .setExpirationTime('1y')
+  .sign(privateKey);
+const file = `-----BEGIN TESSERA LICENSE-----\n${jws.replace(/.{1,64}/g, '$&\n')}-----END TESSERA LICENSE-----\n`;
+
+const [h, p, sig] = jws.split('.') as [string, string, string];
+const signingInput = Buffer.from(`${h}.${p}`);
+const signature = Buffer.from(sig, 'base64url');
+const keyObject = createPublicKey({ key: jwk as never, format: 'jwk' });
+
+const options = { jwks, issuer: 'acme', fingerprint: 'bench-machine' };
+await verifyLicenseFile(file, options); // warm the cached key set
+
+const perOp = { sdk: [] as number[], raw: [] as number[] };
+for (let r = 0; r < ROUNDS; r++) {
+  let t = performance.now();
+  for (let i = 0; i < PER_ROUND; i++) {
+    if (!verify(null, signingInput, keyObject, signature)) throw new Error('raw verify failed');
+  }
+  perOp.raw.push(((performance.now() - t) * 1000) / PER_ROUND);
+  t = performance.now();
+  for (let i = 0; i < PER_ROUND; i++) await verifyLicenseFile(file, options);
+  perOp.sdk.push(((performance.now() - t) * 1000) / PER_ROUND);
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const sdk = median(perOp.sdk);
+const raw = median(perOp.raw);
+console.log('| scenario | µs per verify | ratio to raw Ed25519 |');
+console.log('|---|---:|---:|');
+console.log(`| raw Ed25519 verify (node:crypto) | ${raw.toFixed(1)} | 1.00x |`);
+console.log(`| verifyLicenseFile (cached keys) | ${sdk.toFixed(1)} | ${(sdk / raw).toFixed(2)}x |`);
