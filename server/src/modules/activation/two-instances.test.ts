@@ -1,10 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Instance, startInstance, stopInstance } from '../../../test/processes.ts';
 import { freshPostgres, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
 import { ACTIVATE, issue } from './fixtures.ts';
 
@@ -12,46 +12,6 @@ import { ACTIVATE, issue } from './fixtures.ts';
  * The activation cap across processes: two real server instances (`src/main.ts`) on one fresh
  * PostgreSQL database, 200 activations split between them against a cap of 100.
  */
-const serverDir = path.resolve(import.meta.dirname, '../../..');
-
-interface Instance {
-  child: ChildProcess;
-  url: string;
-}
-
-function startInstance(env: Record<string, string>): Promise<Instance> {
-  const child = spawn(path.join(serverDir, 'node_modules/.bin/tsx'), ['src/main.ts'], {
-    cwd: serverDir,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`instance did not start:\n${output}`)), 90_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const m = /serving at (http:\/\/\S+)/.exec(output);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1]! });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`instance exited with ${code}:\n${output}`));
-    });
-  });
-}
-
-function stopInstance(i: Instance): Promise<void> {
-  return new Promise((resolve) => {
-    if (i.child.exitCode !== null) return resolve();
-    i.child.once('exit', () => resolve());
-    i.child.kill('SIGTERM');
-  });
-}
 
 describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL', () => {
   let fresh: Awaited<ReturnType<typeof freshPostgres>>;

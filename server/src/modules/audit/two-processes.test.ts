@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Instance, startInstance, stopInstance } from '../../../test/processes.ts';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
 import { subscribe, wsClient, type WsClient } from '../../../test/ws.ts';
 
@@ -12,46 +12,7 @@ import { subscribe, wsClient, type WsClient } from '../../../test/ws.ts';
  * activation on process A reaches a graphql-ws subscriber of process B. Channels are per tenant id (a
  * fresh uuid), so runs sharing the Redis never see each other's events.
  */
-const serverDir = path.resolve(import.meta.dirname, '../../..');
 const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-interface Instance {
-  child: ChildProcess;
-  url: string;
-}
-
-function startInstance(env: Record<string, string>): Promise<Instance> {
-  const child = spawn(path.join(serverDir, 'node_modules/.bin/tsx'), ['src/main.ts'], {
-    cwd: serverDir,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`instance did not start:\n${output}`)), 90_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const m = /serving at (http:\/\/\S+)/.exec(output);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1]! });
-      }
-    });
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`instance exited with ${code}:\n${output}`));
-    });
-  });
-}
-
-function stopInstance(i: Instance): Promise<void> {
-  return new Promise((resolve) => {
-    if (i.child.exitCode !== null) return resolve();
-    i.child.once('exit', () => resolve());
-    i.child.kill('SIGTERM');
-  });
-}
 
 describe.skipIf(!testDatabaseUrl)('events across two server processes through Redis', () => {
   let fresh: Awaited<ReturnType<typeof freshPostgres>>;

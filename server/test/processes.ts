@@ -1,0 +1,44 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+
+/** A real server process (`src/main.ts`), for tests where several instances or a process exit matter. */
+export interface Instance {
+  child: ChildProcess;
+  url: string;
+}
+
+const serverDir = path.resolve(import.meta.dirname, '..');
+
+/** Starts `src/main.ts` with exactly `env` (plus PATH and HOME) and resolves once it prints its URL. */
+export function startInstance(env: Record<string, string>): Promise<Instance> {
+  const child = spawn(path.join(serverDir, 'node_modules/.bin/tsx'), ['src/main.ts'], {
+    cwd: serverDir,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`instance did not start:\n${output}`)), 90_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const m = /serving at (http:\/\/\S+)/.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1]! });
+      }
+    });
+    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`instance exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+export function stopInstance(i: Instance): Promise<void> {
+  return new Promise((resolve) => {
+    if (i.child.exitCode !== null) return resolve();
+    i.child.once('exit', () => resolve());
+    i.child.kill('SIGTERM');
+  });
+}
