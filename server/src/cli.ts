@@ -12,6 +12,7 @@ import { loadConfig } from './config.ts';
 import type { AppDeps } from './context.ts';
 import { ConflictError, ImportError, NotFoundError, ValidationError } from './errors.ts';
 import { createMemoryBus } from './modules/audit/bus.ts';
+import { sealerOf } from './modules/audit/chain.ts';
 import type { ServiceContext } from './modules/audit/service.ts';
 import { importLicenses } from './modules/licenses/import.ts';
 import { createMember, createTenant } from './modules/tenants/service.ts';
@@ -32,39 +33,40 @@ Environment: DATABASE_URL (PostgreSQL) or TESSERA_DATA_DIR (embedded, default ./
 
 class UsageError extends Error {}
 
-async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` against the configured database. Audit rows the command wrote are chained (sealed) before
+ * the database is closed, as the server does after each commit.
+ */
+async function withDatabase<T>(fn: (app: AppDeps) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  if (config.databaseUrl) {
-    const db = await openDatabase({ url: config.databaseUrl, poolSize: 2 });
-    try {
-      await migrate(db);
-      return await fn(db);
-    } finally {
-      await db.close();
-    }
-  }
-  const handle = await openForOperator(config.dataDir);
+  const handle = config.databaseUrl
+    ? await openDatabase({ url: config.databaseUrl, poolSize: 2 }).then((db) => ({ db, viaServer: false, release: () => db.close() }))
+    : await openForOperator(config.dataDir);
   try {
     if (!handle.viaServer) await migrate(handle.db);
-    return await fn(handle.db);
+    const app: AppDeps = { config, db: handle.db, prisma: handle.db.prisma, bus: createMemoryBus() };
+    try {
+      return await fn(app);
+    } finally {
+      await sealerOf(app).stop();
+    }
   } finally {
     await handle.release();
   }
 }
 
-function operatorContext(db: Database, tenantId?: string): ServiceContext {
-  const app: AppDeps = { config: loadConfig(), db, prisma: db.prisma, bus: createMemoryBus() };
+function operatorContext(app: AppDeps, tenantId?: string): ServiceContext {
   return {
     app,
-    prisma: db.prisma,
+    prisma: app.prisma,
     actor: tenantId ? { kind: 'operator', tenantId } : { kind: 'anonymous' },
     requestId: `cli-${randomUUID()}`,
   };
 }
 
-async function tenantId(db: Database, slug: string | undefined): Promise<string> {
+async function tenantId(app: AppDeps, slug: string | undefined): Promise<string> {
   if (!slug) throw new UsageError('--tenant <slug> is required');
-  const tenant = await db.prisma.tenant.findUnique({ where: { slug }, select: { id: true } });
+  const tenant = await app.prisma.tenant.findUnique({ where: { slug }, select: { id: true } });
   if (!tenant) throw new NotFoundError(`tenant "${slug}"`);
   return tenant.id;
 }
@@ -97,8 +99,8 @@ export async function run(argv: string[]): Promise<number> {
 
   if (group === 'tenant' && action === 'create') {
     if (!arg) throw new UsageError('tenant create needs a <slug>');
-    const out = await withDatabase(async (db) => {
-      const { tenant, adminToken } = await createTenant(operatorContext(db), { slug: arg, name: values.name });
+    const out = await withDatabase(async (app) => {
+      const { tenant, adminToken } = await createTenant(operatorContext(app), { slug: arg, name: values.name });
       return { tenantId: tenant.id, slug: tenant.slug, adminToken };
     });
     print(json, out, `Created tenant "${out.slug}" (${out.tenantId}).\nOWNER API token (shown once): ${out.adminToken}`);
@@ -107,8 +109,8 @@ export async function run(argv: string[]): Promise<number> {
 
   if (group === 'member' && action === 'create') {
     const password = values.password ?? randomBytes(12).toString('base64url');
-    const out = await withDatabase(async (db) => {
-      const ctx = operatorContext(db, await tenantId(db, values.tenant));
+    const out = await withDatabase(async (app) => {
+      const ctx = operatorContext(app, await tenantId(app, values.tenant));
       const user = await createMember(ctx, { email: values.email ?? '', password, role: (values.role ?? 'ADMIN').toUpperCase() as never });
       return { memberId: user.id, email: user.email, role: user.role };
     });
@@ -121,14 +123,20 @@ export async function run(argv: string[]): Promise<number> {
     const format = (values.format ?? (path.extname(arg).toLowerCase() === '.csv' ? 'csv' : 'jsonl')).toUpperCase();
     if (format !== 'CSV' && format !== 'JSONL') throw new UsageError('--format must be csv or jsonl');
     const data = readFileSync(arg, 'utf8');
-    const ids = await withDatabase(async (db) => importLicenses(operatorContext(db, await tenantId(db, values.tenant)), format, data));
+    const ids = await withDatabase(async (app) => importLicenses(operatorContext(app, await tenantId(app, values.tenant)), format, data));
     print(json, { imported: ids.length, licenseIds: ids }, `Imported ${ids.length} license(s).`);
     return 0;
   }
 
   if (group === 'migrate') {
-    const applied = await withDatabase(async () => []);
-    print(json, { ok: true }, applied.length ? `Applied ${applied.length} migration(s).` : 'Migrations are up to date.');
+    // withDatabase applies pending migrations (under the advisory lock on PostgreSQL) before anything else.
+    const latest = await withDatabase(async (app) => {
+      const rows = await app.db.sql.query<{ migration_name: string }>(
+        `SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL ORDER BY migration_name DESC LIMIT 1`,
+      );
+      return rows[0]?.migration_name ?? null;
+    });
+    print(json, { ok: true, latest }, `The database is migrated (latest: ${latest}).`);
     return 0;
   }
 
