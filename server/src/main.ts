@@ -35,10 +35,11 @@ async function main() {
   const base = `http://${host}:${port}`;
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   console.log(`Tessera is serving at ${base} (${config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`}, ready in ${seconds}s)`);
-  console.log(`  GraphQL API: ${base}/graphql   health: ${base}/health`);
+  console.log(`  Admin console: ${base}/   GraphQL API: ${base}/graphql   health: ${base}/health`);
   if (demo) {
     console.log(`  Created the "${demo.tenant}" tenant with sample products and licenses.`);
-    console.log(`  Sign in: tenant "${demo.tenant}", email ${demo.email}, password ${demo.password}`);
+    console.log(`  Sign in at ${base}/ with workspace "${demo.tenant}", email ${demo.email}, password ${demo.password}`);
+    if (!config.databaseUrl) console.log(`  (also saved in ${path.join(config.dataDir, 'demo-credentials.json')})`);
     console.log(`  API token (OWNER, shown once): ${demo.apiToken}`);
   }
 
