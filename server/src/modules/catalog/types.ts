@@ -197,8 +197,11 @@ const CreateCustomerInput = builder.inputType('CreateCustomerInput', {
   fields: (t) => ({ name: t.string({ required: true }), email: t.string() }),
 });
 
-/** GraphQL leaves absent optional inputs undefined and explicit nulls null; services see the same. */
-function withoutNullLists<T extends { features?: string[] | null; meters?: unknown[] | null }>(input: T) {
+/**
+ * Term inputs from GraphQL: an explicit `null` list (features, meters) means "not given", like an
+ * absent one, so editions default it and licenses keep the edition's.
+ */
+export function withoutNullLists<T extends { features?: string[] | null; meters?: unknown[] | null }>(input: T) {
   return { ...input, features: input.features ?? undefined, meters: input.meters ?? undefined };
 }
 

@@ -16,6 +16,7 @@ import {
   MeterEntitlement,
   ProvisioningEnum,
   termInputFields,
+  withoutNullLists,
 } from '../catalog/types.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
 import { LicenseStatusEnum, SyncStateEnum } from './enums.ts';
@@ -234,10 +235,6 @@ const ImportLicensesPayload = builder.objectRef<{ ids: string[] }>('ImportLicens
   }),
 });
 
-function nullListsToUndefined<T extends Record<string, unknown>>(input: T): T {
-  return { ...input, features: input.features ?? undefined, meters: input.meters ?? undefined };
-}
-
 builder.mutationFields((t) => ({
   createLicense: t.field({
     type: CreateLicensePayload,
@@ -247,7 +244,7 @@ builder.mutationFields((t) => ({
     resolve: async (_r, { input }, ctx) => {
       const { editionId, customerId, ...rest } = input;
       const { license, tokenKeys } = await createLicense(ctx, {
-        ...(nullListsToUndefined(rest) as object),
+        ...(withoutNullLists(rest) as object),
         editionId: parseId(String(editionId), 'Edition', 'editionId'),
         customerId: customerId ? parseId(String(customerId), 'Customer', 'customerId') : null,
       });
@@ -262,7 +259,7 @@ builder.mutationFields((t) => ({
     resolve: async (query, _r, { input }, ctx) => {
       const { licenseId, customerId, ...rest } = input;
       const license = await updateLicense(ctx, {
-        ...(nullListsToUndefined(rest) as object),
+        ...(withoutNullLists(rest) as object),
         licenseId: parseId(String(licenseId), 'License', 'licenseId'),
         customerId: customerId === undefined ? undefined : customerId === null ? null : parseId(String(customerId), 'Customer', 'customerId'),
       });
