@@ -27,6 +27,13 @@ export interface GqlResult<T> {
 
 export const testDatabaseUrl = process.env.TEST_DATABASE_URL || undefined;
 
+/**
+ * The environment every test app is configured from: one master key per test process, so apps that
+ * share a database (two instances in one test) can open each other's signing keys, as production
+ * instances sharing TESSERA_MASTER_KEY do, and nothing is written to a data dir.
+ */
+export const testEnv = { NODE_ENV: 'test', TESSERA_MASTER_KEY: randomBytes(32).toString('hex') } as const;
+
 /** Creates a throw-away database on the test PostgreSQL server; returns its URL and a dropper. */
 export async function freshPostgres(base: string): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `tessera_test_${randomBytes(6).toString('hex')}`;
@@ -63,7 +70,7 @@ export async function startTestServer(
   } else {
     db = await openDatabase({ dataDir: 'memory://' });
   }
-  const config = { ...loadConfig({ NODE_ENV: 'test', ...options.env }), seedDemo: false };
+  const config = { ...loadConfig({ ...testEnv, ...options.env }), seedDemo: false };
   const app = await buildApp({ config, db });
   const server: TestServer = {
     app,

@@ -3,7 +3,7 @@ import { openDatabase, type Database } from '@tessera/db/database';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, buildApp } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
-import { freshPostgres, testDatabaseUrl } from '../../../test/harness.ts';
+import { freshPostgres, testDatabaseUrl, testEnv } from '../../../test/harness.ts';
 import { listen, subscribe, wsClient, type WsClient } from '../../../test/ws.ts';
 import { createTenant } from '../tenants/service.ts';
 
@@ -29,7 +29,7 @@ beforeAll(async () => {
   } else {
     db = await openDatabase({ dataDir: 'memory://' });
   }
-  const config = { ...loadConfig({ NODE_ENV: 'test', REDIS_URL: redisUrl }), seedDemo: false };
+  const config = { ...loadConfig({ ...testEnv, REDIS_URL: redisUrl }), seedDemo: false };
   a = await buildApp({ config, db, busPrefix });
   b = await buildApp({ config, db, busPrefix });
 });

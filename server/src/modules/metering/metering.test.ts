@@ -2,7 +2,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
-import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
+import { ok, startTestServer, testEnv, type TestServer } from '../../../test/harness.ts';
 import { decodeJws, type Issued, issueLicense } from '../leases/fixtures.ts';
 import { signerFor } from '../signing/service.ts';
 import { sweepTickets } from './service.ts';
@@ -146,7 +146,7 @@ describe(`usage metering (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect(asAuthorize.code).toBe('IDEMPOTENCY_KEY_REUSED');
 
     // After a restart: a new app on the same database answers from the stored ticket.
-    const app2 = await buildApp({ config: { ...loadConfig({ NODE_ENV: 'test' }), seedDemo: false }, db: s.db });
+    const app2 = await buildApp({ config: { ...loadConfig(testEnv), seedDemo: false }, db: s.db });
     const res = await app2.yoga.fetch('http://tessera.test/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -39,7 +39,7 @@ export function parseMasterKey(text: string): Buffer {
 export function resolveMasterKey(config: Config, db: Database): Buffer {
   if (config.masterKey) return parseMasterKey(config.masterKey);
   const memory = db.kind === 'pglite' && (!db.pglite?.dataDir || db.pglite.dataDir.startsWith('memory://'));
-  if (memory || process.env.VITEST) return randomBytes(32);
+  if (memory) return randomBytes(32);
   const { key, created, file } = masterKeyFile(config.dataDir);
   if (created && db.kind === 'postgres') {
     console.warn(`Generated ${file}. Every server instance sharing this database needs the same key: set TESSERA_MASTER_KEY.`);
