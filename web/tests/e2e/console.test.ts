@@ -421,7 +421,8 @@ describe('admin console', () => {
     await dialog.waitFor({ state: 'hidden' });
     await page.getByRole('button', { name: 'New customer' }).first().focus();
     await page.keyboard.press('Enter');
-    // Focus lands in the dialog's first field; Enter in a field submits.
+    // Reopened at once after Escape; focus lands in the dialog's first field; Enter in a field submits.
+    await page.waitForFunction(() => document.activeElement?.tagName === 'INPUT' && !!document.activeElement.closest('dialog'));
     await page.keyboard.type(`Keyboard Co ${stamp}`);
     await page.keyboard.press('Enter');
     await heading(`Keyboard Co ${stamp}`);
