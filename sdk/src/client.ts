@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import { TesseraError, type TesseraErrorCode } from './errors.ts';
-import { collectFingerprint, type Component, type Fingerprint } from './fingerprint.ts';
+import { collectFingerprint, type Fingerprint } from './fingerprint.ts';
 import { type OperationName, OPERATIONS } from './operations.ts';
 import { fileStorage, type LicenseState, type Storage } from './storage.ts';
 import { type DeviceKey, generateDeviceKey, signActivationRequest, signDeactivation } from './offline.ts';

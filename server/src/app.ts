@@ -19,7 +19,7 @@ import { startReclamation } from './modules/activation/service.ts';
 import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
 import { startSweeps } from './modules/leases/sweeps.ts';
 import { signerFor } from './modules/signing/service.ts';
-import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from './modules/tenants/service.ts';
+import { authenticate, bearerOf } from './modules/tenants/service.ts';
 import { actorFor, persistedOperations } from './persisted.ts';
 import { BUNDLE_PATH, offlineBundlePlugin } from './modules/offline/bundle.ts';
 import { schema } from './schema.ts';

@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { migrate, openDatabase, type Database } from '@tessera/db/database';
+import { migrate, openDatabase } from '@tessera/db/database';
 import { openForOperator } from '@tessera/db/embedded';
 import { loadConfig } from './config.ts';
 import type { AppDeps } from './context.ts';

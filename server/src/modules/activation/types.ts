@@ -2,7 +2,7 @@ import { GraphQLError } from 'graphql';
 import { builder } from '../../builder.ts';
 import { ValidationError } from '../../errors.ts';
 import { parseId } from '../common/ids.ts';
-import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
+import { nodeWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS, CLIENT_ERRORS, LicensingErrorCodeEnum } from '../common/types.ts';
 import { LicenseTypeEnum } from '../catalog/types.ts';
 import { LicenseStatusEnum } from '../licenses/enums.ts';
