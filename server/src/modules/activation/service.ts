@@ -239,7 +239,7 @@ async function activationToken(app: AppDeps, license: License, activationId: str
 // Shared SQL
 
 /** Once every ACTIVE device has the current revision, the license is in sync again. */
-async function markSynced(tx: Tx, licenseIds: string[]): Promise<string[]> {
+export async function markSynced(tx: Tx, licenseIds: string[]): Promise<string[]> {
   if (licenseIds.length === 0) return [];
   const rows = await tx.$queryRaw<{ id: string }[]>`
     UPDATE "License" l SET "syncState" = 'SYNCED'

@@ -4,7 +4,7 @@ import { decodeJwt, decodeProtectedHeader, importJWK, type JWK, jwtVerify } from
 import { z } from 'zod';
 import type { AppDeps } from '../../context.ts';
 import { ConflictError, LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
-import { bindOfflineDevice, releaseOfflineActivation } from '../activation/service.ts';
+import { bindOfflineDevice, markSynced, releaseOfflineActivation } from '../activation/service.ts';
 import { inTransaction, type ServiceContext } from '../audit/service.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
 import { tenantWhere } from '../common/tenancy.ts';
@@ -188,10 +188,7 @@ export async function refreshOfflineLicense(ctx: ServiceContext, activationId: s
   const file = await licenseFile(ctx.app, license, activation.id, activation.fingerprint);
   await inTransaction(ctx, tenantId, async (tx, emit) => {
     await tx.activation.update({ where: { id: activation.id }, data: { syncedRevision: license.revision } });
-    await tx.$executeRaw`
-      UPDATE "License" l SET "syncState" = 'SYNCED'
-       WHERE l.id = ${license.id}::uuid AND l."syncState" = 'PENDING_SYNC'
-         AND NOT EXISTS (SELECT 1 FROM "Activation" a WHERE a."licenseId" = l.id AND a.status = 'ACTIVE' AND a."syncedRevision" < l.revision)`;
+    await markSynced(tx, [license.id]);
     emit({
       type: 'license.refresh_issued',
       subjectType: 'Activation',
