@@ -15,6 +15,7 @@ import { createBus, type EventBus } from './modules/audit/bus.ts';
 import { sealerOf } from './modules/audit/chain.ts';
 import { auditExportPlugin, EXPORT_PATH } from './modules/audit/export.ts';
 import { complianceIdle, watchCompliance } from './modules/compliance/service.ts';
+import { startComplianceSweeps } from './modules/compliance/sweeps.ts';
 import { startReclamation } from './modules/activation/service.ts';
 import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
 import { startSweeps } from './modules/leases/sweeps.ts';
@@ -46,6 +47,8 @@ export interface BuildOptions {
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 /** How often each instance looks for devices past their inactivity limit (safe with N instances). */
 const RECLAIM_INTERVAL_MS = 30_000;
+/** How often each instance raises expiring-soon, expired and heartbeat-timeout alerts (safe with N instances). */
+const COMPLIANCE_SWEEP_INTERVAL_MS = 30_000;
 /** How long stop() waits for in-flight HTTP requests before closing the remaining connections. */
 const DRAIN_MS = 10_000;
 
@@ -152,6 +155,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   void sealer.sweep().catch((err) => security.logger.error({ err: (err as Error).message }, 'audit: initial sweep failed'));
   sealer.startSweeping();
   watchCompliance(deps);
+  const complianceSweeps = startComplianceSweeps(deps, COMPLIANCE_SWEEP_INTERVAL_MS);
   // Floating seats and usage tickets: expire lapsed leases and reservations (safe on N instances).
   const sweeps = startSweeps(deps);
 
@@ -263,6 +267,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
         setTimeout(() => server.closeAllConnections(), DRAIN_MS).unref();
       });
       await sweeps.stop();
+      await complianceSweeps.stop();
       await complianceIdle(deps);
       await sealer.stop();
       if (!options.bus) await bus.close();

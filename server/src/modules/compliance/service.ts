@@ -1,4 +1,4 @@
-import type { ComplianceMetric } from '@tessera/db/client';
+import { type ComplianceMetric, Prisma } from '@tessera/db/client';
 import { z } from 'zod';
 import type { AppDeps } from '../../context.ts';
 import { NotFoundError } from '../../errors.ts';
@@ -8,6 +8,11 @@ import { inTransaction, type ServiceContext, type Tx } from '../audit/service.ts
 import { parse } from '../common/validate.ts';
 
 export const DEFAULT_THRESHOLDS = [80, 100];
+/** Days before expiry at which `compliance.license_expiring` is raised, unless the tenant or license sets its own. */
+export const DEFAULT_LEAD_DAYS = [30, 7, 1];
+export const MAX_LEAD_DAYS = 365;
+/** Silence allowed past `heartbeatSeconds` before a heartbeat timeout, in percent of it: one extra interval. */
+export const DEFAULT_HEARTBEAT_TOLERANCE_PERCENT = 100;
 const TENANT_SCOPE = '*';
 const SYSTEM = { type: 'system', id: 'compliance' };
 
@@ -182,6 +187,9 @@ export async function setThresholds(
 export interface LicenseCompliance extends Usage {
   status: ComplianceStatus;
   reasons: string[];
+  /** Devices past their heartbeat interval plus the tenant's tolerance, not reclaimed yet. */
+  heartbeatTimeouts: number;
+  expiringLeadDays: number[];
   crossed: { metric: ComplianceMetric; percent: number; crossedAt: Date }[];
   activationThresholds: number[];
   seatThresholds: number[];
@@ -196,7 +204,7 @@ export interface ComplianceSummary {
 }
 
 const RANK: Record<ComplianceStatus, number> = { OK: 0, WARNING: 1, VIOLATION: 2 };
-const EXPIRING_DAYS = 30;
+const DAY_MS = 86_400_000;
 
 /** Compliance of the tenant's licenses, of one customer's, or of one license; the status is the worst one. */
 export async function complianceSummary(
@@ -208,6 +216,8 @@ export async function complianceSummary(
   const ids = usages.map((u) => u.licenseId);
   const thresholds = await thresholdsOf(deps.prisma, tenantId, ids);
   const crossings = await deps.prisma.complianceCrossing.findMany({ where: { tenantId, licenseId: { in: ids } } });
+  const leadDays = await leadDaysOf(deps.prisma, tenantId, ids);
+  const lapsed = await heartbeatTimeoutsOf(deps, tenantId, ids);
   const now = Date.now();
   const licenses = usages.map((u): LicenseCompliance => {
     const reasons: string[] = [];
@@ -216,7 +226,8 @@ export async function complianceSummary(
       if (RANK[s] > RANK[status]) status = s;
       reasons.push(reason);
     };
-    // Checked in a fixed order, worst first: over a cap -> expired but in use -> thresholds -> expiring soon.
+    // Checked in a fixed order, worst first: over a cap -> expired but in use -> thresholds -> expiring soon
+    // -> heartbeat timeouts.
     for (const { metric, used, cap } of metrics(u)) {
       if (cap !== null && used > cap) raise('VIOLATION', `${metric} ${used} over the cap of ${cap}`);
     }
@@ -226,13 +237,20 @@ export async function complianceSummary(
       const lowest = Math.min(...percents);
       if (cap && cap > 0 && used <= cap && used * 100 >= lowest * cap) raise('WARNING', `${metric} at ${Math.round((used * 100) / cap)}% of ${cap}`);
     }
-    if (u.expiresAt && u.expiresAt.getTime() > now && u.expiresAt.getTime() - now < EXPIRING_DAYS * 86_400_000) {
-      raise('WARNING', `expires within ${EXPIRING_DAYS} days`);
-    }
+    // Inside any of its lead times, i.e. once the first compliance.license_expiring alert is due (30 days by
+    // default); the reason names the smallest lead time it is inside.
+    const leads = leadDays(u.licenseId);
+    const left = u.expiresAt ? u.expiresAt.getTime() - now : null;
+    const inside = left !== null && left > 0 ? leads.filter((d) => left <= d * DAY_MS) : [];
+    if (inside.length) raise('WARNING', `expires within ${Math.min(...inside)} day${Math.min(...inside) === 1 ? '' : 's'}`);
+    const timeouts = lapsed.get(u.licenseId) ?? 0;
+    if (timeouts) raise('WARNING', `${timeouts} device${timeouts === 1 ? '' : 's'} past the heartbeat interval`);
     return {
       ...u,
       status,
       reasons,
+      heartbeatTimeouts: timeouts,
+      expiringLeadDays: leads,
       crossed: crossings.filter((c) => c.licenseId === u.licenseId).map((c) => ({ metric: c.metric, percent: c.percent, crossedAt: c.crossedAt })),
       activationThresholds: thresholds(u.licenseId, 'ACTIVATIONS'),
       seatThresholds: thresholds(u.licenseId, 'SEATS'),
@@ -241,4 +259,127 @@ export async function complianceSummary(
   const count = (s: ComplianceStatus) => licenses.filter((l) => l.status === s).length;
   const worst = licenses.reduce<ComplianceStatus>((w, l) => (RANK[l.status] > RANK[w] ? l.status : w), 'OK');
   return { status: worst, ok: count('OK'), warning: count('WARNING'), violation: count('VIOLATION'), licenses };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expiring-soon lead times and heartbeat tolerance (raised by sweeps.ts)
+
+/** Lead days per license: the license's own, else the tenant's, else the defaults. An empty list is off. */
+async function leadDaysOf(db: Tx | AppDeps['prisma'], tenantId: string, licenseIds: string[]) {
+  const rows = await db.complianceLeadTime.findMany({ where: { tenantId, scope: { in: [TENANT_SCOPE, ...licenseIds] } } });
+  const own = new Map(rows.map((r) => [r.scope, r.days]));
+  return (licenseId: string): number[] => own.get(licenseId) ?? own.get(TENANT_SCOPE) ?? DEFAULT_LEAD_DAYS;
+}
+
+/**
+ * An activation (alias a, its license l, the tenant's ComplianceSettings s) silent past its license's
+ * heartbeat interval plus the tenant's tolerance. Offline-bound machines never heartbeat, and a
+ * suspended, revoked or expired license refuses heartbeats, so neither counts as a lapse.
+ */
+export function lapsedSql(now: Date): Prisma.Sql {
+  return Prisma.sql`a.status = 'ACTIVE' AND NOT a.offline
+    AND l."heartbeatSeconds" IS NOT NULL AND l.state = 'ACTIVE' AND (l."expiresAt" IS NULL OR l."expiresAt" > ${now}::timestamp(3))
+    AND COALESCE(a."lastHeartbeatAt", a."activatedAt") < ${now}::timestamp(3) - make_interval(secs =>
+          (l."heartbeatSeconds" * (100 + COALESCE(s."heartbeatTolerancePercent", ${DEFAULT_HEARTBEAT_TOLERANCE_PERCENT}::int)) / 100.0)::float8)`;
+}
+
+async function heartbeatTimeoutsOf(deps: AppDeps, tenantId: string, licenseIds: string[], now = new Date()): Promise<Map<string, number>> {
+  if (!licenseIds.length) return new Map();
+  const rows = await deps.prisma.$queryRaw<{ licenseId: string; n: number }[]>`
+    SELECT a."licenseId"::text AS "licenseId", count(*)::int AS n
+      FROM "Activation" a
+      JOIN "License" l ON l.id = a."licenseId"
+      LEFT JOIN "ComplianceSettings" s ON s."tenantId" = a."tenantId"
+     WHERE a."tenantId" = ${tenantId}::uuid AND a."licenseId" = ANY(${licenseIds}::uuid[]) AND ${lapsedSql(now)}
+     GROUP BY 1`;
+  return new Map(rows.map((r) => [r.licenseId, r.n]));
+}
+
+export interface ComplianceSettingsView {
+  licenseId: string | null;
+  expiringLeadDays: number[];
+  /** False when a license inherits the tenant's lead days (or the tenant the defaults). */
+  leadDaysOverridden: boolean;
+  heartbeatTolerancePercent: number;
+}
+
+/** The settings in force for the tenant, or for one license (lead days can be set per license); null for another tenant's license. */
+export async function complianceSettings(deps: AppDeps, tenantId: string, licenseId: string | null): Promise<ComplianceSettingsView | null> {
+  if (licenseId && !(await deps.prisma.license.count({ where: { id: licenseId, tenantId } }))) return null;
+  const scope = licenseId ?? TENANT_SCOPE;
+  const [own, lead, settings] = await Promise.all([
+    deps.prisma.complianceLeadTime.findUnique({ where: { tenantId_scope: { tenantId, scope } } }),
+    leadDaysOf(deps.prisma, tenantId, licenseId ? [licenseId] : []),
+    deps.prisma.complianceSettings.findUnique({ where: { tenantId } }),
+  ]);
+  return {
+    licenseId,
+    expiringLeadDays: licenseId ? lead(licenseId) : (own?.days ?? DEFAULT_LEAD_DAYS),
+    leadDaysOverridden: !!own,
+    heartbeatTolerancePercent: settings?.heartbeatTolerancePercent ?? DEFAULT_HEARTBEAT_TOLERANCE_PERCENT,
+  };
+}
+
+const settingsInput = z
+  .object({
+    licenseId: z.string().nullable(),
+    expiringLeadDays: z
+      .array(z.number().int('must be whole days').min(1, 'must be at least 1 day').max(MAX_LEAD_DAYS, `must be at most ${MAX_LEAD_DAYS} days`))
+      .max(10, 'at most 10 lead times')
+      .transform((d) => [...new Set(d)].sort((a, b) => b - a))
+      .nullish(),
+    heartbeatTolerancePercent: z.number().int('must be a whole percent').min(0, 'must not be negative').max(1000, 'must be at most 1000 (ten extra intervals)').nullish(),
+  })
+  .superRefine((v, c) => {
+    if (v.licenseId && v.heartbeatTolerancePercent != null) {
+      c.addIssue({ code: 'custom', path: ['heartbeatTolerancePercent'], message: 'is set for the whole tenant; omit licenseId' });
+    }
+  });
+
+/**
+ * Sets the expiring-soon lead days (tenant default, or one license's when licenseId is given) and/or the
+ * tenant's heartbeat tolerance; fields left out keep their value. Validated as a whole: bad input
+ * changes nothing.
+ */
+export async function setComplianceSettings(
+  ctx: ServiceContext,
+  tenantId: string,
+  input: { licenseId: string | null; expiringLeadDays?: number[] | null; heartbeatTolerancePercent?: number | null },
+): Promise<ComplianceSettingsView> {
+  const data = parse(settingsInput, input);
+  const scope = data.licenseId ?? TENANT_SCOPE;
+  await inTransaction(ctx, tenantId, async (tx, emit) => {
+    if (data.licenseId) {
+      const found = await tx.license.count({ where: { id: data.licenseId, tenantId } });
+      if (!found) throw new NotFoundError('License');
+    }
+    const changed: Record<string, unknown> = {};
+    if (data.expiringLeadDays) {
+      await tx.complianceLeadTime.upsert({
+        where: { tenantId_scope: { tenantId, scope } },
+        create: { tenantId, scope, days: data.expiringLeadDays },
+        update: { days: data.expiringLeadDays, updatedAt: new Date() },
+      });
+      changed.expiringLeadDays = data.expiringLeadDays;
+    }
+    if (data.heartbeatTolerancePercent != null) {
+      await tx.complianceSettings.upsert({
+        where: { tenantId },
+        create: { tenantId, heartbeatTolerancePercent: data.heartbeatTolerancePercent },
+        update: { heartbeatTolerancePercent: data.heartbeatTolerancePercent, updatedAt: new Date() },
+      });
+      changed.heartbeatTolerancePercent = data.heartbeatTolerancePercent;
+    }
+    if (!Object.keys(changed).length) return;
+    emit({
+      type: 'compliance.settings_updated',
+      subjectType: data.licenseId ? 'License' : 'Tenant',
+      subjectId: data.licenseId ?? tenantId,
+      licenseId: data.licenseId,
+      payload: changed,
+    });
+  });
+  const saved = await complianceSettings(ctx.app, tenantId, data.licenseId);
+  if (!saved) throw new NotFoundError('License');
+  return saved;
 }

@@ -3,12 +3,20 @@ import { builder } from '../../builder.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
 import { parseId } from '../common/ids.ts';
 import { tenantWhere } from '../common/tenancy.ts';
-import { type ComplianceSummary, complianceSummary, type LicenseCompliance, setThresholds } from './service.ts';
+import {
+  type ComplianceSettingsView,
+  complianceSettings,
+  type ComplianceSummary,
+  complianceSummary,
+  type LicenseCompliance,
+  setComplianceSettings,
+  setThresholds,
+} from './service.ts';
 
 const ComplianceStatusEnum = builder.enumType('ComplianceStatus', {
   values: {
     OK: { description: 'Within every threshold.' },
-    WARNING: { description: 'At or above a threshold, or expiring soon.' },
+    WARNING: { description: 'At or above a threshold, expiring within a lead time, or with devices past their heartbeat.' },
     VIOLATION: { description: 'Over a cap (goodwill zone), or expired while still in use.' },
   } as const,
 });
@@ -38,6 +46,11 @@ const LicenseComplianceRef = builder.objectRef<LicenseCompliance>('LicenseCompli
     activationThresholds: t.exposeIntList('activationThresholds'),
     seatThresholds: t.exposeIntList('seatThresholds'),
     crossed: t.field({ type: [Crossing], description: 'Thresholds the license stands at or above now.', resolve: (l) => l.crossed }),
+    expiresAt: t.expose('expiresAt', { type: 'DateTime', nullable: true }),
+    expiringLeadDays: t.exposeIntList('expiringLeadDays', { description: 'Days before expiry at which compliance.license_expiring is raised.' }),
+    heartbeatTimeouts: t.exposeInt('heartbeatTimeouts', {
+      description: 'Active devices silent past the heartbeat interval plus the tolerance (not reclaimed yet).',
+    }),
   }),
 });
 
@@ -93,6 +106,56 @@ builder.mutationFields((t) => ({
         licenseId: input.licenseId == null ? null : parseId(String(input.licenseId), 'License', 'input.licenseId'),
         metric: input.metric,
         percents: input.percents,
+      }),
+  }),
+}));
+
+const SettingsRef = builder.objectRef<ComplianceSettingsView>('ComplianceSettings').implement({
+  description: 'Expiring-soon lead times and heartbeat tolerance in force for the tenant, or for one license.',
+  fields: (t) => ({
+    licenseId: t.id({ nullable: true, resolve: (r) => (r.licenseId ? encodeGlobalID('License', r.licenseId) : null) }),
+    expiringLeadDays: t.exposeIntList('expiringLeadDays', {
+      description: 'Days before expiry at which compliance.license_expiring is raised, once per license and expiry date.',
+    }),
+    leadDaysOverridden: t.exposeBoolean('leadDaysOverridden', { description: 'False when inherited (license from tenant, tenant from the defaults).' }),
+    heartbeatTolerancePercent: t.exposeInt('heartbeatTolerancePercent', {
+      description: 'Silence allowed past heartbeatSeconds before compliance.heartbeat_timeout, in percent of it (100: one extra interval).',
+    }),
+  }),
+});
+
+const SettingsInput = builder.inputType('SetComplianceSettingsInput', {
+  fields: (t) => ({
+    licenseId: t.id({ required: false, description: "The license whose own lead days to set; omitted for the tenant's." }),
+    expiringLeadDays: t.intList({ required: false, description: 'Whole days from 1 to 365, at most 10, e.g. [30, 7, 1]; [] turns the alerts off.' }),
+    heartbeatTolerancePercent: t.int({ required: false, description: 'Tenant-wide, 0 to 1000.' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  complianceSettings: t.field({
+    type: SettingsRef,
+    nullable: true,
+    description: "The tenant's settings, or one license's (null when the license is not the caller's).",
+    authScopes: { role: 'READ_ONLY' },
+    args: { licenseId: t.arg.id() },
+    resolve: (_r, args, ctx) =>
+      complianceSettings(ctx.app, tenantWhere(ctx.actor).tenantId, args.licenseId == null ? null : parseId(String(args.licenseId), 'License', 'licenseId')),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  setComplianceSettings: t.field({
+    type: SettingsRef,
+    description: 'Expiring-soon lead days (tenant default or per license) and the heartbeat tolerance; omitted fields keep their value.',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: SettingsInput, required: true }) },
+    resolve: (_r, { input }, ctx) =>
+      setComplianceSettings(ctx, tenantWhere(ctx.actor).tenantId, {
+        licenseId: input.licenseId == null ? null : parseId(String(input.licenseId), 'License', 'input.licenseId'),
+        expiringLeadDays: input.expiringLeadDays,
+        heartbeatTolerancePercent: input.heartbeatTolerancePercent,
       }),
   }),
 }));
