@@ -24,6 +24,7 @@ import { authenticate, bearerOf } from './modules/tenants/service.ts';
 import { actorFor, persistedOperations } from './persisted.ts';
 import { BUNDLE_PATH, offlineBundlePlugin } from './modules/offline/bundle.ts';
 import { schema } from './schema.ts';
+import { startDispatcher } from './modules/webhooks/dispatcher.ts';
 import { createSecurity } from './modules/security/security.ts';
 
 export interface App {
@@ -158,6 +159,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const complianceSweeps = startComplianceSweeps(deps, COMPLIANCE_SWEEP_INTERVAL_MS);
   // Floating seats and usage tickets: expire lapsed leases and reservations (safe on N instances).
   const sweeps = startSweeps(deps);
+  // Webhooks: deliveries made from the sealed audit log, claimed with SKIP LOCKED (safe on N instances).
+  const webhooks = startDispatcher(deps);
 
   const yoga = createYoga<{ req?: IncomingMessage }, Context>({
     schema,
@@ -267,6 +270,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
         setTimeout(() => server.closeAllConnections(), DRAIN_MS).unref();
       });
       await sweeps.stop();
+      await webhooks.stop();
       await complianceSweeps.stop();
       await complianceIdle(deps);
       await sealer.stop();

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { loadSecurityConfig, type SecurityConfig } from './modules/security/config.ts';
+import { loadWebhookConfig, type WebhookConfig } from './modules/webhooks/config.ts';
 
 export interface Config {
   port: number;
@@ -13,6 +14,8 @@ export interface Config {
   seedDemo: boolean;
   /** Rate limits, GraphQL limits, proxies, CORS, logging (modules/security). */
   security: SecurityConfig;
+  /** Webhook retries and timeouts (modules/webhooks). */
+  webhooks: WebhookConfig;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -30,5 +33,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // Demo data belongs on the embedded database; a PostgreSQL deployment opts in explicitly.
     seedDemo: env.TESSERA_DEMO ? env.TESSERA_DEMO === '1' || env.TESSERA_DEMO === 'true' : !databaseUrl,
     security: loadSecurityConfig(env),
+    webhooks: loadWebhookConfig(env),
   };
 }

@@ -11,5 +11,6 @@ import './modules/audit/types.ts';
 import './modules/compliance/types.ts';
 import './modules/offline/types.ts';
 import './modules/system/types.ts';
+import './modules/webhooks/types.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,401 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import type { Prisma, WebhookEndpoint } from '@tessera/db/client';
+import type { AppDeps } from '../../context.ts';
+import { signatureHeader } from './signature.ts';
+import { eventBody, matchesEventType, signingSecrets } from './service.ts';
+import { hostOf, isPrivateAddress, publicOnlyLookup } from './targets.ts';
+
+/*
+ * Nothing is lost: deliveries are made from the audit log, not from the in-memory bus. Each endpoint
+ * keeps a cursor on its tenant's audit seq; a pass locks the endpoints that are behind (FOR UPDATE SKIP
+ * LOCKED), turns the sealed events after the cursor into WebhookDelivery rows and moves the cursor, in one
+ * transaction. seq is gap-free and assigned in commit order (audit/chain.ts), so a cursor never skips an
+ * event, and a crash anywhere leaves either no rows and the old cursor, or both.
+ * Due deliveries are claimed with one UPDATE over rows locked FOR UPDATE SKIP LOCKED: the claim sets a
+ * token and pushes nextAttemptAt past the attempt's timeout, so no other dispatcher (whatever the
+ * instance) takes the row while it is in flight; only the holder of the token records the outcome. An
+ * instance that dies mid-attempt leaves the row to be retried once the claim lapses (at-least-once, as
+ * every webhook system: receivers dedupe by Tessera-Event-Id).
+ * The bus wakes the dispatcher when a tenant with endpoints raises an event (low latency); a timer set
+ * to the next due retry, at most TICK_MS away, covers everything else (other instances, crashes).
+ */
+
+const TICK_MS = 2_000;
+const ENDPOINT_BATCH = 20;
+const EVENT_BATCH = 500;
+/** Attempts in flight per instance. */
+const CONCURRENCY = 16;
+const BODY_EXCERPT = 2_048;
+/** A claim outlives the attempt's timeout by this much before another dispatcher may retry it. */
+const CLAIM_MARGIN_MS = 30_000;
+/** On stop, attempts in flight get this long before they are cut off and handed back. */
+const STOP_GRACE_MS = 2_000;
+
+export interface Dispatcher {
+  /** Runs a pass soon (coalesced); the services call it after queueing a test or a replay. */
+  wake(): void;
+  /** One pass now: enqueue from the audit log, claim and start due attempts. Resolves when the pass ends. */
+  runOnce(): Promise<void>;
+  /** Resolves when no attempt is in flight (tests). */
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const dispatchers = new WeakMap<AppDeps, Set<Dispatcher>>();
+
+/** The dispatchers running for this app (the one buildApp started, and any a test started). */
+export function dispatchersOf(deps: AppDeps): Dispatcher[] {
+  return [...(dispatchers.get(deps) ?? [])];
+}
+
+/** Wakes the dispatchers of this app (after a local change), if any run. */
+export function wakeDispatchers(deps: AppDeps): void {
+  for (const d of dispatchers.get(deps) ?? []) d.wake();
+}
+
+export interface AttemptResult {
+  ok: boolean;
+  status: number | null;
+  body: string | null;
+  error: string | null;
+  durationMs: number;
+}
+
+/** One POST of a signed body. A 2xx is success; redirects are not followed. */
+export function postWebhook(
+  target: string,
+  body: string,
+  headers: Record<string, string>,
+  options: { timeoutMs: number; production: boolean; signal?: AbortSignal },
+): Promise<AttemptResult> {
+  const started = performance.now();
+  const done = (r: Omit<AttemptResult, 'durationMs'>): AttemptResult => ({ ...r, durationMs: Math.round(performance.now() - started) });
+  return new Promise((resolve) => {
+    let url: URL;
+    try {
+      url = new URL(target);
+    } catch {
+      return resolve(done({ ok: false, status: null, body: null, error: 'invalid URL' }));
+    }
+    // An IP literal is connected to without a lookup, so publicOnlyLookup cannot vet it: it is checked here.
+    if (options.production && (url.protocol !== 'https:' || (isIP(hostOf(url)) && isPrivateAddress(hostOf(url))))) {
+      return resolve(done({ ok: false, status: null, body: null, error: 'refused: not an https URL to a public address' }));
+    }
+    const transport = url.protocol === 'https:' ? https : http;
+    let settled = false;
+    const finish = (r: Omit<AttemptResult, 'durationMs'>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(done(r));
+    };
+    const req = transport.request(url, {
+      method: 'POST',
+      agent: false,
+      headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body).toString() },
+      ...(options.production ? { lookup: publicOnlyLookup } : {}),
+      signal: options.signal,
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`timed out after ${options.timeoutMs} ms`)), options.timeoutMs);
+    req.on('response', (res) => {
+      const status = res.statusCode ?? 0;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const complete = () => {
+        const text = Buffer.concat(chunks).subarray(0, BODY_EXCERPT).toString('utf8');
+        finish({ ok: status >= 200 && status < 300, status, body: text, error: status >= 200 && status < 300 ? null : `HTTP ${status}` });
+        res.destroy();
+      };
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        size += chunk.length;
+        // Only an excerpt is kept; a receiver streaming a large answer does not hold the attempt open.
+        if (size >= BODY_EXCERPT) complete();
+      });
+      res.on('end', complete);
+      res.on('error', complete);
+    });
+    req.on('error', (err) => finish({ ok: false, status: null, body: null, error: err.message || String(err) }));
+    req.end(body);
+  });
+}
+
+interface Claimed {
+  id: string;
+  tenantId: string;
+  endpointId: string;
+  eventId: string;
+  eventType: string;
+  body: string;
+  attempts: number;
+}
+
+export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}): Dispatcher {
+  const cfg = deps.config.webhooks;
+  const tickMs = options.tickMs ?? TICK_MS;
+  const prisma = deps.prisma;
+  const inFlight = new Map<string, { abort: AbortController; done: Promise<void>; token: string }>();
+  const listening = new Map<string, () => void>();
+  let running: Promise<void> | null = null;
+  let again = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const log = (message: string, err: unknown) => {
+    if (!stopped) console.error(`webhooks: ${message}:`, (err as Error)?.message ?? err);
+  };
+
+  /** Listens on the bus for the tenants that have enabled endpoints. */
+  async function refreshTenants() {
+    const rows = await prisma.$queryRaw<{ tenantId: string }[]>`SELECT DISTINCT "tenantId"::text AS "tenantId" FROM "WebhookEndpoint" WHERE enabled`;
+    const wanted = new Set(rows.map((r) => r.tenantId));
+    for (const [tenantId, remove] of listening) {
+      if (!wanted.has(tenantId)) {
+        remove();
+        listening.delete(tenantId);
+      }
+    }
+    for (const tenantId of wanted) {
+      if (!listening.has(tenantId)) listening.set(tenantId, deps.bus.listen(tenantId, () => dispatcher.wake()));
+    }
+  }
+
+  /**
+   * The endpoint's own webhook.created audit row: only events written after it are the endpoint's. Its
+   * cursor starts at the chain head read when it was created, which may miss events committed just
+   * before and sealed just after; their audit ids are lower than this one.
+   */
+  const starts = new Map<string, bigint>();
+  async function startOf(tx: Prisma.TransactionClient, ep: { id: string; tenantId: string }): Promise<bigint> {
+    let start = starts.get(ep.id);
+    if (start === undefined) {
+      const row = await tx.auditEvent.findFirst({
+        where: { tenantId: ep.tenantId, type: 'webhook.created', subjectId: ep.id },
+        orderBy: { id: 'asc' },
+        select: { id: true },
+      });
+      start = row?.id ?? 0n;
+      starts.set(ep.id, start);
+    }
+    return start;
+  }
+
+  /** Turns sealed audit events into deliveries for up to ENDPOINT_BATCH endpoints; returns whether more may remain. */
+  async function enqueue(): Promise<boolean> {
+    return prisma.$transaction(async (tx) => {
+      const endpoints = await tx.$queryRaw<Pick<WebhookEndpoint, 'id' | 'tenantId' | 'cursor' | 'eventTypes'>[]>`
+        SELECT e.id::text AS id, e."tenantId"::text AS "tenantId", e.cursor, e."eventTypes"
+        FROM "WebhookEndpoint" e JOIN "AuditChainHead" h ON h."tenantId" = e."tenantId"
+        WHERE e.enabled AND h.seq > e.cursor
+        ORDER BY e.id LIMIT ${ENDPOINT_BATCH}
+        FOR UPDATE OF e SKIP LOCKED`;
+      if (!endpoints.length) return false;
+      const tenants = new Map(
+        (await tx.tenant.findMany({ where: { id: { in: [...new Set(endpoints.map((e) => e.tenantId))] } }, select: { id: true, slug: true } })).map((t) => [t.id, t]),
+      );
+      let full = endpoints.length === ENDPOINT_BATCH;
+      const now = new Date();
+      for (const ep of endpoints) {
+        const tenant = tenants.get(ep.tenantId);
+        if (!tenant) continue;
+        const events = await tx.auditEvent.findMany({
+          where: { tenantId: ep.tenantId, seq: { gt: BigInt(ep.cursor) } },
+          orderBy: { seq: 'asc' },
+          take: EVENT_BATCH,
+        });
+        if (!events.length) continue;
+        if (events.length === EVENT_BATCH) full = true;
+        const after = await startOf(tx, ep);
+        const wanted = events.filter((e) => e.id > after && matchesEventType(ep.eventTypes, e.type));
+        if (wanted.length) {
+          await tx.webhookDelivery.createMany({
+            data: wanted.map((e) => ({
+              tenantId: ep.tenantId,
+              endpointId: ep.id,
+              eventId: e.id.toString(),
+              eventSeq: e.seq,
+              eventType: e.type,
+              body: eventBody(e, tenant),
+              nextAttemptAt: now,
+              createdAt: now,
+            })),
+          });
+        }
+        await tx.webhookEndpoint.update({ where: { id: ep.id }, data: { cursor: events[events.length - 1]!.seq! } });
+      }
+      return full;
+    });
+  }
+
+  async function claim(limit: number): Promise<{ token: string; rows: Claimed[] }> {
+    const token = randomUUID();
+    const now = new Date();
+    const leaseUntil = new Date(now.getTime() + cfg.timeoutMs + CLAIM_MARGIN_MS);
+    const rows = await prisma.$queryRaw<Claimed[]>`
+      UPDATE "WebhookDelivery" d
+      SET attempts = d.attempts + 1, "claimToken" = ${token}::uuid, "nextAttemptAt" = ${leaseUntil}::timestamp(3), "lastAttemptAt" = ${now}::timestamp(3)
+      WHERE d.id IN (
+        SELECT x.id FROM "WebhookDelivery" x JOIN "WebhookEndpoint" e ON e.id = x."endpointId"
+        WHERE x.status = 'PENDING' AND x."nextAttemptAt" <= ${now}::timestamp(3) AND e.enabled
+        ORDER BY x."nextAttemptAt" LIMIT ${limit}
+        FOR UPDATE OF x SKIP LOCKED
+      )
+      RETURNING d.id::text AS id, d."tenantId"::text AS "tenantId", d."endpointId"::text AS "endpointId", d."eventId", d."eventType", d.body, d.attempts`;
+    return { token, rows };
+  }
+
+  /** The delay before attempt n + 1, after n failed ones: base * 3^(n-1), +-20%. */
+  function backoffMs(failed: number): number {
+    return Math.round(cfg.retryBaseMs * 3 ** (failed - 1) * (0.8 + Math.random() * 0.4));
+  }
+
+  async function record(row: Claimed, token: string, startedAt: Date, r: AttemptResult) {
+    const last = row.attempts >= cfg.maxAttempts;
+    const status = r.ok ? 'SUCCEEDED' : last ? 'FAILED' : 'PENDING';
+    const next = status === 'PENDING' ? new Date(Date.now() + backoffMs(row.attempts)) : null;
+    const completedAt = status === 'PENDING' ? null : new Date();
+    const error = r.error?.slice(0, 500) ?? null;
+    // Only the claim's holder writes: a claim that lapsed and was taken over records nothing here.
+    await prisma.$executeRaw`
+      WITH d AS (
+        UPDATE "WebhookDelivery" SET status = ${status}::"WebhookDeliveryStatus", "nextAttemptAt" = ${next}::timestamp(3), "claimToken" = NULL,
+          "lastResponseStatus" = ${r.status}::int, "lastResponseBody" = ${r.body}, "lastError" = ${error},
+          "lastDurationMs" = ${r.durationMs}::int, "completedAt" = ${completedAt}::timestamp(3)
+        WHERE id = ${row.id}::uuid AND "claimToken" = ${token}::uuid
+        RETURNING id, "tenantId", attempts
+      )
+      INSERT INTO "WebhookAttempt" ("deliveryId", "tenantId", number, "startedAt", "durationMs", succeeded, "responseStatus", "responseBody", error)
+      SELECT id, "tenantId", attempts, ${startedAt}::timestamp(3), ${r.durationMs}::int, ${r.ok}, ${r.status}::int, ${r.body}, ${error} FROM d`;
+  }
+
+  /** Hands a claimed delivery back untried (shutdown): due now, the attempt not counted. */
+  async function release(id: string, token: string) {
+    await prisma.$executeRaw`
+      UPDATE "WebhookDelivery" SET attempts = attempts - 1, "claimToken" = NULL, "nextAttemptAt" = ${new Date()}::timestamp(3)
+      WHERE id = ${id}::uuid AND "claimToken" = ${token}::uuid`;
+  }
+
+  function attempt(row: Claimed, endpoint: WebhookEndpoint | undefined, token: string) {
+    const abort = new AbortController();
+    const done = (async () => {
+      const startedAt = new Date();
+      let result: AttemptResult;
+      if (!endpoint) return; // deleted meanwhile: its deliveries went with it
+      try {
+        const secrets = signingSecrets(deps, endpoint);
+        result = await postWebhook(
+          endpoint.url,
+          row.body,
+          {
+            'user-agent': 'Tessera-Webhooks/1',
+            'tessera-event-id': row.eventId,
+            'tessera-event-type': row.eventType,
+            'tessera-delivery-id': row.id,
+            'tessera-attempt': String(row.attempts),
+            'tessera-signature': signatureHeader(secrets, row.body),
+          },
+          { timeoutMs: cfg.timeoutMs, production: deps.config.production, signal: abort.signal },
+        );
+      } catch (err) {
+        result = { ok: false, status: null, body: null, error: (err as Error).message, durationMs: 0 };
+      }
+      if (abort.signal.aborted) return release(row.id, token);
+      await record(row, token, startedAt, result);
+    })()
+      .catch((err) => log(`recording delivery ${row.id} failed`, err))
+      .finally(() => {
+        inFlight.delete(row.id);
+        dispatcher.wake();
+      });
+    inFlight.set(row.id, { abort, done, token });
+  }
+
+  async function pass() {
+    await refreshTenants();
+    for (let i = 0; i < 20 && !stopped && (await enqueue()); i++);
+    const room = CONCURRENCY - inFlight.size;
+    if (room > 0 && !stopped) {
+      const { token, rows } = await claim(room);
+      if (rows.length) {
+        const endpoints = new Map(
+          (await prisma.webhookEndpoint.findMany({ where: { id: { in: [...new Set(rows.map((r) => r.endpointId))] } } })).map((e) => [e.id, e]),
+        );
+        for (const row of rows) attempt(row, endpoints.get(row.endpointId), token);
+      }
+    }
+  }
+
+  /** Sleeps until the next due retry, or TICK_MS, whichever comes first. */
+  async function schedule() {
+    if (stopped) return;
+    let wait = tickMs;
+    try {
+      const [next] = await prisma.$queryRaw<{ at: Date | null }[]>`
+        SELECT min(d."nextAttemptAt") AS at FROM "WebhookDelivery" d JOIN "WebhookEndpoint" e ON e.id = d."endpointId"
+        WHERE d.status = 'PENDING' AND e.enabled`;
+      if (next?.at) wait = Math.max(0, Math.min(tickMs, new Date(next.at).getTime() - Date.now()));
+    } catch (err) {
+      log('scheduling failed', err);
+    }
+    if (stopped) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => dispatcher.wake(), wait);
+    timer.unref();
+  }
+
+  const dispatcher: Dispatcher = {
+    wake() {
+      if (stopped) return;
+      if (running) {
+        again = true;
+        return;
+      }
+      clearTimeout(timer);
+      running = (async () => {
+        do {
+          again = false;
+          try {
+            await pass();
+          } catch (err) {
+            log('pass failed', err);
+          }
+        } while (again && !stopped);
+        await schedule();
+      })().finally(() => (running = null));
+    },
+    async runOnce() {
+      while (running) await running;
+      dispatcher.wake();
+      while (running) await running;
+    },
+    async idle() {
+      while (inFlight.size || running) {
+        await Promise.all([...inFlight.values()].map((f) => f.done));
+        await running;
+      }
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearTimeout(timer);
+      dispatchers.get(deps)?.delete(dispatcher);
+      for (const remove of listening.values()) remove();
+      listening.clear();
+      await running;
+      const pending = [...inFlight.values()];
+      const grace = new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref());
+      await Promise.race([Promise.all(pending.map((p) => p.done)), grace]);
+      for (const p of inFlight.values()) p.abort.abort();
+      await Promise.all([...inFlight.values()].map((p) => p.done));
+    },
+  };
+
+  let set = dispatchers.get(deps);
+  if (!set) dispatchers.set(deps, (set = new Set()));
+  set.add(dispatcher);
+  dispatcher.wake();
+  return dispatcher;
+}

@@ -1,0 +1,468 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { WebhookDelivery, WebhookEndpoint } from '@tessera/db/client';
+import { z } from 'zod';
+import type { AppDeps } from '../../context.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
+import { actorOf, diff, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { parse } from '../common/validate.ts';
+import { resolveMasterKey, seal, unseal } from '../signing/service.ts';
+import { wakeDispatchers } from './dispatcher.ts';
+import { hostOf, isPrivateAddress, resolveHost } from './targets.ts';
+
+export const MAX_ENDPOINTS_PER_TENANT = 20;
+const MAX_EVENT_TYPES = 50;
+const MAX_KEEP_PREVIOUS_HOURS = 7 * 24;
+
+/**
+ * The event types Tessera emits, for the console's hints. An endpoint may name any of these, a
+ * "<resource>.*" pattern of a resource listed here, or "*"; anything else is refused as a typo.
+ */
+export const EVENT_TYPES = [
+  'tenant.created',
+  'member.created',
+  'member.signed_in',
+  'member.signed_out',
+  'api_token.created',
+  'api_token.revoked',
+  'signing_key.created',
+  'signing_key.rotated',
+  'product.created',
+  'feature.created',
+  'meter.created',
+  'edition.created',
+  'customer.created',
+  'license.created',
+  'license.imported',
+  'license.updated',
+  'license.renewed',
+  'license.suspended',
+  'license.reinstated',
+  'license.revoked',
+  'license.synced',
+  'license.refresh_issued',
+  'activation.created',
+  'activation.reused',
+  'activation.released',
+  'activation.reclaimed',
+  'device.heartbeat',
+  'device.components_changed',
+  'lease.granted',
+  'lease.renewed',
+  'lease.released',
+  'lease.borrowed',
+  'lease.expired',
+  'seat.queued',
+  'seat.available',
+  'usage.authorized',
+  'usage.committed',
+  'usage.released',
+  'usage.recorded',
+  'compliance.thresholds_updated',
+  'compliance.threshold_crossed',
+  'compliance.threshold_cleared',
+  'compliance.goodwill_used',
+  'compliance.activation_denied',
+  'webhook.created',
+  'webhook.updated',
+  'webhook.secret_rotated',
+  'webhook.deleted',
+  'webhook.test_sent',
+  'webhook.replayed',
+] as const;
+
+const RESOURCES = new Set(EVENT_TYPES.map((t) => t.split('.')[0]!));
+const PATTERN = /^([a-z][a-z0-9_]*)\.(\*|[a-z][a-z0-9_]*)$/;
+
+/** Why a pattern is refused, or null when it is "*", "<resource>.*" or "<resource>.<action>" of a known resource. */
+export function eventTypeProblem(pattern: string): string | null {
+  if (pattern === '*') return null;
+  const m = PATTERN.exec(pattern);
+  if (!m) return 'must be "*", "<resource>.*" or an event type such as "license.created"';
+  if (!RESOURCES.has(m[1]!)) return `unknown resource "${m[1]}" (known: ${[...RESOURCES].join(', ')})`;
+  return null;
+}
+
+/** Whether an endpoint subscribed to `patterns` receives an event of `type`. */
+export function matchesEventType(patterns: readonly string[], type: string): boolean {
+  if (patterns.length === 0) return true;
+  const resource = type.split('.')[0];
+  return patterns.some((p) => p === '*' || p === type || p === `${resource}.*`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets: whsec_..., shown once, stored encrypted with the master key (as private signing keys are).
+
+const masterKeys = new WeakMap<AppDeps, Buffer>();
+
+/** Resolved once per app: an in-memory database gets one generated key for its lifetime. */
+function masterKeyOf(deps: AppDeps): Buffer {
+  let key = masterKeys.get(deps);
+  if (!key) {
+    key = resolveMasterKey(deps.config, deps.db);
+    masterKeys.set(deps, key);
+  }
+  return key;
+}
+
+/** The endpoint id is authenticated data: a sealed secret cannot be moved to another endpoint's row. */
+const secretAad = (endpointId: string) => `webhook:${endpointId}`;
+
+function newSecret(deps: AppDeps, endpointId: string) {
+  const secret = `whsec_${randomBytes(32).toString('base64url')}`;
+  return { secret, encrypted: seal(masterKeyOf(deps), secret, secretAad(endpointId)), prefix: secret.slice(0, 12) };
+}
+
+/** The secrets a delivery is signed with now: the current one, and the previous one while it is kept. */
+export function signingSecrets(deps: AppDeps, endpoint: Pick<WebhookEndpoint, 'id' | 'encryptedSecret' | 'previousEncryptedSecret' | 'previousSecretExpiresAt'>, now = new Date()): string[] {
+  const key = masterKeyOf(deps);
+  const secrets = [unseal(key, endpoint.encryptedSecret, secretAad(endpoint.id))];
+  if (endpoint.previousEncryptedSecret && endpoint.previousSecretExpiresAt && endpoint.previousSecretExpiresAt > now) {
+    secrets.push(unseal(key, endpoint.previousEncryptedSecret, secretAad(endpoint.id)));
+  }
+  return secrets;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input rules.
+
+const url = z.string().trim().min(1, 'must not be empty').max(2048, 'must be at most 2048 characters');
+const description = z.string().trim().max(500, 'must be at most 500 characters');
+const eventTypes = z
+  .array(z.string().trim().max(100, 'must be at most 100 characters'))
+  .max(MAX_EVENT_TYPES, `at most ${MAX_EVENT_TYPES} event types`)
+  .superRefine((list, ctx) => {
+    list.forEach((p, i) => {
+      const problem = eventTypeProblem(p);
+      if (problem) ctx.addIssue({ code: 'custom', path: [i], message: problem });
+    });
+  });
+
+/** "*" anywhere means everything: stored as ["*"]; otherwise the distinct patterns, sorted. */
+function normalizeTypes(list: string[] | null | undefined): string[] {
+  if (!list?.length) return [];
+  if (list.includes('*')) return ['*'];
+  return [...new Set(list)].sort();
+}
+
+/**
+ * Checks a target URL. Production: https only, and the host must resolve to public addresses only (the
+ * dispatcher checks again when it connects). Elsewhere http and local addresses are allowed.
+ */
+async function checkUrl(deps: AppDeps, raw: string): Promise<string> {
+  const bad = (message: string) => ValidationError.field('url', message);
+  let target: URL;
+  try {
+    target = new URL(raw);
+  } catch {
+    throw bad('is not a URL');
+  }
+  const production = deps.config.production;
+  if (target.protocol !== 'https:' && !(target.protocol === 'http:' && !production)) {
+    throw bad(production ? 'must be an https:// URL' : 'must be an http:// or https:// URL');
+  }
+  if (target.username || target.password) throw bad('must not contain credentials');
+  if (!target.hostname) throw bad('must name a host');
+  target.hash = '';
+  if (production) {
+    const host = hostOf(target);
+    let addresses: string[];
+    try {
+      addresses = await resolveHost(host);
+    } catch {
+      throw bad(`host ${host} does not resolve`);
+    }
+    if (!addresses.length || addresses.some(isPrivateAddress)) {
+      throw bad('must point to a public address (not loopback, private or link-local)');
+    }
+  }
+  return target.toString();
+}
+
+function requireTenant(ctx: ServiceContext): string {
+  if (ctx.actor.kind === 'anonymous') throw new Error('unreachable: webhook operation without a tenant');
+  return ctx.actor.tenantId;
+}
+
+async function lockTenantWebhooks(tx: Tx, tenantId: string) {
+  await tx.$queryRaw`SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock(hashtext(${`webhooks:${tenantId}`}))) AS l`;
+}
+
+async function findEndpoint(tx: Tx, tenantId: string, id: string): Promise<WebhookEndpoint> {
+  const found = await tx.webhookEndpoint.findFirst({ where: { id, tenantId } });
+  if (!found) throw new NotFoundError('Webhook endpoint');
+  return found;
+}
+
+/** The tenant's chain head: an endpoint delivers the events sealed after it. */
+async function headSeq(tx: Tx, tenantId: string): Promise<bigint> {
+  const [head] = await tx.$queryRaw<{ seq: bigint | number | string }[]>`SELECT seq FROM "AuditChainHead" WHERE "tenantId" = ${tenantId}::uuid`;
+  return BigInt(head?.seq ?? 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoint management.
+
+export interface CreateEndpointInput {
+  url: string;
+  description?: string | null;
+  eventTypes?: string[] | null;
+  enabled?: boolean | null;
+}
+
+export async function createEndpoint(ctx: ServiceContext, input: CreateEndpointInput): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
+  const tenantId = requireTenant(ctx);
+  const data = parse(
+    z.object({ url, description: description.nullish(), eventTypes: eventTypes.nullish(), enabled: z.boolean().nullish() }),
+    input,
+  );
+  const target = await checkUrl(ctx.app, data.url);
+  const id = randomUUID();
+  const { secret, encrypted, prefix } = newSecret(ctx.app, id);
+  const endpoint = await inTransaction(ctx, tenantId, async (tx, emit) => {
+    // Serialises creations of one tenant, so the limit holds under concurrency on PostgreSQL too.
+    await lockTenantWebhooks(tx, tenantId);
+    const count = await tx.webhookEndpoint.count({ where: { tenantId } });
+    if (count >= MAX_ENDPOINTS_PER_TENANT) {
+      throw new ValidationError([{ path: '', message: `a tenant may have at most ${MAX_ENDPOINTS_PER_TENANT} webhook endpoints` }]);
+    }
+    const row = await tx.webhookEndpoint.create({
+      data: {
+        id,
+        tenantId,
+        url: target,
+        description: data.description || null,
+        eventTypes: normalizeTypes(data.eventTypes),
+        enabled: data.enabled ?? true,
+        encryptedSecret: encrypted,
+        secretPrefix: prefix,
+        cursor: await headSeq(tx, tenantId),
+      },
+    });
+    emit({
+      type: 'webhook.created',
+      subjectType: 'WebhookEndpoint',
+      subjectId: row.id,
+      payload: { url: row.url, eventTypes: row.eventTypes, enabled: row.enabled },
+    });
+    return row;
+  });
+  wakeDispatchers(ctx.app);
+  return { endpoint, secret };
+}
+
+export interface UpdateEndpointInput {
+  url?: string | null;
+  description?: string | null;
+  eventTypes?: string[] | null;
+  enabled?: boolean | null;
+}
+
+/** Changes what is given (null or absent: unchanged; an empty description clears it). */
+export async function updateEndpoint(ctx: ServiceContext, id: string, input: UpdateEndpointInput): Promise<WebhookEndpoint> {
+  const tenantId = requireTenant(ctx);
+  const data = parse(
+    z.object({ url: url.nullish(), description: description.nullish(), eventTypes: eventTypes.nullish(), enabled: z.boolean().nullish() }),
+    input,
+  );
+  const target = data.url ? await checkUrl(ctx.app, data.url) : null;
+  const endpoint = await inTransaction(ctx, tenantId, async (tx, emit) => {
+    const before = await findEndpoint(tx, tenantId, id);
+    const change: { url?: string; description?: string | null; eventTypes?: string[]; enabled?: boolean } = {};
+    if (target !== null) change.url = target;
+    if (data.description !== undefined && data.description !== null) change.description = data.description || null;
+    if (data.eventTypes) change.eventTypes = normalizeTypes(data.eventTypes);
+    if (data.enabled !== undefined && data.enabled !== null) change.enabled = data.enabled;
+    const changes = diff(before, change);
+    if (!Object.keys(changes).length) return before;
+    const row = await tx.webhookEndpoint.update({
+      where: { id },
+      data: {
+        ...change,
+        updatedAt: new Date(),
+        // Re-enabled: events raised while it was disabled are not sent; it starts again from now.
+        ...(change.enabled && !before.enabled ? { cursor: await headSeq(tx, tenantId) } : {}),
+      },
+    });
+    emit({ type: 'webhook.updated', subjectType: 'WebhookEndpoint', subjectId: id, payload: { changes } });
+    return row;
+  });
+  wakeDispatchers(ctx.app);
+  return endpoint;
+}
+
+/**
+ * A new secret, shown once. With keepPreviousForHours the old secret keeps signing too (a second v1
+ * in the header) for that long, so receivers can switch without dropping deliveries.
+ */
+export async function rotateSecret(ctx: ServiceContext, id: string, input: { keepPreviousForHours?: number | null }) {
+  const tenantId = requireTenant(ctx);
+  const { keepPreviousForHours } = parse(
+    z.object({
+      keepPreviousForHours: z
+        .number()
+        .int('must be an integer')
+        .min(0, 'must not be negative')
+        .max(MAX_KEEP_PREVIOUS_HOURS, `must be at most ${MAX_KEEP_PREVIOUS_HOURS} (7 days)`)
+        .nullish(),
+    }),
+    input,
+  );
+  const keep = keepPreviousForHours ?? 0;
+  const { secret, encrypted, prefix } = newSecret(ctx.app, id);
+  const endpoint = await inTransaction(ctx, tenantId, async (tx, emit) => {
+    const before = await findEndpoint(tx, tenantId, id);
+    const row = await tx.webhookEndpoint.update({
+      where: { id },
+      data: {
+        encryptedSecret: encrypted,
+        secretPrefix: prefix,
+        previousEncryptedSecret: keep ? before.encryptedSecret : null,
+        previousSecretExpiresAt: keep ? new Date(Date.now() + keep * 3_600_000) : null,
+        updatedAt: new Date(),
+      },
+    });
+    emit({ type: 'webhook.secret_rotated', subjectType: 'WebhookEndpoint', subjectId: id, payload: { keepPreviousForHours: keep } });
+    return row;
+  });
+  return { endpoint, secret };
+}
+
+/** Deletes the endpoint and its delivery log; attempts in flight finish without being recorded. */
+export async function deleteEndpoint(ctx: ServiceContext, id: string): Promise<WebhookEndpoint> {
+  const tenantId = requireTenant(ctx);
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const row = await findEndpoint(tx, tenantId, id);
+    await tx.webhookEndpoint.delete({ where: { id } });
+    emit({ type: 'webhook.deleted', subjectType: 'WebhookEndpoint', subjectId: id, payload: { url: row.url } });
+    return row;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deliveries.
+
+/** The JSON body a receiver gets; `id` is what receivers dedupe by (the same for retries and replays). */
+export interface WebhookEventBody {
+  id: string;
+  seq: number | null;
+  type: string;
+  occurredAt: string;
+  tenant: { id: string; slug: string };
+  actor: { type: string; id: string | null };
+  subject: { type: string; id: string };
+  licenseId: string | null;
+  customerId: string | null;
+  requestId: string | null;
+  payload: unknown;
+}
+
+export function eventBody(
+  event: {
+    id: bigint | string;
+    seq: bigint | number | null;
+    type: string;
+    occurredAt: Date;
+    actorType: string;
+    actorId: string | null;
+    subjectType: string;
+    subjectId: string;
+    licenseId: string | null;
+    customerId: string | null;
+    requestId: string | null;
+    payload: unknown;
+  },
+  tenant: { id: string; slug: string },
+): string {
+  const body: WebhookEventBody = {
+    id: event.id.toString(),
+    seq: event.seq === null ? null : Number(event.seq),
+    type: event.type,
+    occurredAt: event.occurredAt.toISOString(),
+    tenant: { id: tenant.id, slug: tenant.slug },
+    actor: { type: event.actorType, id: event.actorId },
+    subject: { type: event.subjectType, id: event.subjectId },
+    licenseId: event.licenseId,
+    customerId: event.customerId,
+    requestId: event.requestId,
+    payload: event.payload ?? {},
+  };
+  return JSON.stringify(body);
+}
+
+/** Queues a `webhook.test` event for the endpoint (sent now, whatever event types it subscribes to). */
+export async function sendTest(ctx: ServiceContext, id: string): Promise<WebhookDelivery> {
+  const tenantId = requireTenant(ctx);
+  const delivery = await inTransaction(ctx, tenantId, async (tx, emit) => {
+    const endpoint = await findEndpoint(tx, tenantId, id);
+    if (!endpoint.enabled) throw new ConflictError('the endpoint is disabled; enable it to send a test');
+    const tenant = await tx.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { id: true, slug: true } });
+    const actor = actorOf(ctx.actor);
+    const now = new Date();
+    const eventId = `test_${randomUUID()}`;
+    const row = await tx.webhookDelivery.create({
+      data: {
+        tenantId,
+        endpointId: id,
+        eventId,
+        eventSeq: null,
+        eventType: 'webhook.test',
+        body: eventBody(
+          {
+            id: eventId,
+            seq: null,
+            type: 'webhook.test',
+            occurredAt: now,
+            actorType: actor.type,
+            actorId: actor.id,
+            subjectType: 'WebhookEndpoint',
+            subjectId: id,
+            licenseId: null,
+            customerId: null,
+            requestId: ctx.requestId,
+            payload: { message: 'A test event sent from the Tessera console or API.' },
+          },
+          tenant,
+        ),
+        nextAttemptAt: now,
+        createdAt: now,
+      },
+    });
+    emit({ type: 'webhook.test_sent', subjectType: 'WebhookEndpoint', subjectId: id, payload: { deliveryId: row.id } });
+    return row;
+  });
+  wakeDispatchers(ctx.app);
+  return delivery;
+}
+
+/** Sends a delivery's event again, now, as a new delivery (same event id and body, fresh signature and attempts). */
+export async function replayDelivery(ctx: ServiceContext, deliveryId: string): Promise<WebhookDelivery> {
+  const tenantId = requireTenant(ctx);
+  const delivery = await inTransaction(ctx, tenantId, async (tx, emit) => {
+    const original = await tx.webhookDelivery.findFirst({ where: { id: deliveryId, tenantId }, include: { endpoint: { select: { enabled: true } } } });
+    if (!original) throw new NotFoundError('Webhook delivery');
+    if (!original.endpoint.enabled) throw new ConflictError('the endpoint is disabled; enable it to replay');
+    const now = new Date();
+    const row = await tx.webhookDelivery.create({
+      data: {
+        tenantId,
+        endpointId: original.endpointId,
+        eventId: original.eventId,
+        eventSeq: original.eventSeq,
+        eventType: original.eventType,
+        body: original.body,
+        replayOfId: original.id,
+        nextAttemptAt: now,
+        createdAt: now,
+      },
+    });
+    emit({
+      type: 'webhook.replayed',
+      subjectType: 'WebhookEndpoint',
+      subjectId: original.endpointId,
+      payload: { deliveryId: row.id, replayOf: original.id, eventId: original.eventId },
+    });
+    return row;
+  });
+  wakeDispatchers(ctx.app);
+  return delivery;
+}

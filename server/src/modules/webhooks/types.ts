@@ -1,0 +1,239 @@
+import { encodeGlobalID } from '@pothos/plugin-relay';
+import { builder } from '../../builder.ts';
+import { assertUuidCursors, parseId } from '../common/ids.ts';
+import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
+import { ADMIN_ERRORS } from '../common/types.ts';
+import { createEndpoint, deleteEndpoint, EVENT_TYPES, replayDelivery, rotateSecret, sendTest, updateEndpoint } from './service.ts';
+
+export const WebhookDeliveryStatusEnum = builder.enumType('WebhookDeliveryStatus', {
+  values: {
+    PENDING: { description: 'Not delivered yet: waiting for its first attempt or a retry.' },
+    SUCCEEDED: { description: 'The endpoint answered 2xx.' },
+    FAILED: { description: 'Every attempt failed; replay it to try again.' },
+  } as const,
+});
+
+builder.prismaNode('WebhookEndpoint', {
+  id: { field: 'id' },
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
+  nullable: true,
+  authScopes: { role: 'READ_ONLY' },
+  fields: (t) => ({
+    url: t.exposeString('url'),
+    description: t.exposeString('description', { nullable: true }),
+    eventTypes: t.exposeStringList('eventTypes', { description: 'Event types or "<resource>.*" patterns; empty or ["*"]: every event.' }),
+    enabled: t.exposeBoolean('enabled'),
+    secretPrefix: t.exposeString('secretPrefix', { description: 'The first characters of the signing secret; the secret itself is shown once.' }),
+    previousSecretExpiresAt: t.expose('previousSecretExpiresAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'Until then deliveries are signed with the previous secret too (after a rotation that kept it).',
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    deliveries: t.relatedConnection('deliveries', {
+      cursor: 'id',
+      totalCount: true,
+      description: 'Newest first.',
+      args: { status: t.arg({ type: WebhookDeliveryStatusEnum }) },
+      query: (args) => ({ where: args.status ? { status: args.status } : {}, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+    }),
+  }),
+});
+
+builder.prismaNode('WebhookDelivery', {
+  id: { field: 'id' },
+  findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
+  nullable: true,
+  authScopes: { role: 'READ_ONLY' },
+  fields: (t) => ({
+    endpoint: t.relation('endpoint'),
+    eventId: t.exposeString('eventId', { description: 'Sent as Tessera-Event-Id; the same for retries and replays of one event.' }),
+    eventSeq: t.int({ nullable: true, description: "The event's position in the tenant audit chain; null for tests.", resolve: (d) => (d.eventSeq === null ? null : Number(d.eventSeq)) }),
+    eventType: t.exposeString('eventType'),
+    body: t.exposeString('body', { description: 'The JSON body sent.' }),
+    status: t.expose('status', { type: WebhookDeliveryStatusEnum }),
+    attempts: t.exposeInt('attempts', { description: 'Attempts made so far.' }),
+    nextAttemptAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      select: { status: true, nextAttemptAt: true },
+      resolve: (d) => (d.status === 'PENDING' ? d.nextAttemptAt : null),
+    }),
+    lastAttemptAt: t.expose('lastAttemptAt', { type: 'DateTime', nullable: true }),
+    lastResponseStatus: t.exposeInt('lastResponseStatus', { nullable: true }),
+    lastResponseBody: t.exposeString('lastResponseBody', { nullable: true, description: 'The start of the last response body (2 KB at most).' }),
+    lastError: t.exposeString('lastError', { nullable: true }),
+    lastDurationMs: t.exposeInt('lastDurationMs', { nullable: true }),
+    replayOfId: t.id({
+      nullable: true,
+      select: { replayOfId: true },
+      resolve: (d) => (d.replayOfId ? encodeGlobalID('WebhookDelivery', d.replayOfId) : null),
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+    attemptLog: t.relation('log', { query: { orderBy: { number: 'asc' } } }),
+  }),
+});
+
+builder.prismaObject('WebhookAttempt', {
+  fields: (t) => ({
+    number: t.exposeInt('number'),
+    startedAt: t.expose('startedAt', { type: 'DateTime' }),
+    durationMs: t.exposeInt('durationMs'),
+    succeeded: t.exposeBoolean('succeeded'),
+    responseStatus: t.exposeInt('responseStatus', { nullable: true }),
+    responseBody: t.exposeString('responseBody', { nullable: true }),
+    error: t.exposeString('error', { nullable: true }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  webhookEndpoints: t.prismaConnection({
+    type: 'WebhookEndpoint',
+    cursor: 'id',
+    description: "The tenant's webhook endpoints, newest first.",
+    authScopes: { role: 'READ_ONLY' },
+    totalCount: (_p, _a, ctx) => ctx.prisma.webhookEndpoint.count({ where: tenantWhere(ctx.actor) }),
+    resolve: (query, _r, args, ctx) => {
+      assertUuidCursors(args);
+      return ctx.prisma.webhookEndpoint.findMany({ ...query, where: tenantWhere(ctx.actor), orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+    },
+  }),
+  webhookEndpoint: t.prismaField({
+    type: 'WebhookEndpoint',
+    nullable: true,
+    authScopes: { role: 'READ_ONLY' },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (query, _r, { id }, ctx) => {
+      let endpointId: string;
+      try {
+        endpointId = parseId(String(id), 'WebhookEndpoint', 'id');
+      } catch {
+        return null;
+      }
+      return ctx.prisma.webhookEndpoint.findFirst({ ...query, where: { id: endpointId, ...tenantWhere(ctx.actor) } });
+    },
+  }),
+  webhookEventTypes: t.stringList({
+    description: 'The event types an endpoint can subscribe to (also "<resource>.*" and "*").',
+    authScopes: { role: 'READ_ONLY' },
+    resolve: () => [...EVENT_TYPES],
+  }),
+}));
+
+const CreateWebhookEndpointInput = builder.inputType('CreateWebhookEndpointInput', {
+  fields: (t) => ({
+    url: t.string({ required: true, description: 'https:// in production, to a public address.' }),
+    description: t.string(),
+    eventTypes: t.stringList({ description: 'Event types or "<resource>.*" patterns; empty, absent or ["*"]: every event.' }),
+    enabled: t.boolean({ description: 'Default true.' }),
+  }),
+});
+
+const UpdateWebhookEndpointInput = builder.inputType('UpdateWebhookEndpointInput', {
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    url: t.string(),
+    description: t.string({ description: 'An empty string clears it.' }),
+    eventTypes: t.stringList({ description: 'Replaces the list; [] or ["*"]: every event.' }),
+    enabled: t.boolean({ description: 'A disabled endpoint receives nothing; re-enabled, it receives the events raised from then on.' }),
+  }),
+});
+
+const RotateWebhookSecretInput = builder.inputType('RotateWebhookSecretInput', {
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    keepPreviousForHours: t.int({ description: 'Also sign with the old secret for this long (0 to 168; default 0: retire it now).' }),
+  }),
+});
+
+const IdInput = (name: string) => builder.inputType(name, { fields: (t) => ({ id: t.id({ required: true }) }) });
+const DeleteWebhookEndpointInput = IdInput('DeleteWebhookEndpointInput');
+const SendTestWebhookInput = IdInput('SendTestWebhookInput');
+const ReplayWebhookDeliveryInput = IdInput('ReplayWebhookDeliveryInput');
+
+const WebhookSecretPayload = (name: string) =>
+  builder.objectRef<{ id: string; secret: string }>(name).implement({
+    fields: (t) => ({
+      secret: t.exposeString('secret', { description: 'The signing secret (whsec_...). It cannot be shown again.' }),
+      endpoint: t.prismaField({
+        type: 'WebhookEndpoint',
+        resolve: (query, p, _a, ctx) => ctx.prisma.webhookEndpoint.findUniqueOrThrow({ ...query, where: { id: p.id } }),
+      }),
+    }),
+  });
+const CreateWebhookEndpointPayload = WebhookSecretPayload('CreateWebhookEndpointPayload');
+const RotateWebhookSecretPayload = WebhookSecretPayload('RotateWebhookSecretPayload');
+
+const DeleteWebhookEndpointPayload = builder.objectRef<{ id: string }>('DeleteWebhookEndpointPayload').implement({
+  fields: (t) => ({ deletedId: t.id({ resolve: (p) => encodeGlobalID('WebhookEndpoint', p.id) }) }),
+});
+
+const endpointId = (id: string | number) => parseId(String(id), 'WebhookEndpoint', 'id');
+
+builder.mutationFields((t) => ({
+  createWebhookEndpoint: t.field({
+    type: CreateWebhookEndpointPayload,
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: CreateWebhookEndpointInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => {
+      const { endpoint, secret } = await createEndpoint(ctx, input);
+      return { id: endpoint.id, secret };
+    },
+  }),
+  updateWebhookEndpoint: t.prismaField({
+    type: 'WebhookEndpoint',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: UpdateWebhookEndpointInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const { id, ...changes } = input;
+      const row = await updateEndpoint(ctx, endpointId(id), changes);
+      return ctx.prisma.webhookEndpoint.findUniqueOrThrow({ ...query, where: { id: row.id } });
+    },
+  }),
+  rotateWebhookSecret: t.field({
+    type: RotateWebhookSecretPayload,
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: RotateWebhookSecretInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => {
+      const { endpoint, secret } = await rotateSecret(ctx, endpointId(input.id), { keepPreviousForHours: input.keepPreviousForHours });
+      return { id: endpoint.id, secret };
+    },
+  }),
+  deleteWebhookEndpoint: t.field({
+    type: DeleteWebhookEndpointPayload,
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: DeleteWebhookEndpointInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => {
+      const row = await deleteEndpoint(ctx, endpointId(input.id));
+      return { id: row.id };
+    },
+  }),
+  sendTestWebhook: t.prismaField({
+    type: 'WebhookDelivery',
+    description: 'Queues a "webhook.test" event for the endpoint, sent at once; the delivery shows in its log.',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: SendTestWebhookInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const row = await sendTest(ctx, endpointId(input.id));
+      return ctx.prisma.webhookDelivery.findUniqueOrThrow({ ...query, where: { id: row.id } });
+    },
+  }),
+  replayWebhookDelivery: t.prismaField({
+    type: 'WebhookDelivery',
+    description: "Sends a delivery's event again now, as a new delivery with the same event id.",
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: ReplayWebhookDeliveryInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const row = await replayDelivery(ctx, parseId(String(input.id), 'WebhookDelivery', 'id'));
+      return ctx.prisma.webhookDelivery.findUniqueOrThrow({ ...query, where: { id: row.id } });
+    },
+  }),
+}));

@@ -1,0 +1,606 @@
+import { createHmac } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
+import { ACTIVATE, issue } from '../activation/fixtures.ts';
+import type { ServiceContext } from '../audit/service.ts';
+import { dispatchersOf, postWebhook, startDispatcher } from './dispatcher.ts';
+import { createEndpoint, MAX_ENDPOINTS_PER_TENANT } from './service.ts';
+import { verifySignature } from './signature.ts';
+import { isPrivateAddress } from './targets.ts';
+
+/*
+ * Webhooks through the real stack: GraphQL admin operations, the audit log, the dispatcher started by
+ * buildApp, and a real HTTP receiver on 127.0.0.1. Retries use a 50 ms base and 3 attempts. Nothing
+ * here asserts a duration: every wait is for a condition, with a generous limit.
+ */
+
+const ENV = { TESSERA_WEBHOOK_RETRY_BASE_MS: '50', TESSERA_WEBHOOK_MAX_ATTEMPTS: '3', TESSERA_WEBHOOK_TIMEOUT_MS: '5000' };
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+  json: { id: string; type: string; tenant: { id: string; slug: string }; subject: { type: string; id: string }; licenseId: string | null; payload: any };
+  status: number;
+}
+
+interface Receiver {
+  url: string;
+  got: Received[];
+  close(): Promise<void>;
+}
+
+/** A local HTTP endpoint; `answer` picks the status of the n-th request (1-based). */
+async function receiver(answer: (n: number, r: Omit<Received, 'status'>) => number | Promise<number> = () => 200): Promise<Receiver> {
+  const got: Received[] = [];
+  let n = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const r = { headers: req.headers, body, json: JSON.parse(body) };
+      const status = await answer(++n, r);
+      got.push({ ...r, status });
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'thanks' : 'receiver says no');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    got,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const CREATE = `mutation($input: CreateWebhookEndpointInput!) {
+  createWebhookEndpoint(input: $input) {
+    __typename
+    ... on CreateWebhookEndpointPayload { secret endpoint { id url eventTypes enabled secretPrefix } }
+    ... on Error { message }
+    ... on ValidationError { fields { path message } }
+  }
+}`;
+const UPDATE = `mutation($input: UpdateWebhookEndpointInput!) {
+  updateWebhookEndpoint(input: $input) {
+    __typename
+    ... on WebhookEndpoint { id url eventTypes enabled description }
+    ... on Error { message }
+    ... on ValidationError { fields { path message } }
+  }
+}`;
+const ROTATE = `mutation($input: RotateWebhookSecretInput!) {
+  rotateWebhookSecret(input: $input) { __typename ... on RotateWebhookSecretPayload { secret endpoint { secretPrefix previousSecretExpiresAt } } ... on Error { message } }
+}`;
+const DELETE = `mutation($id: ID!) {
+  deleteWebhookEndpoint(input: { id: $id }) { __typename ... on DeleteWebhookEndpointPayload { deletedId } ... on Error { message } }
+}`;
+const TEST = `mutation($id: ID!) {
+  sendTestWebhook(input: { id: $id }) { __typename ... on WebhookDelivery { id eventId eventType status } ... on Error { message } }
+}`;
+const REPLAY = `mutation($id: ID!) {
+  replayWebhookDelivery(input: { id: $id }) { __typename ... on WebhookDelivery { id eventId status replayOfId } ... on Error { message } }
+}`;
+const DELIVERIES = `query($id: ID!, $status: WebhookDeliveryStatus) {
+  webhookEndpoint(id: $id) {
+    id
+    deliveries(first: 40, status: $status) {
+      totalCount
+      edges { node { id eventId eventSeq eventType status attempts nextAttemptAt lastResponseStatus lastResponseBody lastError replayOfId createdAt
+        attemptLog { number succeeded responseStatus error } } }
+    }
+  }
+}`;
+const LIST = `{ webhookEndpoints(first: 50) { totalCount edges { node { id url } } } }`;
+const CREATE_CUSTOMER = `mutation($name: String!) { createCustomer(input: { name: $name }) { __typename ... on Customer { id } ... on Error { message } } }`;
+const CREATE_TOKEN = `mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { __typename ... on CreateApiTokenPayload { token } } }`;
+
+type Delivery = {
+  id: string;
+  eventId: string;
+  eventSeq: number | null;
+  eventType: string;
+  status: 'PENDING' | 'SUCCEEDED' | 'FAILED';
+  attempts: number;
+  lastResponseStatus: number | null;
+  lastResponseBody: string | null;
+  lastError: string | null;
+  replayOfId: string | null;
+  attemptLog: { number: number; succeeded: boolean; responseStatus: number | null; error: string | null }[];
+};
+
+let s: TestServer;
+const receivers: Receiver[] = [];
+
+beforeAll(async () => {
+  s = await startTestServer({ env: ENV });
+});
+afterAll(async () => {
+  // Dispatchers the tests started beside the app's own.
+  if (s) await Promise.all(dispatchersOf(s.app.deps).map((d) => d.stop()));
+  await s?.close();
+  await Promise.all(receivers.map((r) => r.close()));
+});
+
+async function listen(answer?: Parameters<typeof receiver>[0]) {
+  const r = await receiver(answer);
+  receivers.push(r);
+  return r;
+}
+
+async function endpoint(token: string, input: Record<string, unknown>) {
+  const r = ok(await s.gql(CREATE, { input }, { token }));
+  expect(r.createWebhookEndpoint.__typename).toBe('CreateWebhookEndpointPayload');
+  return r.createWebhookEndpoint as { secret: string; endpoint: { id: string; url: string; eventTypes: string[]; enabled: boolean; secretPrefix: string } };
+}
+
+async function deliveries(token: string, id: string, status?: string): Promise<Delivery[]> {
+  const r = ok(await s.gql(DELIVERIES, { id, status }, { token }));
+  return r.webhookEndpoint.deliveries.edges.map((e: { node: Delivery }) => e.node);
+}
+
+async function customer(token: string, name = 'Webhook customer') {
+  const r = ok(await s.gql(CREATE_CUSTOMER, { name }, { token }));
+  expect(r.createCustomer.__typename).toBe('Customer');
+  return decodeGlobalID(r.createCustomer.id).id;
+}
+
+async function roleToken(owner: string, role: string) {
+  return ok(await s.gql(CREATE_TOKEN, { input: { name: role, role } }, { token: owner })).createApiToken.token as string;
+}
+
+describe('webhook deliveries', () => {
+  let tenant: Awaited<ReturnType<TestServer['tenant']>>;
+  let firstDelivery: Delivery;
+  let hook: Receiver;
+  let created: Awaited<ReturnType<typeof endpoint>>;
+
+  beforeAll(async () => {
+    tenant = await s.tenant();
+  });
+
+  it('sends a signed activation event that the receiver verifies with the secret shown once', async () => {
+    hook = await listen();
+    created = await endpoint(tenant.token, { url: hook.url, eventTypes: ['activation.*'], description: 'Provisioning' });
+    expect(created.secret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
+    expect(created.endpoint.secretPrefix).toBe(created.secret.slice(0, 12));
+    // At rest the secret is encrypted.
+    const row = await s.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: decodeGlobalID(created.endpoint.id).id } });
+    expect(row.encryptedSecret).not.toContain(created.secret.slice(6));
+
+    const l = await issue(s, tenant.token, { maxActivations: 3 });
+    const a = ok(await s.gql(ACTIVATE, { input: { key: l.key, fingerprint: 'webhook-device-1' } }));
+    expect(a.activate.__typename).toBe('ActivateSuccess');
+
+    const got = await waitFor('the activation.created delivery', () => hook.got.find((r) => r.json.type === 'activation.created'));
+    const header = String(got.headers['tessera-signature']);
+    expect(header).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+    // The check a receiver makes, by hand: HMAC-SHA256 over "<t>.<raw body>".
+    const [, t, v1] = /^t=(\d+),v1=([0-9a-f]+)$/.exec(header)!;
+    expect(createHmac('sha256', created.secret).update(`${t}.${got.body}`).digest('hex')).toBe(v1);
+    expect(verifySignature(got.body, header, created.secret)).toBe(true);
+    expect(verifySignature(got.body, header, 'whsec_someone-else')).toBe(false);
+    expect(verifySignature(`${got.body} `, header, created.secret)).toBe(false);
+
+    expect(got.headers['tessera-event-type']).toBe('activation.created');
+    expect(got.headers['tessera-event-id']).toBe(got.json.id);
+    expect(got.headers['content-type']).toBe('application/json');
+    expect(got.json.tenant).toEqual({ id: tenant.id, slug: tenant.slug });
+    expect(got.json.subject.type).toBe('Activation');
+    expect(got.json.licenseId).toBe(l.id);
+    // Only the subscribed types: the product, edition and license created before the activation are not sent.
+    expect(hook.got.every((r) => r.json.type.startsWith('activation.'))).toBe(true);
+
+    const [d] = await waitFor('the delivery recorded as SUCCEEDED', async () => {
+      const list = await deliveries(tenant.token, created.endpoint.id);
+      return list.length > 0 && list.every((x) => x.status === 'SUCCEEDED') && list;
+    });
+    firstDelivery = d!;
+    expect(firstDelivery).toMatchObject({ eventType: 'activation.created', attempts: 1, lastResponseStatus: 200, lastResponseBody: 'thanks', lastError: null });
+    expect(firstDelivery.eventSeq).toBeGreaterThan(0);
+    expect(firstDelivery.attemptLog).toEqual([{ number: 1, succeeded: true, responseStatus: 200, error: null }]);
+  });
+
+  it('replays a delivery: the same event again, as a new delivery', async () => {
+    const before = hook.got.length;
+    const r = ok(await s.gql(REPLAY, { id: firstDelivery.id }, { token: tenant.token }));
+    expect(r.replayWebhookDelivery).toMatchObject({ __typename: 'WebhookDelivery', eventId: firstDelivery.eventId, replayOfId: firstDelivery.id });
+    const again = await waitFor('the replayed request', () => hook.got.length > before && hook.got[hook.got.length - 1]);
+    expect(again.json.id).toBe(firstDelivery.eventId);
+    expect(again.headers['tessera-delivery-id']).toBe(decodeGlobalID(r.replayWebhookDelivery.id).id);
+    await waitFor('the replay recorded', async () => (await deliveries(tenant.token, created.endpoint.id)).find((d) => d.replayOfId === firstDelivery.id && d.status === 'SUCCEEDED'));
+    const events = await s.db.prisma.auditEvent.findMany({ where: { tenantId: tenant.id, type: 'webhook.replayed' } });
+    expect(events).toHaveLength(1);
+  });
+
+  it('sends a test event whatever the subscribed types', async () => {
+    const r = ok(await s.gql(TEST, { id: created.endpoint.id }, { token: tenant.token }));
+    expect(r.sendTestWebhook).toMatchObject({ __typename: 'WebhookDelivery', eventType: 'webhook.test' });
+    const got = await waitFor('the test request', () => hook.got.find((x) => x.json.type === 'webhook.test'));
+    expect(got.json.id).toMatch(/^test_/);
+    expect(verifySignature(got.body, String(got.headers['tessera-signature']), created.secret)).toBe(true);
+  });
+
+  it('retries a receiver that answers 500 twice, then succeeds exactly once', async () => {
+    const flaky = await listen((n) => (n <= 2 ? 500 : 200));
+    const e = await endpoint(tenant.token, { url: flaky.url, eventTypes: ['customer.created'] });
+    await customer(tenant.token, 'Flaky Inc');
+    const [d] = await waitFor('the delivery to succeed', async () => {
+      const list = await deliveries(tenant.token, e.endpoint.id);
+      return list.length === 1 && list[0]!.status === 'SUCCEEDED' && list;
+    });
+    expect(flaky.got.map((r) => r.status)).toEqual([500, 500, 200]);
+    expect(new Set(flaky.got.map((r) => r.json.id)).size).toBe(1);
+    expect(flaky.got.map((r) => r.headers['tessera-attempt'])).toEqual(['1', '2', '3']);
+    expect(d!.attempts).toBe(3);
+    expect(d!.attemptLog.map((a) => [a.number, a.succeeded, a.responseStatus])).toEqual([
+      [1, false, 500],
+      [2, false, 500],
+      [3, true, 200],
+    ]);
+    expect(d!.attemptLog[0]!.error).toBe('HTTP 500');
+  });
+
+  it('marks a delivery FAILED after the last attempt; replay sends it again', async () => {
+    let up = false;
+    const down = await listen(() => (up ? 200 : 503));
+    const e = await endpoint(tenant.token, { url: down.url, eventTypes: ['customer.*'] });
+    await customer(tenant.token, 'Down Ltd');
+    const [d] = await waitFor('the delivery to fail', async () => {
+      const list = await deliveries(tenant.token, e.endpoint.id, 'FAILED');
+      return list.length === 1 && list;
+    });
+    expect(d).toMatchObject({ attempts: 3, lastResponseStatus: 503, lastError: 'HTTP 503', nextAttemptAt: null });
+    expect(down.got).toHaveLength(3);
+    up = true;
+    const r = ok(await s.gql(REPLAY, { id: d!.id }, { token: tenant.token }));
+    await waitFor('the replay to succeed', async () =>
+      (await deliveries(tenant.token, e.endpoint.id, 'SUCCEEDED')).find((x) => x.id === r.replayWebhookDelivery.id),
+    );
+    expect(down.got[3]!.json.id).toBe(d!.eventId);
+  });
+
+  it('rotates the secret; kept for a while, both secrets sign', async () => {
+    const r = ok(await s.gql(ROTATE, { input: { id: created.endpoint.id, keepPreviousForHours: 24 } }, { token: tenant.token }));
+    const fresh = r.rotateWebhookSecret.secret as string;
+    expect(fresh).not.toBe(created.secret);
+    expect(r.rotateWebhookSecret.endpoint.previousSecretExpiresAt).toBeTruthy();
+    const before = hook.got.length;
+    ok(await s.gql(TEST, { id: created.endpoint.id }, { token: tenant.token }));
+    const got = await waitFor('the test request', () => hook.got.length > before && hook.got[hook.got.length - 1]);
+    const header = String(got.headers['tessera-signature']);
+    expect(header.match(/v1=/g)).toHaveLength(2);
+    expect(verifySignature(got.body, header, fresh)).toBe(true);
+    expect(verifySignature(got.body, header, created.secret)).toBe(true);
+
+    const r2 = ok(await s.gql(ROTATE, { input: { id: created.endpoint.id } }, { token: tenant.token }));
+    const latest = r2.rotateWebhookSecret.secret as string;
+    const count = hook.got.length;
+    ok(await s.gql(TEST, { id: created.endpoint.id }, { token: tenant.token }));
+    const last = await waitFor('the next test request', () => hook.got.length > count && hook.got[hook.got.length - 1]);
+    expect(verifySignature(last.body, String(last.headers['tessera-signature']), latest)).toBe(true);
+    expect(verifySignature(last.body, String(last.headers['tessera-signature']), fresh)).toBe(false);
+  });
+});
+
+describe('which events an endpoint receives', () => {
+  it('filters by type and pattern; a disabled endpoint gets nothing; re-enabled, only what follows', async () => {
+    const tenant = await s.tenant();
+    const [licensesHook, customersHook, allHook, offHook] = await Promise.all([listen(), listen(), listen(), listen()]);
+    const licenses = await endpoint(tenant.token, { url: licensesHook.url, eventTypes: ['license.*'] });
+    const customers = await endpoint(tenant.token, { url: customersHook.url, eventTypes: ['customer.created'] });
+    const all = await endpoint(tenant.token, { url: allHook.url, eventTypes: ['*'] });
+    const off = await endpoint(tenant.token, { url: offHook.url, eventTypes: [], enabled: false });
+    expect(all.endpoint.eventTypes).toEqual(['*']);
+    expect(off.endpoint.enabled).toBe(false);
+
+    await customer(tenant.token, 'Filter Co');
+    await issue(s, tenant.token, {});
+    // The "*" endpoint is a sentinel: deliveries are made in audit order, so once it has the license, every
+    // endpoint has been given everything before it.
+    await waitFor('the license at the catch-all endpoint', () => allHook.got.find((r) => r.json.type === 'license.created'));
+    await waitFor('the license', () => licensesHook.got.find((r) => r.json.type === 'license.created'));
+    await waitFor('the customer', () => customersHook.got.find((r) => r.json.type === 'customer.created'));
+    const types = (r: Receiver) => r.got.map((x) => x.json.type);
+    expect(types(licensesHook).every((t) => t.startsWith('license.'))).toBe(true);
+    expect(types(customersHook)).toEqual(['customer.created']);
+    expect(types(allHook)).toEqual(expect.arrayContaining(['customer.created', 'product.created', 'edition.created', 'license.created']));
+    // Its own creation is not sent to an endpoint; the later ones' are, to "*".
+    expect(allHook.got.filter((r) => r.json.type === 'webhook.created').map((r) => r.json.subject.id)).toEqual([decodeGlobalID(off.endpoint.id).id]);
+    expect(offHook.got).toHaveLength(0);
+    expect(await s.db.prisma.webhookDelivery.count({ where: { endpointId: decodeGlobalID(off.endpoint.id).id } })).toBe(0);
+    // A test to a disabled endpoint is refused.
+    expect(ok(await s.gql(TEST, { id: off.endpoint.id }, { token: tenant.token })).sendTestWebhook.__typename).toBe('ConflictError');
+
+    // Re-enabled: the customers created while it was off are not sent, the next one is.
+    const upd = ok(await s.gql(UPDATE, { input: { id: off.endpoint.id, enabled: true, eventTypes: ['customer.*'] } }, { token: tenant.token }));
+    expect(upd.updateWebhookEndpoint).toMatchObject({ enabled: true, eventTypes: ['customer.*'] });
+    const id = await customer(tenant.token, 'After Enable');
+    const got = await waitFor('the customer created after enabling', () => offHook.got.find((r) => r.json.type === 'customer.created'));
+    expect(got.json.subject.id).toBe(id);
+    await waitFor('the catch-all to see the same customer', () => allHook.got.find((r) => r.json.subject.id === id));
+    expect(offHook.got.map((r) => r.json.subject.id)).toEqual([id]);
+
+    // Disabled again: nothing more, while the catch-all keeps receiving.
+    ok(await s.gql(UPDATE, { input: { id: off.endpoint.id, enabled: false } }, { token: tenant.token }));
+    const later = await customer(tenant.token, 'While Off');
+    await waitFor('the catch-all to see it', () => allHook.got.find((r) => r.json.subject.id === later));
+    expect(offHook.got).toHaveLength(1);
+    expect(licenses.endpoint.id).not.toBe(customers.endpoint.id);
+  });
+});
+
+describe('tenant isolation and roles', () => {
+  it("never shows, changes or replays another tenant's endpoints and deliveries, nor sends it their events", async () => {
+    const a = await s.tenant();
+    const b = await s.tenant();
+    const hookA = await listen();
+    const epA = await endpoint(a.token, { url: hookA.url });
+    await customer(a.token, 'A customer');
+    await customer(b.token, 'B customer');
+    const [dA] = await waitFor('A delivery', async () => {
+      const list = await deliveries(a.token, epA.endpoint.id, 'SUCCEEDED');
+      return list.some((d) => d.eventType === 'customer.created') && list;
+    });
+    expect(hookA.got.every((r) => r.json.tenant.id === a.id)).toBe(true);
+
+    expect(ok(await s.gql(LIST, {}, { token: b.token })).webhookEndpoints.totalCount).toBe(0);
+    expect(ok(await s.gql(DELIVERIES, { id: epA.endpoint.id }, { token: b.token })).webhookEndpoint).toBeNull();
+    const node = ok(await s.gql(`query($id: ID!) { node(id: $id) { id } }`, { id: epA.endpoint.id }, { token: b.token }));
+    expect(node.node).toBeNull();
+    const dnode = ok(await s.gql(`query($id: ID!) { node(id: $id) { id } }`, { id: dA!.id }, { token: b.token }));
+    expect(dnode.node).toBeNull();
+    expect(ok(await s.gql(UPDATE, { input: { id: epA.endpoint.id, enabled: false } }, { token: b.token })).updateWebhookEndpoint.__typename).toBe('NotFoundError');
+    expect(ok(await s.gql(ROTATE, { input: { id: epA.endpoint.id } }, { token: b.token })).rotateWebhookSecret.__typename).toBe('NotFoundError');
+    expect(ok(await s.gql(TEST, { id: epA.endpoint.id }, { token: b.token })).sendTestWebhook.__typename).toBe('NotFoundError');
+    expect(ok(await s.gql(REPLAY, { id: dA!.id }, { token: b.token })).replayWebhookDelivery.__typename).toBe('NotFoundError');
+    expect(ok(await s.gql(DELETE, { id: epA.endpoint.id }, { token: b.token })).deleteWebhookEndpoint.__typename).toBe('NotFoundError');
+    const still = await s.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: decodeGlobalID(epA.endpoint.id).id } });
+    expect(still.enabled).toBe(true);
+    expect(await s.db.prisma.webhookDelivery.count({ where: { tenantId: a.id, replayOfId: { not: null } } })).toBe(0);
+  });
+
+  it('lets READ_ONLY and SUPPORT read; only ADMIN and OWNER manage', async () => {
+    const t = await s.tenant();
+    const hook = await listen();
+    const ep = await endpoint(t.token, { url: hook.url, eventTypes: ['customer.created'] });
+    for (const role of ['READ_ONLY', 'SUPPORT']) {
+      const token = await roleToken(t.token, role);
+      expect(ok(await s.gql(LIST, {}, { token })).webhookEndpoints.totalCount).toBe(1);
+      const denied = await s.gql(CREATE, { input: { url: hook.url } }, { token });
+      expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      const test = await s.gql(TEST, { id: ep.endpoint.id }, { token });
+      expect(test.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    }
+    const admin = await roleToken(t.token, 'ADMIN');
+    expect(ok(await s.gql(UPDATE, { input: { id: ep.endpoint.id, description: 'by admin' } }, { token: admin })).updateWebhookEndpoint.description).toBe('by admin');
+    expect((await s.gql(LIST, {})).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+
+    const del = ok(await s.gql(DELETE, { id: ep.endpoint.id }, { token: admin }));
+    expect(del.deleteWebhookEndpoint.deletedId).toBe(ep.endpoint.id);
+    expect(ok(await s.gql(LIST, {}, { token: t.token })).webhookEndpoints.totalCount).toBe(0);
+    const audit = await s.db.prisma.auditEvent.findMany({ where: { tenantId: t.id, type: { startsWith: 'webhook.' } }, orderBy: { id: 'asc' } });
+    expect(audit.map((e) => e.type)).toEqual(['webhook.created', 'webhook.updated', 'webhook.deleted']);
+    expect(audit[1]!.payload).toEqual({ changes: { description: { from: null, to: 'by admin' } } });
+  });
+});
+
+describe('validation', () => {
+  it('refuses bad input with a ValidationError and changes nothing', async () => {
+    const t = await s.tenant();
+    const hook = await listen();
+    const ep = await endpoint(t.token, { url: hook.url, eventTypes: ['license.*'] });
+    const snapshot = async () => ({
+      // The cursor moves on its own (the dispatcher reads the log); everything else must stay as it was.
+      endpoints: (await s.db.prisma.webhookEndpoint.findMany({ where: { tenantId: t.id }, orderBy: { id: 'asc' } })).map(({ cursor: _, ...e }) => e),
+      audit: await s.db.prisma.auditEvent.count({ where: { tenantId: t.id } }),
+    });
+    const before = await snapshot();
+    const bad: [Record<string, unknown>, string][] = [
+      [{ url: 'not a url' }, 'url'],
+      [{ url: 'ftp://example.com/hook' }, 'url'],
+      [{ url: 'https://user:pw@example.com/hook' }, 'url'],
+      [{ url: `https://example.com/${'x'.repeat(2100)}` }, 'url'],
+      [{ url: hook.url, eventTypes: ['licence.created'] }, 'eventTypes.0'],
+      [{ url: hook.url, eventTypes: ['license.*', 'license.*.x'] }, 'eventTypes.1'],
+      [{ url: hook.url, eventTypes: ['LICENSE.CREATED'] }, 'eventTypes.0'],
+      [{ url: hook.url, eventTypes: Array.from({ length: 51 }, () => 'license.created') }, 'eventTypes'],
+      [{ url: hook.url, description: 'x'.repeat(100_000) }, 'description'],
+    ];
+    for (const [input, path] of bad) {
+      const r = ok(await s.gql(CREATE, { input }, { token: t.token }));
+      expect(r.createWebhookEndpoint.__typename, JSON.stringify(input).slice(0, 80)).toBe('ValidationError');
+      expect(r.createWebhookEndpoint.fields.map((f: { path: string }) => f.path)).toContain(path);
+    }
+    for (const [input, path] of bad.slice(0, 3)) {
+      const r = ok(await s.gql(UPDATE, { input: { id: ep.endpoint.id, ...input } }, { token: t.token }));
+      expect(r.updateWebhookEndpoint.__typename).toBe('ValidationError');
+      expect(r.updateWebhookEndpoint.fields.map((f: { path: string }) => f.path)).toContain(path);
+    }
+    const badId = ok(await s.gql(UPDATE, { input: { id: 'nope', enabled: false } }, { token: t.token }));
+    expect(badId.updateWebhookEndpoint.__typename).toBe('ValidationError');
+    const badRotate = ok(await s.gql(ROTATE, { input: { id: ep.endpoint.id, keepPreviousForHours: 1000 } }, { token: t.token }));
+    expect(badRotate.rotateWebhookSecret.__typename).toBe('ValidationError');
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it(`refuses more than ${MAX_ENDPOINTS_PER_TENANT} endpoints per tenant`, async () => {
+    const t = await s.tenant();
+    const ctx: ServiceContext = { app: s.app.deps, prisma: s.app.deps.prisma, actor: { kind: 'token', tenantId: t.id, tokenId: 'test', role: 'OWNER' }, requestId: 'test' };
+    for (let i = 1; i < MAX_ENDPOINTS_PER_TENANT; i++) await createEndpoint(ctx, { url: `http://127.0.0.1:9/hook-${i}`, eventTypes: ['license.created'], enabled: false });
+    // The last free place, taken by two at once: one wins.
+    const results = await Promise.all(
+      [1, 2].map(() => s.gql(CREATE, { input: { url: 'http://127.0.0.1:9/last', eventTypes: ['license.created'], enabled: false } }, { token: t.token })),
+    );
+    expect(results.map((r) => ok(r).createWebhookEndpoint.__typename).sort()).toEqual(['CreateWebhookEndpointPayload', 'ValidationError']);
+    expect(await s.db.prisma.webhookEndpoint.count({ where: { tenantId: t.id } })).toBe(MAX_ENDPOINTS_PER_TENANT);
+  });
+
+  it('in production: https only, and never to loopback, private or link-local addresses', async () => {
+    const t = await s.tenant();
+    const production = { ...s.app.deps, config: { ...s.app.deps.config, production: true } };
+    const ctx: ServiceContext = { app: production, prisma: s.app.deps.prisma, actor: { kind: 'token', tenantId: t.id, tokenId: 'test', role: 'OWNER' }, requestId: 'test' };
+    for (const url of [
+      'http://example.com/hook',
+      'https://127.0.0.1/hook',
+      'https://localhost/hook',
+      'https://[::1]/hook',
+      'https://10.0.0.8/hook',
+      'https://172.20.1.1/hook',
+      'https://192.168.1.10/hook',
+      'https://169.254.169.254/latest/meta-data',
+      'https://[fd00::1]/hook',
+      'https://[::ffff:127.0.0.1]/hook',
+      'https://100.64.0.1/hook',
+      'https://0.0.0.0/hook',
+    ]) {
+      await expect(createEndpoint(ctx, { url }), url).rejects.toMatchObject({ name: 'ValidationError', fields: [{ path: 'url' }] });
+    }
+    expect(await s.db.prisma.webhookEndpoint.count({ where: { tenantId: t.id } })).toBe(0);
+
+    expect(['8.8.8.8', '2606:4700:4700::1111', '93.184.216.34'].map(isPrivateAddress)).toEqual([false, false, false]);
+    expect(['127.0.0.1', '::1', '10.1.1.1', '169.254.1.1', 'fe80::1', '::ffff:10.0.0.1', '::ffff:7f00:1', 'not-an-ip'].map(isPrivateAddress)).toEqual([
+      true, true, true, true, true, true, true, true,
+    ]);
+
+    // At send time too: a stored URL that points at a private address is refused without connecting.
+    const hook = await listen();
+    const r = await postWebhook(hook.url.replace('http:', 'https:'), '{}', {}, { timeoutMs: 2_000, production: true });
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(/refused/);
+    expect(hook.got).toHaveLength(0);
+  });
+});
+
+describe('durability', () => {
+  it('delivers what was committed while no dispatcher ran, and retries an attempt whose dispatcher died', async () => {
+    const t = await s.tenant();
+    const hook = await listen();
+    const ep = await endpoint(t.token, { url: hook.url, eventTypes: ['customer.created'] });
+    // Down: the app's dispatcher stops (as an instance that crashed); events keep being committed and sealed.
+    for (const d of dispatchersOf(s.app.deps)) await d.stop();
+    const ids = [await customer(t.token, 'While down 1'), await customer(t.token, 'While down 2')];
+    await waitFor('the events to be sealed', async () => (await s.db.prisma.auditEvent.count({ where: { tenantId: t.id, type: 'customer.created', seq: { not: null } } })) === 2);
+    expect(await s.db.prisma.webhookDelivery.count({ where: { endpointId: decodeGlobalID(ep.endpoint.id).id } })).toBe(0);
+
+    // Back up: a new dispatcher finds them from the audit log.
+    const restarted = startDispatcher(s.app.deps);
+    await waitFor('both deliveries', () => hook.got.length >= 2);
+    expect(hook.got.map((r) => r.json.subject.id).sort()).toEqual([...ids].sort());
+
+    // An attempt claimed by a dispatcher that died: once the claim lapses, another one retries it.
+    const endpointId = decodeGlobalID(ep.endpoint.id).id;
+    const orphan = await s.db.prisma.webhookDelivery.create({
+      data: {
+        tenantId: t.id,
+        endpointId,
+        eventId: 'orphan-1',
+        eventType: 'customer.created',
+        body: JSON.stringify({ id: 'orphan-1', type: 'customer.created' }),
+        attempts: 1,
+        claimToken: '00000000-0000-4000-8000-000000000001',
+        nextAttemptAt: new Date(Date.now() - 1000),
+      },
+    });
+    restarted.wake();
+    await waitFor('the orphaned delivery to succeed', async () => (await s.db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: orphan.id } })).status === 'SUCCEEDED');
+    expect(hook.got.filter((r) => r.json.id === 'orphan-1')).toHaveLength(1);
+    expect((await s.db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: orphan.id } })).attempts).toBe(2);
+  });
+
+  it('stops cleanly with an attempt in flight: hands it back untried', async () => {
+    const t = await s.tenant();
+    let release: () => void = () => {};
+    const hanging = await listen(() => new Promise<number>((resolve) => (release = () => resolve(200))));
+    const ep = await endpoint(t.token, { url: hanging.url, eventTypes: ['customer.created'] });
+    const endpointId = decodeGlobalID(ep.endpoint.id).id;
+    const own = startDispatcher(s.app.deps);
+    await customer(t.token, 'Hangs');
+    await waitFor('an attempt in flight', async () => (await s.db.prisma.webhookDelivery.findFirst({ where: { endpointId, attempts: 1, claimToken: { not: null } } })));
+    // Every dispatcher of the app stops (as on SIGTERM); the receiver never answers in time.
+    await Promise.all(dispatchersOf(s.app.deps).map((d) => d.stop()));
+    const row = await s.db.prisma.webhookDelivery.findFirstOrThrow({ where: { endpointId } });
+    expect(row).toMatchObject({ status: 'PENDING', attempts: 0, claimToken: null });
+    release();
+    expect(own).toBeTruthy();
+    startDispatcher(s.app.deps);
+  });
+});
+
+describe('several dispatchers on one database', () => {
+  async function exactlyOnce(server: TestServer, tokens: { gql: TestServer['gql']; token: string }[], hook: Receiver, tenantId: string, endpointId: string) {
+    const N = 30;
+    await Promise.all(
+      Array.from({ length: N }, async (_, i) => {
+        const via = tokens[i % tokens.length]!;
+        const r = ok(await via.gql(CREATE_CUSTOMER, { name: `Race ${i}` }, { token: via.token }));
+        expect(r.createCustomer.__typename).toBe('Customer');
+      }),
+    );
+    await waitFor('every delivery to succeed', async () => {
+      const done = await server.db.prisma.webhookDelivery.count({ where: { endpointId, status: 'SUCCEEDED' } });
+      return done >= N;
+    }, 120_000);
+    const rows = await server.db.prisma.webhookDelivery.findMany({ where: { endpointId } });
+    expect(rows).toHaveLength(N);
+    expect(rows.every((r) => r.attempts === 1)).toBe(true);
+    expect(hook.got).toHaveLength(N);
+    expect(new Set(hook.got.map((r) => r.json.id)).size).toBe(N);
+    expect(hook.got.every((r) => r.json.tenant.id === tenantId)).toBe(true);
+  }
+
+  it('two dispatcher loops on one database never deliver an event twice', async () => {
+    const t = await s.tenant();
+    const hook = await listen(async () => {
+      await new Promise((r) => setTimeout(r, 20));
+      return 200;
+    });
+    const ep = await endpoint(t.token, { url: hook.url, eventTypes: ['customer.created'] });
+    const extra = [startDispatcher(s.app.deps, { tickMs: 100 }), startDispatcher(s.app.deps, { tickMs: 100 })];
+    try {
+      await exactlyOnce(s, [{ gql: s.gql, token: t.token }], hook, t.id, decodeGlobalID(ep.endpoint.id).id);
+    } finally {
+      await Promise.all(extra.map((d) => d.stop()));
+    }
+  });
+
+  describe.skipIf(!testDatabaseUrl)('two app instances on one PostgreSQL', () => {
+    let fresh: Awaited<ReturnType<typeof freshPostgres>>;
+    let one: TestServer;
+    let two: TestServer;
+    beforeAll(async () => {
+      fresh = await freshPostgres(testDatabaseUrl!);
+      one = await startTestServer({ databaseUrl: fresh.url, env: ENV });
+      two = await startTestServer({ databaseUrl: fresh.url, env: ENV });
+    }, 120_000);
+    afterAll(async () => {
+      await one?.close();
+      await two?.close();
+      await fresh?.drop();
+    });
+
+    it('never deliver one event twice', async () => {
+      const t = await one.tenant();
+      const hook = await listen(async () => {
+        await new Promise((r) => setTimeout(r, 20));
+        return 200;
+      });
+      const r = ok(await one.gql(CREATE, { input: { url: hook.url, eventTypes: ['customer.created'] } }, { token: t.token }));
+      const endpointId = decodeGlobalID(r.createWebhookEndpoint.endpoint.id).id;
+      await exactlyOnce(one, [{ gql: one.gql, token: t.token }, { gql: two.gql, token: t.token }], hook, t.id, endpointId);
+    });
+  });
+});
