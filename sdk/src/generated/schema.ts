@@ -216,12 +216,24 @@ export type ComplianceMetric =
   | 'ACTIVATIONS'
   | 'SEATS';
 
+/** Expiring-soon lead times and heartbeat tolerance in force for the tenant, or for one license. */
+export type ComplianceSettings = {
+  __typename?: 'ComplianceSettings';
+  /** Days before expiry at which compliance.license_expiring is raised, once per license and expiry date. */
+  expiringLeadDays: Array<Scalars['Int']['output']>;
+  /** Silence allowed past heartbeatSeconds before compliance.heartbeat_timeout, in percent of it (100: one extra interval). */
+  heartbeatTolerancePercent: Scalars['Int']['output'];
+  /** False when inherited (license from tenant, tenant from the defaults). */
+  leadDaysOverridden: Scalars['Boolean']['output'];
+  licenseId?: Maybe<Scalars['ID']['output']>;
+};
+
 export type ComplianceStatus =
   /** Within every threshold. */
   | 'OK'
   /** Over a cap (goodwill zone), or expired while still in use. */
   | 'VIOLATION'
-  /** At or above a threshold, or expiring soon. */
+  /** At or above a threshold, expiring within a lead time, or with devices past their heartbeat. */
   | 'WARNING';
 
 export type ComplianceSummary = {
@@ -367,6 +379,25 @@ export type CreateProductInput = {
 
 export type CreateProductResult = ConflictError | NotFoundError | Product | ValidationError;
 
+export type CreateWebhookEndpointInput = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  /** Default true. */
+  enabled?: InputMaybe<Scalars['Boolean']['input']>;
+  /** Event types or "<resource>.*" patterns; empty, absent or ["*"]: every event. */
+  eventTypes?: InputMaybe<Array<Scalars['String']['input']>>;
+  /** https:// in production, to a public address. */
+  url: Scalars['String']['input'];
+};
+
+export type CreateWebhookEndpointPayload = {
+  __typename?: 'CreateWebhookEndpointPayload';
+  endpoint: WebhookEndpoint;
+  /** The signing secret (whsec_...). It cannot be shown again. */
+  secret: Scalars['String']['output'];
+};
+
+export type CreateWebhookEndpointResult = ConflictError | CreateWebhookEndpointPayload | NotFoundError | ValidationError;
+
 export type Customer = Node & {
   __typename?: 'Customer';
   createdAt: Scalars['DateTime']['output'];
@@ -386,6 +417,17 @@ export type DeactivateSuccess = {
   __typename?: 'DeactivateSuccess';
   activation: Activation;
 };
+
+export type DeleteWebhookEndpointInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type DeleteWebhookEndpointPayload = {
+  __typename?: 'DeleteWebhookEndpointPayload';
+  deletedId: Scalars['ID']['output'];
+};
+
+export type DeleteWebhookEndpointResult = ConflictError | DeleteWebhookEndpointPayload | NotFoundError | ValidationError;
 
 export type DeploymentMode =
   | 'HYBRID'
@@ -623,6 +665,11 @@ export type LicenseCompliance = {
   activationsUsed: Scalars['Int']['output'];
   /** Thresholds the license stands at or above now. */
   crossed: Array<ComplianceCrossing>;
+  expiresAt?: Maybe<Scalars['DateTime']['output']>;
+  /** Days before expiry at which compliance.license_expiring is raised. */
+  expiringLeadDays: Array<Scalars['Int']['output']>;
+  /** Active devices silent past the heartbeat interval plus the tolerance (not reclaimed yet). */
+  heartbeatTimeouts: Scalars['Int']['output'];
   license: License;
   licenseId: Scalars['ID']['output'];
   maxActivations?: Maybe<Scalars['Int']['output']>;
@@ -760,7 +807,9 @@ export type Mutation = {
   createMember: CreateMemberResult;
   createMeter: CreateMeterResult;
   createProduct: CreateProductResult;
+  createWebhookEndpoint: CreateWebhookEndpointResult;
   deactivate: DeactivateResult;
+  deleteWebhookEndpoint: DeleteWebhookEndpointResult;
   heartbeat: HeartbeatResult;
   heartbeatSeat: HeartbeatSeatResult;
   importLicenses: ImportLicensesResult;
@@ -780,16 +829,24 @@ export type Mutation = {
   /** Gives an authorized ticket back without using it. */
   releaseUsage: ReleaseUsageResult;
   renewLicense: RenewLicenseResult;
+  /** Sends a delivery's event again now, as a new delivery with the same event id. */
+  replayWebhookDelivery: ReplayWebhookDeliveryResult;
   revokeApiToken: RevokeApiTokenResult;
   revokeLicense: RevokeLicenseResult;
   /** Signs with a new key from now on; tokens signed with earlier keys keep verifying against the JWKS. */
   rotateSigningKey: RotateSigningKeyResult;
+  rotateWebhookSecret: RotateWebhookSecretResult;
+  /** Queues a "webhook.test" event for the endpoint, sent at once; the delivery shows in its log. */
+  sendTestWebhook: SendTestWebhookResult;
+  /** Expiring-soon lead days (tenant default or per license) and the heartbeat tolerance; omitted fields keep their value. */
+  setComplianceSettings: SetComplianceSettingsResult;
   /** Capacity thresholds that raise compliance.threshold_crossed events, once per crossing. */
   setComplianceThresholds: SetComplianceThresholdsResult;
   signIn: SignInResult;
   signOut: Scalars['Boolean']['output'];
   suspendLicense: SuspendLicenseResult;
   updateLicense: UpdateLicenseResult;
+  updateWebhookEndpoint: UpdateWebhookEndpointResult;
 };
 
 
@@ -858,8 +915,18 @@ export type MutationCreateProductArgs = {
 };
 
 
+export type MutationCreateWebhookEndpointArgs = {
+  input: CreateWebhookEndpointInput;
+};
+
+
 export type MutationDeactivateArgs = {
   input: DeactivateInput;
+};
+
+
+export type MutationDeleteWebhookEndpointArgs = {
+  input: DeleteWebhookEndpointInput;
 };
 
 
@@ -923,6 +990,11 @@ export type MutationRenewLicenseArgs = {
 };
 
 
+export type MutationReplayWebhookDeliveryArgs = {
+  input: ReplayWebhookDeliveryInput;
+};
+
+
 export type MutationRevokeApiTokenArgs = {
   input: RevokeApiTokenInput;
 };
@@ -930,6 +1002,21 @@ export type MutationRevokeApiTokenArgs = {
 
 export type MutationRevokeLicenseArgs = {
   input: LicenseIdInput;
+};
+
+
+export type MutationRotateWebhookSecretArgs = {
+  input: RotateWebhookSecretInput;
+};
+
+
+export type MutationSendTestWebhookArgs = {
+  input: SendTestWebhookInput;
+};
+
+
+export type MutationSetComplianceSettingsArgs = {
+  input: SetComplianceSettingsInput;
 };
 
 
@@ -950,6 +1037,11 @@ export type MutationSuspendLicenseArgs = {
 
 export type MutationUpdateLicenseArgs = {
   input: UpdateLicenseInput;
+};
+
+
+export type MutationUpdateWebhookEndpointArgs = {
+  input: UpdateWebhookEndpointInput;
 };
 
 export type Node = {
@@ -997,6 +1089,8 @@ export type Query = {
   __typename?: 'Query';
   apiTokens: Array<ApiToken>;
   auditEvents: QueryAuditEventsConnection;
+  /** The tenant's settings, or one license's (null when the license is not the caller's). */
+  complianceSettings?: Maybe<ComplianceSettings>;
   /** Compliance of the tenant's licenses: all of them, one customer's, or one license. */
   complianceSummary: ComplianceSummary;
   customers: QueryCustomersConnection;
@@ -1019,6 +1113,11 @@ export type Query = {
   verifyAuditChain: AuditChainVerification;
   /** The caller: its tenant and role; null when not signed in. */
   viewer?: Maybe<Viewer>;
+  webhookEndpoint?: Maybe<WebhookEndpoint>;
+  /** The tenant's webhook endpoints, newest first. */
+  webhookEndpoints: QueryWebhookEndpointsConnection;
+  /** The event types an endpoint can subscribe to (also "<resource>.*" and "*"). */
+  webhookEventTypes: Array<Scalars['String']['output']>;
 };
 
 
@@ -1029,6 +1128,11 @@ export type QueryAuditEventsArgs = {
   last?: InputMaybe<Scalars['Int']['input']>;
   licenseId?: InputMaybe<Scalars['ID']['input']>;
   type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryComplianceSettingsArgs = {
+  licenseId?: InputMaybe<Scalars['ID']['input']>;
 };
 
 
@@ -1095,6 +1199,19 @@ export type QueryValidateLicenseArgs = {
   input: ValidateInput;
 };
 
+
+export type QueryWebhookEndpointArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryWebhookEndpointsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+};
+
 export type QueryAuditEventsConnection = {
   __typename?: 'QueryAuditEventsConnection';
   edges: Array<QueryAuditEventsConnectionEdge>;
@@ -1132,6 +1249,19 @@ export type QueryLicensesConnectionEdge = {
   node: License;
 };
 
+export type QueryWebhookEndpointsConnection = {
+  __typename?: 'QueryWebhookEndpointsConnection';
+  edges: Array<QueryWebhookEndpointsConnectionEdge>;
+  pageInfo: PageInfo;
+  totalCount: Scalars['Int']['output'];
+};
+
+export type QueryWebhookEndpointsConnectionEdge = {
+  __typename?: 'QueryWebhookEndpointsConnectionEdge';
+  cursor: Scalars['String']['output'];
+  node: WebhookEndpoint;
+};
+
 export type RecordUsageResult = LicensingError | UsageTicket | ValidationError;
 
 export type RefreshOfflineLicenseInput = {
@@ -1163,6 +1293,12 @@ export type RenewLicenseInput = {
 
 export type RenewLicenseResult = ConflictError | License | NotFoundError | ValidationError;
 
+export type ReplayWebhookDeliveryInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type ReplayWebhookDeliveryResult = ConflictError | NotFoundError | ValidationError | WebhookDelivery;
+
 export type RevokeApiTokenInput = {
   id: Scalars['ID']['input'];
 };
@@ -1178,6 +1314,21 @@ export type Role =
   | 'SUPPORT';
 
 export type RotateSigningKeyResult = ConflictError | NotFoundError | SigningKey | ValidationError;
+
+export type RotateWebhookSecretInput = {
+  id: Scalars['ID']['input'];
+  /** Also sign with the old secret for this long (0 to 168; default 0: retire it now). */
+  keepPreviousForHours?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type RotateWebhookSecretPayload = {
+  __typename?: 'RotateWebhookSecretPayload';
+  endpoint: WebhookEndpoint;
+  /** The signing secret (whsec_...). It cannot be shown again. */
+  secret: Scalars['String']['output'];
+};
+
+export type RotateWebhookSecretResult = ConflictError | NotFoundError | RotateWebhookSecretPayload | ValidationError;
 
 export type RowError = {
   __typename?: 'RowError';
@@ -1267,6 +1418,23 @@ export type SeatUsageDay = {
   /** Most leases held at once that day. */
   peak: Scalars['Int']['output'];
 };
+
+export type SendTestWebhookInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type SendTestWebhookResult = ConflictError | NotFoundError | ValidationError | WebhookDelivery;
+
+export type SetComplianceSettingsInput = {
+  /** Whole days from 1 to 365, at most 10, e.g. [30, 7, 1]; [] turns the alerts off. */
+  expiringLeadDays?: InputMaybe<Array<Scalars['Int']['input']>>;
+  /** Tenant-wide, 0 to 1000. */
+  heartbeatTolerancePercent?: InputMaybe<Scalars['Int']['input']>;
+  /** The license whose own lead days to set; omitted for the tenant's. */
+  licenseId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type SetComplianceSettingsResult = ComplianceSettings | ConflictError | NotFoundError | ValidationError;
 
 export type SetComplianceThresholdsInput = {
   /** The license; omitted for the tenant's default. */
@@ -1381,6 +1549,19 @@ export type UpdateLicenseInput = {
 
 export type UpdateLicenseResult = ConflictError | License | NotFoundError | ValidationError;
 
+export type UpdateWebhookEndpointInput = {
+  /** An empty string clears it. */
+  description?: InputMaybe<Scalars['String']['input']>;
+  /** A disabled endpoint receives nothing; re-enabled, it receives the events raised from then on. */
+  enabled?: InputMaybe<Scalars['Boolean']['input']>;
+  /** Replaces the list; [] or ["*"]: every event. */
+  eventTypes?: InputMaybe<Array<Scalars['String']['input']>>;
+  id: Scalars['ID']['input'];
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type UpdateWebhookEndpointResult = ConflictError | NotFoundError | ValidationError | WebhookEndpoint;
+
 /** One balance row beside what the append-only ledger and the open tickets say it must hold. */
 export type UsageBalanceCheck = {
   __typename?: 'UsageBalanceCheck';
@@ -1459,4 +1640,90 @@ export type Viewer = {
   memberId?: Maybe<Scalars['ID']['output']>;
   role: Role;
   tenantId: Scalars['ID']['output'];
+};
+
+export type WebhookAttempt = {
+  __typename?: 'WebhookAttempt';
+  durationMs: Scalars['Int']['output'];
+  error?: Maybe<Scalars['String']['output']>;
+  number: Scalars['Int']['output'];
+  responseBody?: Maybe<Scalars['String']['output']>;
+  responseStatus?: Maybe<Scalars['Int']['output']>;
+  startedAt: Scalars['DateTime']['output'];
+  succeeded: Scalars['Boolean']['output'];
+};
+
+export type WebhookDelivery = Node & {
+  __typename?: 'WebhookDelivery';
+  attemptLog: Array<WebhookAttempt>;
+  /** Attempts made so far. */
+  attempts: Scalars['Int']['output'];
+  /** The JSON body sent. */
+  body: Scalars['String']['output'];
+  completedAt?: Maybe<Scalars['DateTime']['output']>;
+  createdAt: Scalars['DateTime']['output'];
+  endpoint: WebhookEndpoint;
+  /** Sent as Tessera-Event-Id; the same for retries and replays of one event. */
+  eventId: Scalars['String']['output'];
+  /** The event's position in the tenant audit chain; null for tests. */
+  eventSeq?: Maybe<Scalars['Int']['output']>;
+  eventType: Scalars['String']['output'];
+  id: Scalars['ID']['output'];
+  lastAttemptAt?: Maybe<Scalars['DateTime']['output']>;
+  lastDurationMs?: Maybe<Scalars['Int']['output']>;
+  lastError?: Maybe<Scalars['String']['output']>;
+  /** The start of the last response body (2 KB at most). */
+  lastResponseBody?: Maybe<Scalars['String']['output']>;
+  lastResponseStatus?: Maybe<Scalars['Int']['output']>;
+  nextAttemptAt?: Maybe<Scalars['DateTime']['output']>;
+  replayOfId?: Maybe<Scalars['ID']['output']>;
+  status: WebhookDeliveryStatus;
+};
+
+export type WebhookDeliveryStatus =
+  /** Every attempt failed; replay it to try again. */
+  | 'FAILED'
+  /** Not delivered yet: waiting for its first attempt or a retry. */
+  | 'PENDING'
+  /** The endpoint answered 2xx. */
+  | 'SUCCEEDED';
+
+export type WebhookEndpoint = Node & {
+  __typename?: 'WebhookEndpoint';
+  createdAt: Scalars['DateTime']['output'];
+  /** Newest first. */
+  deliveries: WebhookEndpointDeliveriesConnection;
+  description?: Maybe<Scalars['String']['output']>;
+  enabled: Scalars['Boolean']['output'];
+  /** Event types or "<resource>.*" patterns; empty or ["*"]: every event. */
+  eventTypes: Array<Scalars['String']['output']>;
+  id: Scalars['ID']['output'];
+  /** Until then deliveries are signed with the previous secret too (after a rotation that kept it). */
+  previousSecretExpiresAt?: Maybe<Scalars['DateTime']['output']>;
+  /** The first characters of the signing secret; the secret itself is shown once. */
+  secretPrefix: Scalars['String']['output'];
+  updatedAt: Scalars['DateTime']['output'];
+  url: Scalars['String']['output'];
+};
+
+
+export type WebhookEndpointDeliveriesArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
+  status?: InputMaybe<WebhookDeliveryStatus>;
+};
+
+export type WebhookEndpointDeliveriesConnection = {
+  __typename?: 'WebhookEndpointDeliveriesConnection';
+  edges: Array<WebhookEndpointDeliveriesConnectionEdge>;
+  pageInfo: PageInfo;
+  totalCount: Scalars['Int']['output'];
+};
+
+export type WebhookEndpointDeliveriesConnectionEdge = {
+  __typename?: 'WebhookEndpointDeliveriesConnectionEdge';
+  cursor: Scalars['String']['output'];
+  node: WebhookDelivery;
 };

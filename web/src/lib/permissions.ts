@@ -23,6 +23,7 @@ export const REQUIRED = {
   viewMembers: 'ADMIN',
   manageApiTokens: 'ADMIN',
   createMember: 'OWNER',
+  manageWebhooks: 'ADMIN',
 } as const satisfies Record<string, Role>;
 
 export type Action = keyof typeof REQUIRED;

@@ -1,0 +1,44 @@
+import type { WebhookDeliveryStatus } from '$lib/graphql/generated/graphql';
+import type { Failure } from '$lib/graphql/payload';
+
+export const STATUSES: WebhookDeliveryStatus[] = ['PENDING', 'SUCCEEDED', 'FAILED'];
+
+/** "license.*, activation.created" -> ["license.*", "activation.created"]. */
+export function typesFrom(text: string): string[] {
+  return text
+    .split(/[\s,]+/)
+    .map((t) => t.trim())
+    .filter(Boolean);
+}
+
+const PATTERN = /^(\*|[a-z][a-z0-9_]*\.(\*|[a-z][a-z0-9_]*))$/;
+
+/** Mirrors the server's syntax rule; the server also refuses unknown resources. */
+export function typesProblem(text: string): string | null {
+  const bad = typesFrom(text).find((t) => !PATTERN.test(t));
+  return bad ? `"${bad}" is not "*", "<resource>.*" or an event type such as "license.created"` : null;
+}
+
+export function urlProblem(v: string): string | null {
+  if (v.length > 2048) return 'must be at most 2048 characters';
+  try {
+    const u = new URL(v);
+    return u.protocol === 'https:' || u.protocol === 'http:' ? null : 'must be an https:// URL';
+  } catch {
+    return 'is not a URL';
+  }
+}
+
+/** The server names list items ("eventTypes.2"); the form has one field for the list. */
+export function onListField(failure: Failure): Failure {
+  const fields: Record<string, string> = {};
+  for (const [path, message] of Object.entries(failure.fields)) {
+    const key = path.startsWith('eventTypes') ? 'eventTypes' : path;
+    fields[key] = fields[key] ? `${fields[key]}; ${message}` : message;
+  }
+  return { ...failure, fields };
+}
+
+export function typesLabel(types: readonly string[]): string {
+  return types.length === 0 || types.includes('*') ? 'All events' : types.join(', ');
+}
