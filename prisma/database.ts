@@ -11,7 +11,11 @@ export type { PrismaClient };
 
 /** A raw SQL channel beside Prisma, for migrations and the few statements Prisma cannot express. */
 export interface SqlRunner {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * `name` makes it a named prepared statement on PostgreSQL: each connection parses and plans it
+   * once, then only binds parameters (for the hot paths' long statements). One name, one text.
+   */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[], name?: string): Promise<T[]>;
   /** Runs a multi-statement script. */
   exec(sql: string): Promise<void>;
 }
@@ -24,6 +28,8 @@ export interface Database {
   pglite?: PGlite;
   /** Runs `fn` on one dedicated connection (session-level locks, multi-statement transactions). */
   session<T>(fn: (sql: SqlRunner) => Promise<T>): Promise<T>;
+  /** Runs `fn` in one transaction on the raw driver: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (sql: SqlRunner) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -47,8 +53,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     // Nothing to do here: the next query opens a new connection (and /health reports an outage).
     pool.on('error', () => {});
     const sql: SqlRunner = {
-      async query(text, params) {
-        return (await pool.query(text, params as unknown[])).rows;
+      async query(text, params, name) {
+        return (await pool.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] })).rows;
       },
       async exec(text) {
         await pool.query(text);
@@ -72,6 +78,29 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
           });
         } finally {
           client.release();
+        }
+      },
+      async transaction(fn) {
+        const client = await pool.connect();
+        let broken: unknown;
+        try {
+          await client.query('BEGIN');
+          const result = await fn({
+            async query(text, params, name) {
+              return (await client.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] })).rows;
+            },
+            async exec(text) {
+              await client.query(text);
+            },
+          });
+          await client.query('COMMIT');
+          return result;
+        } catch (err) {
+          await client.query('ROLLBACK').catch((e: unknown) => (broken = e));
+          throw err;
+        } finally {
+          // A connection that could not even roll back is dropped, not handed to the next caller.
+          client.release(broken instanceof Error ? broken : undefined);
         }
       },
       async close() {
@@ -106,6 +135,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     sql,
     pglite,
     session: (fn) => fn(sql),
+    transaction: (fn) =>
+      pglite.transaction((tx) =>
+        fn({
+          async query(text, params) {
+            return (await tx.query(text, params as unknown[])).rows as never[];
+          },
+          async exec(text) {
+            await tx.exec(text);
+          },
+        }),
+      ),
     async close() {
       await prisma.$disconnect();
       if (owned) await pglite.close();

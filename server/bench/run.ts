@@ -27,8 +27,13 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '16' },
     only: { type: 'string' },
+    /** Run only the scenarios whose name contains one of these (comma-separated); the no-op always runs. */
+    scenarios: { type: 'string' },
+    /** Write a V8 CPU profile of the server process to this directory (open it in Chrome DevTools). */
+    'cpu-prof': { type: 'string' },
   },
 });
+const wanted = (name: string) => !values.scenarios || values.scenarios.split(',').some((s) => name.includes(s.trim()));
 const DURATION = Number(values.duration);
 const CONNECTIONS = Number(values.connections);
 const root = path.resolve(import.meta.dirname, '../..');
@@ -41,8 +46,16 @@ interface Server {
 }
 
 async function startServer(env: Record<string, string>): Promise<Server> {
-  const proc = spawn(path.join(root, 'node_modules/.bin/tsx'), [path.join(root, 'server/src/main.ts')], {
-    env: { ...process.env, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', TESSERA_DEMO: '0', ...env },
+  const profile = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values['cpu-prof'])}`] : [];
+  const proc = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(root, 'server/src/main.ts')], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      TESSERA_DEMO: '0',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -197,8 +210,13 @@ interface Row {
   ratio?: number;
 }
 
-async function load(url: string, scenario: string, body: (i: number) => unknown): Promise<Row> {
+/**
+ * `success` is a fragment every successful answer contains: anything else (a LicensingError such as
+ * RATE_LIMITED, a GraphQL error) counts as an error, so a fast refusal never passes for throughput.
+ */
+async function load(url: string, scenario: string, body: (i: number) => unknown, success?: string): Promise<Row> {
   let i = 0;
+  let failed = 0;
   const result = await autocannon({
     url: `${url}/graphql`,
     connections: CONNECTIONS,
@@ -208,6 +226,9 @@ async function load(url: string, scenario: string, body: (i: number) => unknown)
     requests: [
       {
         setupRequest: (req) => ({ ...req, body: JSON.stringify(body(i++)) }),
+        onResponse: (status, responseBody) => {
+          if (success && status === 200 && !responseBody.includes(success)) failed++;
+        },
       },
     ],
   });
@@ -216,7 +237,7 @@ async function load(url: string, scenario: string, body: (i: number) => unknown)
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
-    errors: result.errors + result.non2xx + result.timeouts,
+    errors: result.errors + result.non2xx + result.timeouts + failed,
   };
 }
 
@@ -255,16 +276,19 @@ async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
     // Warm-up: JIT, caches, connection pools.
     await load(server.url, 'warmup', () => persisted('Ping'));
     const rows: Row[] = [];
-    rows.push(await load(server.url, 'no-op mutation', () => persisted('Ping')));
-    rows.push(await load(server.url, 'activate (new device)', (i) => persisted('Activate', { input: { key, fingerprint: `fp-${run}-${i}` } })));
-    rows.push(await load(server.url, 'heartbeat', (i) => persisted('Heartbeat', { input: { key, fingerprint: devices[i % devices.length] } })));
-    rows.push(await load(server.url, 'validateLicense', (i) => persisted('ValidateLicense', { input: { key, fingerprint: devices[i % devices.length] } })));
-    rows.push(await load(server.url, 'checkoutSeat (new device)', (i) => persisted('CheckoutSeat', { input: { key: seats.floatingKey, fingerprint: `seat-${run}-${i}` } })));
-    rows.push(
-      await load(server.url, 'recordUsage (1 unit, new key)', (i) =>
-        persisted('RecordUsage', { input: { key: seats.meteredKey, meter: 'calls', quantity: 1, idempotencyKey: `use-${run}-${i}` } }),
-      ),
-    );
+    rows.push(await load(server.url, 'no-op mutation', () => persisted('Ping'), '"noop":true'));
+    const scenarios: [string, (i: number) => unknown, string][] = [
+      ['activate (new device)', (i) => persisted('Activate', { input: { key, fingerprint: `fp-${run}-${i}` } }), '"ActivateSuccess"'],
+      ['heartbeat', (i) => persisted('Heartbeat', { input: { key, fingerprint: devices[i % devices.length] } }), '"HeartbeatSuccess"'],
+      ['validateLicense', (i) => persisted('ValidateLicense', { input: { key, fingerprint: devices[i % devices.length] } }), '"valid":true'],
+      ['checkoutSeat (new device)', (i) => persisted('CheckoutSeat', { input: { key: seats.floatingKey, fingerprint: `seat-${run}-${i}` } }), '"SeatLease"'],
+      [
+        'recordUsage (1 unit, new key)',
+        (i) => persisted('RecordUsage', { input: { key: seats.meteredKey, meter: 'calls', quantity: 1, idempotencyKey: `use-${run}-${i}` } }),
+        '"UsageTicket"',
+      ],
+    ];
+    for (const [name, body, success] of scenarios) if (wanted(name)) rows.push(await load(server.url, name, body, success));
     const base = rows[0]!.rps;
     for (const r of rows) r.ratio = r.rps / base;
     await server.stop();

@@ -1,14 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Activation, License, Prisma } from '@tessera/db/client';
-import { getDatamodel } from '@tessera/db/pothos-types';
 import semver from 'semver';
 import type { AppDeps } from '../../context.ts';
 import { ConflictError, type FieldProblem, LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
-import { inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { type EventInput, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
 import { isUniqueViolation } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { parseKey } from '../licenses/keys.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
+import { activationBatcher, type Found, heartbeatBatcher, lookupBatcher } from './batched.ts';
 
 // Input limits: anything larger is a ValidationError before the database is touched.
 const MAX_FINGERPRINT = 512;
@@ -54,17 +54,22 @@ export interface ValidateInput {
   feature?: string | null;
 }
 
+/** The activation row with its license, when the service already holds both (the response needs no read). */
+export type LoadedActivation = Activation & { license: License };
+
 export interface ActivateResult {
   activationId: string;
   token: string;
   reused: boolean;
   goodwill: boolean;
+  loaded?: LoadedActivation;
 }
 export interface HeartbeatResult {
   activationId: string;
   updateAvailable: boolean;
   token: string | null;
   nextHeartbeatBy: Date;
+  loaded?: LoadedActivation;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -115,57 +120,16 @@ function clientData(client: ClientInfo | null | undefined) {
 
 const notFound = () => new LicensingError('LICENSE_NOT_FOUND', 'No license matches this key');
 
-type Found = {
-  license: License;
-  /** The most recent activation of this license for the exact fingerprint, if any. */
-  activation: Activation | null;
-  tokenKey: { id: string; usedAt: Date | null } | null;
-};
-
 /**
- * One indexed read by key (with this device's latest activation), whatever the key kind. A
- * malformed key is refused before any database access; an unknown one costs the same read as a
- * known one, so response time does not tell whether a key exists.
+ * The license (and this device's latest activation of it) for a key. A malformed key is refused
+ * before any database access; the lookup itself is one batched statement (activation/batched.ts).
  */
-async function findByKey(ctx: ServiceContext, rawKey: string, fingerprint: string | null): Promise<Found> {
+async function findByKey(ctx: ServiceContext, rawKey: string, fingerprint: string | null, otherLicenses = false): Promise<Found> {
   const parsed = parseKey(rawKey);
   if (!parsed) throw notFound();
-  // One statement, the same whether or not the key exists, on the raw driver: this read starts
-  // every client call, and Prisma's per-query cost would be most of it.
-  const rows = await ctx.app.db.sql.query<{ license: Record<string, unknown>; activation: Record<string, unknown> | null; tokenId: string | null; tokenUsedAt: string | null }>(
-    parsed.kind === 'LIC' ? LOOKUP_BY_LICENSE_KEY : LOOKUP_BY_TOKEN_KEY,
-    [parsed.key, fingerprint],
-  );
-  const row = rows[0];
-  if (!row) throw notFound();
-  return {
-    license: withDates<License>(row.license, LICENSE_DATES),
-    activation: row.activation ? withDates<Activation>(row.activation, ACTIVATION_DATES) : null,
-    tokenKey: row.tokenId ? { id: row.tokenId, usedAt: row.tokenUsedAt ? new Date(`${row.tokenUsedAt}Z`) : null } : null,
-  };
-}
-
-const DEVICE_ACTIVATION = `LEFT JOIN LATERAL (
-    SELECT * FROM "Activation" x WHERE x."licenseId" = l.id AND x.fingerprint = $2::text ORDER BY x."activatedAt" DESC LIMIT 1
-  ) a ON true`;
-const LOOKUP_BY_LICENSE_KEY = `
-  SELECT row_to_json(l) AS license, row_to_json(a) AS activation, NULL AS "tokenId", NULL AS "tokenUsedAt"
-    FROM "License" l ${DEVICE_ACTIVATION}
-   WHERE l.key = $1`;
-const LOOKUP_BY_TOKEN_KEY = `
-  SELECT row_to_json(l) AS license, row_to_json(a) AS activation, t.id AS "tokenId", to_json(t."usedAt")#>>'{}' AS "tokenUsedAt"
-    FROM "TokenKey" t JOIN "License" l ON l.id = t."licenseId" ${DEVICE_ACTIVATION}
-   WHERE t.key = $1`;
-
-const datamodel = getDatamodel().datamodel.models;
-const dateFields = (model: 'License' | 'Activation') => datamodel[model]!.fields.filter((f) => f.type === 'DateTime').map((f) => f.name);
-const LICENSE_DATES = dateFields('License');
-const ACTIVATION_DATES = dateFields('Activation');
-
-/** row_to_json gives timestamps (stored in UTC, without zone) as text; Prisma rows carry Dates. */
-function withDates<T>(json: Record<string, unknown>, fields: string[]): T {
-  for (const f of fields) if (typeof json[f] === 'string') json[f] = new Date(`${json[f]}Z`);
-  return json as T;
+  const found = await lookupBatcher(ctx.app)({ key: parsed, fingerprint, otherLicenses });
+  if (!found) throw notFound();
+  return found;
 }
 
 /**
@@ -268,6 +232,19 @@ async function releaseOne(tx: Tx, activationId: string, tenantId: string, now: D
 // ---------------------------------------------------------------------------------------------
 // activate
 
+/** The over-allocation attempt, recorded for compliance (the denial is all its transaction commits). */
+function limitDenied(license: License, fingerprint: string): EventInput {
+  return {
+    type: 'compliance.activation_denied',
+    subjectType: 'License',
+    subjectId: license.id,
+    licenseId: license.id,
+    customerId: license.customerId,
+    payload: { code: 'ACTIVATION_LIMIT_REACHED', fingerprint, maxActivations: license.maxActivations, goodwillActivations: license.goodwillActivations },
+    actor: clientActor(license.id),
+  };
+}
+
 
 class DeviceRaced extends Error {}
 
@@ -356,7 +333,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
   const { fingerprint, idempotencyKey } = input;
   const components = input.components ?? [];
   const client = clientData(input.client);
-  const { license, activation, tokenKey } = await findByKey(ctx, input.key, fingerprint);
+  const { license, activation, tokenKey, holdsOtherLicense } = await findByKey(ctx, input.key, fingerprint, true);
   const tenantId = license.tenantId;
   const actor = clientActor(license.id);
 
@@ -389,6 +366,42 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
       });
     });
     assertVersion(license, client.appVersion);
+  }
+
+  // The common case, a new device on a license key, goes through the batched statement; anything it
+  // cannot decide alone (token keys, idempotency records, fuzzy matching, moving from another license,
+  // offline binding, a concurrent activation of the same device) takes the one-call path below.
+  const simple =
+    attempt === 0 && !offline && !tokenKey && !idempotencyKey && !holdsOtherLicense && activation?.status !== 'ACTIVE' &&
+    (license.fingerprintMatch === 'EXACT' || components.length === 0);
+  if (simple) {
+    const activationId = randomUUID();
+    const token = await activationToken(ctx.app, license, activationId, fingerprint);
+    const outcome = await activationBatcher(ctx.app)({
+      activationId,
+      tenantId,
+      licenseId: license.id,
+      customerId: license.customerId,
+      fingerprint,
+      components,
+      client,
+      revision: license.revision,
+      requestId: ctx.requestId,
+      goodwillActivations: license.goodwillActivations,
+    });
+    if (outcome.kind === 'created') {
+      return {
+        activationId,
+        token,
+        reused: false,
+        goodwill: outcome.goodwill,
+        loaded: { ...outcome.activation, license: { ...license, activationsUsed: outcome.activationsUsed } },
+      };
+    }
+    if (outcome.kind === 'denied') {
+      await inTransaction(ctx, tenantId, async (_tx, emit) => emit(limitDenied(license, fingerprint)));
+      throw new LicensingError('ACTIVATION_LIMIT_REACHED', 'This license has no activations left');
+    }
   }
 
   let live = activation?.status === 'ACTIVE' ? activation : null;
@@ -445,15 +458,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
                COALESCE((SELECT json_agg(json_build_object('id', id, 'licenseId', "licenseId")) FROM moved), '[]'::json) AS moved`;
       if (!row || row.used === null) {
         // Nothing was written: the denial is all this transaction commits.
-        emit({
-          type: 'compliance.activation_denied',
-          subjectType: 'License',
-          subjectId: license.id,
-          licenseId: license.id,
-          customerId: license.customerId,
-          payload: { code: 'ACTIVATION_LIMIT_REACHED', fingerprint, maxActivations: license.maxActivations, goodwillActivations: license.goodwillActivations },
-          actor,
-        });
+        emit(limitDenied(license, fingerprint));
         return null;
       }
       if (row.inserted === 0) throw new DeviceRaced();
@@ -577,6 +582,24 @@ export async function heartbeat(ctx: ServiceContext, input: HeartbeatInput): Pro
   const token = updateAvailable ? await activationToken(ctx.app, license, activation.id, activation.fingerprint) : null;
   const client = clientData(input.client);
   const actor = clientActor(license.id);
+  const seconds = license.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS;
+  const payload = { appVersion: client.appVersion, osVersion: client.osVersion, revision: license.revision, updateAvailable };
+
+  if (license.syncState !== 'PENDING_SYNC') {
+    // Nothing to settle on the license: the batched statement records it (activation/batched.ts).
+    const { activation: updated, at } = await heartbeatBatcher(ctx.app)({
+      activationId: activation.id,
+      tenantId: license.tenantId,
+      licenseId: license.id,
+      customerId: license.customerId,
+      revision: license.revision,
+      client,
+      requestId: ctx.requestId,
+      payload,
+    });
+    if (!updated) throw new LicensingError('ACTIVATION_RELEASED', 'This activation was released; activate again');
+    return { activationId: activation.id, updateAvailable, token, nextHeartbeatBy: new Date(at.getTime() + seconds * 1000), loaded: { ...updated, license } };
+  }
 
   await inTransaction(ctx, license.tenantId, async (tx, emit) => {
     // The device either confirms the current revision or receives it now.
@@ -601,12 +624,11 @@ export async function heartbeat(ctx: ServiceContext, input: HeartbeatInput): Pro
       type: 'device.heartbeat',
       subjectType: 'Activation',
       subjectId: activation.id,
-      payload: { appVersion: client.appVersion, osVersion: client.osVersion, revision: license.revision, updateAvailable },
+      payload,
     });
     if (synced.length) emit({ ...base, type: 'license.synced', subjectType: 'License', subjectId: license.id, payload: { revision: license.revision } });
   });
 
-  const seconds = license.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS;
   return { activationId: activation.id, updateAvailable, token, nextHeartbeatBy: new Date(now.getTime() + seconds * 1000) };
 }
 
@@ -656,6 +678,8 @@ export interface ValidationResult {
   valid: boolean;
   code: LicensingError['code'] | null;
   licenseId: string | null;
+  /** The license row as read for this answer. */
+  license?: License;
 }
 
 /** Read-only check; the same rule order as activation, then the device, then the feature. */
@@ -684,10 +708,10 @@ export async function validateLicense(ctx: ServiceContext, input: ValidateInput)
       throw new LicensingError('FEATURE_NOT_ENTITLED', 'This license does not include the feature');
     }
   } catch (err) {
-    if (err instanceof LicensingError) return { valid: false, code: err.code, licenseId: license.id };
+    if (err instanceof LicensingError) return { valid: false, code: err.code, licenseId: license.id, license };
     throw err;
   }
-  return { valid: true, code: null, licenseId: license.id };
+  return { valid: true, code: null, licenseId: license.id, license };
 }
 
 // ---------------------------------------------------------------------------------------------

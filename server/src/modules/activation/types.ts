@@ -1,7 +1,9 @@
 import { GraphQLError } from 'graphql';
 import { builder } from '../../builder.ts';
 import { ValidationError } from '../../errors.ts';
+import type { Context } from '../../context.ts';
 import { parseId } from '../common/ids.ts';
+import { answers } from '../common/preloaded.ts';
 import { nodeWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS, CLIENT_ERRORS, LicensingErrorCodeEnum } from '../common/types.ts';
 import { LicenseTypeEnum } from '../catalog/types.ts';
@@ -13,6 +15,7 @@ import {
   deactivate,
   heartbeat,
   type HeartbeatResult,
+  type LoadedActivation,
   releaseActivation,
   validateLicense,
   type ValidationResult,
@@ -124,11 +127,17 @@ const ValidateInput = builder.inputType('ValidateInput', {
 
 const activationById = (id: string) => ({ where: { id } });
 
+/** The activation the service already holds with its license, when that answers the query; otherwise a read. */
+function activationOf(query: Record<string, unknown>, p: { activationId: string; loaded?: LoadedActivation }, ctx: { prisma: Context['prisma'] }) {
+  if (p.loaded && answers('Activation', query, { license: 'License' })) return p.loaded;
+  return ctx.prisma.activation.findUniqueOrThrow({ ...query, ...activationById(p.activationId) });
+}
+
 const ActivateSuccess = builder.objectRef<ActivateResult>('ActivateSuccess').implement({
   fields: (t) => ({
     activation: t.prismaField({
       type: 'Activation',
-      resolve: (query, p, _a, ctx) => ctx.prisma.activation.findUniqueOrThrow({ ...query, ...activationById(p.activationId) }),
+      resolve: (query, p, _a, ctx) => activationOf(query, p, ctx),
     }),
     token: t.exposeString('token', { description: 'Compact JWS, typ "tessera-activation+jwt".' }),
     reused: t.exposeBoolean('reused', { description: 'True when this device already held this activation.' }),
@@ -140,7 +149,7 @@ const HeartbeatSuccess = builder.objectRef<HeartbeatResult>('HeartbeatSuccess').
   fields: (t) => ({
     activation: t.prismaField({
       type: 'Activation',
-      resolve: (query, p, _a, ctx) => ctx.prisma.activation.findUniqueOrThrow({ ...query, ...activationById(p.activationId) }),
+      resolve: (query, p, _a, ctx) => activationOf(query, p, ctx),
     }),
     updateAvailable: t.exposeBoolean('updateAvailable', { description: 'The license changed since `revision`.' }),
     token: t.exposeString('token', { nullable: true, description: 'A fresh activation token when updateAvailable.' }),
@@ -165,8 +174,9 @@ const Validation = builder.objectRef<ValidationResult>('Validation').implement({
       type: LicenseInfo,
       nullable: true,
       resolve: async (query, v, _a, ctx) => {
-        const select = { ...query };
-        return v.licenseId ? ctx.prisma.license.findUnique({ ...select, where: { id: v.licenseId } }) : null;
+        const q = { ...query }; // read even when there is no license: Pothos checks the query was used
+        if (v.license && answers('License', q, {})) return v.license;
+        return v.licenseId ? ctx.prisma.license.findUnique({ ...q, where: { id: v.licenseId } }) : null;
       },
     }),
   }),

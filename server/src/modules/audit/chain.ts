@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AuditEvent } from '@tessera/db/client';
-import type { PrismaClient } from '@tessera/db/database';
+import type { Database } from '@tessera/db/database';
 import type { AppDeps } from '../../context.ts';
 import type { DomainEvent } from './bus.ts';
 
@@ -74,19 +74,30 @@ export function toDomainEvent(r: AuditEvent): DomainEvent {
   };
 }
 
-/** Seals up to one batch of the tenant's committed unsealed events; returns them, sealed, in seq order. */
-async function sealBatch(prisma: PrismaClient, tenantId: string): Promise<{ events: DomainEvent[]; more: boolean }> {
-  return prisma.$transaction(async (tx) => {
-    await tx.$executeRaw`INSERT INTO "AuditChainHead" ("tenantId", seq, hash) VALUES (${tenantId}::uuid, 0, ${GENESIS_HASH})
-      ON CONFLICT ("tenantId") DO NOTHING`;
+const UNSEALED = `
+  SELECT id::text AS id, "tenantId"::text AS "tenantId", type, "actorType", "actorId", "subjectType", "subjectId",
+         "licenseId"::text AS "licenseId", "customerId"::text AS "customerId", payload, "requestId",
+         (extract(epoch FROM "occurredAt") * 1000)::float8 AS "occurredAtMs"
+    FROM "AuditEvent" WHERE "tenantId" = $1::uuid AND seq IS NULL ORDER BY id LIMIT ${SEAL_BATCH}`;
+
+/**
+ * Seals up to one batch of the tenant's committed unsealed events; returns them, sealed, in seq order.
+ * On the raw driver: it runs after nearly every write, and ORM overhead would be most of its cost.
+ */
+async function sealBatch(db: Database, tenantId: string): Promise<{ events: DomainEvent[]; more: boolean }> {
+  return db.transaction(async (sql) => {
+    await sql.query(`INSERT INTO "AuditChainHead" ("tenantId", seq, hash) VALUES ($1::uuid, 0, $2) ON CONFLICT ("tenantId") DO NOTHING`, [tenantId, GENESIS_HASH], 'tessera_seal_head');
     // The lock that orders sealers of this tenant; held for this short transaction only.
-    const [head] = await tx.$queryRaw<{ seq: bigint | number | string; hash: string }[]>`
-      SELECT seq, hash FROM "AuditChainHead" WHERE "tenantId" = ${tenantId}::uuid FOR UPDATE`;
+    const [head] = await sql.query<{ seq: string; hash: string }>(
+      `SELECT seq::text AS seq, hash FROM "AuditChainHead" WHERE "tenantId" = $1::uuid FOR UPDATE`,
+      [tenantId],
+      'tessera_seal_lock',
+    );
     if (!head) return { events: [], more: false }; // the tenant was deleted meanwhile
     // READ COMMITTED: this statement's snapshot is taken after the lock, so rows sealed by the previous
     // holder are seen sealed and every row committed before now is seen.
-    const rows = await tx.auditEvent.findMany({ where: { tenantId, seq: null }, orderBy: { id: 'asc' }, take: SEAL_BATCH });
-    if (!rows.length) return { events: [], more: false };
+    const raw = await sql.query<Omit<Chainable, 'id' | 'occurredAt'> & { id: string; occurredAtMs: number }>(UNSEALED, [tenantId], 'tessera_seal_unsealed');
+    if (!raw.length) return { events: [], more: false };
     let seq = BigInt(head.seq);
     let prev = head.hash;
     const ids: string[] = [];
@@ -94,28 +105,26 @@ async function sealBatch(prisma: PrismaClient, tenantId: string): Promise<{ even
     const prevs: string[] = [];
     const hashes: string[] = [];
     const sealed: AuditEvent[] = [];
-    for (const row of rows) {
+    for (const r of raw) {
+      const { occurredAtMs, ...rest } = r;
+      const row = { ...rest, id: BigInt(r.id), occurredAt: new Date(occurredAtMs) } as Chainable;
       seq += 1n;
       const hash = entryHash(row, seq, prev);
-      ids.push(row.id.toString());
+      ids.push(r.id);
       seqs.push(seq.toString());
       prevs.push(prev);
       hashes.push(hash);
-      sealed.push({ ...row, seq, prevHash: prev, hash });
+      sealed.push({ ...row, seq, prevHash: prev, hash } as AuditEvent);
       prev = hash;
     }
-    await tx.$executeRawUnsafe(
-      `UPDATE "AuditEvent" AS a SET seq = v.seq::bigint, "prevHash" = v.prev, hash = v.hash
-       FROM (SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS seq, unnest($3::text[]) AS prev, unnest($4::text[]) AS hash) AS v
-       WHERE a.id = v.id::bigint AND a.seq IS NULL`,
-      ids,
-      seqs,
-      prevs,
-      hashes,
+    await sql.query(
+      `WITH v AS (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS seq, unnest($3::text[]) AS prev, unnest($4::text[]) AS hash),
+            a AS (UPDATE "AuditEvent" AS a SET seq = v.seq, "prevHash" = v.prev, hash = v.hash FROM v WHERE a.id = v.id AND a.seq IS NULL)
+       UPDATE "AuditChainHead" SET seq = $5::bigint, hash = $6, "updatedAt" = now() WHERE "tenantId" = $7::uuid`,
+      [ids, seqs, prevs, hashes, seq.toString(), prev, tenantId],
+      'tessera_seal_write',
     );
-    await tx.$executeRaw`UPDATE "AuditChainHead" SET seq = ${seq.toString()}::bigint, hash = ${prev}, "updatedAt" = now()
-      WHERE "tenantId" = ${tenantId}::uuid`;
-    return { events: sealed.map(toDomainEvent), more: rows.length === SEAL_BATCH };
+    return { events: sealed.map(toDomainEvent), more: raw.length === SEAL_BATCH };
   });
 }
 
@@ -155,7 +164,7 @@ function createSealer(deps: AppDeps): Sealer {
       do {
         state.again = false;
         for (;;) {
-          const { events, more } = await sealBatch(deps.prisma, tenantId);
+          const { events, more } = await sealBatch(deps.db, tenantId);
           if (events.length) {
             deps.bus.publish(events);
             for (const l of listeners) l(events);

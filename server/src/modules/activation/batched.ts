@@ -1,0 +1,299 @@
+import type { Activation, License } from '@tessera/db/client';
+import { getDatamodel } from '@tessera/db/pothos-types';
+import type { AppDeps } from '../../context.ts';
+import { sealerOf } from '../audit/chain.ts';
+import { batched, perApp } from '../common/batch.ts';
+import type { KeyKind } from '../licenses/keys.ts';
+
+export interface ParsedKey {
+  kind: KeyKind;
+  key: string;
+}
+
+/*
+ * The hot client paths (key lookup, heartbeat, new-device activation) as batched single statements on
+ * the raw driver. Concurrent calls share one statement (see common/batch.ts): one round trip, one
+ * commit, and no ORM query compilation per call. Each statement holds the same invariants as the
+ * one-call version: the activation cap on the license row lock, one live activation per device on the
+ * unique index, and the audit rows in the same statement (so in the same transaction) as the change.
+ */
+
+const datamodel = getDatamodel().datamodel.models;
+const dateFields = (model: 'License' | 'Activation') => datamodel[model]!.fields.filter((f) => f.type === 'DateTime').map((f) => f.name);
+const LICENSE_DATES = dateFields('License');
+const ACTIVATION_DATES = dateFields('Activation');
+
+/** row_to_json gives timestamps (stored in UTC, without zone) as text; Prisma rows carry Dates. */
+function withDates<T>(json: Record<string, unknown>, fields: string[]): T {
+  for (const f of fields) if (typeof json[f] === 'string') json[f] = new Date(`${json[f]}Z`);
+  return json as T;
+}
+
+export const asLicense = (json: Record<string, unknown>) => withDates<License>(json, LICENSE_DATES);
+export const asActivation = (json: Record<string, unknown>) => withDates<Activation>(json, ACTIVATION_DATES);
+
+/** A JS Date as a `timestamp` parameter (UTC wall time; the zone suffix is ignored by the cast). */
+const ts = (d: Date) => d.toISOString();
+
+// At most this many statements of one kind in flight per process: a share of the connection pool.
+const IN_FLIGHT = { postgres: 4, pglite: 2 } as const;
+const inFlight = (app: AppDeps) => IN_FLIGHT[app.db.kind];
+
+// ---------------------------------------------------------------------------------------------
+// Lookup by key
+
+export interface LookupItem {
+  key: ParsedKey;
+  fingerprint: string | null;
+  /** Also tell whether this fingerprint holds a live activation of another license of the same product. */
+  otherLicenses?: boolean;
+}
+
+export interface Found {
+  license: License;
+  /** The most recent activation of this license for the exact fingerprint, if any. */
+  activation: Activation | null;
+  tokenKey: { id: string; usedAt: Date | null } | null;
+  holdsOtherLicense: boolean;
+}
+
+/**
+ * One indexed read per key (with this device's latest activation), whatever the key kind; an unknown
+ * key costs the same read as a known one, so response time does not tell whether a key exists.
+ */
+const LOOKUP = `
+  SELECT q.i::int AS i, row_to_json(l) AS license, row_to_json(a) AS activation,
+         t.id AS "tokenId", to_json(t."usedAt")#>>'{}' AS "tokenUsedAt",
+         CASE WHEN q.other THEN EXISTS (
+           SELECT 1 FROM "Activation" o JOIN "License" ol ON ol.id = o."licenseId"
+            WHERE o."tenantId" = l."tenantId" AND o.fingerprint = q.fp AND o.status = 'ACTIVE'
+              AND o."licenseId" <> l.id AND ol."productId" = l."productId") ELSE false END AS "holdsOther"
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) WITH ORDINALITY AS q(kind, key, fp, other, i)
+    LEFT JOIN "TokenKey" t ON q.kind = 'TOK' AND t.key = q.key
+    JOIN LATERAL (
+      SELECT * FROM "License" WHERE q.kind = 'LIC' AND key = q.key
+      UNION ALL
+      SELECT * FROM "License" WHERE id = t."licenseId"
+    ) l ON true
+    LEFT JOIN LATERAL (
+      SELECT * FROM "Activation" x WHERE x."licenseId" = l.id AND x.fingerprint = q.fp ORDER BY x."activatedAt" DESC LIMIT 1
+    ) a ON true`;
+
+interface LookupRow {
+  i: number;
+  license: Record<string, unknown>;
+  activation: Record<string, unknown> | null;
+  tokenId: string | null;
+  tokenUsedAt: string | null;
+  holdsOther: boolean;
+}
+
+export const lookupBatcher = perApp((app: AppDeps) =>
+  batched<LookupItem, Found | null>(
+    async (items) => {
+      const rows = await app.db.sql.query<LookupRow>(LOOKUP, [
+        items.map((x) => x.key.kind),
+        items.map((x) => x.key.key),
+        items.map((x) => x.fingerprint),
+        items.map((x) => !!x.otherLicenses && x.fingerprint !== null),
+      ], 'tessera_lookup_by_key');
+      const out: (Found | null)[] = items.map(() => null);
+      for (const r of rows) {
+        out[r.i - 1] = {
+          license: asLicense(r.license),
+          activation: r.activation ? asActivation(r.activation) : null,
+          tokenKey: r.tokenId ? { id: r.tokenId, usedAt: r.tokenUsedAt ? new Date(`${r.tokenUsedAt}Z`) : null } : null,
+          holdsOtherLicense: r.holdsOther,
+        };
+      }
+      return out;
+    },
+    { maxInFlight: inFlight(app) },
+  ),
+);
+
+// ---------------------------------------------------------------------------------------------
+// Heartbeat
+
+export interface HeartbeatWrite {
+  activationId: string;
+  tenantId: string;
+  licenseId: string;
+  customerId: string | null;
+  revision: number;
+  client: { hostname: string | null; platform: string | null; osVersion: string | null; appVersion: string | null };
+  requestId: string;
+  /** The `device.heartbeat` event's payload. */
+  payload: Record<string, unknown>;
+}
+
+/**
+ * Records heartbeats: last seen, client details and the revision the device now holds, a sample of
+ * the time series and the `device.heartbeat` audit event, for every still-ACTIVE activation of the
+ * batch. A released one is not in the answer (null).
+ */
+const HEARTBEAT = `
+  WITH q AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[])
+      WITH ORDINALITY AS q(id, "tenantId", "licenseId", "customerId", hostname, platform, "osVersion", "appVersion", revision, "requestId", payload, i)
+  ), a AS (
+    UPDATE "Activation" x SET "lastHeartbeatAt" = $12::timestamp,
+           hostname = COALESCE(q.hostname, x.hostname), platform = COALESCE(q.platform, x.platform),
+           "osVersion" = COALESCE(q."osVersion", x."osVersion"), "appVersion" = COALESCE(q."appVersion", x."appVersion"),
+           "syncedRevision" = GREATEST(x."syncedRevision", q.revision)
+      FROM q
+     WHERE x.id = q.id AND x.status = 'ACTIVE'
+    RETURNING x.*
+  ), s AS (
+    INSERT INTO "HeartbeatSample" ("tenantId", "licenseId", "activationId", at, "appVersion", "osVersion", platform)
+    SELECT "tenantId", "licenseId", id, $12::timestamp, "appVersion", "osVersion", platform FROM a
+  ), e AS (
+    INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", "customerId", payload, "requestId", "occurredAt")
+    SELECT q."tenantId", 'device.heartbeat', 'client', q."licenseId"::text, 'Activation', q.id::text, q."licenseId", q."customerId",
+           q.payload::jsonb, q."requestId", $12::timestamp
+      FROM q WHERE q.id IN (SELECT id FROM a)
+  )
+  SELECT q.i::int AS i, row_to_json(a) AS activation FROM q JOIN a ON a.id = q.id`;
+
+export const heartbeatBatcher = perApp((app: AppDeps) =>
+  batched<HeartbeatWrite, { activation: Activation | null; at: Date }>(
+    async (items) => {
+      const at = new Date();
+      const rows = await app.db.sql.query<{ i: number; activation: Record<string, unknown> }>(HEARTBEAT, [
+        items.map((x) => x.activationId),
+        items.map((x) => x.tenantId),
+        items.map((x) => x.licenseId),
+        items.map((x) => x.customerId),
+        items.map((x) => x.client.hostname),
+        items.map((x) => x.client.platform),
+        items.map((x) => x.client.osVersion),
+        items.map((x) => x.client.appVersion),
+        items.map((x) => x.revision),
+        items.map((x) => x.requestId),
+        items.map((x) => JSON.stringify(x.payload)),
+        ts(at),
+      ], 'tessera_heartbeat');
+      const out = items.map(() => ({ activation: null as Activation | null, at }));
+      for (const r of rows) out[r.i - 1] = { activation: asActivation(r.activation), at };
+      sealTenants(app, rows.map((r) => items[r.i - 1]!.tenantId));
+      return out;
+    },
+    { maxInFlight: inFlight(app) },
+  ),
+);
+
+// ---------------------------------------------------------------------------------------------
+// New-device activation
+
+export interface ActivationWrite {
+  activationId: string;
+  tenantId: string;
+  licenseId: string;
+  customerId: string | null;
+  fingerprint: string;
+  components: unknown[];
+  client: { hostname: string | null; platform: string | null; osVersion: string | null; appVersion: string | null };
+  revision: number;
+  requestId: string;
+  goodwillActivations: number;
+}
+
+export type ActivationOutcome =
+  /** Inserted into a free slot (or a goodwill one). */
+  | { kind: 'created'; activation: Activation; activationsUsed: number; maxActivations: number | null; goodwill: boolean }
+  /** No slot left under the cap. */
+  | { kind: 'denied' }
+  /** Not decided here (the device went live concurrently): the caller takes the one-call path. */
+  | { kind: 'retry' };
+
+/**
+ * Inserts new devices' activations. The license rows are locked in id order (so two batches never
+ * deadlock on them) and read after the lock, so `used` is the committed count whatever other
+ * instances did; the n-th new device of a license in the batch gets slot used + n, and only while
+ * that is within maxActivations + goodwillActivations. The counter then grows by the number of rows
+ * actually inserted. A device that went live concurrently (the unique index refuses its row) leaves
+ * a gap in the ranks: its group's refusals are then not trusted and go back to the one-call path.
+ */
+const ACTIVATE = `
+  WITH q AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::text[])
+      WITH ORDINALITY AS q(id, "tenantId", "licenseId", "customerId", fingerprint, components, hostname, platform, "osVersion", "appVersion", revision, "requestId", i)
+  ), lic AS (
+    SELECT l.id, l."activationsUsed" AS used, l."maxActivations" AS max, l."goodwillActivations" AS gw
+      FROM "License" l WHERE l.id IN (SELECT "licenseId" FROM q)
+     ORDER BY l.id
+       FOR UPDATE
+  ), r AS (
+    SELECT q.*, lic.used, lic.max, lic.gw, row_number() OVER (PARTITION BY q."licenseId" ORDER BY q.i)::int AS rn
+      FROM q JOIN lic ON lic.id = q."licenseId"
+  ), ins AS (
+    INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status, goodwill,
+                              hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt", offline)
+    SELECT id, "tenantId", "licenseId", fingerprint, fingerprint, components::jsonb, 'ACTIVE', (max IS NOT NULL AND used + rn > max),
+           hostname, platform, "osVersion", "appVersion", revision, $13::timestamp, false
+      FROM r WHERE max IS NULL OR used + rn <= max + gw
+    ON CONFLICT ("licenseId", "activeFingerprint") DO NOTHING
+    RETURNING *
+  ), n AS (
+    SELECT "licenseId", count(*)::int AS n FROM ins GROUP BY "licenseId"
+  ), upd AS (
+    UPDATE "License" l SET "activationsUsed" = l."activationsUsed" + n.n FROM n WHERE l.id = n."licenseId"
+  ), e AS (
+    INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", "customerId", payload, "requestId", "occurredAt")
+    SELECT r."tenantId", 'activation.created', 'client', r."licenseId"::text, 'Activation', r.id::text, r."licenseId", r."customerId",
+           jsonb_build_object('fingerprint', r.fingerprint, 'goodwill', ins.goodwill, 'activationsUsed', r.used + r.rn,
+                              'maxActivations', r.max, 'tokenKeyId', NULL, 'appVersion', r."appVersion"),
+           r."requestId", $13::timestamp
+      FROM r JOIN ins ON ins.id = r.id
+    UNION ALL
+    SELECT r."tenantId", 'compliance.goodwill_used', 'client', r."licenseId"::text, 'Activation', r.id::text, r."licenseId", r."customerId",
+           jsonb_build_object('activationsUsed', r.used + r.rn, 'maxActivations', r.max, 'goodwillActivations', r.gw),
+           r."requestId", $13::timestamp
+      FROM r JOIN ins ON ins.id = r.id WHERE ins.goodwill
+  )
+  SELECT r.i::int AS i, row_to_json(ins) AS activation, r.used + r.rn AS used, r.max,
+         NOT (r.max IS NULL OR r.used + r.rn <= r.max + r.gw) AS denied
+    FROM r LEFT JOIN ins ON ins.id = r.id`;
+
+export const activationBatcher = perApp((app: AppDeps) =>
+  batched<ActivationWrite, ActivationOutcome>(
+    async (items) => {
+      const at = new Date();
+      const rows = await app.db.sql.query<{ i: number; activation: Record<string, unknown> | null; used: number; max: number | null; denied: boolean }>(ACTIVATE, [
+        items.map((x) => x.activationId),
+        items.map((x) => x.tenantId),
+        items.map((x) => x.licenseId),
+        items.map((x) => x.customerId),
+        items.map((x) => x.fingerprint),
+        items.map((x) => JSON.stringify(x.components)),
+        items.map((x) => x.client.hostname),
+        items.map((x) => x.client.platform),
+        items.map((x) => x.client.osVersion),
+        items.map((x) => x.client.appVersion),
+        items.map((x) => x.revision),
+        items.map((x) => x.requestId),
+        ts(at),
+      ], 'tessera_activate');
+      // A license whose group had a row refused by the unique index: its ranks are off by that row.
+      const raced = new Set(rows.filter((r) => !r.activation && !r.denied).map((r) => items[r.i - 1]!.licenseId));
+      const out: ActivationOutcome[] = items.map(() => ({ kind: 'retry' }));
+      for (const r of rows) {
+        const item = items[r.i - 1]!;
+        if (r.activation) {
+          const activation = asActivation(r.activation);
+          out[r.i - 1] = { kind: 'created', activation, activationsUsed: Number(r.used), maxActivations: r.max, goodwill: activation.goodwill };
+        } else if (r.denied && !raced.has(item.licenseId)) {
+          out[r.i - 1] = { kind: 'denied' };
+        }
+      }
+      sealTenants(app, rows.filter((r) => r.activation).map((r) => items[r.i - 1]!.tenantId));
+      return out;
+    },
+    { maxInFlight: inFlight(app) },
+  ),
+);
+
+/** The audit rows just committed are chained (and published) by the sealer, as inTransaction does. */
+function sealTenants(app: AppDeps, tenantIds: string[]) {
+  for (const tenantId of new Set(tenantIds)) void sealerOf(app).seal(tenantId);
+}
