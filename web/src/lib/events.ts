@@ -15,11 +15,20 @@ const VERBS: Record<string, string> = {
   imported: 'imported',
 };
 
+/** Events whose dotted name does not read well on its own. */
+const LABELS: Record<string, string> = {
+  'activation.created': 'Device activated',
+  'activation.released': 'Device released',
+  'activation.deactivated': 'Device deactivated',
+  'compliance.license_expiring': 'License expiring soon',
+  'compliance.license_expired': 'License expired',
+  'compliance.heartbeat_timeout': 'Device stopped checking in',
+};
+
 /** "license.renewed" -> "License renewed"; "activation.created" -> "Device activated". */
 export function describe(e: Pick<ActivityEvent, 'type'>): string {
-  if (e.type === 'activation.created') return 'Device activated';
-  if (e.type === 'activation.released') return 'Device released';
-  if (e.type === 'activation.deactivated') return 'Device deactivated';
+  const known = LABELS[e.type];
+  if (known) return known;
   const [subject = e.type, verb = ''] = e.type.split('.');
   const noun = subject
     .replace(/_/g, ' ')
@@ -53,6 +62,8 @@ export function detail(e: Pick<ActivityEvent, 'payload'>): string | null {
   const p = e.payload;
   if (!p || typeof p !== 'object') return null;
   const o = p as Record<string, unknown>;
+  // Expiring-soon alerts: how long is left says more than the ids they carry.
+  if (typeof o.daysLeft === 'number' && o.daysLeft > 0) return `${o.daysLeft} day${o.daysLeft === 1 ? '' : 's'} left`;
   for (const k of ['key', 'licenseKey', 'name', 'code', 'hostname', 'email', 'fingerprint']) {
     const v = o[k];
     if (typeof v === 'string' && v) return v;

@@ -9,6 +9,7 @@ export const REQUIRED = {
   verifyAudit: 'ADMIN',
   rotateSigningKey: 'OWNER',
   setComplianceThresholds: 'ADMIN',
+  setComplianceSettings: 'ADMIN',
   viewTokenKeys: 'SUPPORT',
   createCustomer: 'SUPPORT',
   suspendLicense: 'SUPPORT',

@@ -408,6 +408,18 @@ describe('admin console', () => {
     // The e2e license holds 1 of 5 activations (one was released): 20% is over the new 10% threshold.
     await page.getByRole('link', { name: licenseKey }).waitFor();
     await shot(page, '16b-compliance');
+
+    // Expiring-soon lead days and heartbeat tolerance: the server's range check lands on the field.
+    await page.getByRole('button', { name: 'Alert settings' }).click();
+    const settings = page.getByRole('dialog');
+    expect(await settings.getByLabel('Expiring-soon lead days').inputValue()).toBe('30, 7, 1');
+    await settings.getByLabel('Expiring-soon lead days').fill('400, 7');
+    await settings.getByRole('button', { name: 'Save settings' }).click();
+    await settings.getByText(/at most 365 days/).first().waitFor();
+    await settings.getByLabel('Expiring-soon lead days').fill('14, 3');
+    await settings.getByLabel('Heartbeat tolerance (%)').fill('50');
+    await settings.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByText('Expiring-soon alerts 14, 3 days before expiry; heartbeat tolerance 50% of the interval.').waitFor();
   });
 
   it('works from the keyboard and on a narrow screen', async () => {
