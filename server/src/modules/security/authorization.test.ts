@@ -38,6 +38,9 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Query.tenant': 'READ_ONLY',
   'Query.usageReconciliation': 'READ_ONLY',
   'Query.verifyAuditChain': 'ADMIN',
+  'Query.webhookEndpoint': 'READ_ONLY',
+  'Query.webhookEndpoints': 'READ_ONLY',
+  'Query.webhookEventTypes': 'READ_ONLY',
   // mutations
   'Mutation.createApiToken': 'ADMIN',
   'Mutation.createCustomer': 'SUPPORT',
@@ -60,6 +63,12 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Mutation.setComplianceThresholds': 'ADMIN',
   'Mutation.suspendLicense': 'SUPPORT',
   'Mutation.updateLicense': 'ADMIN',
+  'Mutation.createWebhookEndpoint': 'ADMIN',
+  'Mutation.updateWebhookEndpoint': 'ADMIN',
+  'Mutation.rotateWebhookSecret': 'ADMIN',
+  'Mutation.deleteWebhookEndpoint': 'ADMIN',
+  'Mutation.sendTestWebhook': 'ADMIN',
+  'Mutation.replayWebhookDelivery': 'ADMIN',
 };
 
 /** Fields any caller may use: client (license-key) operations, sign-in, and the per-object checked node lookups. */
