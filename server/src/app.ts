@@ -48,8 +48,6 @@ export interface BuildOptions {
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 /** How often each instance looks for devices past their inactivity limit (safe with N instances). */
 const RECLAIM_INTERVAL_MS = 30_000;
-/** How often each instance raises expiring-soon, expired and heartbeat-timeout alerts (safe with N instances). */
-const COMPLIANCE_SWEEP_INTERVAL_MS = 30_000;
 /** How long stop() waits for in-flight HTTP requests before closing the remaining connections. */
 const DRAIN_MS = 10_000;
 
@@ -156,7 +154,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   void sealer.sweep().catch((err) => security.logger.error({ err: (err as Error).message }, 'audit: initial sweep failed'));
   sealer.startSweeping();
   watchCompliance(deps);
-  const complianceSweeps = startComplianceSweeps(deps, COMPLIANCE_SWEEP_INTERVAL_MS);
+  // Expiring-soon, expired and heartbeat-timeout alerts (safe on N instances).
+  const complianceSweeps = startComplianceSweeps(deps, config.complianceSweepMs);
   // Floating seats and usage tickets: expire lapsed leases and reservations (safe on N instances).
   const sweeps = startSweeps(deps);
   // Webhooks: deliveries made from the sealed audit log, claimed with SKIP LOCKED (safe on N instances).

@@ -16,12 +16,18 @@ export interface Config {
   security: SecurityConfig;
   /** Webhook retries and timeouts (modules/webhooks). */
   webhooks: WebhookConfig;
+  /** How often the compliance sweep (expiring-soon, expired, heartbeat timeouts) runs; 0 turns it off. */
+  complianceSweepMs: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = env.DATABASE_URL || undefined;
   const port = Number(env.PORT ?? 4000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${env.PORT}`);
+  const complianceSweepSeconds = Number(env.TESSERA_COMPLIANCE_SWEEP_SECONDS ?? 30);
+  if (!Number.isInteger(complianceSweepSeconds) || complianceSweepSeconds < 0) {
+    throw new Error(`TESSERA_COMPLIANCE_SWEEP_SECONDS must be a whole number of seconds (0: off), got ${env.TESSERA_COMPLIANCE_SWEEP_SECONDS}`);
+  }
   return {
     port,
     host: env.HOST ?? '0.0.0.0',
@@ -34,5 +40,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     seedDemo: env.TESSERA_DEMO ? env.TESSERA_DEMO === '1' || env.TESSERA_DEMO === 'true' : !databaseUrl,
     security: loadSecurityConfig(env),
     webhooks: loadWebhookConfig(env),
+    complianceSweepMs: complianceSweepSeconds * 1000,
   };
 }

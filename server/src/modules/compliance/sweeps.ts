@@ -209,19 +209,23 @@ export interface ComplianceSweeper {
   stop(): Promise<void>;
 }
 
-/** Sweeps every `everyMs`; a run never overlaps the previous one on this instance; failures are retried next time. */
+/**
+ * Sweeps every `everyMs` (0: never; runOnce still works); a run never overlaps the previous one on this
+ * instance; failures are retried next time.
+ */
 export function startComplianceSweeps(deps: AppDeps, everyMs: number): ComplianceSweeper {
   let running: Promise<unknown> | undefined;
   let stopped = false;
-  const timer = setInterval(() => {
+  const tick = () => {
     if (running || stopped) return;
     running = sweepCompliance(deps)
       .catch((err) => {
         if (!stopped) console.error('compliance: sweep failed:', (err as Error).message);
       })
       .finally(() => (running = undefined));
-  }, everyMs);
-  timer.unref();
+  };
+  const timer = everyMs > 0 ? setInterval(tick, everyMs) : undefined;
+  timer?.unref();
   return {
     runOnce: (now) => sweepCompliance(deps, now),
     async stop() {
