@@ -10,6 +10,7 @@ import { parseId } from '../common/ids.ts';
 import { parse, positive } from '../common/validate.ts';
 import { assertUsable, isDuplicate, keyTarget } from '../leases/client.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
+import { usageLookupBatcher, usageWriteBatcher } from './batched.ts';
 
 /** How long an authorized, uncommitted ticket holds its reservation. */
 export const TICKET_TTL_SECONDS = 900;
@@ -76,13 +77,6 @@ function signReceipt(app: AppDeps, t: UsageTicket): Promise<string> {
   );
 }
 
-interface LicenseAndReplay {
-  state: string;
-  startsAt: Date | null;
-  expiresAt: Date | null;
-  meters: MeterTerm[];
-  ticketId: string | null;
-}
 
 /** Same key, same parameters: the original ticket. Same key, other parameters: IDEMPOTENCY_KEY_REUSED (Stripe). */
 function replay(ticket: UsageTicket, hash: string): TicketView {
@@ -104,10 +98,7 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
   const hash = requestHash(op, input);
   const now = new Date();
 
-  const [row] = await ctx.prisma.$queryRaw<LicenseAndReplay[]>`
-    SELECT l.state, l."startsAt", l."expiresAt", l.meters, t.id::text AS "ticketId"
-    FROM "License" l LEFT JOIN "UsageTicket" t ON t."licenseId" = l.id AND t."idempotencyKey" = ${input.idempotencyKey}
-    WHERE l.id = ${licenseId}::uuid`;
+  const row = await usageLookupBatcher(ctx.app)({ licenseId, idempotencyKey: input.idempotencyKey });
   if (!row) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
   if (row.ticketId) return replay(await ctx.prisma.usageTicket.findUniqueOrThrow({ where: { id: row.ticketId } }), hash);
   assertUsable(row, now);
@@ -141,6 +132,9 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
   draft.receipt = await signReceipt(ctx.app, draft);
 
   const type = record ? 'usage.recorded' : 'usage.authorized';
+  // The batched statement settles the common case; what it leaves (null) is answered one call at a time.
+  const batchedTicket = await usageWriteBatcher(ctx.app)({ ticket: draft, quota: term.quota, type, requestId: ctx.requestId });
+  if (batchedTicket) return { ticket: batchedTicket, remaining: batchedTicket.remaining, receipt: batchedTicket.receipt };
   const attempt = () => writeUse(ctx, draft, term.quota, now, type);
   let ticket: UsageTicket | undefined;
   try {
