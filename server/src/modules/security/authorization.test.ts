@@ -27,6 +27,7 @@ const MINIMUM_ROLE: Record<string, Role> = {
   // queries
   'Query.apiTokens': 'ADMIN',
   'Query.auditEvents': 'SUPPORT',
+  'Query.complianceSettings': 'READ_ONLY',
   'Query.complianceSummary': 'READ_ONLY',
   'Query.customers': 'READ_ONLY',
   'Query.licenseByKey': 'READ_ONLY',
@@ -60,6 +61,7 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Mutation.revokeApiToken': 'ADMIN',
   'Mutation.revokeLicense': 'ADMIN',
   'Mutation.rotateSigningKey': 'OWNER',
+  'Mutation.setComplianceSettings': 'ADMIN',
   'Mutation.setComplianceThresholds': 'ADMIN',
   'Mutation.suspendLicense': 'SUPPORT',
   'Mutation.updateLicense': 'ADMIN',
