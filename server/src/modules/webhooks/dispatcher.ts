@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -346,6 +347,20 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
     timer.unref();
   }
 
+  // Bound to the context the dispatcher started in: a pass woken from inside a request (a bus event, a
+  // replay) must not run as part of that request (its request-scoped logging and SQL accounting).
+  const loop = AsyncResource.bind(async () => {
+    do {
+      again = false;
+      try {
+        await pass();
+      } catch (err) {
+        log('pass failed', err);
+      }
+    } while (again && !stopped);
+    await schedule();
+  });
+
   const dispatcher: Dispatcher = {
     wake() {
       if (stopped) return;
@@ -354,17 +369,7 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
         return;
       }
       clearTimeout(timer);
-      running = (async () => {
-        do {
-          again = false;
-          try {
-            await pass();
-          } catch (err) {
-            log('pass failed', err);
-          }
-        } while (again && !stopped);
-        await schedule();
-      })().finally(() => (running = null));
+      running = loop().finally(() => (running = null));
     },
     async runOnce() {
       while (running) await running;
