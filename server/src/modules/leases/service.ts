@@ -8,6 +8,7 @@ import { type EventInput, inTransaction, type ServiceContext } from '../audit/se
 import { parseId } from '../common/ids.ts';
 import { parse } from '../common/validate.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
+import { seatGrantBatcher, seatTermsBatcher } from './batched.ts';
 import { assertUsable, clientActor, isDuplicate, keyTarget, utcDay } from './client.ts';
 
 /** Used when a FLOATING license sets no leaseSeconds. */
@@ -111,6 +112,25 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
   const { licenseId, tenantId } = await keyTarget(ctx.prisma, input.key);
   const now = new Date();
 
+  // The common case (nothing to reclaim, nobody queued) goes through the batched statements.
+  const terms = await seatTermsBatcher(ctx.app)(licenseId);
+  if (!terms) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
+  if (!terms.lapsed && terms.pooled && !terms.queued) {
+    const { holder, seats, expiresAt } = seatRules(terms, input, now);
+    const lease = await seatGrantBatcher(ctx.app)({
+      id: randomUUID(),
+      tenantId,
+      licenseId,
+      holder,
+      fingerprint: input.fingerprint,
+      user: input.user ?? null,
+      seats,
+      expiresAt,
+      requestId: ctx.requestId,
+    });
+    if (lease) return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
+  }
+
   const [lic] = await ctx.prisma.$queryRaw<(LicenseTerms & { expired: number })[]>`
     WITH lic AS (
       SELECT state, "startsAt", "expiresAt", provisioning, "clientType", seats, "leaseSeconds" FROM "License" WHERE id = ${licenseId}::uuid
@@ -135,22 +155,15 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
     SELECT lic.*, (SELECT count(*)::int FROM expired) AS expired FROM lic`;
   if (!lic) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
   if (lic.expired > 0) void sealerOf(ctx.app).seal(tenantId);
-  assertUsable(lic, now);
-  if (lic.provisioning !== 'FLOATING' || !lic.seats) {
-    throw new LicensingError('NO_SEATS_AVAILABLE', 'This license has no floating seats');
-  }
-  const holder = lic.clientType === 'USERS' ? input.user : input.fingerprint;
-  if (!holder) throw ValidationError.field('user', 'is required: this license counts seats per user');
-  const seconds = lic.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
-  const expiresAt = new Date(now.getTime() + seconds * 1000);
+  const { holder, expiresAt } = seatRules(lic, input, now);
 
   let outcome: GrantOutcome;
   try {
-    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, seats: lic.seats, wait: !!input.wait, now, expiresAt });
+    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, seats: lic.seats!, wait: !!input.wait, now, expiresAt });
   } catch (err) {
     // The same holder was granted a lease by a concurrent checkout: this one renews it.
     if (!isDuplicate(err)) throw err;
-    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, seats: lic.seats, wait: !!input.wait, now, expiresAt });
+    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, seats: lic.seats!, wait: !!input.wait, now, expiresAt });
   }
   if (outcome.lease) {
     void sealerOf(ctx.app).seal(tenantId);
@@ -158,6 +171,18 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
   }
   if (!input.wait) throw new LicensingError('NO_SEATS_AVAILABLE', 'All floating seats are in use');
   return enqueue(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, now, expiresAt });
+}
+
+/** The license's rules for a checkout, in order: state, floating seats, who holds the seat; and the lease's expiry. */
+function seatRules(lic: LicenseTerms, input: z.output<typeof checkoutInput>, now: Date): { holder: string; seats: number; expiresAt: Date } {
+  assertUsable(lic, now);
+  if (lic.provisioning !== 'FLOATING' || !lic.seats) {
+    throw new LicensingError('NO_SEATS_AVAILABLE', 'This license has no floating seats');
+  }
+  const holder = lic.clientType === 'USERS' ? input.user : input.fingerprint;
+  if (!holder) throw ValidationError.field('user', 'is required: this license counts seats per user');
+  const seconds = lic.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+  return { holder, seats: lic.seats, expiresAt: new Date(now.getTime() + seconds * 1000) };
 }
 
 interface GrantArgs {
