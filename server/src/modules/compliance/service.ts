@@ -80,6 +80,7 @@ const metrics = (u: Usage): { metric: ComplianceMetric; used: number; cap: numbe
  * the usage after taking it, so the last evaluation always sees the last committed usage.
  */
 export async function evaluateLicense(deps: AppDeps, tenantId: string, licenseId: string, requestId?: string | null): Promise<void> {
+  if (!(await crossingsMayChange(deps, licenseId))) return;
   // The triggering event's request id, so an alert correlates with the request that caused it.
   const ctx: ServiceContext = { app: deps, prisma: deps.prisma, actor: { kind: 'operator', tenantId }, requestId: requestId ?? `compliance-${licenseId}` };
   await inTransaction(ctx, tenantId, async (tx, emit) => {
@@ -103,6 +104,41 @@ export async function evaluateLicense(deps: AppDeps, tenantId: string, licenseId
       }
     }
   });
+}
+
+const CHECK = `
+  SELECT l."activationsUsed" AS "activationsUsed", l."maxActivations" AS "maxActivations", l.seats,
+         (SELECT count(*)::int FROM "Lease" x WHERE x."licenseId" = l.id AND x.status = 'ACTIVE' AND x."expiresAt" > $2::timestamp(3)) AS "seatsInUse",
+         COALESCE((SELECT json_agg(json_build_object('scope', t.scope, 'metric', t.metric, 'percents', t.percents)) FROM "ComplianceThreshold" t
+                    WHERE t."tenantId" = l."tenantId" AND t.scope IN ($3, l.id::text)), '[]') AS thresholds,
+         COALESCE((SELECT json_agg(json_build_object('metric', c.metric, 'percent', c.percent)) FROM "ComplianceCrossing" c WHERE c."licenseId" = l.id), '[]') AS crossed
+    FROM "License" l WHERE l.id = $1::uuid`;
+
+/**
+ * One read-only statement: whether the license's crossing rows differ from what its usage reaches now.
+ * Nearly every usage event leaves them as they are; only a change needs the locked transaction below.
+ */
+async function crossingsMayChange(deps: AppDeps, licenseId: string): Promise<boolean> {
+  const [row] = await deps.db.sql.query<{
+    activationsUsed: number;
+    maxActivations: number | null;
+    seats: number | null;
+    seatsInUse: number;
+    thresholds: { scope: string; metric: ComplianceMetric; percents: number[] }[];
+    crossed: { metric: ComplianceMetric; percent: number }[];
+  }>(CHECK, [licenseId, new Date().toISOString(), TENANT_SCOPE], 'tessera_compliance_check');
+  if (!row) return false;
+  const usage = { activationsUsed: row.activationsUsed, maxActivations: row.maxActivations, seatsInUse: row.seatsInUse, seats: row.seats } as Usage;
+  for (const { metric, used, cap } of metrics(usage)) {
+    const percents =
+      row.thresholds.find((t) => t.scope === licenseId && t.metric === metric)?.percents ??
+      row.thresholds.find((t) => t.scope === TENANT_SCOPE && t.metric === metric)?.percents ??
+      DEFAULT_THRESHOLDS;
+    const reached = new Set(cap && cap > 0 ? percents.filter((p) => used * 100 >= p * cap) : []);
+    const had = new Set(row.crossed.filter((c) => c.metric === metric).map((c) => c.percent));
+    if (reached.size !== had.size || [...reached].some((p) => !had.has(p))) return true;
+  }
+  return false;
 }
 
 const inFlight = new WeakMap<AppDeps, Map<string, { again: boolean; done: Promise<void> }>>();
