@@ -286,6 +286,8 @@ export type CreateEditionInput = {
   clientType?: InputMaybe<ClientType>;
   code: Scalars['String']['input'];
   deploymentMode?: InputMaybe<DeploymentMode>;
+  /** Numeric entitlements (at most 100). A feature is either in `features` (on/off) or here (with a limit), not both. */
+  entitlements?: InputMaybe<Array<EntitlementInput>>;
   features?: InputMaybe<Array<Scalars['String']['input']>>;
   fingerprintMatch?: InputMaybe<FingerprintMatch>;
   /** Activations allowed beyond maxActivations (soft limit); each raises a compliance event. */
@@ -323,6 +325,8 @@ export type CreateLicenseInput = {
   customerId?: InputMaybe<Scalars['ID']['input']>;
   deploymentMode?: InputMaybe<DeploymentMode>;
   editionId: Scalars['ID']['input'];
+  /** Numeric entitlements (at most 100). A feature is either in `features` (on/off) or here (with a limit), not both. */
+  entitlements?: InputMaybe<Array<EntitlementInput>>;
   /** Fixed expiry; replaces the edition validity. */
   expiresAt?: InputMaybe<Scalars['DateTime']['input']>;
   features?: InputMaybe<Array<Scalars['String']['input']>>;
@@ -442,6 +446,7 @@ export type Edition = Node & {
   code: Scalars['String']['output'];
   createdAt: Scalars['DateTime']['output'];
   deploymentMode: DeploymentMode;
+  entitlements: Array<Entitlement>;
   features: Array<Scalars['String']['output']>;
   fingerprintMatch: FingerprintMatch;
   goodwillActivations: Scalars['Int']['output'];
@@ -457,6 +462,20 @@ export type Edition = Node & {
   provisioning: Provisioning;
   seats?: Maybe<Scalars['Int']['output']>;
   validityDays?: Maybe<Scalars['Int']['output']>;
+};
+
+/** A feature with a numeric limit, e.g. projects = 10. Entitled when the limit is above 0. */
+export type Entitlement = {
+  __typename?: 'Entitlement';
+  feature: Scalars['String']['output'];
+  limit: Scalars['Int']['output'];
+};
+
+export type EntitlementInput = {
+  /** A feature code of the product; it must not also be in `features`. */
+  feature: Scalars['String']['input'];
+  /** 0 to 2147483647. */
+  limit: Scalars['Int']['input'];
 };
 
 export type Error = {
@@ -610,6 +629,7 @@ export type License = Node & {
   customer?: Maybe<Customer>;
   deploymentMode: DeploymentMode;
   edition: Edition;
+  entitlements: Array<Entitlement>;
   expiresAt?: Maybe<Scalars['DateTime']['output']>;
   features: Array<Scalars['String']['output']>;
   fingerprintMatch: FingerprintMatch;
@@ -687,6 +707,7 @@ export type LicenseIdInput = {
 export type LicenseInfo = {
   __typename?: 'LicenseInfo';
   activationsUsed: Scalars['Int']['output'];
+  entitlements: Array<Entitlement>;
   expiresAt?: Maybe<Scalars['DateTime']['output']>;
   features: Array<Scalars['String']['output']>;
   maxActivations?: Maybe<Scalars['Int']['output']>;
@@ -1528,6 +1549,8 @@ export type UpdateLicenseInput = {
   clientType?: InputMaybe<ClientType>;
   customerId?: InputMaybe<Scalars['ID']['input']>;
   deploymentMode?: InputMaybe<DeploymentMode>;
+  /** Numeric entitlements (at most 100). A feature is either in `features` (on/off) or here (with a limit), not both. */
+  entitlements?: InputMaybe<Array<EntitlementInput>>;
   /** Fixed expiry; replaces the edition validity. */
   expiresAt?: InputMaybe<Scalars['DateTime']['input']>;
   features?: InputMaybe<Array<Scalars['String']['input']>>;
@@ -1619,6 +1642,8 @@ export type ValidateInput = {
   feature?: InputMaybe<Scalars['String']['input']>;
   fingerprint?: InputMaybe<Scalars['String']['input']>;
   key: Scalars['String']['input'];
+  /** With `feature`: the amount wanted of a numeric entitlement ("may I have 12 projects?"); valid when it is at most the limit, else FEATURE_NOT_ENTITLED. */
+  quantity?: InputMaybe<Scalars['Int']['input']>;
   version?: InputMaybe<Scalars['String']['input']>;
 };
 

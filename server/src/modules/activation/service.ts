@@ -52,6 +52,8 @@ export interface ValidateInput {
   fingerprint?: string | null;
   version?: string | null;
   feature?: string | null;
+  /** With a numeric entitlement's feature: the amount wanted (valid when at most the limit). */
+  quantity?: number | null;
 }
 
 /** The activation row with its license, when the service already holds both (the response needs no read). */
@@ -193,6 +195,7 @@ async function activationToken(app: AppDeps, license: License, activationId: str
       licenseType: license.type,
       licenseExpiresAt: license.expiresAt?.toISOString() ?? null,
       features: license.features,
+      entitlements: license.entitlements,
       maxActivations: license.maxActivations,
     },
     license.expiresAt,
@@ -688,6 +691,10 @@ export async function validateLicense(ctx: ServiceContext, input: ValidateInput)
   checkFingerprint(p, 'fingerprint', input.fingerprint, false);
   if (input.version && input.version.length > MAX_CLIENT_FIELD) p.push({ path: 'version', message: `must be at most ${MAX_CLIENT_FIELD} characters` });
   if (input.feature && input.feature.length > 64) p.push({ path: 'feature', message: 'must be at most 64 characters' });
+  if (input.quantity !== null && input.quantity !== undefined) {
+    if (!input.feature) p.push({ path: 'quantity', message: 'needs a feature' });
+    else if (input.quantity < 0) p.push({ path: 'quantity', message: 'must not be negative' });
+  }
   throwIf(p);
   let found: Found;
   try {
@@ -704,8 +711,12 @@ export async function validateLicense(ctx: ServiceContext, input: ValidateInput)
       if (!activation) throw new LicensingError('NOT_ACTIVATED', 'This device is not activated');
       if (activation.status !== 'ACTIVE') throw new LicensingError('ACTIVATION_RELEASED', 'This activation was released');
     }
-    if (input.feature && !license.features.includes(input.feature)) {
-      throw new LicensingError('FEATURE_NOT_ENTITLED', 'This license does not include the feature');
+    if (input.feature) {
+      // A numeric entitlement entitles when its limit is above 0 and covers the quantity asked (default 1);
+      // an on/off feature has no limit, so any quantity passes.
+      const limit = (license.entitlements as { feature: string; limit: number }[]).find((e) => e.feature === input.feature)?.limit;
+      const entitled = limit === undefined ? license.features.includes(input.feature) : (input.quantity ?? 1) <= limit && limit > 0;
+      if (!entitled) throw new LicensingError('FEATURE_NOT_ENTITLED', 'This license does not include the feature (or not that many)');
     }
   } catch (err) {
     if (err instanceof LicensingError) return { valid: false, code: err.code, licenseId: license.id, license };

@@ -6,7 +6,7 @@ import { parseId } from '../common/ids.ts';
 import { answers } from '../common/preloaded.ts';
 import { nodeWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS, CLIENT_ERRORS, LicensingErrorCodeEnum } from '../common/types.ts';
-import { LicenseTypeEnum } from '../catalog/types.ts';
+import { entitlementsField, LicenseTypeEnum } from '../catalog/types.ts';
 import { LicenseStatusEnum } from '../licenses/enums.ts';
 import { licenseStatus } from '../licenses/service.ts';
 import {
@@ -35,6 +35,7 @@ export const LicenseInfo = builder.prismaObject('License', {
     maxActivations: t.exposeInt('maxActivations', { nullable: true }),
     activationsUsed: t.exposeInt('activationsUsed'),
     features: t.exposeStringList('features'),
+    entitlements: entitlementsField(t),
   }),
 });
 
@@ -122,6 +123,9 @@ const ValidateInput = builder.inputType('ValidateInput', {
     fingerprint: t.string(),
     version: t.string(),
     feature: t.string(),
+    quantity: t.int({
+      description: 'With `feature`: the amount wanted of a numeric entitlement ("may I have 12 projects?"); valid when it is at most the limit, else FEATURE_NOT_ENTITLED.',
+    }),
   }),
 });
 

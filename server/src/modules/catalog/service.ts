@@ -82,7 +82,7 @@ export async function createEdition(ctx: ServiceContext, productId: string, inpu
     assertTerms(terms, await catalogueOf(tx, productId));
     const edition = await uniqueOr(`the product already has an edition "${editionCode}"`, () =>
       tx.edition.create({
-        data: { tenantId, productId, name: editionName, code: editionCode, ...terms, meters: terms.meters as Prisma.InputJsonValue },
+        data: { tenantId, productId, name: editionName, code: editionCode, ...terms, meters: terms.meters as Prisma.InputJsonValue, entitlements: terms.entitlements as Prisma.InputJsonValue },
       }),
     );
     emit({ type: 'edition.created', subjectType: 'Edition', subjectId: edition.id, payload: { productId, code: edition.code, terms } });

@@ -17,6 +17,19 @@ export const meterTerm = z.object({
 });
 export type MeterTerm = z.infer<typeof meterTerm>;
 
+/** A feature with a numeric limit (e.g. projects = 10). Limit 0 keeps the limit on record but entitles nothing. */
+export const entitlementTerm = z.object({
+  feature: z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters'),
+  limit: z.number().int('must be an integer').min(0, 'must not be negative').max(2_147_483_647, 'must be at most 2147483647'),
+});
+export type EntitlementTerm = z.infer<typeof entitlementTerm>;
+export const MAX_ENTITLEMENTS = 100;
+
+/** Entitlements as stored (jsonb reorders keys), in the shape the terms use, so comparisons see no false change. */
+export function entitlementsOf(row: { entitlements: unknown }): EntitlementTerm[] {
+  return ((row.entitlements ?? []) as EntitlementTerm[]).map((e) => ({ feature: e.feature, limit: e.limit }));
+}
+
 export const termFields = {
   provisioning: z.enum(['NAMED', 'FLOATING']),
   clientType: z.enum(['DEVICES', 'USERS']),
@@ -33,6 +46,7 @@ export const termFields = {
   fingerprintMatch: z.enum(['EXACT', 'ANY_TWO', 'MAJORITY']),
   features: z.array(z.string().trim().min(1).max(64, 'must be at most 64 characters')).max(500, 'at most 500 features'),
   meters: z.array(meterTerm).max(100, 'at most 100 meters'),
+  entitlements: z.array(entitlementTerm).max(MAX_ENTITLEMENTS, `at most ${MAX_ENTITLEMENTS} entitlements`),
   // An empty range means "any version", which null already says.
   allowedVersions: z
     .string()
@@ -64,6 +78,7 @@ export const DEFAULT_TERMS: Omit<Terms, 'licenseType'> = {
   fingerprintMatch: 'EXACT',
   features: [],
   meters: [],
+  entitlements: [],
   allowedVersions: null,
 };
 
@@ -113,6 +128,14 @@ export function termProblems(terms: Terms, catalogue: Catalogue, prefix = ''): F
     if (!catalogue.features.has(f)) at(`features.${i}`, `unknown feature "${f}" for this product`);
     if (seenFeatures.has(f)) at(`features.${i}`, `feature "${f}" is listed twice`);
     seenFeatures.add(f);
+  });
+  // A feature is either on/off or numeric, never both: one answer to "is it entitled, and how much".
+  const seenEntitlements = new Set<string>();
+  terms.entitlements.forEach((e, i) => {
+    if (!catalogue.features.has(e.feature)) at(`entitlements.${i}.feature`, `unknown feature "${e.feature}" for this product`);
+    if (seenEntitlements.has(e.feature)) at(`entitlements.${i}.feature`, `feature "${e.feature}" is listed twice`);
+    else if (seenFeatures.has(e.feature)) at(`entitlements.${i}.feature`, `feature "${e.feature}" is also an on/off feature; list it in features or in entitlements, not both`);
+    seenEntitlements.add(e.feature);
   });
   const seenMeters = new Set<string>();
   terms.meters.forEach((m, i) => {

@@ -5,7 +5,7 @@ import { likeLiteral } from '../common/db.ts';
 import { assertUuidCursors, parseId } from '../common/ids.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { createCustomer, createEdition, createFeature, createMeter, createProduct } from './service.ts';
-import { LICENSE_TYPES, METER_PERIODS, type MeterTerm } from './terms.ts';
+import { type EntitlementTerm, entitlementsOf, LICENSE_TYPES, METER_PERIODS, type MeterTerm } from './terms.ts';
 
 export const LicenseTypeEnum = builder.enumType('LicenseType', { values: LICENSE_TYPES });
 export const ProvisioningEnum = builder.enumType('Provisioning', { values: ['NAMED', 'FLOATING'] as const });
@@ -30,6 +30,27 @@ export const MeterEntitlementInput = builder.inputType('MeterEntitlementInput', 
   }),
 });
 
+export const Entitlement = builder.objectRef<EntitlementTerm>('Entitlement').implement({
+  description: 'A feature with a numeric limit, e.g. projects = 10. Entitled when the limit is above 0.',
+  fields: (t) => ({
+    feature: t.exposeString('feature'),
+    limit: t.exposeInt('limit'),
+  }),
+});
+
+export const EntitlementInput = builder.inputType('EntitlementInput', {
+  fields: (t) => ({
+    feature: t.string({ required: true, description: "A feature code of the product; it must not also be in `features`." }),
+    limit: t.int({ required: true, description: '0 to 2147483647.' }),
+  }),
+});
+
+/** The `entitlements` output field of an Edition, License or LicenseInfo (stored as JSON). */
+// biome-ignore lint/suspicious/noExplicitAny: Pothos field builder generics
+export function entitlementsField(t: any) {
+  return t.field({ type: [Entitlement], select: { entitlements: true }, resolve: (row: { entitlements: unknown }) => entitlementsOf(row) });
+}
+
 /** The policy-term input fields shared by editions and license overrides; all optional. */
 // biome-ignore lint/suspicious/noExplicitAny: Pothos input builder generics
 export function termInputFields(t: InputFieldBuilder<any, 'InputObject'>) {
@@ -48,6 +69,10 @@ export function termInputFields(t: InputFieldBuilder<any, 'InputObject'>) {
     fingerprintMatch: t.field({ type: FingerprintMatchEnum }),
     features: t.stringList(),
     meters: t.field({ type: [MeterEntitlementInput] }),
+    entitlements: t.field({
+      type: [EntitlementInput],
+      description: 'Numeric entitlements (at most 100). A feature is either in `features` (on/off) or here (with a limit), not both.',
+    }),
     allowedVersions: t.string({ description: 'A semver range, e.g. ">=2.0.0 <3.0.0".' }),
   };
 }
@@ -116,6 +141,7 @@ builder.prismaNode('Edition', {
     fingerprintMatch: t.expose('fingerprintMatch', { type: FingerprintMatchEnum }),
     features: t.exposeStringList('features'),
     meters: t.field({ type: [MeterEntitlement], select: { meters: true }, resolve: (e) => e.meters as unknown as MeterTerm[] }),
+    entitlements: entitlementsField(t),
     allowedVersions: t.exposeString('allowedVersions', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
@@ -198,11 +224,11 @@ const CreateCustomerInput = builder.inputType('CreateCustomerInput', {
 });
 
 /**
- * Term inputs from GraphQL: an explicit `null` list (features, meters) means "not given", like an
+ * Term inputs from GraphQL: an explicit `null` list (features, meters, entitlements) means "not given", like an
  * absent one, so editions default it and licenses keep the edition's.
  */
-export function withoutNullLists<T extends { features?: string[] | null; meters?: unknown[] | null }>(input: T) {
-  return { ...input, features: input.features ?? undefined, meters: input.meters ?? undefined };
+export function withoutNullLists<T extends { features?: string[] | null; meters?: unknown[] | null; entitlements?: unknown[] | null }>(input: T) {
+  return { ...input, features: input.features ?? undefined, meters: input.meters ?? undefined, entitlements: input.entitlements ?? undefined };
 }
 
 builder.mutationFields((t) => ({

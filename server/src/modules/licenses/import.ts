@@ -77,7 +77,24 @@ const rowSchema = z.strictObject({
     (v) => (v === '' || v == null ? undefined : typeof v === 'string' ? v.split(';').map((f) => f.trim()).filter(Boolean) : v),
     termFields.features.optional(),
   ),
+  // CSV: "projects=10;seats-per-project=5"; JSONL: the same string or [{ "feature": "projects", "limit": 10 }].
+  entitlements: z.preprocess(
+    (v) => (v === '' || v == null ? undefined : typeof v === 'string' ? entitlementCell(v) : v),
+    termFields.entitlements.optional(),
+  ),
 });
+
+function entitlementCell(cell: string) {
+  return cell
+    .split(';')
+    .map((pair) => pair.trim())
+    .filter(Boolean)
+    .map((pair) => {
+      const eq = pair.lastIndexOf('=');
+      const limit = eq < 0 ? '' : pair.slice(eq + 1).trim();
+      return { feature: eq < 0 ? pair : pair.slice(0, eq).trim(), limit: /^-?\d+$/.test(limit) ? Number(limit) : limit };
+    });
+}
 type Row = z.infer<typeof rowSchema>;
 
 function readRows(format: 'CSV' | 'JSONL', text: string): { line: number; raw: unknown }[] | RowProblem[] {
@@ -189,6 +206,7 @@ export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL
           ...(row.goodwillActivations !== undefined ? { goodwillActivations: row.goodwillActivations } : {}),
           ...(row.seats !== undefined ? { seats: row.seats } : {}),
           ...(row.features !== undefined ? { features: row.features } : {}),
+          ...(row.entitlements !== undefined ? { entitlements: row.entitlements } : {}),
         },
         base,
       );

@@ -7,6 +7,7 @@ import { parse } from '../common/validate.ts';
 import { catalogueOf } from '../catalog/service.ts';
 import {
   completeTerms,
+  entitlementsOf,
   LICENSE_TYPES,
   type MeterTerm,
   partialTerms,
@@ -63,11 +64,11 @@ const createInput = partialTerms.extend({
 export type CreateLicenseInput = z.input<typeof createInput>;
 
 export function editionTerms(e: Edition): Terms {
-  return pickTerms({ ...e, meters: e.meters as unknown as MeterTerm[] } as unknown as Terms);
+  return pickTerms({ ...e, meters: e.meters as unknown as MeterTerm[], entitlements: entitlementsOf(e) } as unknown as Terms);
 }
 
 export function licenseTerms(l: License, validityDays: number | null = null): Terms {
-  return pickTerms({ ...l, licenseType: l.type, meters: l.meters as unknown as MeterTerm[], validityDays } as unknown as Terms);
+  return pickTerms({ ...l, licenseType: l.type, meters: l.meters as unknown as MeterTerm[], entitlements: entitlementsOf(l), validityDays } as unknown as Terms);
 }
 
 /** Expiry from explicit date or validity days, checked against the type. */
@@ -91,8 +92,8 @@ export function resolveExpiry(terms: Terms, startsAt: Date | null, expiresAt: Da
 }
 
 export function licenseData(terms: Terms) {
-  const { licenseType, validityDays: _v, meters, ...rest } = terms;
-  return { ...rest, type: licenseType, meters: meters as Prisma.InputJsonValue };
+  const { licenseType, validityDays: _v, meters, entitlements, ...rest } = terms;
+  return { ...rest, type: licenseType, meters: meters as Prisma.InputJsonValue, entitlements: entitlements as Prisma.InputJsonValue };
 }
 
 export async function createLicense(ctx: ServiceContext, input: CreateLicenseInput) {
@@ -200,7 +201,7 @@ export async function updateLicense(ctx: ServiceContext, input: UpdateLicenseInp
       ...(expiresAt !== undefined ? { expiresAt } : {}),
       ...(meta !== undefined && meta !== null ? { metadata: meta as Prisma.InputJsonValue } : {}),
     };
-    const changes = diff(before as unknown as Record<string, unknown>, after);
+    const changes = diff({ ...before, entitlements: entitlementsOf(before) } as unknown as Record<string, unknown>, after);
     if (Object.keys(changes).length === 0) return before;
     const license = await tx.license.update({
       where: { id: licenseId },

@@ -11,6 +11,7 @@ import { ActivationStatusEnum } from '../activation/types.ts';
 import {
   ClientTypeEnum,
   DeploymentModeEnum,
+  entitlementsField,
   FingerprintMatchEnum,
   LicenseTypeEnum,
   MeterEntitlement,
@@ -58,6 +59,7 @@ builder.prismaNode('License', {
     fingerprintMatch: t.expose('fingerprintMatch', { type: FingerprintMatchEnum }),
     features: t.exposeStringList('features'),
     meters: t.field({ type: [MeterEntitlement], select: { meters: true }, resolve: (l) => l.meters as unknown as MeterTerm[] }),
+    entitlements: entitlementsField(t),
     allowedVersions: t.exposeString('allowedVersions', { nullable: true }),
     metadata: t.expose('metadata', { type: 'JSON' }),
     suspendedAt: t.expose('suspendedAt', { type: 'DateTime', nullable: true }),

@@ -113,6 +113,7 @@ export async function licenseFile(app: AppDeps, license: License, activationId: 
       licenseExpiresAt: license.expiresAt?.toISOString() ?? null,
       features: license.features,
       meters: license.meters,
+      entitlements: license.entitlements,
       maxActivations: license.maxActivations,
       revision: license.revision,
     },

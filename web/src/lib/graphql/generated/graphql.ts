@@ -58,6 +58,8 @@ export type CreateEditionInput = {
   clientType?: ClientType | null | undefined;
   code: string;
   deploymentMode?: DeploymentMode | null | undefined;
+  /** Numeric entitlements (at most 100). A feature is either in `features` (on/off) or here (with a limit), not both. */
+  entitlements?: Array<EntitlementInput> | null | undefined;
   features?: Array<string> | null | undefined;
   fingerprintMatch?: FingerprintMatch | null | undefined;
   /** Activations allowed beyond maxActivations (soft limit); each raises a compliance event. */
@@ -91,6 +93,8 @@ export type CreateLicenseInput = {
   customerId?: string | number | null | undefined;
   deploymentMode?: DeploymentMode | null | undefined;
   editionId: string | number;
+  /** Numeric entitlements (at most 100). A feature is either in `features` (on/off) or here (with a limit), not both. */
+  entitlements?: Array<EntitlementInput> | null | undefined;
   /** Fixed expiry; replaces the edition validity. */
   expiresAt?: string | null | undefined;
   features?: Array<string> | null | undefined;
@@ -151,6 +155,13 @@ export type DeploymentMode =
   | 'HYBRID'
   | 'OFFLINE'
   | 'ONLINE';
+
+export type EntitlementInput = {
+  /** A feature code of the product; it must not also be in `features`. */
+  feature: string;
+  /** 0 to 2147483647. */
+  limit: number;
+};
 
 export type FingerprintMatch =
   | 'ANY_TWO'
@@ -317,6 +328,8 @@ export type UpdateLicenseInput = {
   clientType?: ClientType | null | undefined;
   customerId?: string | number | null | undefined;
   deploymentMode?: DeploymentMode | null | undefined;
+  /** Numeric entitlements (at most 100). A feature is either in `features` (on/off) or here (with a limit), not both. */
+  entitlements?: Array<EntitlementInput> | null | undefined;
   /** Fixed expiry; replaces the edition validity. */
   expiresAt?: string | null | undefined;
   features?: Array<string> | null | undefined;
