@@ -18,6 +18,7 @@ import type { JSONWebKeySet } from 'jose';
 import { createClient } from './client.ts';
 import { TesseraError } from './errors.ts';
 import { fileStorage } from './storage.ts';
+import { entitlementsOf } from './entitlements.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -64,7 +65,7 @@ async function main(): Promise<number> {
       const text = readFileSync(arg, 'utf8');
       const verified = command === 'install' ? await client.installLicenseFile(text) : await client.verifyLicenseFile(text);
       const p = verified.payload;
-      out({ valid: true, installed: command === 'install', claims: p }, `${command === 'install' ? 'installed' : 'valid'}: license ${p.sub}, revision ${p.revision}, expires ${p.licenseExpiresAt ?? p.exp ?? 'never'}, features ${JSON.stringify(p.features ?? [])}`);
+      out({ valid: true, installed: command === 'install', claims: p }, `${command === 'install' ? 'installed' : 'valid'}: license ${p.sub}, revision ${p.revision}, expires ${p.licenseExpiresAt ?? p.exp ?? 'never'}, features ${JSON.stringify(p.features ?? [])}, entitlements ${entitlementsOf(p).map((e) => `${e.feature}=${e.limit}`).join(';') || 'none'}`);
       return 0;
     }
     case 'deactivate': {

@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import type { JSONWebKeySet } from 'jose';
+import { type Entitlement, entitlement, entitlementsOf, featuresOf, isEntitled } from './entitlements.ts';
 import { TesseraError, type TesseraErrorCode } from './errors.ts';
 import { collectFingerprint, type Fingerprint } from './fingerprint.ts';
 import { type OperationName, OPERATIONS } from './operations.ts';
@@ -38,6 +39,8 @@ export interface LicenseInfo {
   maxActivations: number | null;
   activationsUsed: number;
   features: string[];
+  /** Numeric entitlements, e.g. `{ feature: 'projects', limit: 10 }`. */
+  entitlements: Entitlement[];
 }
 
 export interface Activation {
@@ -257,11 +260,11 @@ export class TesseraClient {
    * Online validation, falling back to the stored signed token when the server cannot be reached:
    * valid offline for `gracePeriodSeconds` after the last contact, with clock-rollback detection.
    */
-  async validate(options: { feature?: string; version?: string } = {}): Promise<ValidationResult> {
+  async validate(options: { feature?: string; quantity?: number; version?: string } = {}): Promise<ValidationResult> {
     const { key, state } = await this.requireKey();
     try {
       const data = await this.call<{ validateLicense: { valid: boolean; code: TesseraErrorCode | null; license: LicenseInfo | null } }>('ValidateLicense', {
-        input: { key, fingerprint: this.device.fingerprint, version: options.version ?? this.options.appVersion, feature: options.feature },
+        input: { key, fingerprint: this.device.fingerprint, version: options.version ?? this.options.appVersion, feature: options.feature, quantity: options.quantity },
       });
       const v = data.validateLicense;
       if (!v || typeof v.valid !== 'boolean') throw new TesseraError('BAD_RESPONSE', 'unexpected response shape');
@@ -269,11 +272,11 @@ export class TesseraClient {
       return { valid: v.valid, code: v.code, license: v.license, offline: false };
     } catch (err) {
       if (!(err instanceof TesseraError) || !err.transient) throw err;
-      return this.validateOffline(state, options.feature);
+      return this.validateOffline(state, options.feature, options.quantity);
     }
   }
 
-  private async validateOffline(state: LicenseState, feature?: string): Promise<ValidationResult> {
+  private async validateOffline(state: LicenseState, feature?: string, quantity?: number): Promise<ValidationResult> {
     const fail = (code: TesseraErrorCode): ValidationResult => ({ valid: false, code, license: null, offline: true });
     if (!state.token || !this.options.publicKeys) return fail('NOT_ACTIVATED');
     const now = new Date();
@@ -289,8 +292,8 @@ export class TesseraClient {
         now,
         lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
       });
-      const features = Array.isArray(payload.features) ? (payload.features as string[]) : [];
-      if (feature && !features.includes(feature)) return fail('FEATURE_NOT_ENTITLED');
+      const features = featuresOf(payload);
+      if (feature && !isEntitled(payload, feature, quantity)) return fail('FEATURE_NOT_ENTITLED');
       await this.storage.save({ ...state, lastSeenTime: now.toISOString() > (state.lastSeenTime ?? '') ? now.toISOString() : state.lastSeenTime });
       return {
         valid: true,
@@ -304,11 +307,37 @@ export class TesseraClient {
           maxActivations: (payload.maxActivations as number | null) ?? null,
           activationsUsed: 0,
           features,
+          entitlements: entitlementsOf(payload),
         },
       };
     } catch (err) {
       return fail(err instanceof TesseraError ? err.code : 'INVALID_SIGNATURE');
     }
+  }
+
+  /**
+   * The numeric entitlement of a feature (`{ feature, limit }`, e.g. projects = 10) from the signed material
+   * on this machine, verified offline: the installed license file, else the stored activation token.
+   * Null when the license gives the feature no limit. Enforce it with `limit` (or `validate({ feature, quantity })`).
+   */
+  async entitlement(feature: string): Promise<Entitlement | null> {
+    if (!this.options.publicKeys) throw new TesseraError('INVALID_SIGNATURE', 'no public keys are embedded to verify with');
+    const state = await this.storage.load();
+    if (state.licenseFile) return entitlement(await this.verifyLicenseFile(state.licenseFile), feature);
+    if (!state.token) throw new TesseraError('NOT_ACTIVATED', 'this device has not been activated');
+    const verified = await verifyDocument(state.token, {
+      jwks: this.options.publicKeys,
+      kind: 'activation',
+      issuer: this.options.tenant,
+      fingerprint: this.device.fingerprint,
+      lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
+    });
+    return entitlement(verified, feature);
+  }
+
+  /** The limit of a numeric entitlement from the verified material on this machine (see `entitlement`). */
+  async limitOf(feature: string): Promise<number | null> {
+    return (await this.entitlement(feature))?.limit ?? null;
   }
 
   /** Frees this device's activation on the server and forgets the local token. */

@@ -4,7 +4,7 @@
  * the SDK then sends only the hash.
  */
 const ERROR_FIELDS = `... on LicensingError { code message } ... on ValidationError { message fields { path message } }`;
-const LICENSE_INFO = `license { status type expiresAt revision maxActivations activationsUsed features }`;
+const LICENSE_INFO = `license { status type expiresAt revision maxActivations activationsUsed features entitlements { feature limit } }`;
 const ACTIVATION = `activation { id status fingerprint activatedAt lastHeartbeatAt ${LICENSE_INFO} }`;
 const LEASE = `... on SeatLease { id expiresAt token }`;
 const TICKET = `... on UsageTicket { id status quantity remaining expiresAt receipt }`;

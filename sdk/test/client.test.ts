@@ -63,6 +63,7 @@ beforeAll(async () => {
   const product = ok(await s.gql(`mutation { createProduct(input: { name: "CAD", code: "cad" }) { ... on Product { id } } }`, {}, { token }));
   const productId = product.createProduct.id;
   ok(await s.gql(`mutation($p: ID!) { createFeature(input: { productId: $p, code: "export", name: "Export" }) { __typename } }`, { p: productId }, { token }));
+  ok(await s.gql(`mutation($p: ID!) { createFeature(input: { productId: $p, code: "projects", name: "Projects" }) { __typename } }`, { p: productId }, { token }));
   const edition = ok(
     await s.gql(
       `mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } ... on Error { message } } }`,
@@ -138,6 +139,25 @@ describe('online flows against a real server', () => {
     const r = await c.deactivate();
     expect(r.activation.status).toBe('RELEASED');
     expect((await storage.load()).token).toBeUndefined();
+  });
+});
+
+describe('numeric entitlements', () => {
+  it('validates a quantity online and offline, and reads limits from the verified token', async () => {
+    const { key } = await newLicense({ entitlements: [{ feature: 'projects', limit: 5 }] });
+    const storage = memoryStorage();
+    const c = client(storage);
+    const a = await c.activate(key);
+    expect(a.activation.license.entitlements).toEqual([{ feature: 'projects', limit: 5 }]);
+    expect(await c.validate({ feature: 'projects', quantity: 5 })).toMatchObject({ valid: true, offline: false, license: { entitlements: [{ feature: 'projects', limit: 5 }] } });
+    expect(await c.validate({ feature: 'projects', quantity: 6 })).toMatchObject({ valid: false, code: 'FEATURE_NOT_ENTITLED', offline: false });
+    expect(await c.limitOf('projects')).toBe(5);
+    expect(await c.entitlement('export')).toBeNull();
+
+    const unreachable = client(storage, { endpoint: 'http://127.0.0.1:9/graphql', timeoutMs: 2000 });
+    expect(await unreachable.validate({ feature: 'projects', quantity: 5 })).toMatchObject({ valid: true, offline: true, license: { entitlements: [{ feature: 'projects', limit: 5 }] } });
+    expect(await unreachable.validate({ feature: 'projects', quantity: 6 })).toMatchObject({ valid: false, offline: true, code: 'FEATURE_NOT_ENTITLED' });
+    expect(await unreachable.validate({ feature: 'export', quantity: 99 })).toMatchObject({ valid: true, offline: true });
   });
 });
 
