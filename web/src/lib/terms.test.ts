@@ -47,6 +47,33 @@ describe('validateTerms mirrors the server rules', () => {
     expect(e['meters.0.meter']).toBeUndefined();
   });
 
+  it('checks numeric entitlements like the server: known, once, not also on/off, whole non-negative limits', () => {
+    const d = {
+      ...emptyDraft(),
+      features: ['export'],
+      entitlements: [
+        { feature: 'sso', limit: '5' },
+        { feature: 'sso', limit: '-1' },
+        { feature: 'export', limit: '1.5' },
+        { feature: 'nope', limit: '' },
+        { feature: '', limit: '2147483648' },
+      ],
+    };
+    const e = validateTerms(d, catalogue);
+    expect(e['entitlements.0.feature']).toBeUndefined();
+    expect(e['entitlements.0.limit']).toBeUndefined();
+    expect(e['entitlements.1.feature']).toBe('feature "sso" is listed twice');
+    expect(e['entitlements.1.limit']).toBe('must not be negative');
+    expect(e['entitlements.2.feature']).toMatch(/also an on\/off feature/);
+    expect(e['entitlements.2.limit']).toBe('must be a whole number');
+    expect(e['entitlements.3.feature']).toBe('unknown feature "nope" for this product');
+    expect(e['entitlements.3.limit']).toBe('must not be empty');
+    expect(e['entitlements.4.feature']).toBe('choose a feature');
+    expect(e['entitlements.4.limit']).toBe('must be at most 2147483647');
+    const many = Array.from({ length: 101 }, (_, i) => ({ feature: `f${i}`, limit: '1' }));
+    expect(validateTerms({ ...emptyDraft(), entitlements: many }).entitlements).toBe('at most 100 entitlements');
+  });
+
   it('recognises semver ranges', () => {
     for (const ok of ['>=2.0.0 <3.0.0', '^1.2', '~1.2.3', '1.x', '*', '1.0.0 - 2.0.0', '>= 1.0.0', '^1 || ^2']) expect(looksLikeSemverRange(ok), ok).toBe(true);
     for (const bad of ['banana', '>=2.0.0 <', '1..2', '||']) expect(looksLikeSemverRange(bad), bad).toBe(false);
@@ -62,11 +89,14 @@ describe('terms input', () => {
     expect(input.seats).toBeNull();
     expect(input.allowedVersions).toBeNull();
     expect(input.meters).toEqual([{ meter: 'api-calls', quota: 10, period: 'DAY' }]);
+    expect(termsInput({ ...emptyDraft(), entitlements: [{ feature: ' sso ', limit: '7' }] }).entitlements).toEqual([{ feature: 'sso', limit: 7 }]);
   });
 
   it('sends only what a license overrides of its edition', () => {
     const edition = draftFrom({ ...termsInput(emptyDraft()), features: ['export'] });
     const license = { ...structuredClone(edition), maxActivations: '10', features: ['export', 'sso'] };
     expect(changedTerms(termsInput(license), termsInput(edition))).toEqual({ maxActivations: 10, features: ['export', 'sso'] });
+    const limited = { ...structuredClone(edition), entitlements: [{ feature: 'sso', limit: '3' }] };
+    expect(changedTerms(termsInput(limited), termsInput(edition))).toEqual({ entitlements: [{ feature: 'sso', limit: 3 }] });
   });
 });

@@ -1,6 +1,7 @@
 import type {
   ClientType,
   DeploymentMode,
+  EntitlementInput,
   FingerprintMatch,
   LicenseType,
   MeterEntitlementInput,
@@ -29,6 +30,8 @@ export interface TermsDraft {
   allowOffline: boolean;
   fingerprintMatch: FingerprintMatch;
   features: string[];
+  /** Numeric entitlements (projects = 10); a feature is either here or in `features`. */
+  entitlements: { feature: string; limit: string }[];
   meters: { meter: string; quota: string; period: MeterPeriod }[];
   allowedVersions: string;
 }
@@ -53,6 +56,7 @@ export interface TermsValues {
   allowOffline: boolean;
   fingerprintMatch: FingerprintMatch;
   features: readonly string[];
+  entitlements: readonly { feature: string; limit: number }[];
   meters: readonly { meter: string; quota: number; period: MeterPeriod }[];
   allowedVersions: string | null;
 }
@@ -73,6 +77,7 @@ export function emptyDraft(licenseType: LicenseType = 'SUBSCRIPTION'): TermsDraf
     allowOffline: false,
     fingerprintMatch: 'EXACT',
     features: [],
+    entitlements: [],
     meters: [],
     allowedVersions: '',
   };
@@ -96,12 +101,14 @@ export function draftFrom(t: TermsValues): TermsDraft {
     allowOffline: t.allowOffline,
     fingerprintMatch: t.fingerprintMatch,
     features: [...t.features],
+    entitlements: t.entitlements.map((e) => ({ feature: e.feature, limit: String(e.limit) })),
     meters: t.meters.map((m) => ({ meter: m.meter, quota: String(m.quota), period: m.period })),
     allowedVersions: t.allowedVersions ?? '',
   };
 }
 
 const INT_MAX = 2_147_483_647;
+const MAX_ENTITLEMENTS = 100;
 type NumberField = 'validityDays' | 'maxActivations' | 'goodwillActivations' | 'seats' | 'leaseSeconds' | 'heartbeatSeconds' | 'inactivityReclaimSeconds';
 
 /** [min, max, message for max] per numeric term, as the server's zod schema has them. */
@@ -152,7 +159,7 @@ export interface Catalogue {
   meters: ReadonlySet<string>;
 }
 
-/** Problems of a draft, keyed like the server's ValidationError paths (features.0, meters.1.quota). */
+/** Problems of a draft, keyed like the server's ValidationError paths (features.0, entitlements.0.limit, meters.1.quota). */
 export function validateTerms(d: TermsDraft, catalogue?: Catalogue): FieldErrors {
   const errors: FieldErrors = {};
   const at = (path: string, message: string) => {
@@ -191,6 +198,23 @@ export function validateTerms(d: TermsDraft, catalogue?: Catalogue): FieldErrors
     if (seenFeatures.has(f)) at(`features.${i}`, `feature "${f}" is listed twice`);
     seenFeatures.add(f);
   });
+  if (d.entitlements.length > MAX_ENTITLEMENTS) at('entitlements', `at most ${MAX_ENTITLEMENTS} entitlements`);
+  const seenEntitlements = new Set<string>();
+  d.entitlements.forEach((e, i) => {
+    const feature = e.feature.trim();
+    if (!feature) at(`entitlements.${i}.feature`, 'choose a feature');
+    else if (catalogue && !catalogue.features.has(feature)) at(`entitlements.${i}.feature`, `unknown feature "${feature}" for this product`);
+    if (feature && seenEntitlements.has(feature)) at(`entitlements.${i}.feature`, `feature "${feature}" is listed twice`);
+    else if (feature && seenFeatures.has(feature)) {
+      at(`entitlements.${i}.feature`, `feature "${feature}" is also an on/off feature; list it in features or in entitlements, not both`);
+    }
+    seenEntitlements.add(feature);
+    const limit = intOrNull(e.limit);
+    if (limit === null) at(`entitlements.${i}.limit`, 'must not be empty');
+    else if (Number.isNaN(limit)) at(`entitlements.${i}.limit`, 'must be a whole number');
+    else if (limit < 0) at(`entitlements.${i}.limit`, 'must not be negative');
+    else if (limit > INT_MAX) at(`entitlements.${i}.limit`, 'must be at most 2147483647');
+  });
   const seenMeters = new Set<string>();
   d.meters.forEach((m, i) => {
     const meter = m.meter.trim();
@@ -227,6 +251,7 @@ export function termsInput(d: TermsDraft) {
     allowOffline: d.allowOffline,
     fingerprintMatch: d.fingerprintMatch,
     features: [...d.features],
+    entitlements: d.entitlements.map((e): EntitlementInput => ({ feature: e.feature.trim(), limit: Number(e.limit) })),
     meters: d.meters.map((m): MeterEntitlementInput => ({ meter: m.meter.trim(), quota: Number(m.quota), period: m.period })),
     allowedVersions: d.allowedVersions.trim() || null,
   };

@@ -82,6 +82,11 @@ describe('admin console', () => {
     await page.getByRole('dialog').getByLabel('Code').fill('pdf-export');
     await page.getByRole('dialog').getByRole('button', { name: 'Add feature' }).click();
     await page.getByRole('cell', { name: 'pdf-export' }).waitFor();
+    await page.getByRole('button', { name: 'Add feature' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('Projects');
+    await page.getByRole('dialog').getByLabel('Code').fill('projects');
+    await page.getByRole('dialog').getByRole('button', { name: 'Add feature' }).click();
+    await page.getByRole('cell', { name: 'projects', exact: true }).waitFor();
 
     await page.getByRole('button', { name: 'Add meter' }).click();
     await page.getByRole('dialog').getByLabel('Name').fill('API calls');
@@ -103,10 +108,17 @@ describe('admin console', () => {
     await page.getByLabel('Allowed versions').fill('>=2.0.0 <3.0.0');
     await page.getByText('PDF export').click();
     await page.getByRole('button', { name: 'Add meter quota' }).click();
+    // A numeric limit: the first feature not switched on above (Projects).
+    await page.getByRole('button', { name: 'Add limit' }).click();
+    await page.getByLabel('Limit', { exact: true }).fill('-1');
+    await page.getByLabel('Limit', { exact: true }).blur();
+    await page.getByText('must not be negative').waitFor();
+    await page.getByLabel('Limit', { exact: true }).fill('10');
     await shot(page, '04-edition-form');
     await page.getByRole('button', { name: 'Create edition' }).click();
     await heading(product.name);
     await page.getByRole('cell', { name: /Professional/ }).waitFor();
+    await page.getByRole('cell', { name: 'pdf-export, projects = 10' }).waitFor();
     await shot(page, '05-product');
   });
 
@@ -125,6 +137,7 @@ describe('admin console', () => {
     await shot(page, '07-license-issued');
     await page.getByRole('link', { name: 'Open license' }).click();
     await page.getByRole('heading', { level: 1, name: licenseKey }).waitFor();
+    await page.getByText('projects = 10').waitFor();
     licenseUrl = page.url();
   });
 

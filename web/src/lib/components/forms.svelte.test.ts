@@ -43,6 +43,23 @@ describe('TermsFields', () => {
     expect(screen.queryByText(/seats apply to FLOATING provisioning only/)).toBeNull();
   });
 
+  it('adds a numeric limit for the first feature not switched on, and edits it', async () => {
+    const draft = $state({ ...emptyDraft(), features: ['export'] });
+    const features = [
+      { code: 'export', name: 'Export' },
+      { code: 'projects', name: 'Projects' },
+    ];
+    render(TermsFields, { draft, features, fields: ['features', 'entitlements'] });
+    await fireEvent.click(screen.getByRole('button', { name: 'Add limit' }));
+    flushSync();
+    expect(draft.entitlements).toEqual([{ feature: 'projects', limit: '10' }]);
+    await fireEvent.input(screen.getByLabelText('Limit'), { target: { value: '25' } });
+    expect(draft.entitlements[0]!.limit).toBe('25');
+    await fireEvent.click(screen.getByRole('button', { name: 'Remove limit 1' }));
+    flushSync();
+    expect(draft.entitlements).toEqual([]);
+  });
+
   it('renders only the requested fields', () => {
     const draft = $state(emptyDraft());
     render(TermsFields, { draft, fields: ['maxActivations', 'features'] });
