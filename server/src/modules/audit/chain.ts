@@ -17,6 +17,7 @@ import type { DomainEvent } from './bus.ts';
 
 export const GENESIS_HASH = '0'.repeat(64);
 const SEAL_BATCH = 500;
+const SEAL_COALESCE_MS = 3;
 const VERIFY_BATCH = 1000;
 
 /** JSON with object keys sorted at every depth: the same value always gives the same text. */
@@ -162,6 +163,9 @@ function createSealer(deps: AppDeps): Sealer {
   const run = async (tenantId: string, state: { again: boolean }) => {
     try {
       do {
+        // Under load, commits keep arriving while a seal runs: a short pause lets the next round take
+        // them together (one seal per many writes) instead of one round per commit.
+        if (state.again) await new Promise((resolve) => setTimeout(resolve, SEAL_COALESCE_MS));
         state.again = false;
         for (;;) {
           const { events, more } = await sealBatch(deps.db, tenantId);
