@@ -65,6 +65,7 @@ export interface SeatGrant {
   holder: string;
   fingerprint: string;
   user: string | null;
+  department: string | null;
   seats: number;
   expiresAt: Date;
   requestId: string;
@@ -75,10 +76,11 @@ const LEASE_PAYLOAD = (alias: string) =>
 
 const GRANT = `
   WITH q AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[])
-      WITH ORDINALITY AS q(id, "tenantId", "licenseId", holder, fingerprint, "user", seats, "expiresAt", "requestId", i)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[], $12::text[])
+      WITH ORDINALITY AS q(id, "tenantId", "licenseId", holder, fingerprint, "user", seats, "expiresAt", "requestId", department, i)
   ), renewed AS (
-    UPDATE "Lease" l SET "expiresAt" = GREATEST(l."expiresAt", q."expiresAt"::timestamp(3)), "renewedAt" = $10::timestamp(3), fingerprint = q.fingerprint
+    UPDATE "Lease" l SET "expiresAt" = GREATEST(l."expiresAt", q."expiresAt"::timestamp(3)), "renewedAt" = $10::timestamp(3), fingerprint = q.fingerprint,
+           department = COALESCE(q.department, l.department)
       FROM q
      WHERE l."licenseId" = q."licenseId" AND l."activeHolder" = q.holder AND l.status = 'ACTIVE' AND l."expiresAt" > $10::timestamp(3)
     RETURNING l.*, q.i AS qi, q."requestId" AS "qRequestId"
@@ -95,8 +97,8 @@ const GRANT = `
     SELECT need.*, pool.used + COALESCE(owed.n, 0) AS taken, row_number() OVER (PARTITION BY need."licenseId" ORDER BY need.i)::int AS rn
       FROM need JOIN pool ON pool."licenseId" = need."licenseId" LEFT JOIN owed ON owed."licenseId" = need."licenseId"
   ), granted AS (
-    INSERT INTO "Lease" (id, "tenantId", "licenseId", holder, fingerprint, "user", status, borrowed, "grantedAt", "renewedAt", "expiresAt", "activeHolder")
-    SELECT id, "tenantId", "licenseId", holder, fingerprint, "user", 'ACTIVE', false, $10::timestamp(3), $10::timestamp(3), "expiresAt"::timestamp(3), holder
+    INSERT INTO "Lease" (id, "tenantId", "licenseId", holder, fingerprint, "user", department, status, borrowed, "grantedAt", "renewedAt", "expiresAt", "activeHolder")
+    SELECT id, "tenantId", "licenseId", holder, fingerprint, "user", department, 'ACTIVE', false, $10::timestamp(3), $10::timestamp(3), "expiresAt"::timestamp(3), holder
       FROM r WHERE taken + rn <= seats
     ON CONFLICT ("licenseId", "activeHolder") DO NOTHING
     RETURNING *
@@ -153,6 +155,7 @@ export const seatGrantBatcher = perApp((app: AppDeps) =>
           col((x) => x.requestId),
           now.toISOString(),
           utcDay(now),
+          col((x) => x.department),
         ],
         'tessera_seat_grant',
       );

@@ -276,6 +276,44 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     }
   });
 
+  it('seat analytics per department and per user: leases, seat time and exact peak concurrent use per day', async () => {
+    const lic = await floating(10, { clientType: 'USERS' });
+    const BREAKDOWN = `query($id: ID!, $groupBy: SeatGrouping, $days: Int) {
+      seatMap(licenseId: $id) { ... on SeatMap { breakdown(groupBy: $groupBy, days: $days) { day key leases secondsHeld peakConcurrent } } }
+    }`;
+    const take = (user: string, department?: string) => checkout({ key: lic.key, fingerprint: `fp-${user}`, user, ...(department ? { department } : {}) });
+    const [ann, bob] = await Promise.all([take('ann', 'Engineering'), take('bob', 'Engineering'), take('cid', 'Sales'), take('dee')]);
+    expect(ann.__typename).toBe('SeatLease');
+    // Ann hands her seat over before Eve takes one: Engineering never holds three at once.
+    expect((await release(ann.id, lic.key)).__typename).toBe('SeatLease');
+    expect((await take('eve', 'Engineering')).__typename).toBe('SeatLease');
+    // Bob checking out again (renewal) is no new lease.
+    expect((await take('bob', 'Engineering')).id).toBe(bob.id);
+
+    const today = new Date().toISOString().slice(0, 10);
+    const rows = ok(await s.gql(BREAKDOWN, { id: lic.globalId, groupBy: 'DEPARTMENT', days: 7 }, { token })).seatMap.breakdown as {
+      day: string;
+      key: string | null;
+      leases: number;
+      secondsHeld: number;
+      peakConcurrent: number;
+    }[];
+    const of = (key: string | null) => rows.find((r) => r.day === today && r.key === key);
+    expect(of('Engineering')).toMatchObject({ leases: 3, peakConcurrent: 2 });
+    expect(of('Sales')).toMatchObject({ leases: 1, peakConcurrent: 1 });
+    expect(of(null)).toMatchObject({ leases: 1, peakConcurrent: 1 });
+    expect(rows.every((r) => r.secondsHeld >= 0)).toBe(true);
+
+    const users = ok(await s.gql(BREAKDOWN, { id: lic.globalId, groupBy: 'USER', days: 1 }, { token })).seatMap.breakdown as { key: string; leases: number }[];
+    expect(users.map((u) => u.key).sort()).toEqual(['ann', 'bob', 'cid', 'dee', 'eve']);
+    expect(users.find((u) => u.key === 'bob')!.leases).toBe(1);
+
+    const bad = await s.gql(BREAKDOWN, { id: lic.globalId, groupBy: 'USER', days: 0 }, { token });
+    expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const long = await checkout({ key: lic.key, fingerprint: 'fp-x', user: 'x', department: 'd'.repeat(129) });
+    expect(long.__typename).toBe('ValidationError');
+  });
+
   it('the seat map is tenant-scoped and needs a member', async () => {
     const lic = await floating(1);
     const other = await s.tenant();

@@ -21,6 +21,7 @@ const checkoutInput = z.object({
   key: z.string(),
   fingerprint: clientString,
   user: clientString.nullish(),
+  department: z.string().trim().min(1, 'must not be empty').max(128, 'must be at most 128 characters').nullish(),
   idempotencyKey: z.string().max(255, 'must be at most 255 characters').nullish(),
   wait: z.boolean().nullish(),
 });
@@ -124,6 +125,7 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
       holder,
       fingerprint: input.fingerprint,
       user: input.user ?? null,
+      department: input.department ?? null,
       seats,
       expiresAt,
       requestId: ctx.requestId,
@@ -159,11 +161,11 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
 
   let outcome: GrantOutcome;
   try {
-    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, seats: lic.seats!, wait: !!input.wait, now, expiresAt });
+    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, seats: lic.seats!, wait: !!input.wait, now, expiresAt });
   } catch (err) {
     // The same holder was granted a lease by a concurrent checkout: this one renews it.
     if (!isDuplicate(err)) throw err;
-    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, seats: lic.seats!, wait: !!input.wait, now, expiresAt });
+    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, seats: lic.seats!, wait: !!input.wait, now, expiresAt });
   }
   if (outcome.lease) {
     void sealerOf(ctx.app).seal(tenantId);
@@ -191,6 +193,7 @@ interface GrantArgs {
   holder: string;
   fingerprint: string;
   user: string | null;
+  department: string | null;
   seats: number;
   wait: boolean;
   now: Date;
@@ -202,7 +205,8 @@ async function renewOrGrant(ctx: ServiceContext, a: GrantArgs): Promise<GrantOut
   const day = utcDay(a.now);
   const [row] = await ctx.prisma.$queryRaw<(Omit<GrantOutcome, 'lease'> & { lease: Record<string, unknown> | null })[]>`
     WITH renewed AS (
-      UPDATE "Lease" SET "expiresAt" = GREATEST("expiresAt", ${a.expiresAt}::timestamp(3)), "renewedAt" = ${a.now}::timestamp(3), fingerprint = ${a.fingerprint}
+      UPDATE "Lease" SET "expiresAt" = GREATEST("expiresAt", ${a.expiresAt}::timestamp(3)), "renewedAt" = ${a.now}::timestamp(3), fingerprint = ${a.fingerprint},
+        department = COALESCE(${a.department}, department)
       WHERE "licenseId" = ${a.licenseId}::uuid AND "activeHolder" = ${a.holder} AND status = 'ACTIVE' AND "expiresAt" > ${a.now}::timestamp(3)
       RETURNING *
     ), q AS (
@@ -221,8 +225,8 @@ async function renewOrGrant(ctx: ServiceContext, a: GrantArgs): Promise<GrantOut
       WHERE "licenseId" = ${a.licenseId}::uuid AND NOT EXISTS (SELECT 1 FROM renewed)
       RETURNING used, granted
     ), granted AS (
-      INSERT INTO "Lease" (id, "tenantId", "licenseId", holder, fingerprint, "user", status, borrowed, "grantedAt", "renewedAt", "expiresAt", "activeHolder")
-      SELECT ${randomUUID()}::uuid, ${a.tenantId}::uuid, ${a.licenseId}::uuid, ${a.holder}, ${a.fingerprint}, ${a.user}, 'ACTIVE', false,
+      INSERT INTO "Lease" (id, "tenantId", "licenseId", holder, fingerprint, "user", department, status, borrowed, "grantedAt", "renewedAt", "expiresAt", "activeHolder")
+      SELECT ${randomUUID()}::uuid, ${a.tenantId}::uuid, ${a.licenseId}::uuid, ${a.holder}, ${a.fingerprint}, ${a.user}, ${a.department}, 'ACTIVE', false,
         ${a.now}::timestamp(3), ${a.now}::timestamp(3), ${a.expiresAt}::timestamp(3), ${a.holder}
       FROM pool WHERE pool.granted
       RETURNING *

@@ -1,3 +1,4 @@
+import { GraphQLError } from 'graphql';
 import { errorTypeMap, wrapErrorIfMatches } from '@pothos/plugin-errors';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { builder } from '../../builder.ts';
@@ -5,6 +6,7 @@ import { LicensingError, NotFoundError, ValidationError } from '../../errors.ts'
 import { parseId } from '../common/ids.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS, CLIENT_ERRORS } from '../common/types.ts';
+import { type SeatUsageBucket, seatUsageBreakdown } from './analytics.ts';
 import {
   borrowSeat,
   checkoutSeat,
@@ -29,6 +31,7 @@ builder.prismaNode('Lease', {
     holder: t.exposeString('holder', { description: 'The fingerprint or user the seat is counted by.' }),
     fingerprint: t.exposeString('fingerprint'),
     user: t.exposeString('user', { nullable: true }),
+    department: t.exposeString('department', { nullable: true }),
     status: t.expose('status', { type: LeaseStatusEnum }),
     borrowed: t.exposeBoolean('borrowed'),
     grantedAt: t.expose('grantedAt', { type: 'DateTime' }),
@@ -87,6 +90,7 @@ const CheckoutSeatInput = builder.inputType('CheckoutSeatInput', {
     key: t.string({ required: true }),
     fingerprint: t.string({ required: true }),
     user: t.string({ description: 'Required when the license counts seats per user.' }),
+    department: t.string({ description: "The holder's department or cost centre, for seat analytics (seatMap.breakdown)." }),
     idempotencyKey: t.string({ description: 'Accepted for retries; checkout is idempotent per device/user anyway.' }),
     wait: t.boolean({ description: 'Queue for a seat when none is free instead of failing with NO_SEATS_AVAILABLE.' }),
   }),
@@ -182,6 +186,21 @@ const SeatHolderUsage = builder.objectRef<HolderUsage>('SeatHolderUsage').implem
   }),
 });
 
+const SeatGroupingEnum = builder.enumType('SeatGrouping', {
+  values: { HOLDER: { description: 'The device or user the seat is counted by.' }, USER: {}, DEPARTMENT: {} } as const,
+});
+
+const SeatUsageBucketType = builder.objectRef<SeatUsageBucket>('SeatUsageBucket').implement({
+  description: 'Seat use of one holder, user or department on one UTC day.',
+  fields: (t) => ({
+    day: t.exposeString('day', { description: 'YYYY-MM-DD (UTC).' }),
+    key: t.exposeString('key', { nullable: true, description: 'The holder, user or department; null when the client reported none.' }),
+    leases: t.exposeInt('leases', { description: 'Leases granted that day.' }),
+    secondsHeld: t.exposeInt('secondsHeld', { description: 'Seat time held within that day.' }),
+    peakConcurrent: t.exposeInt('peakConcurrent', { description: 'Most seats held at once within that day.' }),
+  }),
+});
+
 interface SeatMapShape {
   licenseId: string;
   seats: number | null;
@@ -217,6 +236,17 @@ const SeatMap = builder.objectRef<SeatMapShape>('SeatMap').implement({
       args: { days: t.arg.int({ defaultValue: 30 }) },
       resolve: (query, m, { days }, ctx) =>
         ctx.prisma.seatUsageDay.findMany({ ...query, where: { licenseId: m.licenseId }, orderBy: { day: 'desc' }, take: Math.min(Math.max(days ?? 30, 1), 366) }),
+    }),
+    breakdown: t.field({
+      type: [SeatUsageBucketType],
+      description: 'Seat use per UTC day and per holder, user or department over the last `days` days (1 to 90), newest day first.',
+      args: { groupBy: t.arg({ type: SeatGroupingEnum, defaultValue: 'DEPARTMENT' }), days: t.arg.int({ defaultValue: 30 }) },
+      resolve: (m, { groupBy, days }, ctx) => {
+        if (days === null || days === undefined || days < 1 || days > 90) {
+          throw new GraphQLError('days must be 1 to 90', { extensions: { code: 'BAD_USER_INPUT' } });
+        }
+        return seatUsageBreakdown(ctx, m.licenseId, groupBy ?? 'DEPARTMENT', days);
+      },
     }),
     holders: t.field({
       type: [SeatHolderUsage],
