@@ -201,6 +201,40 @@ async function measureLeaseSweep(options: DatabaseOptions, licenseId: string, co
   }
 }
 
+/**
+ * Fills the tenant up to `total` licenses (copies of the bench license with their own keys, each with
+ * one active device), in bulk SQL through the running server's database.
+ */
+async function growLicenses(options: DatabaseOptions, licenseId: string, total: number): Promise<void> {
+  const db = await openDatabase(options);
+  try {
+    const [row] = await db.sql.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "License" WHERE "tenantId" = (SELECT "tenantId" FROM "License" WHERE id = $1::uuid)`,
+      [licenseId],
+    );
+    const add = total - (row?.n ?? 0);
+    if (add <= 0) return;
+    await db.sql.query(
+      `WITH src AS (SELECT * FROM "License" WHERE id = $1::uuid),
+            l AS (
+              INSERT INTO "License" (id, "tenantId", "productId", "editionId", key, type, provisioning, "clientType", "maxActivations",
+                                     "deploymentMode", "allowOffline", "fingerprintMatch", features, "activationsUsed", "updatedAt")
+              SELECT gen_random_uuid(), src."tenantId", src."productId", src."editionId", 'LIC-SCALE-' || md5(random()::text || g), src.type,
+                     src.provisioning, src."clientType", src."maxActivations", src."deploymentMode", src."allowOffline", src."fingerprintMatch",
+                     src.features, 1, now()
+                FROM src, generate_series(1, $2::int) AS g
+              RETURNING id, "tenantId"
+            )
+       INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", status)
+       SELECT gen_random_uuid(), l."tenantId", l.id, 'scale-' || l.id, 'scale-' || l.id, 'ACTIVE' FROM l`,
+      [licenseId, add],
+    );
+    await db.sql.exec('ANALYZE "License", "Activation"');
+  } finally {
+    await db.close();
+  }
+}
+
 interface Row {
   scenario: string;
   rps: number;
@@ -289,6 +323,18 @@ async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
       ],
     ];
     for (const [name, body, success] of scenarios) if (wanted(name)) rows.push(await load(server.url, name, body, success));
+
+    // Scale: the lookups and writes are indexed, so throughput should not depend on how many licenses
+    // (and devices) the database holds. Measured with 1,000 and then 100,000 licenses of the tenant.
+    if (wanted('scale')) {
+      const live: DatabaseOptions = env.DATABASE_URL ? { url: env.DATABASE_URL, poolSize: 1 } : { socketDir: env.TESSERA_DATA_DIR! };
+      for (const total of [1_000, 100_000]) {
+        await growLicenses(live, Buffer.from(fixture.licenseId, 'base64').toString().split(':')[1]!, total);
+        const at = `${total / 1000}k licenses`;
+        rows.push(await load(server.url, `validateLicense @ ${at}`, (i) => persisted('ValidateLicense', { input: { key, fingerprint: devices[i % devices.length] } }), '"valid":true'));
+        rows.push(await load(server.url, `heartbeat @ ${at}`, (i) => persisted('Heartbeat', { input: { key, fingerprint: devices[i % devices.length] } }), '"HeartbeatSuccess"'));
+      }
+    }
     const base = rows[0]!.rps;
     for (const r of rows) r.ratio = r.rps / base;
     await server.stop();
@@ -331,6 +377,13 @@ for (const [dialect, rows] of Object.entries(results)) {
   for (const r of rows) {
     const ratio = r.ratio === undefined ? 'n/a (ms in p50/p99)' : `${r.ratio.toFixed(2)}x`;
     console.log(`| ${dialect} | ${r.scenario} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.errors} | ${ratio} |`);
+  }
+}
+for (const [dialect, rows] of Object.entries(results)) {
+  for (const op of ['validateLicense', 'heartbeat']) {
+    const small = rows.find((r) => r.scenario === `${op} @ 1k licenses`);
+    const large = rows.find((r) => r.scenario === `${op} @ 100k licenses`);
+    if (small && large) console.log(`${dialect}: ${op} with 100k licenses / with 1k = ${(large.rps / small.rps).toFixed(2)}x`);
   }
 }
 const dir = path.join(root, 'server/bench/results');
