@@ -12,6 +12,7 @@ import {
   heartbeatDevice,
   issue,
   license as issueLicense,
+  product,
   RELEASE,
   validate,
 } from './fixtures.ts';
@@ -287,6 +288,63 @@ describe('heartbeat and sync', () => {
     expect(new Date(payload.licenseExpiresAt as string).getTime()).toBeGreaterThan(Date.now() + 364 * 86_400_000);
     expect(payload.exp).toBe(Math.floor(new Date(payload.licenseExpiresAt as string).getTime() / 1000));
     expect(await validate(s, { key: l.key, fingerprint: 'trial' })).toMatchObject({ valid: true, code: null });
+  });
+});
+
+describe('subscription grace period', () => {
+  const GRACE_VALIDATE = `query($input: ValidateInput!) { validateLicense(input: $input) { valid code license { status inGracePeriod graceEndsAt } } }`;
+
+  it('past expiry, the devices it has keep working until the grace ends; new devices are refused; renewal ends the grace', async () => {
+    const l = await issue(s, token, { maxActivations: 3, validityDays: 30, licenseType: 'SUBSCRIPTION', gracePeriodSeconds: 7 * 86_400 });
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'g1' })).toMatchObject({ __typename: 'ActivateSuccess' });
+    const expiredAt = new Date(Date.now() - 3_600_000);
+    await s.db.prisma.license.update({ where: { id: l.id }, data: { expiresAt: expiredAt } });
+
+    const v = ok(await s.gql(GRACE_VALIDATE, { input: { key: l.key, fingerprint: 'g1' } })).validateLicense;
+    expect(v).toMatchObject({ valid: true, code: null, license: { status: 'EXPIRED', inGracePeriod: true } });
+    expect(new Date(v.license.graceEndsAt).getTime()).toBe(expiredAt.getTime() + 7 * 86_400_000);
+    expect(await heartbeatDevice(s, { key: l.key, fingerprint: 'g1', revision: 1 })).toMatchObject({ __typename: 'HeartbeatSuccess' });
+    // The same device activating again is served; a new one is not.
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'g1' })).toMatchObject({ __typename: 'ActivateSuccess', reused: true });
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'g2' })).toMatchObject({ code: 'LICENSE_EXPIRED' });
+    expect(await used(l.id)).toBe(1);
+    // A token issued in the grace period lasts until the grace ends, and says so.
+    const again = await activateDevice(s, { key: l.key, fingerprint: 'g1' });
+    const { payload } = await jwtVerify(again.token, createLocalJWKSet(await jwks()));
+    expect(payload.exp).toBe(Math.floor((expiredAt.getTime() + 7 * 86_400_000) / 1000));
+    expect(payload.graceEndsAt).toBe(new Date(expiredAt.getTime() + 7 * 86_400_000).toISOString());
+
+    // Once the grace has passed, everything answers LICENSE_EXPIRED.
+    await s.db.prisma.license.update({ where: { id: l.id }, data: { expiresAt: new Date(Date.now() - 8 * 86_400_000) } });
+    expect(await heartbeatDevice(s, { key: l.key, fingerprint: 'g1', revision: 1 })).toMatchObject({ code: 'LICENSE_EXPIRED' });
+    expect(ok(await s.gql(GRACE_VALIDATE, { input: { key: l.key, fingerprint: 'g1' } })).validateLicense).toMatchObject({
+      valid: false,
+      code: 'LICENSE_EXPIRED',
+      license: { inGracePeriod: false },
+    });
+
+    // Renewal: active again, out of grace.
+    ok(await s.gql(RENEW_LICENSE, { input: { licenseId: l.globalId, extendDays: 365 } }, { token }));
+    expect(ok(await s.gql(GRACE_VALIDATE, { input: { key: l.key, fingerprint: 'g1' } })).validateLicense).toMatchObject({
+      valid: true,
+      license: { status: 'ACTIVE', inGracePeriod: false },
+    });
+  });
+
+  it('is for subscriptions only, and bounded: bad terms are refused and change nothing', async () => {
+    const productId = await product(s, token);
+    const bad = async (terms: Record<string, unknown>) =>
+      ok(
+        await s.gql(
+          `mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on ValidationError { fields { path message } } } }`,
+          { input: { productId, name: 'G', code: `g-${Math.random().toString(36).slice(2, 8)}`, ...terms } },
+          { token },
+        ),
+      ).createEdition;
+    expect(await bad({ licenseType: 'PERPETUAL', gracePeriodSeconds: 3600 })).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'gracePeriodSeconds' }] });
+    expect(await bad({ licenseType: 'SUBSCRIPTION', validityDays: 30, gracePeriodSeconds: -1 })).toMatchObject({ __typename: 'ValidationError' });
+    expect(await bad({ licenseType: 'SUBSCRIPTION', validityDays: 30, gracePeriodSeconds: 400 * 86_400 })).toMatchObject({ __typename: 'ValidationError' });
+    expect(await s.db.prisma.edition.count({ where: { productId: String(decodeGlobalID(productId).id), name: 'G' } })).toBe(0);
   });
 });
 

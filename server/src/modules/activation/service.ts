@@ -7,6 +7,7 @@ import { type EventInput, inTransaction, type ServiceContext, type Tx } from '..
 import { isUniqueViolation } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { parseKey } from '../licenses/keys.ts';
+import { graceEndsAt, inGracePeriod } from '../licenses/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
 import { activationBatcher, type Found, heartbeatBatcher, lookupBatcher } from './batched.ts';
 
@@ -138,11 +139,14 @@ async function findByKey(ctx: ServiceContext, rawKey: string, fingerprint: strin
  * The license's own state, in the fixed order clients rely on:
  * revoked -> suspended -> not yet valid -> expired. (Not found was decided by the lookup.)
  */
-function assertLicenseUsable(l: License, now: Date) {
+function assertLicenseUsable(l: License, now: Date, existingDevice: boolean) {
   if (l.state === 'REVOKED') throw new LicensingError('LICENSE_REVOKED', 'This license has been revoked');
   if (l.state === 'SUSPENDED') throw new LicensingError('LICENSE_SUSPENDED', 'This license is suspended');
   if (l.startsAt && l.startsAt.getTime() > now.getTime()) throw new LicensingError('LICENSE_NOT_YET_VALID', 'This license is not valid yet');
-  if (l.expiresAt && l.expiresAt.getTime() <= now.getTime()) throw new LicensingError('LICENSE_EXPIRED', 'This license has expired');
+  // A subscription in its grace period keeps the devices it has; it takes no new ones.
+  if (l.expiresAt && l.expiresAt.getTime() <= now.getTime() && !(existingDevice && inGracePeriod(l, now))) {
+    throw new LicensingError('LICENSE_EXPIRED', 'This license has expired');
+  }
 }
 
 function versionAllowed(l: License, version: string | null | undefined): boolean {
@@ -194,11 +198,12 @@ async function activationToken(app: AppDeps, license: License, activationId: str
       revision: license.revision,
       licenseType: license.type,
       licenseExpiresAt: license.expiresAt?.toISOString() ?? null,
+      graceEndsAt: graceEndsAt(license)?.toISOString() ?? null,
       features: license.features,
       entitlements: license.entitlements,
       maxActivations: license.maxActivations,
     },
-    license.expiresAt,
+    graceEndsAt(license) ?? license.expiresAt,
   );
 }
 
@@ -349,7 +354,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
   }
 
   // Rule order: license state (revoked -> suspended -> not yet valid -> expired) -> deployment mode -> version -> limits.
-  assertLicenseUsable(license, now);
+  assertLicenseUsable(license, now, activation?.status === 'ACTIVE');
   if (!offline && license.deploymentMode === 'OFFLINE') {
     throw new LicensingError('ONLINE_ACTIVATION_NOT_ALLOWED', 'This license activates offline only');
   }
@@ -575,7 +580,7 @@ export async function heartbeat(ctx: ServiceContext, input: HeartbeatInput): Pro
 
   const now = new Date();
   const { license, activation } = await findByKey(ctx, input.key, input.fingerprint);
-  assertLicenseUsable(license, now);
+  assertLicenseUsable(license, now, activation?.status === 'ACTIVE');
   if (input.client?.appVersion) assertVersion(license, input.client.appVersion);
   if (!activation) throw new LicensingError('NOT_ACTIVATED', 'This device is not activated');
   if (activation.status !== 'ACTIVE') throw new LicensingError('ACTIVATION_RELEASED', 'This activation was released; activate again');
@@ -705,7 +710,8 @@ export async function validateLicense(ctx: ServiceContext, input: ValidateInput)
   }
   const { license, activation } = found;
   try {
-    assertLicenseUsable(license, new Date());
+    // Without a device, the license as such: in its grace period it is still valid for the devices it has.
+    assertLicenseUsable(license, new Date(), !input.fingerprint || activation?.status === 'ACTIVE');
     if (input.version) assertVersion(license, input.version);
     if (input.fingerprint) {
       if (!activation) throw new LicensingError('NOT_ACTIVATED', 'This device is not activated');

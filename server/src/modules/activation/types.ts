@@ -8,7 +8,7 @@ import { nodeWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS, CLIENT_ERRORS, LicensingErrorCodeEnum } from '../common/types.ts';
 import { entitlementsField, LicenseTypeEnum } from '../catalog/types.ts';
 import { LicenseStatusEnum } from '../licenses/enums.ts';
-import { licenseStatus } from '../licenses/service.ts';
+import { graceEndsAt, inGracePeriod, licenseStatus } from '../licenses/service.ts';
 import {
   activate,
   type ActivateResult,
@@ -26,9 +26,16 @@ export const ActivationStatusEnum = builder.enumType('ActivationStatus', { value
 /** What a client may know about its own license (CONTRACT.md). */
 export const LicenseInfo = builder.prismaObject('License', {
   variant: 'LicenseInfo',
-  select: { state: true, expiresAt: true },
+  select: { state: true, expiresAt: true, type: true, gracePeriodSeconds: true },
   fields: (t) => ({
     status: t.field({ type: LicenseStatusEnum, resolve: (l) => licenseStatus(l) }),
+    graceEndsAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'A subscription with a grace period keeps serving the devices it has until then, past expiresAt.',
+      resolve: (l) => graceEndsAt(l),
+    }),
+    inGracePeriod: t.boolean({ description: 'Expired (renewal pending) but still serving this device.', resolve: (l) => inGracePeriod(l) }),
     type: t.expose('type', { type: LicenseTypeEnum }),
     expiresAt: t.expose('expiresAt', { type: 'DateTime', nullable: true }),
     revision: t.exposeInt('revision'),

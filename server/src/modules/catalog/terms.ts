@@ -41,6 +41,7 @@ export const termFields = {
   leaseSeconds: z.number().int('must be an integer').min(30, 'must be at least 30').max(2_592_000, 'must be at most 30 days').nullable(),
   heartbeatSeconds: z.number().int('must be an integer').min(10, 'must be at least 10').max(2_592_000, 'must be at most 30 days').nullable(),
   inactivityReclaimSeconds: z.number().int('must be an integer').min(60, 'must be at least 60').max(31_536_000, 'must be at most 365 days').nullable(),
+  gracePeriodSeconds: z.number().int('must be an integer').min(0, 'must not be negative').max(31_536_000, 'must be at most 365 days').nullable(),
   deploymentMode: z.enum(['ONLINE', 'OFFLINE', 'HYBRID']),
   allowOffline: z.boolean(),
   fingerprintMatch: z.enum(['EXACT', 'ANY_TWO', 'MAJORITY']),
@@ -73,6 +74,7 @@ export const DEFAULT_TERMS: Omit<Terms, 'licenseType'> = {
   leaseSeconds: null,
   heartbeatSeconds: null,
   inactivityReclaimSeconds: null,
+  gracePeriodSeconds: null,
   deploymentMode: 'ONLINE',
   allowOffline: false,
   fingerprintMatch: 'EXACT',
@@ -119,6 +121,9 @@ export function termProblems(terms: Terms, catalogue: Catalogue, prefix = ''): F
   }
   if (terms.heartbeatSeconds !== null && terms.inactivityReclaimSeconds !== null && terms.inactivityReclaimSeconds < terms.heartbeatSeconds) {
     at('inactivityReclaimSeconds', 'must be at least heartbeatSeconds, or every device would be reclaimed between heartbeats');
+  }
+  if (terms.gracePeriodSeconds !== null && terms.licenseType !== 'SUBSCRIPTION') {
+    at('gracePeriodSeconds', 'a grace period applies to SUBSCRIPTION licenses only (renewal pending after expiry)');
   }
   if (terms.deploymentMode === 'OFFLINE' && !terms.allowOffline) {
     at('allowOffline', 'an OFFLINE deployment needs offline activation allowed');

@@ -24,6 +24,8 @@ export interface SeatTerms {
   clientType: string;
   seats: number | null;
   leaseSeconds: number | null;
+  type: string;
+  gracePeriodSeconds: number | null;
   /** Whether the license has ACTIVE leases past their expiry (to reclaim before granting). */
   lapsed: boolean;
   /** Whether its SeatPool row exists. */
@@ -34,7 +36,7 @@ export interface SeatTerms {
 
 const TERMS = `
   SELECT q.i::int AS i, l.state, to_json(l."startsAt")#>>'{}' AS "startsAt", to_json(l."expiresAt")#>>'{}' AS "expiresAt",
-         l.provisioning, l."clientType", l.seats, l."leaseSeconds",
+         l.provisioning, l."clientType", l.seats, l."leaseSeconds", l.type, l."gracePeriodSeconds",
          EXISTS (SELECT 1 FROM "Lease" x WHERE x."licenseId" = l.id AND x.status = 'ACTIVE' AND x."expiresAt" <= $2::timestamp(3)) AS lapsed,
          EXISTS (SELECT 1 FROM "SeatPool" p WHERE p."licenseId" = l.id) AS pooled,
          EXISTS (SELECT 1 FROM "SeatQueueEntry" e WHERE e."licenseId" = l.id) AS queued

@@ -2,7 +2,7 @@ import type { PrismaClient } from '@tessera/db/database';
 import { LicensingError } from '../../errors.ts';
 import { isUniqueViolation } from '../common/db.ts';
 import { parseKey } from '../licenses/keys.ts';
-import { licenseStatus } from '../licenses/service.ts';
+import { type GraceFields, inGracePeriod, licenseStatus } from '../licenses/service.ts';
 
 /** Where a license key points. A key never moves to another license or tenant, so this is cacheable. */
 export interface KeyTarget {
@@ -35,6 +35,8 @@ export interface StatusFields {
   state: string;
   startsAt: Date | null;
   expiresAt: Date | null;
+  type: string;
+  gracePeriodSeconds: number | null;
 }
 
 /** Rule order (STYLE.md 6): revoked/suspended -> expired -> not yet valid. */
@@ -42,7 +44,8 @@ export function assertUsable(l: StatusFields, now: Date): void {
   const status = licenseStatus({ state: l.state as 'ACTIVE', expiresAt: l.expiresAt }, now);
   if (status === 'REVOKED') throw new LicensingError('LICENSE_REVOKED', 'The license has been revoked');
   if (status === 'SUSPENDED') throw new LicensingError('LICENSE_SUSPENDED', 'The license is suspended');
-  if (status === 'EXPIRED') throw new LicensingError('LICENSE_EXPIRED', 'The license has expired');
+  // A subscription in its grace period keeps serving its seats and meters until the grace ends.
+  if (status === 'EXPIRED' && !inGracePeriod(l as GraceFields, now)) throw new LicensingError('LICENSE_EXPIRED', 'The license has expired');
   if (l.startsAt && l.startsAt.getTime() > now.getTime()) {
     throw new LicensingError('LICENSE_NOT_YET_VALID', 'The license is not valid yet');
   }

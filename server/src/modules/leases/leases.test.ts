@@ -314,6 +314,17 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect(long.__typename).toBe('ValidationError');
   });
 
+  it('a subscription in its grace period keeps serving seats; past the grace it is LICENSE_EXPIRED', async () => {
+    const lic = await floating(2, { licenseType: 'SUBSCRIPTION', validityDays: 30, gracePeriodSeconds: 86_400 });
+    const held = await checkout({ key: lic.key, fingerprint: 'grace-1' });
+    await s.db.prisma.license.update({ where: { id: lic.id }, data: { expiresAt: new Date(Date.now() - 60_000) } });
+    expect((await heartbeat(held.id, lic.key)).__typename).toBe('SeatLease');
+    expect((await checkout({ key: lic.key, fingerprint: 'grace-2' })).__typename).toBe('SeatLease');
+    await s.db.prisma.license.update({ where: { id: lic.id }, data: { expiresAt: new Date(Date.now() - 2 * 86_400_000) } });
+    expect(await heartbeat(held.id, lic.key)).toMatchObject({ code: 'LICENSE_EXPIRED' });
+    expect(await checkout({ key: lic.key, fingerprint: 'grace-3' })).toMatchObject({ code: 'LICENSE_EXPIRED' });
+  });
+
   it('the seat map is tenant-scoped and needs a member', async () => {
     const lic = await floating(1);
     const other = await s.tenant();

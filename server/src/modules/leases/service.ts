@@ -7,6 +7,7 @@ import { sealerOf } from '../audit/chain.ts';
 import { type EventInput, inTransaction, type ServiceContext } from '../audit/service.ts';
 import { parseId } from '../common/ids.ts';
 import { parse } from '../common/validate.ts';
+import { notExpiredSql } from '../licenses/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
 import { seatGrantBatcher, seatTermsBatcher } from './batched.ts';
 import { assertUsable, clientActor, isDuplicate, keyTarget, utcDay } from './client.ts';
@@ -86,6 +87,8 @@ interface LicenseTerms {
   clientType: string;
   seats: number | null;
   leaseSeconds: number | null;
+  type: string;
+  gracePeriodSeconds: number | null;
 }
 
 interface GrantOutcome {
@@ -135,7 +138,7 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
 
   const [lic] = await ctx.prisma.$queryRaw<(LicenseTerms & { expired: number })[]>`
     WITH lic AS (
-      SELECT state, "startsAt", "expiresAt", provisioning, "clientType", seats, "leaseSeconds" FROM "License" WHERE id = ${licenseId}::uuid
+      SELECT state, "startsAt", "expiresAt", provisioning, "clientType", seats, "leaseSeconds", type, "gracePeriodSeconds" FROM "License" WHERE id = ${licenseId}::uuid
     ), expired AS (
       UPDATE "Lease" SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
       WHERE id IN (
@@ -311,7 +314,7 @@ function parseLeaseId(value: string): string {
 async function explainMiss(ctx: ServiceContext, leaseId: string, licenseId: string, now: Date): Promise<never> {
   const [lease, license] = await Promise.all([
     ctx.prisma.lease.findFirst({ where: { id: leaseId, licenseId } }),
-    ctx.prisma.license.findUnique({ where: { id: licenseId }, select: { state: true, startsAt: true, expiresAt: true } }),
+    ctx.prisma.license.findUnique({ where: { id: licenseId }, select: { state: true, startsAt: true, expiresAt: true, type: true, gracePeriodSeconds: true } }),
   ]);
   if (license) assertUsable(license, now);
   if (!lease || lease.status === 'RELEASED') throw new LicensingError('LEASE_NOT_FOUND', 'No such lease for this license');
@@ -330,7 +333,7 @@ export async function heartbeatSeat(ctx: ServiceContext, ref: LeaseRef): Promise
       FROM "License" lic
       WHERE l.id = ${leaseId}::uuid AND l."licenseId" = ${licenseId}::uuid AND lic.id = l."licenseId"
         AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)
-        AND lic.state = 'ACTIVE' AND (lic."expiresAt" IS NULL OR lic."expiresAt" > ${now}::timestamp(3))
+        AND lic.state = 'ACTIVE' AND ${Prisma.raw(notExpiredSql('lic', `'${now.toISOString()}'::timestamp(3)`))}
         AND (lic."startsAt" IS NULL OR lic."startsAt" <= ${now}::timestamp(3))
       RETURNING l.*
     ), audit AS (

@@ -28,6 +28,32 @@ export function licenseStatus(l: Pick<License, 'state' | 'expiresAt'>, now = new
   return 'ACTIVE';
 }
 
+export interface GraceFields {
+  type: License['type'];
+  expiresAt: Date | null;
+  gracePeriodSeconds: number | null;
+}
+
+/**
+ * When a SUBSCRIPTION's grace period ends: past expiresAt the license is EXPIRED (renewal pending), but
+ * the devices and seats it already serves keep working until then. Null without a grace period.
+ */
+export function graceEndsAt(l: GraceFields): Date | null {
+  if (l.type !== 'SUBSCRIPTION' || !l.gracePeriodSeconds || !l.expiresAt) return null;
+  return new Date(l.expiresAt.getTime() + l.gracePeriodSeconds * 1000);
+}
+
+/** Expired, but within its grace period. */
+export function inGracePeriod(l: GraceFields, now = new Date()): boolean {
+  const end = graceEndsAt(l);
+  return end !== null && l.expiresAt!.getTime() <= now.getTime() && now.getTime() < end.getTime();
+}
+
+/** SQL for "this license row (alias) is not past its expiry, grace included". */
+export const notExpiredSql = (alias: string, now: string) =>
+  `(${alias}."expiresAt" IS NULL OR ${alias}."expiresAt" > ${now}
+    OR (${alias}.type = 'SUBSCRIPTION' AND ${alias}."expiresAt" + make_interval(secs => COALESCE(${alias}."gracePeriodSeconds", 0)) > ${now}))`;
+
 /** Prisma filter for a computed status. */
 export function statusWhere(status: LicenseStatus, now = new Date()): Prisma.LicenseWhereInput {
   switch (status) {

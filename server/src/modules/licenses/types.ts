@@ -23,7 +23,7 @@ import type { MeterTerm } from '../catalog/terms.ts';
 import { LicenseStatusEnum, SyncStateEnum } from './enums.ts';
 import { importLicenses } from './import.ts';
 import { parseKey } from './keys.ts';
-import { createLicense, licenseStatus, renewLicense, statusWhere, transitionLicense, updateLicense } from './service.ts';
+import { createLicense, graceEndsAt, inGracePeriod, licenseStatus, renewLicense, statusWhere, transitionLicense, updateLicense } from './service.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -54,6 +54,19 @@ builder.prismaNode('License', {
     leaseSeconds: t.exposeInt('leaseSeconds', { nullable: true }),
     heartbeatSeconds: t.exposeInt('heartbeatSeconds', { nullable: true }),
     inactivityReclaimSeconds: t.exposeInt('inactivityReclaimSeconds', { nullable: true }),
+    gracePeriodSeconds: t.exposeInt('gracePeriodSeconds', { nullable: true }),
+    graceEndsAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'SUBSCRIPTION with a grace period: until when it keeps serving its devices past expiresAt.',
+      select: { type: true, expiresAt: true, gracePeriodSeconds: true },
+      resolve: (l) => graceEndsAt(l),
+    }),
+    inGracePeriod: t.boolean({
+      description: 'Expired, but still serving its devices and seats (renewal pending).',
+      select: { type: true, expiresAt: true, gracePeriodSeconds: true },
+      resolve: (l) => inGracePeriod(l),
+    }),
     deploymentMode: t.expose('deploymentMode', { type: DeploymentModeEnum }),
     allowOffline: t.exposeBoolean('allowOffline'),
     fingerprintMatch: t.expose('fingerprintMatch', { type: FingerprintMatchEnum }),

@@ -25,12 +25,14 @@ export interface UsageLookup {
   startsAt: Date | null;
   expiresAt: Date | null;
   meters: MeterTerm[];
+  type: string;
+  gracePeriodSeconds: number | null;
   /** The ticket already written with this idempotency key, if any. */
   ticketId: string | null;
 }
 
 const LOOKUP = `
-  SELECT q.i::int AS i, l.state, to_json(l."startsAt")#>>'{}' AS "startsAt", to_json(l."expiresAt")#>>'{}' AS "expiresAt", l.meters, t.id::text AS "ticketId"
+  SELECT q.i::int AS i, l.state, to_json(l."startsAt")#>>'{}' AS "startsAt", to_json(l."expiresAt")#>>'{}' AS "expiresAt", l.meters, l.type, l."gracePeriodSeconds", t.id::text AS "ticketId"
     FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS q("licenseId", key, i)
     JOIN "License" l ON l.id = q."licenseId"
     LEFT JOIN "UsageTicket" t ON t."licenseId" = q."licenseId" AND t."idempotencyKey" = q.key`;
@@ -40,13 +42,15 @@ const utc = (v: string | null) => (v ? new Date(`${v}Z`) : null);
 export const usageLookupBatcher = perApp((app: AppDeps) =>
   batched<UsageLookupItem, UsageLookup | null>(
     async (items) => {
-      const rows = await app.db.sql.query<{ i: number; state: string; startsAt: string | null; expiresAt: string | null; meters: MeterTerm[]; ticketId: string | null }>(
+      const rows = await app.db.sql.query<{ i: number; state: string; startsAt: string | null; expiresAt: string | null; meters: MeterTerm[]; type: string; gracePeriodSeconds: number | null; ticketId: string | null }>(
         LOOKUP,
         [items.map((x) => x.licenseId), items.map((x) => x.idempotencyKey)],
         'tessera_usage_lookup',
       );
       const out: (UsageLookup | null)[] = items.map(() => null);
-      for (const r of rows) out[r.i - 1] = { state: r.state, startsAt: utc(r.startsAt), expiresAt: utc(r.expiresAt), meters: r.meters, ticketId: r.ticketId };
+      for (const r of rows) {
+        out[r.i - 1] = { state: r.state, startsAt: utc(r.startsAt), expiresAt: utc(r.expiresAt), meters: r.meters, type: r.type, gracePeriodSeconds: r.gracePeriodSeconds, ticketId: r.ticketId };
+      }
       return out;
     },
     { maxInFlight: IN_FLIGHT[app.db.kind] },
