@@ -354,10 +354,10 @@ export class TesseraClient {
    * Checks out a floating seat and keeps renewing it until `release()`. With `wait`, a full pool
    * answers `{ queued: position }` instead of NO_SEATS_AVAILABLE.
    */
-  async checkoutSeat(options: { user?: string; wait?: boolean; onLost?: (err: TesseraError) => void } = {}) {
+  async checkoutSeat(options: { user?: string; department?: string; wait?: boolean; onLost?: (err: TesseraError) => void } = {}) {
     const { key } = await this.requireKey();
     const data = await this.call<{ checkoutSeat: { __typename: string; position?: number } }>('CheckoutSeat', {
-      input: { key, fingerprint: this.device.fingerprint, user: options.user, wait: options.wait, idempotencyKey: randomUUID() },
+      input: { key, fingerprint: this.device.fingerprint, user: options.user, department: options.department, wait: options.wait, idempotencyKey: randomUUID() },
     });
     if (data.checkoutSeat?.__typename === 'SeatQueued') return { queued: data.checkoutSeat.position ?? 0 } as const;
     let lease = this.unwrap<SeatLease>(data.checkoutSeat, 'SeatLease');

@@ -28,6 +28,9 @@ describe('validateTerms mirrors the server rules', () => {
       /at least heartbeatSeconds/,
     );
     expect(validateTerms({ ...emptyDraft(), deploymentMode: 'OFFLINE', allowOffline: false }).allowOffline).toMatch(/offline activation allowed/);
+    expect(validateTerms({ ...emptyDraft('TRIAL'), gracePeriodSeconds: '3600' }).gracePeriodSeconds).toMatch(/SUBSCRIPTION licenses only/);
+    expect(validateTerms({ ...emptyDraft('SUBSCRIPTION'), gracePeriodSeconds: '604800' }).gracePeriodSeconds).toBeUndefined();
+    expect(validateTerms({ ...emptyDraft('SUBSCRIPTION'), gracePeriodSeconds: '40000000' }).gracePeriodSeconds).toBe('must be at most 365 days');
   });
 
   it('checks features and meters against the product, with server paths', () => {

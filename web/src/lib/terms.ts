@@ -26,6 +26,7 @@ export interface TermsDraft {
   leaseSeconds: string;
   heartbeatSeconds: string;
   inactivityReclaimSeconds: string;
+  gracePeriodSeconds: string;
   deploymentMode: DeploymentMode;
   allowOffline: boolean;
   fingerprintMatch: FingerprintMatch;
@@ -52,6 +53,7 @@ export interface TermsValues {
   leaseSeconds: number | null;
   heartbeatSeconds: number | null;
   inactivityReclaimSeconds: number | null;
+  gracePeriodSeconds: number | null;
   deploymentMode: DeploymentMode;
   allowOffline: boolean;
   fingerprintMatch: FingerprintMatch;
@@ -73,6 +75,7 @@ export function emptyDraft(licenseType: LicenseType = 'SUBSCRIPTION'): TermsDraf
     leaseSeconds: '',
     heartbeatSeconds: '',
     inactivityReclaimSeconds: '',
+    gracePeriodSeconds: '',
     deploymentMode: 'ONLINE',
     allowOffline: false,
     fingerprintMatch: 'EXACT',
@@ -97,6 +100,7 @@ export function draftFrom(t: TermsValues): TermsDraft {
     leaseSeconds: str(t.leaseSeconds),
     heartbeatSeconds: str(t.heartbeatSeconds),
     inactivityReclaimSeconds: str(t.inactivityReclaimSeconds),
+    gracePeriodSeconds: str(t.gracePeriodSeconds),
     deploymentMode: t.deploymentMode,
     allowOffline: t.allowOffline,
     fingerprintMatch: t.fingerprintMatch,
@@ -109,7 +113,7 @@ export function draftFrom(t: TermsValues): TermsDraft {
 
 const INT_MAX = 2_147_483_647;
 const MAX_ENTITLEMENTS = 100;
-type NumberField = 'validityDays' | 'maxActivations' | 'goodwillActivations' | 'seats' | 'leaseSeconds' | 'heartbeatSeconds' | 'inactivityReclaimSeconds';
+type NumberField = 'validityDays' | 'maxActivations' | 'goodwillActivations' | 'seats' | 'leaseSeconds' | 'heartbeatSeconds' | 'inactivityReclaimSeconds' | 'gracePeriodSeconds';
 
 /** [min, max, message for max] per numeric term, as the server's zod schema has them. */
 const RANGES: Record<NumberField, [number, number, string]> = {
@@ -120,6 +124,7 @@ const RANGES: Record<NumberField, [number, number, string]> = {
   leaseSeconds: [30, 2_592_000, 'must be at most 30 days'],
   heartbeatSeconds: [10, 2_592_000, 'must be at most 30 days'],
   inactivityReclaimSeconds: [60, 31_536_000, 'must be at most 365 days'],
+  gracePeriodSeconds: [0, 31_536_000, 'must be at most 365 days'],
 };
 
 /** Parses an optional integer input: null when empty, NaN when not an integer. */
@@ -190,6 +195,9 @@ export function validateTerms(d: TermsDraft, catalogue?: Catalogue): FieldErrors
   if (hb !== null && reclaim !== null && reclaim < hb) {
     at('inactivityReclaimSeconds', 'must be at least heartbeatSeconds, or every device would be reclaimed between heartbeats');
   }
+  if (num('gracePeriodSeconds') !== null && d.licenseType !== 'SUBSCRIPTION') {
+    at('gracePeriodSeconds', 'a grace period applies to SUBSCRIPTION licenses only (renewal pending after expiry)');
+  }
   if (d.deploymentMode === 'OFFLINE' && !d.allowOffline) at('allowOffline', 'an OFFLINE deployment needs offline activation allowed');
 
   const seenFeatures = new Set<string>();
@@ -247,6 +255,7 @@ export function termsInput(d: TermsDraft) {
     leaseSeconds: intOrNull(d.leaseSeconds),
     heartbeatSeconds: intOrNull(d.heartbeatSeconds),
     inactivityReclaimSeconds: intOrNull(d.inactivityReclaimSeconds),
+    gracePeriodSeconds: intOrNull(d.gracePeriodSeconds),
     deploymentMode: d.deploymentMode,
     allowOffline: d.allowOffline,
     fingerprintMatch: d.fingerprintMatch,
