@@ -173,6 +173,8 @@ export type BorrowSeatInput = {
 export type BorrowSeatResult = LicensingError | SeatLease | ValidationError;
 
 export type CheckoutSeatInput = {
+  /** The holder's department or cost centre, for seat analytics (seatMap.breakdown). */
+  department?: InputMaybe<Scalars['String']['input']>;
   fingerprint: Scalars['String']['input'];
   /** Accepted for retries; checkout is idempotent per device/user anyway. */
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;
@@ -292,6 +294,8 @@ export type CreateEditionInput = {
   fingerprintMatch?: InputMaybe<FingerprintMatch>;
   /** Activations allowed beyond maxActivations (soft limit); each raises a compliance event. */
   goodwillActivations?: InputMaybe<Scalars['Int']['input']>;
+  /** SUBSCRIPTION only: how long past expiry the devices and seats it serves keep working (renewal pending). */
+  gracePeriodSeconds?: InputMaybe<Scalars['Int']['input']>;
   heartbeatSeconds?: InputMaybe<Scalars['Int']['input']>;
   inactivityReclaimSeconds?: InputMaybe<Scalars['Int']['input']>;
   leaseSeconds?: InputMaybe<Scalars['Int']['input']>;
@@ -333,6 +337,8 @@ export type CreateLicenseInput = {
   fingerprintMatch?: InputMaybe<FingerprintMatch>;
   /** Activations allowed beyond maxActivations (soft limit); each raises a compliance event. */
   goodwillActivations?: InputMaybe<Scalars['Int']['input']>;
+  /** SUBSCRIPTION only: how long past expiry the devices and seats it serves keep working (renewal pending). */
+  gracePeriodSeconds?: InputMaybe<Scalars['Int']['input']>;
   heartbeatSeconds?: InputMaybe<Scalars['Int']['input']>;
   inactivityReclaimSeconds?: InputMaybe<Scalars['Int']['input']>;
   leaseSeconds?: InputMaybe<Scalars['Int']['input']>;
@@ -450,6 +456,7 @@ export type Edition = Node & {
   features: Array<Scalars['String']['output']>;
   fingerprintMatch: FingerprintMatch;
   goodwillActivations: Scalars['Int']['output'];
+  gracePeriodSeconds?: Maybe<Scalars['Int']['output']>;
   heartbeatSeconds?: Maybe<Scalars['Int']['output']>;
   id: Scalars['ID']['output'];
   inactivityReclaimSeconds?: Maybe<Scalars['Int']['output']>;
@@ -596,6 +603,7 @@ export type IssueOfflineLicenseResult = ConflictError | LicensingError | NotFoun
 export type Lease = Node & {
   __typename?: 'Lease';
   borrowed: Scalars['Boolean']['output'];
+  department?: Maybe<Scalars['String']['output']>;
   endedAt?: Maybe<Scalars['DateTime']['output']>;
   expiresAt: Scalars['DateTime']['output'];
   fingerprint: Scalars['String']['output'];
@@ -634,8 +642,13 @@ export type License = Node & {
   features: Array<Scalars['String']['output']>;
   fingerprintMatch: FingerprintMatch;
   goodwillActivations: Scalars['Int']['output'];
+  /** SUBSCRIPTION with a grace period: until when it keeps serving its devices past expiresAt. */
+  graceEndsAt?: Maybe<Scalars['DateTime']['output']>;
+  gracePeriodSeconds?: Maybe<Scalars['Int']['output']>;
   heartbeatSeconds?: Maybe<Scalars['Int']['output']>;
   id: Scalars['ID']['output'];
+  /** Expired, but still serving its devices and seats (renewal pending). */
+  inGracePeriod: Scalars['Boolean']['output'];
   inactivityReclaimSeconds?: Maybe<Scalars['Int']['output']>;
   key: Scalars['String']['output'];
   leaseSeconds?: Maybe<Scalars['Int']['output']>;
@@ -710,6 +723,10 @@ export type LicenseInfo = {
   entitlements: Array<Entitlement>;
   expiresAt?: Maybe<Scalars['DateTime']['output']>;
   features: Array<Scalars['String']['output']>;
+  /** A subscription with a grace period keeps serving the devices it has until then, past expiresAt. */
+  graceEndsAt?: Maybe<Scalars['DateTime']['output']>;
+  /** Expired (renewal pending) but still serving this device. */
+  inGracePeriod: Scalars['Boolean']['output'];
   maxActivations?: Maybe<Scalars['Int']['output']>;
   revision: Scalars['Int']['output'];
   status: LicenseStatus;
@@ -1357,6 +1374,12 @@ export type RowError = {
   message: Scalars['String']['output'];
 };
 
+export type SeatGrouping =
+  | 'DEPARTMENT'
+  /** The device or user the seat is counted by. */
+  | 'HOLDER'
+  | 'USER';
+
 /** Seat use of one device or user (per the license clientType) over a period. */
 export type SeatHolderUsage = {
   __typename?: 'SeatHolderUsage';
@@ -1378,6 +1401,8 @@ export type SeatLease = {
 
 export type SeatMap = {
   __typename?: 'SeatMap';
+  /** Seat use per UTC day and per holder, user or department over the last `days` days (1 to 90), newest day first. */
+  breakdown: Array<SeatUsageBucket>;
   /** Who held seats in the last `days` days and for how long, most first (at most 200). */
   holders: Array<SeatHolderUsage>;
   inUse: Scalars['Int']['output'];
@@ -1389,6 +1414,12 @@ export type SeatMap = {
   seats?: Maybe<Scalars['Int']['output']>;
   /** Peak concurrent use, grants and denials per UTC day, newest first. */
   usage: Array<SeatUsageDay>;
+};
+
+
+export type SeatMapBreakdownArgs = {
+  days?: InputMaybe<Scalars['Int']['input']>;
+  groupBy?: InputMaybe<SeatGrouping>;
 };
 
 
@@ -1427,6 +1458,21 @@ export type SeatQueued = {
   expiresAt: Scalars['DateTime']['output'];
   /** 1 is the head of the queue: it gets the next free seat. */
   position: Scalars['Int']['output'];
+};
+
+/** Seat use of one holder, user or department on one UTC day. */
+export type SeatUsageBucket = {
+  __typename?: 'SeatUsageBucket';
+  /** YYYY-MM-DD (UTC). */
+  day: Scalars['String']['output'];
+  /** The holder, user or department; null when the client reported none. */
+  key?: Maybe<Scalars['String']['output']>;
+  /** Leases granted that day. */
+  leases: Scalars['Int']['output'];
+  /** Most seats held at once within that day. */
+  peakConcurrent: Scalars['Int']['output'];
+  /** Seat time held within that day. */
+  secondsHeld: Scalars['Int']['output'];
 };
 
 export type SeatUsageDay = {
@@ -1557,6 +1603,8 @@ export type UpdateLicenseInput = {
   fingerprintMatch?: InputMaybe<FingerprintMatch>;
   /** Activations allowed beyond maxActivations (soft limit); each raises a compliance event. */
   goodwillActivations?: InputMaybe<Scalars['Int']['input']>;
+  /** SUBSCRIPTION only: how long past expiry the devices and seats it serves keep working (renewal pending). */
+  gracePeriodSeconds?: InputMaybe<Scalars['Int']['input']>;
   heartbeatSeconds?: InputMaybe<Scalars['Int']['input']>;
   inactivityReclaimSeconds?: InputMaybe<Scalars['Int']['input']>;
   leaseSeconds?: InputMaybe<Scalars['Int']['input']>;
