@@ -115,14 +115,19 @@ export const lookupBatcher = perApp((app: AppDeps) =>
 // ---------------------------------------------------------------------------------------------
 // Heartbeat
 
-export interface HeartbeatWrite {
+/** What both writes record of a device call. */
+interface DeviceWrite {
   activationId: string;
   tenantId: string;
   licenseId: string;
   customerId: string | null;
+  /** The license revision the device holds after this call. */
   revision: number;
   client: { hostname: string | null; platform: string | null; osVersion: string | null; appVersion: string | null };
   requestId: string;
+}
+
+export interface HeartbeatWrite extends DeviceWrite {
   /** The `device.heartbeat` event's payload. */
   payload: Record<string, unknown>;
 }
@@ -185,17 +190,9 @@ export const heartbeatBatcher = perApp((app: AppDeps) =>
 // ---------------------------------------------------------------------------------------------
 // New-device activation
 
-export interface ActivationWrite {
-  activationId: string;
-  tenantId: string;
-  licenseId: string;
-  customerId: string | null;
+export interface ActivationWrite extends DeviceWrite {
   fingerprint: string;
   components: unknown[];
-  client: { hostname: string | null; platform: string | null; osVersion: string | null; appVersion: string | null };
-  revision: number;
-  requestId: string;
-  goodwillActivations: number;
 }
 
 export type ActivationOutcome =

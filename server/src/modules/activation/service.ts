@@ -395,7 +395,6 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
       client,
       revision: license.revision,
       requestId: ctx.requestId,
-      goodwillActivations: license.goodwillActivations,
     });
     if (outcome.kind === 'created') {
       return {

@@ -16,7 +16,8 @@ import { utcDay } from './client.ts';
 
 const IN_FLIGHT = { postgres: 4, pglite: 2 } as const;
 
-export interface SeatTerms {
+/** What a checkout needs of its license. */
+export interface LicenseTerms {
   state: string;
   startsAt: Date | null;
   expiresAt: Date | null;
@@ -26,6 +27,9 @@ export interface SeatTerms {
   leaseSeconds: number | null;
   type: string;
   gracePeriodSeconds: number | null;
+}
+
+export interface SeatTerms extends LicenseTerms {
   /** Whether the license has ACTIVE leases past their expiry (to reclaim before granting). */
   lapsed: boolean;
   /** Whether its SeatPool row exists. */

@@ -9,7 +9,7 @@ import { parseId } from '../common/ids.ts';
 import { parse } from '../common/validate.ts';
 import { notExpiredSql } from '../licenses/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
-import { seatGrantBatcher, seatTermsBatcher } from './batched.ts';
+import { type LicenseTerms, seatGrantBatcher, seatTermsBatcher } from './batched.ts';
 import { assertUsable, clientActor, isDuplicate, keyTarget, utcDay } from './client.ts';
 
 /** Used when a FLOATING license sets no leaseSeconds. */
@@ -79,17 +79,6 @@ function leasePayload(alias: string) {
   );
 }
 
-interface LicenseTerms {
-  state: string;
-  startsAt: Date | null;
-  expiresAt: Date | null;
-  provisioning: string;
-  clientType: string;
-  seats: number | null;
-  leaseSeconds: number | null;
-  type: string;
-  gracePeriodSeconds: number | null;
-}
 
 interface GrantOutcome {
   lease: Lease | null;
