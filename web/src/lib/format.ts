@@ -49,3 +49,20 @@ export function daysUntil(iso: string | null | undefined, now = Date.now()): num
   if (!iso) return null;
   return Math.ceil((new Date(iso).getTime() - now) / 86_400_000);
 }
+
+/** Seconds as the two largest units: "45 s", "12 min", "3 h 20 min", "2 d 5 h". */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const parts: [number, string][] = [
+    [Math.floor(s / 86_400), 'd'],
+    [Math.floor((s % 86_400) / 3_600), 'h'],
+    [Math.floor((s % 3_600) / 60), 'min'],
+  ];
+  const first = parts.findIndex(([n]) => n > 0);
+  return parts
+    .slice(first, first + 2)
+    .filter(([n]) => n > 0)
+    .map(([n, unit]) => `${n} ${unit}`)
+    .join(' ');
+}
