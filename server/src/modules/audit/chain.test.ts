@@ -30,6 +30,19 @@ describe('audit hash chain', () => {
     for (let i = 1; i < rows.length; i++) expect(rows[i]!.prevHash).toBe(rows[i - 1]!.hash);
   });
 
+  it('seals in commit (id) order across a change in the number of digits of the id', async () => {
+    const t = await s.tenant();
+    await sealerOf(s.app.deps).seal(t.id);
+    // Ids 995..1004: ordered as text, "1000" would come before "995".
+    await s.db.sql.query(`SELECT setval(pg_get_serial_sequence('"AuditEvent"', 'id'), GREATEST(994, (SELECT max(id) FROM "AuditEvent")))`);
+    await products(t.token, 10, 'digits');
+    await sealerOf(s.app.deps).seal(t.id);
+    const rows = await s.db.prisma.auditEvent.findMany({ where: { tenantId: t.id, type: 'product.created' }, orderBy: { seq: 'asc' } });
+    expect(rows.map((r) => (r.payload as { code: string }).code)).toEqual(Array.from({ length: 10 }, (_, i) => `digits-${i}`));
+    for (let i = 1; i < rows.length; i++) expect(rows[i]!.id > rows[i - 1]!.id).toBe(true);
+    expect(ok(await s.gql(VERIFY, {}, { token: t.token })).verifyAuditChain.ok).toBe(true);
+  });
+
   it('detects an edited row', async () => {
     const t = await s.tenant();
     await products(t.token, 4, 'e');

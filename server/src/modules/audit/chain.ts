@@ -75,11 +75,12 @@ export function toDomainEvent(r: AuditEvent): DomainEvent {
   };
 }
 
+// Ordered by the bigint column (e.id): a bare `id` would name the text alias and sort "10" before "9".
 const UNSEALED = `
   SELECT id::text AS id, "tenantId"::text AS "tenantId", type, "actorType", "actorId", "subjectType", "subjectId",
          "licenseId"::text AS "licenseId", "customerId"::text AS "customerId", payload, "requestId",
          (extract(epoch FROM "occurredAt") * 1000)::float8 AS "occurredAtMs"
-    FROM "AuditEvent" WHERE "tenantId" = $1::uuid AND seq IS NULL ORDER BY id LIMIT ${SEAL_BATCH}`;
+    FROM "AuditEvent" e WHERE "tenantId" = $1::uuid AND seq IS NULL ORDER BY e.id LIMIT ${SEAL_BATCH}`;
 
 /**
  * Seals up to one batch of the tenant's committed unsealed events; returns them, sealed, in seq order.

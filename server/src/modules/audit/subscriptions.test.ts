@@ -85,8 +85,7 @@ describe('activity subscription over graphql-ws', () => {
 
   it('filters by type', async () => {
     const t = await s.tenant();
-    const sub = subscribe<Ev>(connect(t.token).client, ACTIVITY, { filter: { types: ['customer.created'] } }, (d) => d.activity);
-    await settle();
+    const sub = subscribe<Ev>(connect(t.token).client, ACTIVITY, { filter: { types: ['customer.created'] }, after: await cursorOf(t.id) }, (d) => d.activity);
     await product(t.token, 'f1');
     ok(await s.gql(`mutation { createCustomer(input: { name: "Acme" }) { __typename } }`, {}, { token: t.token }));
     await sub.until((items) => items.length >= 1);
