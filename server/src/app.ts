@@ -134,7 +134,7 @@ function sendFile(req: IncomingMessage, res: ServerResponse, file: string, size:
 
 export async function openConfiguredDatabase(config: Config): Promise<Database> {
   return config.databaseUrl
-    ? openDatabase({ url: config.databaseUrl })
+    ? openDatabase({ url: config.databaseUrl, poolSize: config.dbPoolSize })
     : openDatabase({ dataDir: `${config.dataDir}/pg` });
 }
 

@@ -7,6 +7,8 @@ export interface Config {
   host: string;
   dataDir: string;
   databaseUrl?: string;
+  /** PostgreSQL connections per instance. */
+  dbPoolSize: number;
   redisUrl?: string;
   masterKey?: string;
   production: boolean;
@@ -28,11 +30,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!Number.isInteger(complianceSweepSeconds) || complianceSweepSeconds < 0) {
     throw new Error(`TESSERA_COMPLIANCE_SWEEP_SECONDS must be a whole number of seconds (0: off), got ${env.TESSERA_COMPLIANCE_SWEEP_SECONDS}`);
   }
+  const dbPoolSize = Number(env.TESSERA_DB_POOL_SIZE ?? 10);
+  if (!Number.isInteger(dbPoolSize) || dbPoolSize < 2 || dbPoolSize > 500) {
+    throw new Error(`TESSERA_DB_POOL_SIZE must be a whole number from 2 to 500, got ${env.TESSERA_DB_POOL_SIZE}`);
+  }
   return {
     port,
     host: env.HOST ?? '0.0.0.0',
     dataDir: path.resolve(env.TESSERA_DATA_DIR ?? 'data'),
     databaseUrl,
+    dbPoolSize,
     redisUrl: env.REDIS_URL || undefined,
     masterKey: env.TESSERA_MASTER_KEY || undefined,
     production: env.NODE_ENV === 'production',

@@ -86,16 +86,22 @@ const UNSEALED = `
  * Seals up to one batch of the tenant's committed unsealed events; returns them, sealed, in seq order.
  * On the raw driver: it runs after nearly every write, and ORM overhead would be most of its cost.
  */
-async function sealBatch(db: Database, tenantId: string): Promise<{ events: DomainEvent[]; more: boolean }> {
+async function sealBatch(db: Database, tenantId: string, heads: Set<string>): Promise<{ events: DomainEvent[]; more: boolean }> {
   return db.transaction(async (sql) => {
-    await sql.query(`INSERT INTO "AuditChainHead" ("tenantId", seq, hash) VALUES ($1::uuid, 0, $2) ON CONFLICT ("tenantId") DO NOTHING`, [tenantId, GENESIS_HASH], 'tessera_seal_head');
+    if (!heads.has(tenantId)) {
+      await sql.query(`INSERT INTO "AuditChainHead" ("tenantId", seq, hash) VALUES ($1::uuid, 0, $2) ON CONFLICT ("tenantId") DO NOTHING`, [tenantId, GENESIS_HASH], 'tessera_seal_head');
+    }
     // The lock that orders sealers of this tenant; held for this short transaction only.
     const [head] = await sql.query<{ seq: string; hash: string }>(
       `SELECT seq::text AS seq, hash FROM "AuditChainHead" WHERE "tenantId" = $1::uuid FOR UPDATE`,
       [tenantId],
       'tessera_seal_lock',
     );
-    if (!head) return { events: [], more: false }; // the tenant was deleted meanwhile
+    if (!head) {
+      heads.delete(tenantId);
+      return { events: [], more: false }; // the tenant was deleted meanwhile
+    }
+    heads.add(tenantId); // chain heads are never deleted but with their tenant
     // READ COMMITTED: this statement's snapshot is taken after the lock, so rows sealed by the previous
     // holder are seen sealed and every row committed before now is seen.
     const raw = await sql.query<Omit<Chainable, 'id' | 'occurredAt'> & { id: string; occurredAtMs: number }>(UNSEALED, [tenantId], 'tessera_seal_unsealed');
@@ -156,6 +162,8 @@ export function sealerOf(deps: AppDeps): Sealer {
 
 function createSealer(deps: AppDeps): Sealer {
   const running = new Map<string, { again: boolean; done: Promise<void> }>();
+  /** Tenants whose AuditChainHead row is known to exist: their seals skip the insert. */
+  const heads = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let sweeping: Promise<void> | undefined;
   let stopped = false;
@@ -169,7 +177,7 @@ function createSealer(deps: AppDeps): Sealer {
         if (state.again) await new Promise((resolve) => setTimeout(resolve, SEAL_COALESCE_MS));
         state.again = false;
         for (;;) {
-          const { events, more } = await sealBatch(deps.db, tenantId);
+          const { events, more } = await sealBatch(deps.db, tenantId, heads);
           if (events.length) {
             deps.bus.publish(events);
             for (const l of listeners) l(events);

@@ -108,15 +108,18 @@ export async function evaluateLicense(deps: AppDeps, tenantId: string, licenseId
 
 const CHECK = `
   SELECT l."activationsUsed" AS "activationsUsed", l."maxActivations" AS "maxActivations", l.seats,
-         (SELECT count(*)::int FROM "Lease" x WHERE x."licenseId" = l.id AND x.status = 'ACTIVE' AND x."expiresAt" > $2::timestamp(3)) AS "seatsInUse",
+         COALESCE((SELECT p.used FROM "SeatPool" p WHERE p."licenseId" = l.id), 0) AS "seatsInUse",
          COALESCE((SELECT json_agg(json_build_object('scope', t.scope, 'metric', t.metric, 'percents', t.percents)) FROM "ComplianceThreshold" t
-                    WHERE t."tenantId" = l."tenantId" AND t.scope IN ($3, l.id::text)), '[]') AS thresholds,
+                    WHERE t."tenantId" = l."tenantId" AND t.scope IN ($2, l.id::text)), '[]') AS thresholds,
          COALESCE((SELECT json_agg(json_build_object('metric', c.metric, 'percent', c.percent)) FROM "ComplianceCrossing" c WHERE c."licenseId" = l.id), '[]') AS crossed
     FROM "License" l WHERE l.id = $1::uuid`;
 
 /**
  * One read-only statement: whether the license's crossing rows differ from what its usage reaches now.
  * Nearly every usage event leaves them as they are; only a change needs the locked transaction below.
+ * Seats are read from the SeatPool counter rather than counted: it equals the live leases except for
+ * lapsed ones the lease sweep has not reclaimed yet, whose reclaiming raises lease.expired and brings
+ * the evaluation back (so a threshold cleared by lapsing is cleared at the sweep, not before).
  */
 async function crossingsMayChange(deps: AppDeps, licenseId: string): Promise<boolean> {
   const [row] = await deps.db.sql.query<{
@@ -126,7 +129,7 @@ async function crossingsMayChange(deps: AppDeps, licenseId: string): Promise<boo
     seatsInUse: number;
     thresholds: { scope: string; metric: ComplianceMetric; percents: number[] }[];
     crossed: { metric: ComplianceMetric; percent: number }[];
-  }>(CHECK, [licenseId, new Date().toISOString(), TENANT_SCOPE], 'tessera_compliance_check');
+  }>(CHECK, [licenseId, TENANT_SCOPE], 'tessera_compliance_check');
   if (!row) return false;
   const usage = { activationsUsed: row.activationsUsed, maxActivations: row.maxActivations, seatsInUse: row.seatsInUse, seats: row.seats } as Usage;
   for (const { metric, used, cap } of metrics(usage)) {
