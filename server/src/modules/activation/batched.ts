@@ -2,7 +2,7 @@ import type { Activation, License } from '@tessera/db/client';
 import { getDatamodel } from '@tessera/db/pothos-types';
 import type { AppDeps } from '../../context.ts';
 import { sealerOf } from '../audit/chain.ts';
-import { batched, perApp } from '../common/batch.ts';
+import { batched, inFlightFor, perApp } from '../common/batch.ts';
 import type { KeyKind } from '../licenses/keys.ts';
 
 export interface ParsedKey {
@@ -35,9 +35,7 @@ export const asActivation = (json: Record<string, unknown>) => withDates<Activat
 /** A JS Date as a `timestamp` parameter (UTC wall time; the zone suffix is ignored by the cast). */
 const ts = (d: Date) => d.toISOString();
 
-// At most this many statements of one kind in flight per process: a share of the connection pool.
-const IN_FLIGHT = { postgres: 4, pglite: 2 } as const;
-const inFlight = (app: AppDeps) => IN_FLIGHT[app.db.kind];
+const inFlight = (app: AppDeps) => inFlightFor(app.db.kind);
 
 // ---------------------------------------------------------------------------------------------
 // Lookup by key

@@ -17,7 +17,7 @@ import type { DomainEvent } from './bus.ts';
 
 export const GENESIS_HASH = '0'.repeat(64);
 const SEAL_BATCH = 500;
-const SEAL_COALESCE_MS = 3;
+const SEAL_COALESCE_MS = 15;
 const VERIFY_BATCH = 1000;
 
 /** JSON with object keys sorted at every depth: the same value always gives the same text. */

@@ -77,6 +77,14 @@ export function batched<I, O>(run: (items: I[]) => Promise<(O | Error)[]>, optio
     });
 }
 
+/**
+ * Statements of one kind in flight per process: few, so that under load each carries many calls (every
+ * statement costs a round trip and a commit); PGlite has one connection anyway.
+ */
+export function inFlightFor(kind: 'postgres' | 'pglite'): number {
+  return kind === 'postgres' ? 2 : 1;
+}
+
 /** One set of batchers per app (database), created on first use. */
 export function perApp<K extends object, V>(make: (key: K) => V): (key: K) => V {
   const cache = new WeakMap<K, V>();

@@ -1,7 +1,7 @@
 import type { Lease } from '@tessera/db/client';
 import type { AppDeps } from '../../context.ts';
 import { sealerOf } from '../audit/chain.ts';
-import { batched, perApp } from '../common/batch.ts';
+import { batched, inFlightFor, perApp } from '../common/batch.ts';
 import { utcDay } from './client.ts';
 
 /*
@@ -13,8 +13,6 @@ import { utcDay } from './client.ts';
  * no pool row yet, a queue, no seat left, a holder raced by another call) takes the one-call path,
  * which reclaims, queues and refuses.
  */
-
-const IN_FLIGHT = { postgres: 4, pglite: 2 } as const;
 
 /** What a checkout needs of its license. */
 export interface LicenseTerms {
@@ -60,7 +58,7 @@ export const seatTermsBatcher = perApp((app: AppDeps) =>
       for (const { i, ...r } of rows) out[i - 1] = { ...r, startsAt: utc(r.startsAt), expiresAt: utc(r.expiresAt) };
       return out;
     },
-    { maxInFlight: IN_FLIGHT[app.db.kind] },
+    { maxInFlight: inFlightFor(app.db.kind) },
   ),
 );
 
@@ -170,6 +168,6 @@ export const seatGrantBatcher = perApp((app: AppDeps) =>
       for (const tenantId of new Set(rows.filter((r) => r.lease).map((r) => items[r.i - 1]!.tenantId))) void sealerOf(app).seal(tenantId);
       return out;
     },
-    { maxInFlight: IN_FLIGHT[app.db.kind] },
+    { maxInFlight: inFlightFor(app.db.kind) },
   ),
 );

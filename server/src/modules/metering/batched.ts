@@ -1,7 +1,7 @@
 import type { UsageTicket } from '@tessera/db/client';
 import type { AppDeps } from '../../context.ts';
 import { sealerOf } from '../audit/chain.ts';
-import { batched, perApp } from '../common/batch.ts';
+import { batched, inFlightFor, perApp } from '../common/batch.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
 
 /*
@@ -12,8 +12,6 @@ import type { MeterTerm } from '../catalog/terms.ts';
  * settle alone (no balance row yet, a use that does not fit, an idempotency key raced by another
  * call) is answered by the one-call path, which reclaims lapsed reservations, replays and refuses.
  */
-
-const IN_FLIGHT = { postgres: 4, pglite: 2 } as const;
 
 export interface UsageLookupItem {
   licenseId: string;
@@ -53,7 +51,7 @@ export const usageLookupBatcher = perApp((app: AppDeps) =>
       }
       return out;
     },
-    { maxInFlight: IN_FLIGHT[app.db.kind] },
+    { maxInFlight: inFlightFor(app.db.kind) },
   ),
 );
 
@@ -148,6 +146,6 @@ export const usageWriteBatcher = perApp((app: AppDeps) =>
       for (const tenantId of new Set(rows.map((r) => items[r.i - 1]!.ticket.tenantId))) void sealerOf(app).seal(tenantId);
       return out;
     },
-    { maxInFlight: IN_FLIGHT[app.db.kind] },
+    { maxInFlight: inFlightFor(app.db.kind) },
   ),
 );
