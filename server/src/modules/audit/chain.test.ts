@@ -47,6 +47,7 @@ describe('audit hash chain', () => {
     const t = await s.tenant();
     await products(t.token, 4, 'e');
     expect(ok(await s.gql(VERIFY, {}, { token: t.token })).verifyAuditChain.ok).toBe(true);
+    await sealerOf(s.app.deps).seal(t.id); // sealing follows commit asynchronously: tamper with sealed rows
     await s.db.sql.query(`UPDATE "AuditEvent" SET payload = '{"code":"forged"}' WHERE "tenantId" = $1 AND seq = 4`, [t.id]);
     const v = ok(await s.gql(VERIFY, {}, { token: t.token })).verifyAuditChain;
     expect(v.ok).toBe(false);
@@ -57,6 +58,7 @@ describe('audit hash chain', () => {
   it('detects a deleted row, in the middle and at the tail', async () => {
     const t = await s.tenant();
     await products(t.token, 4, 'd');
+    await sealerOf(s.app.deps).seal(t.id); // sealing follows commit asynchronously: tamper with sealed rows
     await s.db.sql.query(`DELETE FROM "AuditEvent" WHERE "tenantId" = $1 AND seq = 3`, [t.id]);
     let v = ok(await s.gql(VERIFY, {}, { token: t.token })).verifyAuditChain;
     expect(v.firstBroken).toMatchObject({ seq: 3, reason: 'MISSING_ENTRY' });
@@ -74,6 +76,7 @@ describe('audit hash chain', () => {
     const b = await s.tenant();
     await products(a.token, 2, 'x');
     await products(b.token, 2, 'x');
+    await sealerOf(s.app.deps).seal(b.id); // sealing follows commit asynchronously: tamper with sealed rows
     await s.db.sql.query(`UPDATE "AuditEvent" SET type = 'x' WHERE "tenantId" = $1 AND seq = 1`, [b.id]);
     expect(ok(await s.gql(VERIFY, {}, { token: a.token })).verifyAuditChain.ok).toBe(true);
     expect(ok(await s.gql(VERIFY, {}, { token: b.token })).verifyAuditChain.ok).toBe(false);
