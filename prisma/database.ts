@@ -46,7 +46,13 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   if ('url' in options || 'socketDir' in options) {
     const pool =
       'url' in options
-        ? new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 })
+        ? new pg.Pool({
+            connectionString: options.url,
+            max: options.poolSize ?? 10,
+            // Hot paths use named statements (parsed once per connection) over tables that grow fast;
+            // a generic plan made while a table was small would keep scanning it whole. Plan each run.
+            options: '-c plan_cache_mode=force_custom_plan',
+          })
         : new pg.Pool({ host: options.socketDir, user: 'postgres', database: 'postgres', max: 1 });
     // An idle client's connection ending (a restart, a dropped database) is reported here; without a
     // listener it would crash the process. The pool replaces the client; queries in flight get the error.
