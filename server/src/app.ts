@@ -26,6 +26,7 @@ import { BUNDLE_PATH, offlineBundlePlugin } from './modules/offline/bundle.ts';
 import { schema } from './schema.ts';
 import { startDispatcher } from './modules/webhooks/dispatcher.ts';
 import { createSecurity } from './modules/security/security.ts';
+import { startMaintenance } from './modules/system/maintenance.ts';
 
 export interface App {
   deps: AppDeps;
@@ -149,6 +150,13 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   // Issue 9 hardening: structured logs, CSRF, GraphQL limits, rate limits, retryable outage errors.
   const security = createSecurity(deps, { busPrefix: options.busPrefix });
   const stopReclamation = startReclamation(deps, RECLAIM_INTERVAL_MS);
+  // Statistics and vacuuming where no autovacuum runs (PGlite; PostgreSQL with autovacuum off).
+  const maintenance = await startMaintenance(db, config.dbMaintenanceMs, (err) =>
+    security.logger.error({ err: err.message }, 'database maintenance failed'),
+  );
+  if (maintenance.active && db.kind === 'postgres') {
+    security.logger.warn('autovacuum is off on this PostgreSQL server: Tessera vacuums and analyzes its grown tables itself');
+  }
   // Chains audit rows committed while no instance could (a crash between commit and seal), then keeps sweeping.
   const sealer = sealerOf(deps);
   void sealer.sweep().catch((err) => security.logger.error({ err: (err as Error).message }, 'audit: initial sweep failed'));
@@ -275,6 +283,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       await sealer.stop();
       if (!options.bus) await bus.close();
       await stopReclamation();
+      await maintenance.stop();
       await security.close();
       if (!options.db) await db.close();
     },

@@ -20,16 +20,20 @@ export interface Config {
   webhooks: WebhookConfig;
   /** How often the compliance sweep (expiring-soon, expired, heartbeat timeouts) runs; 0 turns it off. */
   complianceSweepMs: number;
+  /** How often the server checks for tables to vacuum and analyze where no autovacuum does it; 0 turns it off. */
+  dbMaintenanceMs: number;
+}
+
+function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = Number(env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number of seconds (0: off), got ${env[name]}`);
+  return value;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = env.DATABASE_URL || undefined;
   const port = Number(env.PORT ?? 4000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${env.PORT}`);
-  const complianceSweepSeconds = Number(env.TESSERA_COMPLIANCE_SWEEP_SECONDS ?? 30);
-  if (!Number.isInteger(complianceSweepSeconds) || complianceSweepSeconds < 0) {
-    throw new Error(`TESSERA_COMPLIANCE_SWEEP_SECONDS must be a whole number of seconds (0: off), got ${env.TESSERA_COMPLIANCE_SWEEP_SECONDS}`);
-  }
   const dbPoolSize = Number(env.TESSERA_DB_POOL_SIZE ?? 10);
   if (!Number.isInteger(dbPoolSize) || dbPoolSize < 2 || dbPoolSize > 500) {
     throw new Error(`TESSERA_DB_POOL_SIZE must be a whole number from 2 to 500, got ${env.TESSERA_DB_POOL_SIZE}`);
@@ -47,6 +51,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     seedDemo: env.TESSERA_DEMO ? env.TESSERA_DEMO === '1' || env.TESSERA_DEMO === 'true' : !databaseUrl,
     security: loadSecurityConfig(env),
     webhooks: loadWebhookConfig(env),
-    complianceSweepMs: complianceSweepSeconds * 1000,
+    complianceSweepMs: seconds(env, 'TESSERA_COMPLIANCE_SWEEP_SECONDS', 30) * 1000,
+    dbMaintenanceMs: seconds(env, 'TESSERA_DB_MAINTENANCE_SECONDS', 30) * 1000,
   };
 }
