@@ -44,20 +44,26 @@ const migrationsDir = path.join(import.meta.dirname, 'migrations');
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if ('url' in options || 'socketDir' in options) {
-    const pool =
-      'url' in options
-        ? new pg.Pool({
-            connectionString: options.url,
-            max: options.poolSize ?? 10,
-            // Hot paths use named statements (parsed once per connection) over tables that grow fast;
-            // a generic plan made while a table was small would keep scanning it whole. Plan each run.
-            options: '-c plan_cache_mode=force_custom_plan',
-          })
-        : new pg.Pool({ host: options.socketDir, user: 'postgres', database: 'postgres', max: 1 });
+    // Two pools on PostgreSQL, half the connections each. `pool` serves the raw channel: the hot paths'
+    // named statements (parsed once per connection), whose parameters are arrays of one element per
+    // batched call, so a plan made for one execution's arrays would cost more than running it; they use
+    // their generic plan, rebuilt whenever ANALYZE refreshes a table's statistics (autovacuum, or the
+    // server's own maintenance where autovacuum is off: server/src/modules/system/maintenance.ts).
+    // Prisma's one-off statements keep PostgreSQL's default planning on `ormPool`.
+    let pool: pg.Pool;
+    let ormPool: pg.Pool;
+    if ('url' in options) {
+      const size = options.poolSize ?? 10;
+      const raw = Math.max(1, Math.ceil(size / 2));
+      pool = new pg.Pool({ connectionString: options.url, max: raw, options: '-c plan_cache_mode=force_generic_plan' });
+      ormPool = new pg.Pool({ connectionString: options.url, max: Math.max(1, size - raw) });
+    } else {
+      pool = ormPool = new pg.Pool({ host: options.socketDir, user: 'postgres', database: 'postgres', max: 1 });
+    }
     // An idle client's connection ending (a restart, a dropped database) is reported here; without a
     // listener it would crash the process. The pool replaces the client; queries in flight get the error.
     // Nothing to do here: the next query opens a new connection (and /health reports an outage).
-    pool.on('error', () => {});
+    for (const p of new Set([pool, ormPool])) p.on('error', () => {});
     const sql: SqlRunner = {
       async query(text, params, name) {
         return (await pool.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] })).rows;
@@ -66,7 +72,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
         await pool.query(text);
       },
     };
-    const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+    const prisma = new PrismaClient({ adapter: new PrismaPg(ormPool) });
     return {
       kind: 'postgres',
       prisma,
@@ -111,7 +117,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       },
       async close() {
         await prisma.$disconnect();
-        await pool.end();
+        await Promise.all([...new Set([pool, ormPool])].map((p) => p.end()));
       },
     };
   }
