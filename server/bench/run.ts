@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -205,6 +205,20 @@ async function measureLeaseSweep(options: DatabaseOptions, licenseId: string, co
 }
 
 /**
+ * Table statistics as autovacuum keeps them on a production PostgreSQL (and the server's own
+ * maintenance on PGlite), so plans match the data: before each scenario, as the previous one changed
+ * the tables. These machines run PostgreSQL with autovacuum off.
+ */
+async function analyze(options: DatabaseOptions): Promise<void> {
+  const db = await openDatabase(options);
+  try {
+    await db.sql.exec('ANALYZE');
+  } finally {
+    await db.close();
+  }
+}
+
+/**
  * Fills the tenant up to `total` licenses (copies of the bench license with their own keys, each with
  * one active device), in bulk SQL through the running server's database.
  */
@@ -245,13 +259,51 @@ interface Row {
   p99: number;
   errors: number;
   ratio?: number;
+  /** CPU time per request, in ms: the server process (with PGlite inside it), and PostgreSQL's processes. */
+  serverCpu?: number;
+  dbCpu?: number;
 }
+
+/**
+ * CPU seconds used so far by the server process and by every PostgreSQL process of this machine (so,
+ * per request, what each side spent, even when both are busy and throughput alone cannot tell which
+ * one limits it). Linux /proc only; null elsewhere. PostgreSQL processes by pid, in ticks.
+ */
+function cpuSeconds(serverPid: number): { server: number; db: Map<string, number> } | null {
+  const ticks = (pid: string) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return { comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ticks: Number(fields[11]) + Number(fields[12]) };
+    } catch {
+      return null;
+    }
+  };
+  const server = ticks(String(serverPid));
+  if (!server) return null;
+  const db = new Map<string, number>();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const t = ticks(pid);
+    if (t?.comm === 'postgres') db.set(pid, t.ticks);
+  }
+  return { server: server.ticks / CLOCK_TICKS, db };
+}
+/** CPU seconds PostgreSQL processes used between two readings (a process that ended meanwhile is not counted). */
+function dbSecondsBetween(before: Map<string, number>, after: Map<string, number>): number {
+  let ticks = 0;
+  for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0);
+  return ticks / CLOCK_TICKS;
+}
+/** USER_HZ, 100 on every Linux this runs on. */
+const CLOCK_TICKS = 100;
 
 /**
  * `success` is a fragment every successful answer contains: anything else (a LicensingError such as
  * RATE_LIMITED, a GraphQL error) counts as an error, so a fast refusal never passes for throughput.
  */
-async function load(url: string, scenario: string, body: (i: number) => unknown, success?: string): Promise<Row> {
+async function load(server: Server, scenario: string, body: (i: number) => unknown, success?: string): Promise<Row> {
+  const { url } = server;
   let i = 0;
   let failed = 0;
   const run = (duration: number) => autocannon({
@@ -272,13 +324,19 @@ async function load(url: string, scenario: string, body: (i: number) => unknown,
   // Each scenario first runs unmeasured (JIT, prepared statements on every pooled connection), as the
   // no-op baseline does, so the ratio compares steady states; its answers still count toward `failed`.
   if (WARMUP > 0) await run(WARMUP);
+  const before = cpuSeconds(server.proc.pid!);
   const result = await run(DURATION);
+  const after = cpuSeconds(server.proc.pid!);
+  const requests = result.requests.total;
   return {
     scenario,
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.non2xx + result.timeouts + failed,
+    ...(before && after && requests > 0
+      ? { serverCpu: ((after.server - before.server) * 1000) / requests, dbCpu: (dbSecondsBetween(before.db, after.db) * 1000) / requests }
+      : {}),
   };
 }
 
@@ -312,12 +370,13 @@ async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
   try {
     const { token, fixture } = await setUp(server.url, env);
     const seats = await setUpSeatsAndUsage(server.url, token);
+    const live: DatabaseOptions = env.DATABASE_URL ? { url: env.DATABASE_URL, poolSize: 1 } : { socketDir: env.TESSERA_DATA_DIR! };
     const { key, devices } = fixture;
     const run = randomBytes(3).toString('hex');
     // Warm-up: JIT, caches, connection pools.
-    await load(server.url, 'warmup', () => persisted('Ping'));
+    await load(server, 'warmup', () => persisted('Ping'));
     const rows: Row[] = [];
-    rows.push(await load(server.url, 'no-op mutation', () => persisted('Ping'), '"noop":true'));
+    rows.push(await load(server, 'no-op mutation', () => persisted('Ping'), '"noop":true'));
     const scenarios: [string, (i: number) => unknown, string][] = [
       ['activate (new device)', (i) => persisted('Activate', { input: { key, fingerprint: `fp-${run}-${i}` } }), '"ActivateSuccess"'],
       ['heartbeat', (i) => persisted('Heartbeat', { input: { key, fingerprint: devices[i % devices.length] } }), '"HeartbeatSuccess"'],
@@ -329,17 +388,20 @@ async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
         '"UsageTicket"',
       ],
     ];
-    for (const [name, body, success] of scenarios) if (wanted(name)) rows.push(await load(server.url, name, body, success));
+    for (const [name, body, success] of scenarios) {
+      if (!wanted(name)) continue;
+      await analyze(live);
+      rows.push(await load(server, name, body, success));
+    }
 
     // Scale: the lookups and writes are indexed, so throughput should not depend on how many licenses
     // (and devices) the database holds. Measured with 1,000 and then 100,000 licenses of the tenant.
     if (wanted('scale')) {
-      const live: DatabaseOptions = env.DATABASE_URL ? { url: env.DATABASE_URL, poolSize: 1 } : { socketDir: env.TESSERA_DATA_DIR! };
       for (const total of [1_000, 100_000]) {
         await growLicenses(live, Buffer.from(fixture.licenseId, 'base64').toString().split(':')[1]!, total);
         const at = `${total / 1000}k licenses`;
-        rows.push(await load(server.url, `validateLicense @ ${at}`, (i) => persisted('ValidateLicense', { input: { key, fingerprint: devices[i % devices.length] } }), '"valid":true'));
-        rows.push(await load(server.url, `heartbeat @ ${at}`, (i) => persisted('Heartbeat', { input: { key, fingerprint: devices[i % devices.length] } }), '"HeartbeatSuccess"'));
+        rows.push(await load(server, `validateLicense @ ${at}`, (i) => persisted('ValidateLicense', { input: { key, fingerprint: devices[i % devices.length] } }), '"valid":true'));
+        rows.push(await load(server, `heartbeat @ ${at}`, (i) => persisted('Heartbeat', { input: { key, fingerprint: devices[i % devices.length] } }), '"HeartbeatSuccess"'));
       }
     }
     const base = rows[0]!.rps;
@@ -378,12 +440,14 @@ for (const dialect of ['pglite', 'postgres'] as const) {
 
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 console.log(`\nTessera benchmark — ${new Date().toISOString()} — ${machine}`);
-console.log('| database | scenario | req/s | p50 ms | p99 ms | errors | ratio to no-op |');
-console.log('|---|---|---:|---:|---:|---:|---:|');
+console.log('| database | scenario | req/s | p50 ms | p99 ms | errors | ratio to no-op | server CPU ms/req | PostgreSQL CPU ms/req |');
+console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+const ms = (v: number | undefined) => (v === undefined ? '' : v.toFixed(2));
 for (const [dialect, rows] of Object.entries(results)) {
   for (const r of rows) {
     const ratio = r.ratio === undefined ? 'n/a (ms in p50/p99)' : `${r.ratio.toFixed(2)}x`;
-    console.log(`| ${dialect} | ${r.scenario} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.errors} | ${ratio} |`);
+    const db = dialect === 'pglite' ? 'in server' : ms(r.dbCpu);
+    console.log(`| ${dialect} | ${r.scenario} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.errors} | ${ratio} | ${ms(r.serverCpu)} | ${r.serverCpu === undefined ? '' : db} |`);
   }
 }
 for (const [dialect, rows] of Object.entries(results)) {
