@@ -2,7 +2,9 @@
  * `pnpm bench`: throughput and latency of the hot client operations, each as a ratio to a no-op
  * mutation measured on the same server in the same run. The server runs in its own process (as in
  * production, NODE_ENV=production); load comes from autocannon in this process. Runs on embedded
- * PGlite and, when reachable, on PostgreSQL. Prints one table and writes bench/results/<stamp>.json.
+ * PGlite and, when reachable, on PostgreSQL; on each, subscription fan-out too (bench/fanout.ts in its
+ * own process), and once the SDK's offline verification (sdk/bench/verify.ts). Prints one table and
+ * writes bench/results/<stamp>.json.
  *
  *   pnpm bench [--duration 10] [--connections 16] [--warmup 3] [--only pglite|postgres] [--scenarios a,b] [--cpu-prof dir]
  */
@@ -259,6 +261,8 @@ interface Row {
   p99: number;
   errors: number;
   ratio?: number;
+  /** What `ratio` compares with, when it is not the no-op mutation. */
+  ratioTo?: string;
   /** CPU time per request, in ms: the server process (with PGlite inside it), and PostgreSQL's processes. */
   serverCpu?: number;
   dbCpu?: number;
@@ -416,6 +420,51 @@ async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
   }
 }
 
+/** Runs a benchmark script in its own process and returns the JSON object it prints last. */
+function child(script: string, args: string[]): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(path.join(root, 'node_modules/.bin/tsx'), [script, ...args], { cwd: path.dirname(script), stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    proc.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`${path.basename(script)} exited ${code}`));
+      try {
+        resolve(JSON.parse(out.slice(out.indexOf('{'), out.lastIndexOf('}') + 1)));
+      } catch (err) {
+        reject(new Error(`${path.basename(script)} printed no JSON: ${(err as Error).message}`));
+      }
+    });
+  });
+}
+
+/** Events delivered to 1,000 graphql-ws subscribers: burst deliveries per second, paced p50/p99 latency. */
+async function fanout(dialect: 'pglite' | 'postgres', noopRps: number): Promise<Row> {
+  const r = await child(path.join(root, 'server/bench/fanout.ts'), dialect === 'postgres' ? ['--postgres'] : []);
+  const rps = r.burst.deliveriesPerSecond as number;
+  return {
+    scenario: `subscription fan-out to ${r.subscribers} subscribers (deliveries/s; latency paced at ${r.paced.eventsPerSecond} events/s)`,
+    rps,
+    p50: Number(r.paced.latencyMs.p50),
+    p99: Number(r.paced.latencyMs.p99),
+    errors: r.burst.expected - r.burst.delivered + (r.paced.expected - r.paced.delivered),
+    ratio: rps / noopRps,
+  };
+}
+
+/** The SDK's offline `verifyLicenseFile`, in this machine's one process: no server, no database. */
+async function offlineVerify(): Promise<Row> {
+  const r = await child(path.join(root, 'sdk/bench/verify.ts'), ['--json']);
+  return {
+    scenario: 'offline verifyLicenseFile (SDK, cached keys)',
+    rps: 1e6 / r.verifyMicros,
+    p50: Number((r.p50Micros / 1000).toFixed(2)),
+    p99: Number((r.p99Micros / 1000).toFixed(2)),
+    errors: 0,
+    ratio: r.ratio,
+    ratioTo: 'a raw Ed25519 verify',
+  };
+}
+
 async function postgresReachable(): Promise<boolean> {
   const c = new pg.Client({ connectionString: pgBase, connectionTimeoutMillis: 3000 });
   try {
@@ -436,7 +485,9 @@ for (const dialect of ['pglite', 'postgres'] as const) {
   }
   console.log(`running ${dialect} (${DURATION}s per scenario, ${CONNECTIONS} connections)...`);
   results[dialect] = await runDialect(dialect);
+  if (wanted('fan-out')) results[dialect].push(await fanout(dialect, results[dialect][0]!.rps));
 }
+if (wanted('verify')) results.sdk = [await offlineVerify()];
 
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 console.log(`\nTessera benchmark — ${new Date().toISOString()} — ${machine}`);
@@ -445,8 +496,8 @@ console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
 const ms = (v: number | undefined) => (v === undefined ? '' : v.toFixed(2));
 for (const [dialect, rows] of Object.entries(results)) {
   for (const r of rows) {
-    const ratio = r.ratio === undefined ? 'n/a (ms in p50/p99)' : `${r.ratio.toFixed(2)}x`;
-    const db = dialect === 'pglite' ? 'in server' : ms(r.dbCpu);
+    const ratio = r.ratio === undefined ? 'n/a (ms in p50/p99)' : `${r.ratio.toFixed(2)}x${r.ratioTo ? ` (to ${r.ratioTo})` : ''}`;
+    const db = dialect === 'postgres' ? ms(r.dbCpu) : 'in server';
     console.log(`| ${dialect} | ${r.scenario} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.errors} | ${ratio} | ${ms(r.serverCpu)} | ${r.serverCpu === undefined ? '' : db} |`);
   }
 }
