@@ -4,6 +4,13 @@ import { migrate, openDatabase, type Database } from '../prisma/database.ts';
 
 const prismaDir = path.resolve(import.meta.dirname, '../prisma');
 
+/**
+ * Indexes that only the migrations create, because schema.prisma cannot express them (partial
+ * indexes); each is named in a comment on its model there.
+ */
+const HAND_WRITTEN_INDEXES = ['AuditEvent_unsealed_idx'];
+const handWritten = (line: string) => HAND_WRITTEN_INDEXES.some((name) => line.startsWith(`index CREATE INDEX "${name}" `));
+
 /** SQL that creates schema.prisma's database from nothing, as Prisma would. */
 export function schemaSql(): string {
   return execFileSync('pnpm', ['exec', 'prisma', 'migrate', 'diff', '--from-empty', '--to-schema-datamodel', 'schema.prisma', '--script'], {
@@ -39,7 +46,7 @@ export async function migrationDrift(): Promise<string[]> {
     const b = await describe(fromSchema);
     return [
       ...[...b].filter((l) => !a.has(l)).map((l) => `missing from migrations: ${l}`),
-      ...[...a].filter((l) => !b.has(l)).map((l) => `only in migrations:     ${l}`),
+      ...[...a].filter((l) => !b.has(l) && !handWritten(l)).map((l) => `only in migrations:     ${l}`),
     ];
   } finally {
     await fromMigrations.close();

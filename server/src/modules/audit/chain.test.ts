@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
-import { sealerOf } from './chain.ts';
+import { sealerOf, UNSEALED } from './chain.ts';
 
 let s: TestServer;
 beforeAll(async () => {
@@ -114,6 +114,26 @@ describe('audit hash chain', () => {
     await other.stop();
     const v = ok(await s.gql(VERIFY, {}, { token: t.token })).verifyAuditChain;
     expect(v).toMatchObject({ ok: true, checked: 32, headSeq: 32, unsealed: 0 });
+  });
+
+  it('finds the rows still to chain through the partial index, however long the log', async () => {
+    const t = await s.tenant();
+    await s.db.sql.query(
+      `INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "subjectType", "subjectId") SELECT $1::uuid, 'bulk.loaded', 'system', 'Test', g::text FROM generate_series(1, 5000) g`,
+      [t.id],
+    );
+    await sealerOf(s.app.deps).seal(t.id);
+    await s.db.sql.exec('ANALYZE "AuditEvent"');
+    const plan = await s.db.session(async (sql) => {
+      await sql.exec(`SET plan_cache_mode = force_generic_plan; PREPARE unsealed_plan AS ${UNSEALED}`);
+      try {
+        return (await sql.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE unsealed_plan('${t.id}')`)).map((r) => r['QUERY PLAN']).join('\n');
+      } finally {
+        await sql.exec('DEALLOCATE unsealed_plan; RESET plan_cache_mode');
+      }
+    });
+    // The plan kept for the sealer's prepared statement (made without the tenant's id).
+    expect(plan).toContain('AuditEvent_unsealed_idx');
   });
 
   it('requires ADMIN', async () => {

@@ -76,7 +76,9 @@ export function toDomainEvent(r: AuditEvent): DomainEvent {
 }
 
 // Ordered by the bigint column (e.id): a bare `id` would name the text alias and sort "10" before "9".
-const UNSEALED = `
+// Served by the partial index "AuditEvent_unsealed_idx" (tenantId, id) WHERE seq IS NULL: it holds the
+// rows still to chain only, so the cost does not grow with the log.
+export const UNSEALED = `
   SELECT id::text AS id, "tenantId"::text AS "tenantId", type, "actorType", "actorId", "subjectType", "subjectId",
          "licenseId"::text AS "licenseId", "customerId"::text AS "customerId", payload, "requestId",
          (extract(epoch FROM "occurredAt") * 1000)::float8 AS "occurredAtMs"
