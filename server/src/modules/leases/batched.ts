@@ -39,7 +39,9 @@ export interface SeatTerms extends LicenseTerms {
 const TERMS = `
   SELECT q.i::int AS i, l.state, to_json(l."startsAt")#>>'{}' AS "startsAt", to_json(l."expiresAt")#>>'{}' AS "expiresAt",
          l.provisioning, l."clientType", l.seats, l."leaseSeconds", l.type, l."gracePeriodSeconds",
-         EXISTS (SELECT 1 FROM "Lease" x WHERE x."licenseId" = l.id AND x.status = 'ACTIVE' AND x."expiresAt" <= $2::timestamp(3)) AS lapsed,
+         -- The earliest expiry of a live lease, not EXISTS (... expiresAt <= now): that reads the first entry of
+         -- the (license, status, expiry) index, where a generic plan of EXISTS may scan every lease of the license.
+         COALESCE((SELECT min(x."expiresAt") FROM "Lease" x WHERE x."licenseId" = l.id AND x.status = 'ACTIVE') <= $2::timestamp(3), false) AS lapsed,
          EXISTS (SELECT 1 FROM "SeatPool" p WHERE p."licenseId" = l.id) AS pooled,
          EXISTS (SELECT 1 FROM "SeatQueueEntry" e WHERE e."licenseId" = l.id) AS queued
     FROM unnest($1::uuid[]) WITH ORDINALITY AS q(id, i) JOIN "License" l ON l.id = q.id`;
