@@ -52,6 +52,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     security: loadSecurityConfig(env),
     webhooks: loadWebhookConfig(env),
     complianceSweepMs: seconds(env, 'TESSERA_COMPLIANCE_SWEEP_SECONDS', 30) * 1000,
-    dbMaintenanceMs: seconds(env, 'TESSERA_DB_MAINTENANCE_SECONDS', 30) * 1000,
+    dbMaintenanceMs: seconds(env, 'TESSERA_DB_MAINTENANCE_SECONDS', 5) * 1000,
   };
 }
