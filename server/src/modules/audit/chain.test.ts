@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
-import { sealerOf, UNSEALED } from './chain.ts';
+import { createHash } from 'node:crypto';
+import { canonicalJson, entryHash, sealerOf, UNSEALED } from './chain.ts';
 
 let s: TestServer;
 beforeAll(async () => {
@@ -17,6 +18,22 @@ async function products(token: string, n: number, prefix: string) {
     expect(r.createProduct.__typename).toBe('Product');
   }
 }
+
+describe('audit entry hash', () => {
+  it('is sha256 over the canonical JSON of the versioned entry (so chains sealed before still verify)', () => {
+    const rows = [
+      { id: 1n, tenantId: 't', type: 'license.created', actorType: 'token', actorId: 'a"b\\c', subjectType: 'License', subjectId: 'l', licenseId: 'l', customerId: null, requestId: 'r', occurredAt: new Date('2026-12-01T10:00:00.123Z'), payload: { z: 1, a: [3, { y: null, b: 'é\u2028' }], m: 'x' } },
+      { id: 99999999999n, tenantId: 't', type: 'device.heartbeat', actorType: 'client', actorId: null, subjectType: 'Activation', subjectId: 's', licenseId: null, customerId: 'c', requestId: null, occurredAt: new Date(0), payload: {} },
+    ];
+    for (const row of rows) {
+      const canonical = canonicalJson([
+        'tessera-audit-v1', row.tenantId, '7', 'prev', row.id.toString(), row.type, row.actorType, row.actorId, row.subjectType, row.subjectId,
+        row.licenseId, row.customerId, row.requestId, row.occurredAt.toISOString(), row.payload,
+      ]);
+      expect(entryHash(row as never, 7n, 'prev')).toBe(createHash('sha256').update(canonical).digest('hex'));
+    }
+  });
+});
 
 describe('audit hash chain', () => {
   it('chains every event of a tenant and verifies it', async () => {

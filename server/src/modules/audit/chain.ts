@@ -37,7 +37,9 @@ type Chainable = Pick<
 
 /** The entry's hash: sha256 over a versioned, canonical serialisation of every column and the previous hash. */
 export function entryHash(row: Chainable, seq: bigint, prevHash: string): string {
-  const canonical = canonicalJson([
+  // canonicalJson of the whole array, written out: every element but the payload is a string or null,
+  // whose canonical form is plain JSON, so one JSON.stringify serialises them (it runs per audit event).
+  const head = JSON.stringify([
     'tessera-audit-v1',
     row.tenantId,
     seq.toString(),
@@ -52,9 +54,8 @@ export function entryHash(row: Chainable, seq: bigint, prevHash: string): string
     row.customerId,
     row.requestId,
     row.occurredAt.toISOString(),
-    row.payload,
   ]);
-  return createHash('sha256').update(canonical).digest('hex');
+  return createHash('sha256').update(`${head.slice(0, -1)},${canonicalJson(row.payload)}]`).digest('hex');
 }
 
 export function toDomainEvent(r: AuditEvent): DomainEvent {
