@@ -5,6 +5,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { preparedStatements } from './pglite-prepared.ts';
 import { PrismaClient } from './generated/client.ts';
 
 export type { PrismaClient };
@@ -12,8 +13,8 @@ export type { PrismaClient };
 /** A raw SQL channel beside Prisma, for migrations and the few statements Prisma cannot express. */
 export interface SqlRunner {
   /**
-   * `name` makes it a named prepared statement on PostgreSQL: each connection parses and plans it
-   * once, then only binds parameters (for the hot paths' long statements). One name, one text.
+   * `name` makes it a named prepared statement: each PostgreSQL connection (or the PGlite session)
+   * parses it once, then only binds parameters (for the hot paths' long statements). One name, one text.
    */
   query<T = Record<string, unknown>>(sql: string, params?: unknown[], name?: string): Promise<T[]>;
   /** Runs a multi-statement script. */
@@ -131,8 +132,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     // Callers that open a data dir directly must hold its lock (see embedded.ts).
     pglite = await PGlite.create(options.dataDir);
   }
+  const prepared = preparedStatements(pglite);
   const sql: SqlRunner = {
-    async query(text, params) {
+    async query(text, params, name) {
+      if (name) return prepared.query(name, text, params ?? [], false);
       return (await pglite.query(text, params as unknown[])).rows as never[];
     },
     async exec(text) {
@@ -150,7 +153,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     transaction: (fn) =>
       pglite.transaction((tx) =>
         fn({
-          async query(text, params) {
+          async query(text, params, name) {
+            if (name) return prepared.query(name, text, params ?? [], true);
             return (await tx.query(text, params as unknown[])).rows as never[];
           },
           async exec(text) {

@@ -1,0 +1,82 @@
+import { type Database, openDatabase } from '@tessera/db/database';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshPostgres, testDatabaseUrl } from './harness.ts';
+
+/*
+ * The raw SQL channel's named statements (the hot paths' batched statements run through them): on
+ * PostgreSQL a prepared statement per pooled connection, on PGlite one per session sent straight to the
+ * backend (prisma/pglite-prepared.ts), which must interleave safely with Prisma and transactions.
+ */
+
+let db: Database;
+let drop: (() => Promise<void>) | undefined;
+
+beforeAll(async () => {
+  if (testDatabaseUrl) {
+    const fresh = await freshPostgres(testDatabaseUrl);
+    drop = fresh.drop;
+    db = await openDatabase({ url: fresh.url, poolSize: 6 });
+  } else {
+    db = await openDatabase({ dataDir: 'memory://' });
+  }
+  await db.sql.exec(`CREATE TABLE t (id int PRIMARY KEY, tag text, at timestamp(3), doc jsonb, big bigint)`);
+});
+afterAll(async () => {
+  await db.close();
+  await drop?.();
+});
+
+const UPSERT = `INSERT INTO t (id, tag, at, doc, big) SELECT * FROM unnest($1::int[], $2::text[], $3::timestamp(3)[], $4::jsonb[], $5::bigint[])
+                ON CONFLICT (id) DO UPDATE SET tag = EXCLUDED.tag RETURNING id`;
+const READ = `SELECT id, ARRAY[tag, 'x'] AS tags, to_json(at)#>>'{}' AS at, doc, big::text AS big FROM t WHERE id = ANY($1::int[]) ORDER BY id`;
+
+describe('named statements', () => {
+  it('bind arrays, nulls, timestamps, JSON and bigints, and parse what comes back', async () => {
+    const tag = 'a "quoted", {braced} \\ back-slashed';
+    await db.sql.query(UPSERT, [[1, 2], [tag, null], ['2026-12-01T10:00:00.123Z', null], ['{"k":[1,"é"]}', null], ['9007199254740993', null]], 'test_upsert');
+    const rows = await db.sql.query<{ id: number; tags: (string | null)[]; at: string | null; doc: unknown; big: string | null }>(READ, [[1, 2]], 'test_read');
+    expect(rows).toEqual([
+      { id: 1, tags: [tag, 'x'], at: '2026-12-01T10:00:00.123', doc: { k: [1, 'é'] }, big: '9007199254740993' },
+      { id: 2, tags: [null, 'x'], at: null, doc: null, big: null },
+    ]);
+    // Run again: the prepared statement is reused.
+    expect(await db.sql.query(READ, [[2]], 'test_read')).toHaveLength(1);
+  });
+
+  // A pooled PostgreSQL connection that never ran the name cannot know; pg refuses it on one that did.
+  it.runIf(!testDatabaseUrl)('refuse a second text under one name', async () => {
+    await expect(db.sql.query(`SELECT 2 AS x`, [], 'test_read')).rejects.toThrow();
+  });
+
+  it('report SQL errors and leave the channel usable', async () => {
+    await expect(db.sql.query(`SELECT 1 / $1::int AS x`, [0], 'test_div')).rejects.toThrow(/division by zero/);
+    expect(await db.sql.query<{ x: number }>(`SELECT 1 / $1::int AS x`, [1], 'test_div')).toEqual([{ x: 1 }]);
+  });
+
+  it('interleave with Prisma, plain queries and transactions without mixing them up', async () => {
+    const rolledBack = db.transaction(async (sql) => {
+      await sql.query(UPSERT, [[100], ['tx'], [null], [null], [null]], 'test_upsert');
+      // Others run meanwhile; none may see this row or land inside this transaction.
+      await new Promise((r) => setTimeout(r, 20));
+      throw new Error('roll back');
+    });
+    const others = Array.from({ length: 60 }, async (_, i) => {
+      const id = 200 + i;
+      if (i % 3 === 0) await db.sql.query(UPSERT, [[id], ['n'], [null], [null], [null]], 'test_upsert');
+      else if (i % 3 === 1) await db.sql.query(`INSERT INTO t (id) VALUES ($1)`, [id]);
+      else await db.prisma.$executeRawUnsafe(`INSERT INTO t (id) VALUES (${id})`);
+      return (await db.sql.query<{ id: number }>(READ, [[id]], 'test_read'))[0]?.id;
+    });
+    await expect(rolledBack).rejects.toThrow('roll back');
+    expect(await Promise.all(others)).toEqual(Array.from({ length: 60 }, (_, i) => 200 + i));
+    expect(await db.sql.query(READ, [[100]], 'test_read')).toEqual([]);
+  });
+
+  // PGlite has one session, shared with socket clients (the operator CLI), one of which may clear it.
+  it.runIf(!testDatabaseUrl)('are prepared again when the PGlite session loses them', async () => {
+    await db.sql.query(READ, [[1]], 'test_read');
+    await db.sql.exec('DEALLOCATE ALL');
+    const results = await Promise.all(Array.from({ length: 8 }, () => db.sql.query<{ id: number }>(READ, [[1]], 'test_read')));
+    expect(results.map((r) => r.length)).toEqual(Array(8).fill(1));
+  });
+});
