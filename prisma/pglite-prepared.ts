@@ -11,8 +11,11 @@ import { parse, type PGlite, protocol } from '@electric-sql/pglite';
  *
  * PGlite serialises its own queries with two mutexes it does not publish (a transaction in progress
  * holds one; every protocol exchange holds the other); runs here take them the way query() and a
- * transaction's query() do. PGlite is pinned to one exact version in prisma/package.json; the tests of
- * this file fail first if a later version changes them.
+ * transaction's query() do. Messages are collected with execProtocolStream, which installs its own
+ * collector: execProtocol keeps the raw-data callback a socket client (the CLI, through
+ * pglite-socket's execProtocolRawStream) left behind, and its answer would go to that client.
+ * PGlite is pinned to one exact version in prisma/package.json; server/test/database.test.ts fails first
+ * if a later version changes any of this.
  */
 
 type Serializer = (value: unknown) => string;
@@ -55,7 +58,7 @@ export function preparedStatements(pglite: PGlite): PreparedRunner {
 
   async function prepare(name: string, text: string) {
     const statement = `${prefix}${generation}_${name}`;
-    const { messages } = await pglite.execProtocol(
+    const messages = await pglite.execProtocolStream(
       concat([protocol.serialize.parse({ name: statement, text }), protocol.serialize.describe({ type: 'S', name: statement }), protocol.serialize.sync()]),
       { syncToFs: false },
     );
@@ -76,7 +79,7 @@ export function preparedStatements(pglite: PGlite): PreparedRunner {
           const serialize = entry.serializers[i];
           return serialize ? serialize(v) : String(v);
         });
-        const { messages } = await pglite.execProtocol(
+        const messages = await pglite.execProtocolStream(
           concat([
             protocol.serialize.bind({ statement: entry.statement, values }),
             protocol.serialize.describe({ type: 'P' }),

@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { type Database, openDatabase } from '@tessera/db/database';
+import { openEmbedded } from '@tessera/db/embedded';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshPostgres, testDatabaseUrl } from './harness.ts';
 
@@ -78,5 +82,31 @@ describe('named statements', () => {
     await db.sql.exec('DEALLOCATE ALL');
     const results = await Promise.all(Array.from({ length: 8 }, () => db.sql.query<{ id: number }>(READ, [[1]], 'test_read')));
     expect(results.map((r) => r.length)).toEqual(Array(8).fill(1));
+  });
+});
+
+// The operator CLI reaches a running server's PGlite through pglite-socket, in the same session.
+describe.runIf(!testDatabaseUrl)('named statements on PGlite beside a socket client', () => {
+  it('answer right after the socket client spoke', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tessera-socket-'));
+    const embedded = await openEmbedded(dir, { serveSocket: true });
+    try {
+      const { db } = embedded;
+      await db.sql.exec(`CREATE TABLE s (id int PRIMARY KEY)`);
+      await db.sql.query(`INSERT INTO s SELECT g FROM generate_series(1, 10) g`);
+      const read = () => db.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM s WHERE id <= $1::int`, [5], 'test_socket_read');
+      expect(await read()).toEqual([{ n: 5 }]);
+      for (let round = 0; round < 3; round++) {
+        const cli = await openDatabase({ socketDir: dir });
+        expect(await cli.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM s`)).toEqual([{ n: 10 }]);
+        await cli.close();
+        expect(await read()).toEqual([{ n: 5 }]);
+        // pglite-socket takes the next client once it has let go of this one.
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await embedded.release();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
