@@ -424,6 +424,7 @@ export async function seatQueuePosition(ctx: ServiceContext, raw: CheckoutInput)
 export async function sweepLeases(app: AppDeps, now = new Date(), batch = 10_000): Promise<number> {
   await app.prisma.$executeRaw`DELETE FROM "SeatQueueEntry" WHERE "expiresAt" <= ${now}::timestamp(3)`;
   let total = 0;
+  const tenants = new Set<string>();
   for (;;) {
     const rows = await app.prisma.$queryRaw<{ tenantId: string; n: number }[]>`
       WITH expired AS (
@@ -451,10 +452,13 @@ export async function sweepLeases(app: AppDeps, now = new Date(), batch = 10_000
         FROM freed
       )
       SELECT "tenantId"::text AS "tenantId", count(*)::int AS n FROM expired GROUP BY 1`;
-    for (const r of rows) void sealerOf(app).seal(r.tenantId);
+    for (const r of rows) tenants.add(r.tenantId);
     const swept = rows.reduce((sum, r) => sum + r.n, 0);
     total += swept;
     // A short batch means nothing is left, or another instance holds the rest (SKIP LOCKED) and will finish it.
-    if (swept < batch) return total;
+    if (swept < batch) break;
   }
+  // Chained once the sweep is done, not between its batches (on PGlite they would share its one connection).
+  for (const tenantId of tenants) void sealerOf(app).seal(tenantId);
+  return total;
 }
