@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { envInt } from './modules/common/env.ts';
 import { loadSecurityConfig, type SecurityConfig } from './modules/security/config.ts';
 import { loadWebhookConfig, type WebhookConfig } from './modules/webhooks/config.ts';
 
@@ -24,11 +25,6 @@ export interface Config {
   dbMaintenanceMs: number;
 }
 
-function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const value = Number(env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number of seconds (0: off), got ${env[name]}`);
-  return value;
-}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = env.DATABASE_URL || undefined;
@@ -51,7 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     seedDemo: env.TESSERA_DEMO ? env.TESSERA_DEMO === '1' || env.TESSERA_DEMO === 'true' : !databaseUrl,
     security: loadSecurityConfig(env),
     webhooks: loadWebhookConfig(env),
-    complianceSweepMs: seconds(env, 'TESSERA_COMPLIANCE_SWEEP_SECONDS', 30) * 1000,
-    dbMaintenanceMs: seconds(env, 'TESSERA_DB_MAINTENANCE_SECONDS', 5) * 1000,
+    complianceSweepMs: envInt(env, 'TESSERA_COMPLIANCE_SWEEP_SECONDS', 30) * 1000,
+    dbMaintenanceMs: envInt(env, 'TESSERA_DB_MAINTENANCE_SECONDS', 5) * 1000,
   };
 }

@@ -1,3 +1,5 @@
+import { envInt } from '../common/env.ts';
+
 /** Security settings, read from the environment by loadConfig() (README.md, "Configuration"). */
 export interface SecurityConfig {
   /** Client operations (activate, heartbeat, validateLicense, ...) per license key, per minute. */
@@ -25,31 +27,23 @@ export interface SecurityConfig {
   logLevel: string;
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${raw}`);
-  return n;
-}
-
 export function loadSecurityConfig(env: NodeJS.ProcessEnv): SecurityConfig {
   return {
     // Generous for legitimate traffic (a site license's many devices behind one NAT, `pnpm bench`);
     // key probing is held by the much lower unknown-key limit.
-    keyPerMinute: int(env, 'TESSERA_RATE_LIMIT_KEY_PER_MINUTE', 300_000),
-    ipPerMinute: int(env, 'TESSERA_RATE_LIMIT_IP_PER_MINUTE', 600_000),
-    ipUnknownKeysPerMinute: int(env, 'TESSERA_RATE_LIMIT_UNKNOWN_KEYS_PER_MINUTE', 60),
-    adminPerMinute: int(env, 'TESSERA_RATE_LIMIT_ADMIN_PER_MINUTE', 6_000),
-    signInAccountFailures: int(env, 'TESSERA_RATE_LIMIT_SIGNIN_ACCOUNT', 10),
-    signInIpFailures: int(env, 'TESSERA_RATE_LIMIT_SIGNIN_IP', 100),
-    trustProxy: int(env, 'TESSERA_TRUST_PROXY', 0),
+    keyPerMinute: envInt(env, 'TESSERA_RATE_LIMIT_KEY_PER_MINUTE', 300_000),
+    ipPerMinute: envInt(env, 'TESSERA_RATE_LIMIT_IP_PER_MINUTE', 600_000),
+    ipUnknownKeysPerMinute: envInt(env, 'TESSERA_RATE_LIMIT_UNKNOWN_KEYS_PER_MINUTE', 60),
+    adminPerMinute: envInt(env, 'TESSERA_RATE_LIMIT_ADMIN_PER_MINUTE', 6_000),
+    signInAccountFailures: envInt(env, 'TESSERA_RATE_LIMIT_SIGNIN_ACCOUNT', 10),
+    signInIpFailures: envInt(env, 'TESSERA_RATE_LIMIT_SIGNIN_IP', 100),
+    trustProxy: envInt(env, 'TESSERA_TRUST_PROXY', 0),
     corsOrigins: (env.TESSERA_CORS_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-    maxDepth: int(env, 'TESSERA_GRAPHQL_MAX_DEPTH', 12),
-    maxAliases: int(env, 'TESSERA_GRAPHQL_MAX_ALIASES', 15),
-    maxTokens: int(env, 'TESSERA_GRAPHQL_MAX_TOKENS', 2000),
-    maxDirectives: int(env, 'TESSERA_GRAPHQL_MAX_DIRECTIVES', 10),
-    maxCost: int(env, 'TESSERA_GRAPHQL_MAX_COST', 5000),
+    maxDepth: envInt(env, 'TESSERA_GRAPHQL_MAX_DEPTH', 12),
+    maxAliases: envInt(env, 'TESSERA_GRAPHQL_MAX_ALIASES', 15),
+    maxTokens: envInt(env, 'TESSERA_GRAPHQL_MAX_TOKENS', 2000),
+    maxDirectives: envInt(env, 'TESSERA_GRAPHQL_MAX_DIRECTIVES', 10),
+    maxCost: envInt(env, 'TESSERA_GRAPHQL_MAX_COST', 5000),
     logLevel: env.LOG_LEVEL || (env.NODE_ENV === 'test' ? 'silent' : 'info'),
   };
 }

@@ -1,3 +1,5 @@
+import { envInt } from '../common/env.ts';
+
 /** Webhook delivery settings, read from the environment by loadConfig() (README.md, "Configuration"). */
 export interface WebhookConfig {
   /** Delay before the first retry; each later one waits 3x longer (with +-20% jitter). */
@@ -8,19 +10,11 @@ export interface WebhookConfig {
   timeoutMs: number;
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${raw}`);
-  return n;
-}
-
 export function loadWebhookConfig(env: NodeJS.ProcessEnv): WebhookConfig {
   return {
     // 10 s, 30 s, 90 s, ... : the 10th attempt comes about 27 hours after the first.
-    retryBaseMs: int(env, 'TESSERA_WEBHOOK_RETRY_BASE_MS', 10_000, 1),
-    maxAttempts: int(env, 'TESSERA_WEBHOOK_MAX_ATTEMPTS', 10, 1),
-    timeoutMs: int(env, 'TESSERA_WEBHOOK_TIMEOUT_MS', 10_000, 100),
+    retryBaseMs: envInt(env, 'TESSERA_WEBHOOK_RETRY_BASE_MS', 10_000, 1),
+    maxAttempts: envInt(env, 'TESSERA_WEBHOOK_MAX_ATTEMPTS', 10, 1),
+    timeoutMs: envInt(env, 'TESSERA_WEBHOOK_TIMEOUT_MS', 10_000, 100),
   };
 }
