@@ -4,7 +4,7 @@ import path from 'node:path';
 import { type Database, openDatabase } from '@tessera/db/database';
 import { openEmbedded } from '@tessera/db/embedded';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshPostgres, testDatabaseUrl } from './harness.ts';
+import { openTestDatabase, testDatabaseUrl } from './harness.ts';
 
 /*
  * The raw SQL channel's named statements (the hot paths' batched statements run through them): on
@@ -13,22 +13,13 @@ import { freshPostgres, testDatabaseUrl } from './harness.ts';
  */
 
 let db: Database;
-let drop: (() => Promise<void>) | undefined;
+let closeDb: () => Promise<void>;
 
 beforeAll(async () => {
-  if (testDatabaseUrl) {
-    const fresh = await freshPostgres(testDatabaseUrl);
-    drop = fresh.drop;
-    db = await openDatabase({ url: fresh.url, poolSize: 6 });
-  } else {
-    db = await openDatabase({ dataDir: 'memory://' });
-  }
+  ({ db, close: closeDb } = await openTestDatabase(6));
   await db.sql.exec(`CREATE TABLE t (id int PRIMARY KEY, tag text, at timestamp(3), doc jsonb, big bigint)`);
 });
-afterAll(async () => {
-  await db.close();
-  await drop?.();
-});
+afterAll(() => closeDb());
 
 const UPSERT = `INSERT INTO t (id, tag, at, doc, big) SELECT * FROM unnest($1::int[], $2::text[], $3::timestamp(3)[], $4::jsonb[], $5::bigint[])
                 ON CONFLICT (id) DO UPDATE SET tag = EXCLUDED.tag RETURNING id`;

@@ -55,6 +55,23 @@ export async function freshPostgres(base: string): Promise<{ url: string; drop()
   };
 }
 
+/** A database of its own for one test file: a fresh PostgreSQL database (TEST_DATABASE_URL), else in-memory PGlite. */
+export async function openTestDatabase(poolSize = 20): Promise<{ db: Database; close(): Promise<void> }> {
+  if (!testDatabaseUrl) {
+    const db = await openDatabase({ dataDir: 'memory://' });
+    return { db, close: () => db.close() };
+  }
+  const fresh = await freshPostgres(testDatabaseUrl);
+  const db = await openDatabase({ url: fresh.url, poolSize });
+  return {
+    db,
+    async close() {
+      await db.close();
+      await fresh.drop();
+    },
+  };
+}
+
 export async function startTestServer(
   options: {
     databaseUrl?: string;
@@ -62,16 +79,13 @@ export async function startTestServer(
     env?: Record<string, string>;
   } = {},
 ): Promise<TestServer> {
-  let drop: (() => Promise<void>) | undefined;
   let db: Database;
+  let closeDb: () => Promise<void>;
   if (options.databaseUrl) {
     db = await openDatabase({ url: options.databaseUrl, poolSize: 20 });
-  } else if (testDatabaseUrl) {
-    const fresh = await freshPostgres(testDatabaseUrl);
-    drop = fresh.drop;
-    db = await openDatabase({ url: fresh.url, poolSize: 20 });
+    closeDb = () => db.close();
   } else {
-    db = await openDatabase({ dataDir: 'memory://' });
+    ({ db, close: closeDb } = await openTestDatabase());
   }
   const config = { ...loadConfig({ ...testEnv, ...options.env }), seedDemo: false };
   const app = await buildApp({ config, db });
@@ -100,8 +114,7 @@ export async function startTestServer(
     },
     async close() {
       await app.stop();
-      await db.close();
-      await drop?.();
+      await closeDb();
     },
   };
   return server;

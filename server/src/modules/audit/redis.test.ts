@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { openDatabase, type Database } from '@tessera/db/database';
+import type { Database } from '@tessera/db/database';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, buildApp } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
-import { freshPostgres, testDatabaseUrl, testEnv } from '../../../test/harness.ts';
+import { openTestDatabase, testEnv } from '../../../test/harness.ts';
 import { listen, subscribe, wsClient, type WsClient } from '../../../test/ws.ts';
 import { createTenant } from '../tenants/service.ts';
 
@@ -16,19 +16,13 @@ const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const busPrefix = `tessera-test-${randomBytes(6).toString('hex')}`;
 
 let db: Database;
-let drop: (() => Promise<void>) | undefined;
+let closeDb: (() => Promise<void>) | undefined;
 let a: App;
 let b: App;
 const clients: WsClient[] = [];
 
 beforeAll(async () => {
-  if (testDatabaseUrl) {
-    const fresh = await freshPostgres(testDatabaseUrl);
-    drop = fresh.drop;
-    db = await openDatabase({ url: fresh.url, poolSize: 10 });
-  } else {
-    db = await openDatabase({ dataDir: 'memory://' });
-  }
+  ({ db, close: closeDb } = await openTestDatabase(10));
   const config = { ...loadConfig({ ...testEnv, REDIS_URL: redisUrl }), seedDemo: false };
   a = await buildApp({ config, db, busPrefix });
   b = await buildApp({ config, db, busPrefix });
@@ -37,8 +31,7 @@ afterAll(async () => {
   await Promise.all(clients.map((c) => c.dispose()));
   await a?.stop();
   await b?.stop();
-  await db?.close();
-  await drop?.();
+  await closeDb?.();
 });
 
 async function gql(app: App, token: string, query: string, variables: Record<string, unknown> = {}) {
