@@ -251,6 +251,34 @@ describe('heartbeat and sync', () => {
     expect(await heartbeatDevice(s, { key: l.key, fingerprint: 'never-activated' })).toMatchObject({ code: 'NOT_ACTIVATED' });
   });
 
+  it('concurrent heartbeats, several of one device: each success is recorded once; each refusal records nothing', async () => {
+    // A version range makes every call leave the one-statement path; the plain license keeps it.
+    const plain = await issue(s, token, { maxActivations: 3 });
+    const ranged = await issue(s, token, { maxActivations: 3, allowedVersions: '>=1.0.0 <2.0.0' });
+    for (const f of ['c1', 'c2']) {
+      await activateDevice(s, { key: plain.key, fingerprint: f });
+      await activateDevice(s, { key: ranged.key, fingerprint: f, client: { appVersion: '1.0.0' } });
+    }
+    const calls = Array.from({ length: 40 }, (_, i) => ({
+      license: i % 2 ? ranged : plain,
+      fingerprint: i % 4 < 2 ? 'c1' : 'c2',
+      appVersion: i % 8 === 1 ? '2.0.0' : `1.0.${i}`,
+    }));
+    const answers = await Promise.all(calls.map((c) => heartbeatDevice(s, { key: c.license.key, fingerprint: c.fingerprint, client: { appVersion: c.appVersion } })));
+    answers.forEach((a, i) => {
+      expect(a.__typename).toBe(calls[i]!.license === ranged && calls[i]!.appVersion === '2.0.0' ? 'LicensingError' : 'HeartbeatSuccess');
+      if (a.__typename === 'LicensingError') expect(a.code).toBe('VERSION_NOT_ALLOWED');
+    });
+    for (const l of [plain, ranged]) {
+      const ok = calls.filter((c, i) => c.license === l && answers[i].__typename === 'HeartbeatSuccess');
+      const samples = await s.db.prisma.heartbeatSample.findMany({ where: { licenseId: l.id } });
+      expect(samples.map((x) => x.appVersion).sort()).toEqual(ok.map((c) => c.appVersion).sort());
+      const beats = await events('device.heartbeat', l.id);
+      expect(beats.map((e) => (e.payload as { appVersion: string }).appVersion).sort()).toEqual(ok.map((c) => c.appVersion).sort());
+      expect(new Set(beats.map((e) => e.requestId)).size).toBe(ok.length);
+    }
+  });
+
   it('carries a license change to every device: updateAvailable + fresh token; PENDING_SYNC until all have it', async () => {
     const l = await issue(s, token, { maxActivations: 2, features: ['a', 'b'] });
     await activateDevice(s, { key: l.key, fingerprint: 's1' });

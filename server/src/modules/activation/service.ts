@@ -9,7 +9,7 @@ import { tenantWhere } from '../common/tenancy.ts';
 import { parseKey } from '../licenses/keys.ts';
 import { graceEndsAt, inGracePeriod } from '../licenses/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
-import { activationBatcher, type Found, heartbeatBatcher, lookupBatcher } from './batched.ts';
+import { activationBatcher, type Found, heartbeatBatcher, heartbeatCallBatcher, lookupBatcher } from './batched.ts';
 
 // Input limits: anything larger is a ValidationError before the database is touched.
 const MAX_FINGERPRINT = 512;
@@ -577,8 +577,22 @@ export async function heartbeat(ctx: ServiceContext, input: HeartbeatInput): Pro
   if (input.revision !== null && input.revision !== undefined && input.revision < 0) p.push({ path: 'revision', message: 'must not be negative' });
   throwIf(p);
 
+  const parsed = parseKey(input.key);
+  if (!parsed) throw notFound();
+  const client = clientData(input.client);
+  // The lookup, and the write when the call can only succeed (activation/batched.ts); else the rules
+  // below refuse it or it is recorded on the path that handles what that statement leaves out.
+  const call = await heartbeatCallBatcher(ctx.app)({ key: parsed, fingerprint: input.fingerprint, revision: input.revision ?? null, client, requestId: ctx.requestId });
+  if (!call) throw notFound();
+  const { license, activation } = call;
+  const seconds = license.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS;
+  if (call.recorded && activation) {
+    const updateAvailable = (call.knownRevision ?? activation.syncedRevision) < license.revision;
+    const token = updateAvailable ? await activationToken(ctx.app, license, activation.id, activation.fingerprint) : null;
+    return { activationId: activation.id, updateAvailable, token, nextHeartbeatBy: new Date(call.at.getTime() + seconds * 1000), loaded: { ...activation, license } };
+  }
+
   const now = new Date();
-  const { license, activation } = await findByKey(ctx, input.key, input.fingerprint);
   assertLicenseUsable(license, now, activation?.status === 'ACTIVE');
   if (input.client?.appVersion) assertVersion(license, input.client.appVersion);
   if (!activation) throw new LicensingError('NOT_ACTIVATED', 'This device is not activated');
@@ -587,9 +601,7 @@ export async function heartbeat(ctx: ServiceContext, input: HeartbeatInput): Pro
   const known = input.revision ?? activation.syncedRevision;
   const updateAvailable = known < license.revision;
   const token = updateAvailable ? await activationToken(ctx.app, license, activation.id, activation.fingerprint) : null;
-  const client = clientData(input.client);
   const actor = clientActor(license.id);
-  const seconds = license.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS;
   const payload = { appVersion: client.appVersion, osVersion: client.osVersion, revision: license.revision, updateAvailable };
 
   if (license.syncState !== 'PENDING_SYNC') {

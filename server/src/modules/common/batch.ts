@@ -97,3 +97,27 @@ export function perApp<K extends object, V>(make: (key: K) => V): (key: K) => V 
     return v;
   };
 }
+
+/**
+ * Runs `run` on the items in rounds in which no key appears twice (the first call of each key, then
+ * the second, ...), one after the other, and answers in the items' order. For statements that write one
+ * row per key: PostgreSQL updates a row once per statement, so a second call of the same key in one
+ * statement would be answered without being recorded.
+ */
+export async function inDistinctRounds<I, O>(items: I[], keyOf: (item: I) => string, run: (items: I[]) => Promise<O[]>): Promise<O[]> {
+  const seen = new Map<string, number>();
+  const rounds: number[][] = [];
+  items.forEach((item, i) => {
+    const key = keyOf(item);
+    const round = seen.get(key) ?? 0;
+    seen.set(key, round + 1);
+    (rounds[round] ??= []).push(i);
+  });
+  if (rounds.length === 1) return run(items);
+  const out = new Array<O>(items.length);
+  for (const round of rounds) {
+    const results = await run(round.map((i) => items[i]!));
+    round.forEach((i, k) => (out[i] = results[k]!));
+  }
+  return out;
+}
