@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AuditEvent } from '@tessera/db/client';
 import type { Database } from '@tessera/db/database';
 import type { AppDeps } from '../../context.ts';
@@ -55,7 +55,7 @@ export function entryHash(row: Chainable, seq: bigint, prevHash: string): string
     row.requestId,
     row.occurredAt.toISOString(),
   ]);
-  return createHash('sha256').update(`${head.slice(0, -1)},${canonicalJson(row.payload)}]`).digest('hex');
+  return hash('sha256', `${head.slice(0, -1)},${canonicalJson(row.payload)}]`, 'hex');
 }
 
 export function toDomainEvent(r: AuditEvent): DomainEvent {

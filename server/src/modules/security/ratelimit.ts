@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { GraphQLError, type GraphQLField, type GraphQLSchema, isInputObjectType, getNamedType } from 'graphql';
 import { wrapErrorIfMatches } from '@pothos/plugin-errors';
@@ -56,7 +56,7 @@ export function createRateLimits(config: SecurityConfig, redisUrl?: string, pref
   };
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 22);
+const digest = (s: string) => hash('sha256', s, 'base64url').slice(0, 22);
 
 /** Seconds to wait when `id` has used up `limiter`, after taking `points` from it; null while within it. */
 async function take(limiter: RateLimiterAbstract | null, id: string, points = 1): Promise<number | null> {
