@@ -211,12 +211,31 @@ async function measureLeaseSweep(options: DatabaseOptions, licenseId: string, co
  * maintenance on PGlite), so plans match the data: before each scenario, as the previous one changed
  * the tables. These machines run PostgreSQL with autovacuum off.
  */
-async function analyze(options: DatabaseOptions): Promise<void> {
+/**
+ * Before each scenario: on PostgreSQL the tables vacuumed and analyzed (as autovacuum keeps them in
+ * production) and a checkpoint taken, so that neither the scenario nor its no-op shares the machine with
+ * catching up on the previous scenario's writes; on PGlite analyzed.
+ */
+async function settle(options: DatabaseOptions, attempt = 1): Promise<void> {
   const db = await openDatabase(options);
   try {
-    await db.sql.exec('ANALYZE');
+    if ('url' in options) {
+      await db.sql.exec('VACUUM (ANALYZE)');
+      await db.sql.exec('CHECKPOINT').catch(() => undefined); // needs a superuser or pg_checkpoint; else skipped
+    } else {
+      // Through the server's PGlite socket; the server's own maintenance vacuums PGlite. The socket takes
+      // one client at a time: right after another one (growLicenses) left, it may refuse this one.
+      try {
+        await db.sql.exec('ANALYZE');
+      } catch (err) {
+        if (attempt >= 5 || !['EPIPE', 'ECONNRESET'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+        await db.close().catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        return settle(options, attempt + 1);
+      }
+    }
   } finally {
-    await db.close();
+    await db.close().catch(() => undefined);
   }
 }
 
@@ -263,6 +282,8 @@ interface Row {
   ratio?: number;
   /** What `ratio` compares with, when it is not the no-op mutation. */
   ratioTo?: string;
+  /** The no-op's req/s in the slices interleaved with this scenario's, which `ratio` compares with. */
+  baselineRps?: number;
   /** CPU time per request, in ms: the server process (with PGlite inside it), and PostgreSQL's processes. */
   serverCpu?: number;
   dbCpu?: number;
@@ -302,46 +323,116 @@ function dbSecondsBetween(before: Map<string, number>, after: Map<string, number
 /** USER_HZ, 100 on every Linux this runs on. */
 const CLOCK_TICKS = 100;
 
+/** A stream of requests of one kind: `body(i)` for the i-th request of the scenario, warm-up included. */
+interface Load {
+  body: (i: number) => unknown;
+  /** A fragment every successful answer contains (else the answer counts as an error). */
+  success?: string;
+  next: number;
+}
+const loadOf = (body: (i: number) => unknown, success?: string): Load => ({ body, success, next: 0 });
+const ping = () => loadOf(() => persisted('Ping'), '"noop":true');
+
+/** What the measured runs of one load added up to. */
+interface Tally {
+  requests: number;
+  seconds: number;
+  latencies: number[];
+  errors: number;
+  serverCpu: number;
+  dbCpu: number;
+  cpuKnown: boolean;
+}
+const tally = (): Tally => ({ requests: 0, seconds: 0, latencies: [], errors: 0, serverCpu: 0, dbCpu: 0, cpuKnown: true });
+
 /**
- * `success` is a fragment every successful answer contains: anything else (a LicensingError such as
- * RATE_LIMITED, a GraphQL error) counts as an error, so a fast refusal never passes for throughput.
+ * Runs `load` for `duration` seconds with autocannon; with `into`, adds what it measured (requests,
+ * each response's latency, errors, CPU seconds of the server and of PostgreSQL). A successful answer
+ * contains `load.success`: anything else (a LicensingError such as RATE_LIMITED, a GraphQL error)
+ * counts as an error, so a fast refusal never passes for throughput.
  */
-async function load(server: Server, scenario: string, body: (i: number) => unknown, success?: string): Promise<Row> {
-  const { url } = server;
-  let i = 0;
+async function drive(server: Server, load: Load, duration: number, into?: Tally): Promise<void> {
   let failed = 0;
-  const run = (duration: number) => autocannon({
-    url: `${url}/graphql`,
-    connections: CONNECTIONS,
-    duration,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    requests: [
+  const before = into ? cpuSeconds(server.proc.pid!) : null;
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
       {
-        setupRequest: (req) => ({ ...req, body: JSON.stringify(body(i++)) }),
-        onResponse: (status, responseBody) => {
-          if (success && status === 200 && !responseBody.includes(success)) failed++;
-        },
+        url: `${server.url}/graphql`,
+        connections: CONNECTIONS,
+        duration,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        requests: [
+          {
+            setupRequest: (req) => ({ ...req, body: JSON.stringify(load.body(load.next++)) }),
+            onResponse: (status, responseBody) => {
+              if (load.success && status === 200 && !responseBody.includes(load.success)) failed++;
+            },
+          },
+        ],
       },
-    ],
+      (err, r) => (err ? reject(err) : resolve(r)),
+    );
+    if (into) instance.on('response', (_client, _status, _bytes, responseTime) => into.latencies.push(responseTime));
   });
-  // Each scenario first runs unmeasured (JIT, prepared statements on every pooled connection), as the
-  // no-op baseline does, so the ratio compares steady states; its answers still count toward `failed`.
-  if (WARMUP > 0) await run(WARMUP);
-  const before = cpuSeconds(server.proc.pid!);
-  const result = await run(DURATION);
+  if (!into) return;
   const after = cpuSeconds(server.proc.pid!);
-  const requests = result.requests.total;
+  into.requests += result.requests.total;
+  into.seconds += result.duration;
+  into.errors += result.errors + result.non2xx + result.timeouts + failed;
+  if (before && after) {
+    into.serverCpu += after.server - before.server;
+    into.dbCpu += dbSecondsBetween(before.db, after.db);
+  } else into.cpuKnown = false;
+}
+
+function rowOf(scenario: string, t: Tally): Row {
+  const sorted = Float64Array.from(t.latencies).sort();
+  const pct = (q: number) => (sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10 : 0);
   return {
     scenario,
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    errors: result.errors + result.non2xx + result.timeouts + failed,
-    ...(before && after && requests > 0
-      ? { serverCpu: ((after.server - before.server) * 1000) / requests, dbCpu: (dbSecondsBetween(before.db, after.db) * 1000) / requests }
-      : {}),
+    rps: t.seconds > 0 ? t.requests / t.seconds : 0,
+    p50: pct(0.5),
+    p99: pct(0.99),
+    errors: t.errors,
+    ...(t.cpuKnown && t.requests > 0 ? { serverCpu: (t.serverCpu * 1000) / t.requests, dbCpu: (t.dbCpu * 1000) / t.requests } : {}),
   };
+}
+
+/** One load on its own: warmed up (JIT, prepared statements on every pooled connection), then measured. */
+async function measure(server: Server, scenario: string, load: Load): Promise<Row> {
+  if (WARMUP > 0) await drive(server, load, WARMUP);
+  const t = tally();
+  await drive(server, load, DURATION, t);
+  return rowOf(scenario, t);
+}
+
+/** Seconds of one slice of the interleaved measurement. */
+const SLICE = 2;
+
+/**
+ * A scenario measured against the no-op in alternating slices of SLICE seconds (no-op then scenario,
+ * then scenario then no-op, ...), DURATION seconds of each in all, after a warm-up of both on a settled
+ * database; its ratio is its req/s over the no-op's in those slices. The speed of a shared machine
+ * swings by half or more within a minute (other tenants, CPU frequency): measured side by side, both
+ * sides see the same swings. The scenario's own background work (its audit seals, PostgreSQL writing
+ * its pages out) can spill a few milliseconds into the next no-op slice.
+ */
+async function compared(server: Server, live: DatabaseOptions, scenario: string, load: Load): Promise<Row> {
+  await settle(live);
+  const base = ping();
+  if (WARMUP > 0) await drive(server, load, WARMUP);
+  await drive(server, base, 1);
+  const op = tally();
+  const noop = tally();
+  for (let round = 0; round < Math.max(1, Math.round(DURATION / SLICE)); round++) {
+    const order: [Load, Tally][] = round % 2 === 0 ? [[base, noop], [load, op]] : [[load, op], [base, noop]];
+    for (const [l, t] of order) await drive(server, l, SLICE, t);
+  }
+  const row = rowOf(scenario, op);
+  row.baselineRps = rowOf('no-op mutation', noop).rps;
+  row.ratio = row.rps / row.baselineRps;
+  return row;
 }
 
 async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
@@ -378,9 +469,9 @@ async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
     const { key, devices } = fixture;
     const run = randomBytes(3).toString('hex');
     // Warm-up: JIT, caches, connection pools.
-    await load(server, 'warmup', () => persisted('Ping'));
+    await drive(server, ping(), WARMUP + DURATION);
     const rows: Row[] = [];
-    rows.push(await load(server, 'no-op mutation', () => persisted('Ping'), '"noop":true'));
+    rows.push(await measure(server, 'no-op mutation', ping()));
     const scenarios: [string, (i: number) => unknown, string][] = [
       ['activate (new device)', (i) => persisted('Activate', { input: { key, fingerprint: `fp-${run}-${i}` } }), '"ActivateSuccess"'],
       ['heartbeat', (i) => persisted('Heartbeat', { input: { key, fingerprint: devices[i % devices.length] } }), '"HeartbeatSuccess"'],
@@ -394,8 +485,7 @@ async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
     ];
     for (const [name, body, success] of scenarios) {
       if (!wanted(name)) continue;
-      await analyze(live);
-      rows.push(await load(server, name, body, success));
+      rows.push(await compared(server, live, name, loadOf(body, success)));
     }
 
     // Scale: the lookups and writes are indexed, so throughput should not depend on how many licenses
@@ -404,12 +494,11 @@ async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
       for (const total of [1_000, 100_000]) {
         await growLicenses(live, Buffer.from(fixture.licenseId, 'base64').toString().split(':')[1]!, total);
         const at = `${total / 1000}k licenses`;
-        rows.push(await load(server, `validateLicense @ ${at}`, (i) => persisted('ValidateLicense', { input: { key, fingerprint: devices[i % devices.length] } }), '"valid":true'));
-        rows.push(await load(server, `heartbeat @ ${at}`, (i) => persisted('Heartbeat', { input: { key, fingerprint: devices[i % devices.length] } }), '"HeartbeatSuccess"'));
+        rows.push(await compared(server, live, `validateLicense @ ${at}`, loadOf((i) => persisted('ValidateLicense', { input: { key, fingerprint: devices[i % devices.length] } }), '"valid":true')));
+        rows.push(await compared(server, live, `heartbeat @ ${at}`, loadOf((i) => persisted('Heartbeat', { input: { key, fingerprint: devices[i % devices.length] } }), '"HeartbeatSuccess"')));
       }
     }
-    const base = rows[0]!.rps;
-    for (const r of rows) r.ratio = r.rps / base;
+    rows[0]!.ratio = 1;
     await server.stop();
     stopped = true;
     sweep = await measureLeaseSweep(dbOptions, seats.floatingLicenseId, 10_000);
@@ -491,14 +580,14 @@ if (wanted('verify')) results.sdk = [await offlineVerify()];
 
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 console.log(`\nTessera benchmark — ${new Date().toISOString()} — ${machine}`);
-console.log('| database | scenario | req/s | p50 ms | p99 ms | errors | ratio to no-op | server CPU ms/req | PostgreSQL CPU ms/req |');
-console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+console.log('| database | scenario | req/s | p50 ms | p99 ms | errors | no-op req/s in its slices | ratio to no-op | server CPU ms/req | PostgreSQL CPU ms/req |');
+console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 const ms = (v: number | undefined) => (v === undefined ? '' : v.toFixed(2));
 for (const [dialect, rows] of Object.entries(results)) {
   for (const r of rows) {
     const ratio = r.ratio === undefined ? 'n/a (ms in p50/p99)' : `${r.ratio.toFixed(2)}x${r.ratioTo ? ` (to ${r.ratioTo})` : ''}`;
     const db = dialect === 'postgres' ? ms(r.dbCpu) : 'in server';
-    console.log(`| ${dialect} | ${r.scenario} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.errors} | ${ratio} | ${ms(r.serverCpu)} | ${r.serverCpu === undefined ? '' : db} |`);
+    console.log(`| ${dialect} | ${r.scenario} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.baselineRps?.toFixed(0) ?? ''} | ${ratio} | ${ms(r.serverCpu)} | ${r.serverCpu === undefined ? '' : db} |`);
   }
 }
 for (const [dialect, rows] of Object.entries(results)) {

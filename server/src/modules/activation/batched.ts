@@ -56,6 +56,21 @@ export interface Found {
 }
 
 /**
+ * From the calls `q` (kind, key, fp): the token key `t` of a TOK key, the license `l` of either kind and
+ * `a`, the latest activation of that license for the fingerprint (if any); a call with no license has no row.
+ */
+const KEY_JOINS = `
+    LEFT JOIN "TokenKey" t ON q.kind = 'TOK' AND t.key = q.key
+    JOIN LATERAL (
+      SELECT * FROM "License" WHERE q.kind = 'LIC' AND key = q.key
+      UNION ALL
+      SELECT * FROM "License" WHERE id = t."licenseId"
+    ) l ON true
+    LEFT JOIN LATERAL (
+      SELECT * FROM "Activation" x WHERE x."licenseId" = l.id AND x.fingerprint = q.fp ORDER BY x."activatedAt" DESC LIMIT 1
+    ) a ON true`;
+
+/**
  * One indexed read per key (with this device's latest activation), whatever the key kind; an unknown
  * key costs the same read as a known one, so response time does not tell whether a key exists.
  */
@@ -67,15 +82,7 @@ const LOOKUP = `
             WHERE o."tenantId" = l."tenantId" AND o.fingerprint = q.fp AND o.status = 'ACTIVE'
               AND o."licenseId" <> l.id AND ol."productId" = l."productId") ELSE false END AS "holdsOther"
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) WITH ORDINALITY AS q(kind, key, fp, other, i)
-    LEFT JOIN "TokenKey" t ON q.kind = 'TOK' AND t.key = q.key
-    JOIN LATERAL (
-      SELECT * FROM "License" WHERE q.kind = 'LIC' AND key = q.key
-      UNION ALL
-      SELECT * FROM "License" WHERE id = t."licenseId"
-    ) l ON true
-    LEFT JOIN LATERAL (
-      SELECT * FROM "Activation" x WHERE x."licenseId" = l.id AND x.fingerprint = q.fp ORDER BY x."activatedAt" DESC LIMIT 1
-    ) a ON true`;
+    ${KEY_JOINS}`;
 
 interface LookupRow {
   i: number;
@@ -131,6 +138,28 @@ export interface HeartbeatWrite extends DeviceWrite {
 }
 
 /**
+ * The two writes of recorded heartbeats, as CTEs: `as` (the ACTIVE activations of the calls in `from`,
+ * updated, as the rows they are now) and `s` (their time-series samples). `from` has the client fields
+ * hostname, platform, "osVersion", "appVersion", the activation's id in column `id` and the revision the
+ * device holds after the call in `revision`.
+ */
+function heartbeatWrites(o: { from: string; id: string; revision: string; at: string; as: string }): string {
+  const { from: q, at } = o;
+  return `${o.as} AS (
+    UPDATE "Activation" x SET "lastHeartbeatAt" = ${at},
+           hostname = COALESCE(${q}.hostname, x.hostname), platform = COALESCE(${q}.platform, x.platform),
+           "osVersion" = COALESCE(${q}."osVersion", x."osVersion"), "appVersion" = COALESCE(${q}."appVersion", x."appVersion"),
+           "syncedRevision" = GREATEST(x."syncedRevision", ${q}.${o.revision})
+      FROM ${q}
+     WHERE x.id = ${q}.${o.id} AND x.status = 'ACTIVE'
+    RETURNING x.*
+  ), s AS (
+    INSERT INTO "HeartbeatSample" ("tenantId", "licenseId", "activationId", at, "appVersion", "osVersion", platform)
+    SELECT "tenantId", "licenseId", id, ${at}, "appVersion", "osVersion", platform FROM ${o.as}
+  )`;
+}
+
+/**
  * Records heartbeats: last seen, client details and the revision the device now holds, a sample of
  * the time series and the `device.heartbeat` audit event, for every still-ACTIVE activation of the
  * batch. A released one is not in the answer (null).
@@ -139,18 +168,7 @@ const HEARTBEAT = `
   WITH q AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[])
       WITH ORDINALITY AS q(id, "tenantId", "licenseId", "customerId", hostname, platform, "osVersion", "appVersion", revision, "requestId", payload, i)
-  ), a AS (
-    UPDATE "Activation" x SET "lastHeartbeatAt" = $12::timestamp,
-           hostname = COALESCE(q.hostname, x.hostname), platform = COALESCE(q.platform, x.platform),
-           "osVersion" = COALESCE(q."osVersion", x."osVersion"), "appVersion" = COALESCE(q."appVersion", x."appVersion"),
-           "syncedRevision" = GREATEST(x."syncedRevision", q.revision)
-      FROM q
-     WHERE x.id = q.id AND x.status = 'ACTIVE'
-    RETURNING x.*
-  ), s AS (
-    INSERT INTO "HeartbeatSample" ("tenantId", "licenseId", "activationId", at, "appVersion", "osVersion", platform)
-    SELECT "tenantId", "licenseId", id, $12::timestamp, "appVersion", "osVersion", platform FROM a
-  ), e AS (
+  ), ${heartbeatWrites({ from: 'q', id: 'id', revision: 'revision', at: '$12::timestamp', as: 'a' })}, e AS (
     INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", "customerId", payload, "requestId", "occurredAt")
     SELECT q."tenantId", 'device.heartbeat', 'client', q."licenseId"::text, 'Activation', q.id::text, q."licenseId", q."customerId",
            q.payload::jsonb, q."requestId", $12::timestamp
@@ -223,33 +241,14 @@ const HEARTBEAT_CALL = `
            l.id AS lid, l."tenantId", l."customerId", l.state, l."startsAt", l."expiresAt", l."syncState",
            l."allowedVersions", l.revision AS "licenseRevision", a.id AS aid, a.status AS astatus, a."syncedRevision" AS synced
       FROM q
-      LEFT JOIN "TokenKey" t ON q.kind = 'TOK' AND t.key = q.key
-      JOIN LATERAL (
-        SELECT * FROM "License" WHERE q.kind = 'LIC' AND key = q.key
-        UNION ALL
-        SELECT * FROM "License" WHERE id = t."licenseId"
-      ) l ON true
-      LEFT JOIN LATERAL (
-        SELECT * FROM "Activation" x WHERE x."licenseId" = l.id AND x.fingerprint = q.fp ORDER BY x."activatedAt" DESC LIMIT 1
-      ) a ON true
+    ${KEY_JOINS}
   ), ok AS (
     SELECT DISTINCT ON (aid) * FROM f
      WHERE astatus = 'ACTIVE' AND state = 'ACTIVE' AND "syncState" <> 'PENDING_SYNC'
        AND ("startsAt" IS NULL OR "startsAt" <= $10::timestamp) AND ("expiresAt" IS NULL OR "expiresAt" > $10::timestamp)
        AND (COALESCE("appVersion", '') = '' OR COALESCE("allowedVersions", '') = '')
      ORDER BY aid, i
-  ), u AS (
-    UPDATE "Activation" x SET "lastHeartbeatAt" = $10::timestamp,
-           hostname = COALESCE(ok.hostname, x.hostname), platform = COALESCE(ok.platform, x.platform),
-           "osVersion" = COALESCE(ok."osVersion", x."osVersion"), "appVersion" = COALESCE(ok."appVersion", x."appVersion"),
-           "syncedRevision" = GREATEST(x."syncedRevision", ok."licenseRevision")
-      FROM ok
-     WHERE x.id = ok.aid AND x.status = 'ACTIVE'
-    RETURNING x.*
-  ), s AS (
-    INSERT INTO "HeartbeatSample" ("tenantId", "licenseId", "activationId", at, "appVersion", "osVersion", platform)
-    SELECT "tenantId", "licenseId", id, $10::timestamp, "appVersion", "osVersion", platform FROM u
-  ), e AS (
+  ), ${heartbeatWrites({ from: 'ok', id: 'aid', revision: '"licenseRevision"', at: '$10::timestamp', as: 'u' })}, e AS (
     INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", "customerId", payload, "requestId", "occurredAt")
     SELECT ok."tenantId", 'device.heartbeat', 'client', ok.lid::text, 'Activation', ok.aid::text, ok.lid, ok."customerId",
            jsonb_build_object('appVersion', ok."appVersion", 'osVersion', ok."osVersion", 'revision', ok."licenseRevision",
