@@ -5,14 +5,17 @@ import { batched, inFlightFor, perApp } from '../common/batch.ts';
 import { utcDay } from './client.ts';
 
 /*
- * checkoutSeat under load: concurrent checkouts share one terms read and one grant statement (see
- * common/batch.ts), as activation does. The grant statement renews the holders' live leases, locks
- * the licenses' SeatPool rows in id order and reads them after the lock; the n-th newcomer of a
- * license in the batch gets a seat when used + (seats owed to the queue) + n <= seats, and the pool
- * grows by the leases actually inserted. What it cannot settle alone (lapsed leases to reclaim first,
- * no pool row yet, a queue, no seat left, a holder raced by another call) takes the one-call path,
- * which reclaims, queues and refuses.
+ * checkoutSeat under load: concurrent checkouts share one statement (see common/batch.ts), as activation
+ * does. It reads the licenses' terms, renews the holders' live leases, locks the licenses' SeatPool rows
+ * in id order and reads them after the lock; the n-th newcomer of a license in the batch gets a seat
+ * when used + (seats owed to the queue) + n <= seats, and the pool grows by the leases actually
+ * inserted. What it cannot settle alone (a license rule to apply, lapsed leases to reclaim first, no
+ * pool row yet, a queue, no seat left, a holder raced by another call) takes the one-call path, which
+ * reclaims, queues and refuses.
  */
+
+/** Used when a FLOATING license sets no leaseSeconds. */
+export const DEFAULT_LEASE_SECONDS = 300;
 
 /** What a checkout needs of its license. */
 export interface LicenseTerms {
@@ -27,68 +30,20 @@ export interface LicenseTerms {
   gracePeriodSeconds: number | null;
 }
 
-export interface SeatTerms extends LicenseTerms {
-  /** Whether the license has ACTIVE leases past their expiry (to reclaim before granting). */
-  lapsed: boolean;
-  /** Whether its SeatPool row exists. */
-  pooled: boolean;
-  /** Whether clients are waiting in its queue. */
-  queued: boolean;
-}
-
-const TERMS = `
-  SELECT q.i::int AS i, l.state, to_json(l."startsAt")#>>'{}' AS "startsAt", to_json(l."expiresAt")#>>'{}' AS "expiresAt",
-         l.provisioning, l."clientType", l.seats, l."leaseSeconds", l.type, l."gracePeriodSeconds",
-         -- The earliest expiry of a live lease, not EXISTS (... expiresAt <= now): that reads the first entry of
-         -- the (license, status, expiry) index, where a generic plan of EXISTS may scan every lease of the license.
-         COALESCE((SELECT min(x."expiresAt") FROM "Lease" x WHERE x."licenseId" = l.id AND x.status = 'ACTIVE') <= $2::timestamp(3), false) AS lapsed,
-         EXISTS (SELECT 1 FROM "SeatPool" p WHERE p."licenseId" = l.id) AS pooled,
-         EXISTS (SELECT 1 FROM "SeatQueueEntry" e WHERE e."licenseId" = l.id) AS queued
-    FROM unnest($1::uuid[]) WITH ORDINALITY AS q(id, i) JOIN "License" l ON l.id = q.id`;
-
 const utc = (v: string | null) => (v ? new Date(`${v}Z`) : null);
-
-export const seatTermsBatcher = perApp((app: AppDeps) =>
-  batched<string, SeatTerms | null>(
-    async (licenseIds) => {
-      const rows = await app.db.sql.query<Omit<SeatTerms, 'startsAt' | 'expiresAt'> & { i: number; startsAt: string | null; expiresAt: string | null }>(
-        TERMS,
-        [licenseIds, new Date().toISOString()],
-        'tessera_seat_terms',
-      );
-      const out: (SeatTerms | null)[] = licenseIds.map(() => null);
-      for (const { i, ...r } of rows) out[i - 1] = { ...r, startsAt: utc(r.startsAt), expiresAt: utc(r.expiresAt) };
-      return out;
-    },
-    { maxInFlight: inFlightFor(app.db.kind) },
-  ),
-);
-
-export interface SeatGrant {
-  id: string;
-  tenantId: string;
-  licenseId: string;
-  holder: string;
-  fingerprint: string;
-  user: string | null;
-  department: string | null;
-  seats: number;
-  expiresAt: Date;
-  requestId: string;
-}
 
 const LEASE_PAYLOAD = (alias: string) =>
   `jsonb_build_object('holder', ${alias}.holder, 'expiresAt', to_char(${alias}."expiresAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))`;
 
-const GRANT = `
-  WITH q AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[], $12::text[])
-      WITH ORDINALITY AS q(id, "tenantId", "licenseId", holder, fingerprint, "user", seats, "expiresAt", "requestId", department, i)
-  ), renewed AS (
-    UPDATE "Lease" l SET "expiresAt" = GREATEST(l."expiresAt", q."expiresAt"::timestamp(3)), "renewedAt" = $10::timestamp(3), fingerprint = q.fingerprint,
+/**
+ * The grant, after a CTE `q` of the calls (id, "tenantId", "licenseId", holder, fingerprint, "user",
+ * seats, "expiresAt", "requestId", department, i) and given the statement's `now` and `day` parameters.
+ */
+const grantFrom = (now: string, day: string) => `renewed AS (
+    UPDATE "Lease" l SET "expiresAt" = GREATEST(l."expiresAt", q."expiresAt"::timestamp(3)), "renewedAt" = ${now}, fingerprint = q.fingerprint,
            department = COALESCE(q.department, l.department)
       FROM q
-     WHERE l."licenseId" = q."licenseId" AND l."activeHolder" = q.holder AND l.status = 'ACTIVE' AND l."expiresAt" > $10::timestamp(3)
+     WHERE l."licenseId" = q."licenseId" AND l."activeHolder" = q.holder AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}
     RETURNING l.*, q.i AS qi, q."requestId" AS "qRequestId"
   ), need AS (
     SELECT * FROM q WHERE q.i NOT IN (SELECT qi FROM renewed)
@@ -98,13 +53,13 @@ const GRANT = `
        FOR UPDATE
   ), owed AS (
     SELECT e."licenseId", count(*)::int AS n FROM "SeatQueueEntry" e
-     WHERE e."licenseId" IN (SELECT "licenseId" FROM need) AND e."expiresAt" > $10::timestamp(3) GROUP BY e."licenseId"
+     WHERE e."licenseId" IN (SELECT "licenseId" FROM need) AND e."expiresAt" > ${now} GROUP BY e."licenseId"
   ), r AS (
     SELECT need.*, pool.used + COALESCE(owed.n, 0) AS taken, row_number() OVER (PARTITION BY need."licenseId" ORDER BY need.i)::int AS rn
       FROM need JOIN pool ON pool."licenseId" = need."licenseId" LEFT JOIN owed ON owed."licenseId" = need."licenseId"
   ), granted AS (
     INSERT INTO "Lease" (id, "tenantId", "licenseId", holder, fingerprint, "user", department, status, borrowed, "grantedAt", "renewedAt", "expiresAt", "activeHolder")
-    SELECT id, "tenantId", "licenseId", holder, fingerprint, "user", department, 'ACTIVE', false, $10::timestamp(3), $10::timestamp(3), "expiresAt"::timestamp(3), holder
+    SELECT id, "tenantId", "licenseId", holder, fingerprint, "user", department, 'ACTIVE', false, ${now}, ${now}, "expiresAt"::timestamp(3), holder
       FROM r WHERE taken + rn <= seats
     ON CONFLICT ("licenseId", "activeHolder") DO NOTHING
     RETURNING *
@@ -117,18 +72,87 @@ const GRANT = `
      WHERE e."licenseId" = g."licenseId" AND e.holder = g.holder
   ), stats AS (
     INSERT INTO "SeatUsageDay" ("licenseId", day, "tenantId", peak, granted, denials)
-    SELECT n."licenseId", $11, n."tenantId", upd.used, n.n, 0 FROM n JOIN upd ON upd."licenseId" = n."licenseId"
+    SELECT n."licenseId", ${day}, n."tenantId", upd.used, n.n, 0 FROM n JOIN upd ON upd."licenseId" = n."licenseId"
     ON CONFLICT ("licenseId", day) DO UPDATE SET peak = GREATEST("SeatUsageDay".peak, EXCLUDED.peak), granted = "SeatUsageDay".granted + EXCLUDED.granted
   ), audit AS (
     INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId", "occurredAt")
-    SELECT g."tenantId", 'lease.granted', 'client', g."licenseId"::text, 'Lease', g.id::text, g."licenseId", ${LEASE_PAYLOAD('g')}, q."requestId", $10::timestamp(3)
+    SELECT g."tenantId", 'lease.granted', 'client', g."licenseId"::text, 'Lease', g.id::text, g."licenseId", ${LEASE_PAYLOAD('g')}, q."requestId", ${now}
       FROM granted g JOIN q ON q.id = g.id
     UNION ALL
-    SELECT l."tenantId", 'lease.renewed', 'client', l."licenseId"::text, 'Lease', l.id::text, l."licenseId", ${LEASE_PAYLOAD('l')}, l."qRequestId", $10::timestamp(3)
+    SELECT l."tenantId", 'lease.renewed', 'client', l."licenseId"::text, 'Lease', l.id::text, l."licenseId", ${LEASE_PAYLOAD('l')}, l."qRequestId", ${now}
       FROM renewed l
   )
   SELECT q.i::int AS i, COALESCE(row_to_json(g), (SELECT row_to_json(renewed) FROM renewed WHERE renewed.qi = q.i)) AS lease
     FROM q LEFT JOIN granted g ON g.id = q.id`;
+
+/** A checkout as the client sent it (its license from the key). */
+export interface SeatCall {
+  id: string;
+  tenantId: string;
+  licenseId: string;
+  fingerprint: string;
+  user: string | null;
+  department: string | null;
+  requestId: string;
+}
+
+/**
+ * The common checkout in one statement: the license terms and the grant for the
+ * calls whose license can only grant them a seat: ACTIVE, within its dates, FLOATING with seats, nothing
+ * lapsed to reclaim, a seat pool, nobody queued, and a holder (the user, on a per-user license). The
+ * holder, seat count and lease expiry come from the license as seatRules gives them. A stricter test
+ * than the service's rules, on purpose: a call it leaves out gets no lease here and takes the one-call
+ * path, which reads the terms again, reclaims, queues and refuses.
+ */
+const CHECKOUT = `
+  WITH c AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[])
+      WITH ORDINALITY AS c(id, "tenantId", "licenseId", fingerprint, "user", department, "requestId", i)
+  ), lic AS (
+    SELECT l.id, l.seats, l."clientType", l."leaseSeconds" FROM "License" l
+     WHERE l.id IN (SELECT "licenseId" FROM c)
+       AND l.state = 'ACTIVE' AND l.provisioning = 'FLOATING' AND l.seats > 0
+       AND (l."startsAt" IS NULL OR l."startsAt" <= $8::timestamp(3)) AND (l."expiresAt" IS NULL OR l."expiresAt" > $8::timestamp(3))
+       AND NOT COALESCE((SELECT min(x."expiresAt") FROM "Lease" x WHERE x."licenseId" = l.id AND x.status = 'ACTIVE') <= $8::timestamp(3), false)
+       AND EXISTS (SELECT 1 FROM "SeatPool" p WHERE p."licenseId" = l.id)
+       AND NOT EXISTS (SELECT 1 FROM "SeatQueueEntry" e WHERE e."licenseId" = l.id)
+  ), q AS (
+    SELECT c.id, c."tenantId", c."licenseId", CASE WHEN lic."clientType" = 'USERS' THEN c."user" ELSE c.fingerprint END AS holder,
+           c.fingerprint, c."user", lic.seats, $8::timestamp(3) + make_interval(secs => COALESCE(lic."leaseSeconds", ${DEFAULT_LEASE_SECONDS})) AS "expiresAt",
+           c."requestId", c.department, c.i
+      FROM c JOIN lic ON lic.id = c."licenseId"
+     WHERE lic."clientType" <> 'USERS' OR c."user" IS NOT NULL
+  ), ${grantFrom('$8::timestamp(3)', '$9')}`;
+
+/** Each call: its granted or renewed lease, or null when the one-call path must answer it. */
+export const seatCheckoutBatcher = perApp((app: AppDeps) =>
+  batched<SeatCall, Lease | null>(
+    async (items) => {
+      const now = new Date();
+      const col = <T>(f: (x: SeatCall) => T) => items.map(f);
+      const rows = await app.db.sql.query<{ i: number; lease: Record<string, unknown> | null }>(
+        CHECKOUT,
+        [
+          col((x) => x.id),
+          col((x) => x.tenantId),
+          col((x) => x.licenseId),
+          col((x) => x.fingerprint),
+          col((x) => x.user),
+          col((x) => x.department),
+          col((x) => x.requestId),
+          now.toISOString(),
+          utcDay(now),
+        ],
+        'tessera_seat_checkout',
+      );
+      const out: (Lease | null)[] = items.map(() => null);
+      for (const r of rows) if (r.lease) out[r.i - 1] = leaseFromJson(r.lease);
+      for (const tenantId of new Set(rows.filter((r) => r.lease).map((r) => items[r.i - 1]!.tenantId))) void sealerOf(app).seal(tenantId);
+      return out;
+    },
+    { maxInFlight: inFlightFor(app.db.kind) },
+  ),
+);
 
 function leaseFromJson(json: Record<string, unknown>): Lease {
   const { qi: _qi, qRequestId: _r, ...j } = json;
@@ -141,35 +165,3 @@ function leaseFromJson(json: Record<string, unknown>): Lease {
   };
 }
 
-/** Each item: its granted or renewed lease, or null when the one-call path must answer it. */
-export const seatGrantBatcher = perApp((app: AppDeps) =>
-  batched<SeatGrant, Lease | null>(
-    async (items) => {
-      const now = new Date();
-      const col = <T>(f: (x: SeatGrant) => T) => items.map(f);
-      const rows = await app.db.sql.query<{ i: number; lease: Record<string, unknown> | null }>(
-        GRANT,
-        [
-          col((x) => x.id),
-          col((x) => x.tenantId),
-          col((x) => x.licenseId),
-          col((x) => x.holder),
-          col((x) => x.fingerprint),
-          col((x) => x.user),
-          col((x) => x.seats),
-          col((x) => x.expiresAt.toISOString()),
-          col((x) => x.requestId),
-          now.toISOString(),
-          utcDay(now),
-          col((x) => x.department),
-        ],
-        'tessera_seat_grant',
-      );
-      const out: (Lease | null)[] = items.map(() => null);
-      for (const r of rows) if (r.lease) out[r.i - 1] = leaseFromJson(r.lease);
-      for (const tenantId of new Set(rows.filter((r) => r.lease).map((r) => items[r.i - 1]!.tenantId))) void sealerOf(app).seal(tenantId);
-      return out;
-    },
-    { maxInFlight: inFlightFor(app.db.kind) },
-  ),
-);

@@ -9,11 +9,10 @@ import { parseId } from '../common/ids.ts';
 import { parse } from '../common/validate.ts';
 import { notExpiredSql } from '../licenses/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
-import { type LicenseTerms, seatGrantBatcher, seatTermsBatcher } from './batched.ts';
+import { DEFAULT_LEASE_SECONDS, type LicenseTerms, seatCheckoutBatcher } from './batched.ts';
 import { assertUsable, clientActor, isDuplicate, keyTarget, utcDay } from './client.ts';
 
-/** Used when a FLOATING license sets no leaseSeconds. */
-export const DEFAULT_LEASE_SECONDS = 300;
+export { DEFAULT_LEASE_SECONDS };
 /** The longest a lease can be borrowed for offline use, unless the license's metadata sets `maxBorrowSeconds`. */
 export const DEFAULT_MAX_BORROW_SECONDS = 7 * 86_400;
 
@@ -105,25 +104,17 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
   const { licenseId, tenantId } = await keyTarget(ctx.prisma, input.key);
   const now = new Date();
 
-  // The common case (nothing to reclaim, nobody queued) goes through the batched statements.
-  const terms = await seatTermsBatcher(ctx.app)(licenseId);
-  if (!terms) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
-  if (!terms.lapsed && terms.pooled && !terms.queued) {
-    const { holder, seats, expiresAt } = seatRules(terms, input, now);
-    const lease = await seatGrantBatcher(ctx.app)({
-      id: randomUUID(),
-      tenantId,
-      licenseId,
-      holder,
-      fingerprint: input.fingerprint,
-      user: input.user ?? null,
-      department: input.department ?? null,
-      seats,
-      expiresAt,
-      requestId: ctx.requestId,
-    });
-    if (lease) return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
-  }
+  // The common case (a seat free, nothing to reclaim, nobody queued) is one batched statement.
+  const lease = await seatCheckoutBatcher(ctx.app)({
+    id: randomUUID(),
+    tenantId,
+    licenseId,
+    fingerprint: input.fingerprint,
+    user: input.user ?? null,
+    department: input.department ?? null,
+    requestId: ctx.requestId,
+  });
+  if (lease) return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
 
   const [lic] = await ctx.prisma.$queryRaw<(LicenseTerms & { expired: number })[]>`
     WITH lic AS (
