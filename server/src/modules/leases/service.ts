@@ -140,15 +140,16 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
     SELECT lic.*, (SELECT count(*)::int FROM expired) AS expired FROM lic`;
   if (!lic) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
   if (lic.expired > 0) void sealerOf(ctx.app).seal(tenantId);
-  const { holder, expiresAt } = seatRules(lic, input, now);
+  const { holder, seats, expiresAt } = seatRules(lic, input, now);
+  const grant: GrantArgs = { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, seats, wait: !!input.wait, now, expiresAt };
 
   let outcome: GrantOutcome;
   try {
-    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, seats: lic.seats!, wait: !!input.wait, now, expiresAt });
+    outcome = await renewOrGrant(ctx, grant);
   } catch (err) {
     // The same holder was granted a lease by a concurrent checkout: this one renews it.
     if (!isDuplicate(err)) throw err;
-    outcome = await renewOrGrant(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, seats: lic.seats!, wait: !!input.wait, now, expiresAt });
+    outcome = await renewOrGrant(ctx, grant);
   }
   if (outcome.lease) {
     void sealerOf(ctx.app).seal(tenantId);
