@@ -35,56 +35,6 @@ const utc = (v: string | null) => (v ? new Date(`${v}Z`) : null);
 const LEASE_PAYLOAD = (alias: string) =>
   `jsonb_build_object('holder', ${alias}.holder, 'expiresAt', to_char(${alias}."expiresAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))`;
 
-/**
- * The grant, after a CTE `q` of the calls (id, "tenantId", "licenseId", holder, fingerprint, "user",
- * seats, "expiresAt", "requestId", department, i) and given the statement's `now` and `day` parameters.
- */
-const grantFrom = (now: string, day: string) => `renewed AS (
-    UPDATE "Lease" l SET "expiresAt" = GREATEST(l."expiresAt", q."expiresAt"::timestamp(3)), "renewedAt" = ${now}, fingerprint = q.fingerprint,
-           department = COALESCE(q.department, l.department)
-      FROM q
-     WHERE l."licenseId" = q."licenseId" AND l."activeHolder" = q.holder AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}
-    RETURNING l.*, q.i AS qi, q."requestId" AS "qRequestId"
-  ), need AS (
-    SELECT * FROM q WHERE q.i NOT IN (SELECT qi FROM renewed)
-  ), pool AS (
-    SELECT p."licenseId", p.used FROM "SeatPool" p WHERE p."licenseId" IN (SELECT "licenseId" FROM need)
-     ORDER BY p."licenseId"
-       FOR UPDATE
-  ), owed AS (
-    SELECT e."licenseId", count(*)::int AS n FROM "SeatQueueEntry" e
-     WHERE e."licenseId" IN (SELECT "licenseId" FROM need) AND e."expiresAt" > ${now} GROUP BY e."licenseId"
-  ), r AS (
-    SELECT need.*, pool.used + COALESCE(owed.n, 0) AS taken, row_number() OVER (PARTITION BY need."licenseId" ORDER BY need.i)::int AS rn
-      FROM need JOIN pool ON pool."licenseId" = need."licenseId" LEFT JOIN owed ON owed."licenseId" = need."licenseId"
-  ), granted AS (
-    INSERT INTO "Lease" (id, "tenantId", "licenseId", holder, fingerprint, "user", department, status, borrowed, "grantedAt", "renewedAt", "expiresAt", "activeHolder")
-    SELECT id, "tenantId", "licenseId", holder, fingerprint, "user", department, 'ACTIVE', false, ${now}, ${now}, "expiresAt"::timestamp(3), holder
-      FROM r WHERE taken + rn <= seats
-    ON CONFLICT ("licenseId", "activeHolder") DO NOTHING
-    RETURNING *
-  ), n AS (
-    SELECT "licenseId", "tenantId", count(*)::int AS n FROM granted GROUP BY "licenseId", "tenantId"
-  ), upd AS (
-    UPDATE "SeatPool" p SET used = p.used + n.n FROM n WHERE p."licenseId" = n."licenseId" RETURNING p."licenseId", p.used
-  ), dequeued AS (
-    DELETE FROM "SeatQueueEntry" e USING (SELECT "licenseId", holder FROM granted UNION ALL SELECT "licenseId", holder FROM renewed) g
-     WHERE e."licenseId" = g."licenseId" AND e.holder = g.holder
-  ), stats AS (
-    INSERT INTO "SeatUsageDay" ("licenseId", day, "tenantId", peak, granted, denials)
-    SELECT n."licenseId", ${day}, n."tenantId", upd.used, n.n, 0 FROM n JOIN upd ON upd."licenseId" = n."licenseId"
-    ON CONFLICT ("licenseId", day) DO UPDATE SET peak = GREATEST("SeatUsageDay".peak, EXCLUDED.peak), granted = "SeatUsageDay".granted + EXCLUDED.granted
-  ), audit AS (
-    INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId", "occurredAt")
-    SELECT g."tenantId", 'lease.granted', 'client', g."licenseId"::text, 'Lease', g.id::text, g."licenseId", ${LEASE_PAYLOAD('g')}, q."requestId", ${now}
-      FROM granted g JOIN q ON q.id = g.id
-    UNION ALL
-    SELECT l."tenantId", 'lease.renewed', 'client', l."licenseId"::text, 'Lease', l.id::text, l."licenseId", ${LEASE_PAYLOAD('l')}, l."qRequestId", ${now}
-      FROM renewed l
-  )
-  SELECT q.i::int AS i, COALESCE(row_to_json(g), (SELECT row_to_json(renewed) FROM renewed WHERE renewed.qi = q.i)) AS lease
-    FROM q LEFT JOIN granted g ON g.id = q.id`;
-
 /** A checkout as the client sent it (its license from the key). */
 export interface SeatCall {
   id: string;
@@ -113,6 +63,8 @@ const CHECKOUT = `
      WHERE l.id IN (SELECT "licenseId" FROM c)
        AND l.state = 'ACTIVE' AND l.provisioning = 'FLOATING' AND l.seats > 0
        AND (l."startsAt" IS NULL OR l."startsAt" <= $8::timestamp(3)) AND (l."expiresAt" IS NULL OR l."expiresAt" > $8::timestamp(3))
+       -- The earliest expiry of a live lease, not EXISTS (... expiresAt <= now): that reads the first entry of
+       -- the (license, status, expiry) index, where a generic plan of EXISTS may scan every lease of the license.
        AND NOT COALESCE((SELECT min(x."expiresAt") FROM "Lease" x WHERE x."licenseId" = l.id AND x.status = 'ACTIVE') <= $8::timestamp(3), false)
        AND EXISTS (SELECT 1 FROM "SeatPool" p WHERE p."licenseId" = l.id)
        AND NOT EXISTS (SELECT 1 FROM "SeatQueueEntry" e WHERE e."licenseId" = l.id)
@@ -122,7 +74,51 @@ const CHECKOUT = `
            c."requestId", c.department, c.i
       FROM c JOIN lic ON lic.id = c."licenseId"
      WHERE lic."clientType" <> 'USERS' OR c."user" IS NOT NULL
-  ), ${grantFrom('$8::timestamp(3)', '$9')}`;
+  ), renewed AS (
+    UPDATE "Lease" l SET "expiresAt" = GREATEST(l."expiresAt", q."expiresAt"::timestamp(3)), "renewedAt" = $8::timestamp(3), fingerprint = q.fingerprint,
+           department = COALESCE(q.department, l.department)
+      FROM q
+     WHERE l."licenseId" = q."licenseId" AND l."activeHolder" = q.holder AND l.status = 'ACTIVE' AND l."expiresAt" > $8::timestamp(3)
+    RETURNING l.*, q.i AS qi, q."requestId" AS "qRequestId"
+  ), need AS (
+    SELECT * FROM q WHERE q.i NOT IN (SELECT qi FROM renewed)
+  ), pool AS (
+    SELECT p."licenseId", p.used FROM "SeatPool" p WHERE p."licenseId" IN (SELECT "licenseId" FROM need)
+     ORDER BY p."licenseId"
+       FOR UPDATE
+  ), owed AS (
+    SELECT e."licenseId", count(*)::int AS n FROM "SeatQueueEntry" e
+     WHERE e."licenseId" IN (SELECT "licenseId" FROM need) AND e."expiresAt" > $8::timestamp(3) GROUP BY e."licenseId"
+  ), r AS (
+    SELECT need.*, pool.used + COALESCE(owed.n, 0) AS taken, row_number() OVER (PARTITION BY need."licenseId" ORDER BY need.i)::int AS rn
+      FROM need JOIN pool ON pool."licenseId" = need."licenseId" LEFT JOIN owed ON owed."licenseId" = need."licenseId"
+  ), granted AS (
+    INSERT INTO "Lease" (id, "tenantId", "licenseId", holder, fingerprint, "user", department, status, borrowed, "grantedAt", "renewedAt", "expiresAt", "activeHolder")
+    SELECT id, "tenantId", "licenseId", holder, fingerprint, "user", department, 'ACTIVE', false, $8::timestamp(3), $8::timestamp(3), "expiresAt"::timestamp(3), holder
+      FROM r WHERE taken + rn <= seats
+    ON CONFLICT ("licenseId", "activeHolder") DO NOTHING
+    RETURNING *
+  ), n AS (
+    SELECT "licenseId", "tenantId", count(*)::int AS n FROM granted GROUP BY "licenseId", "tenantId"
+  ), upd AS (
+    UPDATE "SeatPool" p SET used = p.used + n.n FROM n WHERE p."licenseId" = n."licenseId" RETURNING p."licenseId", p.used
+  ), dequeued AS (
+    DELETE FROM "SeatQueueEntry" e USING (SELECT "licenseId", holder FROM granted UNION ALL SELECT "licenseId", holder FROM renewed) g
+     WHERE e."licenseId" = g."licenseId" AND e.holder = g.holder
+  ), stats AS (
+    INSERT INTO "SeatUsageDay" ("licenseId", day, "tenantId", peak, granted, denials)
+    SELECT n."licenseId", $9, n."tenantId", upd.used, n.n, 0 FROM n JOIN upd ON upd."licenseId" = n."licenseId"
+    ON CONFLICT ("licenseId", day) DO UPDATE SET peak = GREATEST("SeatUsageDay".peak, EXCLUDED.peak), granted = "SeatUsageDay".granted + EXCLUDED.granted
+  ), audit AS (
+    INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId", "occurredAt")
+    SELECT g."tenantId", 'lease.granted', 'client', g."licenseId"::text, 'Lease', g.id::text, g."licenseId", ${LEASE_PAYLOAD('g')}, q."requestId", $8::timestamp(3)
+      FROM granted g JOIN q ON q.id = g.id
+    UNION ALL
+    SELECT l."tenantId", 'lease.renewed', 'client', l."licenseId"::text, 'Lease', l.id::text, l."licenseId", ${LEASE_PAYLOAD('l')}, l."qRequestId", $8::timestamp(3)
+      FROM renewed l
+  )
+  SELECT q.i::int AS i, COALESCE(row_to_json(g), (SELECT row_to_json(renewed) FROM renewed WHERE renewed.qi = q.i)) AS lease
+    FROM q LEFT JOIN granted g ON g.id = q.id`;
 
 /** Each call: its granted or renewed lease, or null when the one-call path must answer it. */
 export const seatCheckoutBatcher = perApp((app: AppDeps) =>
