@@ -181,9 +181,10 @@ async function setUpSeatsAndUsage(url: string, token: string): Promise<{ floatin
 
 /**
  * The lease sweep over `count` lapsed leases of one license, measured in this process on the
- * server's database after the server stopped (so its own periodic sweep cannot take them first).
+ * server's database after the server stopped (so its own periodic sweep cannot take them first),
+ * configured as the server was (`env`: its master key or data dir, for the signer the sweep opens).
  */
-async function measureLeaseSweep(options: DatabaseOptions, licenseId: string, count: number): Promise<Row> {
+async function measureLeaseSweep(options: DatabaseOptions, env: Record<string, string>, licenseId: string, count: number): Promise<Row> {
   const db = await openDatabase(options);
   try {
     const [license] = await db.sql.query<{ tenantId: string }>(`SELECT "tenantId"::text AS "tenantId" FROM "License" WHERE id = $1`, [licenseId]);
@@ -194,7 +195,7 @@ async function measureLeaseSweep(options: DatabaseOptions, licenseId: string, co
        FROM generate_series(1, $3::int) AS g`,
       [tenantId, licenseId, count],
     );
-    const deps = { config: loadConfig({ NODE_ENV: 'production' }), db, prisma: db.prisma, bus: createBus(undefined) };
+    const deps = { config: loadConfig({ NODE_ENV: 'production', ...env }), db, prisma: db.prisma, bus: createBus(undefined) };
     const started = performance.now();
     const swept = await sweepLeases(deps);
     const ms = performance.now() - started;
@@ -501,7 +502,7 @@ async function runDialect(dialect: 'pglite' | 'postgres'): Promise<Row[]> {
     rows[0]!.ratio = 1;
     await server.stop();
     stopped = true;
-    sweep = await measureLeaseSweep(dbOptions, seats.floatingLicenseId, 10_000);
+    sweep = await measureLeaseSweep(dbOptions, env, seats.floatingLicenseId, 10_000);
     return [...rows, sweep];
   } finally {
     if (!stopped) await server.stop();
