@@ -160,4 +160,3 @@ function leaseFromJson(json: Record<string, unknown>): Lease {
     endedAt: utc(j.endedAt as string | null),
   };
 }
-

@@ -12,7 +12,6 @@ import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
 import { DEFAULT_LEASE_SECONDS, type LicenseTerms, seatCheckoutBatcher } from './batched.ts';
 import { assertUsable, clientActor, isDuplicate, keyTarget, utcDay } from './client.ts';
 
-export { DEFAULT_LEASE_SECONDS };
 /** The longest a lease can be borrowed for offline use, unless the license's metadata sets `maxBorrowSeconds`. */
 export const DEFAULT_MAX_BORROW_SECONDS = 7 * 86_400;
 

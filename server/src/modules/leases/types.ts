@@ -7,10 +7,10 @@ import { parseId } from '../common/ids.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS, CLIENT_ERRORS } from '../common/types.ts';
 import { type SeatUsageBucket, seatUsageBreakdown } from './analytics.ts';
+import { DEFAULT_LEASE_SECONDS } from './batched.ts';
 import {
   borrowSeat,
   checkoutSeat,
-  DEFAULT_LEASE_SECONDS,
   type GrantedLease,
   heartbeatSeat,
   type QueuedSeat,
