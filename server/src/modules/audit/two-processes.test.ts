@@ -68,8 +68,20 @@ describe.skipIf(!testDatabaseUrl)('events across two server processes through Re
       (d) => d.licenseLive,
     );
     await live.until((xs) => xs.length >= 1);
-    // B's Redis subscription for the tenant is set up by now (it listens before reading the license).
-    await new Promise((r) => setTimeout(r, 300));
+    // The activity subscription answers nothing until an event comes, and it starts from the chain head
+    // it reads when B starts it: on a loaded machine that can come after an event made right now. So
+    // events made on A (new products) until one reaches it: from then on B delivers everything after it.
+    for (let attempt = 1; !activity.items.some((x) => x.type === 'product.created'); attempt++) {
+      const probe = await fetch(`${a.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${t.token}` },
+        body: JSON.stringify({ query: `mutation { createProduct(input: { name: "Probe", code: "probe-${attempt}" }) { __typename } }` }),
+      });
+      expect(((await probe.json()) as { data: { createProduct: { __typename: string } } }).data.createProduct.__typename).toBe('Product');
+      await activity.until((xs) => xs.some((x) => x.type === 'product.created'), 2_000).catch((err: Error) => {
+        if (attempt >= 10) throw err;
+      });
+    }
 
     const res = await fetch(`${a.url}/graphql`, {
       method: 'POST',
