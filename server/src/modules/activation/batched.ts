@@ -35,7 +35,6 @@ export const asActivation = (json: Record<string, unknown>) => withDates<Activat
 /** A JS Date as a `timestamp` parameter (UTC wall time; the zone suffix is ignored by the cast). */
 const ts = (d: Date) => d.toISOString();
 
-const inFlight = (app: AppDeps) => inFlightFor(app.db.kind);
 
 // ---------------------------------------------------------------------------------------------
 // Lookup by key
@@ -113,7 +112,7 @@ export const lookupBatcher = perApp((app: AppDeps) =>
       }
       return out;
     },
-    { maxInFlight: inFlight(app) },
+    { maxInFlight: inFlightFor(app.db.kind, 'read') },
   ),
 );
 
@@ -199,7 +198,7 @@ export const heartbeatBatcher = perApp((app: AppDeps) =>
       sealTenants(app, rows.map((r) => items[r.i - 1]!.tenantId));
       return out;
     }),
-    { maxInFlight: inFlight(app) },
+    { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );
 
@@ -296,7 +295,7 @@ export const heartbeatCallBatcher = perApp((app: AppDeps) =>
       sealTenants(app, recorded);
       return out;
     }),
-    { maxInFlight: inFlight(app) },
+    { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );
 
@@ -399,7 +398,7 @@ export const activationBatcher = perApp((app: AppDeps) =>
       sealTenants(app, rows.filter((r) => r.activation).map((r) => items[r.i - 1]!.tenantId));
       return out;
     },
-    { maxInFlight: inFlight(app) },
+    { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );
 

@@ -146,7 +146,7 @@ export const seatCheckoutBatcher = perApp((app: AppDeps) =>
       for (const tenantId of new Set(rows.filter((r) => r.lease).map((r) => items[r.i - 1]!.tenantId))) void sealerOf(app).seal(tenantId);
       return out;
     },
-    { maxInFlight: inFlightFor(app.db.kind) },
+    { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );
 

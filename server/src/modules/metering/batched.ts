@@ -51,7 +51,7 @@ export const usageLookupBatcher = perApp((app: AppDeps) =>
       }
       return out;
     },
-    { maxInFlight: inFlightFor(app.db.kind) },
+    { maxInFlight: inFlightFor(app.db.kind, 'read') },
   ),
 );
 
@@ -146,6 +146,6 @@ export const usageWriteBatcher = perApp((app: AppDeps) =>
       for (const tenantId of new Set(rows.map((r) => items[r.i - 1]!.ticket.tenantId))) void sealerOf(app).seal(tenantId);
       return out;
     },
-    { maxInFlight: inFlightFor(app.db.kind) },
+    { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );
