@@ -35,7 +35,6 @@ export const asActivation = (json: Record<string, unknown>) => withDates<Activat
 /** A JS Date as a `timestamp` parameter (UTC wall time; the zone suffix is ignored by the cast). */
 const ts = (d: Date) => d.toISOString();
 
-
 // ---------------------------------------------------------------------------------------------
 // Lookup by key
 

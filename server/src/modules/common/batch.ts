@@ -81,7 +81,7 @@ export function batched<I, O>(run: (items: I[]) => Promise<(O | Error)[]>, optio
  * Statements of one kind in flight per process. A write's cost on PostgreSQL is mostly per statement
  * (its commit and WAL flush, the plan of a long CTE), so writes run one at a time and each takes every
  * call that queued meanwhile: measured on PostgreSQL with 16 clients, one in flight instead of two made
- * batches of about 8 calls instead of 5 and took a fifth to a quarter off PostgreSQL's CPU per heartbeat,
+ * batches of about 8 calls instead of 5 and took a sixth to a quarter off PostgreSQL's CPU per heartbeat,
  * activation and checkout. A read commits nothing and costs mostly per row, so two reads overlap
  * (their round trips) instead. PGlite has one connection anyway.
  */
