@@ -21,7 +21,7 @@ import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
 import { startSweeps } from './modules/leases/sweeps.ts';
 import { signerFor } from './modules/signing/service.ts';
 import { authenticate, bearerOf } from './modules/tenants/service.ts';
-import { actorFor, persistedOperations } from './persisted.ts';
+import { actorFor, type PersistedOperations, persistedOperations } from './persisted.ts';
 import { BUNDLE_PATH, offlineBundlePlugin } from './modules/offline/bundle.ts';
 import { schema } from './schema.ts';
 import { startDispatcher } from './modules/webhooks/dispatcher.ts';
@@ -33,6 +33,8 @@ export interface App {
   yoga: YogaServerInstance<{ req?: IncomingMessage }, Context>;
   /** Not listening yet: main.ts (or a test) calls listen(). */
   server: Server;
+  /** The SDK operations graphql-jit has compiled (see persisted.ts). */
+  compiledOperations: PersistedOperations['compiled'];
   stop(): Promise<void>;
 }
 
@@ -169,13 +171,14 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   // Webhooks: deliveries made from the sealed audit log, claimed with SKIP LOCKED (safe on N instances).
   const webhooks = startDispatcher(deps);
 
+  const persisted = persistedOperations(deps.prisma, config.production);
   const yoga = createYoga<{ req?: IncomingMessage }, Context>({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: !config.production,
     ...security.yogaOptions,
-    plugins: [responseHeaders, ...security.plugins, persistedOperations(deps.prisma, config.production), jwksPlugin(deps), auditExportPlugin(deps), offlineBundlePlugin(deps)],
+    plugins: [responseHeaders, ...security.plugins, ...persisted.plugins, jwksPlugin(deps), auditExportPlugin(deps), offlineBundlePlugin(deps)],
     context: async ({ request, ...rest }): Promise<Context> => {
       const socket = rest as unknown as { actor?: Actor; requestId?: string };
       if (socket.actor) {
@@ -263,6 +266,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     deps,
     yoga,
     server,
+    compiledOperations: persisted.compiled,
     async stop() {
       if (stopped) return;
       stopped = true;
