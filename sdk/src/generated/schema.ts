@@ -104,6 +104,12 @@ export type ApiToken = Node & {
   role: Role;
 };
 
+export type ArchiveEditionInput = {
+  editionId: Scalars['ID']['input'];
+};
+
+export type ArchiveEditionResult = ConflictError | Edition | NotFoundError | ValidationError;
+
 export type AuditChainBreak = {
   __typename?: 'AuditChainBreak';
   eventId?: Maybe<Scalars['ID']['output']>;
@@ -428,6 +434,50 @@ export type DeactivateSuccess = {
   activation: Activation;
 };
 
+export type DeleteEditionInput = {
+  editionId: Scalars['ID']['input'];
+};
+
+export type DeleteEditionPayload = {
+  __typename?: 'DeleteEditionPayload';
+  deletedId: Scalars['ID']['output'];
+};
+
+export type DeleteEditionResult = ConflictError | DeleteEditionPayload | NotFoundError | ValidationError;
+
+export type DeleteFeatureInput = {
+  featureId: Scalars['ID']['input'];
+};
+
+export type DeleteFeaturePayload = {
+  __typename?: 'DeleteFeaturePayload';
+  deletedId: Scalars['ID']['output'];
+};
+
+export type DeleteFeatureResult = ConflictError | DeleteFeaturePayload | NotFoundError | ValidationError;
+
+export type DeleteMeterInput = {
+  meterId: Scalars['ID']['input'];
+};
+
+export type DeleteMeterPayload = {
+  __typename?: 'DeleteMeterPayload';
+  deletedId: Scalars['ID']['output'];
+};
+
+export type DeleteMeterResult = ConflictError | DeleteMeterPayload | NotFoundError | ValidationError;
+
+export type DeleteProductInput = {
+  productId: Scalars['ID']['input'];
+};
+
+export type DeleteProductPayload = {
+  __typename?: 'DeleteProductPayload';
+  deletedId: Scalars['ID']['output'];
+};
+
+export type DeleteProductResult = ConflictError | DeleteProductPayload | NotFoundError | ValidationError;
+
 export type DeleteWebhookEndpointInput = {
   id: Scalars['ID']['input'];
 };
@@ -448,6 +498,8 @@ export type Edition = Node & {
   __typename?: 'Edition';
   allowOffline: Scalars['Boolean']['output'];
   allowedVersions?: Maybe<Scalars['String']['output']>;
+  /** When the edition was retired: it issues no new licenses; those it issued keep working. Null = current. */
+  archivedAt?: Maybe<Scalars['DateTime']['output']>;
   clientType: ClientType;
   code: Scalars['String']['output'];
   createdAt: Scalars['DateTime']['output'];
@@ -833,6 +885,8 @@ export type MeterPeriod =
 export type Mutation = {
   __typename?: 'Mutation';
   activate: ActivateResult;
+  /** Retires an edition: no new licenses are issued from it; those it issued keep working. */
+  archiveEdition: ArchiveEditionResult;
   authorizeUsage: AuthorizeUsageResult;
   borrowSeat: BorrowSeatResult;
   checkoutSeat: CheckoutSeatResult;
@@ -847,6 +901,14 @@ export type Mutation = {
   createProduct: CreateProductResult;
   createWebhookEndpoint: CreateWebhookEndpointResult;
   deactivate: DeactivateResult;
+  /** Refused once a license was issued from the edition; archive it instead. */
+  deleteEdition: DeleteEditionResult;
+  /** Refused while an edition's or a license's features or entitlements name it. */
+  deleteFeature: DeleteFeatureResult;
+  /** Refused while an edition's or a license's meters name it, or usage of it is on record. */
+  deleteMeter: DeleteMeterResult;
+  /** Deletes a product with its editions, features and meters; refused while any license was issued for it. */
+  deleteProduct: DeleteProductResult;
   deleteWebhookEndpoint: DeleteWebhookEndpointResult;
   heartbeat: HeartbeatResult;
   heartbeatSeat: HeartbeatSeatResult;
@@ -883,13 +945,24 @@ export type Mutation = {
   signIn: SignInResult;
   signOut: Scalars['Boolean']['output'];
   suspendLicense: SuspendLicenseResult;
+  unarchiveEdition: UnarchiveEditionResult;
+  /** Changes the terms licenses issued from now on start with; licenses already issued keep theirs. */
+  updateEdition: UpdateEditionResult;
+  updateFeature: UpdateFeatureResult;
   updateLicense: UpdateLicenseResult;
+  updateMeter: UpdateMeterResult;
+  updateProduct: UpdateProductResult;
   updateWebhookEndpoint: UpdateWebhookEndpointResult;
 };
 
 
 export type MutationActivateArgs = {
   input: ActivateInput;
+};
+
+
+export type MutationArchiveEditionArgs = {
+  input: ArchiveEditionInput;
 };
 
 
@@ -960,6 +1033,26 @@ export type MutationCreateWebhookEndpointArgs = {
 
 export type MutationDeactivateArgs = {
   input: DeactivateInput;
+};
+
+
+export type MutationDeleteEditionArgs = {
+  input: DeleteEditionInput;
+};
+
+
+export type MutationDeleteFeatureArgs = {
+  input: DeleteFeatureInput;
+};
+
+
+export type MutationDeleteMeterArgs = {
+  input: DeleteMeterInput;
+};
+
+
+export type MutationDeleteProductArgs = {
+  input: DeleteProductInput;
 };
 
 
@@ -1073,8 +1166,33 @@ export type MutationSuspendLicenseArgs = {
 };
 
 
+export type MutationUnarchiveEditionArgs = {
+  input: UnarchiveEditionInput;
+};
+
+
+export type MutationUpdateEditionArgs = {
+  input: UpdateEditionInput;
+};
+
+
+export type MutationUpdateFeatureArgs = {
+  input: UpdateFeatureInput;
+};
+
+
 export type MutationUpdateLicenseArgs = {
   input: UpdateLicenseInput;
+};
+
+
+export type MutationUpdateMeterArgs = {
+  input: UpdateMeterInput;
+};
+
+
+export type MutationUpdateProductArgs = {
+  input: UpdateProductInput;
 };
 
 
@@ -1588,6 +1706,52 @@ export type TokenKey = {
   usedAt?: Maybe<Scalars['DateTime']['output']>;
 };
 
+export type UnarchiveEditionInput = {
+  editionId: Scalars['ID']['input'];
+};
+
+export type UnarchiveEditionResult = ConflictError | Edition | NotFoundError | ValidationError;
+
+/** Terms not given keep their value. Licenses already issued keep the terms they were issued with. */
+export type UpdateEditionInput = {
+  allowOffline?: InputMaybe<Scalars['Boolean']['input']>;
+  /** A semver range, e.g. ">=2.0.0 <3.0.0". */
+  allowedVersions?: InputMaybe<Scalars['String']['input']>;
+  clientType?: InputMaybe<ClientType>;
+  deploymentMode?: InputMaybe<DeploymentMode>;
+  editionId: Scalars['ID']['input'];
+  /** Numeric entitlements (at most 100). A feature is either in `features` (on/off) or here (with a limit), not both. */
+  entitlements?: InputMaybe<Array<EntitlementInput>>;
+  features?: InputMaybe<Array<Scalars['String']['input']>>;
+  fingerprintMatch?: InputMaybe<FingerprintMatch>;
+  /** Activations allowed beyond maxActivations (soft limit); each raises a compliance event. */
+  goodwillActivations?: InputMaybe<Scalars['Int']['input']>;
+  /** SUBSCRIPTION only: how long past expiry the devices and seats it serves keep working (renewal pending). */
+  gracePeriodSeconds?: InputMaybe<Scalars['Int']['input']>;
+  heartbeatSeconds?: InputMaybe<Scalars['Int']['input']>;
+  inactivityReclaimSeconds?: InputMaybe<Scalars['Int']['input']>;
+  leaseSeconds?: InputMaybe<Scalars['Int']['input']>;
+  licenseType?: InputMaybe<LicenseType>;
+  maxActivations?: InputMaybe<Scalars['Int']['input']>;
+  meters?: InputMaybe<Array<MeterEntitlementInput>>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  provisioning?: InputMaybe<Provisioning>;
+  seats?: InputMaybe<Scalars['Int']['input']>;
+  /** Days a license is valid from issue; null = perpetual. */
+  validityDays?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type UpdateEditionResult = ConflictError | Edition | NotFoundError | ValidationError;
+
+export type UpdateFeatureInput = {
+  /** Null or empty clears it. */
+  description?: InputMaybe<Scalars['String']['input']>;
+  featureId: Scalars['ID']['input'];
+  name?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type UpdateFeatureResult = ConflictError | Feature | NotFoundError | ValidationError;
+
 export type UpdateLicenseInput = {
   allowOffline?: InputMaybe<Scalars['Boolean']['input']>;
   /** A semver range, e.g. ">=2.0.0 <3.0.0". */
@@ -1619,6 +1783,24 @@ export type UpdateLicenseInput = {
 };
 
 export type UpdateLicenseResult = ConflictError | License | NotFoundError | ValidationError;
+
+export type UpdateMeterInput = {
+  meterId: Scalars['ID']['input'];
+  name?: InputMaybe<Scalars['String']['input']>;
+  /** Null or empty clears it. */
+  unit?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type UpdateMeterResult = ConflictError | Meter | NotFoundError | ValidationError;
+
+export type UpdateProductInput = {
+  /** Must stay unique in the tenant. */
+  code?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  productId: Scalars['ID']['input'];
+};
+
+export type UpdateProductResult = ConflictError | NotFoundError | Product | ValidationError;
 
 export type UpdateWebhookEndpointInput = {
   /** An empty string clears it. */

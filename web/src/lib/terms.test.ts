@@ -102,4 +102,19 @@ describe('terms input', () => {
     const limited = { ...structuredClone(edition), entitlements: [{ feature: 'sso', limit: '3' }] };
     expect(changedTerms(termsInput(limited), termsInput(edition))).toEqual({ entitlements: [{ feature: 'sso', limit: 3 }] });
   });
+
+  it('an edition loaded into the form and saved untouched sends no term; a cleared number is sent as null', () => {
+    const stored = {
+      ...termsInput(emptyDraft()),
+      maxActivations: 3,
+      heartbeatSeconds: 3600,
+      features: ['export'],
+      entitlements: [{ feature: 'projects', limit: 10 }],
+      meters: [{ meter: 'renders', quota: 100, period: 'MONTH' as const }],
+      allowedVersions: '>=2.0.0',
+    };
+    const draft = draftFrom(stored);
+    expect(changedTerms(termsInput(draft), stored)).toEqual({});
+    expect(changedTerms(termsInput({ ...draft, heartbeatSeconds: '' }), stored)).toEqual({ heartbeatSeconds: null });
+  });
 });

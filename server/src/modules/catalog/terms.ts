@@ -1,3 +1,4 @@
+import type { Edition } from '@tessera/db/client';
 import semver from 'semver';
 import { z } from 'zod';
 import { ValidationError, type FieldProblem } from '../../errors.ts';
@@ -175,4 +176,9 @@ export function assertTerms(terms: Terms, catalogue: Catalogue, prefix = '') {
 
 export function pickTerms(row: Terms): Terms {
   return Object.fromEntries(TERM_KEYS.map((k) => [k, row[k]])) as Terms;
+}
+
+/** The terms an edition prescribes, as licenses copy them when issued. */
+export function editionTerms(e: Edition): Terms {
+  return pickTerms({ ...e, meters: e.meters as unknown as MeterTerm[], entitlements: entitlementsOf(e) } as unknown as Terms);
 }

@@ -1,10 +1,26 @@
 import type { InputFieldBuilder } from '@pothos/core';
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import { builder } from '../../builder.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
 import { likeLiteral } from '../common/db.ts';
 import { assertUuidCursors, parseId } from '../common/ids.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
-import { createCustomer, createEdition, createFeature, createMeter, createProduct } from './service.ts';
+import {
+  createCustomer,
+  createEdition,
+  createFeature,
+  createMeter,
+  createProduct,
+  deleteEdition,
+  deleteFeature,
+  deleteMeter,
+  deleteProduct,
+  setEditionArchived,
+  updateEdition,
+  updateFeature,
+  updateMeter,
+  updateProduct,
+} from './service.ts';
 import { type EntitlementTerm, entitlementsOf, LICENSE_TYPES, METER_PERIODS, type MeterTerm } from './terms.ts';
 
 export const LicenseTypeEnum = builder.enumType('LicenseType', { values: LICENSE_TYPES });
@@ -145,6 +161,11 @@ builder.prismaNode('Edition', {
     meters: t.field({ type: [MeterEntitlement], select: { meters: true }, resolve: (e) => e.meters as unknown as MeterTerm[] }),
     entitlements: entitlementsField(t),
     allowedVersions: t.exposeString('allowedVersions', { nullable: true }),
+    archivedAt: t.expose('archivedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the edition was retired: it issues no new licenses; those it issued keep working. Null = current.',
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });
@@ -285,6 +306,159 @@ builder.mutationFields((t) => ({
     resolve: async (query, _r, { input }, ctx) => {
       const customer = await createCustomer(ctx, input);
       return ctx.prisma.customer.findUniqueOrThrow({ ...query, where: { id: customer.id } });
+    },
+  }),
+}));
+
+const UpdateProductInput = builder.inputType('UpdateProductInput', {
+  fields: (t) => ({
+    productId: t.id({ required: true }),
+    name: t.string(),
+    code: t.string({ description: 'Must stay unique in the tenant.' }),
+  }),
+});
+const UpdateFeatureInput = builder.inputType('UpdateFeatureInput', {
+  fields: (t) => ({
+    featureId: t.id({ required: true }),
+    name: t.string(),
+    description: t.string({ description: 'Null or empty clears it.' }),
+  }),
+});
+const UpdateMeterInput = builder.inputType('UpdateMeterInput', {
+  fields: (t) => ({
+    meterId: t.id({ required: true }),
+    name: t.string(),
+    unit: t.string({ description: 'Null or empty clears it.' }),
+  }),
+});
+const UpdateEditionInput = builder.inputType('UpdateEditionInput', {
+  description: "Terms not given keep their value. Licenses already issued keep the terms they were issued with.",
+  fields: (t) => ({
+    editionId: t.id({ required: true }),
+    name: t.string(),
+    licenseType: t.field({ type: LicenseTypeEnum }),
+    ...termInputFields(t),
+  }),
+});
+const DeleteProductInput = builder.inputType('DeleteProductInput', { fields: (t) => ({ productId: t.id({ required: true }) }) });
+const DeleteFeatureInput = builder.inputType('DeleteFeatureInput', { fields: (t) => ({ featureId: t.id({ required: true }) }) });
+const DeleteMeterInput = builder.inputType('DeleteMeterInput', { fields: (t) => ({ meterId: t.id({ required: true }) }) });
+const EditionIdInput = (name: string) => builder.inputType(name, { fields: (t) => ({ editionId: t.id({ required: true }) }) });
+const DeleteEditionInput = EditionIdInput('DeleteEditionInput');
+const ArchiveEditionInput = EditionIdInput('ArchiveEditionInput');
+const UnarchiveEditionInput = EditionIdInput('UnarchiveEditionInput');
+
+const DeletedPayload = (name: string, typename: string) =>
+  builder.objectRef<{ id: string }>(name).implement({
+    fields: (t) => ({ deletedId: t.id({ resolve: (p) => encodeGlobalID(typename, p.id) }) }),
+  });
+const DeleteProductPayload = DeletedPayload('DeleteProductPayload', 'Product');
+const DeleteFeaturePayload = DeletedPayload('DeleteFeaturePayload', 'Feature');
+const DeleteMeterPayload = DeletedPayload('DeleteMeterPayload', 'Meter');
+const DeleteEditionPayload = DeletedPayload('DeleteEditionPayload', 'Edition');
+
+const productId = (id: string | number) => parseId(String(id), 'Product', 'productId');
+const featureId = (id: string | number) => parseId(String(id), 'Feature', 'featureId');
+const meterId = (id: string | number) => parseId(String(id), 'Meter', 'meterId');
+const editionId = (id: string | number) => parseId(String(id), 'Edition', 'editionId');
+
+builder.mutationFields((t) => ({
+  updateProduct: t.prismaField({
+    type: 'Product',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: UpdateProductInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const { productId: id, ...rest } = input;
+      const product = await updateProduct(ctx, productId(id), rest);
+      return ctx.prisma.product.findUniqueOrThrow({ ...query, where: { id: product.id } });
+    },
+  }),
+  deleteProduct: t.field({
+    type: DeleteProductPayload,
+    description: 'Deletes a product with its editions, features and meters; refused while any license was issued for it.',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: DeleteProductInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => ({ id: (await deleteProduct(ctx, productId(input.productId))).id }),
+  }),
+  updateFeature: t.prismaField({
+    type: 'Feature',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: UpdateFeatureInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const { featureId: id, ...rest } = input;
+      const feature = await updateFeature(ctx, featureId(id), rest);
+      return ctx.prisma.feature.findUniqueOrThrow({ ...query, where: { id: feature.id } });
+    },
+  }),
+  deleteFeature: t.field({
+    type: DeleteFeaturePayload,
+    description: "Refused while an edition's or a license's features or entitlements name it.",
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: DeleteFeatureInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => ({ id: (await deleteFeature(ctx, featureId(input.featureId))).id }),
+  }),
+  updateMeter: t.prismaField({
+    type: 'Meter',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: UpdateMeterInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const { meterId: id, ...rest } = input;
+      const meter = await updateMeter(ctx, meterId(id), rest);
+      return ctx.prisma.meter.findUniqueOrThrow({ ...query, where: { id: meter.id } });
+    },
+  }),
+  deleteMeter: t.field({
+    type: DeleteMeterPayload,
+    description: "Refused while an edition's or a license's meters name it, or usage of it is on record.",
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: DeleteMeterInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => ({ id: (await deleteMeter(ctx, meterId(input.meterId))).id }),
+  }),
+  updateEdition: t.prismaField({
+    type: 'Edition',
+    description: 'Changes the terms licenses issued from now on start with; licenses already issued keep theirs.',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: UpdateEditionInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const { editionId: id, ...rest } = input;
+      const edition = await updateEdition(ctx, editionId(id), withoutNullLists(rest) as never);
+      return ctx.prisma.edition.findUniqueOrThrow({ ...query, where: { id: edition.id } });
+    },
+  }),
+  deleteEdition: t.field({
+    type: DeleteEditionPayload,
+    description: 'Refused once a license was issued from the edition; archive it instead.',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: DeleteEditionInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => ({ id: (await deleteEdition(ctx, editionId(input.editionId))).id }),
+  }),
+  archiveEdition: t.prismaField({
+    type: 'Edition',
+    description: 'Retires an edition: no new licenses are issued from it; those it issued keep working.',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: ArchiveEditionInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const edition = await setEditionArchived(ctx, editionId(input.editionId), true);
+      return ctx.prisma.edition.findUniqueOrThrow({ ...query, where: { id: edition.id } });
+    },
+  }),
+  unarchiveEdition: t.prismaField({
+    type: 'Edition',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: UnarchiveEditionInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const edition = await setEditionArchived(ctx, editionId(input.editionId), false);
+      return ctx.prisma.edition.findUniqueOrThrow({ ...query, where: { id: edition.id } });
     },
   }),
 }));

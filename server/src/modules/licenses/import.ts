@@ -6,9 +6,9 @@ import { inTransaction, type ServiceContext } from '../audit/service.ts';
 import { uniqueOr } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { catalogueOf } from '../catalog/service.ts';
-import { completeTerms, LICENSE_TYPES, termFields, termProblems, type Catalogue } from '../catalog/terms.ts';
+import { completeTerms, editionTerms, LICENSE_TYPES, termFields, termProblems, type Catalogue } from '../catalog/terms.ts';
 import { generateKey, parseKey } from './keys.ts';
-import { editionTerms, licenseData, resolveExpiry } from './service.ts';
+import { licenseData, resolveExpiry } from './service.ts';
 
 export const MAX_IMPORT_BYTES = 5 * 1024 * 1024;
 export const MAX_IMPORT_ROWS = 10_000;
@@ -181,6 +181,10 @@ export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL
       const edition = editionBy.get(`${product.id}/${row.edition}`);
       if (!edition) {
         bad(`edition: product "${row.product}" has no edition "${row.edition}"`);
+        continue;
+      }
+      if (edition.archivedAt) {
+        bad(`edition: edition "${row.edition}" of product "${row.product}" is archived; unarchive it to issue licenses from it`);
         continue;
       }
       let key: string;

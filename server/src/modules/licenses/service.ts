@@ -1,4 +1,4 @@
-import type { Edition, License, LicenseType, Prisma } from '@tessera/db/client';
+import type { License, LicenseType, Prisma } from '@tessera/db/client';
 import { z } from 'zod';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import { diff, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
@@ -7,6 +7,7 @@ import { parse } from '../common/validate.ts';
 import { catalogueOf } from '../catalog/service.ts';
 import {
   completeTerms,
+  editionTerms,
   entitlementsOf,
   LICENSE_TYPES,
   type MeterTerm,
@@ -89,10 +90,6 @@ const createInput = partialTerms.extend({
 });
 export type CreateLicenseInput = z.input<typeof createInput>;
 
-export function editionTerms(e: Edition): Terms {
-  return pickTerms({ ...e, meters: e.meters as unknown as MeterTerm[], entitlements: entitlementsOf(e) } as unknown as Terms);
-}
-
 export function licenseTerms(l: License, validityDays: number | null = null): Terms {
   return pickTerms({ ...l, licenseType: l.type, meters: l.meters as unknown as MeterTerm[], entitlements: entitlementsOf(l), validityDays } as unknown as Terms);
 }
@@ -126,8 +123,12 @@ export async function createLicense(ctx: ServiceContext, input: CreateLicenseInp
   const { tenantId } = tenantWhere(ctx.actor);
   const { editionId, customerId, tokenCount, name, startsAt, expiresAt, metadata: meta, ...overrides } = parse(createInput, input);
   return inTransaction(ctx, tenantId, async (tx, emit) => {
+    // FOR SHARE: an edition being deleted or archived is waited for, so this license either sees the
+    // change or is counted by it.
+    await tx.$queryRaw`SELECT id FROM "Edition" WHERE id = ${editionId}::uuid AND "tenantId" = ${tenantId}::uuid FOR SHARE`;
     const edition = await tx.edition.findFirst({ where: { id: editionId, tenantId } });
     if (!edition) throw new NotFoundError('edition');
+    if (edition.archivedAt) throw new ConflictError(`edition "${edition.code}" is archived; unarchive it to issue licenses from it`);
     if (customerId && !(await tx.customer.findFirst({ where: { id: customerId, tenantId }, select: { id: true } }))) {
       throw new NotFoundError('customer');
     }

@@ -71,6 +71,16 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Mutation.deleteWebhookEndpoint': 'ADMIN',
   'Mutation.sendTestWebhook': 'ADMIN',
   'Mutation.replayWebhookDelivery': 'ADMIN',
+  'Mutation.updateProduct': 'ADMIN',
+  'Mutation.deleteProduct': 'ADMIN',
+  'Mutation.updateFeature': 'ADMIN',
+  'Mutation.deleteFeature': 'ADMIN',
+  'Mutation.updateMeter': 'ADMIN',
+  'Mutation.deleteMeter': 'ADMIN',
+  'Mutation.updateEdition': 'ADMIN',
+  'Mutation.deleteEdition': 'ADMIN',
+  'Mutation.archiveEdition': 'ADMIN',
+  'Mutation.unarchiveEdition': 'ADMIN',
 };
 
 /** Fields any caller may use: client (license-key) operations, sign-in, and the per-object checked node lookups. */

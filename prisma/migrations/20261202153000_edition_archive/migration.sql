@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Edition" ADD COLUMN     "archivedAt" TIMESTAMP(3);
+
