@@ -20,12 +20,13 @@ import { startReclamation } from './modules/activation/service.ts';
 import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
 import { startSweeps } from './modules/leases/sweeps.ts';
 import { signerFor } from './modules/signing/service.ts';
-import { authenticate, bearerOf } from './modules/tenants/service.ts';
+import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from './modules/tenants/service.ts';
 import { actorFor, type PersistedOperations, persistedOperations } from './persisted.ts';
 import { BUNDLE_PATH, offlineBundlePlugin } from './modules/offline/bundle.ts';
 import { schema } from './schema.ts';
 import { startDispatcher } from './modules/webhooks/dispatcher.ts';
 import { createSecurity } from './modules/security/security.ts';
+import { socketOriginAllowed } from './modules/security/csrf.ts';
 import { startMaintenance } from './modules/system/maintenance.ts';
 
 export interface App {
@@ -215,24 +216,35 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   });
 
   const wss = new WebSocketServer({ server, path: '/graphql' });
-  const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor; bearer?: string | null }>(
+  const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor; bearer?: string | null; session?: string | null }>(
     {
       // onSubscribe puts yoga's enveloped execute/subscribe on rootValue.
       execute: (args: ExecutionArgs) => ((args.rootValue as { execute?: typeof execute })?.execute ?? execute)(args),
       subscribe: (args: ExecutionArgs) => ((args.rootValue as { subscribe?: typeof subscribe })?.subscribe ?? subscribe)(args),
-      // Credentials are checked on connect (a bad token closes the socket with 4403) and again on every
-      // subscribe, so a token revoked since connecting starts nothing new.
+      // Credentials are checked on connect (a bad token or session closes the socket with 4403) and again
+      // on every subscribe, so a token revoked or a session signed out since connecting starts nothing new.
+      // Without connectionParams.authorization the socket is the console's: its session cookie came with
+      // the upgrade, which counts only from an origin allowed to use cookies.
       onConnect: async (ctx) => {
         const raw = ctx.connectionParams?.authorization;
-        const bearer = bearerOf(typeof raw === 'string' ? raw : null);
-        const actor = await authenticate(deps.prisma, bearer, null);
+        let bearer: string | null = null;
+        let session: string | null = null;
+        if (raw == null || raw === '') {
+          const { headers } = ctx.extra.request;
+          if (!socketOriginAllowed(headers.origin, headers.host, config.security.corsOrigins)) return false;
+          session = cookieValue(headers.cookie ?? null, SESSION_COOKIE);
+        } else {
+          bearer = bearerOf(typeof raw === 'string' ? raw : null);
+        }
+        const actor = await authenticate(deps.prisma, bearer, session);
         if (actor.kind === 'anonymous') return false;
         ctx.extra.actor = actor;
         ctx.extra.bearer = bearer;
+        ctx.extra.session = session;
         return true;
       },
       onSubscribe: async (ctx, _id, params) => {
-        const actor = await authenticate(deps.prisma, ctx.extra.bearer ?? null, null);
+        const actor = await authenticate(deps.prisma, ctx.extra.bearer ?? null, ctx.extra.session ?? null);
         if (actor.kind === 'anonymous') {
           return [new GraphQLError('Authentication required', { extensions: { code: 'UNAUTHENTICATED' } })];
         }

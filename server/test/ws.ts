@@ -17,12 +17,19 @@ export interface WsClient {
   dispose(): Promise<void>;
 }
 
-export function wsClient(url: string, token: string | null): WsClient {
+/** `headers` go on the upgrade request, as a browser sends Cookie and Origin there. */
+export function wsClient(url: string, token: string | null, headers?: Record<string, string>): WsClient {
   let onClose: (code: number) => void = () => {};
   const closed = new Promise<number>((resolve) => (onClose = resolve));
   const client = createClient({
     url,
-    webSocketImpl: WebSocket,
+    webSocketImpl: headers
+      ? class extends WebSocket {
+          constructor(address: string, protocols?: string | string[]) {
+            super(address, protocols, { headers });
+          }
+        }
+      : WebSocket,
     retryAttempts: 0,
     lazy: false,
     connectionParams: token ? { authorization: `Bearer ${token}` } : {},

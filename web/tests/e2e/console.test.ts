@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page, Request, WebSocket } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { launch, shot, watchErrors } from './browser';
 import { gql, startServer, type RunningServer } from './server';
 
@@ -286,6 +286,39 @@ describe('admin console', () => {
     await page.getByRole('heading', { name: 'Usage this period' }).waitFor();
     await page.getByRole('meter', { name: 'api-calls used' }).waitFor();
     await shot(page, '10-dashboard-activity');
+  });
+
+  it('streams the feed over graphql-ws with the session cookie, not SSE', async () => {
+    const pushed: string[] = [];
+    const overHttp: string[] = [];
+    const onSocket = (ws: WebSocket) => {
+      if (!new URL(ws.url()).pathname.startsWith('/graphql')) return;
+      ws.on('framereceived', ({ payload }) => {
+        const message = JSON.parse(String(payload)) as { type: string; payload?: { data?: { activity?: { type: string; payload: { name?: string } } } } };
+        const event = message.type === 'next' ? message.payload?.data?.activity : undefined;
+        if (event) pushed.push(`${event.type} ${event.payload.name ?? ''}`);
+      });
+    };
+    const onRequest = (r: Request) => {
+      const sent = decodeURIComponent(`${r.url()} ${r.postData() ?? ''}`.replace(/\+/g, ' '));
+      if (/\bsubscription \w/.test(sent)) overHttp.push(r.url());
+    };
+    page.on('websocket', onSocket);
+    page.on('request', onRequest);
+    onTestFinished(() => {
+      page.off('websocket', onSocket);
+      page.off('request', onRequest);
+    });
+    // A fresh load, so the socket opens while the listener above is attached.
+    await page.goto(`${server.base}/`);
+    await heading('Dashboard');
+    await page.locator('.live.on').waitFor();
+    const name = `Socket Co ${stamp}`;
+    await gql(server.base, server.demo.apiToken, `mutation($name: String!) { createCustomer(input: { name: $name }) { __typename } }`, { name });
+    await expect.poll(() => pushed, { timeout: 10_000 }).toContain(`customer.created ${name}`);
+    await page.locator('.feed li[data-type="customer.created"]').first().waitFor();
+    expect(await page.locator('.live.on').count()).toBe(1);
+    expect(overHttp).toEqual([]);
   });
 
   it('shows the live seat map of a floating license', async () => {

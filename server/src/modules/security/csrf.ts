@@ -45,3 +45,19 @@ export function corsOptions(origins: string[]) {
     return { origin: ['*'], credentials: false };
   };
 }
+
+/**
+ * Cross-site WebSocket hijacking: browsers send cookies on a WebSocket upgrade from any site and
+ * CORS does not apply to it, so a cookie-authenticated socket is accepted only from the server's own
+ * origin (the Host the browser connected to) or a configured console origin. Origin is set by the
+ * browser and cannot be forged by a page; bearer-token sockets carry no ambient credential and skip this.
+ */
+export function socketOriginAllowed(origin: string | undefined, host: string | undefined, allowed: string[]): boolean {
+  if (!origin) return false;
+  if (allowed.includes(origin)) return true;
+  try {
+    return !!host && new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
+}

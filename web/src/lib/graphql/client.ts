@@ -8,18 +8,30 @@ function wsUrl(url: string): string {
 }
 
 /**
- * The console signs in with an HttpOnly session cookie, which JavaScript cannot read, and the
- * server's graphql-ws endpoint authenticates with `connectionParams.authorization` only. So with a
- * session, subscriptions go over SSE on the same origin (fetch carries the cookie); with a bearer
- * token (scripts, tests) they go over graphql-ws, as the contract describes.
+ * Subscriptions go over graphql-ws on the same origin. Signed in with the HttpOnly session cookie,
+ * which JavaScript cannot read, the browser sends the cookie on the WebSocket upgrade and the server
+ * accepts it from its own origin (or TESSERA_CORS_ORIGINS); with a bearer token (scripts, tests) the
+ * token goes in `connectionParams.authorization`, as the contract describes. The socket is lazy: it
+ * closes with the last subscription (signing out leaves the app's pages), so the next one connects
+ * with whatever cookie the browser holds then.
  */
 export function createClient(url = '/graphql', token?: string): Client {
-  const exchanges = [fetchExchange];
-  if (token) {
-    let ws: WsClient | null = null;
-    const socket = () =>
-      (ws ??= createWsClient({ url: wsUrl(url), lazy: true, retryAttempts: 5, connectionParams: { authorization: `Bearer ${token}` } }));
-    exchanges.unshift(
+  let ws: WsClient | null = null;
+  const socket = () =>
+    (ws ??= createWsClient({
+      url: wsUrl(url),
+      lazy: true,
+      retryAttempts: 5,
+      // 4403: the token or session was refused; retrying cannot help (the feeds fall back to polling).
+      shouldRetry: (e) => !(typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 4403),
+      connectionParams: token ? { authorization: `Bearer ${token}` } : undefined,
+    }));
+  return new Client({
+    url,
+    // Every page load asks the server; the console shows the truth, not a cache.
+    requestPolicy: 'network-only',
+    fetchOptions: token ? { headers: { authorization: `Bearer ${token}` } } : { credentials: 'same-origin' },
+    exchanges: [
       subscriptionExchange({
         forwardSubscription(request) {
           const input = { ...request, query: request.query ?? '' };
@@ -31,15 +43,8 @@ export function createClient(url = '/graphql', token?: string): Client {
           };
         },
       }),
-    );
-  }
-  return new Client({
-    url,
-    // Every page load asks the server; the console shows the truth, not a cache.
-    requestPolicy: 'network-only',
-    fetchSubscriptions: !token,
-    fetchOptions: token ? { headers: { authorization: `Bearer ${token}` } } : { credentials: 'same-origin' },
-    exchanges,
+      fetchExchange,
+    ],
   });
 }
 

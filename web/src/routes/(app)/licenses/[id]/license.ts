@@ -26,13 +26,17 @@ export function fetchLicense(id: string, known?: Pick<LicenseNode, 'provisioning
     .then((d) => (d.node?.__typename === 'License' ? { ...d.node, seatMap: d.seatMap ?? null, usage: d.usageReconciliation ?? null } : null));
 }
 
-/** Fetches the license, and re-fetches whenever `licenseLive` reports an event about it. */
+/**
+ * Fetches the license, and re-fetches whenever `licenseLive` answers: after each event about it, and
+ * with its first answer (the state when the subscription started), which catches what happened
+ * between the page's load and the socket being ready.
+ */
 export function licenseSource(id: string, current: () => LicenseView | null): LicenseSource<LicenseView> {
   return {
     fetch: () => fetchLicense(id, current() ?? undefined),
     watch(changed) {
       const { unsubscribe } = client.subscription(LicenseLiveDocument, { licenseId: id }).subscribe((result) => {
-        if (result.data?.licenseLive.eventId) changed();
+        if (result.data) changed();
       });
       return unsubscribe;
     },

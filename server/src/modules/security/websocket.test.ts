@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
+import { listen, sleep, subscribe, wsClient, type WsClient } from '../../../test/ws.ts';
+import { sealerOf } from '../audit/chain.ts';
+
+const CONSOLE_ORIGIN = 'https://console.example.com';
+const SIGN_IN = `mutation($input: SignInInput!) { signIn(input: $input) { __typename } }`;
+const CREATE_MEMBER = `mutation($input: CreateMemberInput!) { createMember(input: $input) { __typename } }`;
+const CREATE_CUSTOMER = `mutation($name: String!) { createCustomer(input: { name: $name }) { __typename } }`;
+const ACTIVITY = `subscription($after: ID) { activity(after: $after) { id type subjectType actor { type id } } }`;
+
+interface Ev {
+  id: string;
+  type: string;
+  subjectType: string;
+  actor: { type: string; id: string | null };
+}
+
+let s: TestServer;
+let url: string;
+let ownOrigin: string;
+let tenant: { id: string; slug: string; token: string };
+const clients: WsClient[] = [];
+
+beforeAll(async () => {
+  s = await startTestServer({ env: { TESSERA_CORS_ORIGINS: CONSOLE_ORIGIN } });
+  url = await listen(s.app);
+  ownOrigin = new URL(url).origin.replace(/^ws/, 'http');
+  tenant = await s.tenant();
+  ok(await s.gql(CREATE_MEMBER, { input: { email: 'ada@example.com', password: 'correct horse battery', role: 'ADMIN' } }, { token: tenant.token }));
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.dispose()));
+  await s.close();
+});
+
+async function signIn(): Promise<string> {
+  const r = await s.gql(SIGN_IN, { input: { tenant: tenant.slug, email: 'ada@example.com', password: 'correct horse battery' } });
+  expect(ok(r).signIn.__typename).toBe('SignInSuccess');
+  return r.response.headers.get('set-cookie')!.split(';')[0]!;
+}
+
+function connect(token: string | null, headers?: Record<string, string>) {
+  const c = wsClient(url, token, headers);
+  clients.push(c);
+  return c;
+}
+
+/** The newest sealed event: a resume cursor, so a test does not depend on when the server subscribed. */
+async function cursor(): Promise<string> {
+  await sealerOf(s.app.deps).seal(tenant.id);
+  const e = await s.db.prisma.auditEvent.findFirstOrThrow({ where: { tenantId: tenant.id, seq: { not: null } }, orderBy: { seq: 'desc' } });
+  return e.id.toString();
+}
+
+/** The close code, or 'open' when the server kept the socket (so a regression fails fast). */
+const closeCode = (c: WsClient) => Promise.race([c.closed, sleep(5000).then(() => 'open')]);
+const errorCodes = (errors: unknown[]) => (errors.flat() as { extensions?: { code?: string } }[]).map((e) => e.extensions?.code);
+
+describe('graphql-ws with the console session cookie', () => {
+  it('subscribes from the server\'s own origin and receives the session user\'s events', async () => {
+    const cookie = await signIn();
+    const sub = subscribe<Ev>(connect(null, { cookie, origin: ownOrigin }).client, ACTIVITY, { after: await cursor() }, (d) => d.activity);
+    ok(await s.gql(CREATE_CUSTOMER, { name: 'Live Ltd' }, { headers: { cookie } }));
+    const [event] = await sub.until((items) => items.length >= 1);
+    expect(event!.type).toBe('customer.created');
+    expect(event!.actor.type).toBe('user');
+  });
+
+  it('accepts a configured TESSERA_CORS_ORIGINS origin', async () => {
+    const cookie = await signIn();
+    const sub = subscribe<Ev>(connect(null, { cookie, origin: CONSOLE_ORIGIN }).client, ACTIVITY, { after: await cursor() }, (d) => d.activity);
+    ok(await s.gql(CREATE_CUSTOMER, { name: 'Cors Ltd' }, { token: tenant.token }));
+    expect((await sub.until((items) => items.length >= 1))[0]!.type).toBe('customer.created');
+  });
+
+  it('refuses a cookie upgrade from a foreign origin, or with no Origin (4403)', async () => {
+    const cookie = await signIn();
+    for (const headers of [{ cookie, origin: 'https://evil.example.net' }, { cookie, origin: 'null' }, { cookie }] as Record<string, string>[]) {
+      const c = connect(null, headers);
+      const sub = subscribe(c.client, ACTIVITY);
+      expect(await closeCode(c), JSON.stringify(headers)).toBe(4403);
+      expect(sub.items).toEqual([]);
+    }
+  });
+
+  it('refuses no credentials, an unknown session and an expired one (4403)', async () => {
+    const none = connect(null, { origin: ownOrigin });
+    subscribe(none.client, ACTIVITY);
+    expect(await closeCode(none)).toBe(4403);
+
+    const unknown = connect(null, { cookie: 'tessera_session=tss_not-a-session', origin: ownOrigin });
+    subscribe(unknown.client, ACTIVITY);
+    expect(await closeCode(unknown)).toBe(4403);
+
+    const cookie = await signIn();
+    const { count } = await s.db.prisma.session.updateMany({
+      where: { user: { email: 'ada@example.com', tenantId: tenant.id } },
+      data: { expiresAt: new Date(Date.now() - 1000) },
+    });
+    expect(count).toBeGreaterThan(0);
+    const expired = connect(null, { cookie, origin: ownOrigin });
+    subscribe(expired.client, ACTIVITY);
+    expect(await closeCode(expired)).toBe(4403);
+  });
+
+  it('after sign-out the socket starts nothing new, and cannot reconnect', async () => {
+    const cookie = await signIn();
+    const socket = connect(null, { cookie, origin: ownOrigin });
+    const before = subscribe<Ev>(socket.client, ACTIVITY, { after: await cursor() }, (d) => d.activity);
+    ok(await s.gql(CREATE_CUSTOMER, { name: 'Before Ltd' }, { token: tenant.token }));
+    await before.until((items) => items.length >= 1);
+
+    expect(ok(await s.gql(`mutation { signOut }`, {}, { headers: { cookie } })).signOut).toBe(true);
+    const after = subscribe(socket.client, ACTIVITY, { after: await cursor() });
+    await sleep(300);
+    ok(await s.gql(CREATE_CUSTOMER, { name: 'After Ltd' }, { token: tenant.token }));
+    await sleep(300);
+    expect(after.items).toEqual([]);
+    expect(errorCodes(after.errors)).toEqual(['UNAUTHENTICATED']);
+
+    const again = connect(null, { cookie, origin: ownOrigin });
+    subscribe(again.client, ACTIVITY);
+    expect(await closeCode(again)).toBe(4403);
+  });
+
+  it('leaves bearer tokens as they were: any Origin, and a bad token never falls back to the cookie', async () => {
+    const cookie = await signIn();
+    const sub = subscribe<Ev>(connect(tenant.token, { origin: 'https://evil.example.net' }).client, ACTIVITY, { after: await cursor() }, (d) => d.activity);
+    ok(await s.gql(CREATE_CUSTOMER, { name: 'Bearer Ltd' }, { token: tenant.token }));
+    const [event] = await sub.until((items) => items.length >= 1);
+    expect(event!.actor.type).toBe('api_token');
+
+    const bad = connect('tsr_not-a-real-token', { cookie, origin: ownOrigin });
+    subscribe(bad.client, ACTIVITY);
+    expect(await closeCode(bad)).toBe(4403);
+  });
+});
