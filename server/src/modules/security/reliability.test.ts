@@ -7,7 +7,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { operationHash } from '../../../../sdk/src/client.ts';
 import { freshPostgres, testDatabaseUrl } from '../../../test/harness.ts';
+import { generateKey } from '../licenses/keys.ts';
 
 const root = path.resolve(import.meta.dirname, '../../../..');
 const tsx = path.join(root, 'node_modules/.bin/tsx');
@@ -85,15 +87,16 @@ async function startServer(env: Record<string, string>): Promise<{ proc: ChildPr
   return { proc, url, output: () => out };
 }
 
-const gql = async (url: string, token: string, query: string) => {
+const post = async (url: string, payload: unknown, token?: string) => {
   const r = await fetch(`${url}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query }),
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(payload),
     signal: AbortSignal.timeout(20_000),
   });
   return { status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] } };
 };
+const gql = (url: string, token: string, query: string) => post(url, { query }, token);
 /** A POST on its own connection (no keep-alive reuse), so the test knows exactly which request is in flight. */
 function postAlone(url: string, token: string, query: string): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
@@ -155,6 +158,14 @@ describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server b
     expect(failed.body.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
     expect(failed.status).toBe(503);
     expect(Number(failed.retryAfter)).toBeGreaterThan(0);
+    // The SDK's way in (by hash, compiled by graphql-jit) fails the same way.
+    const validate = await post(server.url, {
+      operationName: 'ValidateLicense',
+      variables: { input: { key: generateKey('LIC') } },
+      extensions: { persistedQuery: { version: 1, sha256Hash: operationHash('ValidateLicense') } },
+    });
+    expect(validate.body.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+    expect(validate.status).toBe(503);
     // The server process is still there.
     expect(server.proc.exitCode).toBeNull();
 
