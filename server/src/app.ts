@@ -27,6 +27,7 @@ import { schema } from './schema.ts';
 import { startDispatcher } from './modules/webhooks/dispatcher.ts';
 import { createSecurity } from './modules/security/security.ts';
 import { socketOriginAllowed } from './modules/security/csrf.ts';
+import { socketGuardOf } from './modules/security/sockets.ts';
 import { startMaintenance } from './modules/system/maintenance.ts';
 
 export interface App {
@@ -52,6 +53,8 @@ export interface BuildOptions {
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 /** How often each instance looks for devices past their inactivity limit (safe with N instances). */
 const RECLAIM_INTERVAL_MS = 30_000;
+/** How often open sockets' credentials are re-checked (revocation and sign-out close them at once). */
+const SOCKET_RECHECK_MS = 60_000;
 /** How long stop() waits for in-flight HTTP requests before closing the remaining connections. */
 const DRAIN_MS = 10_000;
 
@@ -216,6 +219,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   });
 
   const wss = new WebSocketServer({ server, path: '/graphql' });
+  const sockets = socketGuardOf(deps, (err) => security.logger.error({ err: err.message }, 'sockets: credential re-check failed'));
+  sockets.start(SOCKET_RECHECK_MS);
   const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor; bearer?: string | null; session?: string | null }>(
     {
       // onSubscribe puts yoga's enveloped execute/subscribe on rootValue.
@@ -224,7 +229,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       // Credentials are checked on connect (a bad token or session closes the socket with 4403) and again
       // on every subscribe, so a token revoked or a session signed out since connecting starts nothing new.
       // Without connectionParams.authorization the socket is the console's: its session cookie came with
-      // the upgrade, which counts only from an origin allowed to use cookies.
+      // the upgrade, which counts only from an origin allowed to use cookies. Once connected, the socket
+      // closes (4403) when its credential is revoked, signed out or expires (security/sockets.ts).
       onConnect: async (ctx) => {
         const raw = ctx.connectionParams?.authorization;
         let bearer: string | null = null;
@@ -241,6 +247,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
         ctx.extra.actor = actor;
         ctx.extra.bearer = bearer;
         ctx.extra.session = session;
+        sockets.track(ctx.extra.socket, actor, { bearer, session });
         return true;
       },
       onSubscribe: async (ctx, _id, params) => {
@@ -282,6 +289,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      await sockets.stop();
       // Stop accepting, tell socket clients we are going away, let in-flight HTTP requests finish.
       for (const client of wss.clients) client.close(1001 as CloseCode, 'Server shutting down');
       await wsServer.dispose();

@@ -160,6 +160,22 @@ export async function authenticate(prisma: PrismaClient, bearer: string | null, 
   return { kind: 'anonymous' };
 }
 
+/**
+ * Which of these credentials (hashed) still authenticate, by the rules of authenticate() but without its
+ * writes: re-checking an open socket is no use of the credential, so it neither touches nor extends it.
+ */
+export async function stillValid(prisma: PrismaClient, hashes: { tokens: string[]; sessions: string[] }): Promise<Set<string>> {
+  const [tokens, sessions] = await Promise.all([
+    hashes.tokens.length
+      ? prisma.apiToken.findMany({ where: { tokenHash: { in: hashes.tokens }, revokedAt: null }, select: { tokenHash: true } })
+      : [],
+    hashes.sessions.length
+      ? prisma.session.findMany({ where: { tokenHash: { in: hashes.sessions }, expiresAt: { gt: new Date() } }, select: { tokenHash: true } })
+      : [],
+  ]);
+  return new Set([...tokens, ...sessions].map((r) => r.tokenHash));
+}
+
 export function bearerOf(header: string | null | undefined): string | null {
   if (!header) return null;
   const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
