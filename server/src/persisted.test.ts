@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OPERATIONS, type OperationName } from '../../sdk/src/operations.ts';
 import { operationHash } from '../../sdk/src/client.ts';
 import { startTestServer, type TestServer } from '../test/harness.ts';
@@ -72,8 +72,9 @@ async function footprint(licenseId: string) {
   return { activations: sorted(activations), samples, leases: sorted(leases), tickets: sorted(tickets), ledger, events };
 }
 
+/** Compliance events follow the audit seal after commit, so the twins' footprints agree once both have settled. */
 async function sameFootprint([a, b]: [Twin, Twin]) {
-  expect(await footprint(a.license.id)).toEqual(await footprint(b.license.id));
+  await vi.waitFor(async () => expect(await footprint(a.license.id)).toEqual(await footprint(b.license.id)), { timeout: 10_000, interval: 100 });
 }
 
 beforeAll(async () => {
