@@ -1,5 +1,6 @@
 import { Client, CombinedError, fetchExchange, subscriptionExchange, type OperationResult } from '@urql/core';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
+import type { Failure } from './payload';
 
 function wsUrl(url: string): string {
   const base = new URL(url, window.location.href);
@@ -66,12 +67,19 @@ export function errorCode(error: CombinedError | undefined): string | null {
   return typeof code === 'string' ? code : null;
 }
 
-export function errorMessage(error: CombinedError): string {
+/** The message to show for a failed request; no error at all means the server sent no data. */
+export function errorMessage(error: CombinedError | undefined): string {
+  if (!error) return 'No answer from the server.';
   if (error.networkError) return 'The server could not be reached. Check your connection and try again.';
   const code = errorCode(error);
   if (code === 'FORBIDDEN') return 'Your role does not allow this.';
   if (code === 'UNAUTHENTICATED') return 'Your session has ended. Sign in again.';
   return error.graphQLErrors[0]?.message ?? error.message;
+}
+
+/** A request that brought no payload (network or GraphQL error, no data), as a form's Failure. */
+export function requestFailure(error: CombinedError | undefined): Failure {
+  return { message: errorMessage(error), fields: {} };
 }
 
 /** The data of a result, or a RequestError carrying the server's message. */
