@@ -309,9 +309,12 @@ describe('which events an endpoint receives', () => {
 
     await customer(tenant.token, 'Filter Co');
     await issue(s, tenant.token, {});
-    // The "*" endpoint is a sentinel: deliveries are made in audit order, so once it has the license, every
-    // endpoint has been given everything before it.
-    await waitFor('the license at the catch-all endpoint', () => allHook.got.find((r) => r.json.type === 'license.created'));
+    // Events sealed together are delivered concurrently, in no set order (as webhooks are): wait for each.
+    const expected = ['customer.created', 'product.created', 'edition.created', 'license.created'];
+    const offId = decodeGlobalID(off.endpoint.id).id;
+    await waitFor('all of them at the catch-all endpoint', () =>
+      expected.every((t) => allHook.got.some((r) => r.json.type === t)) && allHook.got.some((r) => r.json.type === 'webhook.created' && r.json.subject.id === offId),
+    );
     await waitFor('the license', () => licensesHook.got.find((r) => r.json.type === 'license.created'));
     await waitFor('the customer', () => customersHook.got.find((r) => r.json.type === 'customer.created'));
     const types = (r: Receiver) => r.got.map((x) => x.json.type);
