@@ -303,8 +303,10 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       await sweeps.stop();
       await webhooks.stop();
       await complianceSweeps.stop();
-      await complianceIdle(deps);
+      // The last seals may start compliance evaluations: wait for those after the sealer, before the
+      // database closes. What they write is sealed by the next sweep (of this or another instance).
       await sealer.stop();
+      await complianceIdle(deps);
       if (!options.bus) await bus.close();
       await stopReclamation();
       await maintenance.stop();

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
+import { buildApp } from '../../app.ts';
+import { loadConfig } from '../../config.ts';
+import { ok, startTestServer, testEnv, type TestServer } from '../../../test/harness.ts';
 import { sealerOf } from '../audit/chain.ts';
 import { complianceIdle } from './service.ts';
 
@@ -147,5 +149,29 @@ describe('complianceAlerts subscription', () => {
     } finally {
       await conn.dispose();
     }
+  });
+});
+
+describe('shutdown', () => {
+  it('finishes the evaluations its last seals start before the app stops using the database', async () => {
+    // An app of its own on the shared database, stopped right after an activation that crosses 80%:
+    // the seal in flight at stop starts an evaluation, which must be done (its event written) when
+    // stop() returns, not still running against a database about to close.
+    const own = await buildApp({ config: { ...loadConfig(testEnv), seedDemo: false }, db: s.db });
+    const gql = async (query: string, variables: Record<string, unknown>, token?: string) => {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (token) headers.authorization = `Bearer ${token}`;
+      const res = await own.yoga.fetch('http://tessera.test/graphql', { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+      return ok((await res.json()) as { data: any });
+    };
+    const lic = await license({ maxActivations: 5 });
+    const raw = Buffer.from(lic.id, 'base64').toString().split(':')[1]!;
+    for (const fp of ['s1', 's2', 's3']) await activate(lic.key, fp);
+    await settled();
+    const r = await gql(`mutation($input: ActivateInput!) { activate(input: $input) { __typename } }`, { input: { key: lic.key, fingerprint: 's4' } });
+    expect(r.activate.__typename).toBe('ActivateSuccess');
+    await own.stop();
+    const crossed = await s.db.prisma.auditEvent.findMany({ where: { tenantId: t.id, licenseId: raw, type: 'compliance.threshold_crossed' } });
+    expect(crossed.map((e) => (e.payload as { percent: number }).percent)).toEqual([80]);
   });
 });
