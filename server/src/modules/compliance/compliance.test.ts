@@ -162,7 +162,7 @@ describe('shutdown', () => {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (token) headers.authorization = `Bearer ${token}`;
       const res = await own.yoga.fetch('http://tessera.test/graphql', { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
-      return ok((await res.json()) as { data: any });
+      return ok({ ...((await res.json()) as { data: any }), response: res });
     };
     const lic = await license({ maxActivations: 5 });
     const raw = Buffer.from(lic.id, 'base64').toString().split(':')[1]!;
