@@ -117,6 +117,45 @@ describe('activate', () => {
     expect(await used(l.id)).toBe(1);
   });
 
+  it('concurrent calls the one-statement path tries and calls it leaves to the rules each get their own answer', async () => {
+    const capped = await issue(s, token, { maxActivations: 3 });
+    const revoked = await issue(s, token, { maxActivations: 3 });
+    await s.db.prisma.license.update({ where: { id: revoked.id }, data: { state: 'REVOKED' } });
+    const versioned = await issue(s, token, { maxActivations: 10, allowedVersions: '>=2.0.0' });
+    const held = await issue(s, token, { maxActivations: 10 });
+    const first = await activateDevice(s, { key: held.key, fingerprint: 'h-1' });
+    const unknownKey = generateKey('LIC');
+    const calls = [
+      ...Array.from({ length: 6 }, (_, i) => ({ expect: 'capped', input: { key: capped.key, fingerprint: `m-c-${i}` } })),
+      ...Array.from({ length: 3 }, (_, i) => ({ expect: 'LICENSE_REVOKED', input: { key: revoked.key, fingerprint: `m-r-${i}` } })),
+      ...Array.from({ length: 3 }, (_, i) => ({ expect: 'LICENSE_NOT_FOUND', input: { key: unknownKey, fingerprint: `m-u-${i}` } })),
+      ...Array.from({ length: 3 }, (_, i) => ({ expect: 'new', input: { key: versioned.key, fingerprint: `m-v-${i}`, client: { appVersion: '2.1.0' } } })),
+      ...Array.from({ length: 2 }, (_, i) => ({ expect: 'VERSION_NOT_ALLOWED', input: { key: versioned.key, fingerprint: `m-o-${i}`, client: { appVersion: '1.0.0' } } })),
+      ...Array.from({ length: 3 }, () => ({ expect: 'reused', input: { key: held.key, fingerprint: 'h-1' } })),
+      ...Array.from({ length: 2 }, (_, i) => ({ expect: 'new', input: { key: held.key, fingerprint: `m-h-${i}` } })),
+    ];
+    const results = await Promise.all(calls.map((c) => activateDevice(s, c.input)));
+    const answer = (r: (typeof results)[number]) => (r.__typename !== 'ActivateSuccess' ? r.code : r.reused ? 'reused' : 'new');
+    calls.forEach((c, i) => {
+      if (c.expect === 'capped') expect(['new', 'ACTIVATION_LIMIT_REACHED']).toContain(answer(results[i]!));
+      else expect(answer(results[i]!), `${c.input.fingerprint}`).toBe(c.expect);
+    });
+    const cappedAnswers = results.slice(0, 6).map(answer);
+    expect(cappedAnswers.filter((a) => a === 'new')).toHaveLength(3);
+    for (const [i, r] of results.entries()) {
+      if (calls[i]!.expect === 'reused') expect(r.activation.id).toBe(first.activation.id);
+    }
+    expect(await used(capped.id)).toBe(3);
+    expect(await used(revoked.id)).toBe(0);
+    expect(await used(versioned.id)).toBe(3);
+    expect(await used(held.id)).toBe(3);
+    expect(await s.db.prisma.activation.count({ where: { licenseId: revoked.id } })).toBe(0);
+    const denials = async (licenseId: string) => (await events('compliance.activation_denied', licenseId)).map((e) => (e.payload as { code: string }).code);
+    expect(await denials(capped.id)).toEqual(['ACTIVATION_LIMIT_REACHED', 'ACTIVATION_LIMIT_REACHED', 'ACTIVATION_LIMIT_REACHED']);
+    expect(await denials(versioned.id)).toEqual(['VERSION_NOT_ALLOWED', 'VERSION_NOT_ALLOWED']);
+    expect(await events('activation.created', held.id)).toHaveLength(3);
+  });
+
   it('token keys activate once each (TOKEN_ALREADY_USED), even under concurrency', async () => {
     const l = await issue(s, token, { maxActivations: 10 }, { tokenCount: 2 });
     const [t1, t2] = l.tokenKeys as [string, string];

@@ -315,30 +315,26 @@ export type ActivationOutcome =
   | { kind: 'retry' };
 
 /**
- * Inserts new devices' activations. The license rows are locked in id order (so two batches never
- * deadlock on them) and read after the lock, so `used` is the committed count whatever other
- * instances did; the n-th new device of a license in the batch gets slot used + n, and only while
- * that is within maxActivations + goodwillActivations. The counter then grows by the number of rows
- * actually inserted. A device that went live concurrently (the unique index refuses its row) leaves
- * a gap in the ranks: its group's refusals are then not trusted and go back to the one-call path.
+ * The cap-checked inserts of new devices, as the CTEs lic, r, ins, n, upd and e over `from`, whose
+ * columns are id (the new activation's), "tenantId", "licenseId", "customerId", fingerprint,
+ * components (JSON text), hostname, platform, "osVersion", "appVersion", revision, "requestId" and i.
  */
-const ACTIVATE = `
-  WITH q AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::text[])
-      WITH ORDINALITY AS q(id, "tenantId", "licenseId", "customerId", fingerprint, components, hostname, platform, "osVersion", "appVersion", revision, "requestId", i)
-  ), lic AS (
+function activationWrites(from: string, at: string): string {
+  return `lic AS (
     SELECT l.id, l."activationsUsed" AS used, l."maxActivations" AS max, l."goodwillActivations" AS gw
-      FROM "License" l WHERE l.id IN (SELECT "licenseId" FROM q)
+      FROM "License" l WHERE l.id IN (SELECT "licenseId" FROM ${from})
      ORDER BY l.id
        FOR UPDATE
   ), r AS (
-    SELECT q.*, lic.used, lic.max, lic.gw, row_number() OVER (PARTITION BY q."licenseId" ORDER BY q.i)::int AS rn
-      FROM q JOIN lic ON lic.id = q."licenseId"
+    SELECT ${from}.id, ${from}."tenantId", ${from}."licenseId", ${from}."customerId", ${from}.fingerprint, ${from}.components,
+           ${from}.hostname, ${from}.platform, ${from}."osVersion", ${from}."appVersion", ${from}.revision, ${from}."requestId", ${from}.i,
+           lic.used, lic.max, lic.gw, row_number() OVER (PARTITION BY ${from}."licenseId" ORDER BY ${from}.i)::int AS rn
+      FROM ${from} JOIN lic ON lic.id = ${from}."licenseId"
   ), ins AS (
     INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status, goodwill,
                               hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt", offline)
     SELECT id, "tenantId", "licenseId", fingerprint, fingerprint, components::jsonb, 'ACTIVE', (max IS NOT NULL AND used + rn > max),
-           hostname, platform, "osVersion", "appVersion", revision, $13::timestamp, false
+           hostname, platform, "osVersion", "appVersion", revision, ${at}, false
       FROM r WHERE max IS NULL OR used + rn <= max + gw
     ON CONFLICT ("licenseId", "activeFingerprint") DO NOTHING
     RETURNING *
@@ -351,23 +347,68 @@ const ACTIVATE = `
     SELECT r."tenantId", 'activation.created', 'client', r."licenseId"::text, 'Activation', r.id::text, r."licenseId", r."customerId",
            jsonb_build_object('fingerprint', r.fingerprint, 'goodwill', ins.goodwill, 'activationsUsed', r.used + r.rn,
                               'maxActivations', r.max, 'tokenKeyId', NULL, 'appVersion', r."appVersion"),
-           r."requestId", $13::timestamp
+           r."requestId", ${at}
       FROM r JOIN ins ON ins.id = r.id
     UNION ALL
     SELECT r."tenantId", 'compliance.goodwill_used', 'client', r."licenseId"::text, 'Activation', r.id::text, r."licenseId", r."customerId",
            jsonb_build_object('activationsUsed', r.used + r.rn, 'maxActivations', r.max, 'goodwillActivations', r.gw),
-           r."requestId", $13::timestamp
+           r."requestId", ${at}
       FROM r JOIN ins ON ins.id = r.id WHERE ins.goodwill
-  )
+  )`;
+}
+
+/**
+ * Inserts new devices' activations. The license rows are locked in id order (so two batches never
+ * deadlock on them) and read after the lock, so `used` is the committed count whatever other
+ * instances did; the n-th new device of a license in the batch gets slot used + n, and only while
+ * that is within maxActivations + goodwillActivations. The counter then grows by the number of rows
+ * actually inserted. A device that went live concurrently (the unique index refuses its row) leaves
+ * a gap in the ranks: its group's refusals are then not trusted and go back to the one-call path.
+ */
+const ACTIVATE = `
+  WITH q AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::text[])
+      WITH ORDINALITY AS q(id, "tenantId", "licenseId", "customerId", fingerprint, components, hostname, platform, "osVersion", "appVersion", revision, "requestId", i)
+  ), ${activationWrites('q', '$13::timestamp')}
   SELECT r.i::int AS i, row_to_json(ins) AS activation, r.used + r.rn AS used, r.max,
          NOT (r.max IS NULL OR r.used + r.rn <= r.max + r.gw) AS denied
     FROM r LEFT JOIN ins ON ins.id = r.id`;
+
+interface ActivationRow {
+  i: number;
+  activation: Record<string, unknown> | null;
+  used: number | null;
+  max: number | null;
+  denied: boolean;
+}
+
+/**
+ * The outcome of each call from the rows of ACTIVATE or ACTIVATE_CALL (`null`: not tried). A license
+ * whose group had a row refused by the unique index has its ranks off by that row: its refusals are
+ * not trusted ('retry').
+ */
+function activationOutcomes(items: { licenseId: string | null }[], rows: (ActivationRow & { tried: boolean })[]): (ActivationOutcome | null)[] {
+  const raced = new Set(rows.filter((r) => r.tried && !r.activation && !r.denied).map((r) => items[r.i - 1]!.licenseId));
+  const out: (ActivationOutcome | null)[] = items.map(() => null);
+  for (const r of rows) {
+    if (!r.tried) continue;
+    if (r.activation) {
+      const activation = asActivation(r.activation);
+      out[r.i - 1] = { kind: 'created', activation, activationsUsed: Number(r.used), maxActivations: r.max, goodwill: activation.goodwill };
+    } else if (r.denied && !raced.has(items[r.i - 1]!.licenseId)) {
+      out[r.i - 1] = { kind: 'denied' };
+    } else {
+      out[r.i - 1] = { kind: 'retry' };
+    }
+  }
+  return out;
+}
 
 export const activationBatcher = perApp((app: AppDeps) =>
   batched<ActivationWrite, ActivationOutcome>(
     async (items) => {
       const at = new Date();
-      const rows = await app.db.sql.query<{ i: number; activation: Record<string, unknown> | null; used: number; max: number | null; denied: boolean }>(ACTIVATE, [
+      const rows = await app.db.sql.query<ActivationRow>(ACTIVATE, [
         items.map((x) => x.activationId),
         items.map((x) => x.tenantId),
         items.map((x) => x.licenseId),
@@ -382,21 +423,112 @@ export const activationBatcher = perApp((app: AppDeps) =>
         items.map((x) => x.requestId),
         ts(at),
       ], 'tessera_activate');
-      // A license whose group had a row refused by the unique index: its ranks are off by that row.
-      const raced = new Set(rows.filter((r) => !r.activation && !r.denied).map((r) => items[r.i - 1]!.licenseId));
-      const out: ActivationOutcome[] = items.map(() => ({ kind: 'retry' }));
-      for (const r of rows) {
-        const item = items[r.i - 1]!;
-        if (r.activation) {
-          const activation = asActivation(r.activation);
-          out[r.i - 1] = { kind: 'created', activation, activationsUsed: Number(r.used), maxActivations: r.max, goodwill: activation.goodwill };
-        } else if (r.denied && !raced.has(item.licenseId)) {
-          out[r.i - 1] = { kind: 'denied' };
-        }
-      }
+      const out = activationOutcomes(items, rows.map((r) => ({ ...r, tried: true })));
       sealTenants(app, rows.filter((r) => r.activation).map((r) => items[r.i - 1]!.tenantId));
-      return out;
+      return out.map((o) => o ?? { kind: 'retry' as const });
     },
+    { maxInFlight: inFlightFor(app.db.kind, 'write') },
+  ),
+);
+
+/** An activation as the client sent it: the lookup and, when it can only be a new device, the insert. */
+export interface ActivationCall {
+  key: ParsedKey;
+  fingerprint: string;
+  components: unknown[];
+  client: DeviceWrite['client'];
+  /** The id the activation gets if this statement creates it. */
+  activationId: string;
+  requestId: string;
+}
+
+export interface ActivationCallOutcome {
+  /** What the lookup found, as LOOKUP would have (the license as it was before this statement). */
+  found: Found;
+  /** The insert's outcome; null when the call was not tried here (the service decides it). */
+  outcome: ActivationOutcome | null;
+}
+
+/**
+ * The common activation in one statement: the key lookup (as LOOKUP, with the other-license check),
+ * then, for the calls that can only be a new device (a license key of an ACTIVE license within its
+ * dates, online-capable, with no version rule, no live activation of this fingerprint, no other
+ * license of the product on it, and exact matching or no components), the cap-checked insert of
+ * ACTIVATE. Stricter than the service's rules, on purpose: every call it leaves out is decided by the
+ * service from the rows returned, as after a plain lookup, so one statement does what two did.
+ */
+const ACTIVATE_CALL = `
+  WITH q AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[])
+      WITH ORDINALITY AS q(kind, key, fp, id, components, hostname, platform, "osVersion", "appVersion", "requestId", "noComponents", i)
+  ), f AS (
+    SELECT q.*, q.fp AS fingerprint, row_to_json(l) AS license, row_to_json(a) AS activation,
+           t.id AS "tokenId", to_json(t."usedAt")#>>'{}' AS "tokenUsedAt",
+           l.id AS "licenseId", l."tenantId", l."customerId", l.revision, l.state, l."startsAt", l."expiresAt",
+           l."deploymentMode", l."allowedVersions", l."fingerprintMatch", a.status AS astatus,
+           EXISTS (
+             SELECT 1 FROM "Activation" o JOIN "License" ol ON ol.id = o."licenseId"
+              WHERE o."tenantId" = l."tenantId" AND o.fingerprint = q.fp AND o.status = 'ACTIVE'
+                AND o."licenseId" <> l.id AND ol."productId" = l."productId") AS "holdsOther"
+      FROM q
+    ${KEY_JOINS}
+  ), ok AS (
+    SELECT * FROM f
+     WHERE kind = 'LIC' AND state = 'ACTIVE' AND "deploymentMode" <> 'OFFLINE'
+       AND ("startsAt" IS NULL OR "startsAt" <= $12::timestamp) AND ("expiresAt" IS NULL OR "expiresAt" > $12::timestamp)
+       AND COALESCE("allowedVersions", '') = '' AND astatus IS DISTINCT FROM 'ACTIVE' AND NOT "holdsOther"
+       AND ("fingerprintMatch" = 'EXACT' OR "noComponents")
+  ), ${activationWrites('ok', '$12::timestamp')}
+  SELECT f.i::int AS i, f.license, f.activation, f."tokenId", f."tokenUsedAt", f."holdsOther",
+         ok.i IS NOT NULL AS tried, row_to_json(ins) AS created, r.used + r.rn AS used, r.max,
+         COALESCE(NOT (r.max IS NULL OR r.used + r.rn <= r.max + r.gw), false) AS denied
+    FROM f LEFT JOIN ok ON ok.i = f.i LEFT JOIN r ON r.i = f.i LEFT JOIN ins ON ins.id = r.id`;
+
+interface ActivationCallRow extends LookupRow {
+  tried: boolean;
+  created: Record<string, unknown> | null;
+  used: number | null;
+  max: number | null;
+  denied: boolean;
+}
+
+export const activationCallBatcher = perApp((app: AppDeps) =>
+  batched<ActivationCall, ActivationCallOutcome | null>(
+    // Two calls of one device in a batch: the second must see the first's activation (and reuse it).
+    (batch) => inDistinctRounds(batch, (x) => `${x.key.kind}:${x.key.key}\u0000${x.fingerprint}`, async (items) => {
+      const at = new Date();
+      const rows = await app.db.sql.query<ActivationCallRow>(ACTIVATE_CALL, [
+        items.map((x) => x.key.kind),
+        items.map((x) => x.key.key),
+        items.map((x) => x.fingerprint),
+        items.map((x) => x.activationId),
+        items.map((x) => JSON.stringify(x.components)),
+        items.map((x) => x.client.hostname),
+        items.map((x) => x.client.platform),
+        items.map((x) => x.client.osVersion),
+        items.map((x) => x.client.appVersion),
+        items.map((x) => x.requestId),
+        items.map((x) => x.components.length === 0),
+        ts(at),
+      ], 'tessera_activate_call');
+      const licenseIds: { licenseId: string | null }[] = items.map(() => ({ licenseId: null }));
+      for (const r of rows) licenseIds[r.i - 1] = { licenseId: r.license.id as string };
+      const outcomes = activationOutcomes(licenseIds, rows.map((r) => ({ ...r, activation: r.created })));
+      const out: (ActivationCallOutcome | null)[] = items.map(() => null);
+      const created: string[] = [];
+      for (const r of rows) {
+        const found: Found = {
+          license: asLicense(r.license),
+          activation: r.activation ? asActivation(r.activation) : null,
+          tokenKey: r.tokenId ? { id: r.tokenId, usedAt: r.tokenUsedAt ? new Date(`${r.tokenUsedAt}Z`) : null } : null,
+          holdsOtherLicense: r.holdsOther,
+        };
+        out[r.i - 1] = { found, outcome: outcomes[r.i - 1] ?? null };
+        if (r.created) created.push(found.license.tenantId);
+      }
+      sealTenants(app, created);
+      return out;
+    }),
     { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );
