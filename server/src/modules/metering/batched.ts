@@ -37,18 +37,33 @@ const LOOKUP = `
 
 const utc = (v: string | null) => (v ? new Date(`${v}Z`) : null);
 
+interface LookupRow {
+  i: number;
+  state: string;
+  startsAt: string | null;
+  expiresAt: string | null;
+  meters: MeterTerm[];
+  type: string;
+  gracePeriodSeconds: number | null;
+  ticketId: string | null;
+}
+
+const lookupOf = (r: LookupRow): UsageLookup => ({
+  state: r.state,
+  startsAt: utc(r.startsAt),
+  expiresAt: utc(r.expiresAt),
+  meters: r.meters,
+  type: r.type,
+  gracePeriodSeconds: r.gracePeriodSeconds,
+  ticketId: r.ticketId,
+});
+
 export const usageLookupBatcher = perApp((app: AppDeps) =>
   batched<UsageLookupItem, UsageLookup | null>(
     async (items) => {
-      const rows = await app.db.sql.query<{ i: number; state: string; startsAt: string | null; expiresAt: string | null; meters: MeterTerm[]; type: string; gracePeriodSeconds: number | null; ticketId: string | null }>(
-        LOOKUP,
-        [items.map((x) => x.licenseId), items.map((x) => x.idempotencyKey)],
-        'tessera_usage_lookup',
-      );
+      const rows = await app.db.sql.query<LookupRow>(LOOKUP, [items.map((x) => x.licenseId), items.map((x) => x.idempotencyKey)], 'tessera_usage_lookup');
       const out: (UsageLookup | null)[] = items.map(() => null);
-      for (const r of rows) {
-        out[r.i - 1] = { state: r.state, startsAt: utc(r.startsAt), expiresAt: utc(r.expiresAt), meters: r.meters, type: r.type, gracePeriodSeconds: r.gracePeriodSeconds, ticketId: r.ticketId };
-      }
+      for (const r of rows) out[r.i - 1] = lookupOf(r);
       return out;
     },
     { maxInFlight: inFlightFor(app.db.kind, 'read') },
@@ -63,21 +78,27 @@ export interface UsageWrite {
   requestId: string;
 }
 
-const WRITE = `
-  WITH q AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::int[], $11::int[],
+/** The ticket columns of a use, as the unnest of WRITE and USE_CALL gives them ($1..$17). */
+const USES = `unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::int[], $11::int[],
                          $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[])
       WITH ORDINALITY AS q(id, "tenantId", "licenseId", meter, "window", quota, fingerprint, "idempotencyKey", "requestHash", quantity, committed,
-                           status, receipt, "expiresAt", "endedAt", "requestId", type, i)
-  ), bal AS (
+                           status, receipt, "expiresAt", "endedAt", "requestId", type, i)`;
+
+/**
+ * The writes of the uses in `from` (the columns of USES), at $18, as the CTEs bal, r, t, s, upd, ledger
+ * and audit: the balance rows locked in key order, the tickets that fit, the balances grown by them,
+ * the ledger entries of recorded uses and the audit rows.
+ */
+function usageWrites(from: string): string {
+  return `bal AS (
     SELECT b."licenseId", b.meter, b."window", b.used, b.reserved FROM "UsageBalance" b
-     WHERE (b."licenseId", b.meter, b."window") IN (SELECT "licenseId", meter, "window" FROM q)
+     WHERE (b."licenseId", b.meter, b."window") IN (SELECT "licenseId", meter, "window" FROM ${from})
      ORDER BY b."licenseId", b.meter, b."window"
        FOR UPDATE
   ), r AS (
-    SELECT q.*, bal.used, bal.reserved,
-           sum(q.quantity::bigint) OVER (PARTITION BY q."licenseId", q.meter, q."window" ORDER BY q.i) AS cum
-      FROM q JOIN bal ON bal."licenseId" = q."licenseId" AND bal.meter = q.meter AND bal."window" = q."window"
+    SELECT ${from}.*, bal.used, bal.reserved,
+           sum(${from}.quantity::bigint) OVER (PARTITION BY ${from}."licenseId", ${from}.meter, ${from}."window" ORDER BY ${from}.i) AS cum
+      FROM ${from} JOIN bal ON bal."licenseId" = ${from}."licenseId" AND bal.meter = ${from}.meter AND bal."window" = ${from}."window"
   ), t AS (
     INSERT INTO "UsageTicket" (id, "tenantId", "licenseId", meter, "window", fingerprint, "idempotencyKey", "requestHash", quantity, committed,
                                status, remaining, receipt, "expiresAt", "createdAt", "endedAt")
@@ -87,9 +108,9 @@ const WRITE = `
     ON CONFLICT ("licenseId", "idempotencyKey") DO NOTHING
     RETURNING *
   ), s AS (
-    SELECT t."licenseId", t.meter, t."window", max(q.quota) AS quota,
+    SELECT t."licenseId", t.meter, t."window", max(${from}.quota) AS quota,
            sum(COALESCE(t.committed, 0))::int AS used, sum(CASE WHEN t.status = 'AUTHORIZED' THEN t.quantity ELSE 0 END)::int AS reserved
-      FROM t JOIN q ON q.id = t.id GROUP BY t."licenseId", t.meter, t."window"
+      FROM t JOIN ${from} ON ${from}.id = t.id GROUP BY t."licenseId", t.meter, t."window"
   ), upd AS (
     UPDATE "UsageBalance" b SET quota = s.quota, used = b.used + s.used, reserved = b.reserved + s.reserved, "updatedAt" = $18::timestamp(3)
       FROM s WHERE b."licenseId" = s."licenseId" AND b.meter = s.meter AND b."window" = s."window"
@@ -98,11 +119,15 @@ const WRITE = `
     SELECT "tenantId", "licenseId", meter, "window", quantity, id, $18::timestamp(3) FROM t WHERE t.status = 'COMMITTED'
   ), audit AS (
     INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId", "occurredAt")
-    SELECT t."tenantId", q.type, 'client', t."licenseId"::text, 'UsageTicket', t.id::text, t."licenseId",
+    SELECT t."tenantId", ${from}.type, 'client', t."licenseId"::text, 'UsageTicket', t.id::text, t."licenseId",
            jsonb_build_object('meter', t.meter, 'window', t."window", 'authorized', t.quantity, 'quantity', t.quantity, 'remaining', t.remaining),
-           q."requestId", $18::timestamp(3)
-      FROM t JOIN q ON q.id = t.id
-  )
+           ${from}."requestId", $18::timestamp(3)
+      FROM t JOIN ${from} ON ${from}.id = t.id
+  )`;
+}
+
+const WRITE = `
+  WITH q AS (SELECT * FROM ${USES}), ${usageWrites('q')}
   SELECT q.i::int AS i, row_to_json(t) AS ticket FROM q JOIN t ON t.id = q.id`;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -111,39 +136,102 @@ function ticketFromJson(j: Record<string, unknown>): UsageTicket {
   return { ...(j as unknown as UsageTicket), createdAt: utc(j.createdAt as string)!, expiresAt: utc(j.expiresAt as string | null), endedAt: utc(j.endedAt as string | null) };
 }
 
+/** $1..$17 of USES, from the uses' tickets. */
+function useColumns(items: UsageWrite[]): unknown[] {
+  const col = <T>(f: (x: UsageWrite) => T) => items.map(f);
+  return [
+    col((x) => x.ticket.id),
+    col((x) => x.ticket.tenantId),
+    col((x) => x.ticket.licenseId),
+    col((x) => x.ticket.meter),
+    col((x) => x.ticket.window),
+    col((x) => x.quota),
+    col((x) => x.ticket.fingerprint),
+    col((x) => x.ticket.idempotencyKey),
+    col((x) => x.ticket.requestHash),
+    col((x) => x.ticket.quantity),
+    col((x) => x.ticket.committed),
+    col((x) => x.ticket.status),
+    col((x) => x.ticket.receipt),
+    col((x) => iso(x.ticket.expiresAt)),
+    col((x) => iso(x.ticket.endedAt)),
+    col((x) => x.requestId),
+    col((x) => x.type),
+  ];
+}
+
+/** The audit rows just committed are chained (and published) by the sealer. */
+function sealTenants(app: AppDeps, tenantIds: string[]) {
+  for (const tenantId of new Set(tenantIds)) void sealerOf(app).seal(tenantId);
+}
+
 /** Each item: its written ticket, or null when the one-call path must answer it. */
 export const usageWriteBatcher = perApp((app: AppDeps) =>
   batched<UsageWrite, UsageTicket | null>(
     async (items) => {
       const now = new Date();
-      const col = <T>(f: (x: UsageWrite) => T) => items.map(f);
       const rows = await app.db.sql.query<{ i: number; ticket: Record<string, unknown> }>(
         WRITE,
-        [
-          col((x) => x.ticket.id),
-          col((x) => x.ticket.tenantId),
-          col((x) => x.ticket.licenseId),
-          col((x) => x.ticket.meter),
-          col((x) => x.ticket.window),
-          col((x) => x.quota),
-          col((x) => x.ticket.fingerprint),
-          col((x) => x.ticket.idempotencyKey),
-          col((x) => x.ticket.requestHash),
-          col((x) => x.ticket.quantity),
-          col((x) => x.ticket.committed),
-          col((x) => x.ticket.status),
-          col((x) => x.ticket.receipt),
-          col((x) => iso(x.ticket.expiresAt)),
-          col((x) => iso(x.ticket.endedAt)),
-          col((x) => x.requestId),
-          col((x) => x.type),
-          now.toISOString(),
-        ],
+        [...useColumns(items), now.toISOString()],
         'tessera_usage_write',
       );
       const out: (UsageTicket | null)[] = items.map(() => null);
       for (const r of rows) out[r.i - 1] = ticketFromJson(r.ticket);
-      for (const tenantId of new Set(rows.map((r) => items[r.i - 1]!.ticket.tenantId))) void sealerOf(app).seal(tenantId);
+      sealTenants(app, rows.map((r) => items[r.i - 1]!.ticket.tenantId));
+      return out;
+    },
+    { maxInFlight: inFlightFor(app.db.kind, 'write') },
+  ),
+);
+
+export interface UsageCall extends UsageWrite {
+  /** The license's meter terms as last read: the use is written here only while they are unchanged. */
+  meters: MeterTerm[];
+}
+
+export interface UsageCallOutcome {
+  /** What the lookup found, as LOOKUP would have. */
+  lookup: UsageLookup;
+  /** Whether the write was tried here: the license usable, its meters unchanged, the key unused. */
+  tried: boolean;
+  /** The ticket written; null when not tried, or when the one-call path must answer it. */
+  ticket: UsageTicket | null;
+}
+
+/**
+ * authorizeUsage / recordUsage in one statement, for a license whose meter terms the instance has read
+ * before (the ticket and its receipt are made from them): the lookup (as LOOKUP) and, for the uses of an
+ * ACTIVE license within its dates whose meters are still those terms and whose idempotency key is unused,
+ * the writes of WRITE. Every use it leaves out is decided by the service from the lookup returned.
+ */
+const USE_CALL = `
+  WITH q AS (SELECT * FROM ${USES}), f AS (
+    SELECT q.*, l.state AS "lState", to_json(l."startsAt")#>>'{}' AS "lStartsAt", to_json(l."expiresAt")#>>'{}' AS "lExpiresAt",
+           l.meters AS "lMeters", l.type AS "lType", l."gracePeriodSeconds" AS "lGrace", u.id::text AS "ticketId",
+           COALESCE(l.state = 'ACTIVE' AND (l."startsAt" IS NULL OR l."startsAt" <= $18::timestamp(3)) AND (l."expiresAt" IS NULL OR l."expiresAt" > $18::timestamp(3))
+             AND u.id IS NULL AND l.meters = ($19::text[])[q.i]::jsonb, false) AS ok
+      FROM q JOIN "License" l ON l.id = q."licenseId"
+      LEFT JOIN "UsageTicket" u ON u."licenseId" = q."licenseId" AND u."idempotencyKey" = q."idempotencyKey"
+  ), ok AS (
+    SELECT * FROM f WHERE ok
+  ), ${usageWrites('ok')}
+  SELECT f.i::int AS i, f."lState" AS state, f."lStartsAt" AS "startsAt", f."lExpiresAt" AS "expiresAt", f."lMeters" AS meters, f."lType" AS type,
+         f."lGrace" AS "gracePeriodSeconds", f."ticketId", f.ok AS tried, row_to_json(t) AS ticket
+    FROM f LEFT JOIN t ON t.id = f.id`;
+
+/** Each item: the lookup and, when the write was tried, its ticket (null: the one-call path answers). */
+export const usageCallBatcher = perApp((app: AppDeps) =>
+  batched<UsageCall, UsageCallOutcome | null>(
+    async (items) => {
+      const now = new Date();
+      const rows = await app.db.sql.query<LookupRow & { tried: boolean; ticket: Record<string, unknown> | null }>(
+        USE_CALL,
+        [...useColumns(items), now.toISOString(), items.map((x) => JSON.stringify(x.meters))],
+        'tessera_usage_call',
+      );
+      const out: (UsageCallOutcome | null)[] = items.map(() => null);
+      for (const r of rows) out[r.i - 1] = { lookup: lookupOf(r), tried: r.tried, ticket: r.ticket ? ticketFromJson(r.ticket) : null };
+      sealTenants(app, rows.filter((r) => r.ticket).map((r) => items[r.i - 1]!.ticket.tenantId));
       return out;
     },
     { maxInFlight: inFlightFor(app.db.kind, 'write') },

@@ -120,6 +120,30 @@ describe(`usage metering (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect(await s.db.prisma.auditEvent.count({ where: { licenseId: lic.id, type: 'usage.recorded' } })).toBe(1000);
   }, 120_000);
 
+  it('uses after the first (one statement, from the terms read before) see changed terms and state at once', async () => {
+    const lic = await metered([{ meter: 'exports', quota: 10, period: 'NONE' }]);
+    const first = await record({ key: lic.key, meter: 'exports', quantity: 1 });
+    expect(first).toMatchObject({ __typename: 'UsageTicket', window: 'all', remaining: 9 });
+    // Concurrent uses on the terms read before: the quota still holds exactly.
+    const wave = await Promise.all(Array.from({ length: 12 }, () => record({ key: lic.key, meter: 'exports', quantity: 1 })));
+    expect(wave.filter((r) => r.__typename === 'UsageTicket')).toHaveLength(9);
+    expect(wave.filter((r) => r.__typename !== 'UsageTicket').map((r) => r.code)).toEqual(['QUOTA_EXCEEDED', 'QUOTA_EXCEEDED', 'QUOTA_EXCEEDED']);
+    const UPDATE = `mutation($input: UpdateLicenseInput!) { updateLicense(input: $input) { __typename ... on Error { message } } }`;
+    ok(await s.gql(UPDATE, { input: { licenseId: lic.globalId, meters: [{ meter: 'exports', quota: 20, period: 'DAY' }] } }, { token }));
+    const today = new Date().toISOString().slice(0, 10);
+    const key = idem();
+    const raised = await record({ key: lic.key, meter: 'exports', quantity: 5, idempotencyKey: key });
+    expect(raised).toMatchObject({ __typename: 'UsageTicket', window: today, quantity: 5, remaining: 15 });
+    // The same idempotency key replays the original ticket.
+    const again = await record({ key: lic.key, meter: 'exports', quantity: 5, idempotencyKey: key });
+    expect(again).toMatchObject({ __typename: 'UsageTicket', id: raised.id });
+
+    ok(await s.gql(`mutation($input: LicenseIdInput!) { suspendLicense(input: $input) { __typename } }`, { input: { licenseId: lic.globalId } }, { token }));
+    expect((await record({ key: lic.key, meter: 'exports', quantity: 1 })).code).toBe('LICENSE_SUSPENDED');
+    expect(await ledger(lic.id)).toEqual({ count: 11, sum: 15 });
+    expect((await reconcile(lic.globalId)).consistent).toBe(true);
+  });
+
   it('concurrent authorizations never reserve beyond the quota', async () => {
     const lic = await metered([{ meter: 'seats-min', quota: 100, period: 'DAY' }]);
     const results = await Promise.all(Array.from({ length: 60 }, () => authorize({ key: lic.key, meter: 'seats-min', quantity: 7 })));

@@ -10,7 +10,7 @@ import { parseId } from '../common/ids.ts';
 import { parse, positive } from '../common/validate.ts';
 import { assertUsable, isDuplicate, keyTarget } from '../leases/client.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
-import { usageLookupBatcher, usageWriteBatcher } from './batched.ts';
+import { usageCallBatcher, type UsageLookup, usageLookupBatcher, usageWriteBatcher } from './batched.ts';
 
 /** How long an authorized, uncommitted ticket holds its reservation. */
 export const TICKET_TTL_SECONDS = 900;
@@ -97,60 +97,110 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
   const { licenseId, tenantId } = await keyTarget(ctx.prisma, input.key);
   const hash = requestHash(op, input);
   const now = new Date();
+  const type = op === 'record' ? 'usage.recorded' : 'usage.authorized';
+  const use = { ctx, op, input, hash, now, type, licenseId, tenantId };
+  const known = knownMeters(ctx.app);
 
-  const row = await usageLookupBatcher(ctx.app)({ licenseId, idempotencyKey: input.idempotencyKey });
+  // Meter terms read before: the lookup and the write in one statement, which writes only while the
+  // license is usable and its meters are still these; otherwise it answers with the lookup alone.
+  let row: UsageLookup | null;
+  const cached = known.get(licenseId);
+  const cachedTerm = cached?.find((m) => m.meter === input.meter);
+  if (cached && cachedTerm && input.quantity <= cachedTerm.quota) {
+    const draft = await draftTicket(use, cachedTerm);
+    const call = await usageCallBatcher(ctx.app)({ ticket: draft, quota: cachedTerm.quota, type, requestId: ctx.requestId, meters: cached });
+    if (call?.tried) return call.ticket ? view(call.ticket) : oneCall(use, draft, cachedTerm);
+    row = call?.lookup ?? null;
+  } else {
+    row = await usageLookupBatcher(ctx.app)({ licenseId, idempotencyKey: input.idempotencyKey });
+  }
   if (!row) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
+  remember(known, licenseId, row.meters);
   if (row.ticketId) return replay(await ctx.prisma.usageTicket.findUniqueOrThrow({ where: { id: row.ticketId } }), hash);
   assertUsable(row, now);
   const term = row.meters.find((m) => m.meter === input.meter);
   if (!term) throw ValidationError.field('meter', `this license has no meter "${input.meter}"`);
   if (input.quantity > term.quota) throw new LicensingError('QUOTA_EXCEEDED', `The quota of ${term.quota} for "${term.meter}" would be exceeded`);
 
-  const window = windowOf(term.period, now);
-  const record = op === 'record';
-  const id = randomUUID();
-  const expiresAt = record ? null : new Date(now.getTime() + TICKET_TTL_SECONDS * 1000);
+  const draft = await draftTicket(use, term);
+  // The batched statement settles the common case; what it leaves (null) is answered one call at a time.
+  const batchedTicket = await usageWriteBatcher(ctx.app)({ ticket: draft, quota: term.quota, type, requestId: ctx.requestId });
+  if (batchedTicket) return view(batchedTicket);
+  return oneCall(use, draft, term);
+}
+
+interface Use {
+  ctx: ServiceContext;
+  op: 'authorize' | 'record';
+  input: z.output<typeof usageInput>;
+  hash: string;
+  now: Date;
+  type: string;
+  licenseId: string;
+  tenantId: string;
+}
+
+const view = (ticket: UsageTicket): TicketView => ({ ticket, remaining: ticket.remaining, receipt: ticket.receipt });
+
+/** The ticket to write for a use under `term`, with its signed receipt. */
+async function draftTicket(u: Use, term: MeterTerm): Promise<UsageTicket> {
+  const record = u.op === 'record';
   const draft: UsageTicket = {
-    id,
-    tenantId,
-    licenseId,
+    id: randomUUID(),
+    tenantId: u.tenantId,
+    licenseId: u.licenseId,
     meter: term.meter,
-    window,
-    fingerprint: input.fingerprint ?? null,
-    idempotencyKey: input.idempotencyKey,
-    requestHash: hash,
-    quantity: input.quantity,
-    committed: record ? input.quantity : null,
+    window: windowOf(term.period, u.now),
+    fingerprint: u.input.fingerprint ?? null,
+    idempotencyKey: u.input.idempotencyKey,
+    requestHash: u.hash,
+    quantity: u.input.quantity,
+    committed: record ? u.input.quantity : null,
     status: record ? 'COMMITTED' : 'AUTHORIZED',
     remaining: null,
     receipt: '',
-    expiresAt,
-    createdAt: now,
-    endedAt: record ? now : null,
+    expiresAt: record ? null : new Date(u.now.getTime() + TICKET_TTL_SECONDS * 1000),
+    createdAt: u.now,
+    endedAt: record ? u.now : null,
   };
-  // Signed before the transaction so the row lock on the balance is held for as short as possible.
-  draft.receipt = await signReceipt(ctx.app, draft);
+  // Signed before the write so the row lock on the balance is held for as short as possible.
+  draft.receipt = await signReceipt(u.ctx.app, draft);
+  return draft;
+}
 
-  const type = record ? 'usage.recorded' : 'usage.authorized';
-  // The batched statement settles the common case; what it leaves (null) is answered one call at a time.
-  const batchedTicket = await usageWriteBatcher(ctx.app)({ ticket: draft, quota: term.quota, type, requestId: ctx.requestId });
-  if (batchedTicket) return { ticket: batchedTicket, remaining: batchedTicket.remaining, receipt: batchedTicket.receipt };
+/** A use the batched statements could not settle: no balance row yet, a lapsed reservation in the way, a raced key. */
+async function oneCall(u: Use, draft: UsageTicket, term: MeterTerm): Promise<TicketView> {
+  const { ctx, now, type } = u;
   const attempt = () => writeUse(ctx, draft, term.quota, now, type);
   let ticket: UsageTicket | undefined;
   try {
     ticket = await attempt();
     if (!ticket) {
       // Lapsed reservations the sweep has not reached yet must not block this one.
-      const released = await reclaimTickets(ctx.app, now, { licenseId, meter: term.meter, window });
+      const released = await reclaimTickets(ctx.app, now, { licenseId: u.licenseId, meter: term.meter, window: draft.window });
       if (released > 0) ticket = await attempt();
     }
   } catch (err) {
     if (!isDuplicate(err)) throw err;
-    return replay(await ctx.prisma.usageTicket.findUniqueOrThrow({ where: { licenseId_idempotencyKey: { licenseId, idempotencyKey: input.idempotencyKey } } }), hash);
+    return replay(await ctx.prisma.usageTicket.findUniqueOrThrow({ where: { licenseId_idempotencyKey: { licenseId: u.licenseId, idempotencyKey: u.input.idempotencyKey } } }), u.hash);
   }
   if (!ticket) throw new LicensingError('QUOTA_EXCEEDED', `The quota of ${term.quota} for "${term.meter}" would be exceeded`);
-  void sealerOf(ctx.app).seal(tenantId);
-  return { ticket, remaining: ticket.remaining, receipt: ticket.receipt };
+  void sealerOf(ctx.app).seal(u.tenantId);
+  return view(ticket);
+}
+
+/** Per app, the meter terms last read of each license (at most KNOWN_METERS licenses, oldest dropped). */
+const KNOWN_METERS = 10_000;
+const meterTerms = new WeakMap<AppDeps, Map<string, MeterTerm[]>>();
+function knownMeters(app: AppDeps): Map<string, MeterTerm[]> {
+  let m = meterTerms.get(app);
+  if (!m) meterTerms.set(app, (m = new Map()));
+  return m;
+}
+function remember(known: Map<string, MeterTerm[]>, licenseId: string, meters: MeterTerm[]) {
+  known.delete(licenseId);
+  if (known.size >= KNOWN_METERS) known.delete(known.keys().next().value!);
+  known.set(licenseId, meters);
 }
 
 /**
