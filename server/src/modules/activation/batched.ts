@@ -68,6 +68,12 @@ const KEY_JOINS = `
       SELECT * FROM "Activation" x WHERE x."licenseId" = l.id AND x.fingerprint = q.fp ORDER BY x."activatedAt" DESC LIMIT 1
     ) a ON true`;
 
+/** Whether the fingerprint `q.fp` holds a live activation of another license of `l`'s product. */
+const HOLDS_OTHER = `EXISTS (
+  SELECT 1 FROM "Activation" o JOIN "License" ol ON ol.id = o."licenseId"
+   WHERE o."tenantId" = l."tenantId" AND o.fingerprint = q.fp AND o.status = 'ACTIVE'
+     AND o."licenseId" <> l.id AND ol."productId" = l."productId")`;
+
 /**
  * One indexed read per key (with this device's latest activation), whatever the key kind; an unknown
  * key costs the same read as a known one, so response time does not tell whether a key exists.
@@ -75,10 +81,7 @@ const KEY_JOINS = `
 const LOOKUP = `
   SELECT q.i::int AS i, row_to_json(l) AS license, row_to_json(a) AS activation,
          t.id AS "tokenId", to_json(t."usedAt")#>>'{}' AS "tokenUsedAt",
-         CASE WHEN q.other THEN EXISTS (
-           SELECT 1 FROM "Activation" o JOIN "License" ol ON ol.id = o."licenseId"
-            WHERE o."tenantId" = l."tenantId" AND o.fingerprint = q.fp AND o.status = 'ACTIVE'
-              AND o."licenseId" <> l.id AND ol."productId" = l."productId") ELSE false END AS "holdsOther"
+         CASE WHEN q.other THEN ${HOLDS_OTHER} ELSE false END AS "holdsOther"
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) WITH ORDINALITY AS q(kind, key, fp, other, i)
     ${KEY_JOINS}`;
 
@@ -91,6 +94,13 @@ interface LookupRow {
   holdsOther: boolean;
 }
 
+const foundOf = (r: LookupRow): Found => ({
+  license: asLicense(r.license),
+  activation: r.activation ? asActivation(r.activation) : null,
+  tokenKey: r.tokenId ? { id: r.tokenId, usedAt: r.tokenUsedAt ? new Date(`${r.tokenUsedAt}Z`) : null } : null,
+  holdsOtherLicense: r.holdsOther,
+});
+
 export const lookupBatcher = perApp((app: AppDeps) =>
   batched<LookupItem, Found | null>(
     async (items) => {
@@ -102,12 +112,7 @@ export const lookupBatcher = perApp((app: AppDeps) =>
       ], 'tessera_lookup_by_key');
       const out: (Found | null)[] = items.map(() => null);
       for (const r of rows) {
-        out[r.i - 1] = {
-          license: asLicense(r.license),
-          activation: r.activation ? asActivation(r.activation) : null,
-          tokenKey: r.tokenId ? { id: r.tokenId, usedAt: r.tokenUsedAt ? new Date(`${r.tokenUsedAt}Z`) : null } : null,
-          holdsOtherLicense: r.holdsOther,
-        };
+        out[r.i - 1] = foundOf(r);
       }
       return out;
     },
@@ -466,10 +471,7 @@ const ACTIVATE_CALL = `
            t.id AS "tokenId", to_json(t."usedAt")#>>'{}' AS "tokenUsedAt",
            l.id AS "licenseId", l."tenantId", l."customerId", l.revision, l.state, l."startsAt", l."expiresAt",
            l."deploymentMode", l."allowedVersions", l."fingerprintMatch", a.status AS astatus,
-           EXISTS (
-             SELECT 1 FROM "Activation" o JOIN "License" ol ON ol.id = o."licenseId"
-              WHERE o."tenantId" = l."tenantId" AND o.fingerprint = q.fp AND o.status = 'ACTIVE'
-                AND o."licenseId" <> l.id AND ol."productId" = l."productId") AS "holdsOther"
+           ${HOLDS_OTHER} AS "holdsOther"
       FROM q
     ${KEY_JOINS}
   ), ok AS (
@@ -517,12 +519,7 @@ export const activationCallBatcher = perApp((app: AppDeps) =>
       const out: (ActivationCallOutcome | null)[] = items.map(() => null);
       const created: string[] = [];
       for (const r of rows) {
-        const found: Found = {
-          license: asLicense(r.license),
-          activation: r.activation ? asActivation(r.activation) : null,
-          tokenKey: r.tokenId ? { id: r.tokenId, usedAt: r.tokenUsedAt ? new Date(`${r.tokenUsedAt}Z`) : null } : null,
-          holdsOtherLicense: r.holdsOther,
-        };
+        const found = foundOf(r);
         out[r.i - 1] = { found, outcome: outcomes[r.i - 1] ?? null };
         if (r.created) created.push(found.license.tenantId);
       }
