@@ -264,7 +264,7 @@ const HEARTBEAT_CALL = `
 
 export const heartbeatCallBatcher = perApp((app: AppDeps) =>
   batched<HeartbeatCall, HeartbeatOutcome | null>(
-    (batch) => inDistinctRounds(batch, (x) => `${x.key.kind}:${x.key.key}\u0000${x.fingerprint}`, async (items) => {
+    (batch) => inDistinctRounds(batch, deviceOf, async (items) => {
       const at = new Date();
       const rows = await app.db.sql.query<{ i: number; license: Record<string, unknown>; activation: Record<string, unknown> | null; knownRevision: number | null; recorded: boolean }>(
         HEARTBEAT_CALL,
@@ -497,7 +497,7 @@ interface ActivationCallRow extends LookupRow {
 export const activationCallBatcher = perApp((app: AppDeps) =>
   batched<ActivationCall, ActivationCallOutcome | null>(
     // Two calls of one device in a batch: the second must see the first's activation (and reuse it).
-    (batch) => inDistinctRounds(batch, (x) => `${x.key.kind}:${x.key.key}\u0000${x.fingerprint}`, async (items) => {
+    (batch) => inDistinctRounds(batch, deviceOf, async (items) => {
       const at = new Date();
       const rows = await app.db.sql.query<ActivationCallRow>(ACTIVATE_CALL, [
         items.map((x) => x.key.kind),
@@ -529,6 +529,9 @@ export const activationCallBatcher = perApp((app: AppDeps) =>
     { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );
+
+/** One device of one license key: two calls of it in a batch go in successive rounds. */
+const deviceOf = (x: { key: ParsedKey; fingerprint: string }) => `${x.key.kind}:${x.key.key}\u0000${x.fingerprint}`;
 
 /** The audit rows just committed are chained (and published) by the sealer, as inTransaction does. */
 function sealTenants(app: AppDeps, tenantIds: string[]) {
