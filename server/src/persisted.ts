@@ -3,7 +3,7 @@ import path from 'node:path';
 import { type JITCache, useGraphQlJit } from '@envelop/graphql-jit';
 import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
 import type { PrismaClient } from '@tessera/db/database';
-import { type ExecutionArgs, getOperationAST, getVariableValues } from 'graphql';
+import type { ExecutionArgs } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Actor } from './context.ts';
 import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from './modules/tenants/service.ts';
@@ -43,6 +43,8 @@ export function persistedOperations(prisma: PrismaClient, production: boolean): 
   // Batching is off, so a request resolved from the store carries exactly one operation.
   const byHash = new WeakSet<Request>();
   const compiled = new Map<string, Parameters<JITCache['set']>[1]>();
+  const sentByHash = (args: ExecutionArgs) => byHash.has((args.contextValue as { request: Request }).request);
+  const before = new WeakMap<ExecutionArgs, (args: ExecutionArgs) => unknown>();
   const plugins: Plugin[] = [
     usePersistedOperations({
       getPersistedOperation: (hash, request) => {
@@ -53,17 +55,33 @@ export function persistedOperations(prisma: PrismaClient, production: boolean): 
       allowArbitraryOperations: production ? async (request) => (await actorFor(prisma, request)).kind !== 'anonymous' : true,
       skipDocumentValidation: false,
     }),
-    useGraphQlJit({}, { enableIf: (args) => byHash.has((args.contextValue as { request: Request }).request) && variablesAccepted(args), cache: compiled }) as Plugin,
+    {
+      // Remembers the executor in place before graphql-jit's, for the calls it refuses (below).
+      onExecute({ args, executeFn }) {
+        if (sentByHash(args)) before.set(args, executeFn);
+      },
+    },
+    useGraphQlJit({}, { enableIf: sentByHash, cache: compiled }) as Plugin,
+    {
+      // graphql-jit coerces variables its own way: other messages, and a 200 where yoga answers a
+      // graphql-js coercion error with 400. When it refuses the variables (an answer without data: it
+      // ran nothing), the call goes again to the executor before it, which gives the SDK the one error
+      // format whichever way it sent the operation. Variables it accepts are not coerced twice.
+      onExecute({ args, executeFn, setExecuteFn }) {
+        const fallback = before.get(args);
+        if (!fallback) return;
+        setExecuteFn((a) => {
+          const settle = (result: unknown) => (isRefusal(result) ? fallback(a) : result);
+          const result = executeFn(a);
+          return (result instanceof Promise ? result.then(settle) : settle(result)) as ReturnType<typeof executeFn>;
+        });
+      },
+    },
   ];
   return { plugins, compiled };
 }
 
-/**
- * graphql-jit coerces variables its own way: other messages, and a 200 where yoga answers a
- * graphql-js coercion error with 400. Variables graphql-js refuses therefore go to graphql-js, which
- * gives the SDK the one error format whichever way it sent the operation.
- */
-function variablesAccepted({ schema, document, operationName, variableValues }: ExecutionArgs): boolean {
-  const operation = getOperationAST(document, operationName);
-  return !!operation && !getVariableValues(schema, operation.variableDefinitions ?? [], variableValues ?? {}).errors;
+/** An answer of graphql-jit that ran nothing: errors only (its variables failed to coerce). */
+function isRefusal(result: unknown): boolean {
+  return !!result && typeof result === 'object' && !(Symbol.asyncIterator in result) && !('data' in result) && 'errors' in result;
 }
