@@ -1,7 +1,7 @@
 import type { Activation, License } from '@tessera/db/client';
 import { getDatamodel } from '@tessera/db/pothos-types';
 import type { AppDeps } from '../../context.ts';
-import { sealerOf } from '../audit/chain.ts';
+import { sealTenants } from '../audit/chain.ts';
 import { batched, inDistinctRounds, inFlightFor, perApp } from '../common/batch.ts';
 import type { KeyKind } from '../licenses/keys.ts';
 
@@ -532,8 +532,3 @@ export const activationCallBatcher = perApp((app: AppDeps) =>
 
 /** One device of one license key: two calls of it in a batch go in successive rounds. */
 const deviceOf = (x: { key: ParsedKey; fingerprint: string }) => `${x.key.kind}:${x.key.key}\u0000${x.fingerprint}`;
-
-/** The audit rows just committed are chained (and published) by the sealer, as inTransaction does. */
-function sealTenants(app: AppDeps, tenantIds: string[]) {
-  for (const tenantId of new Set(tenantIds)) void sealerOf(app).seal(tenantId);
-}

@@ -169,6 +169,15 @@ export function sealerOf(deps: AppDeps): Sealer {
   return s;
 }
 
+/**
+ * Has the audit rows a statement just committed for these tenants chained (and published): the hot
+ * paths' batched statements write audit rows themselves, outside inTransaction, which does this too.
+ */
+export function sealTenants(deps: AppDeps, tenantIds: Iterable<string>): void {
+  const sealer = sealerOf(deps);
+  for (const tenantId of new Set(tenantIds)) void sealer.seal(tenantId);
+}
+
 function createSealer(deps: AppDeps): Sealer {
   const running = new Map<string, { again: boolean; done: Promise<void> }>();
   /** Tenants whose AuditChainHead row is known to exist: their seals skip the insert. */

@@ -1,6 +1,6 @@
 import type { Lease } from '@tessera/db/client';
 import type { AppDeps } from '../../context.ts';
-import { sealerOf } from '../audit/chain.ts';
+import { sealTenants } from '../audit/chain.ts';
 import { batched, inFlightFor, perApp } from '../common/batch.ts';
 import { utcDay } from './client.ts';
 
@@ -143,7 +143,7 @@ export const seatCheckoutBatcher = perApp((app: AppDeps) =>
       );
       const out: (Lease | null)[] = items.map(() => null);
       for (const r of rows) if (r.lease) out[r.i - 1] = leaseFromJson(r.lease);
-      for (const tenantId of new Set(rows.filter((r) => r.lease).map((r) => items[r.i - 1]!.tenantId))) void sealerOf(app).seal(tenantId);
+      sealTenants(app, rows.filter((r) => r.lease).map((r) => items[r.i - 1]!.tenantId));
       return out;
     },
     { maxInFlight: inFlightFor(app.db.kind, 'write') },

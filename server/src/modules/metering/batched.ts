@@ -1,6 +1,6 @@
 import type { UsageTicket } from '@tessera/db/client';
 import type { AppDeps } from '../../context.ts';
-import { sealerOf } from '../audit/chain.ts';
+import { sealTenants } from '../audit/chain.ts';
 import { batched, inFlightFor, perApp } from '../common/batch.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
 
@@ -158,11 +158,6 @@ function useColumns(items: UsageWrite[]): unknown[] {
     col((x) => x.requestId),
     col((x) => x.type),
   ];
-}
-
-/** The audit rows just committed are chained (and published) by the sealer. */
-function sealTenants(app: AppDeps, tenantIds: string[]) {
-  for (const tenantId of new Set(tenantIds)) void sealerOf(app).seal(tenantId);
 }
 
 /** Each item: its written ticket, or null when the one-call path must answer it. */
