@@ -95,6 +95,8 @@ export type ActivityFilter = {
 export type ApiToken = Node & {
   __typename?: 'ApiToken';
   createdAt: Scalars['DateTime']['output'];
+  /** After this instant the token authenticates nothing (null: until revoked). */
+  expiresAt?: Maybe<Scalars['DateTime']['output']>;
   id: Scalars['ID']['output'];
   lastUsedAt?: Maybe<Scalars['DateTime']['output']>;
   name: Scalars['String']['output'];
@@ -267,6 +269,8 @@ export type ConflictError = Error & {
 };
 
 export type CreateApiTokenInput = {
+  /** After this instant the token authenticates nothing; in the future, at most ten years ahead. Omitted or null: until revoked. */
+  expiresAt?: InputMaybe<Scalars['DateTime']['input']>;
   name: Scalars['String']['input'];
   role: Role;
 };

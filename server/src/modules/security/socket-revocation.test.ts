@@ -128,6 +128,18 @@ describe('open sockets on one instance', () => {
     const after = await s.db.prisma.session.findUniqueOrThrow({ where: { id: before.id } });
     expect(after.expiresAt).toEqual(before.expiresAt);
   });
+
+  it('the re-check closes the socket of an API token whose expiry passed while it was open (4403), and only that', async () => {
+    const [expiring, kept] = [await newToken('expiring'), await newToken('no expiry')];
+    const gone = connect(expiring.token);
+    const stays = connect(kept.token);
+    await Promise.all([streaming(gone, 'Token expiring'), streaming(stays, 'Token kept')]);
+
+    await s.db.prisma.apiToken.update({ where: { tokenHash: hashSecret(expiring.token) }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    expect(await socketGuardOf(s.app.deps).recheck()).toBe(1);
+    expect(await closeCode(gone)).toBe(4403);
+    expect(await closeCode(stays, 200)).toBe('open');
+  });
 });
 
 // Two instances on one PostgreSQL database, each with its own database pool and Redis connections.

@@ -61,9 +61,19 @@ export async function createMember(
   });
 }
 
-export async function createApiToken(ctx: ServiceContext, input: { name: string; role: Role }) {
+/** The longest an API token may be issued for: ten years. */
+const MAX_TOKEN_LIFETIME_MS = 3_650 * 24 * 3_600_000;
+
+export async function createApiToken(ctx: ServiceContext, input: { name: string; role: Role; expiresAt?: Date | null }) {
   const tenantId = requireTenant(ctx.actor);
-  const data = parse(z.object({ name, role: roles }), input);
+  const now = Date.now();
+  const expiresAt = z
+    .date()
+    .refine((d) => d.getTime() > now, 'must be in the future')
+    .refine((d) => d.getTime() <= now + MAX_TOKEN_LIFETIME_MS, 'must be at most ten years ahead')
+    .nullable()
+    .optional();
+  const data = parse(z.object({ name, role: roles, expiresAt }), input);
   if (data.role === 'OWNER' && !hasRole(ctx.actor, 'OWNER')) {
     throw new ValidationError([{ path: 'role', message: 'only an owner can create an owner token' }]);
   }
@@ -77,9 +87,10 @@ export async function createApiToken(ctx: ServiceContext, input: { name: string;
         tokenHash: token.hash,
         prefix: token.prefix,
         createdById: ctx.actor.kind === 'user' ? ctx.actor.userId : null,
+        expiresAt: data.expiresAt ?? null,
       },
     });
-    emit({ type: 'api_token.created', subjectType: 'ApiToken', subjectId: row.id, payload: { name: row.name, role: row.role } });
+    emit({ type: 'api_token.created', subjectType: 'ApiToken', subjectId: row.id, payload: { name: row.name, role: row.role, expiresAt: row.expiresAt?.toISOString() ?? null } });
     return row;
   });
   return { apiToken, secret: token.secret };
@@ -143,7 +154,7 @@ export async function authenticate(prisma: PrismaClient, bearer: string | null, 
   const now = Date.now();
   if (bearer) {
     const token = await prisma.apiToken.findUnique({ where: { tokenHash: hashSecret(bearer) } });
-    if (!token || token.revokedAt) return { kind: 'anonymous' };
+    if (!token || token.revokedAt || (token.expiresAt && token.expiresAt.getTime() <= now)) return { kind: 'anonymous' };
     if (!token.lastUsedAt || now - token.lastUsedAt.getTime() > TOUCH_EVERY_MS) {
       await prisma.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: new Date(now) } });
     }
@@ -167,7 +178,10 @@ export async function authenticate(prisma: PrismaClient, bearer: string | null, 
 export async function stillValid(prisma: PrismaClient, hashes: { tokens: string[]; sessions: string[] }): Promise<Set<string>> {
   const [tokens, sessions] = await Promise.all([
     hashes.tokens.length
-      ? prisma.apiToken.findMany({ where: { tokenHash: { in: hashes.tokens }, revokedAt: null }, select: { tokenHash: true } })
+      ? prisma.apiToken.findMany({
+          where: { tokenHash: { in: hashes.tokens }, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: new Date() } }] },
+          select: { tokenHash: true },
+        })
       : [],
     hashes.sessions.length
       ? prisma.session.findMany({ where: { tokenHash: { in: hashes.sessions }, expiresAt: { gt: new Date() } }, select: { tokenHash: true } })

@@ -24,7 +24,7 @@ const SIGN_IN = `mutation($input: SignInInput!) {
 const CREATE_TOKEN = `mutation($input: CreateApiTokenInput!) {
   createApiToken(input: $input) {
     __typename
-    ... on CreateApiTokenPayload { token apiToken { id name role prefix lastUsedAt revokedAt } }
+    ... on CreateApiTokenPayload { token apiToken { id name role prefix lastUsedAt expiresAt revokedAt } }
     ... on Error { message }
     ... on ValidationError { fields { path message } }
   }
@@ -223,6 +223,39 @@ describe('API tokens', () => {
     expect(denied.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     const again = ok(await s.gql(REVOKE_TOKEN, { id: created.apiToken.id }, { token: tenant.token }));
     expect(again.revokeApiToken.__typename).toBe('ConflictError');
+  });
+
+  it('a token with an expiry works until then and authenticates nothing after; bad expiries are refused and write nothing', async () => {
+    const until = new Date(Date.now() + 30 * 86_400_000);
+    const r = ok(await s.gql(CREATE_TOKEN, { input: { name: 'thirty days', role: 'SUPPORT', expiresAt: until.toISOString() } }, { token: tenant.token }));
+    expect(r.createApiToken.__typename).toBe('CreateApiTokenPayload');
+    expect(r.createApiToken.apiToken.expiresAt).toBe(until.toISOString());
+    const { token: secret, apiToken } = r.createApiToken as { token: string; apiToken: { id: string } };
+    expect(ok(await s.gql(VIEWER, {}, { token: secret })).viewer).toEqual({ tenantId: tenant.id, role: 'SUPPORT', memberId: null });
+    const listed = ok(await s.gql(`{ apiTokens { id expiresAt } }`, {}, { token: tenant.token }));
+    expect(listed.apiTokens.find((t: { id: string }) => t.id === apiToken.id).expiresAt).toBe(until.toISOString());
+    const row = await s.db.prisma.apiToken.findUniqueOrThrow({ where: { tokenHash: hashSecret(secret) } });
+    expect(row.expiresAt).toEqual(until);
+    const event = await s.db.prisma.auditEvent.findFirstOrThrow({ where: { tenantId: tenant.id, type: 'api_token.created', subjectId: row.id } });
+    expect(event.payload).toMatchObject({ name: 'thirty days', role: 'SUPPORT', expiresAt: until.toISOString() });
+
+    // The moment passes (moved into the past here, rather than waited for).
+    await s.db.prisma.apiToken.update({ where: { id: row.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    expect(ok(await s.gql(VIEWER, {}, { token: secret })).viewer).toBeNull();
+    const denied = await s.gql(CREATE_PRODUCT, { input: { name: 'x', code: 'x' } }, { token: secret });
+    expect(denied.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+
+    const count = await s.db.prisma.apiToken.count();
+    for (const [expiresAt, message] of [
+      [new Date(Date.now() - 60_000).toISOString(), 'must be in the future'],
+      [new Date(Date.now() + 3_651 * 86_400_000).toISOString(), 'must be at most ten years ahead'],
+    ]) {
+      const bad = ok(await s.gql(CREATE_TOKEN, { input: { name: 'bad expiry', role: 'READ_ONLY', expiresAt } }, { token: tenant.token }));
+      expect(bad.createApiToken).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'expiresAt', message }] });
+    }
+    const garbled = await s.gql(CREATE_TOKEN, { input: { name: 'bad expiry', role: 'READ_ONLY', expiresAt: 'next tuesday' } }, { token: tenant.token });
+    expect(garbled.errors?.[0]?.message).toMatch(/expiresAt/);
+    expect(await s.db.prisma.apiToken.count()).toBe(count);
   });
 
   it('an ADMIN cannot mint an OWNER token; bad input is a ValidationError; nothing is written', async () => {

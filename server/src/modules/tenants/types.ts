@@ -41,6 +41,7 @@ export const ApiTokenType = builder.prismaNode('ApiToken', {
     prefix: t.exposeString('prefix', { description: 'The first characters of the secret, to recognise it; the secret itself is shown once.' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     lastUsedAt: t.expose('lastUsedAt', { type: 'DateTime', nullable: true }),
+    expiresAt: t.expose('expiresAt', { type: 'DateTime', nullable: true, description: 'After this instant the token authenticates nothing (null: until revoked).' }),
     revokedAt: t.expose('revokedAt', { type: 'DateTime', nullable: true }),
   }),
 });
@@ -110,7 +111,11 @@ const CreateMemberInput = builder.inputType('CreateMemberInput', {
 });
 
 const CreateApiTokenInput = builder.inputType('CreateApiTokenInput', {
-  fields: (t) => ({ name: t.string({ required: true }), role: t.field({ type: RoleEnum, required: true }) }),
+  fields: (t) => ({
+    name: t.string({ required: true }),
+    role: t.field({ type: RoleEnum, required: true }),
+    expiresAt: t.field({ type: 'DateTime', description: 'After this instant the token authenticates nothing; in the future, at most ten years ahead. Omitted or null: until revoked.' }),
+  }),
 });
 
 const CreateApiTokenPayload = builder.objectRef<{ id: string; secret: string }>('CreateApiTokenPayload').implement({
