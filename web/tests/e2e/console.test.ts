@@ -412,9 +412,20 @@ describe('admin console', () => {
     await heading('API tokens');
     await page.getByRole('button', { name: 'New token' }).click();
     await page.getByRole('dialog').getByLabel('Name').fill('CI deploys');
+    await page.getByRole('dialog').getByLabel('Expires').selectOption({ label: '90 days' });
     await page.getByRole('dialog').getByRole('button', { name: 'Create token' }).click();
     const secret = await page.getByTestId('token-secret').textContent();
     expect(secret).toMatch(/^tsr_/);
+    // Its row says when it expires, 90 days from now; the server holds the same instant.
+    const row = page.getByRole('row').filter({ hasText: 'CI deploys' });
+    const shown = (await row.getByTestId('token-expires').textContent())?.trim();
+    expect(shown).not.toBe('Never');
+    const { apiTokens } = await gql<{ apiTokens: { name: string; expiresAt: string | null }[] }>(server.base, server.demo.apiToken, `{ apiTokens { name expiresAt } }`);
+    const stored = apiTokens.find((t) => t.name === 'CI deploys')!;
+    expect(shown).toContain(String(new Date(stored.expiresAt!).getFullYear()));
+    const days = (new Date(stored.expiresAt!).getTime() - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(89.9);
+    expect(days).toBeLessThanOrEqual(90);
     await shot(page, '13-api-tokens');
     await page.getByRole('button', { name: 'Done' }).click();
     expect(await page.getByTestId('token-secret').count()).toBe(0);
