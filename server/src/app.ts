@@ -17,6 +17,7 @@ import { auditExportPlugin, EXPORT_PATH } from './modules/audit/export.ts';
 import { complianceIdle, watchCompliance } from './modules/compliance/service.ts';
 import { startComplianceSweeps } from './modules/compliance/sweeps.ts';
 import { startReclamation } from './modules/activation/service.ts';
+import { startHeartbeatPruning } from './modules/activation/retention.ts';
 import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
 import { startSweeps } from './modules/leases/sweeps.ts';
 import { signerFor } from './modules/signing/service.ts';
@@ -156,6 +157,11 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   // Issue 9 hardening: structured logs, CSRF, GraphQL limits, rate limits, retryable outage errors.
   const security = createSecurity(deps, { busPrefix: options.busPrefix });
   const stopReclamation = startReclamation(deps, RECLAIM_INTERVAL_MS);
+  // The heartbeat time series is kept for TESSERA_HEARTBEAT_RETENTION_DAYS (safe on N instances).
+  const pruning = startHeartbeatPruning(deps, config.heartbeatRetentionDays, {
+    pruned: (count, before) => security.logger.info({ count, before: before.toISOString() }, 'heartbeat samples past retention deleted'),
+    failed: (err) => security.logger.error({ err: err.message }, 'heartbeat retention pass failed'),
+  });
   // Statistics and vacuuming where no autovacuum runs (PGlite; PostgreSQL with autovacuum off).
   const maintenance = await startMaintenance(db, config.dbMaintenanceMs, (err) =>
     security.logger.error({ err: err.message }, 'database maintenance failed'),
@@ -309,6 +315,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       await complianceIdle(deps);
       if (!options.bus) await bus.close();
       await stopReclamation();
+      await pruning.stop();
       await maintenance.stop();
       await security.close();
       if (!options.db) await db.close();

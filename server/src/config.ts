@@ -23,6 +23,8 @@ export interface Config {
   complianceSweepMs: number;
   /** How often the server checks for tables to vacuum and analyze where no autovacuum does it; 0 turns it off. */
   dbMaintenanceMs: number;
+  /** Heartbeat samples (the last-seen / version / OS time series) older than this are deleted; 0 keeps them forever. */
+  heartbeatRetentionDays: number;
 }
 
 
@@ -49,5 +51,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhooks: loadWebhookConfig(env),
     complianceSweepMs: envInt(env, 'TESSERA_COMPLIANCE_SWEEP_SECONDS', 30) * 1000,
     dbMaintenanceMs: envInt(env, 'TESSERA_DB_MAINTENANCE_SECONDS', 5) * 1000,
+    heartbeatRetentionDays: envInt(env, 'TESSERA_HEARTBEAT_RETENTION_DAYS', 90),
   };
 }

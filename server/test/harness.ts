@@ -33,9 +33,10 @@ export const testDatabaseUrl = process.env.TEST_DATABASE_URL || undefined;
  * instances sharing TESSERA_MASTER_KEY do, and nothing is written to a data dir. No timed compliance
  * sweep: its real-time alerts (a 14-day trial is "expiring soon") would land in tests that count events;
  * the compliance tests call sweepCompliance with the time they choose. No timed database maintenance
- * either (a VACUUM in the middle would show in the tests that count SQL statements).
+ * either (a VACUUM in the middle would show in the tests that count SQL statements), nor heartbeat
+ * retention (retention.test.ts runs its passes itself).
  */
-export const testEnv = { NODE_ENV: 'test', TESSERA_MASTER_KEY: randomBytes(32).toString('hex'), TESSERA_COMPLIANCE_SWEEP_SECONDS: '0', TESSERA_DB_MAINTENANCE_SECONDS: '0' } as const;
+export const testEnv = { NODE_ENV: 'test', TESSERA_MASTER_KEY: randomBytes(32).toString('hex'), TESSERA_COMPLIANCE_SWEEP_SECONDS: '0', TESSERA_DB_MAINTENANCE_SECONDS: '0', TESSERA_HEARTBEAT_RETENTION_DAYS: '0' } as const;
 
 /** Creates a throw-away database on the test PostgreSQL server; returns its URL and a dropper. */
 export async function freshPostgres(base: string): Promise<{ url: string; drop(): Promise<void> }> {
