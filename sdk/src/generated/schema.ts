@@ -498,6 +498,39 @@ export type DeploymentMode =
   | 'OFFLINE'
   | 'ONLINE';
 
+export type DeviceBreakdown = {
+  __typename?: 'DeviceBreakdown';
+  /** Devices whose value is not listed in `values`. */
+  others: Scalars['Int']['output'];
+  /** Most devices first, at most 20. */
+  values: Array<DeviceShare>;
+};
+
+export type DeviceInsights = {
+  __typename?: 'DeviceInsights';
+  /** The devices heard from, by the app version they last reported. */
+  appVersions: DeviceBreakdown;
+  /** Active devices heard from (a heartbeat, or their activation) since `since`. */
+  devices: Scalars['Int']['output'];
+  /** The devices heard from, by OS version. */
+  osVersions: DeviceBreakdown;
+  /** The devices heard from, by platform. */
+  platforms: DeviceBreakdown;
+  seenWithinDays: Scalars['Int']['output'];
+  /** Active devices not heard from since `since`, still holding their activation. */
+  silentDevices: Scalars['Int']['output'];
+  since: Scalars['DateTime']['output'];
+};
+
+export type DeviceInsightsResult = ConflictError | DeviceInsights | NotFoundError | ValidationError;
+
+export type DeviceShare = {
+  __typename?: 'DeviceShare';
+  devices: Scalars['Int']['output'];
+  /** null: the devices did not report it. */
+  value?: Maybe<Scalars['String']['output']>;
+};
+
 export type Edition = Node & {
   __typename?: 'Edition';
   allowOffline: Scalars['Boolean']['output'];
@@ -1254,6 +1287,8 @@ export type Query = {
   /** Compliance of the tenant's licenses: all of them, one customer's, or one license. */
   complianceSummary: ComplianceSummary;
   customers: QueryCustomersConnection;
+  /** Who runs what: the tenant's active devices (or one product's) by the app version, platform and OS version they last reported. */
+  deviceInsights: DeviceInsightsResult;
   licenseByKey?: Maybe<License>;
   licenses: QueryLicensesConnection;
   members: Array<Member>;
@@ -1308,6 +1343,12 @@ export type QueryCustomersArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
   last?: InputMaybe<Scalars['Int']['input']>;
   search?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryDeviceInsightsArgs = {
+  productId?: InputMaybe<Scalars['ID']['input']>;
+  seenWithinDays?: InputMaybe<Scalars['Int']['input']>;
 };
 
 

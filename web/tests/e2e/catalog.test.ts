@@ -15,6 +15,7 @@ let productId = '';
 let productUrl = '';
 let editionId = '';
 let licenseId = '';
+let licenseKey = '';
 
 type Payload = { __typename: string; id?: string; message?: string };
 
@@ -51,13 +52,14 @@ beforeAll(async () => {
     features: ['export'],
   });
   editionId = edition.createEdition!.id!;
-  const license = await gql<{ createLicense: { license: { id: string } } }>(
+  const license = await gql<{ createLicense: { license: { id: string; key: string } } }>(
     server.base,
     server.demo.apiToken,
-    `mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id } } } }`,
+    `mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`,
     { input: { editionId } },
   );
   licenseId = license.createLicense.license.id;
+  licenseKey = license.createLicense.license.key;
   productUrl = `${server.base}/catalog/${encodeURIComponent(productId)}`;
 });
 
@@ -165,6 +167,33 @@ describe('catalog editing in the console', () => {
     await editionRow('Professional').getByRole('button', { name: 'Unarchive' }).click();
     await page.getByText('is current again').waitFor();
     await editionRow('Professional').getByRole('link', { name: 'Issue license' }).waitFor();
+  });
+
+  it('shows the devices in use by app version, platform and OS version', async () => {
+    await page.goto(productUrl);
+    const card = page.locator('section', { has: page.getByRole('heading', { name: 'Devices in use' }) });
+    await card.getByText('No device heard from in this period').waitFor();
+    // Three devices report through the client API (no console involved).
+    for (const [fingerprint, appVersion, platform, osVersion] of [
+      ['e2e-dev-1', '2.1.0', 'linux', '6.8'],
+      ['e2e-dev-2', '2.1.0', 'windows', '11'],
+      ['e2e-dev-3', '2.0.4', 'linux', '6.8'],
+    ]) {
+      const r = await gql<{ activate: Payload }>(server.base, null, `mutation($input: ActivateInput!) { activate(input: $input) { __typename } }`, {
+        input: { key: licenseKey, fingerprint, client: { appVersion, platform, osVersion } },
+      });
+      expect(r.activate.__typename).toBe('ActivateSuccess');
+    }
+    await page.reload();
+    await card.getByTestId('device-insights-summary').getByText('3 active devices heard from in the last 30 days').waitFor();
+    const rows = async (id: string) =>
+      (await card.getByTestId(`device-insights-${id}`).locator('tbody tr').allInnerTexts()).map((t) => t.split(/\s+/).join(' ').trim());
+    expect(await rows('app')).toEqual(['2.1.0 2 67%', '2.0.4 1 33%']);
+    expect(await rows('platform')).toEqual(['linux 2 67%', 'windows 1 33%']);
+    expect(await rows('os')).toEqual(['6.8 2 67%', '11 1 33%']);
+    await card.getByLabel('Heard from in').selectOption('7');
+    await card.getByTestId('device-insights-summary').getByText('3 active devices heard from in the last 7 days').waitFor();
+    await shot(page, 'catalog-03-devices-in-use');
   });
 
   it('a SUPPORT member sees the catalog without edit or delete actions', async () => {

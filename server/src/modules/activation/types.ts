@@ -6,7 +6,7 @@ import { builder } from '../../builder.ts';
 import { ValidationError } from '../../errors.ts';
 import type { Context } from '../../context.ts';
 import { parseId } from '../common/ids.ts';
-import { nodeWhere } from '../common/tenancy.ts';
+import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS, CLIENT_ERRORS, LicensingErrorCodeEnum } from '../common/types.ts';
 import { entitlementsOf } from '../catalog/terms.ts';
 import { Entitlement, LicenseTypeEnum } from '../catalog/types.ts';
@@ -23,6 +23,7 @@ import {
   validateLicense,
   type ValidationResult,
 } from './service.ts';
+import { type Breakdown, deviceInsights, type DeviceInsights as Insights, MAX_SEEN_WITHIN_DAYS, TOP_VALUES } from './insights.ts';
 
 export const ActivationStatusEnum = builder.enumType('ActivationStatus', { values: ['ACTIVE', 'INACTIVE', 'RELEASED'] as const });
 
@@ -257,6 +258,56 @@ builder.mutationFields((t) => ({
     resolve: async (query, _r, { input }, ctx) => {
       const id = await releaseActivation(ctx, parseId(String(input.activationId), 'Activation', 'activationId'));
       return ctx.prisma.activation.findUniqueOrThrow({ ...query, where: { id } });
+    },
+  }),
+}));
+
+// ---------------------------------------------------------------------------------------------
+// Device insights
+
+const DeviceShare = builder.objectRef<Breakdown['values'][number]>('DeviceShare').implement({
+  fields: (t) => ({
+    value: t.exposeString('value', { nullable: true, description: 'null: the devices did not report it.' }),
+    devices: t.exposeInt('devices'),
+  }),
+});
+
+const DeviceBreakdown = builder.objectRef<Breakdown>('DeviceBreakdown').implement({
+  fields: (t) => ({
+    values: t.field({ type: [DeviceShare], description: `Most devices first, at most ${TOP_VALUES}.`, resolve: (b) => b.values }),
+    others: t.exposeInt('others', { description: 'Devices whose value is not listed in `values`.' }),
+  }),
+});
+
+const DeviceInsights = builder.objectRef<Insights>('DeviceInsights').implement({
+  fields: (t) => ({
+    seenWithinDays: t.exposeInt('seenWithinDays'),
+    since: t.expose('since', { type: 'DateTime' }),
+    devices: t.exposeInt('devices', { description: 'Active devices heard from (a heartbeat, or their activation) since `since`.' }),
+    silentDevices: t.exposeInt('silentDevices', { description: 'Active devices not heard from since `since`, still holding their activation.' }),
+    appVersions: t.field({ type: DeviceBreakdown, description: 'The devices heard from, by the app version they last reported.', resolve: (i) => i.appVersions }),
+    platforms: t.field({ type: DeviceBreakdown, description: 'The devices heard from, by platform.', resolve: (i) => i.platforms }),
+    osVersions: t.field({ type: DeviceBreakdown, description: 'The devices heard from, by OS version.', resolve: (i) => i.osVersions }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  deviceInsights: t.field({
+    type: DeviceInsights,
+    description: "Who runs what: the tenant's active devices (or one product's) by the app version, platform and OS version they last reported.",
+    authScopes: { role: 'READ_ONLY' },
+    errors: { types: ADMIN_ERRORS },
+    args: {
+      productId: t.arg.id(),
+      seenWithinDays: t.arg.int({ defaultValue: 30, description: `A device counts as heard from when its last heartbeat is this recent (1 to ${MAX_SEEN_WITHIN_DAYS}).` }),
+    },
+    resolve: (_r, args, ctx) => {
+      const days = args.seenWithinDays ?? 30;
+      if (!Number.isInteger(days) || days < 1 || days > MAX_SEEN_WITHIN_DAYS) throw ValidationError.field('seenWithinDays', `must be 1 to ${MAX_SEEN_WITHIN_DAYS}`);
+      return deviceInsights(ctx, tenantWhere(ctx.actor).tenantId, {
+        productId: args.productId == null ? null : parseId(String(args.productId), 'Product', 'productId'),
+        seenWithinDays: days,
+      });
     },
   }),
 }));

@@ -30,6 +30,7 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Query.complianceSettings': 'READ_ONLY',
   'Query.complianceSummary': 'READ_ONLY',
   'Query.customers': 'READ_ONLY',
+  'Query.deviceInsights': 'READ_ONLY',
   'Query.licenseByKey': 'READ_ONLY',
   'Query.licenses': 'READ_ONLY',
   'Query.members': 'ADMIN',
