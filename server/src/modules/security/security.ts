@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Plugin } from 'graphql-yoga';
 import type { AppDeps } from '../../context.ts';
 import { maskError } from './availability.ts';
+import { requestBodyLimit } from './body-limit.ts';
 import { corsOptions, csrfPlugin } from './csrf.ts';
 import { graphqlLimitPlugins } from './limits.ts';
 import { createLogger, requestLogPlugin } from './log.ts';
@@ -15,6 +16,7 @@ export function createSecurity(deps: AppDeps, options: { busPrefix?: string; log
   const limits = createRateLimits(config.security, config.redisUrl, options.busPrefix ?? 'tessera');
   const plugins: Plugin<{ req?: IncomingMessage }>[] = [
     requestLogPlugin(logger),
+    requestBodyLimit(),
     csrfPlugin(),
     ...graphqlLimitPlugins(config.security, config.production),
     rateLimitPlugin(deps, limits),
@@ -26,6 +28,8 @@ export function createSecurity(deps: AppDeps, options: { busPrefix?: string; log
       maskedErrors: { maskError },
       cors: corsOptions(config.security.corsOrigins),
       batching: false,
+      // requestBodyLimit() above enforces the limit without streaming bodies that declare their length.
+      maxRequestBodySize: false as const,
       // Yoga's own messages (including the originals of masked errors) go to the structured log.
       logging: {
         debug: (...args: unknown[]) => logger.debug({ detail: args.slice(1) }, String(args[0])),
