@@ -12,9 +12,10 @@ const badLength = () => new GraphQLError('Content-Length header is invalid', { e
 
 /**
  * The request body limit, in place of yoga's (its `maxRequestBodySize` is turned off). Yoga pipes every
- * body through a counting stream; the pipeline's teardown alone (an AbortController aborted, so a
- * DOMException with its stack) took about 15 µs of the 260 µs a no-op request costs on the slower
- * machine kind. A body with a Content-Length needs no counting: the length is checked against the
+ * body through a counting stream, whose setup and teardown (Transform streams, listeners, and at the
+ * end an AbortController aborted, so a DOMException with its stack) cost as much as the rest of a no-op
+ * request: 0.21 against 0.11 ms of server CPU per no-op, measured on the AMD machine kind (README,
+ * Benchmarks). A body with a Content-Length needs no counting: the length is checked against the
  * limit, and Node's HTTP parser hands over exactly that many bytes. Only a body without one (chunked)
  * is counted as it streams, and cut off past the limit.
  */
