@@ -35,7 +35,7 @@ builder.queryFields((t) => ({
     authScopes: { role: 'SUPPORT' },
     args: {
       type: t.arg.string({ description: 'Exact event type, e.g. "license.created".' }),
-      licenseId: t.arg.id(),
+      licenseId: t.arg.id({ description: 'The License global id or raw uuid.' }),
     },
     resolve: (query, _r, args, ctx) =>
       ctx.prisma.auditEvent.findMany({
@@ -43,7 +43,7 @@ builder.queryFields((t) => ({
         where: {
           ...tenantWhere(ctx.actor),
           ...(args.type ? { type: args.type } : {}),
-          ...(args.licenseId ? { licenseId: String(args.licenseId) } : {}),
+          ...(args.licenseId ? { licenseId: idArg(args.licenseId, 'License', 'licenseId') } : {}),
         },
         orderBy: { id: 'desc' },
       }),
