@@ -29,6 +29,7 @@ import { startDispatcher } from './modules/webhooks/dispatcher.ts';
 import { createSecurity } from './modules/security/security.ts';
 import { socketOriginAllowed } from './modules/security/csrf.ts';
 import { socketGuardOf } from './modules/security/sockets.ts';
+import { clientIp } from './modules/security/ratelimit.ts';
 import { startMaintenance } from './modules/system/maintenance.ts';
 
 export interface App {
@@ -190,9 +191,9 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     ...security.yogaOptions,
     plugins: [responseHeaders, ...security.plugins, ...persisted.plugins, jwksPlugin(deps), auditExportPlugin(deps), offlineBundlePlugin(deps)],
     context: async ({ request, ...rest }): Promise<Context> => {
-      const socket = rest as unknown as { actor?: Actor; requestId?: string };
+      const socket = rest as unknown as { actor?: Actor; requestId?: string; clientIp?: string | null };
       if (socket.actor) {
-        return { transport: 'ws', app: deps, prisma: deps.prisma, actor: socket.actor, requestId: socket.requestId ?? randomUUID() };
+        return { transport: 'ws', app: deps, prisma: deps.prisma, actor: socket.actor, requestId: socket.requestId ?? randomUUID(), clientIp: socket.clientIp ?? null };
       }
       const given = request.headers.get('x-request-id');
       const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
@@ -227,7 +228,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const wss = new WebSocketServer({ server, path: '/graphql' });
   const sockets = socketGuardOf(deps, (err) => security.logger.error({ err: err.message }, 'sockets: credential re-check failed'));
   sockets.start(SOCKET_RECHECK_MS);
-  const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor; bearer?: string | null; session?: string | null }>(
+  const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor; bearer?: string | null; session?: string | null; clientIp?: string | null }>(
     {
       // onSubscribe puts yoga's enveloped execute/subscribe on rootValue.
       execute: (args: ExecutionArgs) => ((args.rootValue as { execute?: typeof execute })?.execute ?? execute)(args),
@@ -253,6 +254,9 @@ export async function buildApp(options: BuildOptions): Promise<App> {
         ctx.extra.actor = actor;
         ctx.extra.bearer = bearer;
         ctx.extra.session = session;
+        // Client operations over the socket meet the same per-IP limits as over HTTP.
+        const { headers, socket } = ctx.extra.request;
+        ctx.extra.clientIp = clientIp(headers['x-forwarded-for'], socket.remoteAddress, config.security.trustProxy);
         sockets.track(ctx.extra.socket, actor, { bearer, session });
         return true;
       },
@@ -268,6 +272,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
           socket: ctx.extra.socket,
           params,
           actor: ctx.extra.actor,
+          clientIp: ctx.extra.clientIp,
           requestId: randomUUID(),
         });
         const args = {

@@ -34,6 +34,8 @@ export interface HttpContext extends BaseContext {
 
 export interface WsContext extends BaseContext {
   transport: 'ws';
+  /** The address the socket's upgrade request came from (X-Forwarded-For as far as proxies are trusted). */
+  clientIp: string | null;
 }
 
 export type Context = HttpContext | WsContext;

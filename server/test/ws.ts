@@ -80,3 +80,18 @@ export function subscribe<T = any>(client: Client, query: string, variables: Rec
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs one query or mutation over the socket; resolves with its single result (errors included). */
+export function execute<T = any>(client: Client, query: string, variables: Record<string, unknown> = {}): Promise<{ data?: T; errors?: { message: string; extensions?: { code?: string } }[] }> {
+  return new Promise((resolve, reject) => {
+    let result: { data?: T; errors?: { message: string; extensions?: { code?: string } }[] } | undefined;
+    client.subscribe(
+      { query, variables },
+      {
+        next: (r) => (result = r as typeof result),
+        error: (e) => (Array.isArray(e) ? resolve({ errors: e as never }) : reject(e)),
+        complete: () => (result ? resolve(result) : reject(new Error('completed without a result'))),
+      },
+    );
+  });
+}

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
+import { execute, listen, wsClient, type WsClient } from '../../../test/ws.ts';
 import { issue } from '../activation/fixtures.ts';
 import { generateKey } from '../licenses/keys.ts';
 
@@ -74,6 +75,24 @@ describe('rate limits', () => {
     expect(m1.replace(/\d+/g, 'N')).toBe(m2.replace(/\d+/g, 'N'));
   });
 
+  it('counts every spelling key parsing accepts (look-alikes, case) against one key', async () => {
+    // A well-formed key with at least five spellings that differ once upper-cased (O/0, I/L/1 after the first dash).
+    const LOOKALIKES: Record<string, string[]> = { '0': ['0', 'O'], '1': ['1', 'I', 'L'] };
+    let key = generateKey('LIC');
+    const count = (k: string) => [...k.slice(4)].reduce((n, c) => n * (LOOKALIKES[c]?.length ?? 1), 1);
+    while (count(key) < 5) key = generateKey('LIC');
+    const spellings = new Set<string>([key]);
+    for (let i = 4; i < key.length && spellings.size < 6; i++) {
+      for (const spelling of [...spellings]) {
+        for (const alt of LOOKALIKES[spelling[i]!] ?? []) spellings.add(spelling.slice(0, i) + alt + spelling.slice(i + 1));
+      }
+    }
+    const variants = [...spellings].slice(0, 5).map((v, i) => (i % 2 ? v.toLowerCase() : v));
+    const codes = [];
+    for (const v of variants) codes.push(ok(await s.gql(VALIDATE, { input: { key: v } }, from(ip()))).validateLicense.code);
+    expect(codes, variants.join(' ')).toEqual(['LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'RATE_LIMITED']);
+  });
+
   it('stops an address that probes unknown keys, whatever key it tries next', async () => {
     const prober = ip();
     for (let i = 0; i < 3; i++) expect((await activate(generateKey('LIC'), prober)).code).toBe('LICENSE_NOT_FOUND');
@@ -122,6 +141,162 @@ describe('rate limits', () => {
   });
 });
 
+describe('rate limits under concurrency', () => {
+  let s: TestServer;
+  let token: string;
+  let slug: string;
+  let url: string;
+  const sockets: WsClient[] = [];
+  beforeAll(async () => {
+    s = await startTestServer({
+      env: {
+        TESSERA_RATE_LIMIT_KEY_PER_MINUTE: '1000',
+        TESSERA_RATE_LIMIT_IP_PER_MINUTE: '1000',
+        TESSERA_RATE_LIMIT_UNKNOWN_KEYS_PER_MINUTE: '3',
+        TESSERA_RATE_LIMIT_SIGNIN_ACCOUNT: '3',
+        TESSERA_RATE_LIMIT_SIGNIN_IP: '5',
+        TESSERA_TRUST_PROXY: '1',
+        TESSERA_RATE_LIMIT_ADMIN_PER_MINUTE: '10000',
+      },
+    });
+    ({ token, slug } = await s.tenant());
+    url = await listen(s.app);
+    ok(await s.gql(CREATE_MEMBER, { input: { email: 'cy@example.com', password: 'correct horse battery', role: 'ADMIN' } }, { token }));
+  });
+  afterAll(async () => {
+    await Promise.all(sockets.map((c) => c.dispose()));
+    await s.close();
+  });
+
+  const signIn = (email: string, password: string, address: string) => s.gql(SIGN_IN, { input: { tenant: slug, email, password } }, from(address));
+  const outcome = (r: Awaited<ReturnType<typeof signIn>>) => r.errors?.[0]?.extensions?.code ?? r.data.signIn.__typename;
+  const validate = (key: string, address: string) => s.gql(VALIDATE, { input: { key } }, from(address)).then((r) => ok(r).validateLicense.code ?? 'VALID');
+  const tally = (codes: string[]) => codes.reduce<Record<string, number>>((n, c) => ({ ...n, [c]: (n[c] ?? 0) + 1 }), {});
+
+  it('checks no more concurrent wrong passwords for one account than its limit', async () => {
+    const results = await Promise.all(Array.from({ length: 30 }, () => signIn('cy@example.com', 'wrong password!', ip())));
+    expect(tally(results.map(outcome))).toEqual({ ValidationError: 3, RATE_LIMITED: 27 });
+    expect(outcome(await signIn('cy@example.com', 'correct horse battery', ip()))).toBe('RATE_LIMITED');
+  });
+
+  it('checks no more concurrent wrong passwords from one address than its limit', async () => {
+    const sprayer = ip();
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => signIn(`spray${i}@example.com`, 'wrong password!', sprayer)));
+    expect(tally(results.map(outcome))).toEqual({ ValidationError: 5, RATE_LIMITED: 25 });
+  });
+
+  it('gives successful sign-ins their points back', async () => {
+    ok(await s.gql(CREATE_MEMBER, { input: { email: 'dee@example.com', password: 'correct horse battery', role: 'ADMIN' } }, { token }));
+    const office = ip();
+    for (let i = 0; i < 8; i++) expect(outcome(await signIn('dee@example.com', 'correct horse battery', office))).toBe('SignInSuccess');
+    const failures = [];
+    for (let i = 0; i < 6; i++) failures.push(outcome(await signIn(`typo${i}@example.com`, 'wrong password!', office)));
+    expect(failures).toEqual(['ValidationError', 'ValidationError', 'ValidationError', 'ValidationError', 'ValidationError', 'RATE_LIMITED']);
+  });
+
+  it('looks up no more unknown keys per address than its budget, with aliases or concurrent requests', async () => {
+    const fields = Array.from({ length: 15 }, (_, i) => `v${i}: validateLicense(input: { key: "${generateKey('LIC')}" }) { valid code }`);
+    const aliased = ok(await s.gql(`query { ${fields.join(' ')} }`, {}, from(ip())));
+    expect(tally(Object.values(aliased as Record<string, { code: string }>).map((v) => v.code))).toEqual({ LICENSE_NOT_FOUND: 3, RATE_LIMITED: 12 });
+    const prober = ip();
+    const concurrent = await Promise.all(Array.from({ length: 15 }, () => validate(generateKey('LIC'), prober)));
+    expect(tally(concurrent)).toEqual({ LICENSE_NOT_FOUND: 3, RATE_LIMITED: 12 });
+  });
+
+  it('gives a known key its unknown-key point back', async () => {
+    const { key } = await issue(s, token, { maxActivations: 100 });
+    const site = ip();
+    for (let i = 0; i < 6; i++) expect(await validate(key, site)).toBe('VALID');
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push(await validate(generateKey('LIC'), site));
+    expect(codes).toEqual(['LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'RATE_LIMITED']);
+  });
+
+  it('applies the per-address limits to client operations over graphql-ws, by the upgrade request\'s address', async () => {
+    const socket = (address: string) => {
+      const c = wsClient(url, token, { 'x-forwarded-for': address });
+      sockets.push(c);
+      return c.client;
+    };
+    const { key } = await issue(s, token, { maxActivations: 100 });
+    const overWs = async (client: WsClient['client'], k: string) => {
+      const r = await execute(client, VALIDATE, { input: { key: k } });
+      if (r.errors) throw new Error(JSON.stringify(r.errors));
+      return r.data.validateLicense.code ?? 'VALID';
+    };
+    // An address that used up its unknown-key budget over HTTP is held over the socket too.
+    const prober = ip();
+    for (let i = 0; i < 3; i++) expect(await validate(generateKey('LIC'), prober)).toBe('LICENSE_NOT_FOUND');
+    expect(await overWs(socket(prober), key)).toBe('RATE_LIMITED');
+    // Over the socket alone, and other addresses are not affected.
+    const other = socket(ip());
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push(await overWs(other, generateKey('LIC')));
+    expect(codes).toEqual(['LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'RATE_LIMITED']);
+    expect(await overWs(socket(ip()), key)).toBe('VALID');
+  });
+
+  it('counts IPv6 addresses per /64, IPv4 (also mapped into IPv6) per address', async () => {
+    const probe = async (addresses: string[]) => {
+      const codes = [];
+      for (const a of addresses) codes.push(await validate(generateKey('LIC'), a));
+      return codes;
+    };
+    expect(await probe(['2001:db8:a:b::1', '2001:db8:a:b::2', '2001:db8:a:b:ffff:ffff:ffff:ffff', '2001:0db8:000a:000b:0:0:0:9', '2001:db8:a:c::1'])).toEqual([
+      'LICENSE_NOT_FOUND',
+      'LICENSE_NOT_FOUND',
+      'LICENSE_NOT_FOUND',
+      'RATE_LIMITED',
+      'LICENSE_NOT_FOUND',
+    ]);
+    expect(await probe(['::ffff:192.0.2.1', '::ffff:192.0.2.1', '::ffff:192.0.2.1', '192.0.2.1', '::ffff:192.0.2.2'])).toEqual([
+      'LICENSE_NOT_FOUND',
+      'LICENSE_NOT_FOUND',
+      'LICENSE_NOT_FOUND',
+      'RATE_LIMITED',
+      'LICENSE_NOT_FOUND',
+    ]);
+  });
+});
+
+describe('client address when fewer proxies forwarded the request than are trusted', () => {
+  let s: TestServer;
+  let token: string;
+  let base: string;
+  let ws: WsClient | undefined;
+  beforeAll(async () => {
+    s = await startTestServer({ env: { TESSERA_RATE_LIMIT_UNKNOWN_KEYS_PER_MINUTE: '3', TESSERA_TRUST_PROXY: '2' } });
+    ({ token } = await s.tenant());
+    base = (await listen(s.app)).replace(/^ws/, 'http');
+  });
+  afterAll(async () => {
+    await ws?.dispose();
+    await s.close();
+  });
+
+  const validate = async (key: string, forwardedFor: string) => {
+    const res = await fetch(base, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': forwardedFor },
+      body: JSON.stringify({ query: VALIDATE, variables: { input: { key } } }),
+    });
+    return ((await res.json()) as { data: { validateLicense: { code: string | null } } }).data.validateLicense.code ?? 'VALID';
+  };
+
+  it('counts by the socket address, not by a hop the client wrote', async () => {
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push(await validate(generateKey('LIC'), `198.51.100.${i + 1}`));
+    expect(codes).toEqual(['LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'RATE_LIMITED']);
+    // Through both proxies, the address the outer one saw counts.
+    expect(await validate(generateKey('LIC'), '198.51.100.50, 10.0.0.1')).toBe('LICENSE_NOT_FOUND');
+    // A socket upgraded with one hop shares the socket address's budget.
+    const { key } = await issue(s, token);
+    ws = wsClient(base.replace(/^http/, 'ws'), token, { 'x-forwarded-for': '198.51.100.99' });
+    const r = await execute(ws.client, VALIDATE, { input: { key } });
+    expect(r.data.validateLicense.code).toBe('RATE_LIMITED');
+  });
+});
+
 describe('admin rate limit', () => {
   let s: TestServer;
   beforeAll(async () => {
@@ -146,7 +321,7 @@ describe('rate limits shared through Redis by two instances', () => {
   let a: TestServer;
   let b: TestServer;
   beforeAll(async () => {
-    const env = { REDIS_URL: redisUrl, TESSERA_RATE_LIMIT_KEY_PER_MINUTE: '4' };
+    const env = { REDIS_URL: redisUrl, TESSERA_RATE_LIMIT_KEY_PER_MINUTE: '4', TESSERA_RATE_LIMIT_UNKNOWN_KEYS_PER_MINUTE: '3', TESSERA_TRUST_PROXY: '1' };
     a = await startTestServer({ env });
     b = await startTestServer({ env });
   });
@@ -163,5 +338,24 @@ describe('rate limits shared through Redis by two instances', () => {
       codes.push(ok(await s.gql(VALIDATE, { input: { key } })).validateLicense.code);
     }
     expect(codes, JSON.stringify(codes)).toEqual(['LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'RATE_LIMITED', 'RATE_LIMITED']);
+  });
+
+  it('looks up no more unknown keys per address than its budget, across instances and concurrently', async () => {
+    const prober = ip();
+    const fields = Array.from({ length: 15 }, (_, i) => `v${i}: validateLicense(input: { key: "${generateKey('LIC')}" }) { code }`);
+    const answers = await Promise.all([a, b].map(async (s) => Object.values(ok(await s.gql(`query { ${fields.join(' ')} }`, {}, from(prober))) as Record<string, { code: string }>)));
+    const codes = answers.flat().map((v) => v.code);
+    expect(codes.filter((c) => c === 'LICENSE_NOT_FOUND')).toHaveLength(3);
+    expect(codes.filter((c) => c === 'RATE_LIMITED')).toHaveLength(27);
+  });
+
+  it('gives a known key its unknown-key point back', async () => {
+    const { token } = await a.tenant();
+    const { key } = await issue(a, token);
+    const site = ip();
+    for (let i = 0; i < 4; i++) expect(ok(await a.gql(VALIDATE, { input: { key } }, from(site))).validateLicense).toEqual({ valid: true, code: null });
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push(ok(await (i % 2 ? b : a).gql(VALIDATE, { input: { key: generateKey('LIC') } }, from(site))).validateLicense.code);
+    expect(codes).toEqual(['LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'RATE_LIMITED']);
   });
 });

@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isIPv6 } from 'node:net';
 import { GraphQLError, type GraphQLField, type GraphQLSchema, isInputObjectType, getNamedType } from 'graphql';
 import { wrapErrorIfMatches } from '@pothos/plugin-errors';
 import type { Plugin } from 'graphql-yoga';
@@ -7,6 +8,7 @@ import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { AppDeps, Context } from '../../context.ts';
 import { LicensingError } from '../../errors.ts';
+import { parseKey } from '../licenses/keys.ts';
 import type { SecurityConfig } from './config.ts';
 
 /**
@@ -17,6 +19,10 @@ import type { SecurityConfig } from './config.ts';
  * limits and answers. Keys the server does not know also count against the IP's much smaller
  * unknown-key budget: that, not the per-key limit, is what stops key guessing. Failed sign-ins count
  * per account (tenant + email, whether it exists or not) and per IP.
+ *
+ * Budgets that count only failures (unknown keys, failed sign-ins) take their point before the slow
+ * part runs and give it back when it did not fail: counting afterwards would let every concurrent
+ * (or aliased) attempt pass the check before any of them is counted.
  */
 export interface RateLimits {
   key: RateLimiterAbstract | null;
@@ -70,25 +76,69 @@ async function take(limiter: RateLimiterAbstract | null, id: string, points = 1)
   }
 }
 
-/** Seconds to wait when `id` has already used up `limiter` (without taking anything); null otherwise. */
-async function exhausted(limiter: RateLimiterAbstract | null, id: string): Promise<number | null> {
-  if (!limiter) return null;
-  const res = await limiter.get(id).catch(() => null);
-  if (!res || res.consumedPoints < limiter.points) return null;
-  return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+/**
+ * Returns a point that take() took. A give-back that lands after the window rolled over would start the
+ * next window below zero (a free point per give-back): that is evened out.
+ */
+async function giveBack(limiter: RateLimiterAbstract | null, id: string): Promise<void> {
+  if (!limiter) return;
+  try {
+    const res = await limiter.reward(id, 1);
+    if (res.consumedPoints < 0) await limiter.penalty(id, -res.consumedPoints);
+  } catch {
+    // The store failed and no insurance answered; the window's expiry returns the point.
+  }
 }
 
-/** The client address: the socket's, or the one the configured number of trusted proxies saw. */
-export function clientIp(request: Request, req: IncomingMessage | undefined, trustProxy: number): string | null {
-  if (trustProxy > 0) {
-    const hops = (request.headers.get('x-forwarded-for') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-    const ip = hops[hops.length - trustProxy] ?? hops[0];
+/**
+ * The client address: the socket's, or the one the configured number of trusted proxies saw. A request
+ * with fewer forwarded hops than trusted proxies did not pass through all of them, and its first hops
+ * are whatever the client wrote: the socket's address counts then.
+ */
+export function clientIp(forwardedFor: string | string[] | null | undefined, socketAddress: string | null | undefined, trustProxy: number): string | null {
+  if (trustProxy > 0 && forwardedFor) {
+    const hops = String(forwardedFor).split(',').map((s) => s.trim()).filter(Boolean);
+    const ip = hops.length >= trustProxy ? hops[hops.length - trustProxy] : undefined;
     if (ip) return ip;
   }
-  return req?.socket?.remoteAddress ?? null;
+  return socketAddress ?? null;
 }
 
-const perApp = new WeakMap<AppDeps, { limits: RateLimits; ips: WeakMap<Request, string>; retryAfter: WeakMap<Request, number> }>();
+/** The eight 16-bit groups of a valid IPv6 address (`::` expanded, a trailing dotted IPv4 part converted). */
+function ipv6Groups(ip: string): number[] {
+  let text = ip;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const middle = tail === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...middle, ...right].map((g) => parseInt(g, 16));
+}
+
+/**
+ * What the per-IP limits count by: an IPv6 address per /64 (one host or site is usually given a whole
+ * /64, so counting per address would give it billions of budgets); IPv4, also when mapped into IPv6
+ * (`::ffff:a.b.c.d`, as a dual-stack socket reports it), per address.
+ */
+export function ipBucket(ip: string): string {
+  const bare = ip.replace(/%.*$/, '');
+  if (!isIPv6(bare)) return ip;
+  const g = ipv6Groups(bare);
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return [g[6]! >> 8, g[6]! & 255, g[7]! >> 8, g[7]! & 255].join('.');
+  return `${g.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
+}
+
+interface AppState {
+  limits: RateLimits;
+  /** Each HTTP request's per-IP bucket. */
+  ips: WeakMap<Request, string>;
+  retryAfter: WeakMap<Request, number>;
+}
+const perApp = new WeakMap<AppDeps, AppState>();
 const WRAPPED = Symbol.for('tessera.security.rateLimited');
 
 type Resolver = NonNullable<GraphQLField<unknown, Context>['resolve']>;
@@ -125,28 +175,48 @@ function isUnknownKey(result: unknown): boolean {
 
 const isValidationError = (result: unknown) => (result as { name?: unknown } | null)?.name === 'ValidationError';
 
+/** The per-IP bucket of the caller: from the HTTP request, or the address the WebSocket upgrade came from. */
+function ipOf(state: AppState, ctx: Context): string | undefined {
+  if (ctx.transport === 'http') return state.ips.get(ctx.request);
+  return ctx.clientIp ? ipBucket(ctx.clientIp) : undefined;
+}
+
+/** Spellings of one key that key parsing accepts as the same key (case, look-alikes) share a bucket. */
+function keyBucket(key: unknown): string {
+  if (typeof key !== 'string') return '';
+  return digest(parseKey(key)?.key ?? key.trim().toUpperCase());
+}
+
 function wrapClientField(field: GraphQLField<unknown, Context>) {
   const original: Resolver = field.resolve!;
   const name = field.name;
   field.resolve = async (root, args, ctx, info) => {
     const state = perApp.get(ctx.app);
     if (!state) return original(root, args, ctx, info);
-    const request = ctx.transport === 'http' ? ctx.request : null;
-    const ip = request ? state.ips.get(request) : undefined;
-    const key = (args as { input?: { key?: unknown } }).input?.key;
-    const keyId = typeof key === 'string' ? digest(key.trim().toUpperCase()) : '';
+    const ip = ipOf(state, ctx);
+    const keyId = keyBucket((args as { input?: { key?: unknown } }).input?.key);
     const { limits } = state;
-    const wait =
-      (ip ? await exhausted(limits.unknownKeys, ip) : null) ??
-      (await take(limits.key, keyId)) ??
-      (ip ? await take(limits.ip, ip) : null);
-    if (wait !== null) {
-      if (request) state.retryAfter.set(request, wait);
-      return limited(name, wait);
+    // Taken together, one round trip with Redis. The unknown-key point is given back below unless the
+    // key turned out unknown: a limit of N lets at most N unknown-key lookups run, however concurrent.
+    const [unknownWait, keyWait, ipWait] = await Promise.all([
+      ip ? take(limits.unknownKeys, ip) : null,
+      take(limits.key, keyId),
+      ip ? take(limits.ip, ip) : null,
+    ]);
+    let unknownKey = false;
+    try {
+      const wait = unknownWait ?? keyWait ?? ipWait;
+      if (wait !== null) {
+        if (ctx.transport === 'http') state.retryAfter.set(ctx.request, wait);
+        return limited(name, wait);
+      }
+      const result = await original(root, args, ctx, info);
+      unknownKey = isUnknownKey(result);
+      return result;
+    } finally {
+      // Not awaited: the answer need not wait for it, and the store applies it before any later call's take.
+      if (ip && !unknownKey) void giveBack(limits.unknownKeys, ip);
     }
-    const result = await original(root, args, ctx, info);
-    if (ip && isUnknownKey(result)) await take(limits.unknownKeys, ip);
-    return result;
   };
 }
 
@@ -155,26 +225,34 @@ function wrapSignIn(field: GraphQLField<unknown, Context>) {
   field.resolve = async (root, args, ctx, info) => {
     const state = perApp.get(ctx.app);
     if (!state) return original(root, args, ctx, info);
-    const request = ctx.transport === 'http' ? ctx.request : null;
-    const ip = request ? state.ips.get(request) : undefined;
+    const ip = ipOf(state, ctx);
     const input = (args as { input: { tenant: string; email: string } }).input;
     const account = digest(`${String(input.tenant).trim().toLowerCase()}\n${String(input.email).trim().toLowerCase()}`);
     const { limits } = state;
-    const wait = (await exhausted(limits.signInAccount, account)) ?? (ip ? await exhausted(limits.signInIp, ip) : null);
+    // Points are taken before the (slow) password check, so no more attempts than the limits allow are
+    // ever checked at once. Only a wrong password (or refused input) keeps them: a success, an error, or
+    // the address's refusal (for the account's point) gives them back.
+    let wait = await take(limits.signInAccount, account);
+    if (wait === null && ip) {
+      wait = await take(limits.signInIp, ip);
+      if (wait !== null) await giveBack(limits.signInAccount, account);
+    }
     if (wait !== null) {
-      if (request) state.retryAfter.set(request, wait);
+      if (ctx.transport === 'http') state.retryAfter.set(ctx.request, wait);
       throw new GraphQLError(`Too many failed sign-ins; retry after ${wait} s`, {
         extensions: { code: 'RATE_LIMITED', retryAfter: wait },
       });
     }
-    const result = await original(root, args, ctx, info);
-    if (isValidationError(result)) {
-      await take(limits.signInAccount, account);
-      if (ip) await take(limits.signInIp, ip);
-    } else {
-      await limits.signInAccount?.delete(account).catch(() => false);
+    let outcome: 'succeeded' | 'failed' | 'error' = 'error';
+    try {
+      const result = await original(root, args, ctx, info);
+      outcome = isValidationError(result) ? 'failed' : 'succeeded';
+      return result;
+    } finally {
+      if (outcome === 'succeeded') await limits.signInAccount?.delete(account).catch(() => false);
+      if (outcome === 'error') await giveBack(limits.signInAccount, account);
+      if (outcome !== 'failed' && ip) await giveBack(limits.signInIp, ip);
     }
-    return result;
   };
 }
 
@@ -189,15 +267,16 @@ function instrument(schema: GraphQLSchema) {
 }
 
 export function rateLimitPlugin(deps: AppDeps, limits: RateLimits): Plugin<{ req?: IncomingMessage }> {
-  const state = { limits, ips: new WeakMap<Request, string>(), retryAfter: new WeakMap<Request, number>() };
+  const state: AppState = { limits, ips: new WeakMap<Request, string>(), retryAfter: new WeakMap<Request, number>() };
   perApp.set(deps, state);
   return {
     onSchemaChange({ schema }) {
       instrument(schema);
     },
     onRequest({ request, serverContext }) {
-      const ip = clientIp(request, (serverContext as { req?: IncomingMessage } | undefined)?.req, limits.trustProxy);
-      if (ip) state.ips.set(request, ip);
+      const req = (serverContext as { req?: IncomingMessage } | undefined)?.req;
+      const ip = clientIp(request.headers.get('x-forwarded-for'), req?.socket?.remoteAddress, limits.trustProxy);
+      if (ip) state.ips.set(request, ipBucket(ip));
     },
     // Admin traffic: each credential (API token, session, operator) has its own budget.
     async onExecute({ args, setResultAndStopExecution }) {
