@@ -28,11 +28,19 @@ builder.prismaObject('AuditEvent', {
   }),
 });
 
+/**
+ * Reading the tenant's event history needs SUPPORT: the audit log, and `after` on the feeds, which
+ * replays the log from any past event. Live events (from subscribing on) need only READ_ONLY; the
+ * console resumes with `after` only for roles that load the history (web/src/lib/activity-source.ts).
+ */
+const HISTORY_READER = 'SUPPORT' as const;
+const feedScopes = (_root: unknown, args: { after?: string | number | null }) => ({ role: args.after == null ? ('READ_ONLY' as const) : HISTORY_READER });
+
 builder.queryFields((t) => ({
   auditEvents: t.prismaConnection({
     type: 'AuditEvent',
     cursor: 'id',
-    authScopes: { role: 'SUPPORT' },
+    authScopes: { role: HISTORY_READER },
     args: {
       type: t.arg.string({ description: 'Exact event type, e.g. "license.created".' }),
       licenseId: t.arg.id({ description: 'The License global id or raw uuid.' }),
@@ -166,7 +174,7 @@ builder.subscriptionFields((t) => ({
   activity: t.field({
     type: ActivityEvent,
     description: 'Every domain event of the caller\'s tenant, in order. With `after`, the events after that one first (from the audit log), then live ones.',
-    authScopes: { role: 'READ_ONLY' },
+    authScopes: feedScopes,
     args: {
       filter: t.arg({ type: ActivityFilterInput }),
       after: t.arg.id({ description: 'The id of the last event the client saw.' }),
@@ -185,7 +193,7 @@ builder.subscriptionFields((t) => ({
   complianceAlerts: t.field({
     type: ActivityEvent,
     description: 'The compliance.* events of the tenant (thresholds crossed, goodwill use, ...); resumable like activity.',
-    authScopes: { role: 'READ_ONLY' },
+    authScopes: feedScopes,
     args: {
       licenseId: t.arg.id(),
       after: t.arg.id({ description: 'The id of the last event the client saw.' }),

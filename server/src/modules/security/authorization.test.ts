@@ -11,14 +11,18 @@ import {
   isLeafType,
   isListType,
   isNonNullType,
+  isObjectType,
   isScalarType,
 } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
+import { listen, sleep, subscribe, type Subscription, wsClient, type WsClient } from '../../../test/ws.ts';
 import { issue } from '../activation/fixtures.ts';
+import { sealerOf } from '../audit/chain.ts';
 
 /**
- * Every admin query and mutation of the printed schema x every role x own/other tenant.
+ * Every admin query, mutation and subscription of the printed schema x every role x own/other tenant,
+ * and node(id:) of every Node type x every role.
  * The minimum role of each field, as its authScopes in the code say (`member` = any role).
  * A field that appears in the schema without an entry here (or in PUBLIC) fails the test.
  */
@@ -84,6 +88,32 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Mutation.unarchiveEdition': 'ADMIN',
 };
 
+/**
+ * Every subscription field: the minimum role to follow it live, and, for fields that replay the audit
+ * log from a past event (`after`), the minimum role to do that, which is the audit log's own.
+ */
+const SUBSCRIPTION_ROLE: Record<string, { live: Role; replay?: Role }> = {
+  'Subscription.activity': { live: 'READ_ONLY', replay: 'SUPPORT' },
+  'Subscription.complianceAlerts': { live: 'READ_ONLY', replay: 'SUPPORT' },
+  'Subscription.licenseLive': { live: 'READ_ONLY' },
+};
+
+/** The minimum role to read each Node type through node(id:); where a list query returns the type, they must agree. */
+const NODE_ROLE: Record<string, Role> = {
+  Activation: 'READ_ONLY',
+  ApiToken: 'ADMIN',
+  Customer: 'READ_ONLY',
+  Edition: 'READ_ONLY',
+  Feature: 'READ_ONLY',
+  Lease: 'READ_ONLY',
+  License: 'READ_ONLY',
+  Member: 'ADMIN',
+  Meter: 'READ_ONLY',
+  Product: 'READ_ONLY',
+  WebhookDelivery: 'READ_ONLY',
+  WebhookEndpoint: 'READ_ONLY',
+};
+
 /** Fields any caller may use: client (license-key) operations, sign-in, and the per-object checked node lookups. */
 const PUBLIC = new Set([
   'Query.validateLicense',
@@ -108,12 +138,25 @@ const PUBLIC = new Set([
 ]);
 
 const ROLES: Role[] = ['READ_ONLY', 'SUPPORT', 'ADMIN', 'OWNER'];
+const ACTIVATE_ID = `mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on ActivateSuccess { activation { id } } } }`;
 const RANK: Record<Role, number> = { READ_ONLY: 0, SUPPORT: 1, ADMIN: 2, OWNER: 3 };
 
 const printed = buildSchema(readFileSync(path.resolve(import.meta.dirname, '../../../../schema/schema.graphql'), 'utf8'));
 const rootFields = [printed.getQueryType()!, printed.getMutationType()!].flatMap((t) =>
   Object.values(t.getFields()).map((f) => ({ coordinate: `${t.name}.${f.name}`, operation: t.name === 'Query' ? 'query' : 'mutation', field: f })),
 );
+const subscriptionFields = Object.values(printed.getSubscriptionType()!.getFields()).map((f) => ({ coordinate: `Subscription.${f.name}`, field: f }));
+const nodeTypes = Object.values(printed.getTypeMap())
+  .filter((t) => isObjectType(t) && t.getInterfaces().some((i) => i.name === 'Node'))
+  .map((t) => t.name);
+
+/** Every leaf field of what a field returns (argument-free), so whatever it delivers can be checked for leaks. */
+function leafSelection(field: GraphQLField<unknown, unknown>): string {
+  const type = getNamedType(field.type);
+  if (!isObjectType(type)) return '';
+  const leaves = Object.values(type.getFields()).filter((f) => isLeafType(getNamedType(f.type)) && f.args.every((a) => !isNonNullType(a.type)));
+  return ` { __typename ${leaves.map((f) => f.name).join(' ')} }`;
+}
 
 /** Minimal valid values for a type; ID fields named after an object get the other tenant's id. */
 function valueFor(type: GraphQLInputType, name: string, ids: Record<string, string>): unknown {
@@ -165,17 +208,69 @@ function operationFor(operation: string, field: GraphQLField<unknown, unknown>, 
 describe('authorization matrix', () => {
   let s: TestServer;
   const tokens = {} as Record<Role, string>;
-  let other: { token: string; ids: Record<string, string>; secrets: string[]; tenantId: string; licenseId: string };
+  let other: { token: string; ids: Record<string, string>; secrets: string[]; tenantId: string; licenseId: string; cursor: string; trigger(): Promise<void> };
+  let own: { id: string; token: string; nodes: Record<string, string>; secrets: string[]; licenseId: string; cursor: string; trigger(): Promise<void> };
+  let url: string;
+  const sockets: WsClient[] = [];
+
+  /** The newest sealed event of a tenant: where a replay with `after` starts. */
+  async function cursorOf(tenantId: string): Promise<string> {
+    await sealerOf(s.app.deps).seal(tenantId);
+    const e = await s.db.prisma.auditEvent.findFirstOrThrow({ where: { tenantId, seq: { not: null } }, orderBy: { seq: 'desc' } });
+    return e.id.toString();
+  }
+
+  /** A customer and a refused activation (a compliance event): something for every feed of the tenant. */
+  function triggerFor(token: string, key: string) {
+    return async () => {
+      ok(await s.gql(`mutation($name: String!) { createCustomer(input: { name: $name }) { __typename } }`, { name: `Trigger ${randomUUID().slice(0, 8)}` }, { token }));
+      ok(await s.gql(ACTIVATE_ID, { input: { key, fingerprint: `over-${randomUUID()}` } }));
+    };
+  }
 
   beforeAll(async () => {
     s = await startTestServer();
-    const own = await s.tenant();
+    url = await listen(s.app);
+    const ownTenant = await s.tenant();
+    const nodes: Record<string, string> = {};
     for (const role of ROLES) {
       const r = ok(
-        await s.gql(`mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { ... on CreateApiTokenPayload { token } } }`, { input: { name: role, role } }, { token: own.token }),
+        await s.gql(
+          `mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { ... on CreateApiTokenPayload { token apiToken { id } } } }`,
+          { input: { name: role, role } },
+          { token: ownTenant.token },
+        ),
       );
       tokens[role] = r.createApiToken.token;
+      nodes.ApiToken = r.createApiToken.apiToken.id;
     }
+    // The own tenant, with one of every Node type.
+    const t = ownTenant.token;
+    const ownLic = await issue(s, t, { maxActivations: 1 });
+    const floating = await issue(s, t, { licenseType: 'FLOATING', provisioning: 'FLOATING', seats: 2, leaseSeconds: 60 });
+    const endpoint = ok(await s.gql(`mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/hook" }) { ... on CreateWebhookEndpointPayload { endpoint { id } } } }`, {}, { token: t }));
+    const endpointId = endpoint.createWebhookEndpoint.endpoint.id;
+    Object.assign(nodes, {
+      License: ownLic.globalId,
+      Product: ownLic.productId,
+      Edition: ownLic.editionId,
+      Activation: ok(await s.gql(ACTIVATE_ID, { input: { key: ownLic.key, fingerprint: 'own-device' } })).activate.activation.id,
+      Lease: ok(await s.gql(`mutation($input: CheckoutSeatInput!) { checkoutSeat(input: $input) { ... on SeatLease { id } } }`, { input: { key: floating.key, fingerprint: 'own-seat' } })).checkoutSeat.id,
+      Customer: ok(await s.gql(`mutation { createCustomer(input: { name: "Own Tenant Customer" }) { ... on Customer { id } } }`, {}, { token: t })).createCustomer.id,
+      Member: ok(
+        await s.gql(`mutation($input: CreateMemberInput!) { createMember(input: $input) { ... on Member { id } } }`, { input: { email: 'own@tenant.test', password: 'correct horse battery', role: 'ADMIN' } }, { token: t }),
+      ).createMember.id,
+      Feature: ok(await s.gql(`mutation($p: ID!) { createFeature(input: { productId: $p, code: "f1", name: "F1" }) { ... on Feature { id } } }`, { p: ownLic.productId }, { token: t })).createFeature.id,
+      Meter: ok(await s.gql(`mutation($p: ID!) { createMeter(input: { productId: $p, code: "m1", name: "M1" }) { ... on Meter { id } } }`, { p: ownLic.productId }, { token: t })).createMeter.id,
+      WebhookEndpoint: endpointId,
+      WebhookDelivery: ok(await s.gql(`mutation($id: ID!) { sendTestWebhook(input: { id: $id }) { ... on WebhookDelivery { id } } }`, { id: endpointId }, { token: t })).sendTestWebhook.id,
+    });
+    // The replay cursor lies before a compliance event, so every feed has something to replay.
+    const ownCursor = await cursorOf(ownTenant.id);
+    const ownTrigger = triggerFor(t, ownLic.key);
+    await ownTrigger();
+    await cursorOf(ownTenant.id);
+    own = { id: ownTenant.id, token: t, nodes, licenseId: ownLic.globalId, cursor: ownCursor, trigger: ownTrigger, secrets: ['own@tenant.test'] };
     // The other tenant, with one of everything.
     const b = await s.tenant();
     const lic = await issue(s, b.token, { maxActivations: 5 });
@@ -199,9 +294,23 @@ describe('authorization matrix', () => {
       id: apiToken.createApiToken.apiToken.id,
       licenseKey: lic.key,
     };
-    other = { token: b.token, ids, tenantId: b.id, licenseId: lic.id, secrets: [...Object.values(ids), lic.id, 'Other Tenant Customer', 'other@tenant.test', b.slug] };
+    const full = await issue(s, b.token, { maxActivations: 1 });
+    ok(await s.gql(ACTIVATE_ID, { input: { key: full.key, fingerprint: 'b-device' } }));
+    const otherCursor = await cursorOf(b.id);
+    other = {
+      token: b.token,
+      ids,
+      tenantId: b.id,
+      licenseId: lic.id,
+      cursor: otherCursor,
+      trigger: triggerFor(b.token, full.key),
+      secrets: [...Object.values(ids), lic.id, full.globalId, full.id, 'Other Tenant Customer', 'other@tenant.test', b.slug],
+    };
   });
-  afterAll(() => s.close());
+  afterAll(async () => {
+    await Promise.all(sockets.map((c) => c.dispose()));
+    await s.close();
+  });
 
   it('has an entry for every admin field of the printed schema', () => {
     const unknown = rootFields.map((f) => f.coordinate).filter((c) => !(c in MINIMUM_ROLE) && !PUBLIC.has(c));
@@ -267,6 +376,116 @@ describe('authorization matrix', () => {
     }
     const anonymous = await s.gql(`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids });
     expect(JSON.stringify(anonymous.data ?? null)).not.toMatch(/"id":"/);
+  });
+
+  it('has a minimum role for every subscription field (replay as the audit log) and every Node type', () => {
+    expect(subscriptionFields.map((f) => f.coordinate).sort()).toEqual(Object.keys(SUBSCRIPTION_ROLE).sort());
+    for (const { coordinate, field } of subscriptionFields) {
+      const replays = field.args.some((a) => a.name === 'after');
+      expect(SUBSCRIPTION_ROLE[coordinate]!.replay, coordinate).toBe(replays ? MINIMUM_ROLE['Query.auditEvents'] : undefined);
+    }
+    expect(nodeTypes.sort()).toEqual(Object.keys(NODE_ROLE).sort());
+    // node(id:) shows no more than the list that returns the same type.
+    for (const [type, list] of Object.entries({ Member: 'Query.members', ApiToken: 'Query.apiTokens', License: 'Query.licenses', Customer: 'Query.customers', Product: 'Query.products', WebhookEndpoint: 'Query.webhookEndpoints' })) {
+      expect(NODE_ROLE[type], `${type} / ${list}`).toBe(MINIMUM_ROLE[list]);
+    }
+  });
+
+  it('own-tenant node lookups: the object at its minimum role and above, FORBIDDEN below', async () => {
+    expect(Object.keys(own.nodes).sort()).toEqual(Object.keys(NODE_ROLE).sort());
+    for (const role of ROLES) {
+      for (const [type, id] of Object.entries(own.nodes)) {
+        const label = `${role} node(${type})`;
+        for (const query of [`query($id: ID!) { node(id: $id) { __typename id } }`, `query($id: ID!) { nodes(ids: [$id]) { __typename id } }`]) {
+          const r = await s.gql(query.replace('{ __typename id }', `{ __typename id ... on Member { email role } }`), { id }, { token: tokens[role] });
+          const found = (r.data?.node ?? r.data?.nodes?.[0]) as { __typename: string; id: string } | null | undefined;
+          if (RANK[role] >= RANK[NODE_ROLE[type]!]) {
+            expect(r.errors, `${label}: ${JSON.stringify(r.errors)}`).toBeUndefined();
+            expect(found, label).toMatchObject({ __typename: type, id });
+          } else {
+            expect(r.errors?.[0]?.extensions?.code, `${label}: ${JSON.stringify(r)}`).toBe('FORBIDDEN');
+            expect(found ?? null, label).toBeNull();
+            for (const secret of own.secrets) expect(JSON.stringify(r.data), label).not.toContain(secret);
+          }
+        }
+      }
+    }
+  });
+
+  it('subscriptions refuse anonymous callers (SSE: UNAUTHENTICATED; graphql-ws: 4403 on connect)', async () => {
+    for (const { coordinate, field } of subscriptionFields) {
+      const { query, variables } = subscriptionFor(field, 'own', false);
+      const res = await s.fetch('/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ query, variables }),
+      });
+      expect(await res.text(), coordinate).toMatch(/UNAUTHENTICATED/);
+    }
+    const anonymous = wsClient(url, null);
+    sockets.push(anonymous);
+    expect(await Promise.race([anonymous.closed, sleep(5000).then(() => 'open')])).toBe(4403);
+  });
+
+  /** A subscription operation for the own or the other tenant's ids; `replay` resumes after a past event. */
+  function subscriptionFor(field: GraphQLField<unknown, unknown>, tenant: 'own' | 'other', replay: boolean) {
+    const values: Record<string, string> =
+      tenant === 'own' ? { licenseId: own.licenseId, after: own.cursor } : { licenseId: other.ids.licenseId!, after: other.cursor };
+    const args = field.args.filter((a) => isNonNullType(a.type) || (replay && a.name === 'after'));
+    const vars = args.map((a) => `$${a.name}: ${a.type.toString()}`).join(', ');
+    const call = args.map((a) => `${a.name}: $${a.name}`).join(', ');
+    const query = `subscription${vars ? `(${vars})` : ''} { ${field.name}${call ? `(${call})` : ''}${leafSelection(field)} }`;
+    return { query, variables: Object.fromEntries(args.map((a) => [a.name, values[a.name]])), usesIds: args.length > 0 };
+  }
+
+  it('subscriptions over graphql-ws, every role x own/other tenant, live and replayed', async () => {
+    type Case = { label: string; sub: Subscription<Record<string, { __typename: string; id?: string; licenseId?: string }>>; expected: 'FORBIDDEN' | 'NOT_FOUND' | 'data' };
+    const cases: Case[] = [];
+    for (const role of ROLES) {
+      const socket = wsClient(url, tokens[role]);
+      sockets.push(socket);
+      for (const { coordinate, field } of subscriptionFields) {
+        const required = SUBSCRIPTION_ROLE[coordinate]!;
+        for (const replay of required.replay ? [false, true] : [false]) {
+          // Without ids the operation is the same for both tenants: it follows the caller's own.
+          for (const tenant of subscriptionFor(field, 'other', replay).usesIds ? (['own', 'other'] as const) : (['own'] as const)) {
+            const { query, variables } = subscriptionFor(field, tenant, replay);
+            const minimum = replay ? required.replay! : required.live;
+            const expected = RANK[role] < RANK[minimum] ? 'FORBIDDEN' : tenant === 'own' ? 'data' : 'NOT_FOUND';
+            cases.push({ label: `${role} ${coordinate}${replay ? '(after)' : ''} ${tenant}`, sub: subscribe(socket.client, query, variables), expected });
+          }
+        }
+      }
+    }
+    const codes = (c: Case) => (c.sub.errors.flat() as { extensions?: { code?: string } }[]).map((e) => e.extensions?.code ?? String(e));
+    // Live feeds deliver what happens after they start: keep things happening in both tenants until every case has answered.
+    const deadline = Date.now() + 20_000;
+    const settled = (c: Case) => c.sub.errors.length > 0 || (c.expected === 'data' && c.sub.items.length > 0);
+    while (!cases.every(settled) && Date.now() < deadline) {
+      await Promise.all([own.trigger(), other.trigger()]);
+      await sleep(100);
+    }
+    await Promise.all([own.trigger(), other.trigger()]);
+    await sleep(500);
+    for (const c of cases) {
+      const seen = JSON.stringify({ items: c.sub.items, errors: c.sub.errors }).slice(0, 400);
+      for (const secret of other.secrets) expect(seen, c.label).not.toContain(secret);
+      if (c.expected === 'data') {
+        expect(c.sub.errors, `${c.label}: ${seen}`).toEqual([]);
+        expect(c.sub.items.length, c.label).toBeGreaterThan(0);
+        // Only the caller's tenant: its events, its license.
+        for (const item of c.sub.items.flatMap((d) => Object.values(d))) {
+          if (item.__typename === 'ActivityEvent') {
+            const row = await s.db.prisma.auditEvent.findUniqueOrThrow({ where: { id: BigInt(item.id!) }, select: { tenantId: true } });
+            expect(row.tenantId, `${c.label}: ${JSON.stringify(item)}`).toBe(own.id);
+          } else expect(item.licenseId, c.label).toBe(own.licenseId);
+        }
+      } else {
+        expect(codes(c), `${c.label}: ${seen}`).toEqual([c.expected]);
+        expect(c.sub.items, c.label).toEqual([]);
+      }
+      c.sub.stop();
+    }
   });
 
   it("left the other tenant's objects untouched", async () => {

@@ -56,8 +56,9 @@ describe('open sockets on one instance', () => {
     clients.push(c);
     return c;
   };
+  // SUPPORT: the feeds below resume with `after`, which replays the audit log.
   const newToken = async (name: string) =>
-    ok(await s.gql(CREATE_TOKEN, { input: { name, role: 'READ_ONLY' } }, { token: tenant.token })).createApiToken as { token: string; apiToken: { id: string } };
+    ok(await s.gql(CREATE_TOKEN, { input: { name, role: 'SUPPORT' } }, { token: tenant.token })).createApiToken as { token: string; apiToken: { id: string } };
   const signIn = async () => {
     const r = await s.gql(SIGN_IN, { input: { tenant: tenant.slug, email: 'ada@example.com', password: PASSWORD } });
     expect(ok(r).signIn.__typename).toBe('SignInSuccess');

@@ -14,13 +14,16 @@ export const TenantType = builder.prismaObject('Tenant', {
   }),
 });
 
+/** Who may see the tenant's members (emails, roles): the list and every other way to a Member alike. */
+const MEMBER_READER = 'ADMIN' as const;
+
 export const MemberType = builder.prismaNode('User', {
   name: 'Member',
   id: { field: 'id' },
   findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
   // Another tenant's id, or a deleted row, resolves to null rather than an internal error.
   nullable: true,
-  authScopes: { member: true },
+  authScopes: { role: MEMBER_READER },
   fields: (t) => ({
     email: t.exposeString('email'),
     name: t.exposeString('name', { nullable: true }),
@@ -78,7 +81,7 @@ builder.queryFields((t) => ({
   }),
   members: t.prismaField({
     type: ['User'],
-    authScopes: { role: 'ADMIN' },
+    authScopes: { role: MEMBER_READER },
     resolve: (query, _r, _a, ctx) => ctx.prisma.user.findMany({ ...query, where: tenantWhere(ctx.actor), orderBy: { email: 'asc' } }),
   }),
   apiTokens: t.prismaField({
