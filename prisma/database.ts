@@ -42,6 +42,9 @@ export type DatabaseOptions =
   | { pglite: PGlite };
 
 const migrationsDir = path.join(import.meta.dirname, 'migrations');
+/** SQLSTATE deadlock_detected, and how often an autocommit statement aborted by it is run. */
+const DEADLOCK = '40P01';
+const DEADLOCK_TRIES = 3;
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if ('url' in options || 'socketDir' in options) {
@@ -67,7 +70,16 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     for (const p of new Set([pool, ormPool])) p.on('error', () => {});
     const sql: SqlRunner = {
       async query(text, params, name) {
-        return (await pool.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] })).rows;
+        const config = name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] };
+        // Each call here is a statement of its own (autocommit): one PostgreSQL aborted to break a
+        // deadlock changed nothing and runs again, as the other party to the deadlock has gone on.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return (await pool.query(config)).rows;
+          } catch (err) {
+            if ((err as { code?: string }).code !== DEADLOCK || attempt >= DEADLOCK_TRIES) throw err;
+          }
+        }
       },
       async exec(text) {
         await pool.query(text);

@@ -14,7 +14,7 @@ import type { Actor, AppDeps, Context, HttpContext } from './context.ts';
 import { createBus, type EventBus } from './modules/audit/bus.ts';
 import { sealerOf } from './modules/audit/chain.ts';
 import { auditExportPlugin, EXPORT_PATH } from './modules/audit/export.ts';
-import { complianceIdle, watchCompliance } from './modules/compliance/service.ts';
+import { stopCompliance, watchCompliance } from './modules/compliance/service.ts';
 import { startComplianceSweeps } from './modules/compliance/sweeps.ts';
 import { startReclamation } from './modules/activation/service.ts';
 import { startHeartbeatPruning } from './modules/activation/retention.ts';
@@ -317,7 +317,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       // The last seals may start compliance evaluations: wait for those after the sealer, before the
       // database closes. What they write is sealed by the next sweep (of this or another instance).
       await sealer.stop();
-      await complianceIdle(deps);
+      await stopCompliance(deps);
       if (!options.bus) await bus.close();
       await stopReclamation();
       await pruning.stop();

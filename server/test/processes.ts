@@ -5,6 +5,8 @@ import path from 'node:path';
 export interface Instance {
   child: ChildProcess;
   url: string;
+  /** Everything the process printed so far (its logs): for a failing test's message. */
+  output(): string;
 }
 
 const serverDir = path.resolve(import.meta.dirname, '..');
@@ -24,7 +26,7 @@ export function startInstance(env: Record<string, string>): Promise<Instance> {
       const m = /serving at (http:\/\/\S+)/.exec(output);
       if (m) {
         clearTimeout(timer);
-        resolve({ child, url: m[1]! });
+        resolve({ child, url: m[1]!, output: () => output });
       }
     });
     child.stderr!.on('data', (c: Buffer) => (output += c.toString()));

@@ -55,7 +55,11 @@ export interface Found {
 
 /**
  * From the calls `q` (kind, key, fp): the token key `t` of a TOK key, the license `l` of either kind and
- * `a`, the latest activation of that license for the fingerprint (if any); a call with no license has no row.
+ * `a`, the activation of that license for the fingerprint (if any): the live one, else the latest. Not
+ * simply the latest: a device matched by its components takes its new fingerprint onto its older live
+ * activation, and a released one made later under that fingerprint must not hide it. Each branch is
+ * one index probe (the unique live-device index, then the fingerprint index in time order), and the
+ * second runs only when the first finds nothing.
  */
 const KEY_JOINS = `
     LEFT JOIN "TokenKey" t ON q.kind = 'TOK' AND t.key = q.key
@@ -65,7 +69,10 @@ const KEY_JOINS = `
       SELECT * FROM "License" WHERE id = t."licenseId"
     ) l ON true
     LEFT JOIN LATERAL (
-      SELECT * FROM "Activation" x WHERE x."licenseId" = l.id AND x.fingerprint = q.fp ORDER BY x."activatedAt" DESC LIMIT 1
+      (SELECT * FROM "Activation" x WHERE x."licenseId" = l.id AND x."activeFingerprint" = q.fp)
+      UNION ALL
+      (SELECT * FROM "Activation" x WHERE x."licenseId" = l.id AND x.fingerprint = q.fp ORDER BY x."activatedAt" DESC LIMIT 1)
+      LIMIT 1
     ) a ON true`;
 
 /** Whether the fingerprint `q.fp` holds a live activation of another license of `l`'s product. */
@@ -326,21 +333,22 @@ export type ActivationOutcome =
  */
 function activationWrites(from: string, at: string): string {
   return `lic AS (
-    SELECT l.id, l."activationsUsed" AS used, l."maxActivations" AS max, l."goodwillActivations" AS gw
+    SELECT l.id, l."activationsUsed" AS used, l."maxActivations" AS max, l."goodwillActivations" AS gw,
+           l.state = 'ACTIVE' AND (l."startsAt" IS NULL OR l."startsAt" <= ${at}) AND (l."expiresAt" IS NULL OR l."expiresAt" > ${at}) AS usable
       FROM "License" l WHERE l.id IN (SELECT "licenseId" FROM ${from})
      ORDER BY l.id
        FOR UPDATE
   ), r AS (
     SELECT ${from}.id, ${from}."tenantId", ${from}."licenseId", ${from}."customerId", ${from}.fingerprint, ${from}.components,
            ${from}.hostname, ${from}.platform, ${from}."osVersion", ${from}."appVersion", ${from}.revision, ${from}."requestId", ${from}.i,
-           lic.used, lic.max, lic.gw, row_number() OVER (PARTITION BY ${from}."licenseId" ORDER BY ${from}.i)::int AS rn
+           lic.used, lic.max, lic.gw, lic.usable, row_number() OVER (PARTITION BY ${from}."licenseId" ORDER BY ${from}.i)::int AS rn
       FROM ${from} JOIN lic ON lic.id = ${from}."licenseId"
   ), ins AS (
     INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status, goodwill,
                               hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt", offline)
     SELECT id, "tenantId", "licenseId", fingerprint, fingerprint, components::jsonb, 'ACTIVE', (max IS NOT NULL AND used + rn > max),
            hostname, platform, "osVersion", "appVersion", revision, ${at}, false
-      FROM r WHERE max IS NULL OR used + rn <= max + gw
+      FROM r WHERE usable AND (max IS NULL OR used + rn <= max + gw)
     ON CONFLICT ("licenseId", "activeFingerprint") DO NOTHING
     RETURNING *
   ), n AS (
@@ -365,18 +373,22 @@ function activationWrites(from: string, at: string): string {
 /**
  * Inserts new devices' activations. The license rows are locked in id order (so two batches never
  * deadlock on them) and read after the lock, so `used` is the committed count whatever other
- * instances did; the n-th new device of a license in the batch gets slot used + n, and only while
- * that is within maxActivations + goodwillActivations. The counter then grows by the number of rows
- * actually inserted. A device that went live concurrently (the unique index refuses its row) leaves
- * a gap in the ranks: its group's refusals are then not trusted and go back to the one-call path.
+ * instances did, and so is the license's state: a license revoked, suspended or expired while the
+ * statement waited for its row takes no device (those calls go back to the rules, which see why).
+ * The n-th new device of a license in the batch gets slot used + n, and only while that is within
+ * maxActivations + goodwillActivations. The counter then grows by the number of rows actually
+ * inserted. A device that went live concurrently (the unique index refuses its row) leaves a gap in
+ * the ranks: its group's refusals are then not trusted and go back to the one-call path. (Within a
+ * process two calls of one device never share a statement; across instances the gap can still mark
+ * a later device of that batch as goodwill one slot early.)
  */
 const ACTIVATE = `
   WITH q AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::text[])
       WITH ORDINALITY AS q(id, "tenantId", "licenseId", "customerId", fingerprint, components, hostname, platform, "osVersion", "appVersion", revision, "requestId", i)
   ), ${activationWrites('q', '$13::timestamp')}
-  SELECT r.i::int AS i, row_to_json(ins) AS activation, r.used + r.rn AS used, r.max,
-         NOT (r.max IS NULL OR r.used + r.rn <= r.max + r.gw) AS denied
+  SELECT r.i::int AS i, row_to_json(ins) AS activation, r.used + r.rn AS used, r.max, r.usable,
+         r.usable AND NOT (r.max IS NULL OR r.used + r.rn <= r.max + r.gw) AS denied
     FROM r LEFT JOIN ins ON ins.id = r.id`;
 
 interface ActivationRow {
@@ -385,15 +397,18 @@ interface ActivationRow {
   used: number | null;
   max: number | null;
   denied: boolean;
+  /** The license could take devices, as read under its lock (null: not tried). */
+  usable: boolean | null;
 }
 
 /**
  * The outcome of each call from the rows of ACTIVATE or ACTIVATE_CALL (`null`: not tried). A license
  * whose group had a row refused by the unique index has its ranks off by that row: its refusals are
- * not trusted ('retry').
+ * not trusted ('retry'). A call on a license no longer usable under its lock is neither created nor
+ * denied: 'retry' too, and the rules then answer why.
  */
 function activationOutcomes(items: { licenseId: string | null }[], rows: (ActivationRow & { tried: boolean })[]): (ActivationOutcome | null)[] {
-  const raced = new Set(rows.filter((r) => r.tried && !r.activation && !r.denied).map((r) => items[r.i - 1]!.licenseId));
+  const raced = new Set(rows.filter((r) => r.tried && r.usable && !r.activation && !r.denied).map((r) => items[r.i - 1]!.licenseId));
   const out: (ActivationOutcome | null)[] = items.map(() => null);
   for (const r of rows) {
     if (!r.tried) continue;
@@ -411,7 +426,9 @@ function activationOutcomes(items: { licenseId: string | null }[], rows: (Activa
 
 export const activationBatcher = perApp((app: AppDeps) =>
   batched<ActivationWrite, ActivationOutcome>(
-    async (items) => {
+    // Two calls of one device in a statement: the unique index would refuse the second's row after
+    // it had taken a rank, and the devices ranked after it would count one slot too many.
+    (batch) => inDistinctRounds(batch, (x) => `${x.licenseId}\u0000${x.fingerprint}`, async (items) => {
       const at = new Date();
       const rows = await app.db.sql.query<ActivationRow>(ACTIVATE, [
         items.map((x) => x.activationId),
@@ -431,7 +448,7 @@ export const activationBatcher = perApp((app: AppDeps) =>
       const out = activationOutcomes(items, rows.map((r) => ({ ...r, tried: true })));
       sealTenants(app, rows.filter((r) => r.activation).map((r) => items[r.i - 1]!.tenantId));
       return out.map((o) => o ?? { kind: 'retry' as const });
-    },
+    }),
     { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );
@@ -482,8 +499,8 @@ const ACTIVATE_CALL = `
        AND ("fingerprintMatch" = 'EXACT' OR "noComponents")
   ), ${activationWrites('ok', '$12::timestamp')}
   SELECT f.i::int AS i, f.license, f.activation, f."tokenId", f."tokenUsedAt", f."holdsOther",
-         ok.i IS NOT NULL AS tried, row_to_json(ins) AS created, r.used + r.rn AS used, r.max,
-         COALESCE(NOT (r.max IS NULL OR r.used + r.rn <= r.max + r.gw), false) AS denied
+         ok.i IS NOT NULL AS tried, row_to_json(ins) AS created, r.used + r.rn AS used, r.max, r.usable,
+         COALESCE(r.usable AND NOT (r.max IS NULL OR r.used + r.rn <= r.max + r.gw), false) AS denied
     FROM f LEFT JOIN ok ON ok.i = f.i LEFT JOIN r ON r.i = f.i LEFT JOIN ins ON ins.id = r.id`;
 
 interface ActivationCallRow extends LookupRow {
@@ -492,6 +509,7 @@ interface ActivationCallRow extends LookupRow {
   used: number | null;
   max: number | null;
   denied: boolean;
+  usable: boolean | null;
 }
 
 export const activationCallBatcher = perApp((app: AppDeps) =>

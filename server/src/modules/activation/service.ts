@@ -3,7 +3,7 @@ import type { Activation, License, Prisma } from '@tessera/db/client';
 import semver from 'semver';
 import type { AppDeps } from '../../context.ts';
 import { ConflictError, type FieldProblem, LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
-import { type EventInput, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { type EventInput, inTransaction, recordEvent, type ServiceContext, type Tx } from '../audit/service.ts';
 import { isUniqueViolation } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { parseKey } from '../licenses/keys.ts';
@@ -255,6 +255,8 @@ function limitDenied(license: License, fingerprint: string): EventInput {
 
 
 class DeviceRaced extends Error {}
+/** The license stopped taking devices (revoked, suspended, expired) while this call waited for its row. */
+class LicenseChanged extends Error {}
 
 /**
  * Prisma gives up on a transaction that waits too long for a pooled connection (under a burst the
@@ -342,7 +344,7 @@ function created(outcome: Extract<ActivationOutcome, { kind: 'created' }>, licen
 
 /** Records the refusal (its compliance event) and gives the error to answer with. */
 async function limitReached(ctx: ServiceContext, license: License, fingerprint: string): Promise<LicensingError> {
-  await inTransaction(ctx, license.tenantId, async (_tx, emit) => emit(limitDenied(license, fingerprint)));
+  await recordEvent(ctx, license.tenantId, limitDenied(license, fingerprint));
   return new LicensingError('ACTIVATION_LIMIT_REACHED', 'This license has no activations left');
 }
 
@@ -399,16 +401,14 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
     throw new LicensingError('OFFLINE_ACTIVATION_NOT_ALLOWED', 'This license does not allow offline activation');
   }
   if (!versionAllowed(license, client.appVersion)) {
-    await inTransaction(ctx, tenantId, async (_tx, emit) => {
-      emit({
-        type: 'compliance.activation_denied',
-        subjectType: 'License',
-        subjectId: license.id,
-        licenseId: license.id,
-        customerId: license.customerId,
-        payload: { code: 'VERSION_NOT_ALLOWED', fingerprint, appVersion: client.appVersion, allowedVersions: license.allowedVersions },
-        actor,
-      });
+    await recordEvent(ctx, tenantId, {
+      type: 'compliance.activation_denied',
+      subjectType: 'License',
+      subjectId: license.id,
+      licenseId: license.id,
+      customerId: license.customerId,
+      payload: { code: 'VERSION_NOT_ALLOWED', fingerprint, appVersion: client.appVersion, allowedVersions: license.allowedVersions },
+      actor,
     });
     assertVersion(license, client.appVersion);
   }
@@ -458,14 +458,26 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
   const token = offline ? '' : await activationToken(ctx.app, license, activationId, fingerprint);
   try {
     const attemptActivation = () => inTransaction(ctx, tenantId, async (tx, emit): Promise<ActivateResult | null> => {
-      // One statement: take a slot (the cap, held by the license row), insert the activation into it
-      // (one live activation per device, held by the unique index), and release the device's
-      // activations of other licenses of the same product. No slot, no row; no row, roll back.
+      if (holdsOtherLicense) {
+        // The statement below takes this license's row, then frees the slot on the other one: locked
+        // first, together and in id order (as the batched inserts lock theirs), no two calls deadlock.
+        await tx.$queryRaw`
+          SELECT l.id FROM "License" l
+           WHERE l.id = ${license.id}::uuid
+              OR l.id IN (SELECT a."licenseId" FROM "Activation" a
+                           WHERE a."tenantId" = ${tenantId}::uuid AND a.fingerprint = ${fingerprint} AND a.status = 'ACTIVE')
+           ORDER BY l.id FOR UPDATE`;
+      }
+      // One statement: take a slot (the cap, held by the license row, which must still take devices
+      // once locked), insert the activation into it (one live activation per device, held by the
+      // unique index), and release the device's activations of other licenses of the same product.
+      // No slot, no row; no row, roll back.
       const [row] = await tx.$queryRaw<{ used: number | null; max: number | null; inserted: number; moved: { id: string; licenseId: string }[] }[]>`
         WITH slot AS (
           UPDATE "License" SET "activationsUsed" = "activationsUsed" + 1
            WHERE id = ${license.id}::uuid
              AND ("maxActivations" IS NULL OR "activationsUsed" < "maxActivations" + "goodwillActivations")
+             AND state = 'ACTIVE' AND ("startsAt" IS NULL OR "startsAt" <= ${now}::timestamp) AND ("expiresAt" IS NULL OR "expiresAt" > ${now}::timestamp)
           RETURNING "activationsUsed" AS used, "maxActivations" AS max
         ), ins AS (
           INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status, goodwill,
@@ -492,6 +504,13 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
         SELECT (SELECT used FROM slot) AS used, (SELECT max FROM slot) AS max, (SELECT count(*)::int FROM ins) AS inserted,
                COALESCE((SELECT json_agg(json_build_object('id', id, 'licenseId', "licenseId")) FROM moved), '[]'::json) AS moved`;
       if (!row || row.used === null) {
+        // No slot: the cap, or the license changed since it was read. A new statement sees the row as
+        // committed now; a change goes back to the rules (a fresh lookup), which answer with its code.
+        const [current] = await tx.$queryRaw<{ usable: boolean }[]>`
+          SELECT state = 'ACTIVE' AND ("startsAt" IS NULL OR "startsAt" <= ${now}::timestamp)
+                 AND ("expiresAt" IS NULL OR "expiresAt" > ${now}::timestamp) AS usable
+            FROM "License" WHERE id = ${license.id}::uuid`;
+        if (!current?.usable) throw new LicenseChanged();
         // Nothing was written: the denial is all this transaction commits.
         emit(limitDenied(license, fingerprint));
         return null;
@@ -526,6 +545,10 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
       for (const m of moved) {
         emit({ type: 'activation.released', subjectType: 'Activation', subjectId: m.id, licenseId: m.licenseId, actor, payload: { reason: 'moved', fingerprint, toLicenseId: license.id } });
       }
+      // A license waiting for this device to pick up its change waits no more.
+      for (const id of await markSynced(tx, [...new Set(moved.map((m) => m.licenseId))])) {
+        emit({ type: 'license.synced', subjectType: 'License', subjectId: id, licenseId: id, actor, payload: {} });
+      }
       return result;
     });
     const result = await gated(license.id, () => startingAgain(attemptActivation));
@@ -535,7 +558,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
     // A concurrent request activated this device (or stored this idempotency key) first: answer as it did.
     // Two devices swapping licenses of one product can deadlock on the two license rows; PostgreSQL
     // aborts one, which simply runs again.
-    const retry = err instanceof DeviceRaced || isUniqueViolation(err) || /deadlock detected/.test((err as Error)?.message ?? '');
+    const retry = err instanceof DeviceRaced || err instanceof LicenseChanged || isUniqueViolation(err) || /deadlock detected/.test((err as Error)?.message ?? '');
     if (retry && attempt < 2) return activateChecked(ctx, input, attempt + 1, offline);
     throw err;
   }
@@ -558,6 +581,9 @@ async function reuse(
       syncedRevision: license.revision,
       ...Object.fromEntries(Object.entries(given.client).filter(([, v]) => v !== null)),
     };
+    // The device itself called: it is alive, whatever its heartbeats did (an offline request comes
+    // through the vendor, and says nothing of when the machine last ran).
+    if (!offline) data.lastHeartbeatAt = new Date();
     if (changed) {
       if (given.components.length > 0) data.components = given.components as unknown as Prisma.InputJsonValue;
       data.fingerprint = given.fingerprint;
@@ -779,19 +805,30 @@ export async function validateLicense(ctx: ServiceContext, input: ValidateInput)
  * once, each row is reclaimed (and its slot freed) exactly once.
  */
 export async function reclaimInactive(app: AppDeps, now = new Date()): Promise<number> {
+  // Offline (air-gapped) devices never send heartbeats: their license file is their seat, freed only
+  // by a deactivation file or an operator.
   const tenants = await app.prisma.$queryRaw<{ tenantId: string }[]>`
     SELECT DISTINCT a."tenantId" FROM "Activation" a JOIN "License" l ON l.id = a."licenseId"
-     WHERE a.status = 'ACTIVE' AND l."inactivityReclaimSeconds" IS NOT NULL
+     WHERE a.status = 'ACTIVE' AND NOT a.offline AND l."inactivityReclaimSeconds" IS NOT NULL
        AND COALESCE(a."lastHeartbeatAt", a."activatedAt") < ${now}::timestamp - make_interval(secs => l."inactivityReclaimSeconds")`;
   let total = 0;
   const ctx: ServiceContext = { app, prisma: app.prisma, actor: { kind: 'anonymous' }, requestId: 'inactivity-sweep' };
   for (const { tenantId } of tenants) {
     total += await inTransaction(ctx, tenantId, async (tx, emit) => {
+      // The licenses whose counters this frees, locked first and in id order, as activations lock
+      // theirs: a sweep and a batch of activations never wait on each other in a circle.
+      await tx.$queryRaw`
+        SELECT l.id FROM "License" l
+         WHERE l."tenantId" = ${tenantId}::uuid AND l."inactivityReclaimSeconds" IS NOT NULL
+           AND EXISTS (SELECT 1 FROM "Activation" a
+                        WHERE a."licenseId" = l.id AND a.status = 'ACTIVE' AND NOT a.offline
+                          AND COALESCE(a."lastHeartbeatAt", a."activatedAt") < ${now}::timestamp - make_interval(secs => l."inactivityReclaimSeconds"))
+         ORDER BY l.id FOR UPDATE`;
       const rows = await tx.$queryRaw<{ id: string; licenseId: string; fingerprint: string; lastSeenAt: Date }[]>`
         WITH r AS (
           UPDATE "Activation" a SET status = 'INACTIVE', "activeFingerprint" = NULL
             FROM "License" l
-           WHERE l.id = a."licenseId" AND a."tenantId" = ${tenantId}::uuid AND a.status = 'ACTIVE'
+           WHERE l.id = a."licenseId" AND a."tenantId" = ${tenantId}::uuid AND a.status = 'ACTIVE' AND NOT a.offline
              AND l."inactivityReclaimSeconds" IS NOT NULL
              AND COALESCE(a."lastHeartbeatAt", a."activatedAt") < ${now}::timestamp - make_interval(secs => l."inactivityReclaimSeconds")
           RETURNING a.id, a."licenseId", a.fingerprint, COALESCE(a."lastHeartbeatAt", a."activatedAt") AS "lastSeenAt"
@@ -885,7 +922,14 @@ export async function bindOfflineDevice(
   return { activationId: result.activationId, fingerprint: device.fingerprint, reused: result.reused };
 }
 
-/** Frees an offline activation inside the caller's transaction (deactivation file import). */
-export async function releaseOfflineActivation(tx: Tx, activationId: string, tenantId: string, now: Date): Promise<boolean> {
-  return (await releaseOne(tx, activationId, tenantId, now)) !== null;
+/**
+ * Frees an offline activation inside the caller's transaction (deactivation file import). Returns
+ * whether it was live, and whether its license, waiting for its devices to pick up a change, is now
+ * in sync (the caller records `license.synced`).
+ */
+export async function releaseOfflineActivation(tx: Tx, activationId: string, tenantId: string, now: Date): Promise<{ released: boolean; synced: boolean }> {
+  const released = await releaseOne(tx, activationId, tenantId, now);
+  if (!released) return { released: false, synced: false };
+  const synced = released.syncState === 'PENDING_SYNC' ? await markSynced(tx, [released.licenseId]) : [];
+  return { released: true, synced: synced.length > 0 };
 }

@@ -31,6 +31,8 @@ describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL', () =
       TESSERA_DEMO: '0',
       TESSERA_MASTER_KEY: randomBytes(32).toString('base64'),
       NODE_ENV: 'test',
+      // Unexpected errors reach the log (and a failure's message below).
+      LOG_LEVEL: 'error',
     };
     instances.push(...(await Promise.all([startInstance(env), startInstance(env)])));
   }, 180_000);
@@ -54,7 +56,7 @@ describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL', () =
           body: JSON.stringify({ query: ACTIVATE, variables: { input: { key: l.key, fingerprint: `two-${i}` } } }),
         });
         const body = (await r.json()) as { data: { activate: { __typename: string; code?: string; token?: string } }; errors?: unknown };
-        if (body.errors) throw new Error(JSON.stringify(body.errors));
+        if (body.errors) throw new Error(`${JSON.stringify(body.errors)}\n${instances.map((x) => x.output()).join('\n')}`);
         return { via: i % 2, ...body.data.activate };
       }),
     );

@@ -1,7 +1,8 @@
 import type { Prisma } from '@tessera/db/client';
 import type { PrismaClient } from '@tessera/db/database';
 import type { Actor, AppDeps } from '../../context.ts';
-import { sealerOf } from './chain.ts';
+import { batched, inFlightFor, perApp } from '../common/batch.ts';
+import { sealerOf, sealTenants } from './chain.ts';
 
 /** What services need from a request; the GraphQL context satisfies it, tests build one directly. */
 export interface ServiceContext {
@@ -78,6 +79,52 @@ async function writeEvents(tx: Tx, ctx: ServiceContext, tenantId: string, pendin
       };
     }),
   });
+}
+
+interface Recorded {
+  tenantId: string;
+  event: EventInput;
+  actor: { type: string; id: string | null };
+  requestId: string;
+}
+
+const INSERT_EVENTS = `
+  INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", "customerId", payload, "requestId", "occurredAt")
+  SELECT "tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", "customerId", payload::jsonb, "requestId", $11::timestamp
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::uuid[], $9::text[], $10::text[])
+      AS q("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", "customerId", payload, "requestId")`;
+
+const eventBatcher = perApp((app: AppDeps) =>
+  batched<Recorded, true>(
+    async (items) => {
+      await app.db.sql.query(INSERT_EVENTS, [
+        items.map((x) => x.tenantId),
+        items.map((x) => x.event.type),
+        items.map((x) => x.actor.type),
+        items.map((x) => x.actor.id),
+        items.map((x) => x.event.subjectType),
+        items.map((x) => x.event.subjectId),
+        items.map((x) => x.event.licenseId ?? null),
+        items.map((x) => x.event.customerId ?? null),
+        items.map((x) => JSON.stringify(x.event.payload ?? {})),
+        items.map((x) => x.requestId),
+        new Date().toISOString(),
+      ], 'tessera_record_events');
+      sealTenants(app, items.map((x) => x.tenantId));
+      return items.map(() => true as const);
+    },
+    { maxInFlight: inFlightFor(app.db.kind, 'write') },
+  ),
+);
+
+/**
+ * Records an event that changes nothing else (a refused activation, say): one row, written by a
+ * batched statement shared with the concurrent calls instead of a transaction of its own. A burst of
+ * refusals (a fleet over its cap) would otherwise queue a transaction each on the connection pool,
+ * time out there and starve every other request of connections.
+ */
+export async function recordEvent(ctx: ServiceContext, tenantId: string, event: EventInput): Promise<void> {
+  await eventBatcher(ctx.app)({ tenantId, event, actor: event.actor ?? actorOf(ctx.actor), requestId: ctx.requestId });
 }
 
 /** A field-by-field diff of an update, for the event payload. */

@@ -145,6 +145,9 @@ async function crossingsMayChange(deps: AppDeps, licenseId: string): Promise<boo
 }
 
 const inFlight = new WeakMap<AppDeps, Map<string, { again: boolean; done: Promise<void> }>>();
+/** Apps shutting down: their failed evaluations are not retried. */
+const stopping = new WeakSet<AppDeps>();
+const EVALUATION_TRIES = 5;
 
 /** Re-evaluates the licenses named by sealed usage events; registered once per app. */
 export function watchCompliance(deps: AppDeps): void {
@@ -163,10 +166,21 @@ export function watchCompliance(deps: AppDeps): void {
       const state = { again: false, done: Promise.resolve() };
       running.set(licenseId, state);
       state.done = (async () => {
+        let failures = 0;
         try {
           do {
             state.again = false;
-            await evaluateLicense(deps, tenantId, licenseId, requestId);
+            try {
+              await evaluateLicense(deps, tenantId, licenseId, requestId);
+              failures = 0;
+            } catch (err) {
+              // A burst can keep every pooled connection busy past Prisma's wait for one, or the
+              // database can be briefly away: the crossing would be missed until the license's next
+              // usage event, so try again a few times, backing off, before giving up.
+              if (++failures >= EVALUATION_TRIES || stopping.has(deps)) throw err;
+              await new Promise((resolve) => setTimeout(resolve, 200 * failures));
+              state.again = true;
+            }
           } while (state.again);
         } catch (err) {
           console.error(`compliance: evaluating license ${licenseId} failed:`, (err as Error).message);
@@ -179,6 +193,12 @@ export function watchCompliance(deps: AppDeps): void {
 }
 
 /** Resolves when no evaluation is in flight on this instance (tests, shutdown). */
+/** Shutdown: no more retries, then waits for the evaluations in flight. */
+export async function stopCompliance(deps: AppDeps): Promise<void> {
+  stopping.add(deps);
+  await complianceIdle(deps);
+}
+
 export async function complianceIdle(deps: AppDeps): Promise<void> {
   const running = inFlight.get(deps);
   while (running?.size) await Promise.all([...running.values()].map((r) => r.done));

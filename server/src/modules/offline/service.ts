@@ -258,7 +258,7 @@ export async function importOfflineDeactivation(ctx: ServiceContext, text: strin
       ON CONFLICT ("activationId") DO NOTHING
       RETURNING id`;
     if (!first) return { activationId: activation.id, imported: false };
-    await releaseOfflineActivation(tx, activation.id, tenantId, now);
+    const { synced } = await releaseOfflineActivation(tx, activation.id, tenantId, now);
     const base = { licenseId: activation.licenseId, customerId: activation.license.customerId };
     for (const [meter, quantity] of Object.entries(usage.data)) {
       if (quantity === 0) continue;
@@ -292,6 +292,7 @@ export async function importOfflineDeactivation(ctx: ServiceContext, text: strin
       subjectId: activation.id,
       payload: { reason: 'offline_deactivation', fingerprint: activation.fingerprint, usage: usage.data },
     });
+    if (synced) emit({ ...base, type: 'license.synced', subjectType: 'License', subjectId: activation.licenseId, payload: { revision: activation.license.revision } });
     return { activationId: activation.id, imported: true };
   });
 }

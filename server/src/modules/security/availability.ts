@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import type { Logger } from 'pino';
 import { maskError as yogaMaskError } from 'graphql-yoga';
 
 /** Codes and messages of a database that cannot be reached right now (as opposed to a bad query). */
@@ -34,4 +35,31 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
     });
   }
   return yogaMaskError(error, message, isDev);
+}
+
+/** At most this much of an error's message goes to the log: a driver's message can quote the values it was given. */
+const LOGGED_MESSAGE = 300;
+
+/**
+ * maskError, and the error it hides in the structured log: the caller sees only "Unexpected error"
+ * (or the retryable outage), the operator sees what happened and where. Only the first line of the
+ * message, cut short, and the stack's frames: a database or ORM error can quote the arguments it was
+ * called with (license keys among them), and those stay out of the log.
+ */
+export function loggingMaskError(logger: Logger): typeof maskError {
+  return (error, message, isDev) => {
+    const masked = maskError(error, message, isDev);
+    if (masked !== error) {
+      const located = error as { path?: readonly (string | number)[]; originalError?: unknown };
+      const original = (located.originalError ?? error) as { name?: string; code?: unknown; message?: unknown; stack?: unknown };
+      const firstLine = String(original.message ?? original).split('\n', 1)[0]!.slice(0, LOGGED_MESSAGE);
+      const frames = typeof original.stack === 'string' ? original.stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 12).join('\n') : undefined;
+      const outage = (masked as GraphQLError).extensions?.code === 'SERVICE_UNAVAILABLE';
+      logger[outage ? 'warn' : 'error'](
+        { path: located.path?.join('.'), error: { type: original.name, code: typeof original.code === 'string' ? original.code : undefined, message: firstLine, stack: frames } },
+        outage ? 'request failed: the database is unavailable' : 'request failed with an unexpected error',
+      );
+    }
+    return masked;
+  };
 }

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { createYoga, createSchema } from 'graphql-yoga';
 import { describe, expect, it } from 'vitest';
+import { loggingMaskError } from './availability.ts';
 import { createLogger, keyHint, requestLogPlugin } from './log.ts';
 
 function capture() {
@@ -47,5 +48,36 @@ describe('structured logs', () => {
     );
     expect(lines[0]).not.toMatch(/Bearer abc|"pw"|LIC-1|"t"|c=1/);
     expect(keyHint('LIC-AAAA-BBBBBBBBBBBB-CCCC')).toBe('LIC-AAAA…');
+  });
+
+  it('log the error behind a masked answer, without the values its message quotes', async () => {
+    const { lines, logger } = capture();
+    const yoga = createYoga({
+      schema: createSchema({
+        typeDefs: 'type Query { boom: String, down: String }',
+        resolvers: {
+          Query: {
+            boom: () => {
+              throw Object.assign(new Error('Invalid `prisma.license.findFirst()` invocation:\n  where: { key: "LIC-AAAA-BBBBBBBBBBBB-CCCC" }'), { code: 'P2009' });
+            },
+            down: () => {
+              throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+            },
+          },
+        },
+      }),
+      maskedErrors: { maskError: loggingMaskError(logger) },
+      logging: false,
+    });
+    const res = await yoga.fetch('http://x/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ boom }' }) });
+    expect((await res.json()).errors[0]).toMatchObject({ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    expect(lines).toHaveLength(1);
+    const entry = JSON.parse(lines[0]!);
+    expect(entry).toMatchObject({ level: 50, msg: 'request failed with an unexpected error', path: 'boom', error: { type: 'Error', code: 'P2009', message: 'Invalid `prisma.license.findFirst()` invocation:' } });
+    expect(entry.error.stack).toMatch(/^\s+at /);
+    expect(lines[0]).not.toMatch(/LIC-AAAA/);
+
+    await yoga.fetch('http://x/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ down }' }) });
+    expect(JSON.parse(lines[1]!)).toMatchObject({ level: 40, path: 'down', error: { code: 'ECONNREFUSED' } });
   });
 });

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { Plugin } from 'graphql-yoga';
 import type { AppDeps } from '../../context.ts';
-import { maskError } from './availability.ts';
+import { loggingMaskError } from './availability.ts';
 import { requestBodyLimit } from './body-limit.ts';
 import { corsOptions, csrfPlugin } from './csrf.ts';
 import { graphqlLimitPlugins } from './limits.ts';
@@ -25,12 +25,12 @@ export function createSecurity(deps: AppDeps, options: { busPrefix?: string; log
     logger,
     plugins,
     yogaOptions: {
-      maskedErrors: { maskError },
+      maskedErrors: { maskError: loggingMaskError(logger) },
       cors: corsOptions(config.security.corsOrigins),
       batching: false,
       // requestBodyLimit() above enforces the limit without streaming bodies that declare their length.
       maxRequestBodySize: false as const,
-      // Yoga's own messages (including the originals of masked errors) go to the structured log.
+      // Yoga's own messages go to the structured log (the originals of masked errors: loggingMaskError).
       logging: {
         debug: (...args: unknown[]) => logger.debug({ detail: args.slice(1) }, String(args[0])),
         info: (...args: unknown[]) => logger.info({ detail: args.slice(1) }, String(args[0])),

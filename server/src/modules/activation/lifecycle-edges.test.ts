@@ -1,0 +1,204 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
+import { activateDevice, components, deactivateDevice, edition, heartbeatDevice, issue, license as issueLicense, product, validate } from './fixtures.ts';
+import { reclaimInactive } from './service.ts';
+
+/**
+ * Device-lifecycle edges found in review: each test here failed before its fix. The ones that need a
+ * second connection holding a row lock (a revocation or a lock order racing a batch) run on
+ * PostgreSQL only: PGlite has one connection, so nothing can wait for a lock there.
+ */
+
+let s: TestServer;
+let token: string;
+let tenantId: string;
+/** On PostgreSQL, the database's URL: the lock tests open a connection of their own to it. */
+let fresh: Awaited<ReturnType<typeof freshPostgres>> | undefined;
+beforeAll(async () => {
+  fresh = testDatabaseUrl ? await freshPostgres(testDatabaseUrl) : undefined;
+  s = await startTestServer({ databaseUrl: fresh?.url });
+  ({ token, id: tenantId } = await s.tenant());
+});
+afterAll(async () => {
+  await s.close();
+  await fresh?.drop();
+});
+
+const UPDATE_LICENSE = `mutation($input: UpdateLicenseInput!) { updateLicense(input: $input) { __typename ... on License { revision syncState } ... on Error { message } } }`;
+const ISSUE_OFFLINE = `mutation($input: IssueOfflineLicenseInput!) { issueOfflineLicense(input: $input) {
+  __typename ... on OfflineLicensePayload { activation { id status offline } } ... on Error { message } ... on LicensingError { code } } }`;
+
+const licenseRow = (id: string) => s.db.prisma.license.findUniqueOrThrow({ where: { id } });
+const events = (type: string, licenseId: string) => s.db.prisma.auditEvent.findMany({ where: { tenantId, type, licenseId } });
+
+describe('sync state', () => {
+  it('a license waiting for its only device to sync is in sync once that device moves to another license of the product', async () => {
+    const productId = await product(s, token);
+    const editionId = await edition(s, token, productId, { maxActivations: 2 });
+    const old = await issueLicense(s, token, editionId);
+    const next = await issueLicense(s, token, editionId);
+    expect((await activateDevice(s, { key: old.key, fingerprint: 'mover' })).__typename).toBe('ActivateSuccess');
+    const updated = ok(await s.gql(UPDATE_LICENSE, { input: { licenseId: old.globalId, maxActivations: 5 } }, { token })).updateLicense;
+    expect(updated).toMatchObject({ __typename: 'License', syncState: 'PENDING_SYNC' });
+
+    expect((await activateDevice(s, { key: next.key, fingerprint: 'mover' })).__typename).toBe('ActivateSuccess');
+    expect(await licenseRow(old.id)).toMatchObject({ activationsUsed: 0, syncState: 'SYNCED' });
+    expect(await events('license.synced', old.id)).toHaveLength(1);
+  });
+});
+
+describe('inactivity reclamation', () => {
+  it('leaves offline devices alone: they never send heartbeats, and their license file is their seat', async () => {
+    const l = await issue(s, token, { maxActivations: 1, inactivityReclaimSeconds: 60, deploymentMode: 'HYBRID', allowOffline: true });
+    const offline = ok(await s.gql(ISSUE_OFFLINE, { input: { licenseId: l.globalId, fingerprint: 'air-gapped' } }, { token })).issueOfflineLicense;
+    expect(offline).toMatchObject({ __typename: 'OfflineLicensePayload', activation: { status: 'ACTIVE', offline: true } });
+
+    expect(await reclaimInactive(s.app.deps, new Date(Date.now() + 3600_000))).toBe(0);
+    expect(await licenseRow(l.id)).toMatchObject({ activationsUsed: 1 });
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'second' })).toMatchObject({ code: 'ACTIVATION_LIMIT_REACHED' });
+  });
+
+  it('counts a re-activation as the device being seen', async () => {
+    const l = await issue(s, token, { maxActivations: 1, inactivityReclaimSeconds: 60 });
+    expect((await activateDevice(s, { key: l.key, fingerprint: 'back' })).__typename).toBe('ActivateSuccess');
+    await s.db.prisma.activation.updateMany({ where: { licenseId: l.id }, data: { activatedAt: new Date(Date.now() - 3600_000) } });
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'back' })).toMatchObject({ reused: true });
+
+    expect(await reclaimInactive(s.app.deps)).toBe(0);
+    expect((await heartbeatDevice(s, { key: l.key, fingerprint: 'back' })).__typename).toBe('HeartbeatSuccess');
+  });
+});
+
+describe('the device a key and fingerprint name', () => {
+  it('is the live activation, not a later released one under the same fingerprint', async () => {
+    const l = await issue(s, token, { maxActivations: 3, fingerprintMatch: 'MAJORITY' });
+    const a = await activateDevice(s, { key: l.key, fingerprint: 'fa', components: components('m1', 'c1', 'd1') });
+    expect(a.__typename).toBe('ActivateSuccess');
+    // Another activation under "fb", made later and released.
+    expect((await activateDevice(s, { key: l.key, fingerprint: 'fb' })).__typename).toBe('ActivateSuccess');
+    expect((await deactivateDevice(s, { key: l.key, fingerprint: 'fb' })).__typename).toBe('DeactivateSuccess');
+    // Device A's disk changes and its fingerprint becomes "fb": it is recognised as A, under the new fingerprint.
+    const moved = await activateDevice(s, { key: l.key, fingerprint: 'fb', components: components('m1', 'c1', 'd2') });
+    expect(moved).toMatchObject({ __typename: 'ActivateSuccess', reused: true, activation: { id: a.activation.id } });
+
+    expect(await heartbeatDevice(s, { key: l.key, fingerprint: 'fb' })).toMatchObject({ __typename: 'HeartbeatSuccess', activation: { id: a.activation.id } });
+    expect(await validate(s, { key: l.key, fingerprint: 'fb' })).toMatchObject({ valid: true });
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'fb' })).toMatchObject({ __typename: 'ActivateSuccess', reused: true, activation: { id: a.activation.id } });
+    expect(await deactivateDevice(s, { key: l.key, fingerprint: 'fb' })).toMatchObject({ __typename: 'DeactivateSuccess', activation: { id: a.activation.id } });
+    expect(await licenseRow(l.id)).toMatchObject({ activationsUsed: 0 });
+  });
+});
+
+describe('goodwill', () => {
+  it('a device activating twice at once takes one slot, and the device after it is not counted as goodwill', async () => {
+    // A version rule sends these calls through the batched insert that follows the rules' lookup.
+    for (let round = 0; round < 5; round++) {
+      const l = await issue(s, token, { maxActivations: 2, goodwillActivations: 1, allowedVersions: '>=1.0.0' });
+      const client = { appVersion: '1.2.0' };
+      const results = await Promise.all([
+        activateDevice(s, { key: l.key, fingerprint: 'twice', client }),
+        activateDevice(s, { key: l.key, fingerprint: 'twice', client }),
+        activateDevice(s, { key: l.key, fingerprint: 'other', client }),
+      ]);
+      expect(results.map((r) => r.__typename)).toEqual(['ActivateSuccess', 'ActivateSuccess', 'ActivateSuccess']);
+      expect(results.filter((r) => r.reused)).toHaveLength(1);
+      expect(results.map((r) => r.goodwill)).toEqual([false, false, false]);
+      expect(await licenseRow(l.id)).toMatchObject({ activationsUsed: 2 });
+      expect(await s.db.prisma.activation.count({ where: { licenseId: l.id, goodwill: true } })).toBe(0);
+      expect(await events('compliance.goodwill_used', l.id)).toHaveLength(0);
+    }
+  });
+});
+
+describe('refusals in a burst', () => {
+  it('300 activations past the cap at once are each refused and recorded, none with an internal error', async () => {
+    const l = await issue(s, token, { maxActivations: 1 });
+    expect((await activateDevice(s, { key: l.key, fingerprint: 'first' })).__typename).toBe('ActivateSuccess');
+    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => s.gql(
+      `mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on LicensingError { code } } }`,
+      { input: { key: l.key, fingerprint: `over-${i}` } },
+    )));
+    expect(results.flatMap((r) => r.errors ?? [])).toEqual([]);
+    expect(results.filter((r) => r.data.activate.code === 'ACTIVATION_LIMIT_REACHED')).toHaveLength(300);
+    expect(await events('compliance.activation_denied', l.id)).toHaveLength(300);
+    expect(await licenseRow(l.id)).toMatchObject({ activationsUsed: 1 });
+  });
+});
+
+describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (PostgreSQL)', () => {
+  let conn: pg.Client;
+  beforeAll(async () => {
+    conn = new pg.Client({ connectionString: fresh!.url });
+    await conn.connect();
+  });
+  afterAll(() => conn?.end());
+
+  it('an activation waiting on a license that is being revoked is refused with LICENSE_REVOKED, on either path', async () => {
+    const l = await issue(s, token, { maxActivations: 5 }, { tokenCount: 1 });
+    await conn.query('BEGIN');
+    await conn.query(`UPDATE "License" SET state = 'REVOKED' WHERE id = $1`, [l.id]);
+    // A license key for a new device waits on the row in the one-statement activation; the token key
+    // was looked up by that same statement (as still active) and goes on to the one-call path after it.
+    const pending = Promise.all([
+      activateDevice(s, { key: l.key, fingerprint: 'late-1' }),
+      activateDevice(s, { key: l.tokenKeys[0], fingerprint: 'late-2' }),
+    ]);
+    await waitForLockWaiters(conn, 1);
+    await conn.query('COMMIT');
+    const results = await pending;
+    expect(results.map((r) => r.code)).toEqual(['LICENSE_REVOKED', 'LICENSE_REVOKED']);
+    expect(await licenseRow(l.id)).toMatchObject({ activationsUsed: 0 });
+    expect(await s.db.prisma.activation.count({ where: { licenseId: l.id } })).toBe(0);
+  });
+
+  it('a batch of activations caught in a deadlock runs again instead of failing every call in it', async () => {
+    const productId = await product(s, token);
+    const editionId = await edition(s, token, productId, { maxActivations: 10 });
+    const [a, b] = [await issueLicense(s, token, editionId), await issueLicense(s, token, editionId)].sort((x, y) => (x.id < y.id ? -1 : 1));
+    const gate = await issueLicense(s, token, editionId);
+    const other = new pg.Client({ connectionString: fresh!.url });
+    await other.connect();
+    try {
+      // The other party holds b and, later, asks for a: against the id order the batch locks them in.
+      // It never checks for the deadlock itself (a long deadlock_timeout), so the batch is the one aborted.
+      await conn.query(`SET deadlock_timeout = '10s'`);
+      await conn.query('BEGIN');
+      await conn.query(`SELECT id FROM "License" WHERE id = $1 FOR UPDATE`, [b!.id]);
+      // One write statement in flight per process: a statement held on `gate` makes the six calls
+      // below queue, so that they then share one statement, which takes a and waits for b.
+      await other.query('BEGIN');
+      await other.query(`SELECT id FROM "License" WHERE id = $1 FOR UPDATE`, [gate.id]);
+      const first = activateDevice(s, { key: gate.key, fingerprint: 'dl-gate' });
+      await waitForLockWaiters(conn, 1);
+      const pending = Promise.all([
+        ...[1, 2, 3].map((i) => activateDevice(s, { key: a!.key, fingerprint: `dl-a-${i}` })),
+        ...[1, 2, 3].map((i) => activateDevice(s, { key: b!.key, fingerprint: `dl-b-${i}` })),
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await other.query('COMMIT');
+      expect((await first).__typename).toBe('ActivateSuccess');
+      await waitForLockWaiters(conn, 1);
+      await conn.query(`SELECT id FROM "License" WHERE id = $1 FOR UPDATE`, [a!.id]);
+      await conn.query('COMMIT');
+      const results = await pending;
+      expect(results.map((r) => r.__typename)).toEqual(Array(6).fill('ActivateSuccess'));
+      expect((await licenseRow(a!.id)).activationsUsed + (await licenseRow(b!.id)).activationsUsed).toBe(6);
+    } finally {
+      await conn.query('RESET deadlock_timeout');
+      await other.end();
+    }
+  });
+});
+
+/** Waits until `n` other backends of this database wait for a lock. */
+async function waitForLockWaiters(conn: pg.Client, n: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await conn.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+    );
+    if (rows[0]!.n >= n) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`fewer than ${n} backends came to wait for a lock`);
+}
