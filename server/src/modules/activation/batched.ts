@@ -75,11 +75,15 @@ const KEY_JOINS = `
       LIMIT 1
     ) a ON true`;
 
-/** Whether the fingerprint `q.fp` holds a live activation of another license of `l`'s product. */
+/**
+ * Whether the fingerprint `q.fp` holds a live activation of another license of `l`'s product and
+ * customer: the one the activation moves the device from (an upgrade, a renewal as a new license).
+ * Another customer's license is never touched: a fingerprint is no proof of owning that license.
+ */
 const HOLDS_OTHER = `EXISTS (
   SELECT 1 FROM "Activation" o JOIN "License" ol ON ol.id = o."licenseId"
    WHERE o."tenantId" = l."tenantId" AND o.fingerprint = q.fp AND o.status = 'ACTIVE'
-     AND o."licenseId" <> l.id AND ol."productId" = l."productId")`;
+     AND o."licenseId" <> l.id AND ol."productId" = l."productId" AND ol."customerId" IS NOT DISTINCT FROM l."customerId")`;
 
 /**
  * One indexed read per key (with this device's latest activation), whatever the key kind; an unknown

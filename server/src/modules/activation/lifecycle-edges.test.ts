@@ -48,6 +48,33 @@ describe('sync state', () => {
   });
 });
 
+describe('moving a device between licenses of a product', () => {
+  const customer = async (name: string) =>
+    ok(await s.gql(`mutation($name: String!) { createCustomer(input: { name: $name }) { ... on Customer { id } } }`, { name }, { token })).createCustomer.id as string;
+
+  it('happens within one customer, never from another customer\'s license', async () => {
+    const productId = await product(s, token);
+    const editionId = await edition(s, token, productId, { maxActivations: 2 });
+    const [acme, globex] = [await customer('Acme'), await customer('Globex')];
+    const victim = await issueLicense(s, token, editionId, { customerId: acme });
+    const upgrade = await issueLicense(s, token, editionId, { customerId: acme });
+    const stranger = await issueLicense(s, token, editionId, { customerId: globex });
+    expect((await activateDevice(s, { key: victim.key, fingerprint: 'shared-fp' })).__typename).toBe('ActivateSuccess');
+
+    // Another customer's key with the same fingerprint: its own activation, and the first one stays.
+    expect(await activateDevice(s, { key: stranger.key, fingerprint: 'shared-fp' })).toMatchObject({ __typename: 'ActivateSuccess', reused: false });
+    expect((await heartbeatDevice(s, { key: victim.key, fingerprint: 'shared-fp' })).__typename).toBe('HeartbeatSuccess');
+    expect(await licenseRow(victim.id)).toMatchObject({ activationsUsed: 1 });
+    expect(await events('activation.released', victim.id)).toHaveLength(0);
+
+    // The same customer's new license takes the device over.
+    expect((await activateDevice(s, { key: upgrade.key, fingerprint: 'shared-fp' })).__typename).toBe('ActivateSuccess');
+    expect(await heartbeatDevice(s, { key: victim.key, fingerprint: 'shared-fp' })).toMatchObject({ code: 'ACTIVATION_RELEASED' });
+    expect(await licenseRow(victim.id)).toMatchObject({ activationsUsed: 0 });
+    expect(await licenseRow(stranger.id)).toMatchObject({ activationsUsed: 1 });
+  });
+});
+
 describe('inactivity reclamation', () => {
   it('leaves offline devices alone: they never send heartbeats, and their license file is their seat', async () => {
     const l = await issue(s, token, { maxActivations: 1, inactivityReclaimSeconds: 60, deploymentMode: 'HYBRID', allowOffline: true });

@@ -464,8 +464,9 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
         await tx.$queryRaw`
           SELECT l.id FROM "License" l
            WHERE l.id = ${license.id}::uuid
-              OR l.id IN (SELECT a."licenseId" FROM "Activation" a
-                           WHERE a."tenantId" = ${tenantId}::uuid AND a.fingerprint = ${fingerprint} AND a.status = 'ACTIVE')
+              OR (l.id IN (SELECT a."licenseId" FROM "Activation" a
+                            WHERE a."tenantId" = ${tenantId}::uuid AND a.fingerprint = ${fingerprint} AND a.status = 'ACTIVE')
+                  AND l."productId" = ${license.productId}::uuid AND l."customerId" IS NOT DISTINCT FROM ${license.customerId}::uuid)
            ORDER BY l.id FOR UPDATE`;
       }
       // One statement: take a slot (the cap, held by the license row, which must still take devices
@@ -495,6 +496,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
            WHERE EXISTS (SELECT 1 FROM ins)
              AND a."tenantId" = ${tenantId}::uuid AND a.fingerprint = ${fingerprint} AND a.status = 'ACTIVE'
              AND a."licenseId" <> ${license.id}::uuid AND l.id = a."licenseId" AND l."productId" = ${license.productId}::uuid
+             AND l."customerId" IS NOT DISTINCT FROM ${license.customerId}::uuid
           RETURNING a.id, a."licenseId"
         ), freed AS (
           UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - c.n
