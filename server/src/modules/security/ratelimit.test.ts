@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
 import { execute, listen, wsClient, type WsClient } from '../../../test/ws.ts';
-import { issue } from '../activation/fixtures.ts';
+import { issue, license } from '../activation/fixtures.ts';
 import { generateKey } from '../licenses/keys.ts';
 
 const ACTIVATE = `mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on LicensingError { code message } ... on ActivateSuccess { reused } } }`;
@@ -203,6 +203,16 @@ describe('rate limits under concurrency', () => {
     expect(tally(concurrent)).toEqual({ LICENSE_NOT_FOUND: 3, RATE_LIMITED: 12 });
   });
 
+  it('lets a burst of known keys from one address through, more at once than its unknown-key budget', async () => {
+    const { key } = await issue(s, token, { maxActivations: 100 });
+    const site = ip();
+    expect(tally(await Promise.all(Array.from({ length: 40 }, () => validate(key, site))))).toEqual({ VALID: 40 });
+    // The budget is whole afterwards: every place was given back.
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push(await validate(generateKey('LIC'), site));
+    expect(codes).toEqual(['LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'RATE_LIMITED']);
+  });
+
   it('gives a known key its unknown-key point back', async () => {
     const { key } = await issue(s, token, { maxActivations: 100 });
     const site = ip();
@@ -347,6 +357,20 @@ describe('rate limits shared through Redis by two instances', () => {
     const codes = answers.flat().map((v) => v.code);
     expect(codes.filter((c) => c === 'LICENSE_NOT_FOUND')).toHaveLength(3);
     expect(codes.filter((c) => c === 'RATE_LIMITED')).toHaveLength(27);
+  });
+
+  it('lets a burst of known keys from one address through, more at once than its unknown-key budget, with the budget in Redis', async () => {
+    const { token } = await a.tenant();
+    // Ten keys, four calls each: within this server's per-key limit of 4.
+    const first = await issue(a, token);
+    const keys = [first.key, ...(await Promise.all(Array.from({ length: 9 }, () => license(a, token, first.editionId)))).map((l) => l.key)];
+    const site = ip();
+    const known = await Promise.all(Array.from({ length: 40 }, (_, i) => a.gql(VALIDATE, { input: { key: keys[i % 10] } }, from(site))));
+    expect(known.map((r) => ok(r).validateLicense.code)).toEqual(Array(40).fill(null));
+    // Every place was given back: the whole budget is left, on both instances (b knows no key of a's).
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push(ok(await (i % 2 ? b : a).gql(VALIDATE, { input: { key: generateKey('LIC') } }, from(site))).validateLicense.code);
+    expect(codes).toEqual(['LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'RATE_LIMITED']);
   });
 
   it('gives a known key its unknown-key point back', async () => {

@@ -22,12 +22,17 @@ import type { SecurityConfig } from './config.ts';
  *
  * Budgets that count only failures (unknown keys, failed sign-ins) take their point before the slow
  * part runs and give it back when it did not fail: counting afterwards would let every concurrent
- * (or aliased) attempt pass the check before any of them is counted.
+ * (or aliased) attempt pass the check before any of them is counted. A client call that finds the
+ * unknown-key budget held only by lookups still running waits for them (placeForLookup) instead of
+ * being refused with a key that may well be valid.
  */
 export interface RateLimits {
   key: RateLimiterAbstract | null;
   ip: RateLimiterAbstract | null;
+  /** Unknown-key lookups per address: those answered, and those still running (taken before, given back when the key is known). */
   unknownKeys: RateLimiterAbstract | null;
+  /** Unknown-key answers per address alone: tells a budget used up from one held by lookups in flight. */
+  unknownKeysAnswered: RateLimiterAbstract | null;
   admin: RateLimiterAbstract | null;
   signInAccount: RateLimiterAbstract | null;
   signInIp: RateLimiterAbstract | null;
@@ -52,6 +57,7 @@ export function createRateLimits(config: SecurityConfig, redisUrl?: string, pref
     key: make('key', config.keyPerMinute, MINUTE),
     ip: make('ip', config.ipPerMinute, MINUTE),
     unknownKeys: make('unknown', config.ipUnknownKeysPerMinute, MINUTE),
+    unknownKeysAnswered: make('unknown-answered', config.ipUnknownKeysPerMinute, MINUTE),
     admin: make('admin', config.adminPerMinute, MINUTE),
     signInAccount: make('signin-account', config.signInAccountFailures, QUARTER_HOUR),
     signInIp: make('signin-ip', config.signInIpFailures, QUARTER_HOUR),
@@ -73,6 +79,39 @@ async function take(limiter: RateLimiterAbstract | null, id: string, points = 1)
   } catch (err) {
     if (err instanceof RateLimiterRes) return Math.max(1, Math.ceil(err.msBeforeNext / 1000));
     return null; // the store failed and no insurance answered: fail open rather than lock everyone out
+  }
+}
+
+/** Seconds to wait when `id` has already used up `limiter` (without taking anything); null otherwise. */
+async function exhausted(limiter: RateLimiterAbstract | null, id: string): Promise<number | null> {
+  if (!limiter) return null;
+  const res = await limiter.get(id).catch(() => null);
+  if (!res || res.consumedPoints < limiter.points) return null;
+  return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+}
+
+/** How long a call waits for lookups in flight to free the unknown-key budget before it is refused. */
+const LOOKUP_WAIT_MS = 3000;
+
+/**
+ * A place for one more lookup in the address's unknown-key budget, after `first` (the answer of the
+ * take made with the other limits) refused one. Refused because earlier answers used the budget up:
+ * the call is refused. Refused only because lookups still running hold the rest (a site behind one
+ * address starting many devices at once, all with known keys): it waits for them to finish, as
+ * known keys give their places back at once, rather than answering RATE_LIMITED to a valid key.
+ */
+async function placeForLookup(limits: RateLimits, ip: string, first: number): Promise<number | null> {
+  let wait = first;
+  const deadline = Date.now() + LOOKUP_WAIT_MS;
+  for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
+    const usedUp = await exhausted(limits.unknownKeysAnswered, ip);
+    if (usedUp !== null) return usedUp;
+    if (Date.now() + pause > deadline) return wait;
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    const again = await take(limits.unknownKeys, ip);
+    if (again === null) return null;
+    void giveBack(limits.unknownKeys, ip); // a refused take counts its point too
+    wait = again;
   }
 }
 
@@ -196,26 +235,35 @@ function wrapClientField(field: GraphQLField<unknown, Context>) {
     const ip = ipOf(state, ctx);
     const keyId = keyBucket((args as { input?: { key?: unknown } }).input?.key);
     const { limits } = state;
-    // Taken together, one round trip with Redis. The unknown-key point is given back below unless the
-    // key turned out unknown: a limit of N lets at most N unknown-key lookups run, however concurrent.
+    // Taken together, one round trip with Redis. The unknown-key point is a place for this lookup: given
+    // back below unless the key turned out unknown, so a limit of N lets at most N unknown-key lookups
+    // run, however concurrent (aliases, parallel requests, several instances sharing Redis).
     const [unknownWait, keyWait, ipWait] = await Promise.all([
       ip ? take(limits.unknownKeys, ip) : null,
       take(limits.key, keyId),
       ip ? take(limits.ip, ip) : null,
     ]);
+    // A refused take counts its point too: returned at once.
+    if (ip && unknownWait !== null) void giveBack(limits.unknownKeys, ip);
+    let placed = !!ip && unknownWait === null;
     let unknownKey = false;
     try {
-      const wait = unknownWait ?? keyWait ?? ipWait;
+      let wait = keyWait ?? ipWait;
+      if (wait === null && ip && unknownWait !== null) {
+        wait = await placeForLookup(limits, ip, unknownWait);
+        placed = wait === null;
+      }
       if (wait !== null) {
         if (ctx.transport === 'http') state.retryAfter.set(ctx.request, wait);
         return limited(name, wait);
       }
       const result = await original(root, args, ctx, info);
       unknownKey = isUnknownKey(result);
+      if (unknownKey && ip) await take(limits.unknownKeysAnswered, ip);
       return result;
     } finally {
       // Not awaited: the answer need not wait for it, and the store applies it before any later call's take.
-      if (ip && !unknownKey) void giveBack(limits.unknownKeys, ip);
+      if (placed && !unknownKey) void giveBack(limits.unknownKeys, ip!);
     }
   };
 }
