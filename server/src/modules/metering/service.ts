@@ -10,7 +10,7 @@ import { parseId } from '../common/ids.ts';
 import { parse, positive } from '../common/validate.ts';
 import { assertUsable, isDuplicate, keyTarget } from '../leases/client.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
-import { usageCallBatcher, type UsageLookup, usageLookupBatcher, usageWriteBatcher } from './batched.ts';
+import { licenseTerms, usageCallBatcher, type UsageLookup, usageLookupBatcher, usageWriteBatcher } from './batched.ts';
 
 /** How long an authorized, uncommitted ticket holds its reservation. */
 export const TICKET_TTL_SECONDS = 900;
@@ -90,7 +90,9 @@ function replay(ticket: UsageTicket, hash: string): TicketView {
  * Reserves (authorize) or records (record) `quantity` of a meter. The quota holds in the database: one
  * conditional upsert of the balance row (`used + reserved + q <= quota`), so concurrent requests on any
  * number of instances can never overshoot it. The ticket's unique (license, idempotency key) makes two
- * in-flight requests with one key execute once: the loser rolls back and replays the winner's ticket.
+ * in-flight requests with one key execute once: the loser replays the winner's ticket. Every write
+ * holds the use to the license's terms as read under the license row's lock; when they changed since
+ * the rules read them (a suspension, a lower quota), the use is decided again on a fresh read.
  */
 export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', raw: UsageInput): Promise<TicketView> {
   const input = parse(usageInput, raw);
@@ -99,6 +101,20 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
   const now = new Date();
   const type = op === 'record' ? 'usage.recorded' : 'usage.authorized';
   const use = { ctx, op, input, hash, now, type, licenseId, tenantId };
+  for (let attempt = 1; ; attempt++) {
+    const done = await decide(use);
+    if (done !== 'changed') return done;
+    // Each round needs another change of the license committed while the write waited for its row.
+    if (attempt >= DECISIONS) throw new Error(`license ${licenseId} changed during each of ${DECISIONS} attempts to write a use`);
+  }
+}
+
+/** How often a use is decided again because its license changed meanwhile. */
+const DECISIONS = 5;
+
+/** The rules and the write of one use: its ticket, or 'changed' when the license changed under the write. */
+async function decide(use: Use): Promise<TicketView | 'changed'> {
+  const { ctx, input, licenseId, now, type, hash } = use;
   const known = knownMeters(ctx.app);
 
   // Meter terms read before: the lookup and the write in one statement, which writes only while the
@@ -109,7 +125,7 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
   if (cached && cachedTerm && input.quantity <= cachedTerm.quota) {
     const draft = await draftTicket(use, cachedTerm);
     const call = await usageCallBatcher(ctx.app)({ ticket: draft, quota: cachedTerm.quota, type, requestId: ctx.requestId, meters: cached });
-    if (call?.tried) return call.ticket ? view(call.ticket) : oneCall(use, draft, cachedTerm);
+    if (call?.tried) return call.ticket ? view(call.ticket) : oneCall(use, draft, cachedTerm, call.lookup.terms);
     row = call?.lookup ?? null;
   } else {
     row = await usageLookupBatcher(ctx.app)({ licenseId, idempotencyKey: input.idempotencyKey });
@@ -124,9 +140,10 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
 
   const draft = await draftTicket(use, term);
   // The batched statement settles the common case; what it leaves (null) is answered one call at a time.
-  const batchedTicket = await usageWriteBatcher(ctx.app)({ ticket: draft, quota: term.quota, type, requestId: ctx.requestId });
-  if (batchedTicket) return view(batchedTicket);
-  return oneCall(use, draft, term);
+  const written = await usageWriteBatcher(ctx.app)({ ticket: draft, quota: term.quota, type, requestId: ctx.requestId, terms: row.terms });
+  if (written === 'changed') return written;
+  if (written) return view(written);
+  return oneCall(use, draft, term, row.terms);
 }
 
 interface Use {
@@ -168,26 +185,34 @@ async function draftTicket(u: Use, term: MeterTerm): Promise<UsageTicket> {
   return draft;
 }
 
-/** A use the batched statements could not settle: no balance row yet, a lapsed reservation in the way, a raced key. */
-async function oneCall(u: Use, draft: UsageTicket, term: MeterTerm): Promise<TicketView> {
+/**
+ * A use the batched statements could not settle: no balance row yet, a lapsed reservation in the way, a
+ * raced key. `terms` are the license's terms the use was decided on ('changed' when they no longer hold).
+ */
+async function oneCall(u: Use, draft: UsageTicket, term: MeterTerm, terms: string): Promise<TicketView | 'changed'> {
   const { ctx, now, type } = u;
-  const attempt = () => writeUse(ctx, draft, term.quota, now, type);
-  let ticket: UsageTicket | undefined;
+  const attempt = () => writeUse(ctx, draft, term.quota, now, type, terms);
+  let written: UsageTicket | 'changed' | undefined;
   try {
-    ticket = await attempt();
-    if (!ticket) {
+    written = await attempt();
+    if (written === undefined) {
       // Lapsed reservations the sweep has not reached yet must not block this one.
       const released = await reclaimTickets(ctx.app, now, { licenseId: u.licenseId, meter: term.meter, window: draft.window });
-      if (released > 0) ticket = await attempt();
+      if (released > 0) written = await attempt();
     }
   } catch (err) {
-    if (!isDuplicate(err)) throw err;
-    return replay(await ctx.prisma.usageTicket.findUniqueOrThrow({ where: { licenseId_idempotencyKey: { licenseId: u.licenseId, idempotencyKey: u.input.idempotencyKey } } }), u.hash);
+    const raced = isDuplicate(err) ? await ticketOfKey(u) : null;
+    if (!raced) throw err;
+    return replay(raced, u.hash);
   }
-  if (!ticket) throw new LicensingError('QUOTA_EXCEEDED', `The quota of ${term.quota} for "${term.meter}" would be exceeded`);
+  if (written === 'changed') return written;
+  if (!written) throw new LicensingError('QUOTA_EXCEEDED', `The quota of ${term.quota} for "${term.meter}" would be exceeded`);
   void sealerOf(ctx.app).seal(u.tenantId);
-  return view(ticket);
+  return view(written);
 }
+
+const ticketOfKey = (u: Use) =>
+  u.ctx.prisma.usageTicket.findUnique({ where: { licenseId_idempotencyKey: { licenseId: u.licenseId, idempotencyKey: u.input.idempotencyKey } } });
 
 /** Per app, the meter terms last read of each license (at most KNOWN_METERS licenses, oldest dropped). */
 const KNOWN_METERS = 10_000;
@@ -216,16 +241,21 @@ function auditRow(ctx: ServiceContext, type: string, extra: Prisma.Sql) {
 }
 
 /**
- * authorize/record in one statement: the conditional balance upsert that holds the quota, the ticket
- * (its unique idempotency key makes a concurrent duplicate fail the whole statement), the ledger entry
- * of a recorded use, and the audit row. Undefined when the quota would be exceeded.
+ * authorize/record in one statement: the license row locked FOR SHARE (before the balance row, as every
+ * usage statement takes them) and its terms compared with `terms`, then the conditional balance upsert
+ * that holds the quota, the ticket (its unique idempotency key makes a concurrent duplicate fail the
+ * whole statement), the ledger entry of a recorded use, and the audit row. Undefined when the quota
+ * would be exceeded; 'changed' when the license's terms are no longer `terms` (nothing is written).
  */
-async function writeUse(ctx: ServiceContext, d: UsageTicket, quota: number, now: Date, type: string): Promise<UsageTicket | undefined> {
+async function writeUse(ctx: ServiceContext, d: UsageTicket, quota: number, now: Date, type: string, terms: string): Promise<UsageTicket | 'changed' | undefined> {
   const record = d.status === 'COMMITTED';
-  const [row] = await ctx.prisma.$queryRaw<UsageTicket[]>`
-    WITH b AS (
+  const [row] = await ctx.prisma.$queryRaw<(UsageTicket & { licenseSame: boolean })[]>`
+    WITH lic AS (
+      SELECT ${Prisma.raw(licenseTerms('l'))} = ${terms}::jsonb AS same FROM "License" l WHERE l.id = ${d.licenseId}::uuid FOR SHARE
+    ), b AS (
       INSERT INTO "UsageBalance" ("licenseId", meter, "window", "tenantId", quota, used, reserved, "updatedAt")
-      VALUES (${d.licenseId}::uuid, ${d.meter}, ${d.window}, ${d.tenantId}::uuid, ${quota}, ${record ? d.quantity : 0}, ${record ? 0 : d.quantity}, ${now}::timestamp(3))
+      SELECT ${d.licenseId}::uuid, ${d.meter}, ${d.window}, ${d.tenantId}::uuid, ${quota}, ${record ? d.quantity : 0}, ${record ? 0 : d.quantity}, ${now}::timestamp(3)
+        FROM lic WHERE lic.same
       ON CONFLICT ("licenseId", meter, "window") DO UPDATE SET
         quota = EXCLUDED.quota,
         used = "UsageBalance".used + EXCLUDED.used,
@@ -247,8 +277,10 @@ async function writeUse(ctx: ServiceContext, d: UsageTicket, quota: number, now:
     ), audit AS (
       ${auditRow(ctx, type, Prisma.sql`jsonb_build_object('quantity', t.quantity, 'remaining', t.remaining)`)}
     )
-    SELECT * FROM t`;
-  return row;
+    SELECT lic.same AS "licenseSame", t.* FROM lic LEFT JOIN t ON true`;
+  if (!row?.licenseSame) return 'changed';
+  const { licenseSame: _, ...ticket } = row;
+  return ticket.id ? ticket : undefined;
 }
 
 interface BalanceKey {

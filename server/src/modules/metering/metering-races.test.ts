@@ -1,0 +1,170 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp, type App } from '../../app.ts';
+import { loadConfig } from '../../config.ts';
+import { freshPostgres, ok, startTestServer, testDatabaseUrl, testEnv, type TestServer } from '../../../test/harness.ts';
+import { type Issued, issueLicense } from '../leases/fixtures.ts';
+
+/**
+ * Usage metering under concurrency, as found in review: each test here failed before its fix. The ones
+ * that need a second connection holding a row lock (a license change, a sweep or an import racing a
+ * use) run on PostgreSQL only: PGlite has one connection, so nothing can wait for a lock there.
+ */
+
+let s: TestServer;
+let token: string;
+let slug: string;
+let tenantId: string;
+/** A second instance on the same database: it has read no license's meter terms yet. */
+let cold: App;
+/** On PostgreSQL, the database's URL: the lock tests open connections of their own to it. */
+let fresh: Awaited<ReturnType<typeof freshPostgres>> | undefined;
+beforeAll(async () => {
+  fresh = testDatabaseUrl ? await freshPostgres(testDatabaseUrl) : undefined;
+  s = await startTestServer({ databaseUrl: fresh?.url });
+  ({ token, slug, id: tenantId } = await s.tenant());
+  cold = await buildApp({ config: { ...loadConfig(testEnv), seedDemo: false }, db: s.db });
+});
+afterAll(async () => {
+  await cold?.stop();
+  await s?.close();
+  await fresh?.drop();
+});
+
+type Op = 'recordUsage' | 'authorizeUsage';
+type Instance = 'known' | 'cold';
+interface Use {
+  op?: Op;
+  key: string;
+  meter?: string;
+  quantity: number;
+  idempotencyKey?: string;
+  via?: Instance;
+}
+
+const USE = (op: Op) => `mutation($input: AuthorizeUsageInput!) { ${op}(input: $input) {
+  __typename ... on UsageTicket { id status quantity remaining } ... on LicensingError { code } ... on ValidationError { message } } }`;
+const UPDATE_LICENSE = `mutation($input: UpdateLicenseInput!) { updateLicense(input: $input) { __typename ... on Error { message } } }`;
+const SUSPEND = `mutation($id: ID!) { suspendLicense(input: { licenseId: $id }) { __typename ... on Error { message } } }`;
+
+let n = 0;
+const idem = () => `race-${++n}-${Math.random().toString(36).slice(2)}`;
+
+async function coldGql(query: string, variables: Record<string, unknown>) {
+  const res = await cold.yoga.fetch('http://tessera.test/graphql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query, variables }),
+  });
+  return (await res.json()) as { data: any; errors?: unknown[] };
+}
+
+/** A use through this instance (`known`: it has read the license's terms before, if a use was made) or a cold one. */
+async function use({ op = 'recordUsage', key, meter = 'm', quantity, idempotencyKey = idem(), via = 'known' }: Use) {
+  const variables = { input: { key, meter, quantity, idempotencyKey } };
+  const r = via === 'known' ? await s.gql(USE(op), variables) : await coldGql(USE(op), variables);
+  return (ok(r as never) as Record<Op, unknown>)[op] as { __typename: string; id?: string; remaining?: number; quantity?: number; code?: string };
+}
+
+const metered = (meters: { meter: string; quota: number; period?: string }[], terms: Record<string, unknown> = {}): Promise<Issued> =>
+  issueLicense(s, token, { ...terms, meters: meters.map((m) => ({ period: 'NONE', ...m })) }, { meters: meters.map((m) => m.meter) });
+
+const balance = (licenseId: string, meter = 'm') => s.db.prisma.usageBalance.findFirst({ where: { licenseId, meter } });
+const dbId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1]!;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (PostgreSQL)', () => {
+  let conn: pg.Client;
+  beforeAll(async () => {
+    conn = new pg.Client({ connectionString: fresh!.url });
+    await conn.connect();
+  });
+  afterAll(() => conn?.end());
+
+  /** A license on each path a use can take: terms known here, terms not read on the cold instance, no balance row yet. */
+  const PATHS: [string, Instance, boolean][] = [
+    ['with known terms', 'known', true],
+    ['on a cold instance', 'cold', true],
+    ['on the first use', 'known', false],
+  ];
+
+  it.each(PATHS)('a use waiting on its license row while the license is suspended is refused with LICENSE_SUSPENDED (%s)', async (_, via, warm) => {
+    const lic = await metered([{ meter: 'm', quota: 100 }]);
+    if (warm) await use({ key: lic.key, quantity: 2 });
+    await conn.query('BEGIN');
+    await conn.query(`UPDATE "License" SET state = 'SUSPENDED', "suspendedAt" = now() WHERE id = $1`, [lic.id]);
+    const pending = use({ key: lic.key, quantity: 1, via });
+    try {
+      await waitForLockWaiters(conn, 1);
+    } finally {
+      await conn.query('COMMIT');
+    }
+    expect(await pending).toMatchObject({ code: 'LICENSE_SUSPENDED' });
+    expect((await balance(lic.id))?.used ?? 0).toBe(warm ? 2 : 0);
+  });
+
+  it.each(PATHS)('a use waiting on its license row while the quota is lowered is refused with QUOTA_EXCEEDED (%s)', async (_, via, warm) => {
+    const lic = await metered([{ meter: 'm', quota: 100 }]);
+    if (warm) await use({ key: lic.key, quantity: 10 });
+    await conn.query('BEGIN');
+    await conn.query(`UPDATE "License" SET meters = '[{"meter":"m","quota":20,"period":"NONE"}]'::jsonb, revision = revision + 1 WHERE id = $1`, [lic.id]);
+    const pending = use({ key: lic.key, quantity: 50, via });
+    try {
+      await waitForLockWaiters(conn, 1);
+    } finally {
+      await conn.query('COMMIT');
+    }
+    expect(await pending).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    if (warm) expect(await balance(lic.id)).toMatchObject({ used: 10, quota: 100 });
+    else expect(await balance(lic.id)).toBeNull();
+    // The next use counts against the new quota, and writes it.
+    expect(await use({ key: lic.key, quantity: 5, via })).toMatchObject({ __typename: 'UsageTicket', remaining: warm ? 5 : 15 });
+    expect(await balance(lic.id)).toMatchObject({ quota: 20 });
+  });
+
+  it.each(PATHS.filter(([, , warm]) => warm))('a license change waits for the use in flight; no use counts after it (%s)', async (_, via) => {
+    const lic = await metered([{ meter: 'm', quota: 100 }]);
+    await use({ key: lic.key, quantity: 10 });
+    const held = async <T,>(change: () => Promise<T>) => {
+      await conn.query('BEGIN');
+      await conn.query(`SELECT 1 FROM "UsageBalance" WHERE "licenseId" = $1 FOR UPDATE`, [lic.id]);
+      const pending = use({ key: lic.key, quantity: 50, via });
+      let changed: Promise<T> | undefined;
+      try {
+        await waitForLockWaiters(conn, 1);
+        changed = change();
+        // The change waits for the use, which holds the license row.
+        await waitForLockWaiters(conn, 2);
+      } finally {
+        await conn.query('COMMIT');
+      }
+      return [await pending, await changed] as const;
+    };
+
+    const [recorded, lowered] = await held(async () => ok(await s.gql(UPDATE_LICENSE, { input: { licenseId: lic.globalId, meters: [{ meter: 'm', quota: 20, period: 'NONE' }] } }, { token })));
+    expect(recorded).toMatchObject({ __typename: 'UsageTicket', remaining: 40 });
+    expect(lowered.updateLicense.__typename).toBe('License');
+    expect(await use({ key: lic.key, quantity: 1, via })).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+
+    ok(await s.gql(UPDATE_LICENSE, { input: { licenseId: lic.globalId, meters: [{ meter: 'm', quota: 200, period: 'NONE' }] } }, { token }));
+    const [second, suspended] = await held(async () => ok(await s.gql(SUSPEND, { id: lic.globalId }, { token })));
+    expect(second).toMatchObject({ __typename: 'UsageTicket', remaining: 90 });
+    expect(suspended.suspendLicense.__typename).toBe('License');
+    expect(await use({ key: lic.key, quantity: 1, via })).toMatchObject({ code: 'LICENSE_SUSPENDED' });
+    const events = await s.db.prisma.auditEvent.findMany({ where: { licenseId: lic.id, type: { in: ['usage.recorded', 'license.suspended'] } }, orderBy: { id: 'asc' } });
+    expect(events.map((e) => e.type).at(-1)).toBe('license.suspended');
+    expect(await balance(lic.id)).toMatchObject({ used: 110 });
+  });
+});
+
+/** Waits until `n` other backends of this database wait for a lock. */
+async function waitForLockWaiters(conn: pg.Client, n: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await conn.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+    );
+    if (rows[0]!.n >= n) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`fewer than ${n} backends came to wait for a lock`);
+}
