@@ -73,6 +73,80 @@ const balance = (licenseId: string, meter = 'm') => s.db.prisma.usageBalance.fin
 const dbId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1]!;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A license whose balance row exists and whose terms this instance knows: its use goes first in inOneStatement. */
+interface Gate {
+  licenseId: string;
+  use(): Promise<unknown>;
+}
+async function gateLicense(): Promise<Gate> {
+  const g = await metered([{ meter: 'm', quota: 1_000_000 }]);
+  await use({ key: g.key, quantity: 1 });
+  return { licenseId: g.id, use: () => use({ key: g.key, quantity: 1 }) };
+}
+
+/**
+ * Runs `calls` so that they share one statement: one usage statement of a kind is in flight per
+ * instance, so while the gate's use is held, the calls queue behind it and then go together. On
+ * PostgreSQL a second connection holds the gate license's balance row; on PGlite (one connection) a
+ * transaction holds the database.
+ */
+async function inOneStatement<T>(gate: Gate, calls: () => Promise<T>): Promise<T> {
+  if (fresh) {
+    const conn = new pg.Client({ connectionString: fresh.url });
+    await conn.connect();
+    try {
+      await conn.query('BEGIN');
+      await conn.query(`SELECT 1 FROM "UsageBalance" WHERE "licenseId" = $1 FOR UPDATE`, [gate.licenseId]);
+      const first = gate.use();
+      await waitForLockWaiters(conn, 1);
+      const pending = calls();
+      await sleep(500);
+      await conn.query('COMMIT');
+      await first;
+      return await pending;
+    } finally {
+      await conn.end();
+    }
+  }
+  let release!: () => void;
+  const held = s.db.pglite!.transaction(() => new Promise<void>((resolve) => (release = resolve)));
+  const first = gate.use();
+  await sleep(100);
+  const pending = calls();
+  await sleep(500);
+  release();
+  await held;
+  await first;
+  return pending;
+}
+
+describe('one idempotency key twice at once', () => {
+  it.each(['recordUsage', 'authorizeUsage'] as const)('%s with a tight quota answers the same ticket twice, on the first use and with known terms', async (op) => {
+    for (let round = 0; round < 3; round++) {
+      // First use of the license: no terms read yet, no balance row.
+      const first = await metered([{ meter: 'm', quota: 5 }]);
+      const key = idem();
+      const [a, b] = await Promise.all([use({ op, key: first.key, quantity: 5, idempotencyKey: key }), use({ op, key: first.key, quantity: 5, idempotencyKey: key })]);
+      expect(a).toMatchObject({ __typename: 'UsageTicket', quantity: 5, remaining: 0 });
+      expect(b).toEqual(a);
+    }
+
+    // Terms read before: both calls in one statement.
+    const known = await metered([{ meter: 'm', quota: 6 }]);
+    expect(await use({ op, key: known.key, quantity: 1 })).toMatchObject({ remaining: 5 });
+    const gate = await gateLicense();
+    const key = idem();
+    const [c, d] = await inOneStatement(gate, () =>
+      Promise.all([use({ op, key: known.key, quantity: 5, idempotencyKey: key }), use({ op, key: known.key, quantity: 5, idempotencyKey: key })]),
+    );
+    expect(c).toMatchObject({ __typename: 'UsageTicket', quantity: 5, remaining: 0 });
+    expect(d).toEqual(c);
+    const row = await balance(known.id);
+    expect(row!.used + row!.reserved).toBe(6);
+    expect(await s.db.prisma.usageTicket.count({ where: { licenseId: known.id } })).toBe(2);
+  });
+});
+
 describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (PostgreSQL)', () => {
   let conn: pg.Client;
   beforeAll(async () => {

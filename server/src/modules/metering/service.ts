@@ -206,7 +206,13 @@ async function oneCall(u: Use, draft: UsageTicket, term: MeterTerm, terms: strin
     return replay(raced, u.hash);
   }
   if (written === 'changed') return written;
-  if (!written) throw new LicensingError('QUOTA_EXCEEDED', `The quota of ${term.quota} for "${term.meter}" would be exceeded`);
+  if (!written) {
+    // The same key sent twice at once: the other call may have taken the quota this one asked for. It is
+    // this request, written once; its ticket answers (or IDEMPOTENCY_KEY_REUSED), not a refusal.
+    const earlier = await ticketOfKey(u);
+    if (earlier) return replay(earlier, u.hash);
+    throw new LicensingError('QUOTA_EXCEEDED', `The quota of ${term.quota} for "${term.meter}" would be exceeded`);
+  }
   void sealerOf(ctx.app).seal(u.tenantId);
   return view(written);
 }
