@@ -1,7 +1,7 @@
 import type { UsageTicket } from '@tessera/db/client';
 import type { AppDeps } from '../../context.ts';
 import { sealTenants } from '../audit/chain.ts';
-import { batched, inFlightFor, perApp } from '../common/batch.ts';
+import { batched, inDistinctRounds, inFlightFor, perApp } from '../common/batch.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
 
 /*
@@ -12,7 +12,8 @@ import type { MeterTerm } from '../catalog/terms.ts';
  * in flight, and a use that waited for it is decided again on the changed license. Every statement
  * that writes balance rows takes them in this order, license first, so none deadlock on them.
  * The n-th use of one balance in the batch fits when used + reserved + (its quantity and those
- * before it) <= quota, and the balance grows by what was actually written. Whatever the batch cannot
+ * before it) <= quota, and the balance grows by what was actually written. One idempotency key
+ * appears once per statement (rounds), so every use ranked is written. Whatever the batch cannot
  * settle alone (no balance row yet, a use that does not fit, an idempotency key raced by another
  * call) is answered by the one-call path, which reclaims lapsed reservations, replays and refuses.
  */
@@ -160,12 +161,13 @@ function usageWrites(from: string): string {
 
 /**
  * The uses the rules allowed: written only while their license's terms, read under its lock, are those
- * the rules read ($19; `same` false otherwise).
+ * the rules read ($19; `same` false otherwise), and while no ticket holds their key.
  */
 const WRITE = `
   WITH q AS (SELECT * FROM ${USES}), ${LICENSES}, w AS (
     SELECT q.* FROM q JOIN lic ON lic.id = q."licenseId"
      WHERE lic.terms = ($19::text[])[q.i]::jsonb
+       AND NOT EXISTS (SELECT 1 FROM "UsageTicket" u WHERE u."licenseId" = q."licenseId" AND u."idempotencyKey" = q."idempotencyKey")
   ), ${usageWrites('w')}
   SELECT q.i::int AS i, COALESCE(lic.terms = ($19::text[])[q.i]::jsonb, false) AS same, row_to_json(t) AS ticket
     FROM q LEFT JOIN lic ON lic.id = q."licenseId" LEFT JOIN t ON t.id = q.id`;
@@ -200,13 +202,16 @@ function useColumns(items: UsageDraft[]): unknown[] {
   ];
 }
 
+/** A use's idempotency key: once per statement, so that every use ranked in it is written. */
+const keyOf = (x: UsageDraft) => `${x.ticket.licenseId}\u0000${x.ticket.idempotencyKey}`;
+
 /**
  * Each item: its written ticket; 'changed' when its license changed since the rules read it (they
  * decide again); null when the one-call path must answer it.
  */
 export const usageWriteBatcher = perApp((app: AppDeps) =>
   batched<UsageWrite, UsageTicket | 'changed' | null>(
-    async (items) => {
+    (batch) => inDistinctRounds(batch, keyOf, async (items) => {
       const now = new Date();
       const rows = await app.db.sql.query<{ i: number; same: boolean; ticket: Record<string, unknown> | null }>(
         WRITE,
@@ -217,7 +222,7 @@ export const usageWriteBatcher = perApp((app: AppDeps) =>
       for (const r of rows) out[r.i - 1] = r.ticket ? ticketFromJson(r.ticket) : r.same ? null : 'changed';
       sealTenants(app, rows.filter((r) => r.ticket).map((r) => items[r.i - 1]!.ticket.tenantId));
       return out;
-    },
+    }),
     { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );
@@ -261,7 +266,7 @@ const USE_CALL = `
 /** Each item: the lookup and, when the write was tried, its ticket (null: the one-call path answers). */
 export const usageCallBatcher = perApp((app: AppDeps) =>
   batched<UsageCall, UsageCallOutcome | null>(
-    async (items) => {
+    (batch) => inDistinctRounds(batch, keyOf, async (items) => {
       const now = new Date();
       const rows = await app.db.sql.query<LookupRow & { tried: boolean; ticket: Record<string, unknown> | null }>(
         USE_CALL,
@@ -272,7 +277,7 @@ export const usageCallBatcher = perApp((app: AppDeps) =>
       for (const r of rows) out[r.i - 1] = { lookup: lookupOf(r), tried: r.tried, ticket: r.ticket ? ticketFromJson(r.ticket) : null };
       sealTenants(app, rows.filter((r) => r.ticket).map((r) => items[r.i - 1]!.ticket.tenantId));
       return out;
-    },
+    }),
     { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );

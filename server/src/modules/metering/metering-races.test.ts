@@ -1,9 +1,12 @@
+import { randomUUID } from 'node:crypto';
+import type { UsageTicket } from '@tessera/db/client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, testEnv, type TestServer } from '../../../test/harness.ts';
 import { type Issued, issueLicense } from '../leases/fixtures.ts';
+import { usageLookupBatcher, usageWriteBatcher } from './batched.ts';
 
 /**
  * Usage metering under concurrency, as found in review: each test here failed before its fix. The ones
@@ -144,6 +147,52 @@ describe('one idempotency key twice at once', () => {
     const row = await balance(known.id);
     expect(row!.used + row!.reserved).toBe(6);
     expect(await s.db.prisma.usageTicket.count({ where: { licenseId: known.id } })).toBe(2);
+  });
+});
+
+describe('remaining, when a duplicate key shares the statement', () => {
+  it('counts only what was written (uses on known terms)', async () => {
+    const lic = await metered([{ meter: 'm', quota: 100 }]);
+    expect(await use({ key: lic.key, quantity: 1 })).toMatchObject({ remaining: 99 });
+    const gate = await gateLicense();
+    const key = idem();
+    const [d1, d2, other] = await inOneStatement(gate, async () => {
+      const dups = [use({ key: lic.key, quantity: 5, idempotencyKey: key }), use({ key: lic.key, quantity: 5, idempotencyKey: key })];
+      // The key twice first in the statement, then another use: its remaining is where this went wrong.
+      await sleep(100);
+      return Promise.all([...dups, use({ key: lic.key, quantity: 1 })]);
+    });
+    expect(d1).toMatchObject({ __typename: 'UsageTicket', remaining: 94 });
+    expect(d2).toEqual(d1);
+    expect(other).toMatchObject({ __typename: 'UsageTicket', remaining: 93 });
+    const stored = await s.db.prisma.usageTicket.findUniqueOrThrow({ where: { id: dbId(other!.id!) } });
+    expect(stored.remaining).toBe(93);
+    const event = await s.db.prisma.auditEvent.findFirstOrThrow({ where: { subjectId: stored.id, type: 'usage.recorded' } });
+    expect(event.payload).toMatchObject({ remaining: 93 });
+    expect(await balance(lic.id)).toMatchObject({ used: 7, reserved: 0 });
+  });
+
+  it('counts only what was written (the batched write after the rules)', async () => {
+    // Its calls are given to the statement directly: through the API, a use's lookup makes the terms
+    // known, and the uses after it take the other statement.
+    const lic = await metered([{ meter: 'm', quota: 100 }]);
+    expect(await use({ key: lic.key, quantity: 1 })).toMatchObject({ remaining: 99 });
+    const { terms } = (await usageLookupBatcher(s.app.deps)({ licenseId: lic.id, idempotencyKey: idem() }))!;
+    const now = new Date();
+    const ticket = (idempotencyKey: string, quantity: number): UsageTicket => ({
+      id: randomUUID(), tenantId, licenseId: lic.id, meter: 'm', window: 'all', fingerprint: null, idempotencyKey, requestHash: 'h', quantity,
+      committed: quantity, status: 'COMMITTED', remaining: null, receipt: 'r', expiresAt: null, createdAt: now, endedAt: now,
+    });
+    const write = (t: UsageTicket) => usageWriteBatcher(s.app.deps)({ ticket: t, quota: 100, type: 'usage.recorded', requestId: 'test', terms });
+    const key = idem();
+    const [d1, d2, other] = await Promise.all([write(ticket(key, 5)), write(ticket(key, 5)), write(ticket(idem(), 1))]);
+    expect(d1).toMatchObject({ remaining: 94 });
+    // Left to the one-call path, which replays d1.
+    expect(d2).toBeNull();
+    expect(other).toMatchObject({ remaining: 93 });
+    const event = await s.db.prisma.auditEvent.findFirstOrThrow({ where: { subjectId: (other as UsageTicket).id, type: 'usage.recorded' } });
+    expect(event.payload).toMatchObject({ remaining: 93 });
+    expect(await balance(lic.id)).toMatchObject({ used: 7, reserved: 0 });
   });
 });
 
