@@ -7,6 +7,7 @@ import { loadConfig } from '../../config.ts';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, testEnv, type TestServer } from '../../../test/harness.ts';
 import { type Issued, issueLicense } from '../leases/fixtures.ts';
 import { usageLookupBatcher, usageWriteBatcher } from './batched.ts';
+import { sweepTickets } from './service.ts';
 
 /**
  * Usage metering under concurrency, as found in review: each test here failed before its fix. The ones
@@ -198,11 +199,13 @@ describe('remaining, when a duplicate key shares the statement', () => {
 
 describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (PostgreSQL)', () => {
   let conn: pg.Client;
+  let third: pg.Client;
   beforeAll(async () => {
     conn = new pg.Client({ connectionString: fresh!.url });
-    await conn.connect();
+    third = new pg.Client({ connectionString: fresh!.url });
+    await Promise.all([conn.connect(), third.connect()]);
   });
-  afterAll(() => conn?.end());
+  afterAll(() => Promise.all([conn?.end(), third?.end()]));
 
   /** A license on each path a use can take: terms known here, terms not read on the cold instance, no balance row yet. */
   const PATHS: [string, Instance, boolean][] = [
@@ -277,6 +280,59 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
     const events = await s.db.prisma.auditEvent.findMany({ where: { licenseId: lic.id, type: { in: ['usage.recorded', 'license.suspended'] } }, orderBy: { id: 'asc' } });
     expect(events.map((e) => e.type).at(-1)).toBe('license.suspended');
     expect(await balance(lic.id)).toMatchObject({ used: 110 });
+  });
+
+  /** A license with meters `codes`, each with an expired reservation of 1; the balance rows are written in the reverse of key order. */
+  async function expiredReservations(codes: string[]) {
+    const lic = await metered(codes.map((meter) => ({ meter, quota: 100 })));
+    for (const meter of [...codes].reverse()) expect(await use({ op: 'authorizeUsage', key: lic.key, meter, quantity: 1 })).toMatchObject({ __typename: 'UsageTicket' });
+    await s.db.prisma.usageTicket.updateMany({ where: { licenseId: lic.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    const { rows } = await conn.query<{ meter: string }>(`SELECT meter FROM "UsageBalance" WHERE "licenseId" = $1 ORDER BY "licenseId", meter, "window"`, [lic.id]);
+    return { lic, ordered: rows.map((r) => r.meter) };
+  }
+  const lockBalance = (c: pg.Client, licenseId: string, meter: string, nowait = false) =>
+    c.query(`SELECT 1 FROM "UsageBalance" WHERE "licenseId" = $1 AND meter = $2 FOR UPDATE${nowait ? ' NOWAIT' : ''}`, [licenseId, meter]);
+
+  it('the ticket sweep locks balance rows in key order: waiting for one, it holds none after it', async () => {
+    const { lic, ordered } = await expiredReservations(['s1', 's2', 's3', 's4', 's5', 's6']);
+    await conn.query('BEGIN');
+    await lockBalance(conn, lic.id, ordered[0]!);
+    const swept = sweepTickets(s.app.deps);
+    await waitForLockWaiters(conn, 1);
+    try {
+      for (const meter of ordered.slice(1)) {
+        await third.query('BEGIN');
+        await lockBalance(third, lic.id, meter, true);
+        await third.query('ROLLBACK');
+      }
+    } finally {
+      await third.query('ROLLBACK');
+      await conn.query('COMMIT');
+    }
+    expect(await swept).toBeGreaterThanOrEqual(6);
+    expect(await s.db.prisma.usageTicket.count({ where: { licenseId: lic.id, status: 'EXPIRED' } })).toBe(6);
+    expect(await s.db.prisma.usageBalance.aggregate({ where: { licenseId: lic.id }, _sum: { reserved: true } })).toMatchObject({ _sum: { reserved: 0 } });
+  });
+
+  it('a ticket sweep caught in a deadlock runs again instead of failing', async () => {
+    const { lic, ordered } = await expiredReservations(['d1', 'd2']);
+    // The other party holds the second row and, later, asks for the first: against the order the sweep
+    // locks them in. It never checks for the deadlock itself (a long deadlock_timeout), so the sweep is aborted.
+    await conn.query(`SET deadlock_timeout = '10s'`);
+    try {
+      await conn.query('BEGIN');
+      await lockBalance(conn, lic.id, ordered[1]!);
+      const swept = sweepTickets(s.app.deps);
+      await waitForLockWaiters(conn, 1);
+      await lockBalance(conn, lic.id, ordered[0]!);
+      await conn.query('COMMIT');
+      expect(await swept).toBeGreaterThanOrEqual(2);
+    } finally {
+      await conn.query('ROLLBACK');
+      await conn.query('RESET deadlock_timeout');
+    }
+    expect(await s.db.prisma.usageTicket.count({ where: { licenseId: lic.id, status: 'EXPIRED' } })).toBe(2);
+    expect(await s.db.prisma.usageBalance.aggregate({ where: { licenseId: lic.id }, _sum: { reserved: true } })).toMatchObject({ _sum: { reserved: 0 } });
   });
 });
 

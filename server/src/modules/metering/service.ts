@@ -298,34 +298,52 @@ interface BalanceKey {
 /**
  * Expires lapsed AUTHORIZED tickets and gives their reservations back, with their usage.released audit
  * rows, in one statement; scoped to one balance (query time, when a reservation does not fit) or to
- * all tenants (the sweep). Rows are claimed with FOR UPDATE SKIP LOCKED, so concurrent sweepers release
- * each ticket once.
+ * all tenants (the sweep, $2 null). Tickets are claimed with FOR UPDATE SKIP LOCKED, so concurrent
+ * sweepers release each ticket once. The balance rows are then locked in key order, as the usage
+ * statements lock them, before any is changed: in the order a join happened to produce them, a sweep
+ * and a batch of uses deadlocked on them.
+ */
+const RECLAIM = `
+  WITH expired AS (
+    UPDATE "UsageTicket" SET status = 'EXPIRED', "endedAt" = $1::timestamp(3)
+     WHERE id IN (
+       SELECT id FROM "UsageTicket"
+        WHERE status = 'AUTHORIZED' AND "expiresAt" <= $1::timestamp(3)
+          AND ($2::uuid IS NULL OR ("licenseId" = $2::uuid AND meter = $3::text AND "window" = $4::text))
+        LIMIT $5::int FOR UPDATE SKIP LOCKED
+     )
+    RETURNING id, "tenantId", "licenseId", meter, "window", quantity
+  ), sums AS (
+    SELECT "licenseId", meter, "window", sum(quantity)::int AS q FROM expired GROUP BY 1, 2, 3
+  ), locked AS (
+    SELECT b."licenseId", b.meter, b."window" FROM "UsageBalance" b
+     WHERE (b."licenseId", b.meter, b."window") IN (SELECT "licenseId", meter, "window" FROM sums)
+     ORDER BY b."licenseId", b.meter, b."window"
+       FOR UPDATE
+  ), released AS (
+    UPDATE "UsageBalance" b SET reserved = b.reserved - s.q, "updatedAt" = $1::timestamp(3)
+      FROM (SELECT sums.* FROM locked JOIN sums USING ("licenseId", meter, "window")) s
+     WHERE b."licenseId" = s."licenseId" AND b.meter = s.meter AND b."window" = s."window"
+  ), audit AS (
+    INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
+    SELECT "tenantId", 'usage.released', 'system', NULL, 'UsageTicket', id::text, "licenseId",
+      jsonb_build_object('meter', meter, 'window', "window", 'authorized', quantity, 'reason', 'expired'), 'usage-sweep'
+    FROM expired
+  )
+  SELECT "tenantId"::text AS "tenantId", count(*)::int AS n FROM expired GROUP BY 1`;
+
+/**
+ * Runs RECLAIM as an autocommit statement on the raw driver, which runs it again when PostgreSQL aborts
+ * it to break a deadlock (it changed nothing then). Returns how many tickets it expired.
  */
 async function reclaimTickets(app: AppDeps, now: Date, scope: BalanceKey | { limit: number }): Promise<number> {
   const balance = 'meter' in scope ? scope : null;
   const limit = 'limit' in scope ? scope.limit : 10_000;
-  const rows = await app.prisma.$queryRaw<{ tenantId: string; n: number }[]>`
-    WITH expired AS (
-      UPDATE "UsageTicket" SET status = 'EXPIRED', "endedAt" = ${now}::timestamp(3)
-      WHERE id IN (
-        SELECT id FROM "UsageTicket"
-        WHERE status = 'AUTHORIZED' AND "expiresAt" <= ${now}::timestamp(3)
-          AND (${balance?.licenseId ?? null}::uuid IS NULL OR ("licenseId" = ${balance?.licenseId ?? null}::uuid AND meter = ${balance?.meter ?? null} AND "window" = ${balance?.window ?? null}))
-        LIMIT ${limit} FOR UPDATE SKIP LOCKED
-      )
-      RETURNING id, "tenantId", "licenseId", meter, "window", quantity
-    ), sums AS (
-      SELECT "licenseId", meter, "window", sum(quantity)::int AS q FROM expired GROUP BY 1, 2, 3
-    ), released AS (
-      UPDATE "UsageBalance" b SET reserved = b.reserved - sums.q, "updatedAt" = ${now}::timestamp(3)
-      FROM sums WHERE b."licenseId" = sums."licenseId" AND b.meter = sums.meter AND b."window" = sums."window"
-    ), audit AS (
-      INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
-      SELECT "tenantId", 'usage.released', 'system', NULL, 'UsageTicket', id::text, "licenseId",
-        jsonb_build_object('meter', meter, 'window', "window", 'authorized', quantity, 'reason', 'expired'), 'usage-sweep'
-      FROM expired
-    )
-    SELECT "tenantId"::text AS "tenantId", count(*)::int AS n FROM expired GROUP BY 1`;
+  const rows = await app.db.sql.query<{ tenantId: string; n: number }>(
+    RECLAIM,
+    [now.toISOString(), balance?.licenseId ?? null, balance?.meter ?? null, balance?.window ?? null, limit],
+    'tessera_usage_reclaim',
+  );
   for (const r of rows) void sealerOf(app).seal(r.tenantId);
   return rows.reduce((sum, r) => sum + r.n, 0);
 }
