@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { UsageTicket } from '@tessera/db/client';
+import type { JSONWebKeySet } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../../../sdk/src/client.ts';
+import { memoryStorage } from '../../../../sdk/src/storage.ts';
 import { buildApp, type App } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, testEnv, type TestServer } from '../../../test/harness.ts';
@@ -50,6 +53,8 @@ const USE = (op: Op) => `mutation($input: AuthorizeUsageInput!) { ${op}(input: $
   __typename ... on UsageTicket { id status quantity remaining } ... on LicensingError { code } ... on ValidationError { message } } }`;
 const UPDATE_LICENSE = `mutation($input: UpdateLicenseInput!) { updateLicense(input: $input) { __typename ... on Error { message } } }`;
 const SUSPEND = `mutation($id: ID!) { suspendLicense(input: { licenseId: $id }) { __typename ... on Error { message } } }`;
+const IMPORT = `mutation($file: String!) { importOfflineDeactivation(input: { file: $file }) {
+  __typename ... on ImportOfflineDeactivationPayload { imported activation { status } } ... on Error { message } } }`;
 
 let n = 0;
 const idem = () => `race-${++n}-${Math.random().toString(36).slice(2)}`;
@@ -333,6 +338,75 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
     }
     expect(await s.db.prisma.usageTicket.count({ where: { licenseId: lic.id, status: 'EXPIRED' } })).toBe(2);
     expect(await s.db.prisma.usageBalance.aggregate({ where: { licenseId: lic.id }, _sum: { reserved: true } })).toMatchObject({ _sum: { reserved: 0 } });
+  });
+
+  /** An offline device of a license with meters a and z whose deactivation file reports z first, then a; both balance rows exist. */
+  async function offlineDevice() {
+    const lic = await metered([{ meter: 'a', quota: 1000 }, { meter: 'z', quota: 1000 }], { maxActivations: 2, deploymentMode: 'HYBRID', allowOffline: true });
+    for (const meter of ['a', 'z']) await use({ key: lic.key, meter, quantity: 1 });
+    const jwks = (await (await s.fetch(`/.well-known/jwks.json?tenant=${slug}`)).json()) as JSONWebKeySet;
+    const device = createClient({
+      endpoint: 'http://127.0.0.1:9/graphql',
+      tenant: slug,
+      publicKeys: jwks,
+      storage: memoryStorage(),
+      device: { fingerprint: `air-${idem()}`, components: [{ kind: 'MACHINE_ID', value: idem() }] },
+    });
+    const issued = ok(
+      await s.gql(
+        `mutation($input: IssueOfflineLicenseInput!) { issueOfflineLicense(input: $input) { __typename ... on OfflineLicensePayload { licenseFile } ... on Error { message } } }`,
+        { input: { licenseId: lic.globalId, request: await device.createActivationRequest(lic.key) } },
+        { token },
+      ),
+    ).issueOfflineLicense;
+    expect(issued.__typename).toBe('OfflineLicensePayload');
+    await device.installLicenseFile(issued.licenseFile);
+    await device.recordOfflineUsage('z', 30);
+    await device.recordOfflineUsage('a', 20);
+    return { lic, file: await device.createDeactivationFile() };
+  }
+  const importFile = async (file: string) => s.gql(IMPORT, { file }, { token });
+  const importedOnce = async (licenseId: string) => {
+    expect(await balance(licenseId, 'a')).toMatchObject({ used: 21 });
+    expect(await balance(licenseId, 'z')).toMatchObject({ used: 31 });
+    expect(await s.db.prisma.usageLedgerEntry.count({ where: { licenseId } })).toBe(4);
+    expect(await s.db.prisma.license.findUniqueOrThrow({ where: { id: licenseId } })).toMatchObject({ activationsUsed: 0 });
+  };
+
+  it('an offline deactivation import writes balance rows in key order, whatever the file order', async () => {
+    const { lic, file } = await offlineDevice();
+    await conn.query('BEGIN');
+    await lockBalance(conn, lic.id, 'a');
+    const imported = importFile(file);
+    await waitForLockWaiters(conn, 1);
+    try {
+      // Waiting for a, the import holds nothing after it.
+      await lockBalance(conn, lic.id, 'z', true);
+    } finally {
+      await conn.query('COMMIT');
+    }
+    expect(ok(await imported).importOfflineDeactivation).toMatchObject({ imported: true, activation: { status: 'RELEASED' } });
+    await importedOnce(lic.id);
+  });
+
+  it('an offline deactivation import caught in a deadlock runs again, once', async () => {
+    const { lic, file } = await offlineDevice();
+    await conn.query(`SET deadlock_timeout = '10s'`);
+    try {
+      await conn.query('BEGIN');
+      await lockBalance(conn, lic.id, 'z');
+      const imported = importFile(file);
+      await waitForLockWaiters(conn, 1);
+      await lockBalance(conn, lic.id, 'a');
+      await conn.query('COMMIT');
+      expect(ok(await imported).importOfflineDeactivation).toMatchObject({ imported: true, activation: { status: 'RELEASED' } });
+    } finally {
+      await conn.query('ROLLBACK');
+      await conn.query('RESET deadlock_timeout');
+    }
+    await importedOnce(lic.id);
+    expect(ok(await importFile(file)).importOfflineDeactivation).toMatchObject({ imported: false });
+    await importedOnce(lic.id);
   });
 });
 
