@@ -13,6 +13,26 @@ export function isUniqueViolation(err: unknown): boolean {
   return violates(err, 'P2002', 'UniqueConstraintViolation', '23505', /duplicate key value violates unique constraint/);
 }
 
+/**
+ * A transaction PostgreSQL aborted to break a deadlock (40P01; Prisma's driver adapter reports it, as a
+ * serialization failure, as a write conflict, P2034). It changed nothing and can run again.
+ */
+export function isDeadlock(err: unknown): boolean {
+  const adapter = (err as { meta?: { driverAdapterError?: DriverError } })?.meta?.driverAdapterError;
+  return [err, adapter].some((e) => e && violates(e, 'P2034', 'TransactionWriteConflict', '40P01', /deadlock detected/));
+}
+
+/** Runs `transaction` again (up to `tries` times in all) when PostgreSQL aborts it to break a deadlock. */
+export async function retriedOnDeadlock<T>(transaction: () => Promise<T>, tries = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transaction();
+    } catch (err) {
+      if (attempt >= tries || !isDeadlock(err)) throw err;
+    }
+  }
+}
+
 /** Runs the write; the violation `matches` recognises becomes a ConflictError with the message. */
 async function conflictOn<T>(matches: (err: unknown) => boolean, message: string, write: () => Promise<T>): Promise<T> {
   try {

@@ -1,17 +1,29 @@
 import type { UsageTicket } from '@tessera/db/client';
 import type { AppDeps } from '../../context.ts';
 import { sealTenants } from '../audit/chain.ts';
-import { batched, inFlightFor, perApp } from '../common/batch.ts';
+import { batched, inDistinctRounds, inFlightFor, perApp } from '../common/batch.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
 
 /*
  * authorizeUsage / recordUsage under load: concurrent calls share one statement per step (see
- * common/batch.ts), as activation does. The balance rows are locked in key order and read after the
- * lock; the n-th use of one balance in the batch fits when used + reserved + (its quantity and those
- * before it) <= quota, and the balance grows by what was actually written. Whatever the batch cannot
+ * common/batch.ts), as activation does. Each write statement first locks the license rows FOR SHARE
+ * (in id order) and then the balance rows FOR UPDATE (in key order), and reads both after the lock:
+ * a license change (suspend, revoke, update: they take the license row FOR UPDATE) waits for the uses
+ * in flight, and a use that waited for it is decided again on the changed license. Every statement
+ * that writes balance rows takes them in this order, license first, so none deadlock on them.
+ * The n-th use of one balance in the batch fits when used + reserved + (its quantity and those
+ * before it) <= quota, and the balance grows by what was actually written. One idempotency key
+ * appears once per statement (rounds), so every use ranked is written. Whatever the batch cannot
  * settle alone (no balance row yet, a use that does not fit, an idempotency key raced by another
  * call) is answered by the one-call path, which reclaims lapsed reservations, replays and refuses.
  */
+
+/**
+ * The license columns the rules decide a use on (state, dates, grace, type, meters with their quotas),
+ * as one value: a write compares it, under the license row's lock, with the value the rules read.
+ */
+export const licenseTerms = (alias: string) =>
+  `jsonb_build_array(${alias}.state, ${alias}."startsAt", ${alias}."expiresAt", ${alias}."gracePeriodSeconds", ${alias}.type, ${alias}.meters)`;
 
 export interface UsageLookupItem {
   licenseId: string;
@@ -27,10 +39,13 @@ export interface UsageLookup {
   gracePeriodSeconds: number | null;
   /** The ticket already written with this idempotency key, if any. */
   ticketId: string | null;
+  /** licenseTerms of the row read, which a write holds the use to. */
+  terms: string;
 }
 
 const LOOKUP = `
-  SELECT q.i::int AS i, l.state, to_json(l."startsAt")#>>'{}' AS "startsAt", to_json(l."expiresAt")#>>'{}' AS "expiresAt", l.meters, l.type, l."gracePeriodSeconds", t.id::text AS "ticketId"
+  SELECT q.i::int AS i, l.state, to_json(l."startsAt")#>>'{}' AS "startsAt", to_json(l."expiresAt")#>>'{}' AS "expiresAt", l.meters, l.type, l."gracePeriodSeconds", t.id::text AS "ticketId",
+         ${licenseTerms('l')}::text AS terms
     FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS q("licenseId", key, i)
     JOIN "License" l ON l.id = q."licenseId"
     LEFT JOIN "UsageTicket" t ON t."licenseId" = q."licenseId" AND t."idempotencyKey" = q.key`;
@@ -46,6 +61,7 @@ interface LookupRow {
   type: string;
   gracePeriodSeconds: number | null;
   ticketId: string | null;
+  terms: string;
 }
 
 const lookupOf = (r: LookupRow): UsageLookup => ({
@@ -56,6 +72,7 @@ const lookupOf = (r: LookupRow): UsageLookup => ({
   type: r.type,
   gracePeriodSeconds: r.gracePeriodSeconds,
   ticketId: r.ticketId,
+  terms: r.terms,
 });
 
 export const usageLookupBatcher = perApp((app: AppDeps) =>
@@ -70,12 +87,17 @@ export const usageLookupBatcher = perApp((app: AppDeps) =>
   ),
 );
 
-export interface UsageWrite {
+interface UsageDraft {
   ticket: UsageTicket;
   quota: number;
   /** `usage.recorded` or `usage.authorized`. */
   type: string;
   requestId: string;
+}
+
+export interface UsageWrite extends UsageDraft {
+  /** The license's terms (UsageLookup.terms) the rules decided on: the use is written only while they hold. */
+  terms: string;
 }
 
 /** The ticket columns of a use, as the unnest of WRITE and USE_CALL gives them ($1..$17). */
@@ -85,9 +107,20 @@ const USES = `unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
                            status, receipt, "expiresAt", "endedAt", "requestId", type, i)`;
 
 /**
- * The writes of the uses in `from` (the columns of USES), at $18, as the CTEs bal, r, t, s, upd, ledger
- * and audit: the balance rows locked in key order, the tickets that fit, the balances grown by them,
- * the ledger entries of recorded uses and the audit rows.
+ * The license rows of the uses in `q`, as the CTE lic: locked FOR SHARE in id order before any balance
+ * row, and read after the lock (a change committed while the statement waited is what it sees).
+ */
+const LICENSES = `lic AS (
+    SELECT l.id, l.state, l."startsAt", l."expiresAt", l.meters, l.type, l."gracePeriodSeconds", ${licenseTerms('l')} AS terms
+      FROM "License" l WHERE l.id IN (SELECT "licenseId" FROM q)
+     ORDER BY l.id
+       FOR SHARE
+  )`;
+
+/**
+ * The writes of the uses in `from` (the columns of USES; their licenses locked by LICENSES), at $18, as
+ * the CTEs bal, r, t, s, upd, ledger and audit: the balance rows locked in key order, the tickets that
+ * fit, the balances grown by them, the ledger entries of recorded uses and the audit rows.
  */
 function usageWrites(from: string): string {
   return `bal AS (
@@ -126,9 +159,18 @@ function usageWrites(from: string): string {
   )`;
 }
 
+/**
+ * The uses the rules allowed: written only while their license's terms, read under its lock, are those
+ * the rules read ($19; `same` false otherwise), and while no ticket holds their key.
+ */
 const WRITE = `
-  WITH q AS (SELECT * FROM ${USES}), ${usageWrites('q')}
-  SELECT q.i::int AS i, row_to_json(t) AS ticket FROM q JOIN t ON t.id = q.id`;
+  WITH q AS (SELECT * FROM ${USES}), ${LICENSES}, w AS (
+    SELECT q.* FROM q JOIN lic ON lic.id = q."licenseId"
+     WHERE lic.terms = ($19::text[])[q.i]::jsonb
+       AND NOT EXISTS (SELECT 1 FROM "UsageTicket" u WHERE u."licenseId" = q."licenseId" AND u."idempotencyKey" = q."idempotencyKey")
+  ), ${usageWrites('w')}
+  SELECT q.i::int AS i, COALESCE(lic.terms = ($19::text[])[q.i]::jsonb, false) AS same, row_to_json(t) AS ticket
+    FROM q LEFT JOIN lic ON lic.id = q."licenseId" LEFT JOIN t ON t.id = q.id`;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -137,8 +179,8 @@ function ticketFromJson(j: Record<string, unknown>): UsageTicket {
 }
 
 /** $1..$17 of USES, from the uses' tickets. */
-function useColumns(items: UsageWrite[]): unknown[] {
-  const col = <T>(f: (x: UsageWrite) => T) => items.map(f);
+function useColumns(items: UsageDraft[]): unknown[] {
+  const col = <T>(f: (x: UsageDraft) => T) => items.map(f);
   return [
     col((x) => x.ticket.id),
     col((x) => x.ticket.tenantId),
@@ -160,26 +202,32 @@ function useColumns(items: UsageWrite[]): unknown[] {
   ];
 }
 
-/** Each item: its written ticket, or null when the one-call path must answer it. */
+/** A use's idempotency key: once per statement, so that every use ranked in it is written. */
+const keyOf = (x: UsageDraft) => `${x.ticket.licenseId}\u0000${x.ticket.idempotencyKey}`;
+
+/**
+ * Each item: its written ticket; 'changed' when its license changed since the rules read it (they
+ * decide again); null when the one-call path must answer it.
+ */
 export const usageWriteBatcher = perApp((app: AppDeps) =>
-  batched<UsageWrite, UsageTicket | null>(
-    async (items) => {
+  batched<UsageWrite, UsageTicket | 'changed' | null>(
+    (batch) => inDistinctRounds(batch, keyOf, async (items) => {
       const now = new Date();
-      const rows = await app.db.sql.query<{ i: number; ticket: Record<string, unknown> }>(
+      const rows = await app.db.sql.query<{ i: number; same: boolean; ticket: Record<string, unknown> | null }>(
         WRITE,
-        [...useColumns(items), now.toISOString()],
+        [...useColumns(items), now.toISOString(), items.map((x) => x.terms)],
         'tessera_usage_write',
       );
-      const out: (UsageTicket | null)[] = items.map(() => null);
-      for (const r of rows) out[r.i - 1] = ticketFromJson(r.ticket);
-      sealTenants(app, rows.map((r) => items[r.i - 1]!.ticket.tenantId));
+      const out: (UsageTicket | 'changed' | null)[] = items.map(() => null);
+      for (const r of rows) out[r.i - 1] = r.ticket ? ticketFromJson(r.ticket) : r.same ? null : 'changed';
+      sealTenants(app, rows.filter((r) => r.ticket).map((r) => items[r.i - 1]!.ticket.tenantId));
       return out;
-    },
+    }),
     { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );
 
-export interface UsageCall extends UsageWrite {
+export interface UsageCall extends UsageDraft {
   /** The license's meter terms as last read: the use is written here only while they are unchanged. */
   meters: MeterTerm[];
 }
@@ -195,29 +243,30 @@ export interface UsageCallOutcome {
 
 /**
  * authorizeUsage / recordUsage in one statement, for a license whose meter terms the instance has read
- * before (the ticket and its receipt are made from them): the lookup (as LOOKUP) and, for the uses of an
- * ACTIVE license within its dates whose meters are still those terms and whose idempotency key is unused,
- * the writes of WRITE. Every use it leaves out is decided by the service from the lookup returned.
+ * before (the ticket and its receipt are made from them): the lookup (as LOOKUP, of the license row
+ * read under its lock) and, for the uses of an ACTIVE license within its dates whose meters are still
+ * those terms and whose idempotency key is unused, the writes of WRITE. Every use it leaves out is
+ * decided by the service from the lookup returned.
  */
 const USE_CALL = `
-  WITH q AS (SELECT * FROM ${USES}), f AS (
+  WITH q AS (SELECT * FROM ${USES}), ${LICENSES}, f AS (
     SELECT q.*, l.state AS "lState", to_json(l."startsAt")#>>'{}' AS "lStartsAt", to_json(l."expiresAt")#>>'{}' AS "lExpiresAt",
-           l.meters AS "lMeters", l.type AS "lType", l."gracePeriodSeconds" AS "lGrace", u.id::text AS "ticketId",
+           l.meters AS "lMeters", l.type AS "lType", l."gracePeriodSeconds" AS "lGrace", l.terms::text AS "lTerms", u.id::text AS "ticketId",
            COALESCE(l.state = 'ACTIVE' AND (l."startsAt" IS NULL OR l."startsAt" <= $18::timestamp(3)) AND (l."expiresAt" IS NULL OR l."expiresAt" > $18::timestamp(3))
              AND u.id IS NULL AND l.meters = ($19::text[])[q.i]::jsonb, false) AS ok
-      FROM q JOIN "License" l ON l.id = q."licenseId"
+      FROM q JOIN lic l ON l.id = q."licenseId"
       LEFT JOIN "UsageTicket" u ON u."licenseId" = q."licenseId" AND u."idempotencyKey" = q."idempotencyKey"
   ), ok AS (
     SELECT * FROM f WHERE ok
   ), ${usageWrites('ok')}
   SELECT f.i::int AS i, f."lState" AS state, f."lStartsAt" AS "startsAt", f."lExpiresAt" AS "expiresAt", f."lMeters" AS meters, f."lType" AS type,
-         f."lGrace" AS "gracePeriodSeconds", f."ticketId", f.ok AS tried, row_to_json(t) AS ticket
+         f."lGrace" AS "gracePeriodSeconds", f."ticketId", f."lTerms" AS terms, f.ok AS tried, row_to_json(t) AS ticket
     FROM f LEFT JOIN t ON t.id = f.id`;
 
 /** Each item: the lookup and, when the write was tried, its ticket (null: the one-call path answers). */
 export const usageCallBatcher = perApp((app: AppDeps) =>
   batched<UsageCall, UsageCallOutcome | null>(
-    async (items) => {
+    (batch) => inDistinctRounds(batch, keyOf, async (items) => {
       const now = new Date();
       const rows = await app.db.sql.query<LookupRow & { tried: boolean; ticket: Record<string, unknown> | null }>(
         USE_CALL,
@@ -228,7 +277,7 @@ export const usageCallBatcher = perApp((app: AppDeps) =>
       for (const r of rows) out[r.i - 1] = { lookup: lookupOf(r), tried: r.tried, ticket: r.ticket ? ticketFromJson(r.ticket) : null };
       sealTenants(app, rows.filter((r) => r.ticket).map((r) => items[r.i - 1]!.ticket.tenantId));
       return out;
-    },
+    }),
     { maxInFlight: inFlightFor(app.db.kind, 'write') },
   ),
 );

@@ -10,7 +10,7 @@ import { parseId } from '../common/ids.ts';
 import { parse, positive } from '../common/validate.ts';
 import { assertUsable, isDuplicate, keyTarget } from '../leases/client.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
-import { usageCallBatcher, type UsageLookup, usageLookupBatcher, usageWriteBatcher } from './batched.ts';
+import { licenseTerms, usageCallBatcher, type UsageLookup, usageLookupBatcher, usageWriteBatcher } from './batched.ts';
 
 /** How long an authorized, uncommitted ticket holds its reservation. */
 export const TICKET_TTL_SECONDS = 900;
@@ -90,7 +90,9 @@ function replay(ticket: UsageTicket, hash: string): TicketView {
  * Reserves (authorize) or records (record) `quantity` of a meter. The quota holds in the database: one
  * conditional upsert of the balance row (`used + reserved + q <= quota`), so concurrent requests on any
  * number of instances can never overshoot it. The ticket's unique (license, idempotency key) makes two
- * in-flight requests with one key execute once: the loser rolls back and replays the winner's ticket.
+ * in-flight requests with one key execute once: the loser replays the winner's ticket. Every write
+ * holds the use to the license's terms as read under the license row's lock; when they changed since
+ * the rules read them (a suspension, a lower quota), the use is decided again on a fresh read.
  */
 export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', raw: UsageInput): Promise<TicketView> {
   const input = parse(usageInput, raw);
@@ -99,6 +101,20 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
   const now = new Date();
   const type = op === 'record' ? 'usage.recorded' : 'usage.authorized';
   const use = { ctx, op, input, hash, now, type, licenseId, tenantId };
+  for (let attempt = 1; ; attempt++) {
+    const done = await decide(use);
+    if (done !== 'changed') return done;
+    // Each round needs another change of the license committed while the write waited for its row.
+    if (attempt >= DECISIONS) throw new Error(`license ${licenseId} changed during each of ${DECISIONS} attempts to write a use`);
+  }
+}
+
+/** How often a use is decided again because its license changed meanwhile. */
+const DECISIONS = 5;
+
+/** The rules and the write of one use: its ticket, or 'changed' when the license changed under the write. */
+async function decide(use: Use): Promise<TicketView | 'changed'> {
+  const { ctx, input, licenseId, now, type, hash } = use;
   const known = knownMeters(ctx.app);
 
   // Meter terms read before: the lookup and the write in one statement, which writes only while the
@@ -109,7 +125,7 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
   if (cached && cachedTerm && input.quantity <= cachedTerm.quota) {
     const draft = await draftTicket(use, cachedTerm);
     const call = await usageCallBatcher(ctx.app)({ ticket: draft, quota: cachedTerm.quota, type, requestId: ctx.requestId, meters: cached });
-    if (call?.tried) return call.ticket ? view(call.ticket) : oneCall(use, draft, cachedTerm);
+    if (call?.tried) return call.ticket ? view(call.ticket) : oneCall(use, draft, cachedTerm, call.lookup.terms);
     row = call?.lookup ?? null;
   } else {
     row = await usageLookupBatcher(ctx.app)({ licenseId, idempotencyKey: input.idempotencyKey });
@@ -124,9 +140,10 @@ export async function useMeter(ctx: ServiceContext, op: 'authorize' | 'record', 
 
   const draft = await draftTicket(use, term);
   // The batched statement settles the common case; what it leaves (null) is answered one call at a time.
-  const batchedTicket = await usageWriteBatcher(ctx.app)({ ticket: draft, quota: term.quota, type, requestId: ctx.requestId });
-  if (batchedTicket) return view(batchedTicket);
-  return oneCall(use, draft, term);
+  const written = await usageWriteBatcher(ctx.app)({ ticket: draft, quota: term.quota, type, requestId: ctx.requestId, terms: row.terms });
+  if (written === 'changed') return written;
+  if (written) return view(written);
+  return oneCall(use, draft, term, row.terms);
 }
 
 interface Use {
@@ -168,26 +185,40 @@ async function draftTicket(u: Use, term: MeterTerm): Promise<UsageTicket> {
   return draft;
 }
 
-/** A use the batched statements could not settle: no balance row yet, a lapsed reservation in the way, a raced key. */
-async function oneCall(u: Use, draft: UsageTicket, term: MeterTerm): Promise<TicketView> {
+/**
+ * A use the batched statements could not settle: no balance row yet, a lapsed reservation in the way, a
+ * raced key. `terms` are the license's terms the use was decided on ('changed' when they no longer hold).
+ */
+async function oneCall(u: Use, draft: UsageTicket, term: MeterTerm, terms: string): Promise<TicketView | 'changed'> {
   const { ctx, now, type } = u;
-  const attempt = () => writeUse(ctx, draft, term.quota, now, type);
-  let ticket: UsageTicket | undefined;
+  const attempt = () => writeUse(ctx, draft, term.quota, now, type, terms);
+  let written: UsageTicket | 'changed' | undefined;
   try {
-    ticket = await attempt();
-    if (!ticket) {
+    written = await attempt();
+    if (written === undefined) {
       // Lapsed reservations the sweep has not reached yet must not block this one.
       const released = await reclaimTickets(ctx.app, now, { licenseId: u.licenseId, meter: term.meter, window: draft.window });
-      if (released > 0) ticket = await attempt();
+      if (released > 0) written = await attempt();
     }
   } catch (err) {
-    if (!isDuplicate(err)) throw err;
-    return replay(await ctx.prisma.usageTicket.findUniqueOrThrow({ where: { licenseId_idempotencyKey: { licenseId: u.licenseId, idempotencyKey: u.input.idempotencyKey } } }), u.hash);
+    const raced = isDuplicate(err) ? await ticketOfKey(u) : null;
+    if (!raced) throw err;
+    return replay(raced, u.hash);
   }
-  if (!ticket) throw new LicensingError('QUOTA_EXCEEDED', `The quota of ${term.quota} for "${term.meter}" would be exceeded`);
+  if (written === 'changed') return written;
+  if (!written) {
+    // The same key sent twice at once: the other call may have taken the quota this one asked for. It is
+    // this request, written once; its ticket answers (or IDEMPOTENCY_KEY_REUSED), not a refusal.
+    const earlier = await ticketOfKey(u);
+    if (earlier) return replay(earlier, u.hash);
+    throw new LicensingError('QUOTA_EXCEEDED', `The quota of ${term.quota} for "${term.meter}" would be exceeded`);
+  }
   void sealerOf(ctx.app).seal(u.tenantId);
-  return view(ticket);
+  return view(written);
 }
+
+const ticketOfKey = (u: Use) =>
+  u.ctx.prisma.usageTicket.findUnique({ where: { licenseId_idempotencyKey: { licenseId: u.licenseId, idempotencyKey: u.input.idempotencyKey } } });
 
 /** Per app, the meter terms last read of each license (at most KNOWN_METERS licenses, oldest dropped). */
 const KNOWN_METERS = 10_000;
@@ -216,16 +247,21 @@ function auditRow(ctx: ServiceContext, type: string, extra: Prisma.Sql) {
 }
 
 /**
- * authorize/record in one statement: the conditional balance upsert that holds the quota, the ticket
- * (its unique idempotency key makes a concurrent duplicate fail the whole statement), the ledger entry
- * of a recorded use, and the audit row. Undefined when the quota would be exceeded.
+ * authorize/record in one statement: the license row locked FOR SHARE (before the balance row, as every
+ * usage statement takes them) and its terms compared with `terms`, then the conditional balance upsert
+ * that holds the quota, the ticket (its unique idempotency key makes a concurrent duplicate fail the
+ * whole statement), the ledger entry of a recorded use, and the audit row. Undefined when the quota
+ * would be exceeded; 'changed' when the license's terms are no longer `terms` (nothing is written).
  */
-async function writeUse(ctx: ServiceContext, d: UsageTicket, quota: number, now: Date, type: string): Promise<UsageTicket | undefined> {
+async function writeUse(ctx: ServiceContext, d: UsageTicket, quota: number, now: Date, type: string, terms: string): Promise<UsageTicket | 'changed' | undefined> {
   const record = d.status === 'COMMITTED';
-  const [row] = await ctx.prisma.$queryRaw<UsageTicket[]>`
-    WITH b AS (
+  const [row] = await ctx.prisma.$queryRaw<(UsageTicket & { licenseSame: boolean })[]>`
+    WITH lic AS (
+      SELECT ${Prisma.raw(licenseTerms('l'))} = ${terms}::jsonb AS same FROM "License" l WHERE l.id = ${d.licenseId}::uuid FOR SHARE
+    ), b AS (
       INSERT INTO "UsageBalance" ("licenseId", meter, "window", "tenantId", quota, used, reserved, "updatedAt")
-      VALUES (${d.licenseId}::uuid, ${d.meter}, ${d.window}, ${d.tenantId}::uuid, ${quota}, ${record ? d.quantity : 0}, ${record ? 0 : d.quantity}, ${now}::timestamp(3))
+      SELECT ${d.licenseId}::uuid, ${d.meter}, ${d.window}, ${d.tenantId}::uuid, ${quota}, ${record ? d.quantity : 0}, ${record ? 0 : d.quantity}, ${now}::timestamp(3)
+        FROM lic WHERE lic.same
       ON CONFLICT ("licenseId", meter, "window") DO UPDATE SET
         quota = EXCLUDED.quota,
         used = "UsageBalance".used + EXCLUDED.used,
@@ -247,8 +283,10 @@ async function writeUse(ctx: ServiceContext, d: UsageTicket, quota: number, now:
     ), audit AS (
       ${auditRow(ctx, type, Prisma.sql`jsonb_build_object('quantity', t.quantity, 'remaining', t.remaining)`)}
     )
-    SELECT * FROM t`;
-  return row;
+    SELECT lic.same AS "licenseSame", t.* FROM lic LEFT JOIN t ON true`;
+  if (!row?.licenseSame) return 'changed';
+  const { licenseSame: _, ...ticket } = row;
+  return ticket.id ? ticket : undefined;
 }
 
 interface BalanceKey {
@@ -260,34 +298,52 @@ interface BalanceKey {
 /**
  * Expires lapsed AUTHORIZED tickets and gives their reservations back, with their usage.released audit
  * rows, in one statement; scoped to one balance (query time, when a reservation does not fit) or to
- * all tenants (the sweep). Rows are claimed with FOR UPDATE SKIP LOCKED, so concurrent sweepers release
- * each ticket once.
+ * all tenants (the sweep, $2 null). Tickets are claimed with FOR UPDATE SKIP LOCKED, so concurrent
+ * sweepers release each ticket once. The balance rows are then locked in key order, as the usage
+ * statements lock them, before any is changed: in the order a join happened to produce them, a sweep
+ * and a batch of uses deadlocked on them.
+ */
+const RECLAIM = `
+  WITH expired AS (
+    UPDATE "UsageTicket" SET status = 'EXPIRED', "endedAt" = $1::timestamp(3)
+     WHERE id IN (
+       SELECT id FROM "UsageTicket"
+        WHERE status = 'AUTHORIZED' AND "expiresAt" <= $1::timestamp(3)
+          AND ($2::uuid IS NULL OR ("licenseId" = $2::uuid AND meter = $3::text AND "window" = $4::text))
+        LIMIT $5::int FOR UPDATE SKIP LOCKED
+     )
+    RETURNING id, "tenantId", "licenseId", meter, "window", quantity
+  ), sums AS (
+    SELECT "licenseId", meter, "window", sum(quantity)::int AS q FROM expired GROUP BY 1, 2, 3
+  ), locked AS (
+    SELECT b."licenseId", b.meter, b."window" FROM "UsageBalance" b
+     WHERE (b."licenseId", b.meter, b."window") IN (SELECT "licenseId", meter, "window" FROM sums)
+     ORDER BY b."licenseId", b.meter, b."window"
+       FOR UPDATE
+  ), released AS (
+    UPDATE "UsageBalance" b SET reserved = b.reserved - s.q, "updatedAt" = $1::timestamp(3)
+      FROM (SELECT sums.* FROM locked JOIN sums USING ("licenseId", meter, "window")) s
+     WHERE b."licenseId" = s."licenseId" AND b.meter = s.meter AND b."window" = s."window"
+  ), audit AS (
+    INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
+    SELECT "tenantId", 'usage.released', 'system', NULL, 'UsageTicket', id::text, "licenseId",
+      jsonb_build_object('meter', meter, 'window', "window", 'authorized', quantity, 'reason', 'expired'), 'usage-sweep'
+    FROM expired
+  )
+  SELECT "tenantId"::text AS "tenantId", count(*)::int AS n FROM expired GROUP BY 1`;
+
+/**
+ * Runs RECLAIM as an autocommit statement on the raw driver, which runs it again when PostgreSQL aborts
+ * it to break a deadlock (it changed nothing then). Returns how many tickets it expired.
  */
 async function reclaimTickets(app: AppDeps, now: Date, scope: BalanceKey | { limit: number }): Promise<number> {
   const balance = 'meter' in scope ? scope : null;
   const limit = 'limit' in scope ? scope.limit : 10_000;
-  const rows = await app.prisma.$queryRaw<{ tenantId: string; n: number }[]>`
-    WITH expired AS (
-      UPDATE "UsageTicket" SET status = 'EXPIRED', "endedAt" = ${now}::timestamp(3)
-      WHERE id IN (
-        SELECT id FROM "UsageTicket"
-        WHERE status = 'AUTHORIZED' AND "expiresAt" <= ${now}::timestamp(3)
-          AND (${balance?.licenseId ?? null}::uuid IS NULL OR ("licenseId" = ${balance?.licenseId ?? null}::uuid AND meter = ${balance?.meter ?? null} AND "window" = ${balance?.window ?? null}))
-        LIMIT ${limit} FOR UPDATE SKIP LOCKED
-      )
-      RETURNING id, "tenantId", "licenseId", meter, "window", quantity
-    ), sums AS (
-      SELECT "licenseId", meter, "window", sum(quantity)::int AS q FROM expired GROUP BY 1, 2, 3
-    ), released AS (
-      UPDATE "UsageBalance" b SET reserved = b.reserved - sums.q, "updatedAt" = ${now}::timestamp(3)
-      FROM sums WHERE b."licenseId" = sums."licenseId" AND b.meter = sums.meter AND b."window" = sums."window"
-    ), audit AS (
-      INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
-      SELECT "tenantId", 'usage.released', 'system', NULL, 'UsageTicket', id::text, "licenseId",
-        jsonb_build_object('meter', meter, 'window', "window", 'authorized', quantity, 'reason', 'expired'), 'usage-sweep'
-      FROM expired
-    )
-    SELECT "tenantId"::text AS "tenantId", count(*)::int AS n FROM expired GROUP BY 1`;
+  const rows = await app.db.sql.query<{ tenantId: string; n: number }>(
+    RECLAIM,
+    [now.toISOString(), balance?.licenseId ?? null, balance?.meter ?? null, balance?.window ?? null, limit],
+    'tessera_usage_reclaim',
+  );
   for (const r of rows) void sealerOf(app).seal(r.tenantId);
   return rows.reduce((sum, r) => sum + r.n, 0);
 }

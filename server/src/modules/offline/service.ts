@@ -7,6 +7,7 @@ import { ConflictError, LicensingError, NotFoundError, ValidationError } from '.
 import { bindOfflineDevice, markSynced, releaseOfflineActivation } from '../activation/service.ts';
 import { inTransaction, type ServiceContext } from '../audit/service.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
+import { retriedOnDeadlock } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { parseKey } from '../licenses/keys.ts';
 import { windowOf } from '../metering/service.ts';
@@ -250,7 +251,16 @@ export async function importOfflineDeactivation(ctx: ServiceContext, text: strin
 
   const fileHash = createHash('sha256').update(jws).digest('hex');
   const now = new Date();
-  return inTransaction(ctx, tenantId, async (tx, emit) => {
+  // Sorted, so that two imports of one license create missing balance rows in the same order.
+  const used = Object.entries(usage.data)
+    .filter(([, quantity]) => quantity > 0)
+    .map(([meter, quantity]) => {
+      const term = meters.find((t) => t.meter === meter)!;
+      return { meter, quantity, quota: term.quota, window: windowOf(term.period, now) };
+    })
+    .sort((a, b) => (a.meter < b.meter ? -1 : a.meter > b.meter ? 1 : 0));
+  // The transaction is the whole import, so one aborted to break a deadlock simply runs again.
+  return retriedOnDeadlock(() => inTransaction(ctx, tenantId, async (tx, emit) => {
     // Exactly once: the first import of a deactivation for this activation wins; later ones change nothing.
     const [first] = await tx.$queryRaw<{ id: string }[]>`
       INSERT INTO "OfflineDeactivation" (id, "tenantId", "activationId", "fileHash", usage, "importedAt")
@@ -258,18 +268,27 @@ export async function importOfflineDeactivation(ctx: ServiceContext, text: strin
       ON CONFLICT ("activationId") DO NOTHING
       RETURNING id`;
     if (!first) return { activationId: activation.id, imported: false };
+    // The activation, then the license row (usage statements lock the license before balance rows too).
     const { synced } = await releaseOfflineActivation(tx, activation.id, tenantId, now);
     const base = { licenseId: activation.licenseId, customerId: activation.license.customerId };
-    for (const [meter, quantity] of Object.entries(usage.data)) {
-      if (quantity === 0) continue;
-      const term = meters.find((t) => t.meter === meter)!;
-      const window = windowOf(term.period, now);
+    if (used.length > 0) {
+      // The balance rows that exist, locked in key order (the database's, as the usage statements use it)
+      // before any is written: in the meter order of the device's file, an import and a batch of uses
+      // deadlocked on them.
+      await tx.$queryRaw`
+        SELECT 1 FROM "UsageBalance"
+         WHERE "licenseId" = ${activation.licenseId}::uuid
+           AND (meter, "window") IN (SELECT * FROM unnest(${used.map((u) => u.meter)}::text[], ${used.map((u) => u.window)}::text[]))
+         ORDER BY "licenseId", meter, "window"
+           FOR UPDATE`;
+    }
+    for (const { meter, quantity, quota, window } of used) {
       const ticketId = randomUUID();
       // Offline use already happened: it is recorded as it is (a quota overrun shows in the balance).
       await tx.$executeRaw`
         WITH b AS (
           INSERT INTO "UsageBalance" ("licenseId", meter, "window", "tenantId", quota, used, reserved, "updatedAt")
-          VALUES (${activation.licenseId}::uuid, ${meter}, ${window}, ${tenantId}::uuid, ${term.quota}, ${quantity}, 0, ${now}::timestamp(3))
+          VALUES (${activation.licenseId}::uuid, ${meter}, ${window}, ${tenantId}::uuid, ${quota}, ${quantity}, 0, ${now}::timestamp(3))
           ON CONFLICT ("licenseId", meter, "window") DO UPDATE SET used = "UsageBalance".used + EXCLUDED.used, "updatedAt" = EXCLUDED."updatedAt"
           RETURNING 1
         ), t AS (
@@ -294,5 +313,5 @@ export async function importOfflineDeactivation(ctx: ServiceContext, text: strin
     });
     if (synced) emit({ ...base, type: 'license.synced', subjectType: 'License', subjectId: activation.licenseId, payload: { revision: activation.license.revision } });
     return { activationId: activation.id, imported: true };
-  });
+  }));
 }
