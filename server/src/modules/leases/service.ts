@@ -85,15 +85,21 @@ interface GrantOutcome {
   ahead: number;
   queued: number;
   inQueue: boolean;
+  /** The license still had the terms the caller applied, as read under its lock: else nothing was written. */
+  current: boolean;
+  /** The license as read under its lock (null: no such license). */
+  license: LicenseTerms | null;
 }
 
 /**
  * Grants a floating seat in two statements, neither holding a lock across round trips:
  * 1. reclaims this license's lapsed leases (giving their seats back to the SeatPool counter, with
  *    lease.expired audit rows) and reads the license terms;
- * 2. renews the holder's live lease, or else grants through a conditional UPDATE of the SeatPool row
- *    (used + owed-to-the-queue < seats, evaluated on the latest row version) and inserts the lease and
- *    its lease.granted audit row in the same statement.
+ * 2. reads the license again under a share lock and, while its terms are still those the rules were
+ *    applied to, renews the holder's live lease, or else grants through a conditional UPDATE of the
+ *    SeatPool row (used + owed-to-the-queue < seats, on the latest versions of both rows) and inserts
+ *    the lease and its lease.granted audit row in the same statement. A license suspended or changed
+ *    between the two goes back to the rules with the row the second read.
  * Concurrent checkouts on any number of instances can therefore never exceed `seats`; the unique
  * (license, active holder) index makes one device or user hold one lease (a racing duplicate fails
  * its statement, undoing its increment, and is answered by renewal).
@@ -139,27 +145,37 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
     SELECT lic.*, (SELECT count(*)::int FROM expired) AS expired FROM lic`;
   if (!lic) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
   if (lic.expired > 0) void sealerOf(ctx.app).seal(tenantId);
-  const { holder, seats, expiresAt } = seatRules(lic, input, now);
-  const grant: GrantArgs = { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, seats, wait: !!input.wait, now, expiresAt };
 
+  let terms: LicenseTerms = lic;
+  let grant: GrantArgs;
   let outcome: GrantOutcome;
-  try {
-    outcome = await renewOrGrant(ctx, grant);
-  } catch (err) {
-    // The same holder was granted a lease by a concurrent checkout: this one renews it.
-    if (!isDuplicate(err)) throw err;
-    outcome = await renewOrGrant(ctx, grant);
+  for (let attempt = 1; ; attempt++) {
+    const { holder, expiresAt } = seatRules(terms, input, now);
+    grant = { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, clientType: terms.clientType, leaseSeconds: terms.leaseSeconds, wait: !!input.wait, now, expiresAt };
+    try {
+      outcome = await renewOrGrant(ctx, grant);
+    } catch (err) {
+      // The same holder was granted a lease by a concurrent checkout: this one renews it.
+      if (!isDuplicate(err)) throw err;
+      outcome = await renewOrGrant(ctx, grant);
+    }
+    if (outcome.current) break;
+    // The license changed after the rules read it (suspended, revoked, other terms): nothing was written,
+    // and the rules apply again to the row as the grant read it under its lock.
+    if (!outcome.license) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
+    if (attempt >= 3) throw new Error(`license ${licenseId}: its terms changed during each of ${attempt} checkout attempts`);
+    terms = outcome.license;
   }
   if (outcome.lease) {
     void sealerOf(ctx.app).seal(tenantId);
     return { kind: 'lease', lease: outcome.lease, token: await signLease(ctx.app, outcome.lease) };
   }
   if (!input.wait) throw new LicensingError('NO_SEATS_AVAILABLE', 'All floating seats are in use');
-  return enqueue(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, now, expiresAt });
+  return enqueue(ctx, { licenseId, tenantId, holder: grant.holder, fingerprint: input.fingerprint, user: input.user ?? null, now, expiresAt: grant.expiresAt });
 }
 
 /** The license's rules for a checkout, in order: state, floating seats, who holds the seat; and the lease's expiry. */
-function seatRules(lic: LicenseTerms, input: z.output<typeof checkoutInput>, now: Date): { holder: string; seats: number; expiresAt: Date } {
+function seatRules(lic: LicenseTerms, input: z.output<typeof checkoutInput>, now: Date): { holder: string; expiresAt: Date } {
   assertUsable(lic, now);
   if (lic.provisioning !== 'FLOATING' || !lic.seats) {
     throw new LicensingError('NO_SEATS_AVAILABLE', 'This license has no floating seats');
@@ -167,7 +183,7 @@ function seatRules(lic: LicenseTerms, input: z.output<typeof checkoutInput>, now
   const holder = lic.clientType === 'USERS' ? input.user : input.fingerprint;
   if (!holder) throw ValidationError.field('user', 'is required: this license counts seats per user');
   const seconds = lic.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
-  return { holder, seats: lic.seats, expiresAt: new Date(now.getTime() + seconds * 1000) };
+  return { holder, expiresAt: new Date(now.getTime() + seconds * 1000) };
 }
 
 interface GrantArgs {
@@ -177,20 +193,43 @@ interface GrantArgs {
   fingerprint: string;
   user: string | null;
   department: string | null;
-  seats: number;
+  /** The terms the holder and expiry were derived from: the grant goes ahead only while the license still has them. */
+  clientType: string;
+  leaseSeconds: number | null;
   wait: boolean;
   now: Date;
   expiresAt: Date;
 }
 
+const LICENSE_TERMS = Prisma.raw(
+  `state, "startsAt", "expiresAt", provisioning, "clientType", seats, "leaseSeconds", type, "gracePeriodSeconds"`,
+);
+
+/**
+ * Renews the holder's lease or grants one, deciding on the License row read under a share lock in the
+ * same statement (`lk`): it waits for a suspension, revocation or change of terms in progress (each
+ * holds the row's lock until it commits) and reads the row as that change left it, so the seats counted
+ * against are the license's seats now and a license that stopped serving seats grants and renews nothing.
+ * `current` is false when the license is no longer usable as seatRules judges it (state, dates, grace,
+ * FLOATING with seats) or no longer has the terms the caller applied; `license` is then that row.
+ */
 async function renewOrGrant(ctx: ServiceContext, a: GrantArgs): Promise<GrantOutcome> {
   const actorId = a.licenseId;
   const day = utcDay(a.now);
-  const [row] = await ctx.prisma.$queryRaw<(Omit<GrantOutcome, 'lease'> & { lease: Record<string, unknown> | null })[]>`
-    WITH renewed AS (
+  const at = `'${a.now.toISOString()}'::timestamp(3)`;
+  const [row] = await ctx.prisma.$queryRaw<(Omit<GrantOutcome, 'lease' | 'license'> & { lease: Record<string, unknown> | null; license: LicenseTerms | null })[]>`
+    WITH lk AS (
+      SELECT ${LICENSE_TERMS},
+        state = 'ACTIVE' AND provisioning = 'FLOATING' AND seats > 0 AND ${Prisma.raw(notExpiredSql('"License"', at))}
+          AND ("startsAt" IS NULL OR "startsAt" <= ${a.now}::timestamp(3))
+          AND "clientType"::text = ${a.clientType} AND "leaseSeconds" IS NOT DISTINCT FROM ${a.leaseSeconds}::int AS ok
+      FROM "License" WHERE id = ${a.licenseId}::uuid
+      FOR SHARE
+    ), renewed AS (
       UPDATE "Lease" SET "expiresAt" = GREATEST("expiresAt", ${a.expiresAt}::timestamp(3)), "renewedAt" = ${a.now}::timestamp(3), fingerprint = ${a.fingerprint},
         department = COALESCE(${a.department}, department)
       WHERE "licenseId" = ${a.licenseId}::uuid AND "activeHolder" = ${a.holder} AND status = 'ACTIVE' AND "expiresAt" > ${a.now}::timestamp(3)
+        AND (SELECT ok FROM lk)
       RETURNING *
     ), q AS (
       SELECT id, holder, "enqueuedAt" FROM "SeatQueueEntry" WHERE "licenseId" = ${a.licenseId}::uuid AND "expiresAt" > ${a.now}::timestamp(3)
@@ -203,9 +242,9 @@ async function renewOrGrant(ctx: ServiceContext, a: GrantArgs): Promise<GrantOut
         EXISTS (SELECT 1 FROM me) AS "inQueue"
     ), pool AS (
       UPDATE "SeatPool" SET
-        used = used + CASE WHEN used + (SELECT CASE WHEN "inQueue" THEN ahead ELSE queued END FROM owed) < ${a.seats} THEN 1 ELSE 0 END,
-        granted = used + (SELECT CASE WHEN "inQueue" THEN ahead ELSE queued END FROM owed) < ${a.seats}
-      WHERE "licenseId" = ${a.licenseId}::uuid AND NOT EXISTS (SELECT 1 FROM renewed)
+        used = used + CASE WHEN used + (SELECT CASE WHEN "inQueue" THEN ahead ELSE queued END FROM owed) < (SELECT seats FROM lk) THEN 1 ELSE 0 END,
+        granted = used + (SELECT CASE WHEN "inQueue" THEN ahead ELSE queued END FROM owed) < (SELECT seats FROM lk)
+      WHERE "licenseId" = ${a.licenseId}::uuid AND NOT EXISTS (SELECT 1 FROM renewed) AND (SELECT ok FROM lk)
       RETURNING used, granted
     ), granted AS (
       INSERT INTO "Lease" (id, "tenantId", "licenseId", holder, fingerprint, "user", department, status, borrowed, "grantedAt", "renewedAt", "expiresAt", "activeHolder")
@@ -232,10 +271,17 @@ async function renewOrGrant(ctx: ServiceContext, a: GrantArgs): Promise<GrantOut
       COALESCE((SELECT row_to_json(granted) FROM granted), (SELECT row_to_json(renewed) FROM renewed)) AS lease,
       EXISTS (SELECT 1 FROM renewed) AS renewed,
       COALESCE((SELECT granted FROM pool), false) AS granted,
-      owed.ahead, owed.queued, owed."inQueue"
+      owed.ahead, owed.queued, owed."inQueue",
+      COALESCE((SELECT ok FROM lk), false) AS "current",
+      (SELECT row_to_json(lk) FROM lk) AS license
     FROM owed`;
   const r = row!;
-  return { ...r, lease: r.lease ? leaseFromJson(r.lease) : null };
+  return { ...r, lease: r.lease ? leaseFromJson(r.lease) : null, license: r.license ? termsFromJson(r.license) : null };
+}
+
+function termsFromJson(j: LicenseTerms): LicenseTerms {
+  const date = (v: unknown) => (v === null || v === undefined ? null : new Date(`${String(v)}Z`));
+  return { ...j, startsAt: date(j.startsAt), expiresAt: date(j.expiresAt) };
 }
 
 /** row_to_json gives timestamps as text without a zone (they are UTC). */

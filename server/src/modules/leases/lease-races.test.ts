@@ -1,0 +1,149 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
+import { type Issued, issueLicense } from './fixtures.ts';
+
+/**
+ * Floating-seat edges found in review: each test here failed before its fix. The ones that need a second
+ * connection holding a row lock (a license changed while a checkout waits for its seat
+ * counter) run on PostgreSQL only: PGlite has one connection, so nothing can wait for a lock there.
+ */
+
+let s: TestServer;
+let token: string;
+let fresh: Awaited<ReturnType<typeof freshPostgres>> | undefined;
+beforeAll(async () => {
+  fresh = testDatabaseUrl ? await freshPostgres(testDatabaseUrl) : undefined;
+  s = await startTestServer({ databaseUrl: fresh?.url });
+  ({ token } = await s.tenant());
+});
+afterAll(async () => {
+  await s.close();
+  await fresh?.drop();
+});
+
+const CHECKOUT = `mutation($input: CheckoutSeatInput!) {
+  checkoutSeat(input: $input) { __typename ... on SeatLease { id expiresAt } ... on LicensingError { code } ... on ValidationError { message } }
+}`;
+const UPDATE_LICENSE = `mutation($input: UpdateLicenseInput!) { updateLicense(input: $input) { __typename ... on Error { message } ... on ValidationError { fields { path message } } } }`;
+const SUSPEND = `mutation($id: ID!) { suspendLicense(input: { licenseId: $id }) { __typename } }`;
+
+const checkout = async (key: string, fingerprint: string) => ok(await s.gql(CHECKOUT, { input: { key, fingerprint } })).checkoutSeat;
+const updateLicense = async (input: Record<string, unknown>) => ok(await s.gql(UPDATE_LICENSE, { input }, { token })).updateLicense;
+const suspend = async (lic: Issued) => ok(await s.gql(SUSPEND, { id: lic.globalId }, { token })).suspendLicense;
+
+const floating = (seats: number, terms: Record<string, unknown> = {}, overrides?: Record<string, unknown>) =>
+  issueLicense(s, token, { licenseType: 'FLOATING', provisioning: 'FLOATING', seats, leaseSeconds: 60, ...terms }, { overrides });
+
+const leaseId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1]!;
+
+/** Moves a lease's expiry into the past, as if its holder had stopped heartbeating. */
+async function lapse(leaseGlobalId: string) {
+  await s.db.prisma.lease.update({ where: { id: leaseId(leaseGlobalId) }, data: { expiresAt: new Date(Date.now() - 1000) } });
+}
+
+/** The ACTIVE leases of the license, asserting first that its SeatPool counter equals them. */
+async function activeLeases(licenseId: string) {
+  const [pool, active] = await Promise.all([
+    s.db.prisma.seatPool.findUnique({ where: { licenseId } }),
+    s.db.prisma.lease.count({ where: { licenseId, status: 'ACTIVE' } }),
+  ]);
+  expect(pool?.used ?? 0).toBe(active);
+  return active;
+}
+
+const granted = (licenseId: string) => s.db.prisma.auditEvent.count({ where: { licenseId, type: 'lease.granted' } });
+
+describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (PostgreSQL)', () => {
+  let conn: pg.Client;
+  let other: pg.Client;
+  beforeAll(async () => {
+    conn = new pg.Client({ connectionString: fresh!.url });
+    other = new pg.Client({ connectionString: fresh!.url });
+    await Promise.all([conn.connect(), other.connect()]);
+  });
+  afterAll(async () => {
+    await conn?.end();
+    await other?.end();
+  });
+
+  const lockPools = (client: pg.Client, ...licenseIds: string[]) =>
+    client.query(`SELECT "licenseId" FROM "SeatPool" WHERE "licenseId" = ANY($1::uuid[]) ORDER BY "licenseId" FOR UPDATE`, [licenseIds]);
+
+  it('a batched checkout waiting for the seat counter of a license suspended meanwhile is refused with LICENSE_SUSPENDED', async () => {
+    const lic = await floating(3);
+    // A first lease makes the pool row; the next checkout is one the batched statement grants.
+    expect((await checkout(lic.key, 'dev-0')).__typename).toBe('SeatLease');
+    await conn.query('BEGIN');
+    await lockPools(conn, lic.id);
+    const pending = checkout(lic.key, 'dev-1');
+    await waitForBlockedBy(conn);
+    // A suspension takes the License row, never the counter: it commits while the checkout waits.
+    expect(await suspend(lic)).toMatchObject({ __typename: 'License' });
+    await conn.query('COMMIT');
+    expect(await pending).toMatchObject({ __typename: 'LicensingError', code: 'LICENSE_SUSPENDED' });
+    expect(await activeLeases(lic.id)).toBe(1);
+    expect(await granted(lic.id)).toBe(1);
+  });
+
+  it('seats lowered while two checkouts wait in one batched statement: both are refused, none past the new seat count', async () => {
+    const lic = await floating(3);
+    const gate = await floating(5);
+    expect((await checkout(lic.key, 'dev-0')).__typename).toBe('SeatLease');
+    expect((await checkout(gate.key, 'gate-0')).__typename).toBe('SeatLease');
+    await conn.query('BEGIN');
+    await lockPools(conn, lic.id);
+    // One write statement in flight per process: a statement held on the gate's counter makes the two
+    // calls below queue, so that they then share one statement, which waits for the license's counter.
+    await other.query('BEGIN');
+    await lockPools(other, gate.id);
+    const first = checkout(gate.key, 'gate-1');
+    await waitForBlockedBy(other);
+    const pending = Promise.all([checkout(lic.key, 'dev-1'), checkout(lic.key, 'dev-2')]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await other.query('COMMIT');
+    expect((await first).__typename).toBe('SeatLease');
+    await waitForBlockedBy(conn);
+
+    expect(await updateLicense({ licenseId: lic.globalId, seats: 1 })).toMatchObject({ __typename: 'License' });
+    await conn.query('COMMIT');
+    expect((await pending).map((r) => r.code)).toEqual(['NO_SEATS_AVAILABLE', 'NO_SEATS_AVAILABLE']);
+    expect(await activeLeases(lic.id)).toBe(1);
+    expect(await granted(lic.id)).toBe(1);
+  });
+
+  it('a checkout reclaiming a lapsed lease first (the one-call path) of a license suspended while it waits is refused with LICENSE_SUSPENDED', async () => {
+    const lic = await floating(2);
+    const held = await checkout(lic.key, 'dev-a');
+    await lapse(held.id);
+    await conn.query('BEGIN');
+    await lockPools(conn, lic.id);
+    const pending = checkout(lic.key, 'dev-b');
+    await waitForBlockedBy(conn);
+    expect(await suspend(lic)).toMatchObject({ __typename: 'License' });
+    await conn.query('COMMIT');
+    expect(await pending).toMatchObject({ __typename: 'LicensingError', code: 'LICENSE_SUSPENDED' });
+    // The lapsed lease was reclaimed, and nothing granted.
+    expect(await activeLeases(lic.id)).toBe(0);
+    expect(await granted(lic.id)).toBe(1);
+  });
+
+});
+
+/**
+ * Waits until another backend waits for a lock that `holder` holds. Asked of the lock manager (pg_locks and
+ * pg_blocking_pids are live), not of pg_stat_activity: within the holder's transaction that view is a
+ * snapshot taken at its first read, which would never show a waiter that came later.
+ */
+async function waitForBlockedBy(holder: pg.Client): Promise<void> {
+  const [{ pid }] = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows as [{ pid: number }];
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await holder.query<{ n: number }>(
+      `SELECT count(DISTINCT pid)::int AS n FROM pg_locks WHERE NOT granted AND $1::int = ANY(pg_blocking_pids(pid))`,
+      [pid],
+    );
+    if (rows[0]!.n > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error('no backend came to wait for a lock this connection holds');
+}
