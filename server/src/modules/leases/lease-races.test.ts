@@ -54,6 +54,25 @@ async function activeLeases(licenseId: string) {
 
 const granted = (licenseId: string) => s.db.prisma.auditEvent.count({ where: { licenseId, type: 'lease.granted' } });
 
+describe('the seat counter of a license that leaves FLOATING provisioning', () => {
+  it('still counts the leases it granted until they end: moved to NAMED and back, the license grants its seat again', async () => {
+    const lic = await issueLicense(s, token, { licenseType: 'PERPETUAL', provisioning: 'FLOATING', seats: 1, leaseSeconds: 60 });
+    const held = await checkout(lic.key, 'dev-a');
+    expect(held.__typename).toBe('SeatLease');
+    await lapse(held.id);
+
+    expect(await updateLicense({ licenseId: lic.globalId, provisioning: 'NAMED', seats: null, leaseSeconds: null })).toMatchObject({ __typename: 'License' });
+    // Reclaims the lapsed lease (and gives its seat back to the counter), then refuses: no floating seats now.
+    expect(await checkout(lic.key, 'dev-b')).toMatchObject({ code: 'NO_SEATS_AVAILABLE' });
+    expect(await s.db.prisma.lease.findUniqueOrThrow({ where: { id: leaseId(held.id) } })).toMatchObject({ status: 'EXPIRED' });
+    expect(await activeLeases(lic.id)).toBe(0);
+
+    expect(await updateLicense({ licenseId: lic.globalId, provisioning: 'FLOATING', seats: 1, leaseSeconds: 60 })).toMatchObject({ __typename: 'License' });
+    expect((await checkout(lic.key, 'dev-c')).__typename).toBe('SeatLease');
+    expect(await activeLeases(lic.id)).toBe(1);
+  });
+});
+
 describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (PostgreSQL)', () => {
   let conn: pg.Client;
   let other: pg.Client;

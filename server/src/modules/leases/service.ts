@@ -131,11 +131,15 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
         FOR UPDATE SKIP LOCKED
       )
       RETURNING id, "tenantId", "licenseId", holder, "expiresAt"
+    ), freed AS (
+      -- The counter counts every lease it granted until that lease ends, whatever the license's
+      -- provisioning is now (a license moved to NAMED and back must find it right).
+      UPDATE "SeatPool" SET used = used - (SELECT count(*)::int FROM expired)
+      WHERE "licenseId" = ${licenseId}::uuid AND EXISTS (SELECT 1 FROM expired)
     ), pool AS (
       INSERT INTO "SeatPool" ("licenseId", "tenantId", used, granted)
       SELECT ${licenseId}::uuid, ${tenantId}::uuid, 0, false FROM lic WHERE lic.provisioning = 'FLOATING'
-      ON CONFLICT ("licenseId") DO UPDATE SET used = "SeatPool".used - (SELECT count(*)::int FROM expired)
-      WHERE EXISTS (SELECT 1 FROM expired)
+      ON CONFLICT ("licenseId") DO NOTHING
     ), stale AS (
       DELETE FROM "SeatQueueEntry" WHERE "licenseId" = ${licenseId}::uuid AND "expiresAt" <= ${now}::timestamp(3)
     ), audit AS (
