@@ -2,11 +2,12 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
 import { type Issued, issueLicense } from './fixtures.ts';
+import { sweepLeases } from './service.ts';
 
 /**
  * Floating-seat edges found in review: each test here failed before its fix. The ones that need a second
- * connection holding a row lock (a license changed while a checkout waits for its seat
- * counter) run on PostgreSQL only: PGlite has one connection, so nothing can wait for a lock there.
+ * connection holding a row lock (a license changed while a checkout waits for its seat counter, the
+ * sweep's lock order) run on PostgreSQL only: PGlite has one connection, so nothing can wait for a lock there.
  */
 
 let s: TestServer;
@@ -147,6 +148,62 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
     expect(await granted(lic.id)).toBe(1);
   });
 
+  /**
+   * Floating licenses, each with one lease that has lapsed by `sweepAt` (not yet: the app's own timed
+   * sweep must leave them to the sweeps these tests run), in licenseId order.
+   */
+  const sweepAt = () => new Date(Date.now() + 2 * 3600_000);
+  async function withLapsingLeases(n: number): Promise<Issued[]> {
+    const licenses = await Promise.all(Array.from({ length: n }, () => floating(2)));
+    for (const lic of licenses) {
+      const id = leaseId((await checkout(lic.key, 'lapsing')).id);
+      await s.db.prisma.lease.update({ where: { id }, data: { expiresAt: new Date(Date.now() + 3600_000) } });
+    }
+    return licenses.sort((x, y) => (x.id < y.id ? -1 : 1));
+  }
+
+  it('the lease sweep takes the seat counters in licenseId order, as checkouts do', async () => {
+    // Held in hash order, the counters after the first one would often be taken before it.
+    for (let round = 0; round < 3; round++) {
+      const [first, ...rest] = await withLapsingLeases(6);
+      await conn.query('BEGIN');
+      await lockPools(conn, first!.id);
+      const sweep = sweepLeases(s.app.deps, sweepAt());
+      try {
+        await waitForBlockedBy(conn);
+        // The sweep waits for the first counter and holds none after it.
+        await conn.query(`SELECT "licenseId" FROM "SeatPool" WHERE "licenseId" = ANY($1::uuid[]) FOR UPDATE NOWAIT`, [rest.map((l) => l.id)]);
+        await conn.query('COMMIT');
+      } catch (err) {
+        await conn.query('ROLLBACK');
+        throw err;
+      }
+      expect(await sweep).toBeGreaterThanOrEqual(6);
+      for (const lic of [first!, ...rest]) expect(await activeLeases(lic.id)).toBe(0);
+    }
+  });
+
+  it('a lease sweep caught in a deadlock runs again instead of failing', async () => {
+    const [a, b] = await withLapsingLeases(2);
+    try {
+      // The other party holds b and, later, asks for a: against the key order the sweep locks them in.
+      // It never checks for the deadlock itself (a long deadlock_timeout), so the sweep is the one aborted.
+      await conn.query(`SET deadlock_timeout = '10s'`);
+      await conn.query('BEGIN');
+      await lockPools(conn, b!.id);
+      const sweep = sweepLeases(s.app.deps, sweepAt());
+      await waitForBlockedBy(conn);
+      await lockPools(conn, a!.id);
+      await conn.query('COMMIT');
+      expect(await sweep).toBeGreaterThanOrEqual(2);
+      expect(await activeLeases(a!.id)).toBe(0);
+      expect(await activeLeases(b!.id)).toBe(0);
+      expect(await s.db.prisma.auditEvent.count({ where: { licenseId: { in: [a!.id, b!.id] }, type: 'lease.expired' } })).toBe(2);
+    } finally {
+      await conn.query('ROLLBACK').catch(() => {});
+      await conn.query('RESET deadlock_timeout');
+    }
+  });
 });
 
 /**

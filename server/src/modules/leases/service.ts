@@ -461,38 +461,18 @@ export async function seatQueuePosition(ctx: ServiceContext, raw: CheckoutInput)
  * an UPDATE over rows claimed with FOR UPDATE SKIP LOCKED, so N instances sweeping at once expire each
  * lease once, and in the same statement the audit rows (lease.expired per lease, seat.available per
  * license with a queue), which commit with the change; they are sealed and published right after.
+ * The SeatPool counters are locked in licenseId order before they are decremented, the order checkouts
+ * lock them in (an UPDATE joined to the counts would take them in hash order, and deadlock with a
+ * checkout batch). Each statement runs on the raw channel, which runs again a statement PostgreSQL
+ * aborted to break a deadlock (with a party that takes the rows in another order): it changed nothing.
  */
 export async function sweepLeases(app: AppDeps, now = new Date(), batch = 10_000): Promise<number> {
-  await app.prisma.$executeRaw`DELETE FROM "SeatQueueEntry" WHERE "expiresAt" <= ${now}::timestamp(3)`;
+  const at = now.toISOString();
+  await app.db.sql.query(`DELETE FROM "SeatQueueEntry" WHERE "expiresAt" <= $1::timestamp(3)`, [at]);
   let total = 0;
   const tenants = new Set<string>();
   for (;;) {
-    const rows = await app.prisma.$queryRaw<{ tenantId: string; n: number }[]>`
-      WITH expired AS (
-        UPDATE "Lease" SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
-        WHERE id IN (
-          SELECT id FROM "Lease" WHERE status = 'ACTIVE' AND "expiresAt" <= ${now}::timestamp(3)
-          LIMIT ${batch} FOR UPDATE SKIP LOCKED
-        )
-        RETURNING id, "tenantId", "licenseId", holder, "expiresAt"
-      ), counts AS (
-        SELECT "licenseId", count(*)::int AS n FROM expired GROUP BY 1
-      ), pool AS (
-        UPDATE "SeatPool" p SET used = p.used - counts.n FROM counts WHERE p."licenseId" = counts."licenseId"
-      ), freed AS (
-        SELECT "tenantId", "licenseId", count(*)::int AS seats FROM expired e
-        WHERE EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = e."licenseId" AND q."expiresAt" > ${now}::timestamp(3))
-        GROUP BY 1, 2
-      ), audit AS (
-        INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
-        SELECT "tenantId", 'lease.expired', 'system', NULL, 'Lease', id::text, "licenseId",
-          jsonb_build_object('holder', holder, 'expiresAt', to_char("expiresAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')), 'lease-sweep'
-        FROM expired
-        UNION ALL
-        SELECT "tenantId", 'seat.available', 'system', NULL, 'License', "licenseId"::text, "licenseId", jsonb_build_object('seats', seats), 'lease-sweep'
-        FROM freed
-      )
-      SELECT "tenantId"::text AS "tenantId", count(*)::int AS n FROM expired GROUP BY 1`;
+    const rows = await app.db.sql.query<{ tenantId: string; n: number }>(SWEEP_LEASES, [at, batch]);
     for (const r of rows) tenants.add(r.tenantId);
     const swept = rows.reduce((sum, r) => sum + r.n, 0);
     total += swept;
@@ -503,3 +483,36 @@ export async function sweepLeases(app: AppDeps, now = new Date(), batch = 10_000
   for (const tenantId of tenants) void sealerOf(app).seal(tenantId);
   return total;
 }
+
+const SWEEP_LEASES = `
+  WITH expired AS (
+    UPDATE "Lease" SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = $1::timestamp(3)
+    WHERE id IN (
+      SELECT id FROM "Lease" WHERE status = 'ACTIVE' AND "expiresAt" <= $1::timestamp(3)
+      LIMIT $2 FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, "tenantId", "licenseId", holder, "expiresAt"
+  ), counts AS (
+    SELECT "licenseId", count(*)::int AS n FROM expired GROUP BY 1
+  ), locked AS (
+    SELECT p."licenseId" FROM "SeatPool" p WHERE p."licenseId" IN (SELECT "licenseId" FROM counts)
+     ORDER BY p."licenseId"
+       FOR UPDATE
+  ), pool AS (
+    -- Only rows \`locked\` holds already: every wait for a counter is there, in key order.
+    UPDATE "SeatPool" p SET used = p.used - counts.n FROM counts JOIN locked ON locked."licenseId" = counts."licenseId"
+     WHERE p."licenseId" = counts."licenseId"
+  ), freed AS (
+    SELECT "tenantId", "licenseId", count(*)::int AS seats FROM expired e
+    WHERE EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = e."licenseId" AND q."expiresAt" > $1::timestamp(3))
+    GROUP BY 1, 2
+  ), audit AS (
+    INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
+    SELECT "tenantId", 'lease.expired', 'system', NULL, 'Lease', id::text, "licenseId",
+      jsonb_build_object('holder', holder, 'expiresAt', to_char("expiresAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')), 'lease-sweep'
+    FROM expired
+    UNION ALL
+    SELECT "tenantId", 'seat.available', 'system', NULL, 'License', "licenseId"::text, "licenseId", jsonb_build_object('seats', seats), 'lease-sweep'
+    FROM freed
+  )
+  SELECT "tenantId"::text AS "tenantId", count(*)::int AS n FROM expired GROUP BY 1`;
