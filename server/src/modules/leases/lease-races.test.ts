@@ -26,6 +26,10 @@ afterAll(async () => {
 const CHECKOUT = `mutation($input: CheckoutSeatInput!) {
   checkoutSeat(input: $input) { __typename ... on SeatLease { id expiresAt } ... on LicensingError { code } ... on ValidationError { message } }
 }`;
+const HEARTBEAT = `mutation($input: LeaseInput!) { heartbeatSeat(input: $input) { __typename ... on SeatLease { id } ... on LicensingError { code } } }`;
+const BORROW = `mutation($input: BorrowSeatInput!) {
+  borrowSeat(input: $input) { __typename ... on SeatLease { id expiresAt borrowed } ... on LicensingError { code } ... on ValidationError { message fields { path message } } }
+}`;
 const UPDATE_LICENSE = `mutation($input: UpdateLicenseInput!) { updateLicense(input: $input) { __typename ... on Error { message } ... on ValidationError { fields { path message } } } }`;
 const SUSPEND = `mutation($id: ID!) { suspendLicense(input: { licenseId: $id }) { __typename } }`;
 
@@ -71,6 +75,31 @@ describe('the seat counter of a license that leaves FLOATING provisioning', () =
     expect(await updateLicense({ licenseId: lic.globalId, provisioning: 'FLOATING', seats: 1, leaseSeconds: 60 })).toMatchObject({ __typename: 'License' });
     expect((await checkout(lic.key, 'dev-c')).__typename).toBe('SeatLease');
     expect(await activeLeases(lic.id)).toBe(1);
+  });
+});
+
+describe('borrowing a live lease', () => {
+  it('on a license that allows no borrowing is refused on the duration asked for; the lease stays live', async () => {
+    const lic = await floating(1, {}, { metadata: { maxBorrowSeconds: 0 } });
+    const held = await checkout(lic.key, 'dev-a');
+    const borrowed = ok(await s.gql(BORROW, { input: { leaseId: held.id, key: lic.key, seconds: 3600 } })).borrowSeat;
+    expect(borrowed).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'seconds' }] });
+    expect(ok(await s.gql(HEARTBEAT, { input: { leaseId: held.id, key: lic.key } })).heartbeatSeat).toMatchObject({ __typename: 'SeatLease', id: held.id });
+    expect(await s.db.prisma.auditEvent.count({ where: { licenseId: lic.id, type: 'lease.borrowed' } })).toBe(0);
+  });
+
+  it('of a subscription in its grace period is lent until the grace ends, no later; past the grace it is LICENSE_EXPIRED', async () => {
+    const lic = await floating(2, { licenseType: 'SUBSCRIPTION', validityDays: 30, gracePeriodSeconds: 86_400 });
+    const held = await checkout(lic.key, 'grace-1');
+    const expiredAt = new Date(Date.now() - 60_000);
+    await s.db.prisma.license.update({ where: { id: lic.id }, data: { expiresAt: expiredAt } });
+
+    const borrowed = ok(await s.gql(BORROW, { input: { leaseId: held.id, key: lic.key, seconds: 7 * 86_400 } })).borrowSeat;
+    expect(borrowed).toMatchObject({ __typename: 'SeatLease', borrowed: true });
+    expect(new Date(borrowed.expiresAt).getTime()).toBe(expiredAt.getTime() + 86_400_000);
+
+    await s.db.prisma.license.update({ where: { id: lic.id }, data: { expiresAt: new Date(Date.now() - 2 * 86_400_000) } });
+    expect(ok(await s.gql(BORROW, { input: { leaseId: held.id, key: lic.key, seconds: 3600 } })).borrowSeat).toMatchObject({ code: 'LICENSE_EXPIRED' });
   });
 });
 

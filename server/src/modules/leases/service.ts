@@ -340,14 +340,18 @@ function parseLeaseId(value: string): string {
   }
 }
 
-/** Why a renewal or release found nothing to change: checked only on that failure path. */
-async function explainMiss(ctx: ServiceContext, leaseId: string, licenseId: string, now: Date): Promise<never> {
+/**
+ * Why a renewal, release or borrow found nothing to change: checked only on that failure path. When the
+ * license is usable and the lease still live, `whenLive` (given the license's metadata) may say why.
+ */
+async function explainMiss(ctx: ServiceContext, leaseId: string, licenseId: string, now: Date, whenLive?: (metadata: unknown) => void): Promise<never> {
   const [lease, license] = await Promise.all([
     ctx.prisma.lease.findFirst({ where: { id: leaseId, licenseId } }),
-    ctx.prisma.license.findUnique({ where: { id: licenseId }, select: { state: true, startsAt: true, expiresAt: true, type: true, gracePeriodSeconds: true } }),
+    ctx.prisma.license.findUnique({ where: { id: licenseId }, select: { state: true, startsAt: true, expiresAt: true, type: true, gracePeriodSeconds: true, metadata: true } }),
   ]);
   if (license) assertUsable(license, now);
   if (!lease || lease.status === 'RELEASED') throw new LicensingError('LEASE_NOT_FOUND', 'No such lease for this license');
+  if (license && lease.status === 'ACTIVE' && lease.expiresAt.getTime() > now.getTime()) whenLive?.(license.metadata);
   throw new LicensingError('LEASE_EXPIRED', 'The lease has expired; check out a seat again');
 }
 
@@ -408,23 +412,37 @@ const borrowInput = z.object({
   seconds: z.number().int('must be an integer').min(60, 'must be at least 60').max(31_536_000, 'must be at most 365 days'),
 });
 
+/** The license's maximum borrow period, as borrowSeat's statement reads it from the metadata. */
+function maxBorrowSeconds(metadata: unknown): number {
+  const set = (metadata as { maxBorrowSeconds?: unknown } | null)?.maxBorrowSeconds;
+  return set === undefined || set === null ? DEFAULT_MAX_BORROW_SECONDS : Number(set);
+}
+
 /**
  * Borrows a live lease for offline use: it stays a held seat, without heartbeats, until `seconds` from
- * now (at most the license's maximum borrow period) or until it is released (returned).
+ * now (at most the license's maximum borrow period) or until it is released (returned). A borrow is
+ * held offline, where no later call can refuse it, so it ends at the latest when the license stops
+ * serving seats: at its expiry, or for a subscription at the end of its grace period, during which its
+ * seats are still served (as heartbeatSeat and checkoutSeat serve them) and may be borrowed.
  */
 export async function borrowSeat(ctx: ServiceContext, raw: z.input<typeof borrowInput>): Promise<GrantedLease> {
   const input = parse(borrowInput, raw);
   const { leaseId, licenseId, tenantId } = await leaseOf(ctx, input);
   const now = new Date();
+  const at = `'${now.toISOString()}'::timestamp(3)`;
   const lease = await inTransaction(ctx, tenantId, async (tx, emit) => {
+    // The license as it is now (a share lock waits for a suspension or change in progress).
     const [row] = await tx.$queryRaw<(Lease & { maxBorrow: number })[]>`
       WITH lic AS (
-        SELECT id, COALESCE((metadata->>'maxBorrowSeconds')::int, ${DEFAULT_MAX_BORROW_SECONDS}) AS "maxBorrow"
+        SELECT id, COALESCE((metadata->>'maxBorrowSeconds')::int, ${DEFAULT_MAX_BORROW_SECONDS}) AS "maxBorrow",
+          CASE WHEN type = 'SUBSCRIPTION' THEN "expiresAt" + make_interval(secs => COALESCE("gracePeriodSeconds", 0)) ELSE "expiresAt" END AS "servesUntil"
         FROM "License"
-        WHERE id = ${licenseId}::uuid AND state = 'ACTIVE' AND ("expiresAt" IS NULL OR "expiresAt" > ${now}::timestamp(3))
+        WHERE id = ${licenseId}::uuid AND state = 'ACTIVE' AND ${Prisma.raw(notExpiredSql('"License"', at))}
+          AND ("startsAt" IS NULL OR "startsAt" <= ${now}::timestamp(3))
+        FOR SHARE
       )
       UPDATE "Lease" l SET borrowed = true, "renewedAt" = ${now}::timestamp(3),
-        "expiresAt" = ${now}::timestamp(3) + LEAST(${input.seconds}, lic."maxBorrow") * interval '1 second'
+        "expiresAt" = LEAST(${now}::timestamp(3) + LEAST(${input.seconds}, lic."maxBorrow") * interval '1 second', lic."servesUntil")
       FROM lic
       WHERE l.id = ${leaseId}::uuid AND l."licenseId" = lic.id AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)
         AND lic."maxBorrow" > 0
@@ -434,7 +452,17 @@ export async function borrowSeat(ctx: ServiceContext, raw: z.input<typeof borrow
     emit({ ...leaseEvent('lease.borrowed', lease, clientActor(licenseId)), payload: { holder: lease.holder, expiresAt: lease.expiresAt.toISOString(), requestedSeconds: input.seconds, maxBorrowSeconds: maxBorrow } });
     return lease;
   });
-  if (!lease) return explainMiss(ctx, leaseId, licenseId, now);
+  if (!lease) {
+    return explainMiss(ctx, leaseId, licenseId, now, (metadata) => {
+      // A license whose maximum borrow period is 0 allows no borrowing. The lease is live, so LEASE_EXPIRED
+      // ("check out a seat again") would send the client round in a loop, and no LicensingErrorCode of the
+      // contract means "not allowed for this license" for a seat (OFFLINE_ACTIVATION_NOT_ALLOWED is about
+      // activating by a request file). `seconds` is documented as capped at the maximum borrow period;
+      // with a maximum of 0 no duration it accepts can be honoured, so it is the input that is refused,
+      // as a ValidationError, the member this union already returns for a duration out of range.
+      if (maxBorrowSeconds(metadata) <= 0) throw ValidationError.field('seconds', 'this license allows no borrowing (its maximum borrow period is 0)');
+    });
+  }
   return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
 }
 
