@@ -221,6 +221,8 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
 /** Waits until `n` other backends of this database wait for a lock. */
 async function waitForLockWaiters(conn: pg.Client, n: number): Promise<void> {
   for (let i = 0; i < 200; i++) {
+    // Inside a transaction the activity view is a snapshot taken at its first read: take a new one.
+    await conn.query('SELECT pg_stat_clear_snapshot()');
     const { rows } = await conn.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
     );

@@ -7,9 +7,9 @@ import { utcDay } from './client.ts';
 /*
  * checkoutSeat under load: concurrent checkouts share one statement (see common/batch.ts), as activation
  * does. It reads the licenses' terms, renews the holders' live leases, locks the licenses' SeatPool rows
- * in id order and reads them after the lock; the n-th newcomer of a license in the batch gets a seat
- * when used + (seats owed to the queue) + n <= seats, and the pool grows by the leases actually
- * inserted. What it cannot settle alone (a license rule to apply, lapsed leases to reclaim first, no
+ * in id order, each with a share lock on its License row, and reads both after the lock; the n-th
+ * newcomer of a license in the batch gets a seat when used + (seats owed to the queue) + n <= seats, as
+ * the license stands then, and the pool grows by the leases actually inserted. What it cannot settle alone (a license rule to apply, lapsed leases to reclaim first, no
  * pool row yet, a queue, no seat left, a holder raced by another call) takes the one-call path, which
  * reclaims, queues and refuses.
  */
@@ -50,7 +50,8 @@ export interface SeatCall {
  * The common checkout in one statement: the license terms and the grant for the
  * calls whose license can only grant them a seat: ACTIVE, within its dates, FLOATING with seats, nothing
  * lapsed to reclaim, a seat pool, nobody queued, and a holder (the user, on a per-user license). The
- * holder, seat count and lease expiry come from the license as seatRules gives them. A stricter test
+ * holder and lease expiry come from the license as seatRules gives them; whether it may still grant, and
+ * the seats it has, from the License row as read again under its lock (see pool). A stricter test
  * than the service's rules, on purpose: a call it leaves out gets no lease here and takes the one-call
  * path, which reads the terms again, reclaims, queues and refuses.
  */
@@ -59,7 +60,7 @@ const CHECKOUT = `
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[])
       WITH ORDINALITY AS c(id, "tenantId", "licenseId", fingerprint, "user", department, "requestId", i)
   ), lic AS (
-    SELECT l.id, l.seats, l."clientType", l."leaseSeconds" FROM "License" l
+    SELECT l.id, l."clientType", l."leaseSeconds" FROM "License" l
      WHERE l.id IN (SELECT "licenseId" FROM c)
        AND l.state = 'ACTIVE' AND l.provisioning = 'FLOATING' AND l.seats > 0
        AND (l."startsAt" IS NULL OR l."startsAt" <= $8::timestamp(3)) AND (l."expiresAt" IS NULL OR l."expiresAt" > $8::timestamp(3))
@@ -70,7 +71,8 @@ const CHECKOUT = `
        AND NOT EXISTS (SELECT 1 FROM "SeatQueueEntry" e WHERE e."licenseId" = l.id)
   ), q AS (
     SELECT c.id, c."tenantId", c."licenseId", CASE WHEN lic."clientType" = 'USERS' THEN c."user" ELSE c.fingerprint END AS holder,
-           c.fingerprint, c."user", lic.seats, $8::timestamp(3) + make_interval(secs => COALESCE(lic."leaseSeconds", ${DEFAULT_LEASE_SECONDS})) AS "expiresAt",
+           c.fingerprint, c."user", lic."clientType", lic."leaseSeconds",
+           $8::timestamp(3) + make_interval(secs => COALESCE(lic."leaseSeconds", ${DEFAULT_LEASE_SECONDS})) AS "expiresAt",
            c."requestId", c.department, c.i
       FROM c JOIN lic ON lic.id = c."licenseId"
      WHERE lic."clientType" <> 'USERS' OR c."user" IS NOT NULL
@@ -83,15 +85,31 @@ const CHECKOUT = `
   ), need AS (
     SELECT * FROM q WHERE q.i NOT IN (SELECT qi FROM renewed)
   ), pool AS (
-    SELECT p."licenseId", p.used FROM "SeatPool" p WHERE p."licenseId" IN (SELECT "licenseId" FROM need)
+    -- The license is read again here, under a share lock taken with its counter's: \`lic\` above is this
+    -- statement's snapshot, from before any wait for the counter, and a suspension, revocation or change
+    -- of terms never touches the counter, so it can commit during that wait. Those changes hold the
+    -- License row's lock until they commit, so the share lock waits for one in progress and reads the
+    -- row as it left it. Only share locks are taken on License by checkouts, and the writers of License
+    -- rows never wait for a SeatPool row, so this adds no lock cycle.
+    SELECT p."licenseId", p.used, l.seats,
+           l.state = 'ACTIVE' AND l.provisioning = 'FLOATING' AND l.seats > 0
+             AND (l."startsAt" IS NULL OR l."startsAt" <= $8::timestamp(3)) AND (l."expiresAt" IS NULL OR l."expiresAt" > $8::timestamp(3))
+             AS usable,
+           l."clientType", l."leaseSeconds"
+      FROM "SeatPool" p JOIN "License" l ON l.id = p."licenseId"
+     WHERE p."licenseId" IN (SELECT "licenseId" FROM need)
      ORDER BY p."licenseId"
-       FOR UPDATE
+       FOR UPDATE OF p FOR SHARE OF l
   ), owed AS (
     SELECT e."licenseId", count(*)::int AS n FROM "SeatQueueEntry" e
      WHERE e."licenseId" IN (SELECT "licenseId" FROM need) AND e."expiresAt" > $8::timestamp(3) GROUP BY e."licenseId"
   ), r AS (
-    SELECT need.*, pool.used + COALESCE(owed.n, 0) AS taken, row_number() OVER (PARTITION BY need."licenseId" ORDER BY need.i)::int AS rn
+    -- Seats as the license has them now. A license no longer usable, or whose holder or lease period
+    -- (read from the snapshot for q) changed meanwhile, grants nothing here: its calls take the one-call
+    -- path, whose rules read it afresh and answer why.
+    SELECT need.*, pool.seats, pool.used + COALESCE(owed.n, 0) AS taken, row_number() OVER (PARTITION BY need."licenseId" ORDER BY need.i)::int AS rn
       FROM need JOIN pool ON pool."licenseId" = need."licenseId" LEFT JOIN owed ON owed."licenseId" = need."licenseId"
+     WHERE pool.usable AND pool."clientType" = need."clientType" AND pool."leaseSeconds" IS NOT DISTINCT FROM need."leaseSeconds"
   ), granted AS (
     INSERT INTO "Lease" (id, "tenantId", "licenseId", holder, fingerprint, "user", department, status, borrowed, "grantedAt", "renewedAt", "expiresAt", "activeHolder")
     SELECT id, "tenantId", "licenseId", holder, fingerprint, "user", department, 'ACTIVE', false, $8::timestamp(3), $8::timestamp(3), "expiresAt"::timestamp(3), holder

@@ -71,8 +71,13 @@ async function events(licenseId: string, type: string) {
 
 /** Moves a lease's expiry into the past, as if its holder had stopped heartbeating. */
 async function lapse(leaseGlobalId: string) {
+  return lapseAt(leaseGlobalId, new Date(Date.now() - 1000));
+}
+
+/** Sets when a lease lapses (for sweeps run as of a later time than the app's own timed sweep). */
+async function lapseAt(leaseGlobalId: string, expiresAt: Date) {
   const id = Buffer.from(leaseGlobalId, 'base64').toString().split(':')[1]!;
-  await s.db.prisma.lease.update({ where: { id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+  await s.db.prisma.lease.update({ where: { id }, data: { expiresAt } });
   return id;
 }
 
@@ -170,8 +175,11 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
   it('the sweep expires lapsed leases once, even when several run at once', async () => {
     const lic = await floating(30);
     const leases = await Promise.all(Array.from({ length: 30 }, (_, i) => checkout({ key: lic.key, fingerprint: `dev-${i}` })));
-    for (const l of leases.slice(0, 25)) await lapse(l.id);
-    const swept = await Promise.all([sweepLeases(s.app.deps), sweepLeases(s.app.deps), sweepLeases(s.app.deps)]);
+    // 25 leases lapse in 5 s, the other 5 in 60, and the sweeps run as of 10 s from now: the app's own
+    // timed sweep (every 5 s, at the real time) must not take them first.
+    for (const l of leases.slice(0, 25)) await lapseAt(l.id, new Date(Date.now() + 5_000));
+    const at = new Date(Date.now() + 10_000);
+    const swept = await Promise.all([sweepLeases(s.app.deps, at), sweepLeases(s.app.deps, at), sweepLeases(s.app.deps, at)]);
     expect(swept.reduce((a, b) => a + b, 0)).toBe(25);
     expect(await events(lic.id, 'lease.expired')).toHaveLength(25);
     expect(await liveLeases(lic.id)).toBe(5);
@@ -266,8 +274,11 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
       const granted = results.filter((r) => r.__typename === 'SeatLease');
       expect(granted).toHaveLength(10);
       expect(await poolUsed(lic.id)).toBe(10);
-      for (const l of granted) await lapse(l.id);
-      const swept = await Promise.all([sweepLeases(a.deps), sweepLeases(b.deps), sweepLeases(a.deps), sweepLeases(b.deps)]);
+      // They lapse in 5 s and the sweeps run as of 10 s from now: the app's own timed sweep (every 5 s, at
+      // the real time) must not take them first.
+      for (const l of granted) await lapseAt(l.id, new Date(Date.now() + 5_000));
+      const at = new Date(Date.now() + 10_000);
+      const swept = await Promise.all([sweepLeases(a.deps, at), sweepLeases(b.deps, at), sweepLeases(a.deps, at), sweepLeases(b.deps, at)]);
       expect(swept.reduce((x, y) => x + y, 0)).toBe(10);
       expect(await events(lic.id, 'lease.expired')).toHaveLength(10);
       expect(await poolUsed(lic.id)).toBe(0);

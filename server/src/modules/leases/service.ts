@@ -85,15 +85,21 @@ interface GrantOutcome {
   ahead: number;
   queued: number;
   inQueue: boolean;
+  /** The license still had the terms the caller applied, as read under its lock: else nothing was written. */
+  current: boolean;
+  /** The license as read under its lock (null: no such license). */
+  license: LicenseTerms | null;
 }
 
 /**
  * Grants a floating seat in two statements, neither holding a lock across round trips:
  * 1. reclaims this license's lapsed leases (giving their seats back to the SeatPool counter, with
  *    lease.expired audit rows) and reads the license terms;
- * 2. renews the holder's live lease, or else grants through a conditional UPDATE of the SeatPool row
- *    (used + owed-to-the-queue < seats, evaluated on the latest row version) and inserts the lease and
- *    its lease.granted audit row in the same statement.
+ * 2. reads the license again under a share lock and, while its terms are still those the rules were
+ *    applied to, renews the holder's live lease, or else grants through a conditional UPDATE of the
+ *    SeatPool row (used + owed-to-the-queue < seats, on the latest versions of both rows) and inserts
+ *    the lease and its lease.granted audit row in the same statement. A license suspended or changed
+ *    between the two goes back to the rules with the row the second read.
  * Concurrent checkouts on any number of instances can therefore never exceed `seats`; the unique
  * (license, active holder) index makes one device or user hold one lease (a racing duplicate fails
  * its statement, undoing its increment, and is answered by renewal).
@@ -125,11 +131,15 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
         FOR UPDATE SKIP LOCKED
       )
       RETURNING id, "tenantId", "licenseId", holder, "expiresAt"
+    ), freed AS (
+      -- The counter counts every lease it granted until that lease ends, whatever the license's
+      -- provisioning is now (a license moved to NAMED and back must find it right).
+      UPDATE "SeatPool" SET used = used - (SELECT count(*)::int FROM expired)
+      WHERE "licenseId" = ${licenseId}::uuid AND EXISTS (SELECT 1 FROM expired)
     ), pool AS (
       INSERT INTO "SeatPool" ("licenseId", "tenantId", used, granted)
       SELECT ${licenseId}::uuid, ${tenantId}::uuid, 0, false FROM lic WHERE lic.provisioning = 'FLOATING'
-      ON CONFLICT ("licenseId") DO UPDATE SET used = "SeatPool".used - (SELECT count(*)::int FROM expired)
-      WHERE EXISTS (SELECT 1 FROM expired)
+      ON CONFLICT ("licenseId") DO NOTHING
     ), stale AS (
       DELETE FROM "SeatQueueEntry" WHERE "licenseId" = ${licenseId}::uuid AND "expiresAt" <= ${now}::timestamp(3)
     ), audit AS (
@@ -139,27 +149,37 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
     SELECT lic.*, (SELECT count(*)::int FROM expired) AS expired FROM lic`;
   if (!lic) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
   if (lic.expired > 0) void sealerOf(ctx.app).seal(tenantId);
-  const { holder, seats, expiresAt } = seatRules(lic, input, now);
-  const grant: GrantArgs = { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, seats, wait: !!input.wait, now, expiresAt };
 
+  let terms: LicenseTerms = lic;
+  let grant: GrantArgs;
   let outcome: GrantOutcome;
-  try {
-    outcome = await renewOrGrant(ctx, grant);
-  } catch (err) {
-    // The same holder was granted a lease by a concurrent checkout: this one renews it.
-    if (!isDuplicate(err)) throw err;
-    outcome = await renewOrGrant(ctx, grant);
+  for (let attempt = 1; ; attempt++) {
+    const { holder, expiresAt } = seatRules(terms, input, now);
+    grant = { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, clientType: terms.clientType, leaseSeconds: terms.leaseSeconds, wait: !!input.wait, now, expiresAt };
+    try {
+      outcome = await renewOrGrant(ctx, grant);
+    } catch (err) {
+      // The same holder was granted a lease by a concurrent checkout: this one renews it.
+      if (!isDuplicate(err)) throw err;
+      outcome = await renewOrGrant(ctx, grant);
+    }
+    if (outcome.current) break;
+    // The license changed after the rules read it (suspended, revoked, other terms): nothing was written,
+    // and the rules apply again to the row as the grant read it under its lock.
+    if (!outcome.license) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
+    if (attempt >= 3) throw new Error(`license ${licenseId}: its terms changed during each of ${attempt} checkout attempts`);
+    terms = outcome.license;
   }
   if (outcome.lease) {
     void sealerOf(ctx.app).seal(tenantId);
     return { kind: 'lease', lease: outcome.lease, token: await signLease(ctx.app, outcome.lease) };
   }
   if (!input.wait) throw new LicensingError('NO_SEATS_AVAILABLE', 'All floating seats are in use');
-  return enqueue(ctx, { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, now, expiresAt });
+  return enqueue(ctx, { licenseId, tenantId, holder: grant.holder, fingerprint: input.fingerprint, user: input.user ?? null, now, expiresAt: grant.expiresAt });
 }
 
 /** The license's rules for a checkout, in order: state, floating seats, who holds the seat; and the lease's expiry. */
-function seatRules(lic: LicenseTerms, input: z.output<typeof checkoutInput>, now: Date): { holder: string; seats: number; expiresAt: Date } {
+function seatRules(lic: LicenseTerms, input: z.output<typeof checkoutInput>, now: Date): { holder: string; expiresAt: Date } {
   assertUsable(lic, now);
   if (lic.provisioning !== 'FLOATING' || !lic.seats) {
     throw new LicensingError('NO_SEATS_AVAILABLE', 'This license has no floating seats');
@@ -167,7 +187,7 @@ function seatRules(lic: LicenseTerms, input: z.output<typeof checkoutInput>, now
   const holder = lic.clientType === 'USERS' ? input.user : input.fingerprint;
   if (!holder) throw ValidationError.field('user', 'is required: this license counts seats per user');
   const seconds = lic.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
-  return { holder, seats: lic.seats, expiresAt: new Date(now.getTime() + seconds * 1000) };
+  return { holder, expiresAt: new Date(now.getTime() + seconds * 1000) };
 }
 
 interface GrantArgs {
@@ -177,20 +197,43 @@ interface GrantArgs {
   fingerprint: string;
   user: string | null;
   department: string | null;
-  seats: number;
+  /** The terms the holder and expiry were derived from: the grant goes ahead only while the license still has them. */
+  clientType: string;
+  leaseSeconds: number | null;
   wait: boolean;
   now: Date;
   expiresAt: Date;
 }
 
+const LICENSE_TERMS = Prisma.raw(
+  `state, "startsAt", "expiresAt", provisioning, "clientType", seats, "leaseSeconds", type, "gracePeriodSeconds"`,
+);
+
+/**
+ * Renews the holder's lease or grants one, deciding on the License row read under a share lock in the
+ * same statement (`lk`): it waits for a suspension, revocation or change of terms in progress (each
+ * holds the row's lock until it commits) and reads the row as that change left it, so the seats counted
+ * against are the license's seats now and a license that stopped serving seats grants and renews nothing.
+ * `current` is false when the license is no longer usable as seatRules judges it (state, dates, grace,
+ * FLOATING with seats) or no longer has the terms the caller applied; `license` is then that row.
+ */
 async function renewOrGrant(ctx: ServiceContext, a: GrantArgs): Promise<GrantOutcome> {
   const actorId = a.licenseId;
   const day = utcDay(a.now);
-  const [row] = await ctx.prisma.$queryRaw<(Omit<GrantOutcome, 'lease'> & { lease: Record<string, unknown> | null })[]>`
-    WITH renewed AS (
+  const at = `'${a.now.toISOString()}'::timestamp(3)`;
+  const [row] = await ctx.prisma.$queryRaw<(Omit<GrantOutcome, 'lease' | 'license'> & { lease: Record<string, unknown> | null; license: LicenseTerms | null })[]>`
+    WITH lk AS (
+      SELECT ${LICENSE_TERMS},
+        state = 'ACTIVE' AND provisioning = 'FLOATING' AND seats > 0 AND ${Prisma.raw(notExpiredSql('"License"', at))}
+          AND ("startsAt" IS NULL OR "startsAt" <= ${a.now}::timestamp(3))
+          AND "clientType"::text = ${a.clientType} AND "leaseSeconds" IS NOT DISTINCT FROM ${a.leaseSeconds}::int AS ok
+      FROM "License" WHERE id = ${a.licenseId}::uuid
+      FOR SHARE
+    ), renewed AS (
       UPDATE "Lease" SET "expiresAt" = GREATEST("expiresAt", ${a.expiresAt}::timestamp(3)), "renewedAt" = ${a.now}::timestamp(3), fingerprint = ${a.fingerprint},
         department = COALESCE(${a.department}, department)
       WHERE "licenseId" = ${a.licenseId}::uuid AND "activeHolder" = ${a.holder} AND status = 'ACTIVE' AND "expiresAt" > ${a.now}::timestamp(3)
+        AND (SELECT ok FROM lk)
       RETURNING *
     ), q AS (
       SELECT id, holder, "enqueuedAt" FROM "SeatQueueEntry" WHERE "licenseId" = ${a.licenseId}::uuid AND "expiresAt" > ${a.now}::timestamp(3)
@@ -203,9 +246,9 @@ async function renewOrGrant(ctx: ServiceContext, a: GrantArgs): Promise<GrantOut
         EXISTS (SELECT 1 FROM me) AS "inQueue"
     ), pool AS (
       UPDATE "SeatPool" SET
-        used = used + CASE WHEN used + (SELECT CASE WHEN "inQueue" THEN ahead ELSE queued END FROM owed) < ${a.seats} THEN 1 ELSE 0 END,
-        granted = used + (SELECT CASE WHEN "inQueue" THEN ahead ELSE queued END FROM owed) < ${a.seats}
-      WHERE "licenseId" = ${a.licenseId}::uuid AND NOT EXISTS (SELECT 1 FROM renewed)
+        used = used + CASE WHEN used + (SELECT CASE WHEN "inQueue" THEN ahead ELSE queued END FROM owed) < (SELECT seats FROM lk) THEN 1 ELSE 0 END,
+        granted = used + (SELECT CASE WHEN "inQueue" THEN ahead ELSE queued END FROM owed) < (SELECT seats FROM lk)
+      WHERE "licenseId" = ${a.licenseId}::uuid AND NOT EXISTS (SELECT 1 FROM renewed) AND (SELECT ok FROM lk)
       RETURNING used, granted
     ), granted AS (
       INSERT INTO "Lease" (id, "tenantId", "licenseId", holder, fingerprint, "user", department, status, borrowed, "grantedAt", "renewedAt", "expiresAt", "activeHolder")
@@ -232,10 +275,17 @@ async function renewOrGrant(ctx: ServiceContext, a: GrantArgs): Promise<GrantOut
       COALESCE((SELECT row_to_json(granted) FROM granted), (SELECT row_to_json(renewed) FROM renewed)) AS lease,
       EXISTS (SELECT 1 FROM renewed) AS renewed,
       COALESCE((SELECT granted FROM pool), false) AS granted,
-      owed.ahead, owed.queued, owed."inQueue"
+      owed.ahead, owed.queued, owed."inQueue",
+      COALESCE((SELECT ok FROM lk), false) AS "current",
+      (SELECT row_to_json(lk) FROM lk) AS license
     FROM owed`;
   const r = row!;
-  return { ...r, lease: r.lease ? leaseFromJson(r.lease) : null };
+  return { ...r, lease: r.lease ? leaseFromJson(r.lease) : null, license: r.license ? termsFromJson(r.license) : null };
+}
+
+function termsFromJson(j: LicenseTerms): LicenseTerms {
+  const date = (v: unknown) => (v === null || v === undefined ? null : new Date(`${String(v)}Z`));
+  return { ...j, startsAt: date(j.startsAt), expiresAt: date(j.expiresAt) };
 }
 
 /** row_to_json gives timestamps as text without a zone (they are UTC). */
@@ -290,14 +340,18 @@ function parseLeaseId(value: string): string {
   }
 }
 
-/** Why a renewal or release found nothing to change: checked only on that failure path. */
-async function explainMiss(ctx: ServiceContext, leaseId: string, licenseId: string, now: Date): Promise<never> {
+/**
+ * Why a renewal, release or borrow found nothing to change: checked only on that failure path. When the
+ * license is usable and the lease still live, `whenLive` (given the license's metadata) may say why.
+ */
+async function explainMiss(ctx: ServiceContext, leaseId: string, licenseId: string, now: Date, whenLive?: (metadata: unknown) => void): Promise<never> {
   const [lease, license] = await Promise.all([
     ctx.prisma.lease.findFirst({ where: { id: leaseId, licenseId } }),
-    ctx.prisma.license.findUnique({ where: { id: licenseId }, select: { state: true, startsAt: true, expiresAt: true, type: true, gracePeriodSeconds: true } }),
+    ctx.prisma.license.findUnique({ where: { id: licenseId }, select: { state: true, startsAt: true, expiresAt: true, type: true, gracePeriodSeconds: true, metadata: true } }),
   ]);
   if (license) assertUsable(license, now);
   if (!lease || lease.status === 'RELEASED') throw new LicensingError('LEASE_NOT_FOUND', 'No such lease for this license');
+  if (license && lease.status === 'ACTIVE' && lease.expiresAt.getTime() > now.getTime()) whenLive?.(license.metadata);
   throw new LicensingError('LEASE_EXPIRED', 'The lease has expired; check out a seat again');
 }
 
@@ -358,23 +412,37 @@ const borrowInput = z.object({
   seconds: z.number().int('must be an integer').min(60, 'must be at least 60').max(31_536_000, 'must be at most 365 days'),
 });
 
+/** The license's maximum borrow period, as borrowSeat's statement reads it from the metadata. */
+function maxBorrowSeconds(metadata: unknown): number {
+  const set = (metadata as { maxBorrowSeconds?: unknown } | null)?.maxBorrowSeconds;
+  return set === undefined || set === null ? DEFAULT_MAX_BORROW_SECONDS : Number(set);
+}
+
 /**
  * Borrows a live lease for offline use: it stays a held seat, without heartbeats, until `seconds` from
- * now (at most the license's maximum borrow period) or until it is released (returned).
+ * now (at most the license's maximum borrow period) or until it is released (returned). A borrow is
+ * held offline, where no later call can refuse it, so it ends at the latest when the license stops
+ * serving seats: at its expiry, or for a subscription at the end of its grace period, during which its
+ * seats are still served (as heartbeatSeat and checkoutSeat serve them) and may be borrowed.
  */
 export async function borrowSeat(ctx: ServiceContext, raw: z.input<typeof borrowInput>): Promise<GrantedLease> {
   const input = parse(borrowInput, raw);
   const { leaseId, licenseId, tenantId } = await leaseOf(ctx, input);
   const now = new Date();
+  const at = `'${now.toISOString()}'::timestamp(3)`;
   const lease = await inTransaction(ctx, tenantId, async (tx, emit) => {
+    // The license as it is now (a share lock waits for a suspension or change in progress).
     const [row] = await tx.$queryRaw<(Lease & { maxBorrow: number })[]>`
       WITH lic AS (
-        SELECT id, COALESCE((metadata->>'maxBorrowSeconds')::int, ${DEFAULT_MAX_BORROW_SECONDS}) AS "maxBorrow"
+        SELECT id, COALESCE((metadata->>'maxBorrowSeconds')::int, ${DEFAULT_MAX_BORROW_SECONDS}) AS "maxBorrow",
+          CASE WHEN type = 'SUBSCRIPTION' THEN "expiresAt" + make_interval(secs => COALESCE("gracePeriodSeconds", 0)) ELSE "expiresAt" END AS "servesUntil"
         FROM "License"
-        WHERE id = ${licenseId}::uuid AND state = 'ACTIVE' AND ("expiresAt" IS NULL OR "expiresAt" > ${now}::timestamp(3))
+        WHERE id = ${licenseId}::uuid AND state = 'ACTIVE' AND ${Prisma.raw(notExpiredSql('"License"', at))}
+          AND ("startsAt" IS NULL OR "startsAt" <= ${now}::timestamp(3))
+        FOR SHARE
       )
       UPDATE "Lease" l SET borrowed = true, "renewedAt" = ${now}::timestamp(3),
-        "expiresAt" = ${now}::timestamp(3) + LEAST(${input.seconds}, lic."maxBorrow") * interval '1 second'
+        "expiresAt" = LEAST(${now}::timestamp(3) + LEAST(${input.seconds}, lic."maxBorrow") * interval '1 second', lic."servesUntil")
       FROM lic
       WHERE l.id = ${leaseId}::uuid AND l."licenseId" = lic.id AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)
         AND lic."maxBorrow" > 0
@@ -384,7 +452,17 @@ export async function borrowSeat(ctx: ServiceContext, raw: z.input<typeof borrow
     emit({ ...leaseEvent('lease.borrowed', lease, clientActor(licenseId)), payload: { holder: lease.holder, expiresAt: lease.expiresAt.toISOString(), requestedSeconds: input.seconds, maxBorrowSeconds: maxBorrow } });
     return lease;
   });
-  if (!lease) return explainMiss(ctx, leaseId, licenseId, now);
+  if (!lease) {
+    return explainMiss(ctx, leaseId, licenseId, now, (metadata) => {
+      // A license whose maximum borrow period is 0 allows no borrowing. The lease is live, so LEASE_EXPIRED
+      // ("check out a seat again") would send the client round in a loop, and no LicensingErrorCode of the
+      // contract means "not allowed for this license" for a seat (OFFLINE_ACTIVATION_NOT_ALLOWED is about
+      // activating by a request file). `seconds` is documented as capped at the maximum borrow period;
+      // with a maximum of 0 no duration it accepts can be honoured, so it is the input that is refused,
+      // as a ValidationError, the member this union already returns for a duration out of range.
+      if (maxBorrowSeconds(metadata) <= 0) throw ValidationError.field('seconds', 'this license allows no borrowing (its maximum borrow period is 0)');
+    });
+  }
   return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
 }
 
@@ -411,38 +489,18 @@ export async function seatQueuePosition(ctx: ServiceContext, raw: CheckoutInput)
  * an UPDATE over rows claimed with FOR UPDATE SKIP LOCKED, so N instances sweeping at once expire each
  * lease once, and in the same statement the audit rows (lease.expired per lease, seat.available per
  * license with a queue), which commit with the change; they are sealed and published right after.
+ * The SeatPool counters are locked in licenseId order before they are decremented, the order checkouts
+ * lock them in (an UPDATE joined to the counts would take them in hash order, and deadlock with a
+ * checkout batch). Each statement runs on the raw channel, which runs again a statement PostgreSQL
+ * aborted to break a deadlock (with a party that takes the rows in another order): it changed nothing.
  */
 export async function sweepLeases(app: AppDeps, now = new Date(), batch = 10_000): Promise<number> {
-  await app.prisma.$executeRaw`DELETE FROM "SeatQueueEntry" WHERE "expiresAt" <= ${now}::timestamp(3)`;
+  const at = now.toISOString();
+  await app.db.sql.query(`DELETE FROM "SeatQueueEntry" WHERE "expiresAt" <= $1::timestamp(3)`, [at]);
   let total = 0;
   const tenants = new Set<string>();
   for (;;) {
-    const rows = await app.prisma.$queryRaw<{ tenantId: string; n: number }[]>`
-      WITH expired AS (
-        UPDATE "Lease" SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
-        WHERE id IN (
-          SELECT id FROM "Lease" WHERE status = 'ACTIVE' AND "expiresAt" <= ${now}::timestamp(3)
-          LIMIT ${batch} FOR UPDATE SKIP LOCKED
-        )
-        RETURNING id, "tenantId", "licenseId", holder, "expiresAt"
-      ), counts AS (
-        SELECT "licenseId", count(*)::int AS n FROM expired GROUP BY 1
-      ), pool AS (
-        UPDATE "SeatPool" p SET used = p.used - counts.n FROM counts WHERE p."licenseId" = counts."licenseId"
-      ), freed AS (
-        SELECT "tenantId", "licenseId", count(*)::int AS seats FROM expired e
-        WHERE EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = e."licenseId" AND q."expiresAt" > ${now}::timestamp(3))
-        GROUP BY 1, 2
-      ), audit AS (
-        INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
-        SELECT "tenantId", 'lease.expired', 'system', NULL, 'Lease', id::text, "licenseId",
-          jsonb_build_object('holder', holder, 'expiresAt', to_char("expiresAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')), 'lease-sweep'
-        FROM expired
-        UNION ALL
-        SELECT "tenantId", 'seat.available', 'system', NULL, 'License', "licenseId"::text, "licenseId", jsonb_build_object('seats', seats), 'lease-sweep'
-        FROM freed
-      )
-      SELECT "tenantId"::text AS "tenantId", count(*)::int AS n FROM expired GROUP BY 1`;
+    const rows = await app.db.sql.query<{ tenantId: string; n: number }>(SWEEP_LEASES, [at, batch]);
     for (const r of rows) tenants.add(r.tenantId);
     const swept = rows.reduce((sum, r) => sum + r.n, 0);
     total += swept;
@@ -453,3 +511,36 @@ export async function sweepLeases(app: AppDeps, now = new Date(), batch = 10_000
   for (const tenantId of tenants) void sealerOf(app).seal(tenantId);
   return total;
 }
+
+const SWEEP_LEASES = `
+  WITH expired AS (
+    UPDATE "Lease" SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = $1::timestamp(3)
+    WHERE id IN (
+      SELECT id FROM "Lease" WHERE status = 'ACTIVE' AND "expiresAt" <= $1::timestamp(3)
+      LIMIT $2 FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, "tenantId", "licenseId", holder, "expiresAt"
+  ), counts AS (
+    SELECT "licenseId", count(*)::int AS n FROM expired GROUP BY 1
+  ), locked AS (
+    SELECT p."licenseId" FROM "SeatPool" p WHERE p."licenseId" IN (SELECT "licenseId" FROM counts)
+     ORDER BY p."licenseId"
+       FOR UPDATE
+  ), pool AS (
+    -- Only rows \`locked\` holds already: every wait for a counter is there, in key order.
+    UPDATE "SeatPool" p SET used = p.used - counts.n FROM counts JOIN locked ON locked."licenseId" = counts."licenseId"
+     WHERE p."licenseId" = counts."licenseId"
+  ), freed AS (
+    SELECT "tenantId", "licenseId", count(*)::int AS seats FROM expired e
+    WHERE EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = e."licenseId" AND q."expiresAt" > $1::timestamp(3))
+    GROUP BY 1, 2
+  ), audit AS (
+    INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
+    SELECT "tenantId", 'lease.expired', 'system', NULL, 'Lease', id::text, "licenseId",
+      jsonb_build_object('holder', holder, 'expiresAt', to_char("expiresAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')), 'lease-sweep'
+    FROM expired
+    UNION ALL
+    SELECT "tenantId", 'seat.available', 'system', NULL, 'License', "licenseId"::text, "licenseId", jsonb_build_object('seats', seats), 'lease-sweep'
+    FROM freed
+  )
+  SELECT "tenantId"::text AS "tenantId", count(*)::int AS n FROM expired GROUP BY 1`;
