@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
+import { waitForLockWaiters } from '../../../test/locks.ts';
 import { activateDevice, components, deactivateDevice, edition, heartbeatDevice, issue, license as issueLicense, product, validate } from './fixtures.ts';
 import { reclaimInactive } from './service.ts';
 
@@ -217,17 +218,3 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
     }
   });
 });
-
-/** Waits until `n` other backends of this database wait for a lock. */
-async function waitForLockWaiters(conn: pg.Client, n: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    // Inside a transaction the activity view is a snapshot taken at its first read: take a new one.
-    await conn.query('SELECT pg_stat_clear_snapshot()');
-    const { rows } = await conn.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-    );
-    if (rows[0]!.n >= n) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`fewer than ${n} backends came to wait for a lock`);
-}

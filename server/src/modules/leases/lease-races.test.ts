@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
+import { waitForBlockedBy } from '../../../test/locks.ts';
 import { type Issued, issueLicense } from './fixtures.ts';
 import { sweepLeases } from './service.ts';
 
@@ -234,21 +235,3 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
     }
   });
 });
-
-/**
- * Waits until another backend waits for a lock that `holder` holds. Asked of the lock manager (pg_locks and
- * pg_blocking_pids are live), not of pg_stat_activity: within the holder's transaction that view is a
- * snapshot taken at its first read, which would never show a waiter that came later.
- */
-async function waitForBlockedBy(holder: pg.Client): Promise<void> {
-  const [{ pid }] = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows as [{ pid: number }];
-  for (let i = 0; i < 200; i++) {
-    const { rows } = await holder.query<{ n: number }>(
-      `SELECT count(DISTINCT pid)::int AS n FROM pg_locks WHERE NOT granted AND $1::int = ANY(pg_blocking_pids(pid))`,
-      [pid],
-    );
-    if (rows[0]!.n > 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error('no backend came to wait for a lock this connection holds');
-}

@@ -8,6 +8,7 @@ import { memoryStorage } from '../../../../sdk/src/storage.ts';
 import { buildApp, type App } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, testEnv, type TestServer } from '../../../test/harness.ts';
+import { waitForLockWaiters } from '../../../test/locks.ts';
 import { type Issued, issueLicense } from '../leases/fixtures.ts';
 import { usageLookupBatcher, usageWriteBatcher } from './batched.ts';
 import { sweepTickets } from './service.ts';
@@ -409,15 +410,3 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
     await importedOnce(lic.id);
   });
 });
-
-/** Waits until `n` other backends of this database wait for a lock. */
-async function waitForLockWaiters(conn: pg.Client, n: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const { rows } = await conn.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-    );
-    if (rows[0]!.n >= n) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`fewer than ${n} backends came to wait for a lock`);
-}
