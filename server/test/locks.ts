@@ -7,6 +7,8 @@ import type pg from 'pg';
  */
 export async function waitForLockWaiters(conn: pg.Client, n = 1): Promise<void> {
   for (let i = 0; i < 200; i++) {
+    // The activity list (to keep to this database's backends) is a snapshot within a transaction too.
+    await conn.query('SELECT pg_stat_clear_snapshot()');
     const { rows } = await conn.query<{ n: number }>(
       `SELECT count(DISTINCT l.pid)::int AS n FROM pg_locks l
         WHERE NOT l.granted AND l.pid <> pg_backend_pid()
