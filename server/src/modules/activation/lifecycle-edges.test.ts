@@ -217,4 +217,34 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
       await other.end();
     }
   });
+
+  it('a heartbeat bringing a device in sync and a deactivation wait for the license before they touch the device', async () => {
+    const l = await issue(s, token, { maxActivations: 3 });
+    for (const fp of ['in-sync', 'leaving']) expect((await activateDevice(s, { key: l.key, fingerprint: fp })).__typename).toBe('ActivateSuccess');
+    expect(ok(await s.gql(UPDATE_LICENSE, { input: { licenseId: l.globalId, maxActivations: 4 } }, { token })).updateLicense).toMatchObject({ syncState: 'PENDING_SYNC' });
+    try {
+      // The other party locks the license and then writes its devices, as the inactivity sweep and
+      // activations do. It never checks for a deadlock itself, so a call that took a device's row
+      // first and then waited for the license would be the one aborted, with an internal error.
+      await conn.query(`SET deadlock_timeout = '10s'`);
+      await conn.query('BEGIN');
+      await conn.query(`SELECT id FROM "License" WHERE id = $1 FOR UPDATE`, [l.id]);
+      const pending = Promise.all([
+        heartbeatDevice(s, { key: l.key, fingerprint: 'in-sync' }),
+        deactivateDevice(s, { key: l.key, fingerprint: 'leaving' }),
+      ]);
+      await waitForLockWaiters(conn, 2);
+      // Past the server's deadlock_timeout (1 s), so a circle would have been found and broken.
+      await conn.query(`UPDATE "Activation" SET "lastHeartbeatAt" = now() WHERE "licenseId" = $1`, [l.id]);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await conn.query('COMMIT');
+      const [beat, left] = await pending;
+      expect(beat).toMatchObject({ __typename: 'HeartbeatSuccess', updateAvailable: true });
+      expect(left.__typename).toBe('DeactivateSuccess');
+      expect(await licenseRow(l.id)).toMatchObject({ activationsUsed: 1, syncState: 'SYNCED' });
+    } finally {
+      await conn.query('ROLLBACK').catch(() => {});
+      await conn.query('RESET deadlock_timeout');
+    }
+  });
 });

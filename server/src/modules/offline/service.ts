@@ -268,7 +268,8 @@ export async function importOfflineDeactivation(ctx: ServiceContext, text: strin
       ON CONFLICT ("activationId") DO NOTHING
       RETURNING id`;
     if (!first) return { activationId: activation.id, imported: false };
-    // The activation, then the license row (usage statements lock the license before balance rows too).
+    // The license row, then the activation (as activations and the sweep take them), then balance rows
+    // (usage statements lock the license before balance rows too).
     const { synced } = await releaseOfflineActivation(tx, activation.id, tenantId, now);
     const base = { licenseId: activation.licenseId, customerId: activation.license.customerId };
     if (used.length > 0) {
