@@ -178,6 +178,30 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
     expect(await granted(lic.id)).toBe(1);
   });
 
+  it('a checkout reclaiming a lapsed lease caught in a deadlock runs again instead of failing', async () => {
+    const lic = await floating(1);
+    const held = await checkout(lic.key, 'dev-a');
+    await lapse(held.id);
+    try {
+      // The other party holds the seat counter and then expires the lapsed lease itself (as a sweep
+      // might), the row the checkout's reclaim took first. It never checks for the deadlock itself (a
+      // long deadlock_timeout), so the checkout is the one aborted.
+      await conn.query(`SET deadlock_timeout = '10s'`);
+      await conn.query('BEGIN');
+      await lockPools(conn, lic.id);
+      const pending = checkout(lic.key, 'dev-b');
+      await waitForBlockedBy(conn);
+      await conn.query(`UPDATE "Lease" SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = now() WHERE id = $1 AND status = 'ACTIVE'`, [leaseId(held.id)]);
+      await conn.query(`UPDATE "SeatPool" SET used = used - 1 WHERE "licenseId" = $1`, [lic.id]);
+      await conn.query('COMMIT');
+      expect(await pending).toMatchObject({ __typename: 'SeatLease' });
+      expect(await activeLeases(lic.id)).toBe(1);
+    } finally {
+      await conn.query('ROLLBACK').catch(() => {});
+      await conn.query('RESET deadlock_timeout');
+    }
+  });
+
   /**
    * Floating licenses, each with one lease that has lapsed by `sweepAt` (not yet: the app's own timed
    * sweep must leave them to the sweeps these tests run), in licenseId order.

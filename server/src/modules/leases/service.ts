@@ -5,6 +5,7 @@ import type { AppDeps } from '../../context.ts';
 import { LicensingError, ValidationError } from '../../errors.ts';
 import { sealerOf } from '../audit/chain.ts';
 import { type EventInput, inTransaction, type ServiceContext } from '../audit/service.ts';
+import { retriedOnDeadlock } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
 import { parse } from '../common/validate.ts';
 import { notExpiredSql } from '../licenses/service.ts';
@@ -121,7 +122,9 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
   });
   if (lease) return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
 
-  const [lic] = await ctx.prisma.$queryRaw<(LicenseTerms & { expired: number })[]>`
+  // One statement on its own: aborted to break a deadlock (a checkout batch inserting a lease for a holder
+  // whose lapsed lease this expires, or a sweep), it changed nothing and runs again.
+  const [lic] = await retriedOnDeadlock(() => ctx.prisma.$queryRaw<(LicenseTerms & { expired: number })[]>`
     WITH lic AS (
       SELECT state, "startsAt", "expiresAt", provisioning, "clientType", seats, "leaseSeconds", type, "gracePeriodSeconds" FROM "License" WHERE id = ${licenseId}::uuid
     ), expired AS (
@@ -146,7 +149,7 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
       ${AUDIT_COLUMNS}
       SELECT e."tenantId", 'lease.expired', 'system', NULL, 'Lease', e.id::text, e."licenseId", ${leasePayload('e')}, ${ctx.requestId} FROM expired e
     )
-    SELECT lic.*, (SELECT count(*)::int FROM expired) AS expired FROM lic`;
+    SELECT lic.*, (SELECT count(*)::int FROM expired) AS expired FROM lic`);
   if (!lic) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
   if (lic.expired > 0) void sealerOf(ctx.app).seal(tenantId);
 
