@@ -337,7 +337,7 @@ export type ActivationOutcome =
  */
 function activationWrites(from: string, at: string): string {
   return `lic AS (
-    SELECT l.id, l."activationsUsed" AS used, l."maxActivations" AS max, l."goodwillActivations" AS gw,
+    SELECT l.id, l."activationsUsed" AS used, l."maxActivations" AS max, l."goodwillActivations" AS gw, l.revision AS rev,
            l.state = 'ACTIVE' AND (l."startsAt" IS NULL OR l."startsAt" <= ${at}) AND (l."expiresAt" IS NULL OR l."expiresAt" > ${at}) AS usable
       FROM "License" l WHERE l.id IN (SELECT "licenseId" FROM ${from})
      ORDER BY l.id
@@ -345,7 +345,7 @@ function activationWrites(from: string, at: string): string {
   ), r AS (
     SELECT ${from}.id, ${from}."tenantId", ${from}."licenseId", ${from}."customerId", ${from}.fingerprint, ${from}.components,
            ${from}.hostname, ${from}.platform, ${from}."osVersion", ${from}."appVersion", ${from}.revision, ${from}."requestId", ${from}.i,
-           lic.used, lic.max, lic.gw, lic.usable, row_number() OVER (PARTITION BY ${from}."licenseId" ORDER BY ${from}.i)::int AS rn
+           lic.used, lic.max, lic.gw, lic.usable AND lic.rev = ${from}.revision AS usable, row_number() OVER (PARTITION BY ${from}."licenseId" ORDER BY ${from}.i)::int AS rn
       FROM ${from} JOIN lic ON lic.id = ${from}."licenseId"
   ), ins AS (
     INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status, goodwill,
@@ -378,7 +378,9 @@ function activationWrites(from: string, at: string): string {
  * Inserts new devices' activations. The license rows are locked in id order (so two batches never
  * deadlock on them) and read after the lock, so `used` is the committed count whatever other
  * instances did, and so is the license's state: a license revoked, suspended or expired while the
- * statement waited for its row takes no device (those calls go back to the rules, which see why).
+ * statement waited for its row takes no device (those calls go back to the rules, which see why), nor
+ * does a license whose terms changed meanwhile (a new revision: the rules read it again, and the device
+ * is recorded with, and its token signed on, the terms it has now).
  * The n-th new device of a license in the batch gets slot used + n, and only while that is within
  * maxActivations + goodwillActivations. The counter then grows by the number of rows actually
  * inserted. A device that went live concurrently (the unique index refuses its row) leaves a gap in

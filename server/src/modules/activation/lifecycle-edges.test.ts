@@ -218,6 +218,27 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
     }
   });
 
+  it('a new device activating while the license gets new terms is activated on them, not left behind a license in sync', async () => {
+    for (const client of [undefined, { appVersion: '1.0.0' }]) {
+      // Without and with a version rule: the lookup-and-insert statement, and the insert after the rules.
+      const l = await issue(s, token, { maxActivations: 3, ...(client ? { allowedVersions: '>=1.0.0' } : {}) });
+      const before = (await licenseRow(l.id)).revision;
+      await conn.query('BEGIN');
+      // As updateLicense writes a license with no live device: new terms, a new revision, in sync.
+      await conn.query(`UPDATE "License" SET "maxActivations" = 4, revision = revision + 1, "syncState" = 'SYNCED' WHERE id = $1`, [l.id]);
+      const pending = activateDevice(s, { key: l.key, fingerprint: 'during-change', client });
+      await waitForLockWaiters(conn, 1);
+      await conn.query('COMMIT');
+      const result = await pending;
+      expect(result.__typename).toBe('ActivateSuccess');
+      const claims = JSON.parse(Buffer.from(result.token.split('.')[1], 'base64url').toString());
+      expect(claims).toMatchObject({ revision: before + 1, maxActivations: 4 });
+      const row = await s.db.prisma.activation.findFirstOrThrow({ where: { licenseId: l.id, status: 'ACTIVE' } });
+      expect(row.syncedRevision).toBe(before + 1);
+      expect(await licenseRow(l.id)).toMatchObject({ activationsUsed: 1, syncState: 'SYNCED', revision: before + 1 });
+    }
+  });
+
   it('a heartbeat bringing a device in sync and a deactivation wait for the license before they touch the device', async () => {
     const l = await issue(s, token, { maxActivations: 3 });
     for (const fp of ['in-sync', 'leaving']) expect((await activateDevice(s, { key: l.key, fingerprint: fp })).__typename).toBe('ActivateSuccess');

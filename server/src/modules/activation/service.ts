@@ -494,6 +494,8 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
            WHERE id = ${license.id}::uuid
              AND ("maxActivations" IS NULL OR "activationsUsed" < "maxActivations" + "goodwillActivations")
              AND state = 'ACTIVE' AND ("startsAt" IS NULL OR "startsAt" <= ${now}::timestamp) AND ("expiresAt" IS NULL OR "expiresAt" > ${now}::timestamp)
+             -- The terms the token was signed with and the device is recorded as having.
+             AND revision = ${license.revision}
           RETURNING "activationsUsed" AS used, "maxActivations" AS max
         ), ins AS (
           INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status, goodwill,
@@ -522,10 +524,12 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
                COALESCE((SELECT json_agg(json_build_object('id', id, 'licenseId', "licenseId")) FROM moved), '[]'::json) AS moved`;
       if (!row || row.used === null) {
         // No slot: the cap, or the license changed since it was read. A new statement sees the row as
-        // committed now; a change goes back to the rules (a fresh lookup), which answer with its code.
+        // committed now; a change goes back to the rules (a fresh lookup), which answer with its code
+        // or, for new terms, activate the device on them (a token and revision of the terms it replaced
+        // would leave a device behind a license marked in sync).
         const [current] = await tx.$queryRaw<{ usable: boolean }[]>`
           SELECT state = 'ACTIVE' AND ("startsAt" IS NULL OR "startsAt" <= ${now}::timestamp)
-                 AND ("expiresAt" IS NULL OR "expiresAt" > ${now}::timestamp) AS usable
+                 AND ("expiresAt" IS NULL OR "expiresAt" > ${now}::timestamp) AND revision = ${license.revision} AS usable
             FROM "License" WHERE id = ${license.id}::uuid`;
         if (!current?.usable) throw new LicenseChanged();
         // Nothing was written: the denial is all this transaction commits.
