@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
 import { execute, listen, wsClient, type WsClient } from '../../../test/ws.ts';
 import { issue, license } from '../activation/fixtures.ts';
 import { generateKey } from '../licenses/keys.ts';
+import { giveBack } from './ratelimit.ts';
 
 const ACTIVATE = `mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on LicensingError { code message } ... on ActivateSuccess { reused } } }`;
 const HEARTBEAT = `mutation($input: HeartbeatInput!) { heartbeat(input: $input) { __typename ... on LicensingError { code message } } }`;
@@ -381,5 +384,36 @@ describe('rate limits shared through Redis by two instances', () => {
     const codes = [];
     for (let i = 0; i < 4; i++) codes.push(ok(await (i % 2 ? b : a).gql(VALIDATE, { input: { key: generateKey('LIC') } }, from(site))).validateLicense.code);
     expect(codes).toEqual(['LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'LICENSE_NOT_FOUND', 'RATE_LIMITED']);
+  });
+});
+
+describe('points given back after the window rolled over', () => {
+  const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
+  afterAll(() => redis.quit());
+  const stores: [string, () => RateLimiterAbstract][] = [
+    ['in memory', () => new RateLimiterMemory({ points: 60, duration: 1 })],
+    ['in Redis', () => new RateLimiterRedis({ storeClient: redis, useRedisPackage: false, keyPrefix: `test:rl:${randomUUID()}`, points: 60, duration: 1 })],
+  ];
+
+  for (const [where, make] of stores) {
+    it(`leave the new window empty, not overdrawn, when they land together (${where})`, async () => {
+      const limiter = make();
+      // Sixteen places taken by lookups that then end together (the calls of one batched statement).
+      for (let i = 0; i < 16; i++) await limiter.consume('addr', 1);
+      const rolled = await limiter.get('addr');
+      await new Promise((resolve) => setTimeout(resolve, (rolled?.msBeforeNext ?? 0) + 100));
+      await Promise.all(Array.from({ length: 16 }, () => giveBack(limiter, 'addr')));
+      expect((await limiter.get('addr'))?.consumedPoints ?? 0).toBe(0);
+      // The whole budget is there for the new window.
+      for (let i = 0; i < 60; i++) await limiter.consume('addr', 1);
+      await expect(limiter.consume('addr', 1)).rejects.toBeInstanceOf(RateLimiterRes);
+    });
+  }
+
+  it('still return each point taken within the window', async () => {
+    const limiter = new RateLimiterMemory({ points: 60, duration: 60 });
+    for (let i = 0; i < 16; i++) await limiter.consume('addr', 1);
+    await Promise.all(Array.from({ length: 10 }, () => giveBack(limiter, 'addr')));
+    expect((await limiter.get('addr'))?.consumedPoints).toBe(6);
   });
 });
