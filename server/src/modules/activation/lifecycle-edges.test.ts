@@ -218,6 +218,27 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
     }
   });
 
+  it('an activation on the one-call path caught in a deadlock runs again instead of failing', async () => {
+    const l = await issue(s, token, { maxActivations: 3 }, { tokenCount: 1 });
+    try {
+      // The other party holds the token key's row and then asks for the license's, which the activation
+      // (a token key takes the one-call path) locked first. It never checks for the deadlock itself, so
+      // the activation's transaction is the one aborted; Prisma reports that as a write conflict (P2034).
+      await conn.query(`SET deadlock_timeout = '10s'`);
+      await conn.query('BEGIN');
+      await conn.query(`SELECT id FROM "TokenKey" WHERE "licenseId" = $1 FOR UPDATE`, [l.id]);
+      const pending = activateDevice(s, { key: l.tokenKeys[0], fingerprint: 'tok-device' });
+      await waitForLockWaiters(conn, 1);
+      await conn.query(`SELECT id FROM "License" WHERE id = $1 FOR UPDATE`, [l.id]);
+      await conn.query('COMMIT');
+      expect(await pending).toMatchObject({ __typename: 'ActivateSuccess', reused: false });
+      expect(await licenseRow(l.id)).toMatchObject({ activationsUsed: 1 });
+    } finally {
+      await conn.query('ROLLBACK').catch(() => {});
+      await conn.query('RESET deadlock_timeout');
+    }
+  });
+
   it('a new device activating while the license gets new terms is activated on them, not left behind a license in sync', async () => {
     for (const client of [undefined, { appVersion: '1.0.0' }]) {
       // Without and with a version rule: the lookup-and-insert statement, and the insert after the rules.

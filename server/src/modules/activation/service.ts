@@ -4,7 +4,7 @@ import semver from 'semver';
 import type { AppDeps } from '../../context.ts';
 import { ConflictError, type FieldProblem, LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
 import { type EventInput, inTransaction, recordEvent, type ServiceContext, type Tx } from '../audit/service.ts';
-import { isUniqueViolation } from '../common/db.ts';
+import { isDeadlock, isUniqueViolation } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { parseKey } from '../licenses/keys.ts';
 import { graceEndsAt, inGracePeriod } from '../licenses/service.ts';
@@ -579,7 +579,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
     // A concurrent request activated this device (or stored this idempotency key) first: answer as it did.
     // Two devices swapping licenses of one product can deadlock on the two license rows; PostgreSQL
     // aborts one, which simply runs again.
-    const retry = err instanceof DeviceRaced || err instanceof LicenseChanged || isUniqueViolation(err) || /deadlock detected/.test((err as Error)?.message ?? '');
+    const retry = err instanceof DeviceRaced || err instanceof LicenseChanged || isUniqueViolation(err) || isDeadlock(err);
     if (retry && attempt < 2) return activateChecked(ctx, input, attempt + 1, offline);
     throw err;
   }
