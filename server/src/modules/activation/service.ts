@@ -228,12 +228,14 @@ export async function markSynced(tx: Tx, licenseIds: string[]): Promise<string[]
  * write activations; a transaction taking them the other way round (the activation, then its license)
  * deadlocks with them, one held row each.
  */
-async function lockLicense(tx: Tx, where: { licenseId: string } | { activationId: string }): Promise<void> {
+async function lockLicense(tx: Tx, where: { licenseId: string } | { activationId: string; tenantId: string }): Promise<void> {
   if ('licenseId' in where) {
     await tx.$queryRaw`SELECT id FROM "License" WHERE id = ${where.licenseId}::uuid FOR UPDATE`;
   } else {
     await tx.$queryRaw`
-      SELECT l.id FROM "License" l JOIN "Activation" a ON a."licenseId" = l.id WHERE a.id = ${where.activationId}::uuid FOR UPDATE OF l`;
+      SELECT l.id FROM "License" l JOIN "Activation" a ON a."licenseId" = l.id
+       WHERE a.id = ${where.activationId}::uuid AND a."tenantId" = ${where.tenantId}::uuid
+         FOR UPDATE OF l`;
   }
 }
 
@@ -756,7 +758,7 @@ export async function deactivate(ctx: ServiceContext, input: DeactivateInput): P
 export async function releaseActivation(ctx: ServiceContext, activationId: string): Promise<string> {
   const { tenantId } = tenantWhere(ctx.actor);
   return inTransaction(ctx, tenantId, async (tx, emit) => {
-    await lockLicense(tx, { activationId });
+    await lockLicense(tx, { activationId, tenantId });
     const released = await releaseOne(tx, activationId, tenantId, new Date());
     if (!released) {
       const existing = await tx.activation.findFirst({ where: { id: activationId, tenantId }, select: { status: true } });
@@ -954,7 +956,7 @@ export async function bindOfflineDevice(
  * in sync (the caller records `license.synced`).
  */
 export async function releaseOfflineActivation(tx: Tx, activationId: string, tenantId: string, now: Date): Promise<{ released: boolean; synced: boolean }> {
-  await lockLicense(tx, { activationId });
+  await lockLicense(tx, { activationId, tenantId });
   const released = await releaseOne(tx, activationId, tenantId, now);
   if (!released) return { released: false, synced: false };
   const synced = released.syncState === 'PENDING_SYNC' ? await markSynced(tx, [released.licenseId]) : [];
