@@ -249,7 +249,12 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
       await waitForBlockedBy(conn);
       await lockPools(conn, a!.id);
       await conn.query('COMMIT');
-      expect(await sweep).toBeGreaterThanOrEqual(2);
+      // It resolves: run again after the deadlock instead of failing. That second run may come while the
+      // aborted one is still letting go of its leases (PostgreSQL sends the error before it releases the
+      // locks), and SKIP LOCKED passes over them: the next sweep takes them.
+      const swept = await sweep;
+      const after = swept >= 2 ? 0 : await sweepLeases(s.app.deps, sweepAt());
+      expect(swept + after).toBeGreaterThanOrEqual(2);
       expect(await activeLeases(a!.id)).toBe(0);
       expect(await activeLeases(b!.id)).toBe(0);
       expect(await s.db.prisma.auditEvent.count({ where: { licenseId: { in: [a!.id, b!.id] }, type: 'lease.expired' } })).toBe(2);
