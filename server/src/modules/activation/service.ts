@@ -224,27 +224,27 @@ export async function markSynced(tx: Tx, licenseIds: string[]): Promise<string[]
 
 /**
  * Takes the license's row lock before a transaction writes one of its activations and then the license
- * (its counter, its sync state). Activations and the inactivity sweep lock License rows first and then
- * write activations; a transaction taking them the other way round (the activation, then its license)
+ * (its sync state). Activations and the inactivity sweep lock License rows first and then write
+ * activations; a transaction taking them the other way round (the activation, then its license)
  * deadlocks with them, one held row each.
  */
-async function lockLicense(tx: Tx, where: { licenseId: string } | { activationId: string; tenantId: string }): Promise<void> {
-  if ('licenseId' in where) {
-    await tx.$queryRaw`SELECT id FROM "License" WHERE id = ${where.licenseId}::uuid FOR UPDATE`;
-  } else {
-    await tx.$queryRaw`
-      SELECT l.id FROM "License" l JOIN "Activation" a ON a."licenseId" = l.id
-       WHERE a.id = ${where.activationId}::uuid AND a."tenantId" = ${where.tenantId}::uuid
-         FOR UPDATE OF l`;
-  }
+async function lockLicense(tx: Tx, licenseId: string): Promise<void> {
+  await tx.$queryRaw`SELECT id FROM "License" WHERE id = ${licenseId}::uuid FOR UPDATE`;
 }
 
-/** Releases one ACTIVE activation and frees its slot, in one statement; null when it was not ACTIVE. */
+/**
+ * Releases one ACTIVE activation and frees its slot, in one statement; null when it was not ACTIVE. The
+ * license row is locked first (`lk`, a one-time condition of the update), in the order of lockLicense.
+ */
 async function releaseOne(tx: Tx, activationId: string, tenantId: string, now: Date) {
   const rows = await tx.$queryRaw<{ id: string; licenseId: string; fingerprint: string; syncState: string }[]>`
-    WITH r AS (
+    WITH lk AS (
+      SELECT l.id FROM "License" l JOIN "Activation" a ON a."licenseId" = l.id
+       WHERE a.id = ${activationId}::uuid AND a."tenantId" = ${tenantId}::uuid
+         FOR UPDATE OF l
+    ), r AS (
       UPDATE "Activation" SET status = 'RELEASED', "releasedAt" = ${now}::timestamp, "activeFingerprint" = NULL
-       WHERE id = ${activationId}::uuid AND "tenantId" = ${tenantId}::uuid AND status = 'ACTIVE'
+       WHERE id = ${activationId}::uuid AND "tenantId" = ${tenantId}::uuid AND status = 'ACTIVE' AND EXISTS (SELECT 1 FROM lk)
       RETURNING id, "licenseId", fingerprint
     ), d AS (
       UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - 1 FROM r WHERE l.id = r."licenseId"
@@ -600,7 +600,7 @@ async function reuse(
   const actor = clientActor(license.id);
   const result: ActivateResult = { activationId: live.id, token, reused: true, goodwill: live.goodwill };
   return inTransaction(ctx, license.tenantId, async (tx, emit) => {
-    if (license.syncState === 'PENDING_SYNC') await lockLicense(tx, { licenseId: license.id });
+    if (license.syncState === 'PENDING_SYNC') await lockLicense(tx, license.id);
     const data: Prisma.ActivationUpdateManyMutationInput = {
       syncedRevision: license.revision,
       ...Object.fromEntries(Object.entries(given.client).filter(([, v]) => v !== null)),
@@ -701,7 +701,7 @@ export async function heartbeat(ctx: ServiceContext, input: HeartbeatInput): Pro
   await inTransaction(ctx, license.tenantId, async (tx, emit) => {
     // The device either confirms the current revision or receives it now, and markSynced below writes
     // the license: its row is locked before the activation's.
-    await lockLicense(tx, { licenseId: license.id });
+    await lockLicense(tx, license.id);
     const rows = await tx.$queryRaw<{ id: string }[]>`
       WITH a AS (
         UPDATE "Activation" SET "lastHeartbeatAt" = ${now}::timestamp,
@@ -743,7 +743,6 @@ export async function deactivate(ctx: ServiceContext, input: DeactivateInput): P
   if (!activation) throw new LicensingError('NOT_ACTIVATED', 'This device is not activated');
   if (activation.status !== 'ACTIVE') throw new LicensingError('ACTIVATION_RELEASED', 'This activation was already released');
   return inTransaction(ctx, license.tenantId, async (tx, emit) => {
-    await lockLicense(tx, { licenseId: license.id });
     const released = await releaseOne(tx, activation.id, license.tenantId, new Date());
     if (!released) throw new LicensingError('ACTIVATION_RELEASED', 'This activation was already released');
     const synced = released.syncState === 'PENDING_SYNC' ? await markSynced(tx, [license.id]) : [];
@@ -758,7 +757,6 @@ export async function deactivate(ctx: ServiceContext, input: DeactivateInput): P
 export async function releaseActivation(ctx: ServiceContext, activationId: string): Promise<string> {
   const { tenantId } = tenantWhere(ctx.actor);
   return inTransaction(ctx, tenantId, async (tx, emit) => {
-    await lockLicense(tx, { activationId, tenantId });
     const released = await releaseOne(tx, activationId, tenantId, new Date());
     if (!released) {
       const existing = await tx.activation.findFirst({ where: { id: activationId, tenantId }, select: { status: true } });
@@ -956,7 +954,6 @@ export async function bindOfflineDevice(
  * in sync (the caller records `license.synced`).
  */
 export async function releaseOfflineActivation(tx: Tx, activationId: string, tenantId: string, now: Date): Promise<{ released: boolean; synced: boolean }> {
-  await lockLicense(tx, { activationId, tenantId });
   const released = await releaseOne(tx, activationId, tenantId, now);
   if (!released) return { released: false, synced: false };
   const synced = released.syncState === 'PENDING_SYNC' ? await markSynced(tx, [released.licenseId]) : [];
