@@ -46,6 +46,17 @@ const migrationsDir = path.join(import.meta.dirname, 'migrations');
 const DEADLOCK = '40P01';
 const DEADLOCK_TRIES = 3;
 
+/**
+ * The wait before a statement or transaction aborted by a deadlock runs again: a few milliseconds,
+ * random, longer at each attempt. The other party was waiting for the locks the aborted one held and
+ * is woken when they go; run again at once, the retry can take a row back before that party is
+ * scheduled (a free row is taken without queueing), and the two deadlock again, try after try.
+ */
+export function pauseAfterDeadlock(attempt: number): Promise<void> {
+  const ms = attempt * (5 + Math.random() * 15);
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if ('url' in options || 'socketDir' in options) {
     // Two pools on PostgreSQL, half the connections each. `pool` serves the raw channel: the hot paths'
@@ -78,6 +89,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
             return (await pool.query(config)).rows;
           } catch (err) {
             if ((err as { code?: string }).code !== DEADLOCK || attempt >= DEADLOCK_TRIES) throw err;
+            await pauseAfterDeadlock(attempt);
           }
         }
       },

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Activation, License, Prisma } from '@tessera/db/client';
+import { pauseAfterDeadlock } from '@tessera/db/database';
 import semver from 'semver';
 import type { AppDeps } from '../../context.ts';
 import { ConflictError, type FieldProblem, LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
@@ -582,8 +583,9 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
     // Two devices swapping licenses of one product can deadlock on the two license rows; PostgreSQL
     // aborts one, which simply runs again.
     const retry = err instanceof DeviceRaced || err instanceof LicenseChanged || isUniqueViolation(err) || isDeadlock(err);
-    if (retry && attempt < 2) return activateChecked(ctx, input, attempt + 1, offline);
-    throw err;
+    if (!retry || attempt >= 2) throw err;
+    if (isDeadlock(err)) await pauseAfterDeadlock(attempt);
+    return activateChecked(ctx, input, attempt + 1, offline);
   }
 }
 

@@ -1,3 +1,4 @@
+import { pauseAfterDeadlock } from '@tessera/db/database';
 import { ConflictError } from '../../errors.ts';
 
 type DriverError = { code?: string; cause?: { kind?: string; originalCode?: string; code?: string }; message?: string };
@@ -29,6 +30,7 @@ export async function retriedOnDeadlock<T>(transaction: () => Promise<T>, tries 
       return await transaction();
     } catch (err) {
       if (attempt >= tries || !isDeadlock(err)) throw err;
+      await pauseAfterDeadlock(attempt);
     }
   }
 }
