@@ -8,32 +8,53 @@ const NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '
 const SQLSTATE = /^(08\d{3}|57P0[123])$/;
 const MESSAGES = /connection terminated|connection refused|econnrefused|econnreset|timeout exceeded when trying to connect|terminating connection due to administrator command|client has encountered a connection error|server closed the connection|cannot use a pool after calling end|database system is (starting up|shutting down)/i;
 
-export function isUnavailable(error: unknown, depth = 0): boolean {
+/**
+ * Codes and messages of a database too busy to finish the work in time: a transaction that ran past its
+ * time limit or waited too long to start (Prisma's P2028 says which in its message; its other P2028s are
+ * misuse, not load), and a deadlock or serialization failure still there after the retries (P2034 is
+ * Prisma's word for both). PostgreSQL rolled the work back; the same request may well pass a moment later.
+ */
+const BUSY_CODES = new Set(['P2034', '40P01', '40001']);
+const BUSY_MESSAGES = /expired transaction|timeout for this transaction was|unable to start a transaction in the given time/i;
+
+type Cause = { code?: unknown; message?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown };
+
+/** Whether `matches` holds for the error or anything it wraps (cause, originalError, an aggregate's errors). */
+function anyCause(error: unknown, matches: (code: string, message: string) => boolean, depth = 0): boolean {
   if (!error || typeof error !== 'object' || depth > 6) return false;
-  const e = error as { code?: unknown; message?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown };
-  const code = typeof e.code === 'string' ? e.code : '';
-  if (NET_CODES.has(code) || SQLSTATE.test(code)) return true;
-  if (typeof e.message === 'string' && MESSAGES.test(e.message)) return true;
-  if (Array.isArray(e.errors) && e.errors.some((x) => isUnavailable(x, depth + 1))) return true;
-  return isUnavailable(e.cause, depth + 1) || isUnavailable(e.originalError, depth + 1);
+  const e = error as Cause;
+  if (matches(typeof e.code === 'string' ? e.code : '', typeof e.message === 'string' ? e.message : '')) return true;
+  if (Array.isArray(e.errors) && e.errors.some((x) => anyCause(x, matches, depth + 1))) return true;
+  return anyCause(e.cause, matches, depth + 1) || anyCause(e.originalError, matches, depth + 1);
+}
+
+export function isUnavailable(error: unknown): boolean {
+  return anyCause(error, (code, message) => NET_CODES.has(code) || SQLSTATE.test(code) || MESSAGES.test(message));
+}
+
+export function isBusy(error: unknown): boolean {
+  return anyCause(error, (code, message) => BUSY_CODES.has(code) || (code === 'P2028' && BUSY_MESSAGES.test(message)));
 }
 
 export const RETRY_AFTER_SECONDS = 2;
 
+const retryable = (message: string) =>
+  new GraphQLError(message, {
+    extensions: {
+      code: 'SERVICE_UNAVAILABLE',
+      retryable: true,
+      http: { status: 503, headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } },
+    },
+  });
+
 /**
- * Yoga's error masking, except that a database outage becomes a retryable SERVICE_UNAVAILABLE error
- * (HTTP 503 + Retry-After when nothing else succeeded) instead of an opaque internal error.
+ * Yoga's error masking, except that a database outage, or a database too busy to finish the work in time,
+ * becomes a retryable SERVICE_UNAVAILABLE error (HTTP 503 + Retry-After when nothing else succeeded)
+ * instead of an opaque internal error. Either way nothing was written.
  */
 export function maskError(error: unknown, message: string, isDev?: boolean): Error {
-  if (isUnavailable(error)) {
-    return new GraphQLError('The service is briefly unavailable; retry shortly', {
-      extensions: {
-        code: 'SERVICE_UNAVAILABLE',
-        retryable: true,
-        http: { status: 503, headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } },
-      },
-    });
-  }
+  if (isUnavailable(error)) return retryable('The service is briefly unavailable; retry shortly');
+  if (isBusy(error)) return retryable('The service is busy; retry shortly');
   return yogaMaskError(error, message, isDev);
 }
 
@@ -52,12 +73,13 @@ export function loggingMaskError(logger: Logger): typeof maskError {
     if (masked !== error) {
       const located = error as { path?: readonly (string | number)[]; originalError?: unknown };
       const original = (located.originalError ?? error) as { name?: string; code?: unknown; message?: unknown; stack?: unknown };
-      const firstLine = String(original.message ?? original).split('\n', 1)[0]!.slice(0, LOGGED_MESSAGE);
+      // Prisma's messages open with a blank line.
+      const firstLine = (String(original.message ?? original).split('\n').find((l) => l.trim()) ?? '').trim().slice(0, LOGGED_MESSAGE);
       const frames = typeof original.stack === 'string' ? original.stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 12).join('\n') : undefined;
-      const outage = (masked as GraphQLError).extensions?.code === 'SERVICE_UNAVAILABLE';
-      logger[outage ? 'warn' : 'error'](
+      const retry = (masked as GraphQLError).extensions?.code === 'SERVICE_UNAVAILABLE';
+      logger[retry ? 'warn' : 'error'](
         { path: located.path?.join('.'), error: { type: original.name, code: typeof original.code === 'string' ? original.code : undefined, message: firstLine, stack: frames } },
-        outage ? 'request failed: the database is unavailable' : 'request failed with an unexpected error',
+        !retry ? 'request failed with an unexpected error' : isUnavailable(error) ? 'request failed: the database is unavailable' : 'request failed: the database was too busy to finish it in time',
       );
     }
     return masked;

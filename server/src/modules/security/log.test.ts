@@ -54,7 +54,7 @@ describe('structured logs', () => {
     const { lines, logger } = capture();
     const yoga = createYoga({
       schema: createSchema({
-        typeDefs: 'type Query { boom: String, down: String }',
+        typeDefs: 'type Query { boom: String, down: String, busy: String, misuse: String }',
         resolvers: {
           Query: {
             boom: () => {
@@ -62,6 +62,16 @@ describe('structured logs', () => {
             },
             down: () => {
               throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+            },
+            // Prisma's words for a transaction that outlived its limit, and for one used after it ended.
+            busy: () => {
+              throw Object.assign(
+                new Error('\nInvalid `prisma.auditEvent.createMany()` invocation:\n\n\nTransaction API error: Transaction already closed: A query cannot be executed on an expired transaction. The timeout for this transaction was 5000 ms, however 6120 ms passed since the start of the transaction.'),
+                { code: 'P2028' },
+              );
+            },
+            misuse: () => {
+              throw Object.assign(new Error('Transaction API error: Transaction not found.'), { code: 'P2028' });
             },
           },
         },
@@ -79,5 +89,18 @@ describe('structured logs', () => {
 
     await yoga.fetch('http://x/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ down }' }) });
     expect(JSON.parse(lines[1]!)).toMatchObject({ level: 40, path: 'down', error: { code: 'ECONNREFUSED' } });
+
+    const ask = async (field: string) =>
+      yoga.fetch('http://x/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ ${field} }` }) });
+    const busy = await ask('busy');
+    expect(busy.status).toBe(503);
+    expect((await busy.json()).errors[0]).toMatchObject({ message: 'The service is busy; retry shortly', extensions: { code: 'SERVICE_UNAVAILABLE', retryable: true } });
+    expect(JSON.parse(lines[2]!)).toMatchObject({
+      level: 40,
+      msg: 'request failed: the database was too busy to finish it in time',
+      error: { code: 'P2028', message: 'Invalid `prisma.auditEvent.createMany()` invocation:' },
+    });
+    expect((await (await ask('misuse')).json()).errors[0]).toMatchObject({ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    expect(JSON.parse(lines[3]!)).toMatchObject({ level: 50, error: { code: 'P2028' } });
   });
 });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import WebSocket from 'ws';
 import { operationHash } from '../../../../sdk/src/client.ts';
 import { freshPostgres, testDatabaseUrl } from '../../../test/harness.ts';
@@ -178,6 +179,28 @@ describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server b
     expect(status).toBe(200);
     const created = await gql(server.url, token, 'mutation { createCustomer(input: { name: "After outage" }) { __typename } }');
     expect(created.body.data?.createCustomer.__typename).toBe('Customer');
+    const names = await gql(server.url, token, '{ customers(first: 10) { edges { node { name } } } }');
+    expect(names.body.data.customers.edges.map((e: { node: { name: string } }) => e.node.name)).toEqual(['After outage']);
+  });
+
+  it('a write kept waiting past its transaction\'s time limit answers a retryable SERVICE_UNAVAILABLE and leaves nothing', async () => {
+    // Another session holds the tenant's row: the new customer's foreign-key check waits on it, inside a
+    // transaction that outlives its limit (5 s) meanwhile.
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query('SELECT 1 FROM "Tenant" FOR UPDATE');
+      const stalled = post(server.url, { query: 'mutation { createCustomer(input: { name: "Stalled" }) { __typename } }' }, token);
+      await new Promise((r) => setTimeout(r, 6_500));
+      await other.query('COMMIT');
+      const answered = await stalled;
+      expect(answered.body.errors?.[0]?.extensions?.code, JSON.stringify(answered.body)).toBe('SERVICE_UNAVAILABLE');
+      expect(answered.status).toBe(503);
+      expect(Number(answered.retryAfter)).toBeGreaterThan(0);
+    } finally {
+      await other.end();
+    }
     const names = await gql(server.url, token, '{ customers(first: 10) { edges { node { name } } } }');
     expect(names.body.data.customers.edges.map((e: { node: { name: string } }) => e.node.name)).toEqual(['After outage']);
   });
