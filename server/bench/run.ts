@@ -262,10 +262,10 @@ async function growLicenses(options: DatabaseOptions, licenseId: string, total: 
                      src.provisioning, src."clientType", src."maxActivations", src."deploymentMode", src."allowOffline", src."fingerprintMatch",
                      src.features, 1, now()
                 FROM src, generate_series(1, $2::int) AS g
-              RETURNING id, "tenantId"
+              RETURNING id, "tenantId", "productId", "customerId"
             )
-       INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", status)
-       SELECT gen_random_uuid(), l."tenantId", l.id, 'scale-' || l.id, 'scale-' || l.id, 'ACTIVE' FROM l`,
+       INSERT INTO "Activation" (id, "tenantId", "licenseId", "productId", "customerId", fingerprint, "activeFingerprint", status)
+       SELECT gen_random_uuid(), l."tenantId", l.id, l."productId", l."customerId", 'scale-' || l.id, 'scale-' || l.id, 'ACTIVE' FROM l`,
       [licenseId, add],
     );
     await db.sql.exec('ANALYZE "License", "Activation"');

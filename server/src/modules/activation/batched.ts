@@ -275,7 +275,7 @@ const HEARTBEAT_CALL = `
 
 export const heartbeatCallBatcher = perApp((app: AppDeps) =>
   batched<HeartbeatCall, HeartbeatOutcome | null>(
-    (batch) => inDistinctRounds(batch, deviceOf, async (items) => {
+    (batch) => inDistinctRounds(batch, deviceOnKey, async (items) => {
       const at = new Date();
       const rows = await app.db.sql.query<{ i: number; license: Record<string, unknown>; activation: Record<string, unknown> | null; knownRevision: number | null; recorded: boolean }>(
         HEARTBEAT_CALL,
@@ -338,6 +338,7 @@ export type ActivationOutcome =
 function activationWrites(from: string, at: string): string {
   return `lic AS (
     SELECT l.id, l."activationsUsed" AS used, l."maxActivations" AS max, l."goodwillActivations" AS gw, l.revision AS rev,
+           l."productId", l."customerId" AS customer,
            l.state = 'ACTIVE' AND (l."startsAt" IS NULL OR l."startsAt" <= ${at}) AND (l."expiresAt" IS NULL OR l."expiresAt" > ${at}) AS usable
       FROM "License" l WHERE l.id IN (SELECT "licenseId" FROM ${from})
      ORDER BY l.id
@@ -345,15 +346,17 @@ function activationWrites(from: string, at: string): string {
   ), r AS (
     SELECT ${from}.id, ${from}."tenantId", ${from}."licenseId", ${from}."customerId", ${from}.fingerprint, ${from}.components,
            ${from}.hostname, ${from}.platform, ${from}."osVersion", ${from}."appVersion", ${from}.revision, ${from}."requestId", ${from}.i,
-           lic.used, lic.max, lic.gw, lic.usable AND lic.rev = ${from}.revision AS usable, row_number() OVER (PARTITION BY ${from}."licenseId" ORDER BY ${from}.i)::int AS rn
+           lic.used, lic.max, lic.gw, lic."productId", lic.customer, lic.usable AND lic.rev = ${from}.revision AS usable, row_number() OVER (PARTITION BY ${from}."licenseId" ORDER BY ${from}.i)::int AS rn
       FROM ${from} JOIN lic ON lic.id = ${from}."licenseId"
   ), ins AS (
     INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status, goodwill,
-                              hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt", offline)
+                              hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt", offline, "productId", "customerId")
     SELECT id, "tenantId", "licenseId", fingerprint, fingerprint, components::jsonb, 'ACTIVE', (max IS NOT NULL AND used + rn > max),
-           hostname, platform, "osVersion", "appVersion", revision, ${at}, false
+           hostname, platform, "osVersion", "appVersion", revision, ${at}, false, "productId", customer
       FROM r WHERE usable AND (max IS NULL OR used + rn <= max + gw)
-    ON CONFLICT ("licenseId", "activeFingerprint") DO NOTHING
+    -- Either unique index: this device live on this license, or on another of the product's for this
+    -- customer (activated meanwhile; the one-call path moves it). The row is refused, the call retried.
+    ON CONFLICT DO NOTHING
     RETURNING *
   ), n AS (
     SELECT "licenseId", count(*)::int AS n FROM ins GROUP BY "licenseId"
@@ -432,9 +435,10 @@ function activationOutcomes(items: { licenseId: string | null }[], rows: (Activa
 
 export const activationBatcher = perApp((app: AppDeps) =>
   batched<ActivationWrite, ActivationOutcome>(
-    // Two calls of one device in a statement: the unique index would refuse the second's row after
-    // it had taken a rank, and the devices ranked after it would count one slot too many.
-    (batch) => inDistinctRounds(batch, (x) => `${x.licenseId}\u0000${x.fingerprint}`, async (items) => {
+    // Two calls of one device in a statement: a unique index would refuse the second's row after it
+    // had taken a rank, and the devices ranked after it would count one slot too many. Of one device,
+    // not only on one license: its live activation on another license of the product also refuses it.
+    (batch) => inDistinctRounds(batch, (x) => `${x.tenantId}\u0000${x.fingerprint}`, async (items) => {
       const at = new Date();
       const rows = await app.db.sql.query<ActivationRow>(ACTIVATE, [
         items.map((x) => x.activationId),
@@ -554,5 +558,11 @@ export const activationCallBatcher = perApp((app: AppDeps) =>
   ),
 );
 
-/** One device of one license key: two calls of it in a batch go in successive rounds. */
-const deviceOf = (x: { key: ParsedKey; fingerprint: string }) => `${x.key.kind}:${x.key.key}\u0000${x.fingerprint}`;
+/**
+ * One device: two calls of it in a batch go in successive rounds, whatever their keys (with two licenses
+ * of one product the second must see the first's activation, and move the device).
+ */
+const deviceOf = (x: { fingerprint: string }) => x.fingerprint;
+
+/** One device of one license key: two heartbeats of it in a batch go in successive rounds. */
+const deviceOnKey = (x: { key: ParsedKey; fingerprint: string }) => `${x.key.kind}:${x.key.key}\u0000${x.fingerprint}`;

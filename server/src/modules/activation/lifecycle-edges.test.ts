@@ -1,3 +1,4 @@
+import { decodeGlobalID } from '@pothos/plugin-relay';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
@@ -73,6 +74,59 @@ describe('moving a device between licenses of a product', () => {
     expect(await heartbeatDevice(s, { key: victim.key, fingerprint: 'shared-fp' })).toMatchObject({ code: 'ACTIVATION_RELEASED' });
     expect(await licenseRow(victim.id)).toMatchObject({ activationsUsed: 0 });
     expect(await licenseRow(stranger.id)).toMatchObject({ activationsUsed: 1 });
+  });
+
+  it('a device activating with two licenses of one product and customer at once ends live on one of them', async () => {
+    const editionId = await edition(s, token, await product(s, token), { maxActivations: 100 });
+    const acme = await customer('Acme twice');
+    const [a, b] = [await issueLicense(s, token, editionId, { customerId: acme }), await issueLicense(s, token, editionId, { customerId: acme })];
+    const devices = Array.from({ length: 20 }, (_, i) => `both-${i}`);
+    // Both calls of each device in flight together, all 40 at once: each is answered as activated (the
+    // later one moving the device from the earlier one's license).
+    const answers = await Promise.all(devices.flatMap((fingerprint) => [a, b].map((l) => activateDevice(s, { key: l.key, fingerprint }))));
+    expect(answers.filter((r) => r.__typename !== 'ActivateSuccess')).toEqual([]);
+    const live = await s.db.prisma.activation.findMany({ where: { licenseId: { in: [a.id, b.id] }, status: 'ACTIVE' } });
+    expect(live.map((x) => x.fingerprint).sort()).toEqual([...devices].sort());
+    const on = (id: string) => live.filter((x) => x.licenseId === id).length;
+    expect((await licenseRow(a.id)).activationsUsed).toBe(on(a.id));
+    expect((await licenseRow(b.id)).activationsUsed).toBe(on(b.id));
+    const moved = [...(await events('activation.released', a.id)), ...(await events('activation.released', b.id))];
+    expect(moved.map((e) => (e.payload as { fingerprint: string }).fingerprint).sort()).toEqual([...devices].sort());
+  });
+
+  it('a license given to another customer takes its devices along, and is refused while a device is live on both customers\' licenses', async () => {
+    const editionId = await edition(s, token, await product(s, token), { maxActivations: 5 });
+    const [acme, globex] = [await customer('Acme moving'), await customer('Globex moving')];
+    const ours = await issueLicense(s, token, editionId, { customerId: acme });
+    const theirs = await issueLicense(s, token, editionId, { customerId: globex });
+    expect((await activateDevice(s, { key: ours.key, fingerprint: 'on-both' })).__typename).toBe('ActivateSuccess');
+    expect((await activateDevice(s, { key: theirs.key, fingerprint: 'on-both' })).__typename).toBe('ActivateSuccess');
+    expect((await activateDevice(s, { key: theirs.key, fingerprint: 'only-theirs' })).__typename).toBe('ActivateSuccess');
+
+    const give = async () => ok(await s.gql(UPDATE_LICENSE, { input: { licenseId: theirs.globalId, customerId: acme } }, { token })).updateLicense;
+    const before = await licenseRow(theirs.id);
+    expect(await give()).toMatchObject({ __typename: 'ConflictError', message: expect.stringContaining('on-both') });
+    expect(await licenseRow(theirs.id)).toEqual(before);
+
+    // Released on one of the two, the license moves, and its devices count as Acme's from then on.
+    expect((await deactivateDevice(s, { key: ours.key, fingerprint: 'on-both' })).__typename).toBe('DeactivateSuccess');
+    expect(await give()).toMatchObject({ __typename: 'License', revision: before.revision + 1 });
+    expect(await activateDevice(s, { key: ours.key, fingerprint: 'only-theirs' })).toMatchObject({ __typename: 'ActivateSuccess', reused: false });
+    expect(await heartbeatDevice(s, { key: theirs.key, fingerprint: 'only-theirs' })).toMatchObject({ code: 'ACTIVATION_RELEASED' });
+    expect(await licenseRow(theirs.id)).toMatchObject({ customerId: decodeGlobalID(acme).id, activationsUsed: 1 });
+  });
+
+  it('a device recognised by its components keeps its fingerprint when the new one is live on another of the product\'s licenses', async () => {
+    const editionId = await edition(s, token, await product(s, token), { maxActivations: 5, fingerprintMatch: 'MAJORITY' });
+    const [first, second] = [await issueLicense(s, token, editionId), await issueLicense(s, token, editionId)];
+    const held = await activateDevice(s, { key: first.key, fingerprint: 'fp-old', components: components('m1', 'c1', 'd1') });
+    expect((await activateDevice(s, { key: second.key, fingerprint: 'fp-new', components: components('m9', 'c9', 'd9') })).__typename).toBe('ActivateSuccess');
+    // One component changed: the same device as first's, whose new fingerprint is second's device's.
+    const again = await activateDevice(s, { key: first.key, fingerprint: 'fp-new', components: components('m1', 'c1', 'd2') });
+    expect(again).toMatchObject({ __typename: 'ActivateSuccess', reused: true, activation: { id: held.activation.id, fingerprint: 'fp-old' } });
+    expect((await heartbeatDevice(s, { key: second.key, fingerprint: 'fp-new' })).__typename).toBe('HeartbeatSuccess');
+    const [changed] = await events('device.components_changed', first.id);
+    expect(changed!.payload).toMatchObject({ fromFingerprint: 'fp-old', toFingerprint: 'fp-old', added: [{ value: 'd2' }] });
   });
 });
 

@@ -5,7 +5,7 @@ import semver from 'semver';
 import type { AppDeps } from '../../context.ts';
 import { ConflictError, type FieldProblem, LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
 import { type EventInput, inTransaction, recordEvent, type ServiceContext, type Tx } from '../audit/service.ts';
-import { isDeadlock, isUniqueViolation } from '../common/db.ts';
+import { isDeadlock, isUniqueViolation, NIL_UUID } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { parseKey } from '../licenses/keys.ts';
 import { graceEndsAt, inGracePeriod } from '../licenses/service.ts';
@@ -487,45 +487,16 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
                   AND l."productId" = ${license.productId}::uuid AND l."customerId" IS NOT DISTINCT FROM ${license.customerId}::uuid)
            ORDER BY l.id FOR UPDATE`;
       }
-      // One statement: take a slot (the cap, held by the license row, which must still take devices
-      // once locked), insert the activation into it (one live activation per device, held by the
-      // unique index), and release the device's activations of other licenses of the same product.
-      // No slot, no row; no row, roll back.
-      const [row] = await tx.$queryRaw<{ used: number | null; max: number | null; inserted: number; moved: { id: string; licenseId: string }[] }[]>`
-        WITH slot AS (
-          UPDATE "License" SET "activationsUsed" = "activationsUsed" + 1
-           WHERE id = ${license.id}::uuid
-             AND ("maxActivations" IS NULL OR "activationsUsed" < "maxActivations" + "goodwillActivations")
-             AND state = 'ACTIVE' AND ("startsAt" IS NULL OR "startsAt" <= ${now}::timestamp) AND ("expiresAt" IS NULL OR "expiresAt" > ${now}::timestamp)
-             -- The terms the token was signed with and the device is recorded as having.
-             AND revision = ${license.revision}
-          RETURNING "activationsUsed" AS used, "maxActivations" AS max
-        ), ins AS (
-          INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status, goodwill,
-                                    hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt", offline, "devicePublicKey")
-          SELECT ${activationId}::uuid, ${tenantId}::uuid, ${license.id}::uuid, ${fingerprint}, ${fingerprint},
-                 ${JSON.stringify(components)}::jsonb, 'ACTIVE', (slot.max IS NOT NULL AND slot.used > slot.max),
-                 ${client.hostname}, ${client.platform}, ${client.osVersion}, ${client.appVersion}, ${license.revision}, ${now}::timestamp,
-                 ${!!offline}, ${offline?.devicePublicKey ? JSON.stringify(offline.devicePublicKey) : null}::jsonb
-            FROM slot
-          ON CONFLICT ("licenseId", "activeFingerprint") DO NOTHING
-          RETURNING id
-        ), moved AS (
-          UPDATE "Activation" a SET status = 'RELEASED', "releasedAt" = ${now}::timestamp, "activeFingerprint" = NULL
-            FROM "License" l
-           WHERE EXISTS (SELECT 1 FROM ins)
-             AND a."tenantId" = ${tenantId}::uuid AND a.fingerprint = ${fingerprint} AND a.status = 'ACTIVE'
-             AND a."licenseId" <> ${license.id}::uuid AND l.id = a."licenseId" AND l."productId" = ${license.productId}::uuid
-             AND l."customerId" IS NOT DISTINCT FROM ${license.customerId}::uuid
-          RETURNING a.id, a."licenseId"
-        ), freed AS (
-          UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - c.n
-            FROM (SELECT "licenseId", count(*)::int AS n FROM moved GROUP BY "licenseId") c
-           WHERE l.id = c."licenseId"
-        )
-        SELECT (SELECT used FROM slot) AS used, (SELECT max FROM slot) AS max, (SELECT count(*)::int FROM ins) AS inserted,
-               COALESCE((SELECT json_agg(json_build_object('id', id, 'licenseId', "licenseId")) FROM moved), '[]'::json) AS moved`;
-      if (!row || row.used === null) {
+      // Take a slot: the cap, held by the license row, which must still take devices once locked, at
+      // the terms the token was signed with and the device is recorded as having.
+      const [slot] = await tx.$queryRaw<{ used: number; max: number | null }[]>`
+        UPDATE "License" SET "activationsUsed" = "activationsUsed" + 1
+         WHERE id = ${license.id}::uuid
+           AND ("maxActivations" IS NULL OR "activationsUsed" < "maxActivations" + "goodwillActivations")
+           AND state = 'ACTIVE' AND ("startsAt" IS NULL OR "startsAt" <= ${now}::timestamp) AND ("expiresAt" IS NULL OR "expiresAt" > ${now}::timestamp)
+           AND revision = ${license.revision}
+        RETURNING "activationsUsed" AS used, "maxActivations" AS max`;
+      if (!slot) {
         // No slot: the cap, or the license changed since it was read. A new statement sees the row as
         // committed now; a change goes back to the rules (a fresh lookup), which answer with its code
         // or, for new terms, activate the device on them (a token and revision of the terms it replaced
@@ -539,7 +510,34 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
         emit(limitDenied(license, fingerprint));
         return null;
       }
-      if (row.inserted === 0) throw new DeviceRaced();
+      // The device's activations of the customer's other licenses of this product (their rows locked
+      // above) are released, before its new one goes in: the index allows one of them live.
+      const moved = !holdsOtherLicense ? [] : await tx.$queryRaw<{ id: string; licenseId: string }[]>`
+        WITH moved AS (
+          UPDATE "Activation" a SET status = 'RELEASED', "releasedAt" = ${now}::timestamp, "activeFingerprint" = NULL
+           WHERE a."productId" = ${license.productId}::uuid AND a."activeFingerprint" = ${fingerprint} AND a."licenseId" <> ${license.id}::uuid
+             AND COALESCE(a."customerId", ${NIL_UUID}::uuid) = COALESCE(${license.customerId}::uuid, ${NIL_UUID}::uuid)
+          RETURNING a.id, a."licenseId"
+        ), freed AS (
+          UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - c.n
+            FROM (SELECT "licenseId", count(*)::int AS n FROM moved GROUP BY "licenseId") c
+           WHERE l.id = c."licenseId"
+        )
+        SELECT id::text, "licenseId"::text FROM moved`;
+      // One live activation per device on this license, and per device among the customer's licenses of
+      // this product (both unique indexes): a device that went live meanwhile on either refuses the row,
+      // and the call runs again (and reuses it, or moves it).
+      const inserted = await tx.$executeRaw`
+        INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", components, status, goodwill,
+                                  hostname, platform, "osVersion", "appVersion", "syncedRevision", "activatedAt", offline, "devicePublicKey",
+                                  "productId", "customerId")
+        VALUES (${activationId}::uuid, ${tenantId}::uuid, ${license.id}::uuid, ${fingerprint}, ${fingerprint},
+                ${JSON.stringify(components)}::jsonb, 'ACTIVE', ${slot.max !== null && slot.used > slot.max},
+                ${client.hostname}, ${client.platform}, ${client.osVersion}, ${client.appVersion}, ${license.revision}, ${now}::timestamp,
+                ${!!offline}, ${offline?.devicePublicKey ? JSON.stringify(offline.devicePublicKey) : null}::jsonb,
+                ${license.productId}::uuid, ${license.customerId}::uuid)
+        ON CONFLICT DO NOTHING`;
+      if (inserted === 0) throw new DeviceRaced();
       if (offline) await useRequest(tx, tenantId, offline.nonce, activationId);
       if (tokenKey) {
         const n = await tx.$executeRaw`
@@ -547,7 +545,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
            WHERE id = ${tokenKey.id}::uuid AND "usedAt" IS NULL`;
         if (n === 0) throw new LicensingError('TOKEN_ALREADY_USED', 'This token key has already been used');
       }
-      const { used, max, moved } = row;
+      const { used, max } = slot;
       const result: ActivateResult = { activationId, token, reused: false, goodwill: max !== null && used > max };
       if (idempotencyKey) {
         await tx.idempotencyRecord.create({
@@ -610,10 +608,14 @@ async function reuse(
     // The device itself called: it is alive, whatever its heartbeats did (an offline request comes
     // through the vendor, and says nothing of when the machine last ran).
     if (!offline) data.lastHeartbeatAt = new Date();
+    // The device's new fingerprint goes onto its activation, unless that fingerprint is live on another of
+    // the customer's licenses of this product (the index allows one): then it keeps the one it has, and
+    // is recognised by its components again next time.
+    const fingerprintTo = given.fingerprint !== live.fingerprint && !(await liveElsewhere(tx, live, given.fingerprint)) ? given.fingerprint : live.fingerprint;
     if (changed) {
       if (given.components.length > 0) data.components = given.components as unknown as Prisma.InputJsonValue;
-      data.fingerprint = given.fingerprint;
-      data.activeFingerprint = given.fingerprint;
+      data.fingerprint = fingerprintTo;
+      data.activeFingerprint = fingerprintTo;
     }
     if (offline) {
       // A reinstalled machine asks again with a new device key: its deactivation file is signed with that one.
@@ -636,7 +638,7 @@ async function reuse(
         type: 'device.components_changed',
         payload: {
           fromFingerprint: live.fingerprint,
-          toFingerprint: given.fingerprint,
+          toFingerprint: fingerprintTo,
           removed: stored.filter((c) => !given.components.some((g) => pairKey(g) === pairKey(c))),
           added: given.components.filter((g) => !stored.some((c) => pairKey(g) === pairKey(c))),
         },
@@ -645,6 +647,16 @@ async function reuse(
     emit({ ...base, type: 'activation.reused', payload: { fingerprint: given.fingerprint } });
     return result;
   });
+}
+
+/** Whether `fingerprint` is live on another activation among `of`'s customer's licenses of its product. */
+async function liveElsewhere(tx: Tx, of: Activation, fingerprint: string): Promise<boolean> {
+  const [row] = await tx.$queryRaw<{ live: boolean }[]>`
+    SELECT EXISTS (
+      SELECT 1 FROM "Activation" a
+       WHERE a."productId" = ${of.productId}::uuid AND a."activeFingerprint" = ${fingerprint} AND a.id <> ${of.id}::uuid
+         AND COALESCE(a."customerId", ${NIL_UUID}::uuid) = COALESCE(${of.customerId}::uuid, ${NIL_UUID}::uuid)) AS live`;
+  return row!.live;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,12 @@
 import { pauseAfterDeadlock } from '@tessera/db/database';
 import { ConflictError } from '../../errors.ts';
 
+/**
+ * A license without a customer, where the unique index "Activation_device_per_product_key" (as its
+ * migration writes it) coalesces the customer: such licenses count as one customer's.
+ */
+export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+
 type DriverError = { code?: string; cause?: { kind?: string; originalCode?: string; code?: string }; message?: string };
 
 /** A constraint violation as Prisma reports it, as the driver adapter does (kind, SQLSTATE), or by PostgreSQL's message. */

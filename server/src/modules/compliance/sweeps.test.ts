@@ -210,10 +210,10 @@ describe('heartbeat timeouts', () => {
     const lic = await f.license();
     const seen = new Date(Date.now() - 3 * HOUR);
     await s.db.prisma.$executeRaw`
-      INSERT INTO "Activation" (id, "tenantId", "licenseId", fingerprint, "activeFingerprint", status, "activatedAt", "lastHeartbeatAt")
-      SELECT gen_random_uuid(), ${f.t.id}::uuid, ${lic.raw}::uuid, 'bulk-' || i, 'bulk-' || i, 'ACTIVE'::"ActivationStatus",
+      INSERT INTO "Activation" (id, "tenantId", "licenseId", "productId", "customerId", fingerprint, "activeFingerprint", status, "activatedAt", "lastHeartbeatAt")
+      SELECT gen_random_uuid(), ${f.t.id}::uuid, l.id, l."productId", l."customerId", 'bulk-' || i, 'bulk-' || i, 'ACTIVE'::"ActivationStatus",
              ${seen}::timestamp(3), ${seen}::timestamp(3)
-        FROM generate_series(1, 10000) i`;
+        FROM "License" l, generate_series(1, 10000) i WHERE l.id = ${lic.raw}::uuid`;
     const [a, b] = await sweepTwice(new Date());
     expect(a.heartbeatTimeouts + b.heartbeatTimeouts).toBe(10_000);
     expect(await s.db.prisma.auditEvent.count({ where: { tenantId: f.t.id, licenseId: lic.raw, type: 'compliance.heartbeat_timeout' } })).toBe(10_000);

@@ -69,7 +69,8 @@ async function counts() {
 
 async function addActivation(licenseGlobalId: string, status: 'ACTIVE' | 'INACTIVE' | 'RELEASED' = 'ACTIVE') {
   const id = dbId(licenseGlobalId);
-  await s.db.prisma.activation.create({ data: { tenantId, licenseId: id, fingerprint: `fp-${Math.random()}`, status } });
+  const { productId, customerId } = await s.db.prisma.license.findUniqueOrThrow({ where: { id } });
+  await s.db.prisma.activation.create({ data: { tenantId, licenseId: id, productId, customerId, fingerprint: `fp-${Math.random()}`, status } });
 }
 
 beforeAll(async () => {

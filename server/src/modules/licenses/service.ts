@@ -2,6 +2,7 @@ import type { License, LicenseType, Prisma } from '@tessera/db/client';
 import { z } from 'zod';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import { diff, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { NIL_UUID, uniqueOr } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { parse } from '../common/validate.ts';
 import { catalogueOf } from '../catalog/service.ts';
@@ -191,6 +192,27 @@ const updateInput = partialTerms.omit({ licenseType: true, validityDays: true })
 });
 export type UpdateLicenseInput = z.input<typeof updateInput>;
 
+/**
+ * A license given to another customer takes its devices' activations along (each carries its license's
+ * customer for the index that allows a device one live activation among a customer's licenses of a
+ * product). A device live on this license and on one of the new customer's licenses of the product is
+ * a conflict the operator settles (release one of the two); nothing is released behind their back.
+ */
+async function moveDevicesTo(tx: Tx, license: License): Promise<void> {
+  const [clash] = await tx.$queryRaw<{ fingerprint: string }[]>`
+    SELECT a."activeFingerprint" AS fingerprint
+      FROM "Activation" a JOIN "Activation" o ON o."productId" = a."productId" AND o."activeFingerprint" = a."activeFingerprint"
+     WHERE a."licenseId" = ${license.id}::uuid AND o."licenseId" <> a."licenseId"
+       AND COALESCE(o."customerId", ${NIL_UUID}::uuid) = COALESCE(${license.customerId}::uuid, ${NIL_UUID}::uuid)
+     LIMIT 1`;
+  const message = (device: string) =>
+    `${device} is active on this license and on another of that customer's licenses of this product; release one of the two first`;
+  if (clash) throw new ConflictError(message(`the device ${clash.fingerprint.length > 40 ? `${clash.fingerprint.slice(0, 40)}…` : clash.fingerprint}`));
+  // A device activated on the customer's other license meanwhile: the index refuses the move.
+  await uniqueOr(message('a device activated meanwhile'), () => tx.$executeRaw`
+    UPDATE "Activation" SET "customerId" = ${license.customerId}::uuid WHERE "licenseId" = ${license.id}::uuid`);
+}
+
 /** Changes entitlements or caps; bumps the revision so devices pick the change up on their next heartbeat. */
 export async function updateLicense(ctx: ServiceContext, input: UpdateLicenseInput) {
   const { tenantId } = tenantWhere(ctx.actor);
@@ -234,6 +256,7 @@ export async function updateLicense(ctx: ServiceContext, input: UpdateLicenseInp
       where: { id: licenseId },
       data: { ...after, revision: { increment: 1 }, syncState: await syncStateFor(tx, licenseId) },
     });
+    if (customerId !== undefined && customerId !== before.customerId) await moveDevicesTo(tx, license);
     emit({ type: 'license.updated', subjectType: 'License', subjectId: licenseId, licenseId, customerId: license.customerId, payload: { revision: license.revision, changes } });
     return license;
   });
