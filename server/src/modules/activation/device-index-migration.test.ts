@@ -1,7 +1,7 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { migrate } from '@tessera/db/database';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
+import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
 import { activateDevice, edition, license as issueLicense, product } from './fixtures.ts';
 
 /**
@@ -15,16 +15,11 @@ const MIGRATION = '20261207044905_activation_device_per_product';
 let s: TestServer;
 let token: string;
 let tenantId: string;
-let fresh: Awaited<ReturnType<typeof freshPostgres>> | undefined;
 beforeAll(async () => {
-  fresh = testDatabaseUrl ? await freshPostgres(testDatabaseUrl) : undefined;
-  s = await startTestServer({ databaseUrl: fresh?.url });
+  s = await startTestServer();
   ({ token, id: tenantId } = await s.tenant());
 });
-afterAll(async () => {
-  await s.close();
-  await fresh?.drop();
-});
+afterAll(() => s.close());
 
 describe(MIGRATION, () => {
   it('releases the older of a device\'s two live activations of one product and customer, audited, and fills the new columns', async () => {
