@@ -6,11 +6,12 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Instance, startInstance, stopInstance } from '../../../test/processes.ts';
 import { freshPostgres, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
-import { ACTIVATE, issue } from './fixtures.ts';
+import { ACTIVATE, issue, license as issueLicense } from './fixtures.ts';
 
 /**
- * The activation cap across processes: two real server instances (`src/main.ts`) on one fresh
- * PostgreSQL database, 200 activations split between them against a cap of 100.
+ * Activation invariants across processes: two real server instances (`src/main.ts`) on one fresh
+ * PostgreSQL database, 200 activations split between them against a cap of 100, and devices activating
+ * with two licenses of one product through both at once.
  */
 
 describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL', () => {
@@ -44,22 +45,37 @@ describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL', () =
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
 
+  const activate = async (via: number, input: Record<string, unknown>) => {
+    const r = await fetch(`${instances[via]!.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: ACTIVATE, variables: { input } }),
+    });
+    const body = (await r.json()) as { data: { activate: { __typename: string; code?: string; token?: string } }; errors?: unknown };
+    if (body.errors) throw new Error(`${JSON.stringify(body.errors)}\n${instances.map((x) => x.output()).join('\n')}`);
+    return { via, ...body.data.activate };
+  };
+
+  it('a device activating with two licenses of one product through both instances at once ends live on one', async () => {
+    const { token } = await setup.tenant();
+    const a = await issue(setup, token, { maxActivations: 100 });
+    const b = await issueLicense(setup, token, a.editionId);
+    const devices = Array.from({ length: 50 }, (_, i) => `both-${i}`);
+    // Each device's two calls go one to each instance, and every call is in flight at once.
+    const results = await Promise.all(devices.flatMap((fingerprint, i) => [activate(i % 2, { key: a.key, fingerprint }), activate(1 - (i % 2), { key: b.key, fingerprint })]));
+    expect(results.filter((r) => r.__typename !== 'ActivateSuccess')).toEqual([]);
+    const live = await setup.db.prisma.activation.findMany({ where: { licenseId: { in: [a.id, b.id] }, status: 'ACTIVE' } });
+    expect(live.map((x) => x.fingerprint).sort()).toEqual([...devices].sort());
+    for (const l of [a, b]) {
+      const { activationsUsed } = await setup.db.prisma.license.findUniqueOrThrow({ where: { id: l.id } });
+      expect(activationsUsed).toBe(live.filter((x) => x.licenseId === l.id).length);
+    }
+  }, 120_000);
+
   it('200 concurrent activations split across both against a cap of 100: exactly 100 succeed', async () => {
     const { token, slug } = await setup.tenant();
     const l = await issue(setup, token, { maxActivations: 100 });
-    const results = await Promise.all(
-      Array.from({ length: 200 }, async (_, i) => {
-        const base = instances[i % 2]!.url;
-        const r = await fetch(`${base}/graphql`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ query: ACTIVATE, variables: { input: { key: l.key, fingerprint: `two-${i}` } } }),
-        });
-        const body = (await r.json()) as { data: { activate: { __typename: string; code?: string; token?: string } }; errors?: unknown };
-        if (body.errors) throw new Error(`${JSON.stringify(body.errors)}\n${instances.map((x) => x.output()).join('\n')}`);
-        return { via: i % 2, ...body.data.activate };
-      }),
-    );
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => activate(i % 2, { key: l.key, fingerprint: `two-${i}` })));
     const ok = results.filter((r) => r.__typename === 'ActivateSuccess');
     expect(ok).toHaveLength(100);
     expect(results.filter((r) => r.code === 'ACTIVATION_LIMIT_REACHED')).toHaveLength(100);
