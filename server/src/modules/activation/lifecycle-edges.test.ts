@@ -116,17 +116,24 @@ describe('moving a device between licenses of a product', () => {
     expect(await licenseRow(theirs.id)).toMatchObject({ customerId: decodeGlobalID(acme).id, activationsUsed: 1 });
   });
 
-  it('a device recognised by its components keeps its fingerprint when the new one is live on another of the product\'s licenses', async () => {
+  it('a device recognised by its components under a fingerprint live on another of the product\'s licenses moves there', async () => {
     const editionId = await edition(s, token, await product(s, token), { maxActivations: 5, fingerprintMatch: 'MAJORITY' });
     const [first, second] = [await issueLicense(s, token, editionId), await issueLicense(s, token, editionId)];
     const held = await activateDevice(s, { key: first.key, fingerprint: 'fp-old', components: components('m1', 'c1', 'd1') });
-    expect((await activateDevice(s, { key: second.key, fingerprint: 'fp-new', components: components('m9', 'c9', 'd9') })).__typename).toBe('ActivateSuccess');
-    // One component changed: the same device as first's, whose new fingerprint is second's device's.
+    // Its disk replaced, the machine reports a new fingerprint, and activates with the second license
+    // as a new device (an exact match is needed there: the first license's activation is not its own).
+    expect((await activateDevice(s, { key: second.key, fingerprint: 'fp-new', components: components('m1', 'c1', 'd2') })).__typename).toBe('ActivateSuccess');
+    // Then with the first license again: recognised by its components, it takes its new fingerprint
+    // along and leaves the second license, so that fingerprint is live on one license.
     const again = await activateDevice(s, { key: first.key, fingerprint: 'fp-new', components: components('m1', 'c1', 'd2') });
-    expect(again).toMatchObject({ __typename: 'ActivateSuccess', reused: true, activation: { id: held.activation.id, fingerprint: 'fp-old' } });
-    expect((await heartbeatDevice(s, { key: second.key, fingerprint: 'fp-new' })).__typename).toBe('HeartbeatSuccess');
+    expect(again).toMatchObject({ __typename: 'ActivateSuccess', reused: true, activation: { id: held.activation.id, fingerprint: 'fp-new' } });
+    expect((await heartbeatDevice(s, { key: first.key, fingerprint: 'fp-new' })).__typename).toBe('HeartbeatSuccess');
+    expect(await heartbeatDevice(s, { key: second.key, fingerprint: 'fp-new' })).toMatchObject({ code: 'ACTIVATION_RELEASED' });
+    expect(await licenseRow(second.id)).toMatchObject({ activationsUsed: 0 });
+    expect(await licenseRow(first.id)).toMatchObject({ activationsUsed: 1 });
     const [changed] = await events('device.components_changed', first.id);
-    expect(changed!.payload).toMatchObject({ fromFingerprint: 'fp-old', toFingerprint: 'fp-old', added: [{ value: 'd2' }] });
+    expect(changed!.payload).toMatchObject({ fromFingerprint: 'fp-old', toFingerprint: 'fp-new', added: [{ value: 'd2' }] });
+    expect((await events('activation.released', second.id)).map((e) => e.payload)).toEqual([{ reason: 'moved', fingerprint: 'fp-new', toLicenseId: first.id }]);
   });
 });
 

@@ -233,6 +233,59 @@ async function lockLicense(tx: Tx, licenseId: string): Promise<void> {
   await tx.$queryRaw`SELECT id FROM "License" WHERE id = ${licenseId}::uuid FOR UPDATE`;
 }
 
+/** A device among a customer's licenses of one product: what "Activation_device_per_product_key" allows once live. */
+interface DeviceOfProduct {
+  tenantId: string;
+  productId: string;
+  customerId: string | null;
+  fingerprint: string;
+}
+
+/**
+ * Locks `licenseId`'s row and those of the customer's other licenses of the product on which the device
+ * is live, together and in id order (as the batched inserts lock theirs, so no two calls deadlock),
+ * before the device moves to `licenseId`.
+ */
+async function lockForMove(tx: Tx, licenseId: string, device: DeviceOfProduct): Promise<void> {
+  await tx.$queryRaw`
+    SELECT l.id FROM "License" l
+     WHERE l.id = ${licenseId}::uuid
+        OR (l.id IN (SELECT a."licenseId" FROM "Activation" a
+                      WHERE a."tenantId" = ${device.tenantId}::uuid AND a.fingerprint = ${device.fingerprint} AND a.status = 'ACTIVE')
+            AND l."productId" = ${device.productId}::uuid AND l."customerId" IS NOT DISTINCT FROM ${device.customerId}::uuid)
+     ORDER BY l.id FOR UPDATE`;
+}
+
+/**
+ * Moves the device to license `to`: its other live activations among the customer's licenses of the
+ * product (all but `keep`, the one it moves onto, when it has one) are released and their slots freed,
+ * audited as moved; a license that waited for such a device to sync is then in sync. Their license rows
+ * must be locked already (lockForMove).
+ */
+async function moveDevice(tx: Tx, emit: (e: EventInput) => void, device: DeviceOfProduct, to: string, now: Date, keep?: string): Promise<void> {
+  const moved = await tx.$queryRaw<{ id: string; licenseId: string }[]>`
+    WITH moved AS (
+      UPDATE "Activation" a SET status = 'RELEASED', "releasedAt" = ${now}::timestamp, "activeFingerprint" = NULL
+       WHERE a."productId" = ${device.productId}::uuid AND a."activeFingerprint" = ${device.fingerprint}
+         AND COALESCE(a."customerId", ${NIL_UUID}::uuid) = COALESCE(${device.customerId}::uuid, ${NIL_UUID}::uuid)
+         AND a.id <> ${keep ?? NIL_UUID}::uuid
+      RETURNING a.id, a."licenseId"
+    ), freed AS (
+      UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - c.n
+        FROM (SELECT "licenseId", count(*)::int AS n FROM moved GROUP BY "licenseId") c
+       WHERE l.id = c."licenseId"
+    )
+    SELECT id::text, "licenseId"::text FROM moved`;
+  const actor = clientActor(to);
+  for (const m of moved) {
+    emit({ type: 'activation.released', subjectType: 'Activation', subjectId: m.id, licenseId: m.licenseId, actor, payload: { reason: 'moved', fingerprint: device.fingerprint, toLicenseId: to } });
+  }
+  // A license waiting for this device to pick up its change waits no more.
+  for (const id of await markSynced(tx, [...new Set(moved.map((m) => m.licenseId))])) {
+    emit({ type: 'license.synced', subjectType: 'License', subjectId: id, licenseId: id, actor, payload: {} });
+  }
+}
+
 /**
  * Releases one ACTIVE activation and frees its slot, in one statement; null when it was not ACTIVE. The
  * license row is locked first (`lk`, a one-time condition of the update), in the order of lockLicense.
@@ -476,17 +529,8 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
   const token = offline ? '' : await activationToken(ctx.app, license, activationId, fingerprint);
   try {
     const attemptActivation = () => inTransaction(ctx, tenantId, async (tx, emit): Promise<ActivateResult | null> => {
-      if (holdsOtherLicense) {
-        // The statement below takes this license's row, then frees the slot on the other one: locked
-        // first, together and in id order (as the batched inserts lock theirs), no two calls deadlock.
-        await tx.$queryRaw`
-          SELECT l.id FROM "License" l
-           WHERE l.id = ${license.id}::uuid
-              OR (l.id IN (SELECT a."licenseId" FROM "Activation" a
-                            WHERE a."tenantId" = ${tenantId}::uuid AND a.fingerprint = ${fingerprint} AND a.status = 'ACTIVE')
-                  AND l."productId" = ${license.productId}::uuid AND l."customerId" IS NOT DISTINCT FROM ${license.customerId}::uuid)
-           ORDER BY l.id FOR UPDATE`;
-      }
+      const device = { tenantId, productId: license.productId, customerId: license.customerId, fingerprint };
+      if (holdsOtherLicense) await lockForMove(tx, license.id, device);
       // Take a slot: the cap, held by the license row, which must still take devices once locked, at
       // the terms the token was signed with and the device is recorded as having.
       const [slot] = await tx.$queryRaw<{ used: number; max: number | null }[]>`
@@ -511,19 +555,8 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
         return null;
       }
       // The device's activations of the customer's other licenses of this product (their rows locked
-      // above) are released, before its new one goes in: the index allows one of them live.
-      const moved = !holdsOtherLicense ? [] : await tx.$queryRaw<{ id: string; licenseId: string }[]>`
-        WITH moved AS (
-          UPDATE "Activation" a SET status = 'RELEASED', "releasedAt" = ${now}::timestamp, "activeFingerprint" = NULL
-           WHERE a."productId" = ${license.productId}::uuid AND a."activeFingerprint" = ${fingerprint} AND a."licenseId" <> ${license.id}::uuid
-             AND COALESCE(a."customerId", ${NIL_UUID}::uuid) = COALESCE(${license.customerId}::uuid, ${NIL_UUID}::uuid)
-          RETURNING a.id, a."licenseId"
-        ), freed AS (
-          UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - c.n
-            FROM (SELECT "licenseId", count(*)::int AS n FROM moved GROUP BY "licenseId") c
-           WHERE l.id = c."licenseId"
-        )
-        SELECT id::text, "licenseId"::text FROM moved`;
+      // above) are released before its new one goes in: the index allows one of them live.
+      if (holdsOtherLicense) await moveDevice(tx, emit, device, license.id, now);
       // One live activation per device on this license, and per device among the customer's licenses of
       // this product (both unique indexes): a device that went live meanwhile on either refuses the row,
       // and the call runs again (and reuses it, or moves it).
@@ -564,13 +597,6 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
       if (goodwill) {
         emit({ ...base, type: 'compliance.goodwill_used', subjectType: 'Activation', subjectId: activationId, payload: { activationsUsed: used, maxActivations: max, goodwillActivations: license.goodwillActivations } });
       }
-      for (const m of moved) {
-        emit({ type: 'activation.released', subjectType: 'Activation', subjectId: m.id, licenseId: m.licenseId, actor, payload: { reason: 'moved', fingerprint, toLicenseId: license.id } });
-      }
-      // A license waiting for this device to pick up its change waits no more.
-      for (const id of await markSynced(tx, [...new Set(moved.map((m) => m.licenseId))])) {
-        emit({ type: 'license.synced', subjectType: 'License', subjectId: id, licenseId: id, actor, payload: {} });
-      }
       return result;
     });
     const result = await gated(license.id, () => startingAgain(attemptActivation));
@@ -599,8 +625,16 @@ async function reuse(
   const token = offline ? '' : await activationToken(ctx.app, license, live.id, given.fingerprint);
   const actor = clientActor(license.id);
   const result: ActivateResult = { activationId: live.id, token, reused: true, goodwill: live.goodwill };
+  // A device recognised by its components under a new fingerprint, live under that fingerprint on another
+  // of the customer's licenses of this product (it went there as a new device after the change): it moves
+  // here, as a new activation would, so the fingerprint it presents is live on one license only.
+  const device = { tenantId: license.tenantId, productId: live.productId, customerId: live.customerId, fingerprint: given.fingerprint };
+  const renamed = live.fingerprint !== given.fingerprint;
   return inTransaction(ctx, license.tenantId, async (tx, emit) => {
-    if (license.syncState === 'PENDING_SYNC') await lockLicense(tx, license.id);
+    if (renamed) {
+      await lockForMove(tx, license.id, device);
+      await moveDevice(tx, emit, device, license.id, new Date(), live.id);
+    } else if (license.syncState === 'PENDING_SYNC') await lockLicense(tx, license.id);
     const data: Prisma.ActivationUpdateManyMutationInput = {
       syncedRevision: license.revision,
       ...Object.fromEntries(Object.entries(given.client).filter(([, v]) => v !== null)),
@@ -608,14 +642,10 @@ async function reuse(
     // The device itself called: it is alive, whatever its heartbeats did (an offline request comes
     // through the vendor, and says nothing of when the machine last ran).
     if (!offline) data.lastHeartbeatAt = new Date();
-    // The device's new fingerprint goes onto its activation, unless that fingerprint is live on another of
-    // the customer's licenses of this product (the index allows one): then it keeps the one it has, and
-    // is recognised by its components again next time.
-    const fingerprintTo = given.fingerprint !== live.fingerprint && !(await liveElsewhere(tx, live, given.fingerprint)) ? given.fingerprint : live.fingerprint;
     if (changed) {
       if (given.components.length > 0) data.components = given.components as unknown as Prisma.InputJsonValue;
-      data.fingerprint = fingerprintTo;
-      data.activeFingerprint = fingerprintTo;
+      data.fingerprint = given.fingerprint;
+      data.activeFingerprint = given.fingerprint;
     }
     if (offline) {
       // A reinstalled machine asks again with a new device key: its deactivation file is signed with that one.
@@ -638,7 +668,7 @@ async function reuse(
         type: 'device.components_changed',
         payload: {
           fromFingerprint: live.fingerprint,
-          toFingerprint: fingerprintTo,
+          toFingerprint: given.fingerprint,
           removed: stored.filter((c) => !given.components.some((g) => pairKey(g) === pairKey(c))),
           added: given.components.filter((g) => !stored.some((c) => pairKey(g) === pairKey(c))),
         },
@@ -647,16 +677,6 @@ async function reuse(
     emit({ ...base, type: 'activation.reused', payload: { fingerprint: given.fingerprint } });
     return result;
   });
-}
-
-/** Whether `fingerprint` is live on another activation among `of`'s customer's licenses of its product. */
-async function liveElsewhere(tx: Tx, of: Activation, fingerprint: string): Promise<boolean> {
-  const [row] = await tx.$queryRaw<{ live: boolean }[]>`
-    SELECT EXISTS (
-      SELECT 1 FROM "Activation" a
-       WHERE a."productId" = ${of.productId}::uuid AND a."activeFingerprint" = ${fingerprint} AND a.id <> ${of.id}::uuid
-         AND COALESCE(a."customerId", ${NIL_UUID}::uuid) = COALESCE(${of.customerId}::uuid, ${NIL_UUID}::uuid)) AS live`;
-  return row!.live;
 }
 
 // ---------------------------------------------------------------------------------------------
