@@ -34,3 +34,13 @@ SELECT "tenantId", 'activation.released', 'system', NULL, 'Activation', id::text
 -- so no say here.
 CREATE UNIQUE INDEX "Activation_device_per_product_key"
   ON "Activation" ("productId", COALESCE("customerId", '00000000-0000-0000-0000-000000000000'::uuid), "activeFingerprint");
+
+-- Raised by a batched activation statement that had a row refused by one of the unique indexes (its
+-- device went live meanwhile): the rows ranked after it would have taken their slots one too far (a
+-- device within the limit counted as goodwill), so the whole statement is abandoned and its calls
+-- decided one by one (server/src/modules/activation/batched.ts).
+CREATE OR REPLACE FUNCTION tessera_batch_refused() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'a row of this batched activation was refused by a unique index' USING ERRCODE = 'TS001';
+END
+$$;

@@ -374,7 +374,29 @@ function activationWrites(from: string, at: string): string {
            jsonb_build_object('activationsUsed', r.used + r.rn, 'maxActivations', r.max, 'goodwillActivations', r.gw),
            r."requestId", ${at}
       FROM r JOIN ins ON ins.id = r.id WHERE ins.goodwill
+  ), whole AS (
+    -- Every row the ranks gave a slot went in, or none does: a row refused by a unique index (its device
+    -- went live meanwhile) would have left the rows ranked after it a slot too far, so the statement is
+    -- abandoned (BatchRefused) and its calls are decided one by one.
+    SELECT CASE WHEN (SELECT count(*) FROM r WHERE usable AND (max IS NULL OR used + rn <= max + gw)) = (SELECT count(*) FROM ins)
+                THEN true ELSE tessera_batch_refused() > 0 END AS ok
   )`;
+}
+
+/** SQLSTATE of tessera_batch_refused() (its migration): a batched activation statement abandoned. */
+const BATCH_REFUSED = 'TS001';
+
+/** A batched activation statement was abandoned (see activationWrites): decide the call on its own. */
+export class BatchRefused extends Error {}
+
+/** The rows of a batched activation statement; null when it was abandoned (it wrote nothing). */
+async function unlessRefused<T>(run: () => Promise<T[]>): Promise<T[] | null> {
+  try {
+    return await run();
+  } catch (err) {
+    if ((err as { code?: string }).code === BATCH_REFUSED) return null;
+    throw err;
+  }
 }
 
 /**
@@ -385,11 +407,11 @@ function activationWrites(from: string, at: string): string {
  * does a license whose terms changed meanwhile (a new revision: the rules read it again, and the device
  * is recorded with, and its token signed on, the terms it has now).
  * The n-th new device of a license in the batch gets slot used + n, and only while that is within
- * maxActivations + goodwillActivations. The counter then grows by the number of rows actually
- * inserted. A device that went live concurrently (the unique index refuses its row) leaves a gap in
- * the ranks: its group's refusals are then not trusted and go back to the one-call path. (Within a
- * process two calls of one device never share a statement; across instances the gap can still mark
- * a later device of that batch as goodwill one slot early.)
+ * maxActivations + goodwillActivations. The counter then grows by the number of rows inserted. A device
+ * that went live concurrently (a unique index refuses its row) would leave a gap in the ranks, so the
+ * statement is abandoned then (BatchRefused) and its calls go to the one-call path. (Within a process
+ * two calls of one device never share a statement; it takes another instance or a one-call activation
+ * of the same device at the same moment.)
  */
 const ACTIVATE = `
   WITH q AS (
@@ -398,7 +420,8 @@ const ACTIVATE = `
   ), ${activationWrites('q', '$13::timestamp')}
   SELECT r.i::int AS i, row_to_json(ins) AS activation, r.used + r.rn AS used, r.max, r.usable,
          r.usable AND NOT (r.max IS NULL OR r.used + r.rn <= r.max + r.gw) AS denied
-    FROM r LEFT JOIN ins ON ins.id = r.id`;
+    FROM r LEFT JOIN ins ON ins.id = r.id
+   WHERE (SELECT ok FROM whole)`;
 
 interface ActivationRow {
   i: number;
@@ -411,20 +434,18 @@ interface ActivationRow {
 }
 
 /**
- * The outcome of each call from the rows of ACTIVATE or ACTIVATE_CALL (`null`: not tried). A license
- * whose group had a row refused by the unique index has its ranks off by that row: its refusals are
- * not trusted ('retry'). A call on a license no longer usable under its lock is neither created nor
- * denied: 'retry' too, and the rules then answer why.
+ * The outcome of each call from the rows of ACTIVATE or ACTIVATE_CALL (`null`: not tried). A call on
+ * a license no longer usable under its lock is neither created nor denied: 'retry', and the rules then
+ * answer why.
  */
-function activationOutcomes(items: { licenseId: string | null }[], rows: (ActivationRow & { tried: boolean })[]): (ActivationOutcome | null)[] {
-  const raced = new Set(rows.filter((r) => r.tried && r.usable && !r.activation && !r.denied).map((r) => items[r.i - 1]!.licenseId));
+function activationOutcomes(items: unknown[], rows: (ActivationRow & { tried: boolean })[]): (ActivationOutcome | null)[] {
   const out: (ActivationOutcome | null)[] = items.map(() => null);
   for (const r of rows) {
     if (!r.tried) continue;
     if (r.activation) {
       const activation = asActivation(r.activation);
       out[r.i - 1] = { kind: 'created', activation, activationsUsed: Number(r.used), maxActivations: r.max, goodwill: activation.goodwill };
-    } else if (r.denied && !raced.has(items[r.i - 1]!.licenseId)) {
+    } else if (r.denied) {
       out[r.i - 1] = { kind: 'denied' };
     } else {
       out[r.i - 1] = { kind: 'retry' };
@@ -440,7 +461,7 @@ export const activationBatcher = perApp((app: AppDeps) =>
     // not only on one license: its live activation on another license of the product also refuses it.
     (batch) => inDistinctRounds(batch, (x) => `${x.tenantId}\u0000${x.fingerprint}`, async (items) => {
       const at = new Date();
-      const rows = await app.db.sql.query<ActivationRow>(ACTIVATE, [
+      const rows = await unlessRefused(() => app.db.sql.query<ActivationRow>(ACTIVATE, [
         items.map((x) => x.activationId),
         items.map((x) => x.tenantId),
         items.map((x) => x.licenseId),
@@ -454,7 +475,8 @@ export const activationBatcher = perApp((app: AppDeps) =>
         items.map((x) => x.revision),
         items.map((x) => x.requestId),
         ts(at),
-      ], 'tessera_activate');
+      ], 'tessera_activate'));
+      if (!rows) return items.map(() => ({ kind: 'retry' as const }));
       const out = activationOutcomes(items, rows.map((r) => ({ ...r, tried: true })));
       sealTenants(app, rows.filter((r) => r.activation).map((r) => items[r.i - 1]!.tenantId));
       return out.map((o) => o ?? { kind: 'retry' as const });
@@ -511,7 +533,8 @@ const ACTIVATE_CALL = `
   SELECT f.i::int AS i, f.license, f.activation, f."tokenId", f."tokenUsedAt", f."holdsOther",
          ok.i IS NOT NULL AS tried, row_to_json(ins) AS created, r.used + r.rn AS used, r.max, r.usable,
          COALESCE(r.usable AND NOT (r.max IS NULL OR r.used + r.rn <= r.max + r.gw), false) AS denied
-    FROM f LEFT JOIN ok ON ok.i = f.i LEFT JOIN r ON r.i = f.i LEFT JOIN ins ON ins.id = r.id`;
+    FROM f LEFT JOIN ok ON ok.i = f.i LEFT JOIN r ON r.i = f.i LEFT JOIN ins ON ins.id = r.id
+   WHERE (SELECT ok FROM whole)`;
 
 interface ActivationCallRow extends LookupRow {
   tried: boolean;
@@ -527,7 +550,7 @@ export const activationCallBatcher = perApp((app: AppDeps) =>
     // Two calls of one device in a batch: the second must see the first's activation (and reuse it).
     (batch) => inDistinctRounds(batch, deviceOf, async (items) => {
       const at = new Date();
-      const rows = await app.db.sql.query<ActivationCallRow>(ACTIVATE_CALL, [
+      const rows = await unlessRefused(() => app.db.sql.query<ActivationCallRow>(ACTIVATE_CALL, [
         items.map((x) => x.key.kind),
         items.map((x) => x.key.key),
         items.map((x) => x.fingerprint),
@@ -540,10 +563,9 @@ export const activationCallBatcher = perApp((app: AppDeps) =>
         items.map((x) => x.requestId),
         items.map((x) => x.components.length === 0),
         ts(at),
-      ], 'tessera_activate_call');
-      const licenseIds: { licenseId: string | null }[] = items.map(() => ({ licenseId: null }));
-      for (const r of rows) licenseIds[r.i - 1] = { licenseId: r.license.id as string };
-      const outcomes = activationOutcomes(licenseIds, rows.map((r) => ({ ...r, activation: r.created })));
+      ], 'tessera_activate_call'));
+      if (!rows) return items.map((): ActivationCallOutcome | null | Error => new BatchRefused('a device of this batch went live meanwhile'));
+      const outcomes = activationOutcomes(items, rows.map((r) => ({ ...r, activation: r.created })));
       const out: (ActivationCallOutcome | null)[] = items.map(() => null);
       const created: string[] = [];
       for (const r of rows) {

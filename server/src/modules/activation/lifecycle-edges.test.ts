@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
 import { waitForLockWaiters } from '../../../test/locks.ts';
 import { activateDevice, components, deactivateDevice, edition, heartbeatDevice, issue, license as issueLicense, product, validate } from './fixtures.ts';
-import { reclaimInactive } from './service.ts';
+import { activate, reclaimInactive } from './service.ts';
 
 /**
  * Device-lifecycle edges found in review: each test here failed before its fix. The ones that need a
@@ -276,6 +276,35 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
     } finally {
       await conn.query('RESET deadlock_timeout');
       await other.end();
+    }
+  });
+
+  it('a device refused by a unique index in the middle of a batch costs the devices after it no slot', async () => {
+    const l = await issue(s, token, { maxActivations: 2, goodwillActivations: 1 });
+    const ctx = { app: s.app.deps, prisma: s.app.deps.prisma, actor: { kind: 'anonymous' as const }, requestId: 'test' };
+    try {
+      // Another instance is activating device x on the license: it holds the license's row, and x's row
+      // is not committed yet.
+      await conn.query('BEGIN');
+      await conn.query(`UPDATE "License" SET "activationsUsed" = "activationsUsed" + 1 WHERE id = $1`, [l.id]);
+      await conn.query(
+        `INSERT INTO "Activation" (id, "tenantId", "licenseId", "productId", "customerId", fingerprint, "activeFingerprint", status)
+         SELECT gen_random_uuid(), "tenantId", id, "productId", "customerId", 'x', 'x', 'ACTIVE' FROM "License" WHERE id = $1`,
+        [l.id],
+      );
+      // x, y and z called in one tick share one batched statement, which waits for the license's row.
+      const pending = Promise.all(['x', 'y', 'z'].map((fingerprint) => activate(ctx, { key: l.key, fingerprint })));
+      await waitForLockWaiters(conn, 1);
+      await conn.query('COMMIT');
+      // x is live now (its row refused in the statement): reused. Of y and z, one takes the second
+      // slot, within the limit, and the other the third, the goodwill one (not both: goodwill).
+      const [x, y, z] = await pending;
+      expect(x!.reused).toBe(true);
+      expect([y!.goodwill, z!.goodwill].sort()).toEqual([false, true]);
+      expect(await licenseRow(l.id)).toMatchObject({ activationsUsed: 3 });
+      expect(await events('compliance.goodwill_used', l.id)).toHaveLength(1);
+    } finally {
+      await conn.query('ROLLBACK').catch(() => {});
     }
   });
 

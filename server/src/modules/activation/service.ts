@@ -10,7 +10,7 @@ import { tenantWhere } from '../common/tenancy.ts';
 import { parseKey } from '../licenses/keys.ts';
 import { graceEndsAt, inGracePeriod } from '../licenses/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
-import { activationBatcher, activationCallBatcher, type ActivationOutcome, type Found, heartbeatBatcher, heartbeatCallBatcher, lookupBatcher } from './batched.ts';
+import { activationBatcher, activationCallBatcher, type ActivationCallOutcome, type ActivationOutcome, BatchRefused, type Found, heartbeatBatcher, heartbeatCallBatcher, lookupBatcher } from './batched.ts';
 
 // Input limits: anything larger is a ValidationError before the database is touched.
 const MAX_FINGERPRINT = 512;
@@ -439,7 +439,14 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
   if (attempt === 0 && !offline && !idempotencyKey) {
     const parsed = parseKey(input.key);
     if (!parsed) throw notFound();
-    const call = await activationCallBatcher(ctx.app)({ key: parsed, fingerprint, components, client, activationId: randomUUID(), requestId: ctx.requestId });
+    let call: ActivationCallOutcome | null;
+    try {
+      call = await activationCallBatcher(ctx.app)({ key: parsed, fingerprint, components, client, activationId: randomUUID(), requestId: ctx.requestId });
+    } catch (err) {
+      // Its statement was abandoned, having written nothing: the call is decided on its own.
+      if (err instanceof BatchRefused) return activateChecked(ctx, input, attempt + 1, offline);
+      throw err;
+    }
     if (!call) throw notFound();
     found = call.found;
     tried = call.outcome;
