@@ -3,6 +3,7 @@ import { getDatamodel } from '@tessera/db/pothos-types';
 import type { AppDeps } from '../../context.ts';
 import { sealTenants } from '../audit/chain.ts';
 import { batched, inDistinctRounds, inFlightFor, perApp } from '../common/batch.ts';
+import { deviceCustomer } from '../common/db.ts';
 import type { KeyKind } from '../licenses/keys.ts';
 
 export interface ParsedKey {
@@ -79,11 +80,12 @@ const KEY_JOINS = `
  * Whether the fingerprint `q.fp` holds a live activation of another license of `l`'s product and
  * customer: the one the activation moves the device from (an upgrade, a renewal as a new license).
  * Another customer's license is never touched: a fingerprint is no proof of owning that license.
+ * One probe of the index that allows one such activation (its very expression).
  */
 const HOLDS_OTHER = `EXISTS (
-  SELECT 1 FROM "Activation" o JOIN "License" ol ON ol.id = o."licenseId"
-   WHERE o."tenantId" = l."tenantId" AND o.fingerprint = q.fp AND o.status = 'ACTIVE'
-     AND o."licenseId" <> l.id AND ol."productId" = l."productId" AND ol."customerId" IS NOT DISTINCT FROM l."customerId")`;
+  SELECT 1 FROM "Activation" o
+   WHERE o."productId" = l."productId" AND ${deviceCustomer('o."customerId"')} = ${deviceCustomer('l."customerId"')}
+     AND o."activeFingerprint" = q.fp AND o."licenseId" <> l.id)`;
 
 /**
  * One indexed read per key (with this device's latest activation), whatever the key kind; an unknown

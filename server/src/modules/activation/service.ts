@@ -235,7 +235,6 @@ async function lockLicense(tx: Tx, licenseId: string): Promise<void> {
 
 /** A device among a customer's licenses of one product: what "Activation_device_per_product_key" allows once live. */
 interface DeviceOfProduct {
-  tenantId: string;
   productId: string;
   customerId: string | null;
   fingerprint: string;
@@ -250,9 +249,9 @@ async function lockForMove(tx: Tx, licenseId: string, device: DeviceOfProduct): 
   await tx.$queryRaw`
     SELECT l.id FROM "License" l
      WHERE l.id = ${licenseId}::uuid
-        OR (l.id IN (SELECT a."licenseId" FROM "Activation" a
-                      WHERE a."tenantId" = ${device.tenantId}::uuid AND a.fingerprint = ${device.fingerprint} AND a.status = 'ACTIVE')
-            AND l."productId" = ${device.productId}::uuid AND l."customerId" IS NOT DISTINCT FROM ${device.customerId}::uuid)
+        OR l.id IN (SELECT a."licenseId" FROM "Activation" a
+                     WHERE a."productId" = ${device.productId}::uuid AND a."activeFingerprint" = ${device.fingerprint}
+                       AND COALESCE(a."customerId", ${NIL_UUID}::uuid) = COALESCE(${device.customerId}::uuid, ${NIL_UUID}::uuid))
      ORDER BY l.id FOR UPDATE`;
 }
 
@@ -536,7 +535,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
   const token = offline ? '' : await activationToken(ctx.app, license, activationId, fingerprint);
   try {
     const attemptActivation = () => inTransaction(ctx, tenantId, async (tx, emit): Promise<ActivateResult | null> => {
-      const device = { tenantId, productId: license.productId, customerId: license.customerId, fingerprint };
+      const device = { productId: license.productId, customerId: license.customerId, fingerprint };
       if (holdsOtherLicense) await lockForMove(tx, license.id, device);
       // Take a slot: the cap, held by the license row, which must still take devices once locked, at
       // the terms the token was signed with and the device is recorded as having.
@@ -635,7 +634,7 @@ async function reuse(
   // A device recognised by its components under a new fingerprint, live under that fingerprint on another
   // of the customer's licenses of this product (it went there as a new device after the change): it moves
   // here, as a new activation would, so the fingerprint it presents is live on one license only.
-  const device = { tenantId: license.tenantId, productId: live.productId, customerId: live.customerId, fingerprint: given.fingerprint };
+  const device = { productId: live.productId, customerId: live.customerId, fingerprint: given.fingerprint };
   const renamed = live.fingerprint !== given.fingerprint;
   return inTransaction(ctx, license.tenantId, async (tx, emit) => {
     if (renamed) {

@@ -7,6 +7,9 @@ import { ConflictError } from '../../errors.ts';
  */
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
+/** The customer column `column` as that index has it (for statements written as text; a probe must repeat the expression). */
+export const deviceCustomer = (column: string) => `COALESCE(${column}, '${NIL_UUID}'::uuid)`;
+
 type DriverError = { code?: string; cause?: { kind?: string; originalCode?: string; code?: string }; message?: string };
 
 /** A constraint violation as Prisma reports it, as the driver adapter does (kind, SQLSTATE), or by PostgreSQL's message. */
