@@ -116,6 +116,26 @@ describe('moving a device between licenses of a product', () => {
     expect(await licenseRow(theirs.id)).toMatchObject({ customerId: decodeGlobalID(acme).id, activationsUsed: 1 });
   });
 
+  it('a license given to another customer takes its live activations along and leaves its released ones as they were', async () => {
+    const editionId = await edition(s, token, await product(s, token), { maxActivations: 5 });
+    const [acme, globex] = [await customer('Acme history'), await customer('Globex history')];
+    const lic = await issueLicense(s, token, editionId, { customerId: globex });
+    expect((await activateDevice(s, { key: lic.key, fingerprint: 'gone' })).__typename).toBe('ActivateSuccess');
+    expect((await deactivateDevice(s, { key: lic.key, fingerprint: 'gone' })).__typename).toBe('DeactivateSuccess');
+    expect((await activateDevice(s, { key: lic.key, fingerprint: 'live' })).__typename).toBe('ActivateSuccess');
+
+    expect(ok(await s.gql(UPDATE_LICENSE, { input: { licenseId: lic.globalId, customerId: acme } }, { token })).updateLicense.__typename).toBe('License');
+    const rows = await s.db.prisma.activation.findMany({ where: { licenseId: lic.id }, select: { fingerprint: true, status: true, customerId: true } });
+    expect(Object.fromEntries(rows.map((r) => [r.fingerprint, [r.status, r.customerId]]))).toEqual({
+      gone: ['RELEASED', decodeGlobalID(globex).id],
+      live: ['ACTIVE', decodeGlobalID(acme).id],
+    });
+    // The live device is Acme's now: Acme's other license of the product takes it over.
+    const other = await issueLicense(s, token, editionId, { customerId: acme });
+    expect((await activateDevice(s, { key: other.key, fingerprint: 'live' })).__typename).toBe('ActivateSuccess');
+    expect(await heartbeatDevice(s, { key: lic.key, fingerprint: 'live' })).toMatchObject({ code: 'ACTIVATION_RELEASED' });
+  });
+
   it('a device recognised by its components under a fingerprint live on another of the product\'s licenses moves there', async () => {
     const editionId = await edition(s, token, await product(s, token), { maxActivations: 5, fingerprintMatch: 'MAJORITY' });
     const [first, second] = [await issueLicense(s, token, editionId), await issueLicense(s, token, editionId)];

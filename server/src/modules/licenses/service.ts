@@ -193,10 +193,13 @@ const updateInput = partialTerms.omit({ licenseType: true, validityDays: true })
 export type UpdateLicenseInput = z.input<typeof updateInput>;
 
 /**
- * A license given to another customer takes its devices' activations along (each carries its license's
+ * A license given to another customer takes its live activations along (each carries its license's
  * customer for the index that allows a device one live activation among a customer's licenses of a
  * product). A device live on this license and on one of the new customer's licenses of the product is
  * a conflict the operator settles (release one of the two); nothing is released behind their back.
+ * Released and inactive activations have no say in that index (no active fingerprint) and never live
+ * again, so they keep the customer they were live for: the move writes the live ones only, not the
+ * license's whole history (a license of short-lived machines can have hundreds of thousands).
  */
 async function moveDevicesTo(tx: Tx, license: License): Promise<void> {
   const [clash] = await tx.$queryRaw<{ fingerprint: string }[]>`
@@ -210,7 +213,8 @@ async function moveDevicesTo(tx: Tx, license: License): Promise<void> {
   if (clash) throw new ConflictError(message(`the device ${clash.fingerprint.length > 40 ? `${clash.fingerprint.slice(0, 40)}…` : clash.fingerprint}`));
   // A device activated on the customer's other license meanwhile: the index refuses the move.
   await uniqueOr(message('a device activated meanwhile'), () => tx.$executeRaw`
-    UPDATE "Activation" SET "customerId" = ${license.customerId}::uuid WHERE "licenseId" = ${license.id}::uuid`);
+    UPDATE "Activation" SET "customerId" = ${license.customerId}::uuid
+     WHERE "licenseId" = ${license.id}::uuid AND "activeFingerprint" IS NOT NULL`);
 }
 
 /** Changes entitlements or caps; bumps the revision so devices pick the change up on their next heartbeat. */
