@@ -62,7 +62,7 @@ export async function openEmbedded(dataDir: string, options: { serveSocket: bool
     if (options.serveSocket) {
       const socketPath = path.join(dataDir, SOCKET);
       if (existsSync(socketPath)) rmSync(socketPath);
-      socket = new PGLiteSocketServer({ db: pglite, path: socketPath });
+      socket = new PGLiteSocketServer({ db: socketSession(pglite), path: socketPath });
       await socket.start();
     }
     return {
@@ -78,6 +78,76 @@ export async function openEmbedded(dataDir: string, options: { serveSocket: bool
     rmSync(path.join(dataDir, LOCK), { force: true });
     throw err;
   }
+}
+
+interface PGliteMutexes {
+  _runExclusiveQuery<T>(fn: () => Promise<T>): Promise<T>;
+  _runExclusiveTransaction<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** A simple-query protocol message: ROLLBACK. */
+const ROLLBACK = (() => {
+  const text = Buffer.from('ROLLBACK\0');
+  const msg = Buffer.alloc(5 + text.length);
+  msg.write('Q', 0);
+  msg.writeInt32BE(4 + text.length, 1);
+  text.copy(msg, 5);
+  return new Uint8Array(msg);
+})();
+
+/**
+ * PGlite as pglite-socket's clients (the operator CLI) may use it: in turn with the server's own work.
+ * PGlite has one session. The server's queries and transactions take its transaction mutex, so none
+ * runs inside another's transaction; pglite-socket takes only the per-message one, so a CLI statement
+ * ran inside a server transaction that was open at that moment, and a server statement inside a
+ * transaction the CLI had open: a server write was rolled back with the CLI's transaction after the
+ * server had answered it, and a server COMMIT committed a CLI transaction halfway.
+ *
+ * Here each socket message takes the transaction mutex too, and a message that leaves the session in a
+ * transaction keeps it until a later message of that client ends the transaction (or the client goes,
+ * and pglite-socket rolls it back): the server waits meanwhile, as it waits for its own transactions.
+ */
+export function socketSession(pglite: PGlite): PGlite {
+  const mutexes = pglite as unknown as PGliteMutexes;
+  /** Lets the transaction mutex go; set while a socket client's transaction holds it. */
+  let held: (() => void) | null = null;
+  const letGoUnlessInTransaction = () => {
+    if (held && !pglite.isInTransaction()) {
+      held();
+      held = null;
+    }
+  };
+
+  function runExclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (held) return mutexes._runExclusiveQuery(fn).finally(letGoUnlessInTransaction);
+    return new Promise<T>((resolve, reject) => {
+      void mutexes._runExclusiveTransaction(async () => {
+        try {
+          resolve(await mutexes._runExclusiveQuery(fn));
+        } catch (err) {
+          reject(err);
+        }
+        if (pglite.isInTransaction()) await new Promise<void>((letGo) => (held = letGo));
+      });
+    });
+  }
+
+  const session = {
+    get waitReady() {
+      return pglite.waitReady;
+    },
+    runExclusive,
+    execProtocolRawStream: pglite.execProtocolRawStream.bind(pglite),
+    /** For pglite-socket: whether a client's transaction is open (the server's own never shows here). */
+    isInTransaction: () => held !== null,
+    /** pglite-socket rolls back the transaction of a client that went. */
+    async exec(query: string) {
+      if (query.trim().toUpperCase() !== 'ROLLBACK') throw new Error(`unexpected statement from pglite-socket: ${query}`);
+      await runExclusive(() => pglite.execProtocolRawStream(ROLLBACK, { onRawData: () => {} }));
+      return [];
+    },
+  };
+  return session as unknown as PGlite;
 }
 
 /** For the operator CLI: the running server's database through its socket, or the files themselves. */

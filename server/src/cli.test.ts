@@ -61,7 +61,7 @@ describe('pnpm tessera tenant create', () => {
       const dir = dataDir();
       server = await startInstance({ TESSERA_DATA_DIR: dir, PORT: '0', HOST: '127.0.0.1', TESSERA_DEMO: '0', TESSERA_MASTER_KEY: 'a'.repeat(64), NODE_ENV: 'test' });
       const created = await tessera(['tenant', 'create', 'live-co', '--json'], dir);
-      expect(created.code).toBe(0);
+      expect(created.code, created.stderr).toBe(0);
       const { adminToken, tenantId } = JSON.parse(created.stdout);
       const res = await fetch(`${server.url}/graphql`, {
         method: 'POST',

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Database, openDatabase } from '@tessera/db/database';
 import { openEmbedded } from '@tessera/db/embedded';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDatabase, testDatabaseUrl } from './harness.ts';
 
@@ -99,5 +100,96 @@ describe.runIf(!testDatabaseUrl)('named statements on PGlite beside a socket cli
       await embedded.release();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// PGlite has one session: a socket client's transaction and the server's own work take turns on it.
+describe.runIf(!testDatabaseUrl)('a socket client and the server on one PGlite session', () => {
+  let dir: string;
+  let embedded: Awaited<ReturnType<typeof openEmbedded>>;
+  let cli: pg.Client;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'tessera-socket-'));
+    embedded = await openEmbedded(dir, { serveSocket: true });
+    await embedded.db.sql.exec(`CREATE TABLE w (id int PRIMARY KEY, who text)`);
+  });
+  afterAll(async () => {
+    await embedded.release();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const connect = async () => {
+    cli = new pg.Client({ host: dir, user: 'postgres', database: 'postgres' });
+    await cli.connect();
+  };
+  const rows = async () => (await embedded.db.sql.query<{ id: number }>(`SELECT id FROM w ORDER BY id`)).map((r) => r.id);
+  const settled = (p: Promise<unknown>) => Promise.race([p.then(() => 'done'), new Promise((r) => setTimeout(() => r('waiting'), 300))]);
+
+  it('a server write waits for the client\'s open transaction, and is kept when the client rolls back', async () => {
+    await connect();
+    try {
+      await cli.query('BEGIN');
+      await cli.query(`INSERT INTO w VALUES (1, 'cli')`);
+      const server = [
+        embedded.db.sql.query(`INSERT INTO w VALUES (2, 'server')`),
+        embedded.db.sql.query(`INSERT INTO w SELECT 3, 'server' RETURNING id`, [], 'test_socket_write'),
+        embedded.db.prisma.$executeRawUnsafe(`INSERT INTO w VALUES (4, 'server')`),
+      ];
+      expect(await settled(Promise.all(server))).toBe('waiting');
+      await cli.query('ROLLBACK');
+      await Promise.all(server);
+      expect(await rows()).toEqual([2, 3, 4]);
+    } finally {
+      await cli.end();
+      await embedded.db.sql.exec('DELETE FROM w');
+    }
+  });
+
+  it('a server transaction neither commits the client\'s half-done transaction nor takes its statements', async () => {
+    await connect();
+    try {
+      await cli.query('BEGIN');
+      await cli.query(`INSERT INTO w VALUES (1, 'cli')`);
+      const server = embedded.db.prisma.$transaction(async (tx) => {
+        await tx.$executeRawUnsafe(`INSERT INTO w VALUES (2, 'server')`);
+      });
+      expect(await settled(server)).toBe('waiting');
+      await cli.query('ROLLBACK');
+      await server;
+      expect(await rows()).toEqual([2]);
+
+      // The other way round: the client's statement waits for the server's transaction, which rolls back.
+      let inside!: () => void;
+      const entered = new Promise<void>((r) => (inside = r));
+      let finish!: () => void;
+      const failing = embedded.db.transaction(async (sql) => {
+        await sql.query(`INSERT INTO w VALUES (3, 'server')`);
+        inside();
+        await new Promise<void>((r) => (finish = r));
+        throw new Error('roll back');
+      });
+      await entered;
+      const client = cli.query(`INSERT INTO w VALUES (5, 'cli')`);
+      expect(await settled(client)).toBe('waiting');
+      finish();
+      await expect(failing).rejects.toThrow('roll back');
+      await client;
+      expect(await rows()).toEqual([2, 5]);
+    } finally {
+      await cli.end();
+      await embedded.db.sql.exec('DELETE FROM w');
+    }
+  });
+
+  it('a client that goes in the middle of a transaction has it rolled back, and the server goes on', async () => {
+    await connect();
+    await cli.query('BEGIN');
+    await cli.query(`INSERT INTO w VALUES (1, 'cli')`);
+    const server = embedded.db.sql.query(`INSERT INTO w VALUES (2, 'server')`);
+    expect(await settled(server)).toBe('waiting');
+    cli.on('error', () => {}); // the connection it drops itself
+    cli.connection.stream.destroy();
+    await server;
+    expect(await rows()).toEqual([2]);
+    await embedded.db.sql.exec('DELETE FROM w');
   });
 });
