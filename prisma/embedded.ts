@@ -128,7 +128,7 @@ export function socketSession(pglite: PGlite): PGlite {
           reject(err);
         }
         if (pglite.isInTransaction()) await new Promise<void>((letGo) => (held = letGo));
-      });
+      }).catch(reject);
     });
   }
 
