@@ -5,7 +5,7 @@ import semver from 'semver';
 import type { AppDeps } from '../../context.ts';
 import { ConflictError, type FieldProblem, LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
 import { type EventInput, inTransaction, recordEvent, type ServiceContext, type Tx } from '../audit/service.ts';
-import { isDeadlock, isUniqueViolation, NIL_UUID } from '../common/db.ts';
+import { deviceCustomerIs, isDeadlock, isUniqueViolation, NIL_UUID } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { parseKey } from '../licenses/keys.ts';
 import { graceEndsAt, inGracePeriod } from '../licenses/service.ts';
@@ -251,7 +251,7 @@ async function lockForMove(tx: Tx, licenseId: string, device: DeviceOfProduct): 
      WHERE l.id = ${licenseId}::uuid
         OR l.id IN (SELECT a."licenseId" FROM "Activation" a
                      WHERE a."productId" = ${device.productId}::uuid AND a."activeFingerprint" = ${device.fingerprint}
-                       AND COALESCE(a."customerId", ${NIL_UUID}::uuid) = COALESCE(${device.customerId}::uuid, ${NIL_UUID}::uuid))
+                       AND ${deviceCustomerIs('a."customerId"', device.customerId)})
      ORDER BY l.id FOR UPDATE`;
 }
 
@@ -266,7 +266,7 @@ async function moveDevice(tx: Tx, emit: (e: EventInput) => void, device: DeviceO
     WITH moved AS (
       UPDATE "Activation" a SET status = 'RELEASED', "releasedAt" = ${now}::timestamp, "activeFingerprint" = NULL
        WHERE a."productId" = ${device.productId}::uuid AND a."activeFingerprint" = ${device.fingerprint}
-         AND COALESCE(a."customerId", ${NIL_UUID}::uuid) = COALESCE(${device.customerId}::uuid, ${NIL_UUID}::uuid)
+         AND ${deviceCustomerIs('a."customerId"', device.customerId)}
          AND a.id <> ${keep ?? NIL_UUID}::uuid
       RETURNING a.id, a."licenseId"
     ), freed AS (

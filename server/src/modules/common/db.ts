@@ -1,3 +1,4 @@
+import { Prisma } from '@tessera/db/client';
 import { pauseAfterDeadlock } from '@tessera/db/database';
 import { ConflictError } from '../../errors.ts';
 
@@ -9,6 +10,10 @@ export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
 /** The customer column `column` as that index has it (for statements written as text; a probe must repeat the expression). */
 export const deviceCustomer = (column: string) => `COALESCE(${column}, '${NIL_UUID}'::uuid)`;
+
+/** For tagged statements: the customer column `column` is `customerId`, as that index compares them. */
+export const deviceCustomerIs = (column: string, customerId: string | null) =>
+  Prisma.sql`${Prisma.raw(deviceCustomer(column))} = COALESCE(${customerId}::uuid, ${NIL_UUID}::uuid)`;
 
 type DriverError = { code?: string; cause?: { kind?: string; originalCode?: string; code?: string }; message?: string };
 

@@ -2,7 +2,7 @@ import type { License, LicenseType, Prisma } from '@tessera/db/client';
 import { z } from 'zod';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import { diff, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
-import { NIL_UUID, uniqueOr } from '../common/db.ts';
+import { deviceCustomerIs, uniqueOr } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { parse } from '../common/validate.ts';
 import { catalogueOf } from '../catalog/service.ts';
@@ -206,7 +206,7 @@ async function moveDevicesTo(tx: Tx, license: License): Promise<void> {
     SELECT a."activeFingerprint" AS fingerprint
       FROM "Activation" a JOIN "Activation" o ON o."productId" = a."productId" AND o."activeFingerprint" = a."activeFingerprint"
      WHERE a."licenseId" = ${license.id}::uuid AND o."licenseId" <> a."licenseId"
-       AND COALESCE(o."customerId", ${NIL_UUID}::uuid) = COALESCE(${license.customerId}::uuid, ${NIL_UUID}::uuid)
+       AND ${deviceCustomerIs('o."customerId"', license.customerId)}
      LIMIT 1`;
   const message = (device: string) =>
     `${device} is active on this license and on another of that customer's licenses of this product; release one of the two first`;
