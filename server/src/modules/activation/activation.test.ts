@@ -482,6 +482,7 @@ describe('validateLicense', () => {
 });
 
 describe('bad input', () => {
+  const VALIDATE_QUERY = `query($input: ValidateInput!) { validateLicense(input: $input) { valid } }`;
   async function snapshot() {
     return {
       activations: await s.db.prisma.activation.count(),
@@ -518,6 +519,45 @@ describe('bad input', () => {
     const v = await s.gql(`query($input: ValidateInput!) { validateLicense(input: $input) { valid } }`, { input: { key: l.key, fingerprint: 'f'.repeat(10_240) } });
     expect(v.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(await snapshot()).toEqual(before);
+  });
+
+  it('NUL characters and unpaired surrogates are ValidationErrors on their field, and a call batched with them is unaffected', async () => {
+    const l = await issue(s, token, { maxActivations: 5, fingerprintMatch: 'MAJORITY' });
+    await activateDevice(s, { key: l.key, fingerprint: 'pc-1' });
+    const before = await snapshot();
+    const fieldOf = (r: { __typename: string; fields?: { path: string }[] }) => (r.__typename === 'ValidationError' ? r.fields!.map((f) => f.path).join(',') : r.__typename);
+    const activations: [Record<string, unknown>, string][] = [
+      [{ fingerprint: 'a\u0000b' }, 'fingerprint'],
+      // The driver would store a lone surrogate as U+FFFD: "pc-\ud800" and "pc-\udbff" one device.
+      [{ fingerprint: 'pc-\ud800' }, 'fingerprint'],
+      [{ fingerprint: 'f', client: { hostname: 'h\u0000' } }, 'client.hostname'],
+      [{ fingerprint: 'f', components: [{ kind: 'MAC', value: '\ud800' }] }, 'components.0.value'],
+      [{ fingerprint: 'f', components: [{ kind: 'M\u0000', value: 'v' }] }, 'components.0.kind'],
+      [{ fingerprint: 'f', idempotencyKey: 'i\u0000' }, 'idempotencyKey'],
+    ];
+    for (const [input, path] of activations) expect(fieldOf(await activateDevice(s, { key: l.key, ...input })), JSON.stringify(input)).toBe(path);
+    expect(fieldOf(await heartbeatDevice(s, { key: l.key, fingerprint: 'pc-\udfff' }))).toBe('fingerprint');
+    expect(fieldOf(await heartbeatDevice(s, { key: l.key, fingerprint: 'pc-1', client: { osVersion: '1\u0000' } }))).toBe('client.osVersion');
+    expect(fieldOf(await deactivateDevice(s, { key: l.key, fingerprint: 'pc-1\u0000' }))).toBe('fingerprint');
+    for (const input of [{ fingerprint: 'a\u0000' }, { feature: '\ud800' }, { version: '1.0\u0000' }]) {
+      const v = await s.gql(VALIDATE_QUERY, { input: { key: l.key, ...input } });
+      expect(v.errors?.[0]?.extensions?.code, JSON.stringify(input)).toBe('BAD_USER_INPUT');
+    }
+    // Calls sent together share one statement: a bad one among them is refused alone.
+    const together = await Promise.all([
+      ...Array.from({ length: 8 }, () => heartbeatDevice(s, { key: l.key, fingerprint: 'pc-1' })),
+      heartbeatDevice(s, { key: l.key, fingerprint: 'pc-1', client: { hostname: 'evil\u0000' } }),
+      ...Array.from({ length: 4 }, (_, i) => activateDevice(s, { key: l.key, fingerprint: i % 2 ? 'x\u0000' : 'pc-1' })),
+    ]);
+    expect(together.map(fieldOf)).toEqual([
+      ...Array(8).fill('HeartbeatSuccess'),
+      'client.hostname',
+      'ActivateSuccess', 'fingerprint', 'ActivateSuccess', 'fingerprint',
+    ]);
+    const after = await snapshot();
+    // The good calls wrote what they write (heartbeat and reuse audit rows); no refused call wrote anything.
+    expect({ ...after, events: 0 }).toEqual({ ...before, events: 0 });
+    expect(after.events - before.events).toBe(10);
   });
 
   it('a well-formed unknown key and a known key cost the same single lookup (no timing oracle by work done)', async () => {

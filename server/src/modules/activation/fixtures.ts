@@ -73,7 +73,7 @@ export const DEACTIVATE = `mutation($input: DeactivateInput!) {
     __typename
     ... on DeactivateSuccess { activation { id status } }
     ... on LicensingError { code message }
-    ... on ValidationError { message }
+    ... on ValidationError { message fields { path message } }
   }
 }`;
 

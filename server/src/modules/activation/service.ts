@@ -7,6 +7,7 @@ import { ConflictError, type FieldProblem, LicensingError, NotFoundError, Valida
 import { type EventInput, inTransaction, recordEvent, type ServiceContext, type Tx } from '../audit/service.ts';
 import { deviceCustomerIs, isDeadlock, isUniqueViolation, NIL_UUID } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
+import { textProblem } from '../common/validate.ts';
 import { parseKey } from '../licenses/keys.ts';
 import { graceEndsAt, inGracePeriod } from '../licenses/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
@@ -84,6 +85,13 @@ function checkFingerprint(p: FieldProblem[], path: string, value: string | null 
     if (required) p.push({ path, message: 'is required' });
   } else if (value.trim().length === 0) p.push({ path, message: 'must not be empty' });
   else if (value.length > MAX_FINGERPRINT) p.push({ path, message: `must be at most ${MAX_FINGERPRINT} characters` });
+  else checkText(p, path, value);
+}
+
+/** Text PostgreSQL can store as given (common/validate.ts textProblem). */
+function checkText(p: FieldProblem[], path: string, value: string | null | undefined) {
+  const problem = value ? textProblem(value) : null;
+  if (problem) p.push({ path, message: problem });
 }
 
 function checkClient(p: FieldProblem[], client: ClientInfo | null | undefined) {
@@ -91,6 +99,7 @@ function checkClient(p: FieldProblem[], client: ClientInfo | null | undefined) {
   for (const k of ['hostname', 'platform', 'osVersion', 'appVersion'] as const) {
     const v = client[k];
     if (v && v.length > MAX_CLIENT_FIELD) p.push({ path: `client.${k}`, message: `must be at most ${MAX_CLIENT_FIELD} characters` });
+    else checkText(p, `client.${k}`, v);
   }
 }
 
@@ -102,7 +111,9 @@ function checkComponents(p: FieldProblem[], components: Component[] | null | und
   }
   components.forEach((c, i) => {
     if (!c.kind || c.kind.length > MAX_COMPONENT_KIND) p.push({ path: `components.${i}.kind`, message: `must be 1 to ${MAX_COMPONENT_KIND} characters` });
+    else checkText(p, `components.${i}.kind`, c.kind);
     if (!c.value || c.value.length > MAX_COMPONENT_VALUE) p.push({ path: `components.${i}.value`, message: `must be 1 to ${MAX_COMPONENT_VALUE} characters` });
+    else checkText(p, `components.${i}.value`, c.value);
   });
 }
 
@@ -396,7 +407,7 @@ export async function activate(ctx: ServiceContext, input: ActivateInput): Promi
   checkClient(p, input.client);
   if (input.idempotencyKey !== null && input.idempotencyKey !== undefined && (input.idempotencyKey.length === 0 || input.idempotencyKey.length > MAX_IDEMPOTENCY_KEY)) {
     p.push({ path: 'idempotencyKey', message: `must be 1 to ${MAX_IDEMPOTENCY_KEY} characters` });
-  }
+  } else checkText(p, 'idempotencyKey', input.idempotencyKey);
   throwIf(p);
   return activateChecked(ctx, input, 0);
 }
@@ -826,7 +837,9 @@ export async function validateLicense(ctx: ServiceContext, input: ValidateInput)
   const p: FieldProblem[] = [];
   checkFingerprint(p, 'fingerprint', input.fingerprint, false);
   if (input.version && input.version.length > MAX_CLIENT_FIELD) p.push({ path: 'version', message: `must be at most ${MAX_CLIENT_FIELD} characters` });
+  else checkText(p, 'version', input.version);
   if (input.feature && input.feature.length > 64) p.push({ path: 'feature', message: 'must be at most 64 characters' });
+  else checkText(p, 'feature', input.feature);
   if (input.quantity !== null && input.quantity !== undefined) {
     if (!input.feature) p.push({ path: 'quantity', message: 'needs a feature' });
     else if (input.quantity < 0) p.push({ path: 'quantity', message: 'must not be negative' });

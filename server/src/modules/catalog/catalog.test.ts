@@ -229,6 +229,20 @@ describe('customers', () => {
     }
   });
 
+  it('text PostgreSQL cannot store (NUL, unpaired surrogates) is a typed error, in input and in a search', async () => {
+    const before = await counts();
+    const r = ok(await s.gql(CREATE_CUSTOMER, { input: { name: 'Ini\u0000tech', email: 'a@b.example' } }, { token }));
+    expect(r.createCustomer).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'name', message: 'must not contain NUL characters' }] });
+    const p = ok(await s.gql(CREATE_PRODUCT, { input: { name: 'Editor \ud83d', code: 'ed' } }, { token }));
+    expect(p.createProduct).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'name' }] });
+    expect(await counts()).toEqual(before);
+    // A search reaches the database without a service's checks: still a typed error, not an internal one.
+    for (const q of ['a\u0000', 'b\udc00']) {
+      const found = await s.gql(`query($q: String) { customers(first: 10, search: $q) { edges { node { name } } } }`, { q }, { token });
+      expect(found.errors?.[0]?.extensions?.code, JSON.stringify(q)).toBe('BAD_USER_INPUT');
+    }
+  });
+
   it('rejects a bad email and oversized names, writing nothing', async () => {
     const before = await counts();
     const r = ok(await s.gql(CREATE_CUSTOMER, { input: { name: 'n'.repeat(10_240), email: 'not an email' } }, { token }));

@@ -241,6 +241,9 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect((await release(a.id, other.key)).code).toBe('LEASE_NOT_FOUND');
     expect((await heartbeat('not-an-id', lic.key)).code).toBe('LEASE_NOT_FOUND');
     expect((await checkout({ key: lic.key, fingerprint: '' })).__typename).toBe('ValidationError');
+    for (const input of [{ fingerprint: 'dev-\u0000' }, { fingerprint: 'dev-\ud800' }, { fingerprint: 'dev-b', user: 'u\u0000' }, { fingerprint: 'dev-b', department: '\udfff' }]) {
+      expect((await checkout({ key: lic.key, ...input })).__typename, JSON.stringify(input)).toBe('ValidationError');
+    }
     expect(await liveLeases(lic.id)).toBe(1);
 
     const named = await issueLicense(s, token, { maxActivations: 3 });

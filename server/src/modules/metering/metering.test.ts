@@ -231,6 +231,8 @@ describe(`usage metering (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     const huge = await s.gql(usage('recordUsage'), { input: { key: lic.key, meter: 'api-calls', quantity: 2 ** 31, idempotencyKey: idem() } });
     expect(huge.errors?.length).toBeGreaterThan(0);
     expect((await record({ key: lic.key, meter: 'api-calls', quantity: 1, idempotencyKey: '' })).__typename).toBe('ValidationError');
+    expect((await record({ key: lic.key, meter: 'api-calls', quantity: 1, idempotencyKey: 'k\u0000' })).fields?.[0]?.path).toBe('idempotencyKey');
+    expect((await record({ key: lic.key, meter: 'api-calls', quantity: 1, fingerprint: 'pc-\ud800' })).fields?.[0]?.path).toBe('fingerprint');
     expect((await record({ key: 'LIC-0000-000000000000-0000', meter: 'api-calls', quantity: 1 })).code).toBe('LICENSE_NOT_FOUND');
 
     const t = await authorize({ key: lic.key, meter: 'api-calls', quantity: 5 });

@@ -9,6 +9,7 @@ import { inTransaction, type ServiceContext } from '../audit/service.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
 import { retriedOnDeadlock } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
+import { parse, textProblems } from '../common/validate.ts';
 import { parseKey } from '../licenses/keys.ts';
 import { windowOf } from '../metering/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
@@ -90,6 +91,8 @@ export async function readRequest(text: string, now = new Date()): Promise<Offli
   } catch {
     throw invalid('The request signature does not verify: the file was altered');
   }
+  const unstorable = textProblems(payload, 'request');
+  if (unstorable.length) throw new ValidationError(unstorable);
   const parsed = requestClaims.safeParse(payload);
   if (!parsed.success) {
     throw new ValidationError(parsed.error.issues.map((i) => ({ path: `request.${i.path.join('.')}`, message: i.message })));
@@ -140,11 +143,7 @@ export async function issueOfflineLicense(
   input: { licenseId: string; request?: string | null; fingerprint?: string | null },
 ): Promise<{ licenseFile: string; activationId: string; reused: boolean }> {
   const { tenantId } = tenantWhere(ctx.actor);
-  const parsedInput = issueInput.safeParse(input);
-  if (!parsedInput.success) {
-    throw new ValidationError(parsedInput.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
-  }
-  const { licenseId, request: text, fingerprint: typed } = parsedInput.data;
+  const { licenseId, request: text, fingerprint: typed } = parse(issueInput, input);
   const license = await ctx.prisma.license.findFirst({ where: { id: licenseId, tenantId }, include: { tenant: { select: { slug: true } } } });
   if (!license) throw new NotFoundError('license');
 

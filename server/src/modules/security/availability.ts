@@ -17,13 +17,15 @@ const MESSAGES = /connection terminated|connection refused|econnrefused|econnres
 const BUSY_CODES = new Set(['P2034', '40P01', '40001']);
 const BUSY_MESSAGES = /expired transaction|timeout for this transaction was|unable to start a transaction in the given time/i;
 
-type Cause = { code?: unknown; message?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown };
+type Cause = { code?: unknown; originalCode?: unknown; message?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown };
 
 /** Whether `matches` holds for the error or anything it wraps (cause, originalError, an aggregate's errors). */
 function anyCause(error: unknown, matches: (code: string, message: string) => boolean, depth = 0): boolean {
   if (!error || typeof error !== 'object' || depth > 6) return false;
   const e = error as Cause;
-  if (matches(typeof e.code === 'string' ? e.code : '', typeof e.message === 'string' ? e.message : '')) return true;
+  // A driver adapter's error (Prisma) carries PostgreSQL's SQLSTATE as originalCode.
+  const code = typeof e.code === 'string' ? e.code : typeof e.originalCode === 'string' ? e.originalCode : '';
+  if (matches(code, typeof e.message === 'string' ? e.message : '')) return true;
   if (Array.isArray(e.errors) && e.errors.some((x) => anyCause(x, matches, depth + 1))) return true;
   return anyCause(e.cause, matches, depth + 1) || anyCause(e.originalError, matches, depth + 1);
 }
@@ -34,6 +36,18 @@ export function isUnavailable(error: unknown): boolean {
 
 export function isBusy(error: unknown): boolean {
   return anyCause(error, (code, message) => BUSY_CODES.has(code) || (code === 'P2028' && BUSY_MESSAGES.test(message)));
+}
+
+/**
+ * Text the database cannot store as given: NUL (22021 in text, 22P05 in jsonb) or a lone UTF-16
+ * surrogate (refused in jsonb; Prisma refuses it before sending). Services refuse such input field by
+ * field (common/validate.ts); this catches what reaches the database without them (a search argument, say).
+ */
+const TEXT_CODES = new Set(['22021', '22P05']);
+const TEXT_MESSAGES = /invalid byte sequence for encoding "UTF8": 0x00|unsupported Unicode escape sequence|surrogate/i;
+
+export function isUnstorableText(error: unknown): boolean {
+  return anyCause(error, (code, message) => TEXT_CODES.has(code) || TEXT_MESSAGES.test(message));
 }
 
 export const RETRY_AFTER_SECONDS = 2;
@@ -55,6 +69,9 @@ const retryable = (message: string) =>
 export function maskError(error: unknown, message: string, isDev?: boolean): Error {
   if (isUnavailable(error)) return retryable('The service is briefly unavailable; retry shortly');
   if (isBusy(error)) return retryable('The service is busy; retry shortly');
+  if (isUnstorableText(error)) {
+    return new GraphQLError('Text in the request contains a NUL character or an unpaired UTF-16 surrogate', { extensions: { code: 'BAD_USER_INPUT' } });
+  }
   return yogaMaskError(error, message, isDev);
 }
 
@@ -76,7 +93,9 @@ export function loggingMaskError(logger: Logger): typeof maskError {
       // Prisma's messages open with a blank line.
       const firstLine = (String(original.message ?? original).split('\n').find((l) => l.trim()) ?? '').trim().slice(0, LOGGED_MESSAGE);
       const frames = typeof original.stack === 'string' ? original.stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 12).join('\n') : undefined;
-      const retry = (masked as GraphQLError).extensions?.code === 'SERVICE_UNAVAILABLE';
+      const code = (masked as GraphQLError).extensions?.code;
+      if (code === 'BAD_USER_INPUT') return masked;
+      const retry = code === 'SERVICE_UNAVAILABLE';
       logger[retry ? 'warn' : 'error'](
         { path: located.path?.join('.'), error: { type: original.name, code: typeof original.code === 'string' ? original.code : undefined, message: firstLine, stack: frames } },
         !retry ? 'request failed with an unexpected error' : isUnavailable(error) ? 'request failed: the database is unavailable' : 'request failed: the database was too busy to finish it in time',

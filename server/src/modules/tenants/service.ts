@@ -7,7 +7,7 @@ import type { Actor } from '../../context.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import { inTransaction, type ServiceContext } from '../audit/service.ts';
 import { uniqueOr } from '../common/db.ts';
-import { email, name, parse, password, slug } from '../common/validate.ts';
+import { email, name, parse, password, slug, textProblems } from '../common/validate.ts';
 import { hasRole } from './roles.ts';
 import { decoyHash, hashPassword, hashSecret, newSecret, verifyPassword } from './secrets.ts';
 
@@ -116,7 +116,7 @@ export async function revokeApiToken(ctx: ServiceContext, id: string) {
 export async function signIn(ctx: ServiceContext, input: { tenant: string; email: string; password: string }) {
   const bad = () => new ValidationError([{ path: 'password', message: 'email or password is incorrect' }], 'Email or password is incorrect');
   const parsed = z.object({ tenant: z.string().max(40), email: z.string().trim().toLowerCase().max(254), password: z.string().max(256) }).safeParse(input);
-  if (!parsed.success) throw bad();
+  if (!parsed.success || textProblems(input).length) throw bad();
   const { tenant, email: address, password: pw } = parsed.data;
   const user = await ctx.prisma.user.findFirst({ where: { email: address, tenant: { slug: tenant } } });
   const ok = await verifyPassword(user?.passwordHash ?? (await decoyHash()), pw);
