@@ -202,6 +202,19 @@ describe('activate', () => {
     const burst = await Promise.all(Array.from({ length: 8 }, () => activateDevice(s, { key: l.key, fingerprint: 'idem-3', idempotencyKey: 'req-2' })));
     expect(new Set(burst.map((r) => r.token)).size).toBe(1);
     expect(await used(l.id)).toBe(2);
+
+    // A device already live, retried with one key many times at once: one answer, replayed; other parameters refused.
+    const again = await Promise.all(Array.from({ length: 8 }, () => activateDevice(s, { key: l.key, fingerprint: 'idem-1', idempotencyKey: 'req-3' })));
+    expect(again.map((r) => r.__typename)).toEqual(Array(8).fill('ActivateSuccess'));
+    expect(new Set(again.map((r) => r.token)).size).toBe(1);
+    const mixed = await Promise.all(Array.from({ length: 8 }, (_, i) => activateDevice(s, { key: l.key, fingerprint: i % 2 ? 'idem-1' : 'idem-3', idempotencyKey: 'req-4' })));
+    expect(mixed.filter((r) => r.__typename === 'ActivateSuccess')).toHaveLength(4);
+    expect(mixed.filter((r) => r.code === 'IDEMPOTENCY_KEY_REUSED')).toHaveLength(4);
+    expect(await used(l.id)).toBe(2);
+
+    // Keys count per license: another license's client may choose the same one.
+    const other = await issue(s, token, { maxActivations: 5 });
+    expect(await activateDevice(s, { key: other.key, fingerprint: 'idem-1', idempotencyKey: 'req-1' })).toMatchObject({ __typename: 'ActivateSuccess', reused: false });
   });
 
   it('MAJORITY matching: one changed component is the same device; components are updated and audited', async () => {
@@ -396,6 +409,16 @@ describe('subscription grace period', () => {
       valid: true,
       license: { status: 'ACTIVE', inGracePeriod: false },
     });
+  });
+
+  it('in the grace period a device recognised by its components is one it has', async () => {
+    const l = await issue(s, token, { maxActivations: 3, validityDays: 30, licenseType: 'SUBSCRIPTION', gracePeriodSeconds: 86_400, fingerprintMatch: 'MAJORITY' });
+    await activateDevice(s, { key: l.key, fingerprint: 'gm-1', components: components('m', 'c', 'd') });
+    await s.db.prisma.license.update({ where: { id: l.id }, data: { expiresAt: new Date(Date.now() - 60_000) } });
+    const changed = await activateDevice(s, { key: l.key, fingerprint: 'gm-2', components: components('m', 'c', 'x') });
+    expect(changed).toMatchObject({ __typename: 'ActivateSuccess', reused: true, activation: { fingerprint: 'gm-2' } });
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'gm-3', components: components('n', 'o', 'p') })).toMatchObject({ code: 'LICENSE_EXPIRED' });
+    expect(await used(l.id)).toBe(1);
   });
 
   it('is for subscriptions only, and bounded: bad terms are refused and change nothing', async () => {

@@ -300,7 +300,8 @@ async function moveDevice(tx: Tx, emit: (e: EventInput) => void, device: DeviceO
  * Releases one ACTIVE activation and frees its slot, in one statement; null when it was not ACTIVE. The
  * license row is locked first (`lk`, a one-time condition of the update), in the order of lockLicense.
  */
-async function releaseOne(tx: Tx, activationId: string, tenantId: string, now: Date) {
+/** Releases a live activation; `onlineOnly` (the device's own call) leaves an offline machine's alone. */
+async function releaseOne(tx: Tx, activationId: string, tenantId: string, now: Date, onlineOnly = false) {
   const rows = await tx.$queryRaw<{ id: string; licenseId: string; fingerprint: string; syncState: string }[]>`
     WITH lk AS (
       SELECT l.id FROM "License" l JOIN "Activation" a ON a."licenseId" = l.id
@@ -308,7 +309,8 @@ async function releaseOne(tx: Tx, activationId: string, tenantId: string, now: D
          FOR UPDATE OF l
     ), r AS (
       UPDATE "Activation" SET status = 'RELEASED', "releasedAt" = ${now}::timestamp, "activeFingerprint" = NULL
-       WHERE id = ${activationId}::uuid AND "tenantId" = ${tenantId}::uuid AND status = 'ACTIVE' AND EXISTS (SELECT 1 FROM lk)
+       WHERE id = ${activationId}::uuid AND "tenantId" = ${tenantId}::uuid AND status = 'ACTIVE' AND NOT (offline AND ${onlineOnly})
+         AND EXISTS (SELECT 1 FROM lk)
       RETURNING id, "licenseId", fingerprint
     ), d AS (
       UPDATE "License" l SET "activationsUsed" = l."activationsUsed" - 1 FROM r WHERE l.id = r."licenseId"
@@ -429,6 +431,12 @@ async function limitReached(ctx: ServiceContext, license: License, fingerprint: 
   return new LicensingError('ACTIVATION_LIMIT_REACHED', 'This license has no activations left');
 }
 
+/**
+ * Activation idempotency keys count per license, as usage tickets' do: the clients of a vendor's
+ * customers choose them, and one customer's key says nothing of another's.
+ */
+const idempotencyScope = (licenseId: string) => `activate:${licenseId}`;
+
 /** An air-gapped machine: bound through a request file the vendor imports (offline/service.ts). */
 interface OfflineBinding {
   devicePublicKey: Record<string, unknown> | null;
@@ -475,13 +483,26 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
   const hash = idempotencyKey ? requestHash({ key: parseKey(input.key)!.key, fingerprint, components, client }) : '';
   if (idempotencyKey) {
     const prior = await ctx.prisma.idempotencyRecord.findUnique({
-      where: { tenantId_scope_key: { tenantId, scope: 'activate', key: idempotencyKey } },
+      where: { tenantId_scope_key: { tenantId, scope: idempotencyScope(license.id), key: idempotencyKey } },
     });
     if (prior) return replay(prior, hash);
   }
 
+  // The device's live activation: under this fingerprint, or (fuzzy matching) the one its components
+  // recognise. Found before the rules: a subscription in its grace period keeps the devices it has.
+  let live = activation?.status === 'ACTIVE' ? activation : null;
+  if (!live && license.fingerprintMatch !== 'EXACT' && components.length > 0) {
+    // Only live devices sharing at least one component can match; the database narrows them down.
+    const shared = components.map((c) => JSON.stringify([{ kind: c.kind, value: c.value }]));
+    const candidates = await ctx.prisma.$queryRaw<{ id: string; components: Component[] }[]>`
+      SELECT id, components FROM "Activation"
+       WHERE "licenseId" = ${license.id}::uuid AND status = 'ACTIVE' AND components @> ANY(${shared}::jsonb[])`;
+    const match = candidates.find((a) => sameDevice(license.fingerprintMatch, a.components, components));
+    live = match ? await ctx.prisma.activation.findUnique({ where: { id: match.id } }) : null;
+  }
+
   // Rule order: license state (revoked -> suspended -> not yet valid -> expired) -> deployment mode -> version -> limits.
-  assertLicenseUsable(license, now, activation?.status === 'ACTIVE');
+  assertLicenseUsable(license, now, live !== null);
   if (!offline && license.deploymentMode === 'OFFLINE') {
     throw new LicensingError('ONLINE_ACTIVATION_NOT_ALLOWED', 'This license activates offline only');
   }
@@ -527,24 +548,12 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
     if (outcome.kind === 'denied') throw await limitReached(ctx, license, fingerprint);
   }
 
-  let live = activation?.status === 'ACTIVE' ? activation : null;
-  if (!live && license.fingerprintMatch !== 'EXACT' && components.length > 0) {
-    // Only live devices sharing at least one component can match; the database narrows them down.
-    const shared = components.map((c) => JSON.stringify([{ kind: c.kind, value: c.value }]));
-    const candidates = await ctx.prisma.$queryRaw<{ id: string; components: Component[] }[]>`
-      SELECT id, components FROM "Activation"
-       WHERE "licenseId" = ${license.id}::uuid AND status = 'ACTIVE' AND components @> ANY(${shared}::jsonb[])`;
-    const match = candidates.find((a) => sameDevice(license.fingerprintMatch, a.components, components));
-    live = match ? await ctx.prisma.activation.findUnique({ where: { id: match.id } }) : null;
-  }
-  if (live) return reuse(ctx, license, live, { fingerprint, components, client, idempotencyKey, hash }, offline);
-
-  if (tokenKey?.usedAt) throw new LicensingError('TOKEN_ALREADY_USED', 'This token key has already been used');
-
-  const activationId = randomUUID();
-  // An offline machine gets a license file instead, signed by the caller once the binding holds.
-  const token = offline ? '' : await activationToken(ctx.app, license, activationId, fingerprint);
   try {
+    if (live) return await reuse(ctx, license, live, { fingerprint, components, client, idempotencyKey, hash }, offline);
+    if (tokenKey?.usedAt) throw new LicensingError('TOKEN_ALREADY_USED', 'This token key has already been used');
+    const activationId = randomUUID();
+    // An offline machine gets a license file instead, signed by the caller once the binding holds.
+    const token = offline ? '' : await activationToken(ctx.app, license, activationId, fingerprint);
     const attemptActivation = () => inTransaction(ctx, tenantId, async (tx, emit): Promise<ActivateResult | null> => {
       const device = { productId: license.productId, customerId: license.customerId, fingerprint };
       if (holdsOtherLicense) await lockForMove(tx, license.id, device);
@@ -599,7 +608,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
       const result: ActivateResult = { activationId, token, reused: false, goodwill: max !== null && used > max };
       if (idempotencyKey) {
         await tx.idempotencyRecord.create({
-          data: { tenantId, scope: 'activate', key: idempotencyKey, requestHash: hash, response: result as unknown as Prisma.InputJsonValue },
+          data: { tenantId, scope: idempotencyScope(license.id), key: idempotencyKey, requestHash: hash, response: result as unknown as Prisma.InputJsonValue },
         });
       }
       const goodwill = result.goodwill;
@@ -620,7 +629,8 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
     if (!result) throw new LicensingError('ACTIVATION_LIMIT_REACHED', 'This license has no activations left');
     return result;
   } catch (err) {
-    // A concurrent request activated this device (or stored this idempotency key) first: answer as it did.
+    // A concurrent request activated this device (or stored this idempotency key, a reuse's too) first:
+    // answer as it did.
     // Two devices swapping licenses of one product can deadlock on the two license rows; PostgreSQL
     // aborts one, which simply runs again.
     const retry = err instanceof DeviceRaced || err instanceof LicenseChanged || isUniqueViolation(err) || isDeadlock(err);
@@ -675,7 +685,7 @@ async function reuse(
     if (license.syncState === 'PENDING_SYNC') await markSynced(tx, [license.id]);
     if (given.idempotencyKey) {
       await tx.idempotencyRecord.create({
-        data: { tenantId: license.tenantId, scope: 'activate', key: given.idempotencyKey, requestHash: given.hash, response: result as unknown as Prisma.InputJsonValue },
+        data: { tenantId: license.tenantId, scope: idempotencyScope(license.id), key: given.idempotencyKey, requestHash: given.hash, response: result as unknown as Prisma.InputJsonValue },
       });
     }
     const base = { subjectType: 'Activation', subjectId: live.id, licenseId: license.id, customerId: license.customerId, actor };
@@ -793,8 +803,13 @@ export async function deactivate(ctx: ServiceContext, input: DeactivateInput): P
   const { license, activation } = await findByKey(ctx, input.key, input.fingerprint);
   if (!activation) throw new LicensingError('NOT_ACTIVATED', 'This device is not activated');
   if (activation.status !== 'ACTIVE') throw new LicensingError('ACTIVATION_RELEASED', 'This activation was already released');
+  // An air-gapped machine's license file is its seat, and keeps working offline: only proof that it was
+  // removed (its deactivation file, signed by the device key) or an operator frees the seat.
+  if (activation.offline) {
+    throw new LicensingError('ONLINE_ACTIVATION_NOT_ALLOWED', 'This device was activated offline: import its deactivation file, or ask the vendor to release it');
+  }
   return inTransaction(ctx, license.tenantId, async (tx, emit) => {
-    const released = await releaseOne(tx, activation.id, license.tenantId, new Date());
+    const released = await releaseOne(tx, activation.id, license.tenantId, new Date(), true);
     if (!released) throw new LicensingError('ACTIVATION_RELEASED', 'This activation was already released');
     const synced = released.syncState === 'PENDING_SYNC' ? await markSynced(tx, [license.id]) : [];
     const base = { licenseId: license.id, customerId: license.customerId, actor: clientActor(license.id) };

@@ -172,6 +172,24 @@ describe('refresh and deactivation', () => {
     expect(balance.used).toBe(42);
   });
 
+  it("an online deactivate does not free an offline machine's seat: its license file still works", async () => {
+    const lic = await license(perpetualTwo);
+    const m = machine(52);
+    const issued = await issue(lic.id, await m.createActivationRequest(lic.key));
+    await m.installLicenseFile(issued.licenseFile);
+    const events = await s.db.prisma.auditEvent.count();
+    const online = ok(await s.gql(`mutation($input: DeactivateInput!) { deactivate(input: $input) { __typename ... on LicensingError { code } } }`, {
+      input: { key: lic.key, fingerprint: 'offline-machine-52' },
+    })).deactivate;
+    expect(online).toMatchObject({ __typename: 'LicensingError', code: 'ONLINE_ACTIVATION_NOT_ALLOWED' });
+    expect(await used(lic.id)).toBe(1);
+    expect(await s.db.prisma.auditEvent.count()).toBe(events);
+    // Its deactivation file, or an operator, still frees it.
+    const freed = ok(await s.gql(IMPORT, { file: await m.createDeactivationFile() }, { token })).importOfflineDeactivation;
+    expect(freed).toMatchObject({ imported: true, activation: { status: 'RELEASED' } });
+    expect(await used(lic.id)).toBe(0);
+  });
+
   it('serves an offline update bundle: license file, public keys and a README in a tar', async () => {
     const lic = await license(perpetualTwo);
     const issued = await issue(lic.id, await machine(61).createActivationRequest(lic.key));
