@@ -32,13 +32,13 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The real server (embedded PGlite in a temp dir) on a free port; it serves web/build too. */
-export async function startServer(): Promise<RunningServer> {
+/** The real server (embedded PGlite in a temp dir) on a free port; it serves web/build too. `env` adds to its environment (NODE_ENV=production). */
+export async function startServer(env: Record<string, string> = {}): Promise<RunningServer> {
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-e2e-'));
   const child: ChildProcess = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['server/src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', TESSERA_DATA_DIR: dataDir, NODE_ENV: 'test' },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', TESSERA_DATA_DIR: dataDir, NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
