@@ -57,6 +57,30 @@ export function pauseAfterDeadlock(attempt: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * A client checked out of `pool`, listened to while it is out. pg-pool listens for an 'error' on idle
+ * clients only; a connection that ends while checked out (a dropped network, a restarted database)
+ * emits one on its Client, and an 'error' event nobody listens to ends the process. Queries in flight
+ * fail with the error anyway, so the listener only notes it: `release` then hands the broken client back
+ * to be discarded. `failed`, the error the caller's work failed with, discards it too (a session whose
+ * work failed may leave a transaction or a lock open on its connection).
+ */
+async function checkOut(pool: pg.Pool): Promise<{ client: pg.PoolClient; release(failed?: unknown): void }> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (err: Error) => {
+    broken ??= err;
+  };
+  client.on('error', onError);
+  return {
+    client,
+    release(failed) {
+      client.removeListener('error', onError);
+      client.release(broken ?? (failed === undefined ? undefined : failed instanceof Error ? failed : new Error(String(failed))));
+    },
+  };
+}
+
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if ('url' in options || 'socketDir' in options) {
     // Two pools on PostgreSQL, half the connections each. `pool` serves the raw channel: the hot paths'
@@ -103,7 +127,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       prisma,
       sql,
       async session(fn) {
-        const client = await pool.connect();
+        const { client, release } = await checkOut(pool);
+        let failed: unknown;
         try {
           return await fn({
             async query(text, params) {
@@ -113,12 +138,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
               await client.query(text);
             },
           });
+        } catch (err) {
+          failed = err;
+          throw err;
         } finally {
-          client.release();
+          release(failed);
         }
       },
       async transaction(fn) {
-        const client = await pool.connect();
+        const { client, release } = await checkOut(pool);
         let broken: unknown;
         try {
           await client.query('BEGIN');
@@ -137,7 +165,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
           throw err;
         } finally {
           // A connection that could not even roll back is dropped, not handed to the next caller.
-          client.release(broken instanceof Error ? broken : undefined);
+          release(broken);
         }
       },
       async close() {

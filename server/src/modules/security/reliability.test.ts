@@ -116,35 +116,60 @@ function postAlone(url: string, token: string, query: string): Promise<{ status:
 }
 
 const health = async (url: string) => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(20_000) })).status;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits for /health to answer 200 again (the pool reconnects on its next query). */
+async function healthy(url: string): Promise<number> {
+  let status = 0;
+  for (let i = 0; i < 50 && status !== 200; i++) {
+    status = await health(url).catch(() => 0);
+    if (status !== 200) await sleep(200);
+  }
+  return status;
+}
+
+/** A fresh database, a TCP proxy to it, a production server spawned behind the proxy, and a tenant's OWNER token. */
+async function serverBehindProxy(extraEnv: Record<string, string> = {}) {
+  const db = await freshPostgres(testDatabaseUrl!);
+  const target = new URL(testDatabaseUrl!);
+  const proxy = new Proxy({ host: target.hostname, port: Number(target.port || 5432) });
+  await proxy.up();
+  const viaProxy = new URL(db.url);
+  viaProxy.host = `127.0.0.1:${proxy.port}`;
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-rel-'));
+  const env = { DATABASE_URL: viaProxy.toString(), TESSERA_DATA_DIR: dataDir, LOG_LEVEL: 'debug', ...extraEnv };
+  const server = await startServer(env);
+  const { stdout } = await promisify(execFile)(tsx, [path.join(root, 'server/src/cli.ts'), 'tenant', 'create', 'rel', '--json'], {
+    env: { ...process.env, ...env, DATABASE_URL: db.url },
+  });
+  const token = (JSON.parse(stdout) as { adminToken: string }).adminToken;
+  return {
+    db,
+    proxy,
+    server,
+    token,
+    async close() {
+      if (server.proc.exitCode === null) server.proc.kill('SIGKILL');
+      await proxy.down();
+      await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
 
 describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server behind a TCP proxy)', () => {
   let db: Awaited<ReturnType<typeof freshPostgres>>;
   let proxy: Proxy;
   let server: Awaited<ReturnType<typeof startServer>>;
   let token: string;
-  let dataDir: string;
+  let close: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    db = await freshPostgres(testDatabaseUrl!);
-    const target = new URL(testDatabaseUrl!);
-    proxy = new Proxy({ host: target.hostname, port: Number(target.port || 5432) });
-    await proxy.up();
-    const viaProxy = new URL(db.url);
-    viaProxy.host = `127.0.0.1:${proxy.port}`;
-    dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-rel-'));
-    const env = { DATABASE_URL: viaProxy.toString(), TESSERA_DATA_DIR: dataDir, LOG_LEVEL: 'debug' };
-    server = await startServer(env);
-    const { stdout } = await promisify(execFile)(tsx, [path.join(root, 'server/src/cli.ts'), 'tenant', 'create', 'rel', '--json'], {
-      env: { ...process.env, ...env, DATABASE_URL: db.url },
-    });
-    token = (JSON.parse(stdout) as { adminToken: string }).adminToken;
+    ({ db, proxy, server, token, close } = await serverBehindProxy());
   });
 
   afterAll(async () => {
-    if (server?.proc.exitCode === null) server.proc.kill('SIGKILL');
-    await proxy?.down();
-    await db?.drop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await close?.();
   });
 
   it('fails fast with a retryable error while the database is away, keeps no partial state, and recovers without a restart', async () => {
@@ -249,5 +274,46 @@ describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server b
     expect(requests.some((l) => l.status === 200 && l.requestId && typeof l.ms === 'number')).toBe(true);
     expect(requests.some((l) => l.status === 503)).toBe(true);
     expect(server.output()).not.toContain(token);
+  });
+});
+
+describe.skipIf(!testDatabaseUrl)('a spawned server whose database connections drop under it', () => {
+  let proxy: Proxy;
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let token: string;
+  let close: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    ({ proxy, server, token, close } = await serverBehindProxy());
+  });
+
+  afterAll(async () => {
+    await close?.();
+  });
+
+  it('stays up when the connections drop right after a write, round after round, and recovers without a restart', async () => {
+    const names: string[] = [];
+    for (let round = 1; round <= 5; round++) {
+      expect(await healthy(server.url), server.output()).toBe(200);
+      const created = await gql(server.url, token, `mutation { createCustomer(input: { name: "c${round}" }) { __typename } }`);
+      expect(created.body.data?.createCustomer.__typename).toBe('Customer');
+      names.push(`c${round}`);
+      // The write's audit seal (a raw transaction on a connection checked out of the pool) is in flight
+      // or about to start when the connections go: a checked-out connection ending must not end the process.
+      await sleep(round * 5);
+      await proxy.down();
+      const failed = await gql(server.url, token, 'mutation { createCustomer(input: { name: "During outage" }) { __typename } }');
+      expect(failed.body.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+      expect(failed.status).toBe(503);
+      await sleep(500);
+      expect(server.proc.exitCode, server.output().slice(-3000)).toBeNull();
+      await proxy.up();
+    }
+    expect(await healthy(server.url)).toBe(200);
+    const created = await gql(server.url, token, 'mutation { createCustomer(input: { name: "after" }) { __typename } }');
+    expect(created.body.data?.createCustomer.__typename).toBe('Customer');
+    const listed = await gql(server.url, token, '{ customers(first: 10) { edges { node { name } } } }');
+    expect(listed.body.data.customers.edges.map((e: { node: { name: string } }) => e.node.name).sort()).toEqual([...names, 'after'].sort());
+    expect(server.proc.exitCode).toBeNull();
   });
 });
