@@ -6,7 +6,8 @@ import { maskError as yogaMaskError } from 'graphql-yoga';
 const NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'P1001', 'P1002', 'P1017', 'P2024']);
 // 08xxx: connection exceptions; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now.
 const SQLSTATE = /^(08\d{3}|57P0[123])$/;
-const MESSAGES = /connection terminated|connection refused|econnrefused|econnreset|timeout exceeded when trying to connect|terminating connection due to administrator command|client has encountered a connection error|server closed the connection|cannot use a pool after calling end|database system is (starting up|shutting down)/i;
+// A raw query (P2010) reports a refused connection in its message only ("Can't reach database server").
+const MESSAGES = /connection terminated|connection refused|can't reach database server|econnrefused|econnreset|timeout exceeded when trying to connect|terminating connection due to administrator command|client has encountered a connection error|server closed the connection|cannot use a pool after calling end|database system is (starting up|shutting down)/i;
 
 /**
  * Codes and messages of a database too busy to finish the work in time: a transaction that ran past its

@@ -54,7 +54,7 @@ describe('structured logs', () => {
     const { lines, logger } = capture();
     const yoga = createYoga({
       schema: createSchema({
-        typeDefs: 'type Query { boom: String, down: String, busy: String, misuse: String }',
+        typeDefs: 'type Query { boom: String, down: String, rawDown: String, busy: String, misuse: String }',
         resolvers: {
           Query: {
             boom: () => {
@@ -62,6 +62,10 @@ describe('structured logs', () => {
             },
             down: () => {
               throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+            },
+            // A raw query says it only in its message.
+            rawDown: () => {
+              throw Object.assign(new Error("\nInvalid `prisma.$queryRaw()` invocation:\n\n\nRaw query failed. Code: `N/A`. Message: `Can't reach database server at db.internal:5432`"), { code: 'P2010' });
             },
             // Prisma's words for a transaction that outlived its limit, and for one used after it ended.
             busy: () => {
@@ -102,5 +106,9 @@ describe('structured logs', () => {
     });
     expect((await (await ask('misuse')).json()).errors[0]).toMatchObject({ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } });
     expect(JSON.parse(lines[3]!)).toMatchObject({ level: 50, error: { code: 'P2028' } });
+    const rawDown = await ask('rawDown');
+    expect(rawDown.status).toBe(503);
+    expect((await rawDown.json()).errors[0]).toMatchObject({ extensions: { code: 'SERVICE_UNAVAILABLE', retryable: true } });
+    expect(JSON.parse(lines[4]!)).toMatchObject({ level: 40, msg: 'request failed: the database is unavailable', error: { code: 'P2010' } });
   });
 });
