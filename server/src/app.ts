@@ -189,7 +189,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     landingPage: false,
     graphiql: !config.production,
     ...security.yogaOptions,
-    plugins: [responseHeaders, ...security.plugins, ...persisted.plugins, jwksPlugin(deps), auditExportPlugin(deps), offlineBundlePlugin(deps)],
+    plugins: [responseHeaders, ...security.plugins, ...persisted.plugins, jwksPlugin(deps, security.logger), auditExportPlugin(deps, security.logger), offlineBundlePlugin(deps, security.logger)],
     context: async ({ request, ...rest }): Promise<Context> => {
       const socket = rest as unknown as { actor?: Actor; requestId?: string; clientIp?: string | null };
       if (socket.actor) {

@@ -1,6 +1,8 @@
 import { type AuditEvent, Prisma } from '@tessera/db/client';
 import type { Plugin } from 'graphql-yoga';
+import type { Logger } from 'pino';
 import type { AppDeps } from '../../context.ts';
+import { type RouteCall, routePlugin } from '../security/routes.ts';
 import { hasRole } from '../tenants/roles.ts';
 import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from '../tenants/service.ts';
 
@@ -64,8 +66,11 @@ const json = (status: number, body: unknown) =>
  * GET /audit/export?format=csv|jsonl&from=<ISO>&to=<ISO> (from inclusive, to exclusive), ADMIN or above.
  * The body is a stream pulled in keyset-paginated batches of (occurredAt, id): the database and the
  * process hold one batch at a time, and a slow client slows the reads down (stream backpressure).
+ * The first batch is read before answering, so a database that fails then gets routePlugin's 503; one
+ * that fails later cuts the transfer (call.failStream).
  */
-export async function exportAuditLog(deps: AppDeps, request: Request): Promise<Response> {
+export async function exportAuditLog(deps: AppDeps, call: RouteCall): Promise<Response> {
+  const { request } = call;
   if (request.method !== 'GET') return json(405, { error: 'method not allowed' });
   const actor = await authenticate(
     deps.prisma,
@@ -84,24 +89,8 @@ export async function exportAuditLog(deps: AppDeps, request: Request): Promise<R
 
   let cursor: { occurredAt: Date; id: bigint } | null = null;
   let done = false;
-  const encoder = new TextEncoder();
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (format === 'csv') controller.enqueue(encoder.encode(`${COLUMNS.join(',')}\r\n`));
-    },
-    async pull(controller) {
-      if (done) return;
-      try {
-        await readBatch(controller);
-      } catch (err) {
-        // Ends the response (a truncated file) instead of leaving the client waiting.
-        console.error('audit export failed:', (err as Error).message);
-        done = true;
-        controller.error(err);
-      }
-    },
-  });
-  async function readBatch(controller: ReadableStreamDefaultController<Uint8Array>) {
+  /** The next batch's lines; sets `done` after the last one. */
+  async function readBatch(): Promise<string> {
     const c: { occurredAt: Date; id: bigint } | null = cursor;
     // A row-value comparison on (occurredAt, id) walks the (tenantId, occurredAt, id) index: every
     // batch costs the same, however deep into the range it is.
@@ -118,13 +107,28 @@ export async function exportAuditLog(deps: AppDeps, request: Request): Promise<R
       const rec = record(r);
       chunk += format === 'csv' ? `${COLUMNS.map((k) => csvCell(rec[k])).join(',')}\r\n` : `${JSON.stringify(rec)}\n`;
     }
-    if (chunk) controller.enqueue(encoder.encode(chunk));
     const lastRow = rows[rows.length - 1];
-    if (rows.length < BATCH || !lastRow) {
-      done = true;
-      controller.close();
-    } else cursor = { occurredAt: lastRow.occurredAt, id: lastRow.id };
+    if (rows.length < BATCH || !lastRow) done = true;
+    else cursor = { occurredAt: lastRow.occurredAt, id: lastRow.id };
+    return chunk;
   }
+  let first: string | undefined = await readBatch();
+  const encoder = new TextEncoder();
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (format === 'csv') controller.enqueue(encoder.encode(`${COLUMNS.join(',')}\r\n`));
+    },
+    async pull(controller) {
+      try {
+        const chunk = first ?? (await readBatch());
+        first = undefined;
+        if (chunk) controller.enqueue(encoder.encode(chunk));
+        if (done) controller.close();
+      } catch (err) {
+        call.failStream(controller, err);
+      }
+    },
+  });
   const stamp = new Date().toISOString().slice(0, 10);
   return new Response(stream, {
     status: 200,
@@ -137,10 +141,6 @@ export async function exportAuditLog(deps: AppDeps, request: Request): Promise<R
 }
 
 /** Serves the export route through yoga, so it shares its server, adapters and in-process fetch. */
-export function auditExportPlugin(deps: AppDeps): Plugin {
-  return {
-    async onRequest({ request, url, endResponse }) {
-      if (url.pathname === EXPORT_PATH) endResponse(await exportAuditLog(deps, request));
-    },
-  };
+export function auditExportPlugin(deps: AppDeps, logger: Logger): Plugin {
+  return routePlugin(logger, EXPORT_PATH, (call) => exportAuditLog(deps, call));
 }

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Plugin } from 'graphql-yoga';
+import type { Logger } from 'pino';
 import type { AppDeps } from '../../context.ts';
 import { ConflictError, NotFoundError } from '../../errors.ts';
 import { actorFor } from '../../persisted.ts';
 import type { ServiceContext } from '../audit/service.ts';
 import { parseId } from '../common/ids.ts';
+import { routePlugin } from '../security/routes.ts';
 import { hasRole } from '../tenants/roles.ts';
 import { signerFor } from '../signing/service.ts';
 import { refreshOfflineLicense } from './service.ts';
@@ -60,47 +62,47 @@ and send deactivation.txt to ${tenant}.
 
 const text = (status: number, body: string) => new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 
-/** `GET /offline/bundle?activationId=<id>` (bearer token or console session, SUPPORT or above): a .tar for the site operator. */
-export function offlineBundlePlugin(app: AppDeps): Plugin {
-  return {
-    async onRequest({ request, url, endResponse }) {
-      if (url.pathname !== BUNDLE_PATH) return;
-      if (request.method !== 'GET') return endResponse(text(405, 'GET only\n'));
-      const actor = await actorFor(app.prisma, request);
-      if (actor.kind === 'anonymous') return endResponse(text(401, 'Authentication required\n'));
-      if (!hasRole(actor, 'SUPPORT')) return endResponse(text(403, 'Your role does not allow this\n'));
-      let activationId: string;
-      try {
-        activationId = parseId(url.searchParams.get('activationId') ?? '', 'Activation', 'activationId');
-      } catch {
-        return endResponse(text(400, 'Give ?activationId=<id>\n'));
-      }
-      const ctx: ServiceContext = { app, prisma: app.prisma, actor, requestId: request.headers.get('x-request-id') ?? randomUUID() };
-      try {
-        const { licenseFile } = await refreshOfflineLicense(ctx, activationId);
-        const activation = await app.prisma.activation.findUniqueOrThrow({ where: { id: activationId }, include: { license: true } });
-        const { slug } = await app.prisma.tenant.findUniqueOrThrow({ where: { id: activation.tenantId }, select: { slug: true } });
-        const jwks = await signerFor(app).jwks(slug);
-        const archive = tar([
-          { name: 'license.lic', content: licenseFile },
-          { name: 'jwks.json', content: `${JSON.stringify(jwks, null, 2)}\n` },
-          { name: 'README.txt', content: readme(slug, activation.licenseId, activation.license.revision) },
-        ]);
-        endResponse(
-          new Response(archive, {
-            status: 200,
-            headers: {
-              'content-type': 'application/x-tar',
-              'content-disposition': `attachment; filename="tessera-offline-${activation.license.key}.tar"`,
-              'cache-control': 'no-store',
-            },
-          }),
-        );
-      } catch (err) {
-        if (err instanceof NotFoundError) return endResponse(text(404, `${err.message}\n`));
-        if (err instanceof ConflictError) return endResponse(text(409, `${err.message}\n`));
-        throw err;
-      }
-    },
-  };
+/**
+ * `GET /offline/bundle?activationId=<id>` (bearer token or console session, SUPPORT or above): a .tar for
+ * the site operator. Other failures than these answers are routePlugin's (503 in an outage, masked 500).
+ */
+async function offlineBundle(app: AppDeps, request: Request, url: URL): Promise<Response> {
+  if (request.method !== 'GET') return text(405, 'GET only\n');
+  const actor = await actorFor(app.prisma, request);
+  if (actor.kind === 'anonymous') return text(401, 'Authentication required\n');
+  if (!hasRole(actor, 'SUPPORT')) return text(403, 'Your role does not allow this\n');
+  let activationId: string;
+  try {
+    activationId = parseId(url.searchParams.get('activationId') ?? '', 'Activation', 'activationId');
+  } catch {
+    return text(400, 'Give ?activationId=<id>\n');
+  }
+  const ctx: ServiceContext = { app, prisma: app.prisma, actor, requestId: request.headers.get('x-request-id') ?? randomUUID() };
+  try {
+    const { licenseFile } = await refreshOfflineLicense(ctx, activationId);
+    const activation = await app.prisma.activation.findUniqueOrThrow({ where: { id: activationId }, include: { license: true } });
+    const { slug } = await app.prisma.tenant.findUniqueOrThrow({ where: { id: activation.tenantId }, select: { slug: true } });
+    const jwks = await signerFor(app).jwks(slug);
+    const archive = tar([
+      { name: 'license.lic', content: licenseFile },
+      { name: 'jwks.json', content: `${JSON.stringify(jwks, null, 2)}\n` },
+      { name: 'README.txt', content: readme(slug, activation.licenseId, activation.license.revision) },
+    ]);
+    return new Response(archive, {
+      status: 200,
+      headers: {
+        'content-type': 'application/x-tar',
+        'content-disposition': `attachment; filename="tessera-offline-${activation.license.key}.tar"`,
+        'cache-control': 'no-store',
+      },
+    });
+  } catch (err) {
+    if (err instanceof NotFoundError) return text(404, `${err.message}\n`);
+    if (err instanceof ConflictError) return text(409, `${err.message}\n`);
+    throw err;
+  }
+}
+
+export function offlineBundlePlugin(app: AppDeps, logger: Logger): Plugin {
+  return routePlugin(logger, BUNDLE_PATH, ({ request, url }) => offlineBundle(app, request, url));
 }

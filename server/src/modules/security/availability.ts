@@ -53,6 +53,17 @@ export function isUnstorableText(error: unknown): boolean {
 
 export const RETRY_AFTER_SECONDS = 2;
 
+/**
+ * Why a failed request may be sent again as it is: the database could not be reached, or was too busy to
+ * finish the work in time. Either way PostgreSQL rolled the work back. `message` is the caller's,
+ * `logged` the operator's.
+ */
+export function retryReason(error: unknown): { message: string; logged: string } | undefined {
+  if (isUnavailable(error)) return { message: 'The service is briefly unavailable; retry shortly', logged: 'request failed: the database is unavailable' };
+  if (isBusy(error)) return { message: 'The service is busy; retry shortly', logged: 'request failed: the database was too busy to finish it in time' };
+  return undefined;
+}
+
 const retryable = (message: string) =>
   new GraphQLError(message, {
     extensions: {
@@ -68,8 +79,8 @@ const retryable = (message: string) =>
  * instead of an opaque internal error. Either way nothing was written.
  */
 export function maskError(error: unknown, message: string, isDev?: boolean): Error {
-  if (isUnavailable(error)) return retryable('The service is briefly unavailable; retry shortly');
-  if (isBusy(error)) return retryable('The service is busy; retry shortly');
+  const retry = retryReason(error);
+  if (retry) return retryable(retry.message);
   if (isUnstorableText(error)) {
     return new GraphQLError('Text in the request contains a NUL character or an unpaired UTF-16 surrogate', { extensions: { code: 'BAD_USER_INPUT' } });
   }
@@ -80,26 +91,33 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
 const LOGGED_MESSAGE = 300;
 
 /**
- * maskError, and the error it hides in the structured log: the caller sees only "Unexpected error"
- * (or the retryable outage), the operator sees what happened and where. Only the first line of the
- * message, cut short, and the stack's frames: a database or ORM error can quote the arguments it was
+ * What the log shows of an error it hides from the caller: its type and code, the first line of its
+ * message, cut short, and its stack's frames. A database or ORM error can quote the arguments it was
  * called with (license keys among them), and those stay out of the log.
+ */
+export function loggedError(error: unknown): { type?: string; code?: string; message: string; stack?: string } {
+  const e = error as { name?: string; code?: unknown; message?: unknown; stack?: unknown };
+  // Prisma's messages open with a blank line.
+  const firstLine = (String(e?.message ?? e).split('\n').find((l) => l.trim()) ?? '').trim().slice(0, LOGGED_MESSAGE);
+  const frames = typeof e?.stack === 'string' ? e.stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 12).join('\n') : undefined;
+  return { type: e?.name, code: typeof e?.code === 'string' ? e.code : undefined, message: firstLine, stack: frames };
+}
+
+/**
+ * maskError, and the error it hides in the structured log (loggedError): the caller sees only
+ * "Unexpected error" (or the retryable outage), the operator sees what happened and where.
  */
 export function loggingMaskError(logger: Logger): typeof maskError {
   return (error, message, isDev) => {
     const masked = maskError(error, message, isDev);
     if (masked !== error) {
       const located = error as { path?: readonly (string | number)[]; originalError?: unknown };
-      const original = (located.originalError ?? error) as { name?: string; code?: unknown; message?: unknown; stack?: unknown };
-      // Prisma's messages open with a blank line.
-      const firstLine = (String(original.message ?? original).split('\n').find((l) => l.trim()) ?? '').trim().slice(0, LOGGED_MESSAGE);
-      const frames = typeof original.stack === 'string' ? original.stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 12).join('\n') : undefined;
       const code = (masked as GraphQLError).extensions?.code;
       if (code === 'BAD_USER_INPUT') return masked;
-      const retry = code === 'SERVICE_UNAVAILABLE';
+      const retry = code === 'SERVICE_UNAVAILABLE' ? retryReason(error) : undefined;
       logger[retry ? 'warn' : 'error'](
-        { path: located.path?.join('.'), error: { type: original.name, code: typeof original.code === 'string' ? original.code : undefined, message: firstLine, stack: frames } },
-        !retry ? 'request failed with an unexpected error' : isUnavailable(error) ? 'request failed: the database is unavailable' : 'request failed: the database was too busy to finish it in time',
+        { path: located.path?.join('.'), error: loggedError(located.originalError ?? error) },
+        retry ? retry.logged : 'request failed with an unexpected error',
       );
     }
     return masked;

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -278,13 +279,14 @@ describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server b
 });
 
 describe.skipIf(!testDatabaseUrl)('a spawned server whose database connections drop under it', () => {
+  let db: Awaited<ReturnType<typeof freshPostgres>>;
   let proxy: Proxy;
   let server: Awaited<ReturnType<typeof startServer>>;
   let token: string;
   let close: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    ({ proxy, server, token, close } = await serverBehindProxy());
+    ({ db, proxy, server, token, close } = await serverBehindProxy());
   });
 
   afterAll(async () => {
@@ -315,5 +317,82 @@ describe.skipIf(!testDatabaseUrl)('a spawned server whose database connections d
     const listed = await gql(server.url, token, '{ customers(first: 10) { edges { node { name } } } }');
     expect(listed.body.data.customers.edges.map((e: { node: { name: string } }) => e.node.name).sort()).toEqual([...names, 'after'].sort());
     expect(server.proc.exitCode).toBeNull();
+  });
+
+  /** What a caller could learn of the server from an error: driver or ORM text, addresses, files, frames. */
+  const LEAKS = /prisma|pg\/lib|127\.0\.0\.1|:\d{4,5}\b|\.ts:\d+|\bat \/|node_modules/i;
+
+  it('answers the routes beside /graphql with a masked, retryable 503 while the database is away, and serves them again after', async () => {
+    const auth = { authorization: `Bearer ${token}` };
+    const routes = [
+      { path: '/.well-known/jwks.json?tenant=rel', headers: {}, after: 200 },
+      { path: '/audit/export', headers: auth, after: 200 },
+      // An unknown activation: a 404 once the database answers again.
+      { path: `/offline/bundle?activationId=${randomUUID()}`, headers: auth, after: 404 },
+    ];
+    expect(await healthy(server.url)).toBe(200);
+    for (const r of routes) expect((await fetch(`${server.url}${r.path}`, { headers: r.headers })).status, r.path).toBe(r.after);
+
+    await proxy.down();
+    for (const r of routes) {
+      const res = await fetch(`${server.url}${r.path}`, { headers: r.headers, signal: AbortSignal.timeout(20_000) });
+      const text = await res.text();
+      expect(res.status, `${r.path}: ${text}`).toBe(503);
+      expect(Number(res.headers.get('retry-after')), r.path).toBeGreaterThan(0);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(JSON.parse(text)).toEqual({ errors: [{ message: expect.any(String), extensions: { code: 'SERVICE_UNAVAILABLE', retryable: true } }] });
+      expect(text).not.toMatch(LEAKS);
+    }
+    expect(server.proc.exitCode).toBeNull();
+    // The operator's log has what the callers were not shown: one warning per route, without secrets.
+    const warnings = () =>
+      server
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { level: number; msg: string; route?: string; error?: { message: string; stack?: string } })
+        .filter((l) => l.route && l.msg === 'request failed: the database is unavailable');
+    await expect.poll(() => new Set(warnings().map((l) => l.route))).toEqual(new Set(['/.well-known/jwks.json', '/audit/export', '/offline/bundle']));
+    expect(warnings().every((l) => l.level === 40 && l.error?.message && l.error.stack?.includes(' at '))).toBe(true);
+    expect(server.output()).not.toContain(token);
+
+    await proxy.up();
+    expect(await healthy(server.url)).toBe(200);
+    for (const r of routes) expect((await fetch(`${server.url}${r.path}`, { headers: r.headers })).status, r.path).toBe(r.after);
+  });
+
+  it('cuts an audit export short when the database goes away in the middle, without a stack or a wait', async () => {
+    // Four batches of 1000 events of 20 kB each: the client reads the headers and stops reading, so the
+    // server has sent the first batch and read the second when the connections drop; the third fails.
+    const direct = new pg.Client({ connectionString: db.url });
+    await direct.connect();
+    try {
+      await direct.query(
+        `INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "subjectType", "subjectId", payload)
+         SELECT t.id, 'test.bulk', 'system', 'Test', g::text, jsonb_build_object('filler', repeat('x', 20000))
+           FROM "Tenant" t, generate_series(1, 4000) g WHERE t.slug = 'rel'`,
+      );
+    } finally {
+      await direct.end();
+    }
+    expect(await healthy(server.url)).toBe(200);
+    const res = await fetch(`${server.url}/audit/export`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(20_000) });
+    expect(res.status).toBe(200);
+    await sleep(1_000);
+    await proxy.down();
+    const read = await res.text().then(
+      (text) => ({ ok: true as const, text }),
+      (err: Error) => ({ ok: false as const, err }),
+    );
+    // A broken transfer, not a short file that looks complete, nor one that never ends (the timeout).
+    expect(read.ok, read.ok ? `${read.text.length} characters` : String(read.err)).toBe(false);
+    expect(read.ok ? '' : `${read.err.name} ${String((read.err as { cause?: unknown }).cause)}`).not.toMatch(/TimeoutError|AbortError/);
+    expect(server.proc.exitCode).toBeNull();
+    await expect.poll(() => server.output()).toMatch(/"route":"\/audit\/export".*"msg":"streamed response cut short: request failed: the database is unavailable"/);
+    expect(server.output()).not.toMatch(/Unexpected error while handling request/);
+    await proxy.up();
+    expect(await healthy(server.url)).toBe(200);
+    const again = await fetch(`${server.url}/audit/export`, { headers: { authorization: `Bearer ${token}` } });
+    expect((await again.text()).trim().split('\n').length).toBeGreaterThan(4000);
   });
 });

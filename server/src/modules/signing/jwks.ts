@@ -1,5 +1,7 @@
 import type { Plugin } from 'graphql-yoga';
+import type { Logger } from 'pino';
 import type { AppDeps } from '../../context.ts';
+import { routePlugin } from '../security/routes.ts';
 import { signerFor } from './service.ts';
 
 export const JWKS_PATH = '/.well-known/jwks.json';
@@ -22,10 +24,6 @@ export async function jwksResponse(app: AppDeps, request: Request): Promise<Resp
 }
 
 /** Serves the JWKS through yoga, so in-process tests (yoga.fetch) and the HTTP server share one path. */
-export function jwksPlugin(app: AppDeps): Plugin {
-  return {
-    async onRequest({ request, url, endResponse }) {
-      if (url.pathname === JWKS_PATH) endResponse(await jwksResponse(app, request));
-    },
-  };
+export function jwksPlugin(app: AppDeps, logger: Logger): Plugin {
+  return routePlugin(logger, JWKS_PATH, ({ request }) => jwksResponse(app, request));
 }
