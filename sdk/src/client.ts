@@ -88,6 +88,9 @@ export function operationHash(name: OperationName): string {
 
 const DAY = 86_400;
 
+// Custom storages without `update`: the client serialises its own read-modify-writes per storage object.
+const storageQueues = new WeakMap<Storage, Promise<unknown>>();
+
 export class TesseraClient {
   readonly device: Fingerprint;
   private readonly storage: Storage;
@@ -168,11 +171,25 @@ export class TesseraClient {
     }
   }
 
+  /** Read-modify-write of the stored state, never interleaved with another one on the same storage. */
+  private async update(change: (state: LicenseState) => LicenseState | Promise<LicenseState>): Promise<LicenseState> {
+    if (this.storage.update) return this.storage.update(change);
+    const storage = this.storage;
+    const run = (storageQueues.get(storage) ?? Promise.resolve()).then(async () => {
+      const next = await change(await storage.load());
+      await storage.save(next);
+      return next;
+    });
+    storageQueues.set(storage, run.catch(() => {}));
+    return run;
+  }
+
   private async remember(patch: Partial<LicenseState>) {
-    const state = await this.storage.load();
-    const now = new Date().toISOString();
-    const lastSeen = state.lastSeenTime && state.lastSeenTime > now ? state.lastSeenTime : now;
-    await this.storage.save({ ...state, ...patch, lastOnlineAt: now, lastSeenTime: lastSeen });
+    await this.update((state) => {
+      const now = new Date().toISOString();
+      const lastSeen = state.lastSeenTime && state.lastSeenTime > now ? state.lastSeenTime : now;
+      return { ...state, ...patch, lastOnlineAt: now, lastSeenTime: lastSeen };
+    });
   }
 
   /** Whether the server answers through the whole API stack (persisted operation, no license involved). */
@@ -294,7 +311,7 @@ export class TesseraClient {
       });
       const features = featuresOf(payload);
       if (feature && !isEntitled(payload, feature, quantity)) return fail('FEATURE_NOT_ENTITLED');
-      await this.storage.save({ ...state, lastSeenTime: now.toISOString() > (state.lastSeenTime ?? '') ? now.toISOString() : state.lastSeenTime });
+      await this.update((s) => ({ ...s, lastSeenTime: now.toISOString() > (s.lastSeenTime ?? '') ? now.toISOString() : s.lastSeenTime }));
       return {
         valid: true,
         code: null,
@@ -342,11 +359,10 @@ export class TesseraClient {
 
   /** Frees this device's activation on the server and forgets the local token. */
   async deactivate() {
-    const { key, state } = await this.requireKey();
+    const { key } = await this.requireKey();
     const data = await this.call<{ deactivate: unknown }>('Deactivate', { input: { key, fingerprint: this.device.fingerprint } });
     const result = this.unwrap<{ activation: Activation }>(data.deactivate, 'DeactivateSuccess');
-    const { token: _t, revision: _r, ...rest } = state;
-    await this.storage.save(rest);
+    await this.update(({ token: _t, revision: _r, ...rest }) => rest);
     return result;
   }
 
@@ -417,7 +433,7 @@ export class TesseraClient {
     const { key, state } = await this.requireKey();
     const slot = `${op}:${params.meter}:${params.quantity}:${options.idempotencyKey ?? ''}`;
     const idempotencyKey = options.idempotencyKey ?? state.pendingUsage?.[slot] ?? `sdk-${randomBytes(12).toString('hex')}`;
-    await this.storage.save({ ...state, pendingUsage: { ...(state.pendingUsage ?? {}), [slot]: idempotencyKey } });
+    await this.update((s) => ({ ...s, pendingUsage: { ...(s.pendingUsage ?? {}), [slot]: idempotencyKey } }));
     const attempts = (options.retries ?? 3) + 1;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -425,10 +441,11 @@ export class TesseraClient {
           input: { key, fingerprint: this.device.fingerprint, meter: params.meter, quantity: params.quantity, idempotencyKey },
         });
         const ticket = this.unwrap<UsageTicket>(data[field], 'UsageTicket');
-        const after = await this.storage.load();
-        const pending = { ...(after.pendingUsage ?? {}) };
-        delete pending[slot];
-        await this.storage.save({ ...after, pendingUsage: pending });
+        await this.update((s) => {
+          const pending = { ...(s.pendingUsage ?? {}) };
+          delete pending[slot];
+          return { ...s, pendingUsage: pending };
+        });
         return ticket;
       } catch (err) {
         if (!(err instanceof TesseraError) || !err.transient || attempt >= attempts) throw err;
@@ -439,8 +456,11 @@ export class TesseraClient {
 
   /** Verifies an offline license file against the embedded keys and this machine, without installing it. */
   async verifyLicenseFile(file: string) {
+    return this.verifyAgainst(file, await this.storage.load());
+  }
+
+  private async verifyAgainst(file: string, state: LicenseState) {
     if (!this.options.publicKeys) throw new TesseraError('INVALID_SIGNATURE', 'no public keys are embedded to verify with');
-    const state = await this.storage.load();
     return verifyDocument(file, {
       jwks: this.options.publicKeys,
       kind: 'license',
@@ -452,16 +472,18 @@ export class TesseraClient {
 
   /** Installs a license or refresh file; a file with a lower revision than the installed one is refused. */
   async installLicenseFile(file: string) {
-    const state = await this.storage.load();
-    const verified = await this.verifyLicenseFile(file);
-    const revision = Number(verified.payload.revision ?? 0);
-    if (state.licenseFile && state.revision !== undefined && revision < state.revision) {
-      throw new TesseraError('INVALID_SIGNATURE', `refusing revision ${revision}: revision ${state.revision} is installed`);
-    }
-    const iat = typeof verified.payload.iat === 'number' ? new Date(verified.payload.iat * 1000).toISOString() : undefined;
-    const lastSeenTime = [state.lastSeenTime, iat, new Date().toISOString()].filter(Boolean).sort().at(-1);
-    await this.storage.save({ ...state, licenseFile: file, revision, lastSeenTime, key: state.key ?? (verified.payload.key as string | undefined) });
-    return verified;
+    let verified: VerifiedDocument | undefined;
+    await this.update(async (state) => {
+      verified = await this.verifyAgainst(file, state);
+      const revision = Number(verified.payload.revision ?? 0);
+      if (state.licenseFile && state.revision !== undefined && revision < state.revision) {
+        throw new TesseraError('INVALID_SIGNATURE', `refusing revision ${revision}: revision ${state.revision} is installed`);
+      }
+      const iat = typeof verified.payload.iat === 'number' ? new Date(verified.payload.iat * 1000).toISOString() : undefined;
+      const lastSeenTime = [state.lastSeenTime, iat, new Date().toISOString()].filter(Boolean).sort().at(-1);
+      return { ...state, licenseFile: file, revision, lastSeenTime, key: state.key ?? (verified.payload.key as string | undefined) };
+    });
+    return verified!;
   }
 
   /**
@@ -470,9 +492,9 @@ export class TesseraClient {
    * this machine.
    */
   async createActivationRequest(key: string): Promise<string> {
-    const state = await this.storage.load();
-    const deviceKey = (state.deviceKey as DeviceKey | undefined) ?? (await generateDeviceKey());
-    if (!state.deviceKey) await this.storage.save({ ...state, deviceKey: deviceKey as LicenseState['deviceKey'] });
+    const fresh = await generateDeviceKey();
+    const state = await this.update((s) => (s.deviceKey ? s : { ...s, deviceKey: fresh as LicenseState['deviceKey'] }));
+    const deviceKey = state.deviceKey as DeviceKey;
     return signActivationRequest(
       { tenant: this.options.tenant, key, fingerprint: this.device.fingerprint, components: this.device.components, client: this.clientInfo() },
       deviceKey,
@@ -482,10 +504,11 @@ export class TesseraClient {
   /** Counts offline consumption of a meter, to be reported in the deactivation file. */
   async recordOfflineUsage(meter: string, quantity: number): Promise<void> {
     if (!Number.isInteger(quantity) || quantity <= 0) throw new TesseraError('VALIDATION_FAILED', 'quantity must be a positive integer');
-    const state = await this.storage.load();
-    const usage = { ...(state.offlineUsage ?? {}) };
-    usage[meter] = (usage[meter] ?? 0) + quantity;
-    await this.storage.save({ ...state, offlineUsage: usage });
+    await this.update((state) => {
+      const usage = { ...(state.offlineUsage ?? {}) };
+      usage[meter] = (usage[meter] ?? 0) + quantity;
+      return { ...state, offlineUsage: usage };
+    });
   }
 
   /**
@@ -493,31 +516,34 @@ export class TesseraClient {
    * the offline consumption per meter. After this the license no longer validates here.
    */
   async createDeactivationFile(): Promise<string> {
-    const state = await this.storage.load();
-    if (!state.licenseFile) throw new TesseraError('NOT_ACTIVATED', 'no license file is installed');
-    if (!state.deviceKey) throw new TesseraError('NOT_ACTIVATED', 'this machine made no activation request, so it has no device key');
-    const { payload } = await this.verifyLicenseFile(state.licenseFile).catch(async (err) => {
-      // An expired license can still be handed back.
-      if (err instanceof TesseraError && err.code === 'LICENSE_EXPIRED') {
-        const { decodeJwt } = await import('jose');
-        return { payload: decodeJwt(unarmor(state.licenseFile!)) as Record<string, unknown> };
-      }
-      throw err;
+    let file = '';
+    await this.update(async (state) => {
+      if (!state.licenseFile) throw new TesseraError('NOT_ACTIVATED', 'no license file is installed');
+      if (!state.deviceKey) throw new TesseraError('NOT_ACTIVATED', 'this machine made no activation request, so it has no device key');
+      const { payload } = await this.verifyAgainst(state.licenseFile, state).catch(async (err) => {
+        // An expired license can still be handed back.
+        if (err instanceof TesseraError && err.code === 'LICENSE_EXPIRED') {
+          const { decodeJwt } = await import('jose');
+          return { payload: decodeJwt(unarmor(state.licenseFile!)) as Record<string, unknown> };
+        }
+        throw err;
+      });
+      file = await signDeactivation(
+        {
+          tenant: this.options.tenant,
+          licenseId: String(payload.sub),
+          activationId: String(payload.activation),
+          fingerprint: this.device.fingerprint,
+          usage: state.offlineUsage ?? {},
+        },
+        state.deviceKey as DeviceKey,
+      );
+      const { licenseFile: _f, offlineUsage: _u, revision: _r, ...rest } = state;
+      return rest;
     });
-    const file = await signDeactivation(
-      {
-        tenant: this.options.tenant,
-        licenseId: String(payload.sub),
-        activationId: String(payload.activation),
-        fingerprint: this.device.fingerprint,
-        usage: state.offlineUsage ?? {},
-      },
-      state.deviceKey as DeviceKey,
-    );
-    const { licenseFile: _f, offlineUsage: _u, revision: _r, ...rest } = state;
-    await this.storage.save(rest);
     return file;
   }
+
 }
 
 export function createClient(options: ClientOptions): TesseraClient {

@@ -13,7 +13,8 @@ export type TesseraErrorCode =
   | 'BAD_RESPONSE' // the server answered something that is not a Tessera response
   | 'GRACE_PERIOD_EXPIRED' // offline for longer than the grace period allows
   | 'CLOCK_ROLLBACK' // the system clock is earlier than a time already seen
-  | 'WRONG_TOKEN_TYPE'; // a signed document of another kind (e.g. a lease token offered as a license)
+  | 'WRONG_TOKEN_TYPE' // a signed document of another kind (e.g. a lease token offered as a license)
+  | 'STORAGE_FAILED'; // the license state could not be read or written (permissions, disk full)
 
 export class TesseraError extends Error {
   constructor(

@@ -1,5 +1,7 @@
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { TesseraError } from './errors.ts';
 
 /** What the SDK keeps between runs: the last valid token or license file and the latest time seen. */
 export interface LicenseState {
@@ -14,47 +16,135 @@ export interface LicenseState {
   lastOnlineAt?: string;
   /** Latest trustworthy time seen (server time or signed iat): the clock must not go back before it. */
   lastSeenTime?: string;
+  /** The server's clock minus this machine's at the last contact (ms): offline checks run on the server's time. */
+  clockOffsetMs?: number;
+  /**
+   * The server's last refusal of this device (revoked, released, suspended, expired, not found): offline
+   * validation fails with this code until the server answers otherwise.
+   */
+  refusal?: { code: string; at: string };
+  /** Activations whose license file was deactivated here: their files are never installed again. */
+  deactivated?: string[];
   /** The device key made for offline activation (the private half never leaves this machine). */
   deviceKey?: { publicJwk: Record<string, unknown>; privateJwk: Record<string, unknown> };
   /** Offline consumption per meter since the license file was installed, reported in the deactivation file. */
   offlineUsage?: Record<string, number>;
-  /** Idempotency keys of usage calls in flight, kept across retries and restarts. */
+  /** Idempotency keys of usage calls in flight (key -> `operation:meter:quantity`), kept across retries and restarts. */
   pendingUsage?: Record<string, string>;
 }
 
 export interface Storage {
   load(): Promise<LicenseState>;
   save(state: LicenseState): Promise<void>;
+  /**
+   * Read-modify-write as one step: no other `update` or `save` of the same storage runs in between, so
+   * concurrent calls of the client never lose each other's changes. Optional for custom storages: the
+   * client then serialises its own calls around `load` and `save`.
+   */
+  update?(change: (state: LicenseState) => LicenseState | Promise<LicenseState>): Promise<LicenseState>;
+}
+
+/** Runs tasks one after another, in call order. */
+function queue() {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(task: () => Promise<T>): Promise<T> => {
+    const run = tail.then(task, task);
+    tail = run.catch(() => {});
+    return run;
+  };
 }
 
 /** In-memory storage, for tests and short-lived tools. */
 export function memoryStorage(initial: LicenseState = {}): Storage {
   let state = structuredClone(initial);
+  const serial = queue();
   return {
     load: async () => structuredClone(state),
-    save: async (next) => {
-      state = structuredClone(next);
-    },
+    save: (next) =>
+      serial(async () => {
+        state = structuredClone(next);
+      }),
+    update: (change) =>
+      serial(async () => {
+        state = structuredClone(await change(structuredClone(state)));
+        return structuredClone(state);
+      }),
   };
 }
 
-/** A JSON file readable only by its owner (0600), replaced atomically so a crash never leaves half a file. */
+// One queue per state file in this process, whatever the number of fileStorage objects opened on it.
+const fileQueues = new Map<string, ReturnType<typeof queue>>();
+
+function storageError(file: string, err: unknown): TesseraError {
+  if (err instanceof TesseraError) return err;
+  return new TesseraError('STORAGE_FAILED', `cannot use the license state file ${file}: ${(err as Error).message}`);
+}
+
+/**
+ * A JSON file readable only by its owner (0600), replaced atomically so a crash never leaves half a file.
+ * A file that is not a state (truncated, emptied, `null`, edited by hand) is moved aside to
+ * `<file>.corrupt-<time>` and read as empty, so the client can activate again instead of being stuck.
+ */
 export function fileStorage(file: string): Storage {
-  return {
-    async load() {
-      try {
-        return JSON.parse(await readFile(file, 'utf8')) as LicenseState;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-        throw err;
-      }
-    },
-    async save(state) {
-      await mkdir(path.dirname(file), { recursive: true });
-      const tmp = `${file}.${process.pid}.tmp`;
+  const resolved = path.resolve(file);
+  let serial = fileQueues.get(resolved);
+  if (!serial) {
+    serial = queue();
+    fileQueues.set(resolved, serial);
+  }
+  const exclusive = serial;
+
+  const read = async (): Promise<{ state: LicenseState; corrupt?: string }> => {
+    let text: string;
+    try {
+      text = await readFile(resolved, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: {} };
+      throw storageError(resolved, err);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return { state: parsed as LicenseState };
+    } catch {
+      // not JSON: handled below
+    }
+    return { state: {}, corrupt: text };
+  };
+
+  const setAside = async (text: string) => {
+    // Only the file that was read: a good state written since by another call stays where it is.
+    const now = await readFile(resolved, 'utf8').catch(() => null);
+    if (now !== text) return;
+    await rename(resolved, `${resolved}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`).catch(() => {});
+  };
+
+  const write = async (state: LicenseState) => {
+    const tmp = `${resolved}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await mkdir(path.dirname(resolved), { recursive: true });
       await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
       await chmod(tmp, 0o600);
-      await rename(tmp, file);
+      await rename(tmp, resolved);
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw storageError(resolved, err);
+    }
+  };
+
+  return {
+    async load() {
+      const { state, corrupt } = await read();
+      if (corrupt !== undefined) await exclusive(() => setAside(corrupt));
+      return state;
     },
+    save: (state) => exclusive(() => write(state)),
+    update: (change) =>
+      exclusive(async () => {
+        const { state, corrupt } = await read();
+        if (corrupt !== undefined) await setAside(corrupt);
+        const next = await change(state);
+        await write(next);
+        return next;
+      }),
   };
 }
