@@ -88,6 +88,14 @@ export function operationHash(name: OperationName): string {
 
 const DAY = 86_400;
 
+/**
+ * Server answers that this device may not use the license. Remembered, so the stored token does not keep
+ * validating offline; the next successful answer clears it (suspension and expiry can be undone).
+ */
+const REFUSALS: ReadonlySet<string> = new Set<TesseraErrorCode>([
+  'LICENSE_REVOKED', 'LICENSE_SUSPENDED', 'LICENSE_EXPIRED', 'LICENSE_NOT_YET_VALID', 'LICENSE_NOT_FOUND', 'NOT_ACTIVATED', 'ACTIVATION_RELEASED',
+]);
+
 // Custom storages without `update`: the client serialises its own read-modify-writes per storage object.
 const storageQueues = new WeakMap<Storage, Promise<unknown>>();
 
@@ -184,12 +192,19 @@ export class TesseraClient {
     return run;
   }
 
+  /** A successful server answer: the offline grace starts again and any earlier refusal is over. */
   private async remember(patch: Partial<LicenseState>) {
-    await this.update((state) => {
+    await this.update(({ refusal: _, ...state }) => {
       const now = new Date().toISOString();
       const lastSeen = state.lastSeenTime && state.lastSeenTime > now ? state.lastSeenTime : now;
       return { ...state, ...patch, lastOnlineAt: now, lastSeenTime: lastSeen };
     });
+  }
+
+  /** The server refused this device (revoked, released, suspended...): offline validation fails with that code from now on. */
+  private async refused(err: unknown, key?: string) {
+    if (!(err instanceof TesseraError) || !REFUSALS.has(err.code)) return;
+    await this.update((state) => (key !== undefined && state.key !== key ? state : { ...state, refusal: { code: err.code, at: new Date().toISOString() } }));
   }
 
   /** Whether the server answers through the whole API stack (persisted operation, no license involved). */
@@ -207,7 +222,13 @@ export class TesseraClient {
     const data = await this.call<{ activate: unknown }>('Activate', {
       input: { key, fingerprint: this.device.fingerprint, components: this.device.components, client: this.clientInfo(), idempotencyKey: options.idempotencyKey },
     });
-    const result = this.unwrap<{ token: string; reused: boolean; goodwill: boolean; activation: Activation }>(data.activate, 'ActivateSuccess');
+    let result: { token: string; reused: boolean; goodwill: boolean; activation: Activation };
+    try {
+      result = this.unwrap(data.activate, 'ActivateSuccess');
+    } catch (err) {
+      await this.refused(err, key);
+      throw err;
+    }
     await this.checkToken(result.token);
     await this.remember({ key, fingerprint: this.device.fingerprint, token: result.token, revision: result.activation.license.revision });
     return result;
@@ -225,7 +246,13 @@ export class TesseraClient {
     const data = await this.call<{ heartbeat: unknown }>('Heartbeat', {
       input: { key, fingerprint: this.device.fingerprint, revision: state.revision, client: this.clientInfo() },
     });
-    const result = this.unwrap<{ updateAvailable: boolean; token: string | null; nextHeartbeatBy: string; activation: Activation }>(data.heartbeat, 'HeartbeatSuccess');
+    let result: { updateAvailable: boolean; token: string | null; nextHeartbeatBy: string; activation: Activation };
+    try {
+      result = this.unwrap(data.heartbeat, 'HeartbeatSuccess');
+    } catch (err) {
+      await this.refused(err, key);
+      throw err;
+    }
     if (result.token) await this.checkToken(result.token);
     await this.remember({ ...(result.token ? { token: result.token } : {}), revision: result.activation.license.revision });
     return result;
@@ -285,7 +312,11 @@ export class TesseraClient {
       });
       const v = data.validateLicense;
       if (!v || typeof v.valid !== 'boolean') throw new TesseraError('BAD_RESPONSE', 'unexpected response shape');
-      await this.remember({});
+      if (v.code === 'RATE_LIMITED') throw new TesseraError('RATE_LIMITED', 'the server asks to slow down');
+      // Only an answer that the license and this device are in order starts the grace period again; the
+      // server checks the feature last, so a missing feature says the license itself is fine.
+      if (v.valid || v.code === 'FEATURE_NOT_ENTITLED') await this.remember({});
+      else await this.refused(new TesseraError(v.code ?? 'BAD_RESPONSE', 'refused by the server'), key);
       return { valid: v.valid, code: v.code, license: v.license, offline: false };
     } catch (err) {
       if (!(err instanceof TesseraError) || !err.transient) throw err;
@@ -295,6 +326,7 @@ export class TesseraClient {
 
   private async validateOffline(state: LicenseState, feature?: string, quantity?: number): Promise<ValidationResult> {
     const fail = (code: TesseraErrorCode): ValidationResult => ({ valid: false, code, license: null, offline: true });
+    if (state.refusal) return fail(state.refusal.code as TesseraErrorCode);
     if (!state.token || !this.options.publicKeys) return fail('NOT_ACTIVATED');
     const now = new Date();
     const grace = (this.options.gracePeriodSeconds ?? 7 * DAY) * 1000;
@@ -341,6 +373,7 @@ export class TesseraClient {
     if (!this.options.publicKeys) throw new TesseraError('INVALID_SIGNATURE', 'no public keys are embedded to verify with');
     const state = await this.storage.load();
     if (state.licenseFile) return entitlement(await this.verifyLicenseFile(state.licenseFile), feature);
+    if (state.refusal) throw new TesseraError(state.refusal.code as TesseraErrorCode, `the server refused this device (${state.refusal.code}) at ${state.refusal.at}`);
     if (!state.token) throw new TesseraError('NOT_ACTIVATED', 'this device has not been activated');
     const verified = await verifyDocument(state.token, {
       jwks: this.options.publicKeys,
@@ -361,7 +394,13 @@ export class TesseraClient {
   async deactivate() {
     const { key } = await this.requireKey();
     const data = await this.call<{ deactivate: unknown }>('Deactivate', { input: { key, fingerprint: this.device.fingerprint } });
-    const result = this.unwrap<{ activation: Activation }>(data.deactivate, 'DeactivateSuccess');
+    let result: { activation: Activation };
+    try {
+      result = this.unwrap(data.deactivate, 'DeactivateSuccess');
+    } catch (err) {
+      await this.refused(err, key);
+      throw err;
+    }
     await this.update(({ token: _t, revision: _r, ...rest }) => rest);
     return result;
   }

@@ -186,6 +186,62 @@ describe('offline fallback and grace', () => {
   });
 });
 
+describe('server refusals are remembered offline', () => {
+  const admin = (mutation: string, licenseId: string) => s.gql(`mutation($id: ID!) { ${mutation}(input: { licenseId: $id }) { __typename } }`, { id: licenseId }, { token });
+  const unreachable = (storage: Storage) => client(storage, { endpoint: 'http://127.0.0.1:9/graphql', timeoutMs: 2000 });
+
+  it('a released activation (heartbeat answers ACTIVATION_RELEASED) no longer validates offline', async () => {
+    const { key } = await newLicense({ entitlements: [{ feature: 'projects', limit: 5 }] });
+    const storage = memoryStorage();
+    const c = client(storage);
+    const a = await c.activate(key);
+    ok(await s.gql(`mutation($id: ID!) { releaseActivation(input: { activationId: $id }) { __typename } }`, { id: a.activation.id }, { token }));
+    expect(await code(c.heartbeat())).toBe('ACTIVATION_RELEASED');
+    expect(await unreachable(storage).validate({ feature: 'export' })).toMatchObject({ valid: false, offline: true, code: 'ACTIVATION_RELEASED' });
+    expect(await code(c.limitOf('projects'))).toBe('ACTIVATION_RELEASED');
+    // Activating again is the way back.
+    await c.activate(key);
+    expect(await unreachable(storage).validate({ feature: 'export' })).toMatchObject({ valid: true, offline: true });
+  });
+
+  it('a revoked license (validate answers valid:false) fails offline and does not extend the grace period', async () => {
+    const lic = await newLicense();
+    const storage = memoryStorage();
+    const c = client(storage);
+    await c.activate(lic.key);
+    ok(await admin('revokeLicense', lic.id));
+    const lastOnlineAt = new Date(Date.now() - 6.9 * 86400_000).toISOString();
+    await storage.save({ ...(await storage.load()), lastOnlineAt });
+    expect(await c.validate()).toMatchObject({ valid: false, offline: false, code: 'LICENSE_REVOKED' });
+    expect((await storage.load()).lastOnlineAt).toBe(lastOnlineAt);
+    expect(await unreachable(storage).validate()).toMatchObject({ valid: false, offline: true, code: 'LICENSE_REVOKED' });
+  });
+
+  it('a suspended license fails offline until the server answers again after reinstatement', async () => {
+    const lic = await newLicense();
+    const storage = memoryStorage();
+    const c = client(storage);
+    await c.activate(lic.key);
+    ok(await admin('suspendLicense', lic.id));
+    expect(await c.validate()).toMatchObject({ valid: false, code: 'LICENSE_SUSPENDED' });
+    expect(await unreachable(storage).validate()).toMatchObject({ valid: false, offline: true, code: 'LICENSE_SUSPENDED' });
+    expect(await code(c.heartbeat())).toBe('LICENSE_SUSPENDED');
+    expect((await storage.load()).token).toBeTruthy(); // reversible: the activation is kept
+    ok(await admin('reinstateLicense', lic.id));
+    expect(await c.validate()).toMatchObject({ valid: true, offline: false });
+    expect(await unreachable(storage).validate()).toMatchObject({ valid: true, offline: true });
+  });
+
+  it('a feature the license lacks is no refusal of the license: offline validation still works', async () => {
+    const { key } = await newLicense();
+    const storage = memoryStorage();
+    const c = client(storage);
+    await c.activate(key);
+    expect(await c.validate({ feature: 'render' })).toMatchObject({ valid: false, code: 'FEATURE_NOT_ENTITLED' });
+    expect(await unreachable(storage).validate({ feature: 'export' })).toMatchObject({ valid: true, offline: true });
+  });
+});
+
 describe('misbehaving servers', () => {
   let fake: Server;
   let fakeBase: string;
