@@ -96,6 +96,19 @@ const REFUSALS: ReadonlySet<string> = new Set<TesseraErrorCode>([
   'LICENSE_REVOKED', 'LICENSE_SUSPENDED', 'LICENSE_EXPIRED', 'LICENSE_NOT_YET_VALID', 'LICENSE_NOT_FOUND', 'NOT_ACTIVATED', 'ACTIVATION_RELEASED',
 ]);
 
+// Idempotency keys of usage calls running in this process: no other call may adopt them.
+const usageInFlight = new Set<string>();
+
+/** State files written before keys were stored per call held `operation:meter:quantity:` -> key. */
+function migratePendingUsage(pending: Record<string, string> = {}): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(pending)) {
+    if (/^(RecordUsage|AuthorizeUsage):.*:$/.test(k)) out[v] = k.slice(0, -1);
+    else if (!/^(RecordUsage|AuthorizeUsage):/.test(k)) out[k] = v;
+  }
+  return out;
+}
+
 // Custom storages without `update`: the client serialises its own read-modify-writes per storage object.
 const storageQueues = new WeakMap<Storage, Promise<unknown>>();
 
@@ -469,24 +482,54 @@ export class TesseraClient {
     params: { meter: string; quantity: number },
     options: { idempotencyKey?: string; retries?: number },
   ): Promise<UsageTicket> {
-    const { key, state } = await this.requireKey();
-    const slot = `${op}:${params.meter}:${params.quantity}:${options.idempotencyKey ?? ''}`;
-    const idempotencyKey = options.idempotencyKey ?? state.pendingUsage?.[slot] ?? `sdk-${randomBytes(12).toString('hex')}`;
-    await this.update((s) => ({ ...s, pendingUsage: { ...(s.pendingUsage ?? {}), [slot]: idempotencyKey } }));
-    const attempts = (options.retries ?? 3) + 1;
+    const { key } = await this.requireKey();
+    const purpose = `${op}:${params.meter}:${params.quantity}`;
+    // A key the caller gives is the caller's to keep. A generated one is stored until the server answers:
+    // a later call for the same use adopts a key left by an earlier run (crashed, or out of retries), but
+    // never one that a call still in flight in this process holds, which would count two uses once.
+    let idempotencyKey = options.idempotencyKey;
+    if (!idempotencyKey) {
+      await this.update((s) => {
+        const pending = migratePendingUsage(s.pendingUsage);
+        idempotencyKey = Object.entries(pending).find(([k, p]) => p === purpose && !usageInFlight.has(k))?.[0] ?? `sdk-${randomBytes(12).toString('hex')}`;
+        usageInFlight.add(idempotencyKey);
+        return { ...s, pendingUsage: { ...pending, [idempotencyKey]: purpose } };
+      });
+    }
+    try {
+      return await this.usageAttempts(op, field, params, key, idempotencyKey!, options.idempotencyKey === undefined, options.retries);
+    } finally {
+      usageInFlight.delete(idempotencyKey!);
+    }
+  }
+
+  private async usageAttempts(
+    op: 'RecordUsage' | 'AuthorizeUsage',
+    field: 'recordUsage' | 'authorizeUsage',
+    params: { meter: string; quantity: number },
+    key: string,
+    idempotencyKey: string,
+    stored: boolean,
+    retries = 3,
+  ): Promise<UsageTicket> {
+    const forget = () =>
+      this.update((s) => {
+        const pending = { ...(s.pendingUsage ?? {}) };
+        delete pending[idempotencyKey];
+        return { ...s, pendingUsage: pending };
+      });
+    const attempts = retries + 1;
     for (let attempt = 1; ; attempt++) {
       try {
         const data = await this.call<Record<string, unknown>>(op, {
           input: { key, fingerprint: this.device.fingerprint, meter: params.meter, quantity: params.quantity, idempotencyKey },
         });
         const ticket = this.unwrap<UsageTicket>(data[field], 'UsageTicket');
-        await this.update((s) => {
-          const pending = { ...(s.pendingUsage ?? {}) };
-          delete pending[slot];
-          return { ...s, pendingUsage: pending };
-        });
+        if (stored) await forget();
         return ticket;
       } catch (err) {
+        // The server's refusal (quota, key reused) is its final answer for this key: a new call gets a new one.
+        if (stored && err instanceof TesseraError && !err.transient) await forget();
         if (!(err instanceof TesseraError) || !err.transient || attempt >= attempts) throw err;
         await new Promise((r) => setTimeout(r, 2 ** attempt * 250));
       }

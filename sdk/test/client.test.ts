@@ -242,6 +242,56 @@ describe('server refusals are remembered offline', () => {
   });
 });
 
+describe('metered usage', () => {
+  let meteredEdition: string;
+  beforeAll(async () => {
+    const productId = ok(await s.gql(`mutation { createProduct(input: { name: "Render", code: "render" }) { ... on Product { id } } }`, {}, { token })).createProduct.id;
+    ok(await s.gql(`mutation($p: ID!) { createMeter(input: { productId: $p, code: "api", name: "API calls" }) { __typename } }`, { p: productId }, { token }));
+    meteredEdition = ok(
+      await s.gql(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { ... on Edition { id } } }`, {
+        input: { productId, name: 'Metered', code: 'metered', licenseType: 'PERPETUAL', maxActivations: 2, meters: [{ meter: 'api', quota: 1000, period: 'NONE' }] },
+      }, { token }),
+    ).createEdition.id;
+  });
+  const used = async (licenseId: string) => {
+    const rows = await s.db.prisma.usageBalance.findMany({ where: { licenseId: Buffer.from(licenseId, 'base64').toString().split(':')[1]! } });
+    return rows.reduce((sum, r) => sum + Number(r.used), 0);
+  };
+
+  it('counts two concurrent recordUsage calls of the same meter and quantity twice', async () => {
+    const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`, { input: { editionId: meteredEdition } }, { token })).createLicense.license;
+    const storage = memoryStorage();
+    const c = client(storage);
+    await c.activate(lic.key);
+    const first = c.recordUsage('api', 1);
+    await new Promise((r) => setImmediate(r)); // the first call has stored its pending key
+    const tickets = await Promise.all([first, c.recordUsage('api', 1), c.recordUsage('api', 1)]);
+    expect(new Set(tickets.map((t) => t.id)).size).toBe(3);
+    expect(await used(lic.id)).toBe(3);
+    expect((await storage.load()).pendingUsage).toEqual({});
+  });
+
+  it('retries an unanswered call with its key, even from the next run, so it counts once', async () => {
+    const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`, { input: { editionId: meteredEdition } }, { token })).createLicense.license;
+    const storage = memoryStorage();
+    await client(storage).activate(lic.key);
+    // The server records the use, and the answer is lost on the way back.
+    const lossy: typeof fetch = async (url, init) => {
+      await fetch(url, init);
+      throw new TypeError('connection reset');
+    };
+    expect(await code(client(storage, { fetch: lossy }).recordUsage('api', 1, { retries: 0 }))).toBe('NETWORK_ERROR');
+    expect(await used(lic.id)).toBe(1);
+    expect(Object.keys((await storage.load()).pendingUsage ?? {})).toHaveLength(1);
+    // The next run asks again for the same use: the kept key makes it the same call.
+    await client(storage).recordUsage('api', 1);
+    expect(await used(lic.id)).toBe(1);
+    expect((await storage.load()).pendingUsage).toEqual({});
+    await client(storage).recordUsage('api', 1);
+    expect(await used(lic.id)).toBe(2);
+  });
+});
+
 describe('misbehaving servers', () => {
   let fake: Server;
   let fakeBase: string;
