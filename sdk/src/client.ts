@@ -8,6 +8,7 @@ import { collectFingerprint, type Fingerprint } from './fingerprint.ts';
 import { type OperationName, OPERATIONS } from './operations.ts';
 import { fileStorage, type LicenseState, type Storage } from './storage.ts';
 import { type DeviceKey, generateDeviceKey, signActivationRequest, signDeactivation } from './offline.ts';
+import { decodeJwt } from 'jose';
 import { unarmor, verifyDocument, type VerifiedDocument } from './verify.ts';
 
 export interface ClientOptions {
@@ -129,11 +130,16 @@ export class TesseraClient {
 
   /** One GraphQL call: hash first (persisted), the full text only if the server asks for it. */
   private async call<T>(name: OperationName, variables: Record<string, unknown>): Promise<T> {
+    return (await this.request<T>(name, variables)).data;
+  }
+
+  /** A call and the server's clock when it answered (its Date header), when it sent one. */
+  private async request<T>(name: OperationName, variables: Record<string, unknown>): Promise<{ data: T; serverTime: Date | null }> {
     const persisted = this.options.persisted ?? true;
     const extensions = { persistedQuery: { version: 1, sha256Hash: operationHash(name) } };
-    let body = await this.post(persisted ? { operationName: name, variables, extensions } : { operationName: name, variables, query: OPERATIONS[name] });
+    let { body, serverTime } = await this.post(persisted ? { operationName: name, variables, extensions } : { operationName: name, variables, query: OPERATIONS[name] });
     if (persisted && body.errors?.some((e) => /PersistedQueryNotFound/i.test(e.message ?? '') || e.extensions?.code === 'PERSISTED_QUERY_NOT_FOUND')) {
-      body = await this.post({ operationName: name, variables, extensions, query: OPERATIONS[name] });
+      ({ body, serverTime } = await this.post({ operationName: name, variables, extensions, query: OPERATIONS[name] }));
     }
     if (body.errors?.length) {
       const code = body.errors[0]?.extensions?.code;
@@ -141,10 +147,10 @@ export class TesseraClient {
       throw new TesseraError('BAD_RESPONSE', `the server refused the request: ${body.errors[0]?.message ?? 'unknown error'}`);
     }
     if (!body.data || typeof body.data !== 'object') throw new TesseraError('BAD_RESPONSE', 'the server answered without data');
-    return body.data as T;
+    return { data: body.data as T, serverTime };
   }
 
-  private async post(payload: unknown): Promise<{ data?: unknown; errors?: { message?: string; extensions?: { code?: string } }[] }> {
+  private async post(payload: unknown): Promise<{ body: { data?: unknown; errors?: { message?: string; extensions?: { code?: string } }[] }; serverTime: Date | null }> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.options.timeoutMs ?? 10_000);
     let res: Response;
@@ -165,7 +171,9 @@ export class TesseraClient {
     try {
       const body = (await res.json()) as { data?: unknown; errors?: { message?: string; extensions?: { code?: string } }[] };
       if (typeof body !== 'object' || body === null) throw new Error('not an object');
-      return body;
+      const date = res.headers.get('date');
+      const serverTime = date ? new Date(date) : null;
+      return { body, serverTime: serverTime && !Number.isNaN(serverTime.getTime()) ? serverTime : null };
     } catch {
       throw new TesseraError('BAD_RESPONSE', `the server answered HTTP ${res.status} with something that is not GraphQL`);
     }
@@ -181,15 +189,36 @@ export class TesseraClient {
     return r as T;
   }
 
-  /** Verifies a token the server returned before keeping it: a bad signature never replaces a good one. */
-  private async checkToken(token: string): Promise<VerifiedDocument | null> {
+  /**
+   * Verifies a token the server returned before keeping it: a bad signature never replaces a good one. Its
+   * times are checked on the server's clock (the answer's Date header, else the token's own iat), so a
+   * token just issued is not refused because this machine's clock is wrong.
+   */
+  private async checkToken(token: string, serverTime: Date | null): Promise<VerifiedDocument | null> {
     if (!this.options.publicKeys) return null;
+    let now = serverTime;
+    if (!now) {
+      try {
+        const { iat } = decodeJwt(unarmor(token));
+        if (typeof iat === 'number') now = new Date(iat * 1000);
+      } catch {
+        // not a JWT: the verification below says so
+      }
+    }
     try {
-      return await verifyDocument(token, { jwks: this.options.publicKeys, kind: 'activation', issuer: this.options.tenant, fingerprint: this.device.fingerprint });
+      return await verifyDocument(token, { jwks: this.options.publicKeys, kind: 'activation', issuer: this.options.tenant, fingerprint: this.device.fingerprint, now: now ?? undefined });
     } catch (err) {
-      if (err instanceof TesseraError && err.code === 'LICENSE_EXPIRED') throw err;
+      if (err instanceof TesseraError) throw new TesseraError(err.code, `the server's token is refused: ${err.message}`);
       throw new TesseraError('INVALID_SIGNATURE', `the server's token does not verify under the embedded keys: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * This machine's clock corrected by the server's, as measured at the last contact: offline checks
+   * (grace, expiry, clock rollback) run on it, so a clock that is wrong but steady changes nothing.
+   */
+  private trustedNow(state: LicenseState): Date {
+    return new Date(Date.now() + (state.clockOffsetMs ?? 0));
   }
 
   /** Read-modify-write of the stored state, never interleaved with another one on the same storage. */
@@ -205,12 +234,18 @@ export class TesseraClient {
     return run;
   }
 
-  /** A successful server answer: the offline grace starts again and any earlier refusal is over. */
-  private async remember(patch: Partial<LicenseState>) {
+  /**
+   * A successful server answer: the offline grace starts again and any earlier refusal is over. With the
+   * server's time, the clock offset is measured again and the latest time seen restarts from the
+   * server's now (a clock that once ran fast leaves nothing behind); without it, it only moves forward.
+   */
+  private async remember(patch: Partial<LicenseState>, serverTime: Date | null = null) {
+    const local = Date.now();
     await this.update(({ refusal: _, ...state }) => {
-      const now = new Date().toISOString();
-      const lastSeen = state.lastSeenTime && state.lastSeenTime > now ? state.lastSeenTime : now;
-      return { ...state, ...patch, lastOnlineAt: now, lastSeenTime: lastSeen };
+      const clockOffsetMs = serverTime ? serverTime.getTime() - local : state.clockOffsetMs;
+      const now = new Date(local + (clockOffsetMs ?? 0)).toISOString();
+      const lastSeen = !serverTime && state.lastSeenTime && state.lastSeenTime > now ? state.lastSeenTime : now;
+      return { ...state, ...patch, lastOnlineAt: now, lastSeenTime: lastSeen, ...(clockOffsetMs !== undefined ? { clockOffsetMs } : {}) };
     });
   }
 
@@ -232,7 +267,7 @@ export class TesseraClient {
 
   /** Binds this device to the license key (or single-use token key). Re-activating is free (`reused`). */
   async activate(key: string, options: { idempotencyKey?: string } = {}) {
-    const data = await this.call<{ activate: unknown }>('Activate', {
+    const { data, serverTime } = await this.request<{ activate: unknown }>('Activate', {
       input: { key, fingerprint: this.device.fingerprint, components: this.device.components, client: this.clientInfo(), idempotencyKey: options.idempotencyKey },
     });
     let result: { token: string; reused: boolean; goodwill: boolean; activation: Activation };
@@ -242,8 +277,8 @@ export class TesseraClient {
       await this.refused(err, key);
       throw err;
     }
-    await this.checkToken(result.token);
-    await this.remember({ key, fingerprint: this.device.fingerprint, token: result.token, revision: result.activation.license.revision });
+    await this.checkToken(result.token, serverTime);
+    await this.remember({ key, fingerprint: this.device.fingerprint, token: result.token, revision: result.activation.license.revision }, serverTime);
     return result;
   }
 
@@ -255,8 +290,13 @@ export class TesseraClient {
 
   /** One heartbeat; a changed license (renewal, new features) comes back as a fresh token. */
   async heartbeat() {
+    return (await this.beat()).result;
+  }
+
+  /** A heartbeat, and how long the server gives until the next one (measured on the server's clock when it tells it). */
+  private async beat() {
     const { key, state } = await this.requireKey();
-    const data = await this.call<{ heartbeat: unknown }>('Heartbeat', {
+    const { data, serverTime } = await this.request<{ heartbeat: unknown }>('Heartbeat', {
       input: { key, fingerprint: this.device.fingerprint, revision: state.revision, client: this.clientInfo() },
     });
     let result: { updateAvailable: boolean; token: string | null; nextHeartbeatBy: string; activation: Activation };
@@ -266,9 +306,12 @@ export class TesseraClient {
       await this.refused(err, key);
       throw err;
     }
-    if (result.token) await this.checkToken(result.token);
-    await this.remember({ ...(result.token ? { token: result.token } : {}), revision: result.activation.license.revision });
-    return result;
+    if (result.token) await this.checkToken(result.token, serverTime);
+    await this.remember({ ...(result.token ? { token: result.token } : {}), revision: result.activation.license.revision }, serverTime);
+    const nextBy = new Date(result.nextHeartbeatBy).getTime();
+    // Without the server's clock, a deadline already past on ours says our clock is off, not that the server is in a hurry.
+    const untilNext = serverTime ? nextBy - serverTime.getTime() : nextBy - Date.now() > 1000 ? nextBy - Date.now() : null;
+    return { result, untilNext };
   }
 
   /**
@@ -290,10 +333,10 @@ export class TesseraClient {
     };
     const beat = async () => {
       try {
-        const r = await this.heartbeat();
+        const { result: r, untilNext } = await this.beat();
         failures = 0;
         if (r.updateAvailable && r.token) handlers.onUpdate?.(r.token);
-        interval = Math.max(1000, new Date(r.nextHeartbeatBy).getTime() - Date.now());
+        interval = Math.max(1000, untilNext ?? (handlers.fallbackSeconds ?? 300) * 1000);
         schedule(interval * (0.7 + Math.random() * 0.2));
       } catch (err) {
         const e = err instanceof TesseraError ? err : new TesseraError('BAD_RESPONSE', String(err));
@@ -320,7 +363,7 @@ export class TesseraClient {
   async validate(options: { feature?: string; quantity?: number; version?: string } = {}): Promise<ValidationResult> {
     const { key, state } = await this.requireKey();
     try {
-      const data = await this.call<{ validateLicense: { valid: boolean; code: TesseraErrorCode | null; license: LicenseInfo | null } }>('ValidateLicense', {
+      const { data, serverTime } = await this.request<{ validateLicense: { valid: boolean; code: TesseraErrorCode | null; license: LicenseInfo | null } }>('ValidateLicense', {
         input: { key, fingerprint: this.device.fingerprint, version: options.version ?? this.options.appVersion, feature: options.feature, quantity: options.quantity },
       });
       const v = data.validateLicense;
@@ -328,7 +371,7 @@ export class TesseraClient {
       if (v.code === 'RATE_LIMITED') throw new TesseraError('RATE_LIMITED', 'the server asks to slow down');
       // Only an answer that the license and this device are in order starts the grace period again; the
       // server checks the feature last, so a missing feature says the license itself is fine.
-      if (v.valid || v.code === 'FEATURE_NOT_ENTITLED') await this.remember({});
+      if (v.valid || v.code === 'FEATURE_NOT_ENTITLED') await this.remember({}, serverTime);
       else await this.refused(new TesseraError(v.code ?? 'BAD_RESPONSE', 'refused by the server'), key);
       return { valid: v.valid, code: v.code, license: v.license, offline: false };
     } catch (err) {
@@ -341,7 +384,7 @@ export class TesseraClient {
     const fail = (code: TesseraErrorCode): ValidationResult => ({ valid: false, code, license: null, offline: true });
     if (state.refusal) return fail(state.refusal.code as TesseraErrorCode);
     if (!state.token || !this.options.publicKeys) return fail('NOT_ACTIVATED');
-    const now = new Date();
+    const now = this.trustedNow(state);
     const grace = (this.options.gracePeriodSeconds ?? 7 * DAY) * 1000;
     if (state.lastSeenTime && now.getTime() + 300_000 < new Date(state.lastSeenTime).getTime()) return fail('CLOCK_ROLLBACK');
     if (!state.lastOnlineAt || now.getTime() - new Date(state.lastOnlineAt).getTime() > grace) return fail('GRACE_PERIOD_EXPIRED');
@@ -393,6 +436,7 @@ export class TesseraClient {
       kind: 'activation',
       issuer: this.options.tenant,
       fingerprint: this.device.fingerprint,
+      now: this.trustedNow(state),
       lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
     });
     return entitlement(verified, feature);
@@ -548,6 +592,7 @@ export class TesseraClient {
       kind: 'license',
       issuer: this.options.tenant,
       fingerprint: this.device.fingerprint,
+      now: this.trustedNow(state),
       lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
     });
   }
@@ -562,7 +607,7 @@ export class TesseraClient {
         throw new TesseraError('INVALID_SIGNATURE', `refusing revision ${revision}: revision ${state.revision} is installed`);
       }
       const iat = typeof verified.payload.iat === 'number' ? new Date(verified.payload.iat * 1000).toISOString() : undefined;
-      const lastSeenTime = [state.lastSeenTime, iat, new Date().toISOString()].filter(Boolean).sort().at(-1);
+      const lastSeenTime = [state.lastSeenTime, iat, this.trustedNow(state).toISOString()].filter(Boolean).sort().at(-1);
       return { ...state, licenseFile: file, revision, lastSeenTime, key: state.key ?? (verified.payload.key as string | undefined) };
     });
     return verified!;
@@ -605,7 +650,6 @@ export class TesseraClient {
       const { payload } = await this.verifyAgainst(state.licenseFile, state).catch(async (err) => {
         // An expired license can still be handed back.
         if (err instanceof TesseraError && err.code === 'LICENSE_EXPIRED') {
-          const { decodeJwt } = await import('jose');
           return { payload: decodeJwt(unarmor(state.licenseFile!)) as Record<string, unknown> };
         }
         throw err;

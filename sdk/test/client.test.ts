@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JSONWebKeySet, SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../server/test/harness.ts';
 import { createClient, type TesseraClient } from '../src/client.ts';
 import { TesseraError } from '../src/errors.ts';
@@ -239,6 +239,69 @@ describe('server refusals are remembered offline', () => {
     await c.activate(key);
     expect(await c.validate({ feature: 'render' })).toMatchObject({ valid: false, code: 'FEATURE_NOT_ENTITLED' });
     expect(await unreachable(storage).validate({ feature: 'export' })).toMatchObject({ valid: true, offline: true });
+  });
+});
+
+describe('a machine clock that is wrong', () => {
+  const unreachable = (storage: Storage) => client(storage, { endpoint: 'http://127.0.0.1:9/graphql', timeoutMs: 2000 });
+  /** The server as seen from a machine whose clock is `skewMs` ahead: every time it sends reads `skewMs` earlier. */
+  function fastClock(skewMs: number, counter: { beats: number }, options: { dropDate?: boolean } = {}): typeof fetch {
+    return async (url, init) => {
+      const res = await fetch(url, init);
+      const body = await res.json();
+      const headers = new Headers({ 'content-type': 'application/json' });
+      const date = res.headers.get('date');
+      if (date && !options.dropDate) headers.set('date', new Date(new Date(date).getTime() - skewMs).toUTCString());
+      if (body?.data?.heartbeat) {
+        counter.beats++;
+        if (body.data.heartbeat.nextHeartbeatBy) body.data.heartbeat.nextHeartbeatBy = new Date(new Date(body.data.heartbeat.nextHeartbeatBy).getTime() - skewMs).toISOString();
+      }
+      return new Response(JSON.stringify(body), { status: res.status, headers });
+    };
+  }
+
+  it('ten minutes fast: the heartbeat loop waits the server interval instead of beating every second', async () => {
+    const { key } = await newLicense();
+    for (const dropDate of [false, true]) {
+      const counter = { beats: 0 };
+      const storage = memoryStorage();
+      await client(storage).activate(key);
+      const loop = client(storage, { fetch: fastClock(600_000, counter, { dropDate }) }).startHeartbeat();
+      await new Promise((r) => setTimeout(r, 2500));
+      await loop.stop();
+      expect({ dropDate, beats: counter.beats }).toEqual({ dropDate, beats: 1 });
+    }
+  });
+
+  it('ten minutes slow: activation online works and the token validates offline right away', async () => {
+    const { key } = await newLicense();
+    // The server answers in real time; from the moment its answer is in, this machine's clock reads 10 minutes earlier.
+    const slowClock: typeof fetch = async (url, init) => {
+      const res = await fetch(url, init);
+      const text = await res.text();
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() - 600_000 });
+      return new Response(text, { status: res.status, headers: res.headers });
+    };
+    const storage = memoryStorage();
+    try {
+      const a = await client(storage, { fetch: slowClock }).activate(key);
+      expect((await storage.load()).token).toBe(a.token);
+      expect(await unreachable(storage).validate({ feature: 'export' })).toMatchObject({ valid: true, offline: true });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('once 3 days fast: a successful server answer ends the CLOCK_ROLLBACK that time left behind', async () => {
+    const { key } = await newLicense({ entitlements: [{ feature: 'projects', limit: 5 }] });
+    const storage = memoryStorage();
+    const c = client(storage);
+    await c.activate(key);
+    await storage.save({ ...(await storage.load()), lastSeenTime: new Date(Date.now() + 3 * 86400_000).toISOString() });
+    expect(await unreachable(storage).validate()).toMatchObject({ valid: false, code: 'CLOCK_ROLLBACK' });
+    expect(await c.validate()).toMatchObject({ valid: true, offline: false });
+    expect(await c.limitOf('projects')).toBe(5);
+    expect(await unreachable(storage).validate()).toMatchObject({ valid: true, offline: true });
   });
 });
 
