@@ -97,6 +97,9 @@ const REFUSALS: ReadonlySet<string> = new Set<TesseraErrorCode>([
   'LICENSE_REVOKED', 'LICENSE_SUSPENDED', 'LICENSE_EXPIRED', 'LICENSE_NOT_YET_VALID', 'LICENSE_NOT_FOUND', 'NOT_ACTIVATED', 'ACTIVATION_RELEASED',
 ]);
 
+/** Answers after which the heartbeat loop stops for good: the license is over or this activation is gone. */
+const FINAL_FOR_HEARTBEATS: ReadonlySet<string> = new Set<TesseraErrorCode>(['LICENSE_REVOKED', 'LICENSE_EXPIRED', 'ACTIVATION_RELEASED', 'NOT_ACTIVATED', 'LICENSE_NOT_FOUND']);
+
 // Idempotency keys of usage calls running in this process: no other call may adopt them.
 const usageInFlight = new Set<string>();
 
@@ -341,7 +344,9 @@ export class TesseraClient {
       } catch (err) {
         const e = err instanceof TesseraError ? err : new TesseraError('BAD_RESPONSE', String(err));
         handlers.onError?.(e);
-        if (!e.transient) return; // revoked, released, expired: beating again will not help
+        // Revoked, expired, released, gone: beating again will not help. Anything else (network, a
+        // suspension that can be lifted) is tried again, backing off up to the server's interval.
+        if (FINAL_FOR_HEARTBEATS.has(e.code)) return;
         failures++;
         schedule(Math.min(interval, 2 ** Math.min(failures, 10) * 1000) * (0.8 + Math.random() * 0.4));
       }

@@ -232,6 +232,48 @@ describe('server refusals are remembered offline', () => {
     expect(await unreachable(storage).validate()).toMatchObject({ valid: true, offline: true });
   });
 
+  it('the heartbeat loop keeps beating through a suspension and is back to normal after reinstatement', async () => {
+    const lic = await newLicense();
+    const storage = memoryStorage();
+    await client(storage).activate(lic.key);
+    ok(await admin('suspendLicense', lic.id));
+    const answers: string[] = [];
+    const watching: typeof fetch = async (url, init) => {
+      const res = await fetch(url, init);
+      const text = await res.text();
+      const beat = JSON.parse(text)?.data?.heartbeat;
+      if (beat) answers.push(beat.code ?? beat.__typename);
+      return new Response(text, { status: res.status, headers: res.headers });
+    };
+    const errors: string[] = [];
+    const loop = client(storage, { fetch: watching }).startHeartbeat({ onError: (e) => errors.push(e.code), fallbackSeconds: 2 });
+    await new Promise((r) => setTimeout(r, 300));
+    ok(await admin('reinstateLicense', lic.id));
+    await new Promise((r) => setTimeout(r, 2700));
+    await loop.stop();
+    expect(errors).toEqual(['LICENSE_SUSPENDED']);
+    expect(answers).toEqual(['LICENSE_SUSPENDED', 'HeartbeatSuccess']);
+    expect(await unreachable(storage).validate()).toMatchObject({ valid: true, offline: true });
+  });
+
+  it('the heartbeat loop stops for good when the activation is released', async () => {
+    const { key } = await newLicense();
+    const storage = memoryStorage();
+    const a = await client(storage).activate(key);
+    ok(await s.gql(`mutation($id: ID!) { releaseActivation(input: { activationId: $id }) { __typename } }`, { id: a.activation.id }, { token }));
+    let calls = 0;
+    const counting: typeof fetch = (url, init) => {
+      calls++;
+      return fetch(url, init);
+    };
+    const errors: string[] = [];
+    const loop = client(storage, { fetch: counting }).startHeartbeat({ onError: (e) => errors.push(e.code), fallbackSeconds: 1 });
+    await new Promise((r) => setTimeout(r, 2500));
+    await loop.stop();
+    expect(errors).toEqual(['ACTIVATION_RELEASED']);
+    expect(calls).toBe(1);
+  });
+
   it('a feature the license lacks is no refusal of the license: offline validation still works', async () => {
     const { key } = await newLicense();
     const storage = memoryStorage();
