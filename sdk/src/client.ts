@@ -592,7 +592,7 @@ export class TesseraClient {
 
   private async verifyAgainst(file: string, state: LicenseState) {
     if (!this.options.publicKeys) throw new TesseraError('INVALID_SIGNATURE', 'no public keys are embedded to verify with');
-    return verifyDocument(file, {
+    const verified = await verifyDocument(file, {
       jwks: this.options.publicKeys,
       kind: 'license',
       issuer: this.options.tenant,
@@ -600,6 +600,11 @@ export class TesseraClient {
       now: this.trustedNow(state),
       lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
     });
+    // Its deactivation file may already have freed the seat for another machine.
+    if (typeof verified.payload.activation === 'string' && state.deactivated?.includes(verified.payload.activation)) {
+      throw new TesseraError('ACTIVATION_RELEASED', 'this license file was deactivated on this machine; ask the vendor for a new one');
+    }
+    return verified;
   }
 
   /** Installs a license or refresh file; a file with a lower revision than the installed one is refused. */
@@ -670,7 +675,7 @@ export class TesseraClient {
         state.deviceKey as DeviceKey,
       );
       const { licenseFile: _f, offlineUsage: _u, revision: _r, ...rest } = state;
-      return rest;
+      return { ...rest, deactivated: [...(state.deactivated ?? []), String(payload.activation)] };
     });
     return file;
   }
