@@ -5,8 +5,9 @@
  *   tessera-client request <key> [-o file]     write an offline activation request file
  *   tessera-client install <file>              verify and install a license (or refresh) file
  *   tessera-client verify <file>               verify a license file without installing it
- *   tessera-client status                      what is installed, and whether it is valid now
+ *   tessera-client status                      what is installed, and whether it is valid now (exit 1 if not)
  *   tessera-client deactivate --offline [-o f] remove the license, write the signed deactivation file
+ *                                              (offline deactivation is the only kind here: the flag is required)
  * Options: --tenant <slug> (required), --jwks <file> (the vendor's public keys), --state <file>
  * (default ~/.tessera/<tenant>.json), --json for machine-readable output.
  */
@@ -19,30 +20,50 @@ import { createClient } from './client.ts';
 import { TesseraError } from './errors.ts';
 import { fileStorage } from './storage.ts';
 import { entitlementsOf } from './entitlements.ts';
+import { verifyDocument } from './verify.ts';
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    tenant: { type: 'string' },
-    jwks: { type: 'string' },
-    state: { type: 'string' },
-    endpoint: { type: 'string', default: 'http://localhost:4000/graphql' },
-    output: { type: 'string', short: 'o' },
-    json: { type: 'boolean', default: false },
-    offline: { type: 'boolean', default: true },
-  },
-});
+const USAGE = 'usage: tessera-client <fingerprint|request <key>|install <file>|verify <file>|status|deactivate --offline> --tenant <slug> [--jwks file] [--state file] [-o file] [--json]';
+const json = process.argv.includes('--json');
 
-function out(json: unknown, human: string) {
-  console.log(values.json ? JSON.stringify(json) : human);
+/** Bad arguments: the usage line (and a JSON error under --json), exit 2. */
+function usage(message?: string): number {
+  if (json) console.log(JSON.stringify({ error: { code: 'USAGE', message: message ?? USAGE } }));
+  if (message) console.error(`tessera-client: ${message}`);
+  console.error(USAGE);
+  return 2;
+}
+
+function parse() {
+  return parseArgs({
+    allowPositionals: true,
+    options: {
+      tenant: { type: 'string' },
+      jwks: { type: 'string' },
+      state: { type: 'string' },
+      endpoint: { type: 'string', default: 'http://localhost:4000/graphql' },
+      output: { type: 'string', short: 'o' },
+      json: { type: 'boolean', default: false },
+      offline: { type: 'boolean', default: false },
+    },
+  });
+}
+
+function out(value: unknown, human: string) {
+  console.log(json ? JSON.stringify(value) : human);
 }
 
 async function main(): Promise<number> {
-  const [command, arg] = positionals;
-  if (!command || !values.tenant) {
-    console.error('usage: tessera-client <fingerprint|request|install|verify|status|deactivate --offline> --tenant <slug> [--jwks file] [--state file] [--json]');
-    return 2;
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse();
+  } catch (err) {
+    return usage((err as Error).message);
   }
+  const { values, positionals } = parsed;
+  const [command, arg] = positionals;
+  if (!command) return usage();
+  if (!values.tenant) return usage('--tenant <slug> is required');
+  if (command === 'deactivate' && !values.offline) return usage('deactivate needs --offline: this tool only writes the offline deactivation file');
   const publicKeys = values.jwks ? (JSON.parse(readFileSync(values.jwks, 'utf8')) as JSONWebKeySet) : undefined;
   const statePath = values.state ?? path.join(os.homedir(), '.tessera', `${values.tenant}.json`);
   const client = createClient({ endpoint: values.endpoint!, tenant: values.tenant, publicKeys, storage: fileStorage(statePath) });
@@ -83,8 +104,22 @@ async function main(): Promise<number> {
         return 1;
       }
       try {
-        const v = state.licenseFile ? await client.verifyLicenseFile(state.licenseFile) : null;
-        out({ installed: true, valid: true, revision: state.revision, claims: v?.payload ?? null }, `license installed and valid (revision ${state.revision})`);
+        let v;
+        if (state.licenseFile) v = await client.verifyLicenseFile(state.licenseFile);
+        else {
+          // An activation token: the same checks as offline validation, on the clock corrected at the last contact.
+          if (state.refusal) throw new TesseraError(state.refusal.code as TesseraError['code'], `the server refused this device at ${state.refusal.at}`);
+          if (!publicKeys) throw new TesseraError('INVALID_SIGNATURE', 'cannot verify the activation token without the vendor keys (--jwks)');
+          v = await verifyDocument(state.token!, {
+            jwks: publicKeys,
+            kind: 'activation',
+            issuer: values.tenant,
+            fingerprint: client.device.fingerprint,
+            now: new Date(Date.now() + (state.clockOffsetMs ?? 0)),
+            lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
+          });
+        }
+        out({ installed: true, valid: true, revision: state.revision, claims: v.payload }, `license installed and valid (revision ${state.revision})`);
         return 0;
       } catch (err) {
         const e = err as TesseraError;
@@ -93,8 +128,7 @@ async function main(): Promise<number> {
       }
     }
     default:
-      console.error(`unknown command ${command}`);
-      return 2;
+      return usage(`unknown command ${command}`);
   }
 }
 
@@ -102,7 +136,7 @@ main().then(
   (code) => process.exit(code),
   (err) => {
     const e = err instanceof TesseraError ? err : new TesseraError('BAD_RESPONSE', String((err as Error).message ?? err));
-    if (values.json) console.log(JSON.stringify({ error: { code: e.code, message: e.message } }));
+    if (json) console.log(JSON.stringify({ error: { code: e.code, message: e.message } }));
     else console.error(`${e.code}: ${e.message}`);
     process.exit(1);
   },

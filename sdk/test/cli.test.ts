@@ -1,0 +1,92 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { JSONWebKeySet } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ok, startTestServer, type TestServer } from '../../server/test/harness.ts';
+import { createClient } from '../src/client.ts';
+import { fileStorage } from '../src/storage.ts';
+
+// tessera-client as customers run it: a separate process, on this machine's real fingerprint.
+
+let s: TestServer;
+let base: string;
+let slug: string;
+let token: string;
+let editionId: string;
+let dir: string;
+let jwksFile: string;
+let jwks: JSONWebKeySet;
+
+function cli(...args: string[]) {
+  return spawnSync(process.execPath, [path.join(import.meta.dirname, '../bin/tessera-client.mjs'), ...args], { encoding: 'utf8', timeout: 30_000 });
+}
+
+beforeAll(async () => {
+  s = await startTestServer();
+  await new Promise<void>((r) => s.app.server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(s.app.server.address() as AddressInfo).port}`;
+  ({ slug, token } = await s.tenant());
+  const productId = ok(await s.gql(`mutation { createProduct(input: { name: "CAD", code: "cad" }) { ... on Product { id } } }`, {}, { token })).createProduct.id;
+  editionId = ok(
+    await s.gql(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { ... on Edition { id } } }`, {
+      input: { productId, name: 'Pro', code: 'pro', licenseType: 'SUBSCRIPTION', validityDays: 30, maxActivations: 2 },
+    }, { token }),
+  ).createEdition.id;
+  jwks = (await (await fetch(`${base}/.well-known/jwks.json?tenant=${slug}`)).json()) as JSONWebKeySet;
+  dir = mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-'));
+  jwksFile = path.join(dir, 'jwks.json');
+  writeFileSync(jwksFile, JSON.stringify(jwks));
+});
+afterAll(() => s.close());
+
+describe('status', () => {
+  it('verifies a stored activation token: garbage is not valid (exit 1)', () => {
+    const state = path.join(dir, 'garbage.json');
+    writeFileSync(state, JSON.stringify({ key: 'LIC-X', token: 'garbage.not.a-token', revision: 1 }));
+    const r = cli('status', '--tenant', slug, '--jwks', jwksFile, '--state', state, '--json');
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ installed: true, valid: false, code: 'INVALID_SIGNATURE' });
+  });
+
+  it('reports a real activation token of this machine valid (exit 0), and not once the server refused it', async () => {
+    const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`, { input: { editionId } }, { token })).createLicense.license;
+    const state = path.join(dir, 'real.json');
+    const c = createClient({ endpoint: `${base}/graphql`, tenant: slug, publicKeys: jwks, storage: fileStorage(state) });
+    await c.activate(lic.key);
+    const good = cli('status', '--tenant', slug, '--jwks', jwksFile, '--state', state, '--json');
+    expect(good.status).toBe(0);
+    expect(JSON.parse(good.stdout)).toMatchObject({ installed: true, valid: true });
+    expect(cli('status', '--tenant', slug, '--state', state, '--json').status).toBe(1); // nothing to verify it with
+
+    ok(await s.gql(`mutation($id: ID!) { revokeLicense(input: { licenseId: $id }) { __typename } }`, { id: lic.id }, { token }));
+    expect(await c.validate()).toMatchObject({ valid: false, code: 'LICENSE_REVOKED' });
+    const revoked = cli('status', '--tenant', slug, '--jwks', jwksFile, '--state', state, '--json');
+    expect(revoked.status).toBe(1);
+    expect(JSON.parse(revoked.stdout)).toMatchObject({ valid: false, code: 'LICENSE_REVOKED' });
+  });
+});
+
+describe('arguments', () => {
+  it.each([
+    ['an unknown option', ['status', '--tenant', 'acme', '--bogus']],
+    ['an option without its value', ['status', '--json', '--tenant']],
+    ['no command', ['--tenant', 'acme']],
+    ['an unknown command', ['frobnicate', '--tenant', 'acme']],
+    ['deactivate without --offline', ['deactivate', '--tenant', 'acme']],
+  ])('exit 2 with the usage line for %s, and a JSON error under --json', (_, args) => {
+    const r = cli(...args, '--json');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^usage: tessera-client/m);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'USAGE' } });
+  });
+
+  it('deactivate --offline without an installed license fails typed (exit 1)', () => {
+    const r = cli('deactivate', '--offline', '--tenant', 'acme', '--state', path.join(dir, 'none.json'), '--json');
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'NOT_ACTIVATED' } });
+  });
+});
