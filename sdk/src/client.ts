@@ -362,8 +362,9 @@ export class TesseraClient {
   }
 
   /**
-   * Online validation, falling back to the stored signed token when the server cannot be reached:
-   * valid offline for `gracePeriodSeconds` after the last contact, with clock-rollback detection.
+   * Online validation, falling back to the signed material on this machine when the server cannot be
+   * reached: an installed license file until it expires, else the stored activation token for
+   * `gracePeriodSeconds` after the last contact; with clock-rollback detection either way.
    */
   async validate(options: { feature?: string; quantity?: number; version?: string } = {}): Promise<ValidationResult> {
     const { key, state } = await this.requireKey();
@@ -388,20 +389,24 @@ export class TesseraClient {
   private async validateOffline(state: LicenseState, feature?: string, quantity?: number): Promise<ValidationResult> {
     const fail = (code: TesseraErrorCode): ValidationResult => ({ valid: false, code, license: null, offline: true });
     if (state.refusal) return fail(state.refusal.code as TesseraErrorCode);
-    if (!state.token || !this.options.publicKeys) return fail('NOT_ACTIVATED');
+    if ((!state.token && !state.licenseFile) || !this.options.publicKeys) return fail('NOT_ACTIVATED');
     const now = this.trustedNow(state);
     const grace = (this.options.gracePeriodSeconds ?? 7 * DAY) * 1000;
     if (state.lastSeenTime && now.getTime() + 300_000 < new Date(state.lastSeenTime).getTime()) return fail('CLOCK_ROLLBACK');
-    if (!state.lastOnlineAt || now.getTime() - new Date(state.lastOnlineAt).getTime() > grace) return fail('GRACE_PERIOD_EXPIRED');
+    // An installed license file (air-gapped activation) is this machine's license until it expires, with
+    // no server contact to wait for; an activation token holds for the grace period after the last contact.
+    if (!state.licenseFile && (!state.lastOnlineAt || now.getTime() - new Date(state.lastOnlineAt).getTime() > grace)) return fail('GRACE_PERIOD_EXPIRED');
     try {
-      const { payload } = await verifyDocument(state.token, {
-        jwks: this.options.publicKeys,
-        kind: 'activation',
-        issuer: this.options.tenant,
-        fingerprint: this.device.fingerprint,
-        now,
-        lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
-      });
+      const { payload } = state.licenseFile
+        ? await this.verifyAgainst(state.licenseFile, state)
+        : await verifyDocument(state.token!, {
+            jwks: this.options.publicKeys,
+            kind: 'activation',
+            issuer: this.options.tenant,
+            fingerprint: this.device.fingerprint,
+            now,
+            lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
+          });
       const features = featuresOf(payload);
       if (feature && !isEntitled(payload, feature, quantity)) return fail('FEATURE_NOT_ENTITLED');
       await this.update((s) => ({ ...s, lastSeenTime: now.toISOString() > (s.lastSeenTime ?? '') ? now.toISOString() : s.lastSeenTime }));

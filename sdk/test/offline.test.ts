@@ -63,6 +63,18 @@ beforeAll(async () => {
 });
 afterAll(() => s.close());
 
+describe('validation on an air-gapped machine', () => {
+  it('validate() decides from the installed license file when the server cannot be reached', async () => {
+    const lic = await license();
+    const m = machine(2);
+    await m.installLicenseFile(await issue(lic.id, await m.createActivationRequest(lic.key)));
+    expect(await m.validate({ feature: 'export' })).toMatchObject({ valid: true, offline: true, code: null, license: { features: ['export'] } });
+    expect(await m.validate({ feature: 'render' })).toMatchObject({ valid: false, offline: true, code: 'FEATURE_NOT_ENTITLED' });
+    await m.createDeactivationFile();
+    expect(await m.validate()).toMatchObject({ valid: false, offline: true, code: 'NOT_ACTIVATED' });
+  });
+});
+
 describe('deactivation files', () => {
   it('a deactivated license file is never installed or verified again here; a new one for the machine is', async () => {
     const lic = await license();
