@@ -81,7 +81,8 @@ function verifyWithNode(jws: string, header: ReturnType<typeof decodeProtectedHe
   // The algorithm is pinned: `none`, HS256 keyed with the public key and anything else are refused.
   if (header.alg !== 'EdDSA' || header.crit !== undefined || (header as { b64?: unknown }).b64 !== undefined) throw bad();
   const keys = nodeKeysOf(options.jwks);
-  const candidates = header.kid !== undefined ? [keys.byKid.get(header.kid)].filter((k) => k !== undefined) : keys.all;
+  // As jose does: without a kid the document names no key, which is only unambiguous when there is one.
+  const candidates = header.kid !== undefined ? [keys.byKid.get(header.kid)].filter((k) => k !== undefined) : keys.all.length === 1 ? keys.all : [];
   const dot = jws.lastIndexOf('.');
   const signingInput = Buffer.from(jws.slice(0, dot));
   const signature = Buffer.from(jws.slice(dot + 1), 'base64url');
@@ -95,7 +96,11 @@ function verifyWithNode(jws: string, header: ReturnType<typeof decodeProtectedHe
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw bad();
   const seconds = now.getTime() / 1000;
   if (options.issuer !== undefined && payload.iss !== options.issuer) throw new TesseraError('INVALID_SIGNATURE', 'claim "iss" is not acceptable');
-  if (payload.exp !== undefined && (typeof payload.exp !== 'number' || payload.exp <= seconds - SKEW_SECONDS)) {
+  // Time claims of another type are refused as jose refuses them (JWTClaimValidationFailed), not ignored.
+  for (const claim of ['exp', 'iat'] as const) {
+    if (payload[claim] !== undefined && typeof payload[claim] !== 'number') throw new TesseraError('INVALID_SIGNATURE', `claim "${claim}" is not acceptable`);
+  }
+  if (payload.exp !== undefined && payload.exp <= seconds - SKEW_SECONDS) {
     throw new TesseraError('LICENSE_EXPIRED', 'the license has expired');
   }
   if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || payload.nbf > seconds + SKEW_SECONDS)) {

@@ -104,6 +104,18 @@ describe.each([
     expect(await code(verifyLicenseFile(await sign({}, { iat: now + 86400 }), { jwks }))).toBe('CLOCK_ROLLBACK');
   });
 
+  it('refuses, the same way on both engines, a document without kid under several keys and claims of the wrong type', async () => {
+    const both: JSONWebKeySet = { keys: [...jwks.keys, ...otherJwks.keys] };
+    const noKid = (signer: KeyLike) => new SignJWT({ fingerprint: 'fp-1' }).setProtectedHeader({ alg: 'EdDSA', typ: 'tessera-license+jwt' }).setIssuer('acme').setIssuedAt().sign(signer);
+    const raw = (claims: Record<string, unknown>) => new SignJWT({ iss: 'acme', fingerprint: 'fp-1', ...claims }).setProtectedHeader({ alg: 'EdDSA', typ: 'tessera-license+jwt', kid: 'k1' }).sign(key);
+    expect(await code(verifyLicenseFile(await noKid(key), { jwks: both }))).toBe('INVALID_SIGNATURE');
+    expect(await code(verifyLicenseFile(await noKid(otherKey), { jwks: both }))).toBe('INVALID_SIGNATURE');
+    expect(await code(verifyLicenseFile(await noKid(key), { jwks }))).toBe('OK'); // one key: it is the one
+    const now = Math.floor(Date.now() / 1000);
+    expect(await code(verifyLicenseFile(await raw({ iat: now, exp: String(now + 3600) }), { jwks }))).toBe('INVALID_SIGNATURE');
+    expect(await code(verifyLicenseFile(await raw({ iat: String(now + 86400 * 10) }), { jwks }))).toBe('INVALID_SIGNATURE');
+  });
+
   it('verifies activation tokens only as activation tokens', async () => {
     const token = await sign({}, { typ: 'tessera-activation+jwt' });
     expect(await code(verifyDocument(token, { jwks, kind: 'activation', fingerprint: 'fp-1' }))).toBe('OK');
