@@ -478,19 +478,25 @@ export class TesseraClient {
    */
   async checkoutSeat(options: { user?: string; department?: string; wait?: boolean; onLost?: (err: TesseraError) => void } = {}) {
     const { key } = await this.requireKey();
-    const data = await this.call<{ checkoutSeat: { __typename: string; position?: number } }>('CheckoutSeat', {
+    const { data, serverTime } = await this.request<{ checkoutSeat: { __typename: string; position?: number } }>('CheckoutSeat', {
       input: { key, fingerprint: this.device.fingerprint, user: options.user, department: options.department, wait: options.wait, idempotencyKey: randomUUID() },
     });
     if (data.checkoutSeat?.__typename === 'SeatQueued') return { queued: data.checkoutSeat.position ?? 0 } as const;
     let lease = this.unwrap<SeatLease>(data.checkoutSeat, 'SeatLease');
+    // What is left of the lease by the server's clock (its Date header); this machine's may be off. Without
+    // the header, an expiry already past on our clock says our clock is off: keep the last length known.
+    let left = new Date(lease.expiresAt).getTime() - (serverTime ?? new Date()).getTime();
+    if (left <= 1000 && !serverTime) left = 60_000;
     let timer: NodeJS.Timeout | undefined;
     let released = false;
     const renew = () => {
-      const ms = Math.max(1000, (new Date(lease.expiresAt).getTime() - Date.now()) / 2);
+      const ms = Math.max(1000, left / 2);
       timer = setTimeout(async () => {
         try {
-          const r = await this.call<{ heartbeatSeat: unknown }>('HeartbeatSeat', { input: { leaseId: lease.id, key } });
-          lease = this.unwrap<SeatLease>(r.heartbeatSeat, 'SeatLease');
+          const r = await this.request<{ heartbeatSeat: unknown }>('HeartbeatSeat', { input: { leaseId: lease.id, key } });
+          lease = this.unwrap<SeatLease>(r.data.heartbeatSeat, 'SeatLease');
+          const remaining = new Date(lease.expiresAt).getTime() - (r.serverTime ?? new Date()).getTime();
+          if (r.serverTime || remaining > 1000) left = remaining;
           if (!released) renew();
         } catch (err) {
           const e = err instanceof TesseraError ? err : new TesseraError('BAD_RESPONSE', String(err));

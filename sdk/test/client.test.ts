@@ -16,6 +16,7 @@ let slug: string;
 let token: string;
 let jwks: JSONWebKeySet;
 let editionId: string;
+let cadProductId: string;
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -62,6 +63,7 @@ beforeAll(async () => {
   ({ slug, token } = await s.tenant());
   const product = ok(await s.gql(`mutation { createProduct(input: { name: "CAD", code: "cad" }) { ... on Product { id } } }`, {}, { token }));
   const productId = product.createProduct.id;
+  cadProductId = productId;
   ok(await s.gql(`mutation($p: ID!) { createFeature(input: { productId: $p, code: "export", name: "Export" }) { __typename } }`, { p: productId }, { token }));
   ok(await s.gql(`mutation($p: ID!) { createFeature(input: { productId: $p, code: "projects", name: "Projects" }) { __typename } }`, { p: productId }, { token }));
   const edition = ok(
@@ -312,6 +314,40 @@ describe('a machine clock that is wrong', () => {
       await new Promise((r) => setTimeout(r, 2500));
       await loop.stop();
       expect({ dropDate, beats: counter.beats }).toEqual({ dropDate, beats: 1 });
+    }
+  });
+
+  it('ten minutes fast: a floating seat is renewed at half its lease, not every second', async () => {
+    const floating = ok(
+      await s.gql(
+        `mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } ... on Error { message } } }`,
+        { input: { productId: cadProductId, name: 'Float', code: 'float', licenseType: 'FLOATING', provisioning: 'FLOATING', seats: 2, leaseSeconds: 120 } },
+        { token },
+      ),
+    ).createEdition.id;
+    const { key } = await newLicense({ editionId: floating });
+    for (const dropDate of [false, true]) {
+      let renewals = 0;
+      const skew = 600_000;
+      const fast: typeof fetch = async (url, init) => {
+        const res = await fetch(url, init);
+        const body = await res.json();
+        const headers = new Headers({ 'content-type': 'application/json' });
+        const date = res.headers.get('date');
+        if (date && !dropDate) headers.set('date', new Date(new Date(date).getTime() - skew).toUTCString());
+        if (body?.data?.heartbeatSeat) renewals++;
+        for (const lease of [body?.data?.checkoutSeat, body?.data?.heartbeatSeat]) {
+          if (lease?.expiresAt) lease.expiresAt = new Date(new Date(lease.expiresAt).getTime() - skew).toISOString();
+        }
+        return new Response(JSON.stringify(body), { status: res.status, headers });
+      };
+      const storage = memoryStorage();
+      await storage.save({ key });
+      const seat = await client(storage, { fetch: fast }).checkoutSeat();
+      if (!('release' in seat)) throw new Error('no seat');
+      await new Promise((r) => setTimeout(r, 2500));
+      await seat.release();
+      expect({ dropDate, renewals }).toEqual({ dropDate, renewals: 0 });
     }
   });
 
