@@ -5,7 +5,8 @@ import { type Database, openDatabase } from '@tessera/db/database';
 import { openEmbedded } from '@tessera/db/embedded';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestDatabase, testDatabaseUrl } from './harness.ts';
+import { freshPostgres, openTestDatabase, testDatabaseUrl } from './harness.ts';
+import { Proxy } from './proxy.ts';
 
 /*
  * The raw SQL channel's named statements (the hot paths' batched statements run through them): on
@@ -191,5 +192,55 @@ describe.runIf(!testDatabaseUrl)('a socket client and the server on one PGlite s
     await server;
     expect(await rows()).toEqual([2]);
     await embedded.db.sql.exec('DELETE FROM w');
+  });
+});
+
+describe.skipIf(!testDatabaseUrl)('a PostgreSQL connection lost while the server holds it', () => {
+  let pgdb: Awaited<ReturnType<typeof freshPostgres>>;
+  let proxy: Proxy;
+  let db: Database;
+  beforeAll(async () => {
+    pgdb = await freshPostgres(testDatabaseUrl!);
+    const target = new URL(testDatabaseUrl!);
+    proxy = new Proxy({ host: target.hostname, port: Number(target.port || 5432) });
+    await proxy.up();
+    const viaProxy = new URL(pgdb.url);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    db = await openDatabase({ url: viaProxy.toString() });
+  });
+  afterAll(async () => {
+    await db?.close();
+    await proxy?.down();
+    await pgdb?.drop();
+  });
+
+  // pg reports a connection that ends between two queries as an 'error' event on its client, which
+  // crashed the process when nobody listened (the pool listens only while the client is idle).
+  it('fails the transaction or session that held it, and the next one gets a new connection', async () => {
+    const crashes: unknown[] = [];
+    const onUncaught = (err: unknown) => crashes.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const cut = async () => {
+        await proxy.down();
+        await new Promise((r) => setTimeout(r, 100));
+        await proxy.up();
+      };
+      await expect(db.transaction(async (tx) => {
+        await tx.query('SELECT 1');
+        await cut();
+        return tx.query('SELECT 2');
+      })).rejects.toThrow();
+      await expect(db.session(async (s) => {
+        await s.query('SELECT 1');
+        await cut();
+        return s.query('SELECT 2');
+      })).rejects.toThrow();
+      expect(crashes).toEqual([]);
+      expect(await db.sql.query('SELECT 3 AS n')).toEqual([{ n: 3 }]);
+      expect(await db.transaction((tx) => tx.query('SELECT 4 AS n'))).toEqual([{ n: 4 }]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
   });
 });

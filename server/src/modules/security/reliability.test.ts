@@ -2,7 +2,6 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -11,61 +10,11 @@ import pg from 'pg';
 import WebSocket from 'ws';
 import { operationHash } from '../../../../sdk/src/client.ts';
 import { freshPostgres, testDatabaseUrl } from '../../../test/harness.ts';
+import { Proxy } from '../../../test/proxy.ts';
 import { generateKey } from '../licenses/keys.ts';
 
 const root = path.resolve(import.meta.dirname, '../../../..');
 const tsx = path.join(root, 'node_modules/.bin/tsx');
-
-/** A TCP proxy to PostgreSQL that the test can cut (refuse and drop connections), restore, or hold. */
-class Proxy {
-  private server: Server | null = null;
-  private sockets = new Set<Socket>();
-  private held = false;
-  private waiting: (() => void)[] = [];
-  port = 0;
-  constructor(private target: { host: string; port: number }) {}
-
-  async up(): Promise<void> {
-    this.server = createServer((client) => {
-      const upstream = new Socket();
-      this.sockets.add(client).add(upstream);
-      const forget = () => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on('error', forget).on('close', forget);
-      upstream.on('error', forget).on('close', forget);
-      upstream.connect(this.target.port, this.target.host);
-      client.on('data', (chunk) => {
-        if (!this.held) upstream.write(chunk);
-        else this.waiting.push(() => upstream.write(chunk));
-      });
-      upstream.pipe(client);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
-    this.port = (this.server!.address() as { port: number }).port;
-  }
-
-  /** Refuses new connections and drops the open ones: the database is unreachable. */
-  async down(): Promise<void> {
-    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    this.server = null;
-    await closed;
-  }
-
-  hold() {
-    this.held = true;
-  }
-
-  release() {
-    this.held = false;
-    for (const w of this.waiting.splice(0)) w();
-  }
-}
 
 async function startServer(env: Record<string, string>): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
   const proc = spawn(tsx, [path.join(root, 'server/src/main.ts')], {
