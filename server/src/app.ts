@@ -4,8 +4,8 @@ import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import { migrate, openDatabase, type Database } from '@tessera/db/database';
-import { execute, type ExecutionArgs, GraphQLError, subscribe } from 'graphql';
-import type { CloseCode } from 'graphql-ws';
+import { type DocumentNode, execute, type ExecutionArgs, GraphQLError, subscribe } from 'graphql';
+import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
@@ -55,6 +55,8 @@ export interface BuildOptions {
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 /** How often each instance looks for devices past their inactivity limit (safe with N instances). */
 const RECLAIM_INTERVAL_MS = 30_000;
+/** RFC 6455's "Try Again Later": graphql-ws clients reconnect after it (they give up after 1011 and 4500). */
+const TRY_AGAIN_LATER = 1013 as CloseCode;
 /** How often open sockets' credentials are re-checked (revocation and sign-out close them at once). */
 const SOCKET_RECHECK_MS = 60_000;
 /** How long stop() waits for in-flight HTTP requests before closing the remaining connections. */
@@ -228,6 +230,18 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const wss = new WebSocketServer({ server, path: '/graphql' });
   const sockets = socketGuardOf(deps, (err) => security.logger.error({ err: err.message }, 'sockets: credential re-check failed'));
   sockets.start(SOCKET_RECHECK_MS);
+  /**
+   * What graphql-ws sends for an operation that failed before it ran, masked and logged as yoga does over
+   * HTTP (security/availability.ts): a GraphQLError of the client's own making (syntax, a document limit)
+   * as it is, a database outage as the retryable SERVICE_UNAVAILABLE, anything else as "Unexpected error.".
+   */
+  const operationErrors = (err: unknown): GraphQLError[] => {
+    const masked = security.yogaOptions.maskedErrors.maskError(err, 'Unexpected error.');
+    return [masked instanceof GraphQLError ? masked : new GraphQLError(masked.message)];
+  };
+  /** The code yoga gives the same error over HTTP, so clients tell a bad document from the rest. */
+  const coded = (e: GraphQLError, code: string) =>
+    e.extensions.code ? e : new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, originalError: e.originalError, extensions: { ...e.extensions, code } });
   const wsServer = useServer<Record<string, unknown> | undefined, { actor?: Actor; bearer?: string | null; session?: string | null; clientIp?: string | null }>(
     {
       // onSubscribe puts yoga's enveloped execute/subscribe on rootValue.
@@ -239,53 +253,76 @@ export async function buildApp(options: BuildOptions): Promise<App> {
       // the upgrade, which counts only from an origin allowed to use cookies. Once connected, the socket
       // closes (4403) when its credential is revoked, signed out or expires (security/sockets.ts).
       onConnect: async (ctx) => {
-        const raw = ctx.connectionParams?.authorization;
-        let bearer: string | null = null;
-        let session: string | null = null;
-        if (raw == null || raw === '') {
-          const { headers } = ctx.extra.request;
-          if (!socketOriginAllowed(headers.origin, headers.host, config.security.corsOrigins)) return false;
-          session = cookieValue(headers.cookie ?? null, SESSION_COOKIE);
-        } else {
-          bearer = bearerOf(typeof raw === 'string' ? raw : null);
+        try {
+          const raw = ctx.connectionParams?.authorization;
+          let bearer: string | null = null;
+          let session: string | null = null;
+          if (raw == null || raw === '') {
+            const { headers } = ctx.extra.request;
+            if (!socketOriginAllowed(headers.origin, headers.host, config.security.corsOrigins)) return false;
+            session = cookieValue(headers.cookie ?? null, SESSION_COOKIE);
+          } else {
+            bearer = bearerOf(typeof raw === 'string' ? raw : null);
+          }
+          const actor = await authenticate(deps.prisma, bearer, session);
+          if (actor.kind === 'anonymous') return false;
+          ctx.extra.actor = actor;
+          ctx.extra.bearer = bearer;
+          ctx.extra.session = session;
+          // Client operations over the socket meet the same per-IP limits as over HTTP.
+          const { headers, socket } = ctx.extra.request;
+          ctx.extra.clientIp = clientIp(headers['x-forwarded-for'], socket.remoteAddress, config.security.trustProxy);
+          sockets.track(ctx.extra.socket, actor, { bearer, session });
+          return true;
+        } catch (err) {
+          // Thrown, graphql-ws would print it (console.error) and close with 4500, which its clients never
+          // retry. The error goes to the log instead; a database that cannot be reached or is too busy closes
+          // with 1013 (Try Again Later), which graphql-ws clients (the console's too) retry, anything else
+          // with 4500. graphql-ws's own close for `false` (4403) then finds the socket closing and does nothing.
+          const [masked] = operationErrors(err);
+          if (masked!.extensions.code === 'SERVICE_UNAVAILABLE') ctx.extra.socket.close(TRY_AGAIN_LATER, masked!.message);
+          else ctx.extra.socket.close(CloseCode.InternalServerError, 'Internal server error');
+          return false;
         }
-        const actor = await authenticate(deps.prisma, bearer, session);
-        if (actor.kind === 'anonymous') return false;
-        ctx.extra.actor = actor;
-        ctx.extra.bearer = bearer;
-        ctx.extra.session = session;
-        // Client operations over the socket meet the same per-IP limits as over HTTP.
-        const { headers, socket } = ctx.extra.request;
-        ctx.extra.clientIp = clientIp(headers['x-forwarded-for'], socket.remoteAddress, config.security.trustProxy);
-        sockets.track(ctx.extra.socket, actor, { bearer, session });
-        return true;
       },
       onSubscribe: async (ctx, _id, params) => {
-        const actor = await authenticate(deps.prisma, ctx.extra.bearer ?? null, ctx.extra.session ?? null);
-        if (actor.kind === 'anonymous') {
-          return [new GraphQLError('Authentication required', { extensions: { code: 'UNAUTHENTICATED' } })];
+        // A bad document (syntax, document limits), an outage or anything unexpected answers this operation
+        // with an error message; thrown, it would close the socket (4500) with every other operation on it.
+        try {
+          const actor = await authenticate(deps.prisma, ctx.extra.bearer ?? null, ctx.extra.session ?? null);
+          if (actor.kind === 'anonymous') {
+            return [new GraphQLError('Authentication required', { extensions: { code: 'UNAUTHENTICATED' } })];
+          }
+          ctx.extra.actor = actor;
+          const { schema: s, execute: exec, subscribe: sub, contextFactory, parse, validate } = yoga.getEnveloped({
+            ...ctx,
+            req: ctx.extra.request,
+            socket: ctx.extra.socket,
+            params,
+            actor: ctx.extra.actor,
+            clientIp: ctx.extra.clientIp,
+            requestId: randomUUID(),
+          });
+          let document: DocumentNode;
+          try {
+            document = parse(params.query);
+          } catch (err) {
+            if (err instanceof GraphQLError) return [coded(err, 'GRAPHQL_PARSE_FAILED')];
+            throw err;
+          }
+          const errors: readonly GraphQLError[] = validate(s, document);
+          if (errors.length) return errors.map((e) => coded(e, 'GRAPHQL_VALIDATION_FAILED'));
+          return {
+            schema: s,
+            operationName: params.operationName,
+            document,
+            variableValues: params.variables,
+            contextValue: await contextFactory(),
+            rootValue: { execute: exec, subscribe: sub },
+          };
+        } catch (err) {
+          return operationErrors(err);
         }
-        ctx.extra.actor = actor;
-        const { schema: s, execute: exec, subscribe: sub, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params,
-          actor: ctx.extra.actor,
-          clientIp: ctx.extra.clientIp,
-          requestId: randomUUID(),
-        });
-        const args = {
-          schema: s,
-          operationName: params.operationName,
-          document: parse(params.query),
-          variableValues: params.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute: exec, subscribe: sub },
-        };
-        const errors = validate(args.schema, args.document);
-        if (errors.length) return errors;
-        return args;
       },
     },
     wss,

@@ -148,3 +148,38 @@ describe('graphql-ws with the console session cookie', () => {
     expect(await closeCode(bad)).toBe(4403);
   });
 });
+
+describe('graphql-ws: one bad operation fails alone', () => {
+  const aliases = `query { ${Array.from({ length: 40 }, (_, i) => `a${i}: viewer { role }`).join(' ')} }`;
+  const tokens = `query { ${'__typename '.repeat(3000)} }`;
+
+  it('a syntax error, a document over the alias or token limit, or an invalid field gets an error for its id; the socket and its feed go on', async () => {
+    const socket = connect(tenant.token);
+    const feed = subscribe<Ev>(socket.client, ACTIVITY, { after: await cursor() }, (d) => d.activity);
+    ok(await s.gql(CREATE_CUSTOMER, { name: 'Feed Ltd' }, { token: tenant.token }));
+    await feed.until((items) => items.length >= 1);
+
+    const cases = [
+      ['subscription { activity { type }', 'GRAPHQL_PARSE_FAILED', /Syntax Error/],
+      [aliases, undefined, /Aliases limit of 15 exceeded/],
+      [tokens, 'GRAPHQL_PARSE_FAILED', /Token limit of 2000 exceeded/],
+      ['subscription { activity { nope } }', 'GRAPHQL_VALIDATION_FAILED', /Cannot query field "nope"/],
+    ] as const;
+    for (const [query, code, message] of cases) {
+      const bad = subscribe(socket.client, query);
+      await sleep(200);
+      expect(bad.items).toEqual([]);
+      const errors = bad.errors.flat() as { message: string; extensions?: { code?: string } }[];
+      expect(errors, query.slice(0, 40)).toHaveLength(1);
+      expect(errors[0]!.message).toMatch(message);
+      expect(errors[0]!.extensions?.code).toBe(code);
+    }
+
+    expect(await Promise.race([socket.closed, sleep(300).then(() => 'open')])).toBe('open');
+    expect(feed.done).toBe(false);
+    expect(feed.errors).toEqual([]);
+    ok(await s.gql(CREATE_CUSTOMER, { name: 'Still Ltd' }, { token: tenant.token }));
+    const items = await feed.until((xs) => xs.length >= 2);
+    expect(items.map((e) => e.type)).toEqual(['customer.created', 'customer.created']);
+  });
+});
