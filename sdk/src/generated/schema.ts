@@ -1947,6 +1947,7 @@ export type WebhookAttempt = {
   durationMs: Scalars['Int']['output'];
   error?: Maybe<Scalars['String']['output']>;
   number: Scalars['Int']['output'];
+  /** The start of the response body (2 KB at most). Needs SUPPORT. */
   responseBody?: Maybe<Scalars['String']['output']>;
   responseStatus?: Maybe<Scalars['Int']['output']>;
   startedAt: Scalars['DateTime']['output'];
@@ -1958,8 +1959,8 @@ export type WebhookDelivery = Node & {
   attemptLog: Array<WebhookAttempt>;
   /** Attempts made so far. */
   attempts: Scalars['Int']['output'];
-  /** The JSON body sent. */
-  body: Scalars['String']['output'];
+  /** The JSON body sent. Needs SUPPORT (it carries the event, as the audit log does). */
+  body?: Maybe<Scalars['String']['output']>;
   completedAt?: Maybe<Scalars['DateTime']['output']>;
   createdAt: Scalars['DateTime']['output'];
   endpoint: WebhookEndpoint;
@@ -1972,7 +1973,7 @@ export type WebhookDelivery = Node & {
   lastAttemptAt?: Maybe<Scalars['DateTime']['output']>;
   lastDurationMs?: Maybe<Scalars['Int']['output']>;
   lastError?: Maybe<Scalars['String']['output']>;
-  /** The start of the last response body (2 KB at most). */
+  /** The start of the last response body (2 KB at most). Needs SUPPORT. */
   lastResponseBody?: Maybe<Scalars['String']['output']>;
   lastResponseStatus?: Maybe<Scalars['Int']['output']>;
   nextAttemptAt?: Maybe<Scalars['DateTime']['output']>;

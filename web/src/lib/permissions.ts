@@ -5,6 +5,7 @@ const RANK: Record<Role, number> = { READ_ONLY: 0, SUPPORT: 1, ADMIN: 2, OWNER: 
 /** What each console action needs; mirrors the server's auth scopes so no visible button fails. */
 export const REQUIRED = {
   viewAudit: 'SUPPORT',
+  viewWebhookPayloads: 'SUPPORT',
   exportAudit: 'ADMIN',
   verifyAudit: 'ADMIN',
   rotateSigningKey: 'OWNER',

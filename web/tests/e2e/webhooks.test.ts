@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launch, shot, watchErrors } from './browser';
-import { startServer, type RunningServer } from './server';
+import { gql, startServer, type RunningServer } from './server';
 
 /** The console's webhook settings against a real receiver on 127.0.0.1 (allowed outside production). */
 
@@ -57,6 +57,7 @@ function signedBy(secret: string, r: { headers: IncomingHttpHeaders; body: strin
 
 describe('webhooks in the console', () => {
   let secret = '';
+  let endpointUrl = '';
 
   it('creates an endpoint and shows its secret once', async () => {
     await page.goto(`${server.base}/`);
@@ -90,6 +91,7 @@ describe('webhooks in the console', () => {
   it('sends a test event, shows it in the delivery log, and replays it', async () => {
     await page.getByRole('link', { name: 'Deliveries' }).first().click();
     await page.getByRole('heading', { level: 1, name: receiverUrl }).waitFor();
+    endpointUrl = page.url();
     await page.getByText('No deliveries yet').waitFor();
     await page.getByRole('button', { name: 'Send test event' }).click();
 
@@ -117,7 +119,41 @@ describe('webhooks in the console', () => {
     await rows.first().getByRole('button', { name: 'Details' }).click();
     await page.getByRole('dialog').getByRole('heading', { name: 'Attempts' }).waitFor();
     await page.getByRole('dialog').getByText(eventId).first().waitFor();
+    await page.getByRole('dialog').getByRole('heading', { name: 'Body' }).waitFor();
+    expect(await page.getByTestId('body-withheld').count()).toBe(0);
     await shot(page, 'webhooks-03-details');
+    await page.keyboard.press('Escape');
+    expect(errors).toEqual([]);
+  });
+
+  it('a READ_ONLY member sees the delivery log and its attempts, not the bodies (they need SUPPORT, like the audit log)', async () => {
+    const email = `viewer-${Date.now()}@example.test`;
+    const password = 'viewer-password-1';
+    const r = await gql<{ createMember: { __typename: string } }>(server.base, server.demo.apiToken, `mutation($input: CreateMemberInput!) { createMember(input: $input) { __typename } }`, {
+      input: { email, password, role: 'READ_ONLY' },
+    });
+    expect(r.createMember.__typename).toBe('Member');
+    await page.context().clearCookies();
+    await page.goto(`${server.base}/`);
+    await page.waitForURL(/\/signin/);
+    await page.getByLabel('Workspace').fill(server.demo.tenant);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+
+    await page.goto(endpointUrl);
+    await page.getByRole('heading', { level: 1, name: receiverUrl }).waitFor();
+    const rows = page.getByTestId('delivery');
+    await rows.filter({ hasText: 'Succeeded' }).first().waitFor();
+    expect(await page.getByRole('button', { name: 'Replay' }).count()).toBe(0);
+    await rows.first().getByRole('button', { name: 'Details' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByRole('heading', { name: 'Attempts' }).waitFor();
+    await dialog.getByTestId('body-withheld').waitFor();
+    expect(await dialog.locator('pre').count()).toBe(0);
+    expect(await dialog.locator('tbody tr').count()).toBeGreaterThan(0);
+    await shot(page, 'webhooks-04-read-only-details');
     await page.keyboard.press('Escape');
     expect(errors).toEqual([]);
   });

@@ -33,7 +33,7 @@ builder.prismaObject('AuditEvent', {
  * replays the log from any past event. Live events (from subscribing on) need only READ_ONLY; the
  * console resumes with `after` only for roles that load the history (web/src/lib/activity-source.ts).
  */
-const HISTORY_READER = 'SUPPORT' as const;
+export const HISTORY_READER = 'SUPPORT' as const;
 const feedScopes = (_root: unknown, args: { after?: string | number | null }) => ({ role: args.after == null ? ('READ_ONLY' as const) : HISTORY_READER });
 
 builder.queryFields((t) => ({

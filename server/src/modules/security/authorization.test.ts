@@ -14,6 +14,7 @@ import {
   isObjectType,
   isScalarType,
 } from 'graphql';
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
 import { listen, sleep, subscribe, type Subscription, wsClient, type WsClient } from '../../../test/ws.ts';
@@ -112,6 +113,16 @@ const NODE_ROLE: Record<string, Role> = {
   Product: 'READ_ONLY',
   WebhookDelivery: 'READ_ONLY',
   WebhookEndpoint: 'READ_ONLY',
+};
+
+/**
+ * Fields that need more than their type: what a webhook delivery carries is the event as the audit log
+ * holds it (a member's email, say) or the receiver's answer, so it needs the audit log's role.
+ */
+const FIELD_ROLE: Record<string, Role> = {
+  'WebhookDelivery.body': 'SUPPORT',
+  'WebhookDelivery.lastResponseBody': 'SUPPORT',
+  'WebhookAttempt.responseBody': 'SUPPORT',
 };
 
 /** Fields any caller may use: client (license-key) operations, sign-in, and the per-object checked node lookups. */
@@ -408,6 +419,44 @@ describe('authorization matrix', () => {
             for (const secret of own.secrets) expect(JSON.stringify(r.data), label).not.toContain(secret);
           }
         }
+      }
+    }
+  });
+
+  it('fields that need more than their type: null and FORBIDDEN below their role, however reached', async () => {
+    for (const [coordinate, role] of Object.entries(FIELD_ROLE)) expect(RANK[role], coordinate).toBeGreaterThanOrEqual(RANK[NODE_ROLE.WebhookDelivery!]);
+    expect(FIELD_ROLE['WebhookDelivery.body']).toBe(MINIMUM_ROLE['Query.auditEvents']);
+    // The endpoint was created before the member: the member.created delivery carries the member's email.
+    const attempted = () => s.db.prisma.webhookDelivery.findFirst({ where: { eventType: 'member.created', tenantId: own.id, attempts: { gt: 0 } } });
+    for (let i = 0; i < 100 && !(await attempted()); i++) await sleep(100);
+    const member = encodeGlobalID('WebhookDelivery', (await attempted())!.id);
+    const fields = 'id eventType body lastResponseBody attemptLog { number responseBody }';
+    const list = `{ webhookEndpoints(first: 1) { edges { node { deliveries(first: 10) { edges { node { ${fields} } } } } } } }`;
+    const node = `query($id: ID!) { node(id: $id) { ... on WebhookDelivery { ${fields} } } }`;
+    type Delivery = { id: string; body: string | null; lastResponseBody: string | null; attemptLog: { responseBody: string | null }[] };
+    const seen = (r: { data?: any }): Delivery[] => (r.data?.node ? [r.data.node] : (r.data?.webhookEndpoints?.edges ?? []).flatMap((e: any) => e.node.deliveries.edges.map((d: any) => d.node)));
+    for (const role of ROLES) {
+      for (const r of [await s.gql(list, {}, { token: tokens[role] }), await s.gql(node, { id: member }, { token: tokens[role] })]) {
+        const label = `${role}: ${JSON.stringify(r).slice(0, 300)}`;
+        const deliveries = seen(r);
+        expect(deliveries.length, label).toBeGreaterThan(0);
+        if (RANK[role] >= RANK.SUPPORT) {
+          expect(r.errors, label).toBeUndefined();
+          for (const d of deliveries) expect(d.body, label).toBeTruthy();
+          if (r.data?.node) expect(deliveries[0]!.body, label).toContain('own@tenant.test');
+          continue;
+        }
+        expect(new Set(r.errors?.map((e) => e.extensions?.code)), label).toEqual(new Set(['FORBIDDEN']));
+        const paths = new Set(r.errors?.map((e) => String((e as { path?: (string | number)[] }).path?.at(-1))));
+        expect(paths, label).toContain('body');
+        for (const p of paths) expect(['body', 'lastResponseBody', 'responseBody'], label).toContain(p);
+        for (const d of deliveries) {
+          expect(d.body, label).toBeNull();
+          expect(d.lastResponseBody, label).toBeNull();
+          for (const a of d.attemptLog) expect(a.responseBody, label).toBeNull();
+        }
+        if (r.data?.node) expect(paths, label).toEqual(new Set(['body', 'lastResponseBody', 'responseBody']));
+        for (const secret of own.secrets) expect(JSON.stringify(r.data), label).not.toContain(secret);
       }
     }
   });

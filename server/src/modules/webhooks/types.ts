@@ -1,5 +1,6 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { builder } from '../../builder.ts';
+import { HISTORY_READER } from '../audit/types.ts';
 import { assertUuidCursors, parseId } from '../common/ids.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
@@ -51,7 +52,9 @@ builder.prismaNode('WebhookDelivery', {
     eventId: t.exposeString('eventId', { description: 'Sent as Tessera-Event-Id; the same for retries and replays of one event.' }),
     eventSeq: t.int({ nullable: true, description: "The event's position in the tenant audit chain; null for tests.", resolve: (d) => (d.eventSeq === null ? null : Number(d.eventSeq)) }),
     eventType: t.exposeString('eventType'),
-    body: t.exposeString('body', { description: 'The JSON body sent.' }),
+    // The body is the event as the audit log holds it (payload included: a new member's email, say), and a
+    // response may echo it: reading them needs what reading the audit log needs (auditEvents).
+    body: t.exposeString('body', { nullable: true, authScopes: { role: HISTORY_READER }, description: 'The JSON body sent. Needs SUPPORT (it carries the event, as the audit log does).' }),
     status: t.expose('status', { type: WebhookDeliveryStatusEnum }),
     attempts: t.exposeInt('attempts', { description: 'Attempts made so far.' }),
     nextAttemptAt: t.field({
@@ -62,7 +65,7 @@ builder.prismaNode('WebhookDelivery', {
     }),
     lastAttemptAt: t.expose('lastAttemptAt', { type: 'DateTime', nullable: true }),
     lastResponseStatus: t.exposeInt('lastResponseStatus', { nullable: true }),
-    lastResponseBody: t.exposeString('lastResponseBody', { nullable: true, description: 'The start of the last response body (2 KB at most).' }),
+    lastResponseBody: t.exposeString('lastResponseBody', { nullable: true, authScopes: { role: HISTORY_READER }, description: 'The start of the last response body (2 KB at most). Needs SUPPORT.' }),
     lastError: t.exposeString('lastError', { nullable: true }),
     lastDurationMs: t.exposeInt('lastDurationMs', { nullable: true }),
     replayOfId: t.id({
@@ -83,7 +86,7 @@ builder.prismaObject('WebhookAttempt', {
     durationMs: t.exposeInt('durationMs'),
     succeeded: t.exposeBoolean('succeeded'),
     responseStatus: t.exposeInt('responseStatus', { nullable: true }),
-    responseBody: t.exposeString('responseBody', { nullable: true }),
+    responseBody: t.exposeString('responseBody', { nullable: true, authScopes: { role: HISTORY_READER }, description: 'The start of the response body (2 KB at most). Needs SUPPORT.' }),
     error: t.exposeString('error', { nullable: true }),
   }),
 });
