@@ -77,7 +77,8 @@ export type ActivityEvent = {
   license?: Maybe<License>;
   licenseId?: Maybe<Scalars['ID']['output']>;
   occurredAt: Scalars['DateTime']['output'];
-  payload: Scalars['JSON']['output'];
+  /** null when withheld: an event about a member or an API token, for a role that can read neither them (ADMIN) nor the audit log (SUPPORT). */
+  payload?: Maybe<Scalars['JSON']['output']>;
   requestId?: Maybe<Scalars['String']['output']>;
   seq: Scalars['Int']['output'];
   subjectId: Scalars['String']['output'];

@@ -1,4 +1,5 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
+import type { Role } from '@tessera/db/client';
 import { GraphQLError } from 'graphql';
 import { builder } from '../../builder.ts';
 import type { Context } from '../../context.ts';
@@ -95,6 +96,18 @@ builder.queryFields((t) => ({
   }),
 }));
 
+/**
+ * The live feeds need only READ_ONLY, but some events are about objects READ_ONLY cannot read: members
+ * (their email) and API tokens (their name), which need ADMIN. Such an event's payload goes to a caller
+ * who may read its subject, or the audit log that holds the same payload (SUPPORT); to anyone else the
+ * event comes without it.
+ */
+const SUBJECT_READER: Record<string, Role> = { User: 'ADMIN', ApiToken: 'ADMIN' };
+function payloadVisible(e: DomainEvent, ctx: Context): boolean {
+  const reader = SUBJECT_READER[e.subjectType];
+  return !reader || hasRole(ctx.actor, reader) || hasRole(ctx.actor, HISTORY_READER);
+}
+
 const Actor = builder.objectRef<{ type: string; id: string | null }>('EventActor').implement({
   fields: (t) => ({
     type: t.exposeString('type', { description: 'user, api_token, operator, client_key, system...' }),
@@ -114,7 +127,12 @@ const ActivityEvent = builder.objectRef<DomainEvent>('ActivityEvent').implement(
     subjectId: t.exposeString('subjectId'),
     licenseId: t.id({ nullable: true, resolve: (e) => (e.licenseId ? encodeGlobalID('License', e.licenseId) : null) }),
     customerId: t.id({ nullable: true, resolve: (e) => (e.customerId ? encodeGlobalID('Customer', e.customerId) : null) }),
-    payload: t.field({ type: 'JSON', resolve: (e) => e.payload }),
+    payload: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: "null when withheld: an event about a member or an API token, for a role that can read neither them (ADMIN) nor the audit log (SUPPORT).",
+      resolve: (e, _a, ctx) => (payloadVisible(e, ctx) ? e.payload : null),
+    }),
     requestId: t.exposeString('requestId', { nullable: true }),
     // Events carry ids only; the current state is read when a subscriber asks for it.
     license: t.prismaField({

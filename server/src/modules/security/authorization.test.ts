@@ -461,6 +461,38 @@ describe('authorization matrix', () => {
     }
   });
 
+  it('the live feed withholds the payload of events about members and API tokens from roles that can read neither them nor the audit log', async () => {
+    const feeds = Object.fromEntries(
+      ROLES.map((role) => {
+        const socket = wsClient(url, tokens[role]);
+        sockets.push(socket);
+        return [role, subscribe<{ type: string; subjectType: string; payload: Record<string, unknown> | null }>(socket.client, 'subscription { activity { type subjectType payload } }', {}, (d) => d.activity)];
+      }),
+    ) as Record<Role, Subscription<{ type: string; subjectType: string; payload: Record<string, unknown> | null }>>;
+    await sleep(300);
+    const email = `feed-${randomUUID().slice(0, 8)}@tenant.test`;
+    ok(await s.gql(`mutation($input: CreateMemberInput!) { createMember(input: $input) { __typename } }`, { input: { email, password: 'correct horse battery', role: 'OWNER' } }, { token: own.token }));
+    ok(await s.gql(`mutation { createApiToken(input: { name: "billing-integration-prod", role: OWNER }) { __typename } }`, {}, { token: own.token }));
+    ok(await s.gql(`mutation { createCustomer(input: { name: "Feed Customer Ltd" }) { __typename } }`, {}, { token: own.token }));
+    for (const role of ROLES) {
+      const items = await feeds[role].until((xs) => ['member.created', 'api_token.created', 'customer.created'].every((t) => xs.some((x) => x.type === t)));
+      const of = (type: string) => items.find((x) => x.type === type)!;
+      // A customer is READ_ONLY's to read: its events keep their payload.
+      expect(of('customer.created').payload, role).toMatchObject({ name: 'Feed Customer Ltd' });
+      if (RANK[role] >= RANK[MINIMUM_ROLE['Query.auditEvents']!]) {
+        expect(of('member.created').payload, role).toMatchObject({ email, role: 'OWNER' });
+        expect(of('api_token.created').payload, role).toMatchObject({ name: 'billing-integration-prod' });
+      } else {
+        expect(RANK[role]).toBeLessThan(RANK[MINIMUM_ROLE['Query.members']!]);
+        expect(of('member.created'), role).toMatchObject({ subjectType: 'User', payload: null });
+        expect(of('api_token.created'), role).toMatchObject({ subjectType: 'ApiToken', payload: null });
+        expect(JSON.stringify(items), role).not.toMatch(new RegExp(`${email}|billing-integration-prod`));
+      }
+      expect(feeds[role].errors, role).toEqual([]);
+      feeds[role].stop();
+    }
+  });
+
   it('subscriptions refuse anonymous callers (SSE: UNAUTHENTICATED; graphql-ws: 4403 on connect)', async () => {
     for (const { coordinate, field } of subscriptionFields) {
       const { query, variables } = subscriptionFor(field, 'own', false);
