@@ -76,7 +76,6 @@ async function waitFor(done: () => boolean | Promise<boolean>): Promise<void> {
 }
 
 const health = async (url: string) => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(20_000) })).status;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits for /health to answer 200 again (the pool reconnects on its next query). */
 async function healthy(url: string): Promise<number> {
