@@ -159,6 +159,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   signerFor(deps);
   // Issue 9 hardening: structured logs, CSRF, GraphQL limits, rate limits, retryable outage errors.
   const security = createSecurity(deps, { busPrefix: options.busPrefix });
+  // Background jobs log through it too.
+  deps.logger = security.logger;
   const stopReclamation = startReclamation(deps, RECLAIM_INTERVAL_MS);
   // The heartbeat time series is kept for TESSERA_HEARTBEAT_RETENTION_DAYS (safe on N instances).
   const pruning = startHeartbeatPruning(deps, config.heartbeatRetentionDays, {

@@ -1,5 +1,6 @@
 import type { Database, PrismaClient } from '@tessera/db/database';
 import type { Role } from '@tessera/db/client';
+import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { EventBus } from './modules/audit/bus.ts';
 
@@ -16,6 +17,8 @@ export interface AppDeps {
   db: Database;
   prisma: PrismaClient;
   bus: EventBus;
+  /** The server's structured log (security/log.ts); the CLI, which runs no background work, has none. */
+  logger?: Logger;
 }
 
 interface BaseContext {

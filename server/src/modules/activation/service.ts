@@ -12,6 +12,7 @@ import { parseKey } from '../licenses/keys.ts';
 import { graceEndsAt, inGracePeriod } from '../licenses/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
 import { activationBatcher, activationCallBatcher, type ActivationCallOutcome, type ActivationOutcome, BatchRefused, type Found, heartbeatBatcher, heartbeatCallBatcher, lookupBatcher } from './batched.ts';
+import { logFailure } from '../security/log.ts';
 
 // Input limits: anything larger is a ValidationError before the database is touched.
 const MAX_FINGERPRINT = 512;
@@ -958,7 +959,7 @@ export function startReclamation(app: AppDeps, intervalMs: number): () => Promis
   const timer = setInterval(() => {
     if (running) return;
     running = reclaimInactive(app)
-      .catch((err) => console.error('inactivity sweep failed:', err instanceof Error ? err.message : err))
+      .catch((err) => logFailure(app, 'activation: inactivity sweep failed', err))
       .finally(() => {
         running = null;
       });

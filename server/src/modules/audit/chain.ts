@@ -3,6 +3,7 @@ import type { AuditEvent } from '@tessera/db/client';
 import type { Database } from '@tessera/db/database';
 import type { AppDeps } from '../../context.ts';
 import type { DomainEvent } from './bus.ts';
+import { logFailure } from '../security/log.ts';
 
 /*
  * The audit log is hash-chained per tenant. Business transactions only INSERT their events (no lock, no
@@ -205,7 +206,7 @@ function createSealer(deps: AppDeps): Sealer {
       } while (state.again && !stopped);
     } catch (err) {
       // The sweep retries; the business change is committed whatever happens here.
-      if (!stopped) console.error(`audit: sealing tenant ${tenantId} failed:`, (err as Error).message);
+      if (!stopped) logFailure(deps, 'audit: sealing failed', err, { tenantId });
     } finally {
       running.delete(tenantId);
     }
@@ -241,7 +242,7 @@ function createSealer(deps: AppDeps): Sealer {
         sweeping = sealer
           .sweep()
           .catch((err) => {
-            if (!stopped) console.error('audit: sweep failed:', (err as Error).message);
+            if (!stopped) logFailure(deps, 'audit: sweep failed', err);
           })
           .finally(() => (sweeping = undefined));
       }, everyMs);

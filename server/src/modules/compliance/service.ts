@@ -6,6 +6,7 @@ import type { DomainEvent } from '../audit/bus.ts';
 import { sealerOf } from '../audit/chain.ts';
 import { inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
 import { parse } from '../common/validate.ts';
+import { logFailure } from '../security/log.ts';
 
 export const DEFAULT_THRESHOLDS = [80, 100];
 /** Days before expiry at which `compliance.license_expiring` is raised, unless the tenant or license sets its own. */
@@ -183,7 +184,7 @@ export function watchCompliance(deps: AppDeps): void {
             }
           } while (state.again);
         } catch (err) {
-          console.error(`compliance: evaluating license ${licenseId} failed:`, (err as Error).message);
+          logFailure(deps, 'compliance: evaluating a license failed', err, { licenseId });
         } finally {
           running.delete(licenseId);
         }

@@ -3,6 +3,7 @@ import type { AppDeps } from '../../context.ts';
 import { sealerOf } from '../audit/chain.ts';
 import { inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
 import { DEFAULT_LEAD_DAYS, lapsedSql, MAX_LEAD_DAYS } from './service.ts';
+import { logFailure } from '../security/log.ts';
 
 const SYSTEM = { type: 'system', id: 'compliance' };
 const REQUEST_ID = 'compliance-sweep';
@@ -220,7 +221,7 @@ export function startComplianceSweeps(deps: AppDeps, everyMs: number): Complianc
     if (running || stopped) return;
     running = sweepCompliance(deps)
       .catch((err) => {
-        if (!stopped) console.error('compliance: sweep failed:', (err as Error).message);
+        if (!stopped) logFailure(deps, 'compliance: sweep failed', err);
       })
       .finally(() => (running = undefined));
   };

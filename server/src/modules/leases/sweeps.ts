@@ -1,6 +1,7 @@
 import type { AppDeps } from '../../context.ts';
 import { sweepTickets } from '../metering/service.ts';
 import { sweepLeases } from './service.ts';
+import { logFailure } from '../security/log.ts';
 
 export interface Sweeper {
   /** Runs both sweeps once (tests and `pnpm bench` call this directly). */
@@ -24,7 +25,7 @@ export function startSweeps(deps: AppDeps, everyMs = 5_000): Sweeper {
     if (running || stopped) return;
     running = runOnce()
       .catch((err) => {
-        if (!stopped) console.error('leases/metering: sweep failed:', (err as Error).message);
+        if (!stopped) logFailure(deps, 'leases/metering: sweep failed', err);
       })
       .finally(() => (running = undefined));
   }, everyMs);

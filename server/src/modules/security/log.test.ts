@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { createYoga, createSchema } from 'graphql-yoga';
 import { describe, expect, it } from 'vitest';
 import { loggingMaskError } from './availability.ts';
-import { createLogger, keyHint, requestLogPlugin } from './log.ts';
+import { createLogger, keyHint, logFailure, requestLogPlugin } from './log.ts';
 
 function capture() {
   const lines: string[] = [];
@@ -110,5 +110,16 @@ describe('structured logs', () => {
     expect(rawDown.status).toBe(503);
     expect((await rawDown.json()).errors[0]).toMatchObject({ extensions: { code: 'SERVICE_UNAVAILABLE', retryable: true } });
     expect(JSON.parse(lines[4]!)).toMatchObject({ level: 40, msg: 'request failed: the database is unavailable', error: { code: 'P2010' } });
+  });
+
+  it('log background failures (sweeps, sealer, webhooks) as structured lines: an outage at warn, the rest at error', () => {
+    const { lines, logger } = capture();
+    const outage = Object.assign(new Error("\nInvalid `prisma.lease.updateMany()` invocation:\n\nCan't reach database server at 10.0.0.5:5432"), { code: 'P1001' });
+    logFailure({ logger }, 'leases/metering: sweep failed', outage);
+    logFailure({ logger }, 'audit: sealing failed', new TypeError('boom'), { tenantId: 't-1' });
+    expect(lines.map((l) => JSON.parse(l))).toMatchObject([
+      { level: 40, msg: 'leases/metering: sweep failed', error: { code: 'P1001', message: 'Invalid `prisma.lease.updateMany()` invocation:' } },
+      { level: 50, msg: 'audit: sealing failed', tenantId: 't-1', error: { type: 'TypeError', message: 'boom' } },
+    ]);
   });
 });

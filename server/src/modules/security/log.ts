@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import type { Plugin } from 'graphql-yoga';
+import { loggedError, retryReason } from './availability.ts';
 
 /**
  * Structured JSON logs. Secrets never reach them: credentials are redacted by path wherever they
@@ -83,4 +84,18 @@ export function requestLogPlugin(logger: Logger): Plugin {
       );
     },
   };
+}
+
+/**
+ * A background job's failure (a sweep, the sealer, the webhook dispatcher), in the structured log: at
+ * `warn` when the database is unreachable or too busy (the job runs again), else at `error`; the error as
+ * requests' are logged (first line, frames). Without a logger (the CLI), on stderr.
+ */
+export function logFailure(app: { logger?: Logger }, what: string, err: unknown, fields: Record<string, unknown> = {}): void {
+  const error = loggedError(err);
+  if (!app.logger) {
+    console.error(`${what}: ${error.message}`);
+    return;
+  }
+  app.logger[retryReason(err) ? 'warn' : 'error']({ ...fields, error }, what);
 }

@@ -8,6 +8,7 @@ import type { AppDeps } from '../../context.ts';
 import { signatureHeader } from './signature.ts';
 import { eventBody, matchesEventType, signingSecrets } from './service.ts';
 import { hostOf, isPrivateAddress, publicOnlyLookup } from './targets.ts';
+import { logFailure } from '../security/log.ts';
 
 /*
  * Nothing is lost: deliveries are made from the audit log, not from the in-memory bus. Each endpoint
@@ -146,7 +147,7 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
   let timer: NodeJS.Timeout | undefined;
 
   const log = (message: string, err: unknown) => {
-    if (!stopped) console.error(`webhooks: ${message}:`, (err as Error)?.message ?? err);
+    if (!stopped) logFailure(deps, `webhooks: ${message}`, err);
   };
 
   /** Listens on the bus for the tenants that have enabled endpoints. */
