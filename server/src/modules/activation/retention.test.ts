@@ -90,6 +90,25 @@ describe('heartbeat retention', () => {
     expect(reports.reduce((x, y) => x + y, 0)).toBeGreaterThanOrEqual(50);
   });
 
+  it('activation idempotency records are forgotten after a day (samples kept forever or not); a retry then is decided afresh', async () => {
+    const { token } = await s.tenant();
+    const l = await issue(s, token, { maxActivations: 5 });
+    const first = await activateDevice(s, { key: l.key, fingerprint: 'idem-old', idempotencyKey: 'old-request' });
+    await activateDevice(s, { key: l.key, fingerprint: 'idem-new', idempotencyKey: 'new-request' });
+    await s.db.sql.query(`UPDATE "IdempotencyRecord" SET "createdAt" = now() - interval '25 hours' WHERE key = 'old-request'`);
+    const keys = async () => (await s.db.prisma.idempotencyRecord.findMany({ where: { key: { in: ['old-request', 'new-request'] } } })).map((r) => r.key).sort();
+    const errors: Error[] = [];
+    const pruning = startHeartbeatPruning(s.app.deps, 0, { pruned: () => {}, failed: (e) => errors.push(e) }, 20);
+    for (let i = 0; i < 200 && (await keys()).length > 1; i++) await new Promise((r) => setTimeout(r, 25));
+    await pruning.stop();
+    expect(errors).toEqual([]);
+    expect(await keys()).toEqual(['new-request']);
+    // Forgotten, the key no longer replays the first answer; the device is live, so it is reused and costs nothing.
+    const retry = await activateDevice(s, { key: l.key, fingerprint: 'idem-old', idempotencyKey: 'old-request' });
+    expect(retry).toMatchObject({ __typename: 'ActivateSuccess', reused: true, activation: { id: first.activation.id } });
+    expect((await s.db.prisma.license.findUniqueOrThrow({ where: { id: l.id } })).activationsUsed).toBe(2);
+  });
+
   it('TESSERA_HEARTBEAT_RETENTION_DAYS: 90 by default; a negative or fractional value is refused at start', () => {
     const { TESSERA_HEARTBEAT_RETENTION_DAYS: _, ...env } = testEnv;
     expect(loadConfig(env).heartbeatRetentionDays).toBe(90);

@@ -30,6 +30,34 @@ const PRUNE = `
   )
   SELECT count(*)::int AS n FROM d`;
 
+/**
+ * Activation idempotency records answer retries of one request for this long (Stripe keeps keys a day);
+ * past it a key is forgotten, and a retry is decided afresh (a device already live is reused, so it
+ * still consumes nothing). Without expiry every keyed activation would leave its row forever.
+ */
+export const IDEMPOTENCY_RETENTION_MS = 24 * 3_600_000;
+
+const EXPIRE_IDEMPOTENCY = `
+  WITH d AS (
+    DELETE FROM "IdempotencyRecord" WHERE ("tenantId", scope, key) IN (
+      SELECT "tenantId", scope, key FROM "IdempotencyRecord" WHERE "createdAt" < $1::timestamp
+       ORDER BY "createdAt" LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+  )
+  SELECT count(*)::int AS n FROM d`;
+
+/** Deletes the idempotency records made before `before`, in batches on the createdAt index; returns how many. */
+export async function expireIdempotencyRecords(app: AppDeps, before: Date): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < MAX_BATCHES; i++) {
+    const [row] = await app.db.sql.query<{ n: number }>(EXPIRE_IDEMPOTENCY, [before.toISOString()], 'tessera_expire_idempotency');
+    const n = row?.n ?? 0;
+    total += n;
+    if (n < BATCH) break;
+  }
+  return total;
+}
+
 /** Deletes the heartbeat samples taken before `before`, every tenant; returns how many. */
 export async function pruneHeartbeats(app: AppDeps, before: Date): Promise<number> {
   const tenants = await app.db.sql.query<{ id: string }>(`SELECT id::text AS id FROM "Tenant" ORDER BY id`);
@@ -51,7 +79,7 @@ export interface HeartbeatPruning {
 
 /**
  * Prunes samples older than `retentionDays` now and every PRUNE_EVERY_MS (0 days: samples are kept
- * forever). Safe on several instances.
+ * forever), and expires idempotency records past IDEMPOTENCY_RETENTION_MS. Safe on several instances.
  */
 export function startHeartbeatPruning(
   app: AppDeps,
@@ -59,13 +87,15 @@ export function startHeartbeatPruning(
   log: { pruned(count: number, before: Date): void; failed(err: Error): void },
   everyMs = PRUNE_EVERY_MS,
 ): HeartbeatPruning {
-  if (retentionDays <= 0) return { stop: async () => {} };
   let running: Promise<unknown> | undefined;
   let stopped = false;
   const pass = () => {
     if (running || stopped) return;
     const before = new Date(Date.now() - retentionDays * DAY_MS);
-    running = pruneHeartbeats(app, before)
+    running = (async () => {
+      await expireIdempotencyRecords(app, new Date(Date.now() - IDEMPOTENCY_RETENTION_MS));
+      return retentionDays > 0 ? pruneHeartbeats(app, before) : 0;
+    })()
       .then((n) => {
         if (n > 0) log.pruned(n, before);
       })
