@@ -104,7 +104,16 @@ export function loggedError(error: unknown): { type?: string; code?: string; mes
 }
 
 /**
- * maskError, and the error it hides in the structured log (loggedError): the caller sees only
+ * A failed request's error in the structured log (loggedError): at `warn`, saying why it may be retried,
+ * when the database is unreachable or too busy; else at `error`. `prefix` opens the message.
+ */
+export function logFailedRequest(logger: Logger, error: unknown, fields: Record<string, unknown>, prefix = ''): void {
+  const retry = retryReason(error);
+  logger[retry ? 'warn' : 'error']({ ...fields, error: loggedError(error) }, `${prefix}${retry ? retry.logged : 'request failed with an unexpected error'}`);
+}
+
+/**
+ * maskError, and the error it hides in the structured log (logFailedRequest): the caller sees only
  * "Unexpected error" (or the retryable outage), the operator sees what happened and where.
  */
 export function loggingMaskError(logger: Logger): typeof maskError {
@@ -112,13 +121,8 @@ export function loggingMaskError(logger: Logger): typeof maskError {
     const masked = maskError(error, message, isDev);
     if (masked !== error) {
       const located = error as { path?: readonly (string | number)[]; originalError?: unknown };
-      const code = (masked as GraphQLError).extensions?.code;
-      if (code === 'BAD_USER_INPUT') return masked;
-      const retry = code === 'SERVICE_UNAVAILABLE' ? retryReason(error) : undefined;
-      logger[retry ? 'warn' : 'error'](
-        { path: located.path?.join('.'), error: loggedError(located.originalError ?? error) },
-        retry ? retry.logged : 'request failed with an unexpected error',
-      );
+      if ((masked as GraphQLError).extensions?.code === 'BAD_USER_INPUT') return masked;
+      logFailedRequest(logger, located.originalError ?? error, { path: located.path?.join('.') });
     }
     return masked;
   };

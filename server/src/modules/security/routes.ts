@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
-import { loggedError, RETRY_AFTER_SECONDS, retryReason } from './availability.ts';
+import { logFailedRequest, RETRY_AFTER_SECONDS, retryReason } from './availability.ts';
 
 /** One request to a route served beside /graphql. */
 export interface RouteCall {
@@ -24,8 +24,8 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
  * database's host and port, a stack the server's files); the log gets it as loggingMaskError logs it.
  */
 export function failedRoute(logger: Logger, error: unknown, route: string): Response {
+  logFailedRequest(logger, error, { route });
   const retry = retryReason(error);
-  logger[retry ? 'warn' : 'error']({ route, error: loggedError(error) }, retry ? retry.logged : 'request failed with an unexpected error');
   if (retry) {
     return json(503, { errors: [{ message: retry.message, extensions: { code: 'SERVICE_UNAVAILABLE', retryable: true } }] }, { 'retry-after': String(RETRY_AFTER_SECONDS) });
   }
@@ -47,8 +47,7 @@ export function routePlugin(logger: Logger, path: string, handle: (call: RouteCa
         request,
         url,
         failStream(controller, error) {
-          const retry = retryReason(error);
-          logger[retry ? 'warn' : 'error']({ route: path, error: loggedError(error) }, `streamed response cut short: ${retry ? retry.logged : 'unexpected error'}`);
+          logFailedRequest(logger, error, { route: path }, 'streamed response cut short: ');
           if (res) {
             // @whatwg-node/server leaves a response whose stream errored open (the client would wait for
             // ever) and prints the error: cut the connection, then end the stream quietly.
