@@ -1,5 +1,6 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +17,7 @@ import {
   RELEASE,
   validate,
 } from './fixtures.ts';
-import { generateKey } from '../licenses/keys.ts';
+import { generateKey, parseKey } from '../licenses/keys.ts';
 import { reclaimInactive } from './service.ts';
 
 let s: TestServer;
@@ -175,6 +176,61 @@ describe('activate', () => {
     expect(tokens.every((t) => t.usedAt && t.activationId)).toBe(true);
   });
 
+  it('a token key answers for its own device only; an unused one reusing a live device is bound to it', async () => {
+    const l = await issue(s, token, { maxActivations: 10, fingerprintMatch: 'MAJORITY' }, { tokenCount: 4 });
+    const [t1, t2, t3, t4] = l.tokenKeys as [string, string, string, string];
+    const a = await activateDevice(s, { key: t1, fingerprint: 'own-a', components: components('m-a', 'c-a', 'd-a') });
+    expect(a.__typename).toBe('ActivateSuccess');
+    const b = await activateDevice(s, { key: l.key, fingerprint: 'own-b' });
+    expect(b.__typename).toBe('ActivateSuccess');
+
+    // An unused token key acts on no device: it has activated none.
+    expect(await heartbeatDevice(s, { key: t2, fingerprint: 'own-a' })).toMatchObject({ code: 'NOT_ACTIVATED' });
+    expect(await deactivateDevice(s, { key: t2, fingerprint: 'own-a' })).toMatchObject({ code: 'NOT_ACTIVATED' });
+    expect(await validate(s, { key: t2, fingerprint: 'own-a' })).toMatchObject({ valid: false, code: 'NOT_ACTIVATED' });
+    // A used one acts on its own device, not on the license's others.
+    expect(await heartbeatDevice(s, { key: t1, fingerprint: 'own-b' })).toMatchObject({ code: 'NOT_ACTIVATED' });
+    expect(await deactivateDevice(s, { key: t1, fingerprint: 'own-b' })).toMatchObject({ code: 'NOT_ACTIVATED' });
+    expect(await validate(s, { key: t1, fingerprint: 'own-b' })).toMatchObject({ valid: false, code: 'NOT_ACTIVATED' });
+    expect(await activateDevice(s, { key: t1, fingerprint: 'own-b' })).toMatchObject({ code: 'TOKEN_ALREADY_USED' });
+    // Fuzzy matching: its own device with a changed component is still its device; another key's device
+    // whose components it presents is not.
+    expect(await activateDevice(s, { key: t1, fingerprint: 'own-a2', components: components('m-a', 'c-a', 'x') })).toMatchObject({ __typename: 'ActivateSuccess', reused: true });
+    const c = await activateDevice(s, { key: t3, fingerprint: 'own-c', components: components('m-c', 'c-c', 'd-c') });
+    expect(await activateDevice(s, { key: t1, fingerprint: 'own-c2', components: components('m-c', 'c-c', 'y') })).toMatchObject({ code: 'TOKEN_ALREADY_USED' });
+    expect(await s.db.prisma.activation.findUniqueOrThrow({ where: { id: rawId(c.activation.id) } })).toMatchObject({ fingerprint: 'own-c', status: 'ACTIVE' });
+    // The license key (the customer's) answers for every device.
+    expect((await heartbeatDevice(s, { key: l.key, fingerprint: 'own-a2' })).__typename).toBe('HeartbeatSuccess');
+    expect(await used(l.id)).toBe(3);
+
+    // An unused token key entered on a live device: the device is reused (no slot taken) and answers to it from now on.
+    const bound = await activateDevice(s, { key: t4, fingerprint: 'own-b' });
+    expect(bound).toMatchObject({ __typename: 'ActivateSuccess', reused: true, activation: { id: b.activation.id } });
+    expect(await used(l.id)).toBe(3);
+    expect((await heartbeatDevice(s, { key: t4, fingerprint: 'own-b' })).__typename).toBe('HeartbeatSuccess');
+    const t4row = (await s.db.prisma.tokenKey.findMany({ where: { licenseId: l.id, activationId: rawId(b.activation.id) } }));
+    expect(t4row).toHaveLength(1);
+    expect(t4row[0]!.usedAt).not.toBeNull();
+    expect(await activateDevice(s, { key: t4, fingerprint: 'own-d' })).toMatchObject({ code: 'TOKEN_ALREADY_USED' });
+    // Its own device released, a token key is spent: it frees nothing else and activates nothing new.
+    expect(await deactivateDevice(s, { key: t1, fingerprint: 'own-a2' })).toMatchObject({ __typename: 'DeactivateSuccess', activation: { id: a.activation.id } });
+    expect(await heartbeatDevice(s, { key: t1, fingerprint: 'own-a2' })).toMatchObject({ code: 'ACTIVATION_RELEASED' });
+    expect(await activateDevice(s, { key: t1, fingerprint: 'own-e' })).toMatchObject({ code: 'TOKEN_ALREADY_USED' });
+    expect(await used(l.id)).toBe(2);
+  });
+
+  it('many activations at once with one unused token key on a live device: it is bound once, no slot taken', async () => {
+    const l = await issue(s, token, { maxActivations: 3 }, { tokenCount: 1 });
+    const [t] = l.tokenKeys as [string];
+    const live = await activateDevice(s, { key: l.key, fingerprint: 'bind-race' });
+    const race = await Promise.all(Array.from({ length: 10 }, () => activateDevice(s, { key: t, fingerprint: 'bind-race' })));
+    expect(race.map((r) => r.__typename)).toEqual(Array(10).fill('ActivateSuccess'));
+    expect(race.every((r) => r.reused && r.activation.id === live.activation.id)).toBe(true);
+    expect(await used(l.id)).toBe(1);
+    const rows = await s.db.prisma.tokenKey.findMany({ where: { licenseId: l.id } });
+    expect(rows.map((r) => r.activationId)).toEqual([rawId(live.activation.id)]);
+  });
+
   it('a device moving to another license of the same product frees its old activation', async () => {
     const l1 = await issue(s, token, { maxActivations: 2 });
     const l2 = await issueLicense(s, token, l1.editionId);
@@ -211,6 +267,21 @@ describe('activate', () => {
     expect(mixed.filter((r) => r.__typename === 'ActivateSuccess')).toHaveLength(4);
     expect(mixed.filter((r) => r.code === 'IDEMPOTENCY_KEY_REUSED')).toHaveLength(4);
     expect(await used(l.id)).toBe(2);
+
+    // The components are a set: a retry listing them in another order is the same request.
+    const listed = components('m-1', 'c-1', 'd-1');
+    const firstOrder = await activateDevice(s, { key: l.key, fingerprint: 'idem-4', components: listed, idempotencyKey: 'req-5' });
+    const reordered = await activateDevice(s, { key: l.key, fingerprint: 'idem-4', components: [...listed].reverse(), idempotencyKey: 'req-5' });
+    expect(reordered).toMatchObject({ __typename: 'ActivateSuccess', token: firstOrder.token, reused: false });
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'idem-4', components: components('m-1', 'c-1', 'd-2'), idempotencyKey: 'req-5' })).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(await used(l.id)).toBe(3);
+    // A record written before that (its hash over the components in the order given) still replays its own order.
+    const legacy = createHash('sha256')
+      .update(JSON.stringify({ key: parseKey(l.key)!.key, fingerprint: 'idem-4', components: [...listed].reverse(), client: { hostname: null, platform: null, osVersion: null, appVersion: null } }))
+      .digest('hex');
+    await s.db.prisma.idempotencyRecord.updateMany({ where: { scope: `activate:${l.id}`, key: 'req-5' }, data: { requestHash: legacy } });
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'idem-4', components: [...listed].reverse(), idempotencyKey: 'req-5' })).toMatchObject({ token: firstOrder.token });
+    expect(await activateDevice(s, { key: l.key, fingerprint: 'idem-4', components: components('m-1', 'c-1', 'd-2'), idempotencyKey: 'req-5' })).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
 
     // Keys count per license: another license's client may choose the same one.
     const other = await issue(s, token, { maxActivations: 5 });

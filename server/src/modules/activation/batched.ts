@@ -42,15 +42,19 @@ const ts = (d: Date) => d.toISOString();
 export interface LookupItem {
   key: ParsedKey;
   fingerprint: string | null;
-  /** Also tell whether this fingerprint holds a live activation of another license of the same product. */
-  otherLicenses?: boolean;
+  /**
+   * An activation's lookup: also tell whether this fingerprint holds a live activation of another
+   * license of the same product, and let an unused token key see the device's activation (to reuse it).
+   */
+  activating?: boolean;
 }
 
 export interface Found {
   license: License;
   /** The most recent activation of this license for the exact fingerprint, if any. */
   activation: Activation | null;
-  tokenKey: { id: string; usedAt: Date | null } | null;
+  /** The token key of a token-key call; `activationId` is the activation it made (or was bound to). */
+  tokenKey: { id: string; usedAt: Date | null; activationId: string | null } | null;
   holdsOtherLicense: boolean;
 }
 
@@ -61,8 +65,12 @@ export interface Found {
  * activation, and a released one made later under that fingerprint must not hide it. Each branch is
  * one index probe (the unique live-device index, then the fingerprint index in time order), and the
  * second runs only when the first finds nothing.
+ *
+ * A token key answers for its own device only: `a` is the activation it made, or none. A license key
+ * (the customer's) answers for any device of its license. Only when `activating` (an SQL boolean) holds
+ * does an unused token key see the device's activation, which the activation then reuses and binds it to.
  */
-const KEY_JOINS = `
+const keyJoins = (activating: string) => `
     LEFT JOIN "TokenKey" t ON q.kind = 'TOK' AND t.key = q.key
     JOIN LATERAL (
       SELECT * FROM "License" WHERE q.kind = 'LIC' AND key = q.key
@@ -74,7 +82,7 @@ const KEY_JOINS = `
       UNION ALL
       (SELECT * FROM "Activation" x WHERE x."licenseId" = l.id AND x.fingerprint = q.fp ORDER BY x."activatedAt" DESC LIMIT 1)
       LIMIT 1
-    ) a ON true`;
+    ) a ON t.id IS NULL OR a.id = t."activationId" OR (t."activationId" IS NULL AND ${activating})`;
 
 /**
  * Whether the fingerprint `q.fp` holds a live activation of another license of `l`'s product and
@@ -94,9 +102,9 @@ const HOLDS_OTHER = `EXISTS (
 const LOOKUP = `
   SELECT q.i::int AS i, row_to_json(l) AS license, row_to_json(a) AS activation,
          t.id AS "tokenId", to_json(t."usedAt")#>>'{}' AS "tokenUsedAt",
-         CASE WHEN q.other THEN ${HOLDS_OTHER} ELSE false END AS "holdsOther"
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) WITH ORDINALITY AS q(kind, key, fp, other, i)
-    ${KEY_JOINS}`;
+         t."activationId" AS "tokenActivationId", CASE WHEN q.activating THEN ${HOLDS_OTHER} ELSE false END AS "holdsOther"
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) WITH ORDINALITY AS q(kind, key, fp, activating, i)
+    ${keyJoins('q.activating')}`;
 
 interface LookupRow {
   i: number;
@@ -104,13 +112,14 @@ interface LookupRow {
   activation: Record<string, unknown> | null;
   tokenId: string | null;
   tokenUsedAt: string | null;
+  tokenActivationId: string | null;
   holdsOther: boolean;
 }
 
 const foundOf = (r: LookupRow): Found => ({
   license: asLicense(r.license),
   activation: r.activation ? asActivation(r.activation) : null,
-  tokenKey: r.tokenId ? { id: r.tokenId, usedAt: r.tokenUsedAt ? new Date(`${r.tokenUsedAt}Z`) : null } : null,
+  tokenKey: r.tokenId ? { id: r.tokenId, usedAt: r.tokenUsedAt ? new Date(`${r.tokenUsedAt}Z`) : null, activationId: r.tokenActivationId } : null,
   holdsOtherLicense: r.holdsOther,
 });
 
@@ -121,7 +130,7 @@ export const lookupBatcher = perApp((app: AppDeps) =>
         items.map((x) => x.key.kind),
         items.map((x) => x.key.key),
         items.map((x) => x.fingerprint),
-        items.map((x) => !!x.otherLicenses && x.fingerprint !== null),
+        items.map((x) => !!x.activating && x.fingerprint !== null),
       ], 'tessera_lookup_by_key');
       const out: (Found | null)[] = items.map(() => null);
       for (const r of rows) {
@@ -257,7 +266,7 @@ const HEARTBEAT_CALL = `
            l.id AS lid, l."tenantId", l."customerId", l.state, l."startsAt", l."expiresAt", l."syncState",
            l."allowedVersions", l.revision AS "licenseRevision", a.id AS aid, a.status AS astatus, a."syncedRevision" AS synced
       FROM q
-    ${KEY_JOINS}
+    ${keyJoins('false')}
   ), ok AS (
     SELECT DISTINCT ON (aid) * FROM f
      WHERE astatus = 'ACTIVE' AND state = 'ACTIVE' AND "syncState" <> 'PENDING_SYNC'
@@ -519,12 +528,12 @@ const ACTIVATE_CALL = `
       WITH ORDINALITY AS q(kind, key, fp, id, components, hostname, platform, "osVersion", "appVersion", "requestId", "noComponents", i)
   ), f AS (
     SELECT q.*, q.fp AS fingerprint, row_to_json(l) AS license, row_to_json(a) AS activation,
-           t.id AS "tokenId", to_json(t."usedAt")#>>'{}' AS "tokenUsedAt",
+           t.id AS "tokenId", to_json(t."usedAt")#>>'{}' AS "tokenUsedAt", t."activationId" AS "tokenActivationId",
            l.id AS "licenseId", l."tenantId", l."customerId", l.revision, l.state, l."startsAt", l."expiresAt",
            l."deploymentMode", l."allowedVersions", l."fingerprintMatch", a.status AS astatus,
            ${HOLDS_OTHER} AS "holdsOther"
       FROM q
-    ${KEY_JOINS}
+    ${keyJoins('true')}
   ), ok AS (
     SELECT * FROM f
      WHERE kind = 'LIC' AND state = 'ACTIVE' AND "deploymentMode" <> 'OFFLINE'
@@ -532,7 +541,7 @@ const ACTIVATE_CALL = `
        AND COALESCE("allowedVersions", '') = '' AND astatus IS DISTINCT FROM 'ACTIVE' AND NOT "holdsOther"
        AND ("fingerprintMatch" = 'EXACT' OR "noComponents")
   ), ${activationWrites('ok', '$12::timestamp')}
-  SELECT f.i::int AS i, f.license, f.activation, f."tokenId", f."tokenUsedAt", f."holdsOther",
+  SELECT f.i::int AS i, f.license, f.activation, f."tokenId", f."tokenUsedAt", f."tokenActivationId", f."holdsOther",
          ok.i IS NOT NULL AS tried, row_to_json(ins) AS created, r.used + r.rn AS used, r.max, r.usable,
          COALESCE(r.usable AND NOT (r.max IS NULL OR r.used + r.rn <= r.max + r.gw), false) AS denied
     FROM f LEFT JOIN ok ON ok.i = f.i LEFT JOIN r ON r.i = f.i LEFT JOIN ins ON ins.id = r.id

@@ -140,10 +140,10 @@ const notFound = () => new LicensingError('LICENSE_NOT_FOUND', 'No license match
  * The license (and this device's latest activation of it) for a key. A malformed key is refused
  * before any database access; the lookup itself is one batched statement (activation/batched.ts).
  */
-async function findByKey(ctx: ServiceContext, rawKey: string, fingerprint: string | null, otherLicenses = false): Promise<Found> {
+async function findByKey(ctx: ServiceContext, rawKey: string, fingerprint: string | null, activating = false): Promise<Found> {
   const parsed = parseKey(rawKey);
   if (!parsed) throw notFound();
-  const found = await lookupBatcher(ctx.app)({ key: parsed, fingerprint, otherLicenses });
+  const found = await lookupBatcher(ctx.app)({ key: parsed, fingerprint, activating });
   if (!found) throw notFound();
   return found;
 }
@@ -390,8 +390,21 @@ interface Stored extends ActivateResult {
   hash: string;
 }
 
-function replay(record: { requestHash: string; response: Prisma.JsonValue }, hash: string): ActivateResult {
-  if (record.requestHash !== hash) {
+/**
+ * What an activation's idempotency record is checked against: the call's parameters, its components as
+ * a set (a retry may list them in another order). `legacy` is the hash as records written before that
+ * hold it (components in the order given); such records are forgotten within 24 hours (retention.ts).
+ */
+function activationHashes(key: string, fingerprint: string, components: Component[], client: ReturnType<typeof clientData>) {
+  const sorted = [...components].sort((a, b) => (a.kind === b.kind ? (a.value < b.value ? -1 : a.value > b.value ? 1 : 0) : a.kind < b.kind ? -1 : 1));
+  return {
+    hash: requestHash({ key, fingerprint, components: sorted, client }),
+    legacy: requestHash({ key, fingerprint, components, client }),
+  };
+}
+
+function replay(record: { requestHash: string; response: Prisma.JsonValue }, hash: string, legacy = hash): ActivateResult {
+  if (record.requestHash !== hash && record.requestHash !== legacy) {
     throw new LicensingError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with different parameters');
   }
   const { activationId, token, reused, goodwill } = record.response as unknown as Stored;
@@ -481,12 +494,12 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
     return created(tried, license, token);
   }
 
-  const hash = idempotencyKey ? requestHash({ key: parseKey(input.key)!.key, fingerprint, components, client }) : '';
+  const { hash, legacy } = idempotencyKey ? activationHashes(parseKey(input.key)!.key, fingerprint, components, client) : { hash: '', legacy: '' };
   if (idempotencyKey) {
     const prior = await ctx.prisma.idempotencyRecord.findUnique({
       where: { tenantId_scope_key: { tenantId, scope: idempotencyScope(license.id), key: idempotencyKey } },
     });
-    if (prior) return replay(prior, hash);
+    if (prior) return replay(prior, hash, legacy);
   }
 
   // The device's live activation: under this fingerprint, or (fuzzy matching) the one its components
@@ -494,10 +507,13 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
   let live = activation?.status === 'ACTIVE' ? activation : null;
   if (!live && license.fingerprintMatch !== 'EXACT' && components.length > 0) {
     // Only live devices sharing at least one component can match; the database narrows them down.
+    // A used token key recognises its own device only.
     const shared = components.map((c) => JSON.stringify([{ kind: c.kind, value: c.value }]));
+    const bound = tokenKey?.activationId ?? null;
     const candidates = await ctx.prisma.$queryRaw<{ id: string; components: Component[] }[]>`
       SELECT id, components FROM "Activation"
-       WHERE "licenseId" = ${license.id}::uuid AND status = 'ACTIVE' AND components @> ANY(${shared}::jsonb[])`;
+       WHERE "licenseId" = ${license.id}::uuid AND status = 'ACTIVE' AND components @> ANY(${shared}::jsonb[])
+         AND (${bound}::uuid IS NULL OR id = ${bound}::uuid)`;
     const match = candidates.find((a) => sameDevice(license.fingerprintMatch, a.components, components));
     live = match ? await ctx.prisma.activation.findUnique({ where: { id: match.id } }) : null;
   }
@@ -550,7 +566,7 @@ async function activateChecked(ctx: ServiceContext, input: ActivateInput, attemp
   }
 
   try {
-    if (live) return await reuse(ctx, license, live, { fingerprint, components, client, idempotencyKey, hash }, offline);
+    if (live) return await reuse(ctx, license, live, { fingerprint, components, client, idempotencyKey, hash, tokenKey }, offline);
     if (tokenKey?.usedAt) throw new LicensingError('TOKEN_ALREADY_USED', 'This token key has already been used');
     const activationId = randomUUID();
     // An offline machine gets a license file instead, signed by the caller once the binding holds.
@@ -645,7 +661,15 @@ async function reuse(
   ctx: ServiceContext,
   license: License,
   live: Activation,
-  given: { fingerprint: string; components: Component[]; client: ReturnType<typeof clientData>; idempotencyKey?: string | null; hash: string },
+  given: {
+    fingerprint: string;
+    components: Component[];
+    client: ReturnType<typeof clientData>;
+    idempotencyKey?: string | null;
+    hash: string;
+    /** The call's token key: one not used yet is bound to this device (its key from now on). */
+    tokenKey?: Found['tokenKey'];
+  },
   offline?: OfflineBinding,
 ): Promise<ActivateResult> {
   const stored = live.components as unknown as Component[];
@@ -683,6 +707,15 @@ async function reuse(
     }
     const n = await tx.activation.updateMany({ where: { id: live.id, status: 'ACTIVE' }, data });
     if (n.count === 0) throw new LicensingError('ACTIVATION_RELEASED', 'This activation was released; activate again');
+    const binds = given.tokenKey && !given.tokenKey.activationId ? given.tokenKey : null;
+    if (binds) {
+      // The device now answers to this token key too (a token key acts on its own device only). Used
+      // meanwhile by another call: that call's outcome decides this one (the lookup runs again).
+      const bound = await tx.$executeRaw`
+        UPDATE "TokenKey" SET "usedAt" = ${new Date()}::timestamp, "activationId" = ${live.id}::uuid
+         WHERE id = ${binds.id}::uuid AND "activationId" IS NULL`;
+      if (bound === 0) throw new DeviceRaced();
+    }
     if (license.syncState === 'PENDING_SYNC') await markSynced(tx, [license.id]);
     if (given.idempotencyKey) {
       await tx.idempotencyRecord.create({
@@ -702,7 +735,7 @@ async function reuse(
         },
       });
     }
-    emit({ ...base, type: 'activation.reused', payload: { fingerprint: given.fingerprint } });
+    emit({ ...base, type: 'activation.reused', payload: { fingerprint: given.fingerprint, ...(binds ? { tokenKeyId: binds.id } : {}) } });
     return result;
   });
 }
