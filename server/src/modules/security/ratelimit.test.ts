@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
-import { execute, listen, wsClient, type WsClient } from '../../../test/ws.ts';
+import { execute, listen, sleep, subscribe, wsClient, type WsClient } from '../../../test/ws.ts';
 import { issue, license } from '../activation/fixtures.ts';
 import { generateKey } from '../licenses/keys.ts';
 import { giveBack } from './ratelimit.ts';
@@ -326,6 +326,27 @@ describe('admin rate limit', () => {
     expect(r.errors?.[0]?.message).toMatch(/retry after \d+ s/);
     expect(Number(r.response.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(ok(await s.gql('{ products { id } }', {}, { token: other })).products).toEqual([]);
+  });
+
+  it('counts the subscriptions a credential starts, over graphql-ws and HTTP', async () => {
+    const { token } = await s.tenant();
+    const ws = wsClient(await listen(s.app), token);
+    try {
+      const feeds = Array.from({ length: 5 }, () => subscribe(ws.client, 'subscription { activity { id } }'));
+      const over = subscribe(ws.client, 'subscription { activity { id } }');
+      for (const deadline = Date.now() + 10_000; !over.errors.length && !over.done && Date.now() < deadline; ) await sleep(10);
+      expect(JSON.stringify(over.errors)).toContain('RATE_LIMITED');
+      expect(feeds.every((f) => f.errors.length === 0 && !f.done)).toBe(true);
+      feeds.forEach((f) => f.stop());
+    } finally {
+      await ws.dispose();
+    }
+    const sse = await s.fetch('/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: 'subscription { activity { id } }' }),
+    });
+    expect(await sse.text()).toContain('RATE_LIMITED');
   });
 });
 

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
-import { GraphQLError, type GraphQLField, type GraphQLSchema, isInputObjectType, getNamedType } from 'graphql';
+import { type ExecutionResult, GraphQLError, type GraphQLField, type GraphQLSchema, isInputObjectType, getNamedType } from 'graphql';
 import { wrapErrorIfMatches } from '@pothos/plugin-errors';
 import type { Plugin } from 'graphql-yoga';
 import { Redis } from 'ioredis';
@@ -317,6 +317,17 @@ function instrument(schema: GraphQLSchema) {
   if (signIn) wrapSignIn(signIn as GraphQLField<unknown, Context>);
 }
 
+/** RATE_LIMITED when the caller's admin credential is over its budget (taking one point), else null. */
+async function adminRefusal(state: AppState, ctx: Context): Promise<ExecutionResult | null> {
+  const actor = ctx.actor;
+  if (!actor || actor.kind === 'anonymous' || !state.limits.admin) return null;
+  const id = actor.kind === 'token' ? `t:${actor.tokenId}` : actor.kind === 'user' ? `s:${actor.sessionId}` : `o:${actor.tenantId}`;
+  const wait = await take(state.limits.admin, id);
+  if (wait === null) return null;
+  if (ctx.transport === 'http') state.retryAfter.set(ctx.request, wait);
+  return { errors: [new GraphQLError(`Too many requests; retry after ${wait} s`, { extensions: { code: 'RATE_LIMITED', retryAfter: wait } })] };
+}
+
 export function rateLimitPlugin(deps: AppDeps, limits: RateLimits): Plugin<{ req?: IncomingMessage }> {
   const state: AppState = { limits, ips: new WeakMap<Request, string>(), retryAfter: new WeakMap<Request, number>() };
   perApp.set(deps, state);
@@ -329,18 +340,15 @@ export function rateLimitPlugin(deps: AppDeps, limits: RateLimits): Plugin<{ req
       const ip = clientIp(request.headers.get('x-forwarded-for'), req?.socket?.remoteAddress, limits.trustProxy);
       if (ip) state.ips.set(request, ipBucket(ip));
     },
-    // Admin traffic: each credential (API token, session, operator) has its own budget.
+    // Admin traffic: each credential (API token, session, operator) has its own budget, which a
+    // subscription started (over HTTP or graphql-ws) takes from as a query does.
     async onExecute({ args, setResultAndStopExecution }) {
-      const ctx = args.contextValue as unknown as Context;
-      const actor = ctx.actor;
-      if (!actor || actor.kind === 'anonymous' || !limits.admin) return;
-      const id = actor.kind === 'token' ? `t:${actor.tokenId}` : actor.kind === 'user' ? `s:${actor.sessionId}` : `o:${actor.tenantId}`;
-      const wait = await take(limits.admin, id);
-      if (wait === null) return;
-      if (ctx.transport === 'http') state.retryAfter.set(ctx.request, wait);
-      setResultAndStopExecution({
-        errors: [new GraphQLError(`Too many requests; retry after ${wait} s`, { extensions: { code: 'RATE_LIMITED', retryAfter: wait } })],
-      });
+      const refused = await adminRefusal(state, args.contextValue as unknown as Context);
+      if (refused) setResultAndStopExecution(refused);
+    },
+    async onSubscribe({ args, setResultAndStopExecution }) {
+      const refused = await adminRefusal(state, args.contextValue as unknown as Context);
+      if (refused) setResultAndStopExecution(refused);
     },
     onResponse({ request, response }) {
       const wait = state.retryAfter.get(request);
