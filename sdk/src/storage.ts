@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TesseraError } from './errors.ts';
 
@@ -75,13 +75,86 @@ export function memoryStorage(initial: LicenseState = {}): Storage {
 // One queue per state file in this process, whatever the number of fileStorage objects opened on it.
 const fileQueues = new Map<string, ReturnType<typeof queue>>();
 
+/** A lock whose holder is gone, or older than this, is broken: a holder keeps it for one read and write. */
+const LOCK_STALE_MS = 30_000;
+/** How long a call waits for another process's lock before it fails with STORAGE_FAILED. */
+const LOCK_WAIT_MS = 15_000;
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function holderAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `task` holding `<file>.lock`, so the processes sharing a state file (an app and the CLI, two
+ * instances of an app) take turns too; the queue above orders one process's own calls. The lock file
+ * holds its owner's pid: one left by a process that died (or older than LOCK_STALE_MS) is broken.
+ */
+async function withFileLock<T>(file: string, task: () => Promise<T>): Promise<T> {
+  const lock = `${file}.lock`;
+  const mine = `${process.pid} ${randomBytes(6).toString('hex')}\n`;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+    try {
+      const handle = await open(lock, 'wx', 0o600);
+      try {
+        await handle.writeFile(mine);
+      } finally {
+        await handle.close();
+      }
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        await mkdir(path.dirname(file), { recursive: true }).catch((e: unknown) => {
+          throw storageError(file, e);
+        });
+        continue;
+      }
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw storageError(file, err);
+    }
+    const held = await readFile(lock, 'utf8').catch(() => null);
+    const age = await stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0);
+    // An empty lock is being filled in by its owner: stale only with age.
+    const stale = held !== null && (age > LOCK_STALE_MS || (held !== '' && !holderAlive(Number(held.split(' ')[0]))));
+    if (stale) {
+      // Moved aside before it is removed: if another process broke it and took the lock meanwhile, the
+      // file moved is that one's, and goes back.
+      const aside = `${lock}.${process.pid}.${randomBytes(6).toString('hex')}.stale`;
+      if (await rename(lock, aside).then(() => true, () => false)) {
+        const moved = await readFile(aside, 'utf8').catch(() => held);
+        if (moved !== held) await link(aside, lock).catch(() => {});
+        await unlink(aside).catch(() => {});
+      }
+      continue;
+    }
+    if (Date.now() > deadline) throw storageError(file, new Error(`it is locked by process ${held?.split(' ')[0] || '?'} (${lock})`));
+    await pause(wait);
+  }
+  try {
+    return await task();
+  } finally {
+    // Only our own lock: one broken as stale and taken by another process stays.
+    if ((await readFile(lock, 'utf8').catch(() => null)) === mine) await unlink(lock).catch(() => {});
+  }
+}
+
 function storageError(file: string, err: unknown): TesseraError {
   if (err instanceof TesseraError) return err;
   return new TesseraError('STORAGE_FAILED', `cannot use the license state file ${file}: ${(err as Error).message}`);
 }
 
 /**
- * A JSON file readable only by its owner (0600), replaced atomically so a crash never leaves half a file.
+ * A JSON file readable only by its owner (0600), replaced atomically so a crash never leaves half a file;
+ * saves and updates take turns, within a process and across the processes that share the file.
  * A file that is not a state (truncated, emptied, `null`, edited by hand) is moved aside to
  * `<file>.corrupt-<time>` and read as empty, so the client can activate again instead of being stuck.
  */
@@ -92,7 +165,8 @@ export function fileStorage(file: string): Storage {
     serial = queue();
     fileQueues.set(resolved, serial);
   }
-  const exclusive = serial;
+  const fileQueue = serial;
+  const exclusive = <T>(task: () => Promise<T>) => fileQueue(() => withFileLock(resolved, task));
 
   const read = async (): Promise<{ state: LicenseState; corrupt?: string }> => {
     let text: string;

@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -97,6 +98,43 @@ describe('concurrent use of one state file', () => {
     }
     expect(failures).toEqual([]);
     expect((await c.state()).token).toBeTruthy();
+  });
+});
+
+describe('processes sharing one state file', () => {
+  const writer = (file: string, count: number) =>
+    new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'state-writer.ts'), file, String(count)], { cwd: import.meta.dirname }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim()),
+      );
+    });
+
+  it('lose none of each other\'s updates', async () => {
+    const file = tmpFile();
+    expect(await Promise.all([writer(file, 150), writer(file, 150), writer(file, 150)])).toEqual(['done', 'done', 'done']);
+    expect(JSON.parse(readFileSync(file, 'utf8')).offlineUsage).toEqual({ n: 450 });
+    expect(readdirSync(path.dirname(file))).toEqual(['state.json']);
+  });
+
+  it('break the lock of a process that died holding it, and wait for a live holder', async () => {
+    const file = tmpFile();
+    const dead = await new Promise<number>((resolve) => {
+      const child = execFile(process.execPath, ['-e', '']);
+      child.on('exit', () => resolve(child.pid!));
+    });
+    writeFileSync(`${file}.lock`, `${dead} 0123456789ab\n`);
+    expect(await writer(file, 3)).toBe('done');
+    expect(JSON.parse(readFileSync(file, 'utf8')).offlineUsage).toEqual({ n: 3 });
+
+    // Held by a live process (this one): the other waits until it is let go, then goes on.
+    writeFileSync(`${file}.lock`, `${process.pid} 0123456789ab\n`);
+    const waiting = writer(file, 1);
+    // Time for the child to start and reach the lock (had it not waited, it would have written by then).
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(JSON.parse(readFileSync(file, 'utf8')).offlineUsage).toEqual({ n: 3 });
+    unlinkSync(`${file}.lock`);
+    expect(await waiting).toBe('done');
+    expect(JSON.parse(readFileSync(file, 'utf8')).offlineUsage).toEqual({ n: 4 });
   });
 });
 
