@@ -1,5 +1,7 @@
 import type { AppDeps } from '../../context.ts';
 import { GraphQLError } from 'graphql';
+import { retryReason } from '../security/availability.ts';
+import { logFailure } from '../security/log.ts';
 import { type DomainEvent, EventQueue } from './bus.ts';
 import { toDomainEvent } from './chain.ts';
 
@@ -26,6 +28,48 @@ export function matches(e: DomainEvent, f: ActivityFilter | null | undefined): b
   if (f.licenseId && e.licenseId !== f.licenseId) return false;
   if (f.customerId && e.customerId !== f.customerId) return false;
   return true;
+}
+
+/** What a feed's read gives when the feed was closed while it waited for the database. */
+const CLOSED = Symbol('closed');
+/** The longest pause between two tries of a feed's read while the database is away. */
+const MAX_PAUSE_MS = 5_000;
+
+/**
+ * A live feed's database reads. One the database could not serve (unreachable, too busy) is tried again
+ * after a pause, growing to MAX_PAUSE_MS, until it succeeds or the feed is closed: the feed then goes on
+ * from where it was, and its client (the console) misses nothing and need not subscribe again. The first
+ * failure of a run is logged. Any other error ends the feed (masked for the client and logged by yoga).
+ */
+class FeedReads {
+  closed = false;
+  private stop!: () => void;
+  private readonly stopped = new Promise<void>((resolve) => (this.stop = resolve));
+  constructor(private readonly deps: AppDeps, private readonly feed: string) {}
+
+  close() {
+    this.closed = true;
+    this.stop();
+  }
+
+  /** After a failed try `attempt` (from 0): rethrows what a retry cannot fix, else waits; false once closed. */
+  async failed(err: unknown, attempt: number): Promise<boolean> {
+    if (!retryReason(err)) throw err;
+    if (attempt === 0) logFailure(this.deps, `${this.feed}: a read failed; retrying until the database is back`, err);
+    await Promise.race([new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, MAX_PAUSE_MS)).unref()), this.stopped]);
+    return !this.closed;
+  }
+
+  async run<T>(read: () => Promise<T>): Promise<T | typeof CLOSED> {
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        return await read();
+      } catch (err) {
+        if (!(await this.failed(err, attempt))) break;
+      }
+    }
+    return CLOSED;
+  }
 }
 
 /** Sealed events of the tenant with seq in (after, before), in seq order, read in keyset batches. */
@@ -65,36 +109,42 @@ export async function tenantEventStream(
   }
   const queue = new EventQueue<DomainEvent>({ limit: options.maxBacklog ?? MAX_BACKLOG, marker: RESYNC });
   const live = deps.bus.listen(tenantId, (e) => queue.push(e));
+  const reads = new FeedReads(deps, 'activity feed');
+  let last = 0;
+
+  /** The log's events after `last` (and before `before`); false when the feed was closed meanwhile. */
+  async function* catchUp(before?: number): AsyncGenerator<DomainEvent, boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        for await (const e of readSealed(deps, tenantId, last, before)) {
+          last = e.seq;
+          if (matches(e, options.filter)) yield e;
+        }
+        return true;
+      } catch (err) {
+        if (!(await reads.failed(err, attempt))) return false;
+      }
+    }
+  }
 
   async function* run(): AsyncGenerator<DomainEvent> {
-    let last: number;
     if (cursorSeq !== null) last = cursorSeq;
     else {
-      const head = await deps.prisma.auditChainHead.findUnique({ where: { tenantId }, select: { seq: true } });
+      const head = await reads.run(() => deps.prisma.auditChainHead.findUnique({ where: { tenantId }, select: { seq: true } }));
+      if (head === CLOSED) return;
       last = Number(head?.seq ?? 0);
     }
-    for await (const e of readSealed(deps, tenantId, last)) {
-      last = e.seq;
-      if (matches(e, options.filter)) yield e;
-    }
+    if (!(yield* catchUp())) return;
     for (;;) {
       const next = await queue.next();
       if (next.done) return;
       const e = next.value;
       if (e === RESYNC) {
-        for await (const missed of readSealed(deps, tenantId, last)) {
-          last = missed.seq;
-          if (matches(missed, options.filter)) yield missed;
-        }
+        if (!(yield* catchUp())) return;
         continue;
       }
       if (e.seq <= last) continue;
-      if (e.seq > last + 1) {
-        for await (const missed of readSealed(deps, tenantId, last, e.seq)) {
-          last = missed.seq;
-          if (matches(missed, options.filter)) yield missed;
-        }
-      }
+      if (e.seq > last + 1 && !(yield* catchUp(e.seq))) return;
       last = e.seq;
       if (matches(e, options.filter)) yield e;
     }
@@ -103,6 +153,7 @@ export async function tenantEventStream(
   return guard(run(), () => {
     live();
     queue.close();
+    reads.close();
   });
 }
 
@@ -187,16 +238,21 @@ export async function licenseLiveStream(deps: AppDeps, tenantId: string, license
       eventType: event?.type ?? null,
     };
   };
+  const reads = new FeedReads(deps, 'license feed');
   async function* run(): AsyncGenerator<LicenseLiveState> {
-    yield await read(null);
-    for (;;) {
+    for (let event: DomainEvent | null = null; ; ) {
+      // Read again until the database answers: the counters are read whole, so a later read shows them as they are.
+      const state = await reads.run(() => read(event));
+      if (state === CLOSED) return;
+      yield state;
       const next = await queue.next();
       if (next.done) return;
-      yield await read(next.value === RESYNC ? null : next.value);
+      event = next.value === RESYNC ? null : next.value;
     }
   }
   return guard(run(), () => {
     live();
     queue.close();
+    reads.close();
   });
 }

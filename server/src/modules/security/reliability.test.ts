@@ -402,3 +402,53 @@ describe.skipIf(!testDatabaseUrl)('a spawned server whose database connections d
     expect((await again.text()).trim().split('\n').length).toBeGreaterThan(4000);
   });
 });
+
+describe.skipIf(!testDatabaseUrl)('live feeds of a server whose database goes away while events still arrive (two servers, Redis)', () => {
+  const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  let a: Awaited<ReturnType<typeof serverBehindProxy>>;
+  let b: Awaited<ReturnType<typeof startServer>>;
+  let bDir: string;
+
+  beforeAll(async () => {
+    a = await serverBehindProxy({ REDIS_URL: redisUrl });
+    bDir = mkdtempSync(path.join(tmpdir(), 'tessera-rel-b-'));
+    b = await startServer({ DATABASE_URL: a.db.url, TESSERA_DATA_DIR: bDir, REDIS_URL: redisUrl, LOG_LEVEL: 'debug' });
+  });
+
+  afterAll(async () => {
+    if (b && b.proc.exitCode === null) b.proc.kill('SIGKILL');
+    await a?.close();
+    if (bDir) rmSync(bDir, { recursive: true, force: true });
+  });
+
+  it('a license feed keeps its subscription through the outage and shows the change made meanwhile once the database is back', async () => {
+    const { token } = a;
+    const product = (await gql(b.url, token, 'mutation { createProduct(input: { name: "Feed", code: "feed" }) { ... on Product { id } } }')).body.data.createProduct.id;
+    const edition = (await post(b.url, { query: 'mutation($i: CreateEditionInput!) { createEdition(input: $i) { ... on Edition { id } } }', variables: { i: { productId: product, name: 'Ed', code: 'ed', licenseType: 'PERPETUAL', maxActivations: 3 } } }, token)).body.data.createEdition.id;
+    const license = (await post(b.url, { query: 'mutation($i: CreateLicenseInput!) { createLicense(input: $i) { ... on CreateLicensePayload { license { id } } } }', variables: { i: { editionId: edition } } }, token)).body.data.createLicense.license.id;
+
+    const socket = wsClient(`${a.server.url.replace('http', 'ws')}/graphql`, token);
+    try {
+      const feed = subscribe<{ state: string; eventType: string | null }>(socket.client, 'subscription($id: ID!) { licenseLive(licenseId: $id) { state eventType } }', { id: license }, (d) => d.licenseLive);
+      await feed.until((xs) => xs.length === 1);
+      const logged = a.server.output().length;
+
+      await a.proxy.down();
+      try {
+        // The other server, whose database is there, changes the license: the event reaches this one through Redis.
+        const suspended = await post(b.url, { query: 'mutation($i: LicenseIdInput!) { suspendLicense(input: $i) { __typename } }', variables: { i: { licenseId: license } } }, token);
+        expect(suspended.body.data?.suspendLicense.__typename, JSON.stringify(suspended.body)).toBe('License');
+        await waitFor(() => feed.errors.length > 0 || a.server.output().slice(logged).includes('license feed: a read failed; retrying until the database is back'));
+        // The read failed: no error reached the client (before, SERVICE_UNAVAILABLE, which ended the feed for good).
+        expect(feed.errors).toEqual([]);
+        expect(feed.done).toBe(false);
+      } finally {
+        await a.proxy.up();
+      }
+      expect((await feed.until((xs) => xs.some((x) => x.state === 'SUSPENDED'))).at(-1)).toEqual({ state: 'SUSPENDED', eventType: 'license.suspended' });
+      expect(feed.errors).toEqual([]);
+    } finally {
+      await socket.dispose();
+    }
+  });
+});
