@@ -3,8 +3,10 @@ import { ActivationHistoryDocument, ComplianceCountDocument, DashboardStatsDocum
 import { session } from '$lib/session.svelte';
 import type { PageLoad } from './$types';
 
-export const load = (async ({ depends }) => {
+export const load = (async ({ depends, parent }) => {
   depends('app:dashboard');
+  // The role is known once the layout has loaded the session (on a reload, not before).
+  await parent();
   const [stats, compliance, usage, history] = await Promise.all([
     client.query(DashboardStatsDocument, { expiringWithinDays: 30 }).toPromise().then(data),
     client.query(ComplianceCountDocument, {}).toPromise().then(data),

@@ -7,7 +7,9 @@ import type { PageLoad } from './$types';
 
 const PAGE_SIZE = 50;
 
-export const load = (async ({ url }) => {
+export const load = (async ({ url, parent }) => {
+  // The role is known once the layout has loaded the session (on a reload or a deep link, not before).
+  await parent();
   if (!session.can('viewAudit')) redirect(307, '/');
   const type = url.searchParams.get('type')?.trim() || null;
   const license = url.searchParams.get('license') || null;

@@ -1,0 +1,60 @@
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launch, shot, watchErrors } from './browser';
+import { startServer, type RunningServer } from './server';
+
+// What operations and customer-success people do all day: open bookmarks and reload pages, pick
+// dates, follow live feeds. Each test signs in its own browser context.
+
+let server: RunningServer;
+let browser: Browser;
+
+beforeAll(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function signedIn(options: { timezoneId?: string; email?: string; password?: string } = {}): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1360, height: 860 }, timezoneId: options.timezoneId, locale: 'en-US' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  const errors = watchErrors(page);
+  await page.goto(`${server.base}/signin`);
+  await page.getByLabel('Workspace').fill(server.demo.tenant);
+  await page.getByLabel('Email').fill(options.email ?? server.demo.email);
+  await page.getByLabel('Password').fill(options.password ?? server.demo.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+  return { context, page, errors };
+}
+
+/** A slow network for the question "who is signed in?", as on a busy or distant server. */
+async function slowViewer(page: Page) {
+  await page.route('**/graphql', async (route) => {
+    const request = route.request();
+    if (`${request.url()} ${request.postData() ?? ''}`.includes('query Viewer')) await new Promise((r) => setTimeout(r, 400));
+    await route.continue();
+  });
+}
+
+describe('deep links and reloads', () => {
+  it('opens a bookmarked page that depends on the role as the role allows, not as if signed out', async () => {
+    const { context, page, errors } = await signedIn();
+    await slowViewer(page);
+    // A reload (or a bookmark, or a link from a ticket) starts the app afresh on that page.
+    await page.goto(`${server.base}/audit-log`);
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    expect(new URL(page.url()).pathname).toBe('/audit-log');
+
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    await shot(page, 'ops-01-audit-log-reloaded');
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
