@@ -10,6 +10,15 @@ export function dateTime(iso: string | null | undefined, fallback = '—'): stri
   return iso ? dateTimeFmt.format(new Date(iso)) : fallback;
 }
 
+/**
+ * The last second of a day picked in an `<input type="date">` (YYYY-MM-DD), in the user's time zone:
+ * the console shows dates in that zone, so the expiry shown is the day picked, wherever the user is.
+ */
+export function endOfDay(day: string): Date {
+  const [y, m, d] = day.split('-').map(Number);
+  return new Date(y ?? NaN, (m ?? NaN) - 1, d ?? NaN, 23, 59, 59);
+}
+
 const UNITS: [Intl.RelativeTimeFormatUnit, number][] = [
   ['year', 365 * 86_400],
   ['month', 30 * 86_400],

@@ -58,3 +58,30 @@ describe('deep links and reloads', () => {
     await context.close();
   });
 });
+
+describe('dates in the user\'s time zone', () => {
+  it('keeps the expiry date a user east of UTC picks, at issue and at renewal', async () => {
+    const { context, page, errors } = await signedIn({ timezoneId: 'Asia/Tokyo' });
+    await page.goto(`${server.base}/licenses/new`);
+    await page.getByRole('heading', { level: 1, name: 'New license' }).waitFor();
+    await page.getByLabel('Name').fill('Tokyo office');
+    await page.getByLabel('Expires on').fill('2027-03-31');
+    await page.getByRole('button', { name: 'Issue license' }).click();
+    await page.getByTestId('created-key').waitFor();
+    await page.getByRole('link', { name: 'Open license' }).click();
+    const expires = page.locator('dt:text-is("Expires") + dd');
+    await expires.waitFor();
+    expect(await expires.textContent()).toMatch(/^Mar 31, 2027/);
+
+    await page.getByRole('button', { name: 'Renew / extend' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Set an expiry date').check();
+    await dialog.getByLabel('New expiry').fill('2028-06-30');
+    await dialog.getByRole('button', { name: 'Renew' }).click();
+    await page.getByText('Renewed; now expires Jun 30, 2028.').waitFor();
+    expect(await expires.textContent()).toMatch(/^Jun 30, 2028/);
+    await shot(page, 'ops-02-renewed-tokyo');
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
