@@ -1,7 +1,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launch, shot, watchErrors } from './browser';
-import { startServer, type RunningServer } from './server';
+import { gql, startServer, type RunningServer } from './server';
 
 // What operations and customer-success people do all day: open bookmarks and reload pages, pick
 // dates, follow live feeds. Each test signs in its own browser context.
@@ -81,6 +81,62 @@ describe('dates in the user\'s time zone', () => {
     await page.getByText('Renewed; now expires Jun 30, 2028.').waitFor();
     expect(await expires.textContent()).toMatch(/^Jun 30, 2028/);
     await shot(page, 'ops-02-renewed-tokyo');
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
+
+describe('a tenant with more customers than a drop-down lists', () => {
+  let lastId = '';
+
+  beforeAll(async () => {
+    // 210 customers named before the last one, which sorts past the first 200.
+    for (let batch = 0; batch < 14; batch++) {
+      const fields = Array.from({ length: 15 }, (_, i) => {
+        const n = String(batch * 15 + i).padStart(3, '0');
+        return `c${n}: createCustomer(input: { name: "Aardvark ${n}" }) { __typename }`;
+      });
+      await gql(server.base, server.demo.apiToken, `mutation { ${fields.join('\n')} }`);
+    }
+    const d = await gql<{ createCustomer: { id: string } }>(
+      server.base,
+      server.demo.apiToken,
+      `mutation { createCustomer(input: { name: "Zephyr Holdings", email: "it@zephyr.example" }) { ... on Customer { id } } }`,
+    );
+    lastId = d.createCustomer.id;
+  });
+
+  it('issues a license to a customer past the first 200 from its page, and keeps it when the details are edited', async () => {
+    const { context, page, errors } = await signedIn();
+    await page.goto(`${server.base}/customers/${encodeURIComponent(lastId)}`);
+    await page.getByRole('heading', { level: 1, name: 'Zephyr Holdings' }).waitFor();
+    await page.getByRole('link', { name: 'Issue license' }).click();
+    await page.getByRole('heading', { level: 1, name: 'New license' }).waitFor();
+    expect(await page.getByLabel('Customer').locator('option:checked').textContent()).toBe('Zephyr Holdings (it@zephyr.example)');
+    await page.getByRole('button', { name: 'Issue license' }).click();
+    await page.getByTestId('created-key').waitFor();
+    await page.getByRole('link', { name: 'Open license' }).click();
+    const customer = page.locator('dt:text-is("Customer") + dd');
+    await customer.getByRole('link', { name: 'Zephyr Holdings' }).waitFor();
+
+    // Renaming the license must not drop its customer.
+    await page.getByRole('button', { name: 'Edit details' }).click();
+    const dialog = page.getByRole('dialog');
+    expect(await dialog.getByLabel('Customer').locator('option:checked').textContent()).toBe('Zephyr Holdings (it@zephyr.example)');
+    await dialog.getByLabel('Name').fill('Zephyr build farm');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Details saved.').waitFor();
+    await page.locator('.breadcrumb', { hasText: 'Zephyr build farm' }).waitFor();
+    const id = decodeURIComponent(new URL(page.url()).pathname.split('/').pop()!);
+    const d = await gql<{ node: { customer: { name: string } | null } }>(server.base, server.demo.apiToken, `query($id: ID!) { node(id: $id) { ... on License { customer { name } } } }`, { id });
+    expect(d.node.customer?.name).toBe('Zephyr Holdings');
+    await customer.getByRole('link', { name: 'Zephyr Holdings' }).waitFor();
+
+    // The licenses list filtered by that customer names it in the filter.
+    await page.goto(`${server.base}/licenses?customer=${encodeURIComponent(lastId)}`);
+    await page.getByText('1 license match these filters').waitFor();
+    expect(await page.getByLabel('Customer').locator('option:checked').textContent()).toBe('Zephyr Holdings');
+    await shot(page, 'ops-03-filtered-by-customer-201');
     expect(errors).toEqual([]);
     await context.close();
   });

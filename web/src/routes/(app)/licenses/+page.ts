@@ -1,4 +1,5 @@
 import { client, data } from '$lib/graphql/client';
+import { withCustomer } from '$lib/customers';
 import { LicenseFiltersDocument, LicensesDocument, type LicenseStatus } from '$lib/graphql/generated/graphql';
 import type { PageLoad } from './$types';
 
@@ -24,5 +25,9 @@ export const load = (async ({ url, depends }) => {
     client.query(LicensesDocument, { ...filters, ...page }).toPromise().then(data),
     client.query(LicenseFiltersDocument, {}).toPromise().then(data),
   ]);
-  return { licenses: licenses.licenses, options, filters, paged: Boolean(before || after) };
+  const customers = await withCustomer(
+    options.customers.edges.flatMap((e) => (e.node ? [e.node] : [])),
+    filters.customerId,
+  );
+  return { licenses: licenses.licenses, options, customers, filters, paged: Boolean(before || after) };
 }) satisfies PageLoad;
