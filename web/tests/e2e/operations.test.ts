@@ -141,3 +141,43 @@ describe('a tenant with more customers than a drop-down lists', () => {
     await context.close();
   });
 });
+
+describe('numbers past what the server takes', () => {
+  it('are refused on their field with the rule, never with a raw GraphQL error, and change nothing', async () => {
+    const { context, page, errors } = await signedIn();
+    await page.goto(`${server.base}/licenses?status=ACTIVE`);
+    await page.locator('tbody tr a.key').first().click();
+    await page.getByRole('button', { name: 'Renew / extend' }).click();
+    const renew = page.getByRole('dialog');
+    const before = await page.locator('dt:text-is("Expires") + dd').textContent();
+    await renew.getByLabel('Days to add').fill('99999999999');
+    await renew.getByRole('button', { name: 'Renew' }).click();
+    await renew.getByText('must be at most 36500').waitFor();
+    expect(await renew.textContent()).not.toMatch(/Variable|32-bit/);
+    await renew.getByRole('button', { name: 'Cancel' }).click();
+    expect(await page.locator('dt:text-is("Expires") + dd').textContent()).toBe(before);
+
+    await page.goto(`${server.base}/compliance`);
+    await page.getByRole('button', { name: 'Alert settings' }).click();
+    const settings = page.getByRole('dialog');
+    await settings.getByLabel('Heartbeat tolerance (%)').fill('99999999999');
+    await settings.getByRole('button', { name: 'Save settings' }).click();
+    await settings.getByText('Heartbeat tolerance (%) must be at most 1000 (ten extra intervals)').waitFor();
+    await settings.getByLabel('Heartbeat tolerance (%)').fill('100');
+    await settings.getByLabel('Expiring-soon lead days').fill('30, 4294967296');
+    await settings.getByRole('button', { name: 'Save settings' }).click();
+    await settings.getByText('Expiring-soon lead days must be at most 365 days').waitFor();
+    expect(await settings.textContent()).not.toMatch(/Variable|32-bit/);
+    await settings.getByRole('button', { name: 'Cancel' }).click();
+
+    await page.getByRole('button', { name: 'Default thresholds' }).click();
+    const thresholds = page.getByRole('dialog');
+    await thresholds.getByLabel('Percents of the cap').fill('80, 99999999999');
+    await thresholds.getByRole('button', { name: 'Save thresholds' }).click();
+    await thresholds.getByText('Percents of the cap must be at most 1000').waitFor();
+    expect(await thresholds.textContent()).not.toMatch(/Variable|32-bit/);
+    await shot(page, 'ops-04-threshold-too-large');
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
