@@ -185,7 +185,7 @@ export type CheckoutSeatInput = {
   /** The holder's department or cost centre, for seat analytics (seatMap.breakdown). */
   department?: InputMaybe<Scalars['String']['input']>;
   fingerprint: Scalars['String']['input'];
-  /** Accepted for retries; checkout is idempotent per device/user anyway. */
+  /** A retry with the same key (per license, for 24 hours) returns the first lease; other parameters fail with IDEMPOTENCY_KEY_REUSED. */
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;
   key: Scalars['String']['input'];
   /** Required when the license counts seats per user. */

@@ -1,17 +1,17 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { type Lease, Prisma } from '@tessera/db/client';
 import { z } from 'zod';
 import type { AppDeps } from '../../context.ts';
 import { LicensingError, ValidationError } from '../../errors.ts';
 import { sealerOf } from '../audit/chain.ts';
-import { type EventInput, inTransaction, type ServiceContext } from '../audit/service.ts';
-import { retriedOnDeadlock } from '../common/db.ts';
+import { type EventInput, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { isDeadlock, retriedOnDeadlock } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
 import { parse } from '../common/validate.ts';
 import { notExpiredSql } from '../licenses/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
 import { DEFAULT_LEASE_SECONDS, type LicenseTerms, seatCheckoutBatcher } from './batched.ts';
-import { assertUsable, clientActor, isDuplicate, keyTarget, utcDay } from './client.ts';
+import { assertUsable, clientActor, isDuplicate, type KeyTarget, keyTarget, utcDay } from './client.ts';
 
 /** The longest a lease can be borrowed for offline use, unless the license's metadata sets `maxBorrowSeconds`. */
 export const DEFAULT_MAX_BORROW_SECONDS = 7 * 86_400;
@@ -22,7 +22,7 @@ const checkoutInput = z.object({
   fingerprint: clientString,
   user: clientString.nullish(),
   department: z.string().trim().min(1, 'must not be empty').max(128, 'must be at most 128 characters').nullish(),
-  idempotencyKey: z.string().max(255, 'must be at most 255 characters').nullish(),
+  idempotencyKey: z.string().min(1, 'must not be empty').max(255, 'must be at most 255 characters').nullish(),
   wait: z.boolean().nullish(),
 });
 export type CheckoutInput = z.input<typeof checkoutInput>;
@@ -53,7 +53,10 @@ function leaseEvent(type: string, lease: Pick<Lease, 'id' | 'licenseId' | 'holde
   };
 }
 
-async function signLease(app: AppDeps, lease: Lease): Promise<string> {
+/** Where a checkout's statements run: the client, or the transaction of a keyed checkout. */
+type Db = Pick<Tx, '$queryRaw'>;
+
+async function signLease(app: AppDeps, lease: Lease, issuedAt?: Date): Promise<string> {
   return signerFor(app).sign(
     lease.tenantId,
     TOKEN_TYPES.lease,
@@ -66,6 +69,7 @@ async function signLease(app: AppDeps, lease: Lease): Promise<string> {
       borrowed: lease.borrowed,
     },
     lease.status === 'ACTIVE' ? lease.expiresAt : (lease.endedAt ?? lease.expiresAt),
+    issuedAt,
   );
 }
 
@@ -107,7 +111,10 @@ interface GrantOutcome {
  */
 export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Promise<GrantedLease | QueuedSeat> {
   const input = parse(checkoutInput, raw);
-  const { licenseId, tenantId } = await keyTarget(ctx.prisma, input.key);
+  const target = await keyTarget(ctx.prisma, input.key);
+  // A call with an idempotency key is decided on the one-call path, in a transaction with its record.
+  if (input.idempotencyKey) return checkoutOnce(ctx, input, input.idempotencyKey, target);
+  const { licenseId, tenantId } = target;
   const now = new Date();
 
   // The common case (a seat free, nothing to reclaim, nobody queued) is one batched statement.
@@ -122,8 +129,38 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
   });
   if (lease) return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
 
-  // One statement on its own: aborted to break a deadlock (a checkout batch inserting a lease for a holder
-  // whose lapsed lease this expires, or a sweep), it changed nothing and runs again.
+  const lic = await reclaimLapsed(ctx, target, now);
+  let decided: Decided;
+  try {
+    decided = await decideCheckout(ctx, ctx.prisma, input, target, lic, now);
+  } catch (err) {
+    // The same holder was granted a lease by a concurrent checkout: this one renews it.
+    if (!isDuplicate(err)) throw err;
+    decided = await decideCheckout(ctx, ctx.prisma, input, target, lic, now);
+  }
+  return answer(ctx, tenantId, decided);
+}
+
+/** A checkout decided: a lease, a place in the queue (`placed`: a new one, with its seat.queued event), or no seat. */
+type Decided = { kind: 'lease'; lease: Lease } | { kind: 'queued'; seat: QueuedSeat; placed: boolean } | { kind: 'refused' };
+
+/** Seals the audit rows a decision wrote (once committed) and answers with it (NO_SEATS_AVAILABLE for a refusal). */
+async function answer(ctx: ServiceContext, tenantId: string, decided: Decided, issuedAt?: Date): Promise<GrantedLease | QueuedSeat> {
+  if (decided.kind === 'refused') throw new LicensingError('NO_SEATS_AVAILABLE', 'All floating seats are in use');
+  if (decided.kind === 'queued') {
+    if (decided.placed) void sealerOf(ctx.app).seal(tenantId);
+    return decided.seat;
+  }
+  void sealerOf(ctx.app).seal(tenantId);
+  return { kind: 'lease', lease: decided.lease, token: await signLease(ctx.app, decided.lease, issuedAt) };
+}
+
+/**
+ * Reclaims this license's lapsed leases (one statement on its own: aborted to break a deadlock, with a
+ * checkout batch inserting a lease for a holder whose lapsed lease this expires, or a sweep, it changed
+ * nothing and runs again) and reads the license's terms.
+ */
+async function reclaimLapsed(ctx: ServiceContext, { licenseId, tenantId }: KeyTarget, now: Date): Promise<LicenseTerms> {
   const [lic] = await retriedOnDeadlock(() => ctx.prisma.$queryRaw<(LicenseTerms & { expired: number })[]>`
     WITH lic AS (
       SELECT state, "startsAt", "expiresAt", provisioning, "clientType", seats, "leaseSeconds", type, "gracePeriodSeconds" FROM "License" WHERE id = ${licenseId}::uuid
@@ -152,20 +189,23 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
     SELECT lic.*, (SELECT count(*)::int FROM expired) AS expired FROM lic`);
   if (!lic) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
   if (lic.expired > 0) void sealerOf(ctx.app).seal(tenantId);
+  const { expired: _, ...terms } = lic;
+  return terms;
+}
 
-  let terms: LicenseTerms = lic;
+/**
+ * The rules, then the grant or renewal (renewOrGrant) on `db` (the client, or a transaction's), and a
+ * place in the queue or a refusal when no seat is free. Throws a unique violation when a concurrent
+ * checkout granted the same holder a lease meanwhile (the caller decides again: it renews).
+ */
+async function decideCheckout(ctx: ServiceContext, db: Db, input: z.output<typeof checkoutInput>, { licenseId, tenantId }: KeyTarget, lic: LicenseTerms, now: Date): Promise<Decided> {
+  let terms = lic;
   let grant: GrantArgs;
   let outcome: GrantOutcome;
   for (let attempt = 1; ; attempt++) {
     const { holder, expiresAt } = seatRules(terms, input, now);
     grant = { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, clientType: terms.clientType, leaseSeconds: terms.leaseSeconds, wait: !!input.wait, now, expiresAt };
-    try {
-      outcome = await renewOrGrant(ctx, grant);
-    } catch (err) {
-      // The same holder was granted a lease by a concurrent checkout: this one renews it.
-      if (!isDuplicate(err)) throw err;
-      outcome = await renewOrGrant(ctx, grant);
-    }
+    outcome = await renewOrGrant(ctx, db, grant);
     if (outcome.current) break;
     // The license changed after the rules read it (suspended, revoked, other terms): nothing was written,
     // and the rules apply again to the row as the grant read it under its lock.
@@ -173,12 +213,74 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
     if (attempt >= 3) throw new Error(`license ${licenseId}: its terms changed during each of ${attempt} checkout attempts`);
     terms = outcome.license;
   }
-  if (outcome.lease) {
-    void sealerOf(ctx.app).seal(tenantId);
-    return { kind: 'lease', lease: outcome.lease, token: await signLease(ctx.app, outcome.lease) };
+  if (outcome.lease) return { kind: 'lease', lease: outcome.lease };
+  if (!input.wait) return { kind: 'refused' };
+  return enqueue(ctx, db, { licenseId, tenantId, holder: grant.holder, fingerprint: input.fingerprint, user: input.user ?? null, now, expiresAt: grant.expiresAt });
+}
+
+/** Checkout idempotency keys count per license, as activation's and usage tickets' do. */
+const idempotencyScope = (licenseId: string) => `checkout:${licenseId}`;
+
+/** What the record of a keyed checkout keeps: the lease as answered and when its token was signed. */
+interface StoredCheckout {
+  lease: Record<string, unknown>;
+  issuedAt: string;
+}
+
+/**
+ * A checkout with an idempotency key (Stripe semantics, as activation): the first call's lease is the
+ * answer to every call with this key and these parameters, and changes nothing again; other parameters
+ * are IDEMPOTENCY_KEY_REUSED. The key's record is inserted first in the transaction that decides the
+ * call, so a concurrent call with the same key (on any instance) waits for that transaction and then
+ * replays its answer. A refusal or a place in the queue keeps no record: the call is decided afresh
+ * when it comes again (a queued client polls with the key it queued with).
+ */
+async function checkoutOnce(ctx: ServiceContext, input: z.output<typeof checkoutInput>, key: string, target: KeyTarget): Promise<GrantedLease | QueuedSeat> {
+  const { licenseId, tenantId } = target;
+  const scope = idempotencyScope(licenseId);
+  const hash = createHash('sha256')
+    .update(JSON.stringify([input.fingerprint, input.user ?? null, input.department ?? null, !!input.wait]))
+    .digest('hex');
+  const where = { tenantId_scope_key: { tenantId, scope, key } };
+  for (let attempt = 1; ; attempt++) {
+    const prior = await ctx.prisma.idempotencyRecord.findUnique({ where });
+    if (prior) {
+      if (prior.requestHash !== hash) throw new LicensingError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with different parameters');
+      const stored = prior.response as unknown as StoredCheckout;
+      const lease = leaseFromJson(stored.lease);
+      return { kind: 'lease', lease, token: await signLease(ctx.app, lease, new Date(stored.issuedAt)) };
+    }
+    const now = new Date();
+    const lic = await reclaimLapsed(ctx, target, now);
+    let decided: Decided | null;
+    try {
+      decided = await ctx.prisma.$transaction(async (tx) => {
+        // Waits for a transaction holding this key; once that one committed, the key is its.
+        const claimed = await tx.$executeRaw`
+          INSERT INTO "IdempotencyRecord" ("tenantId", scope, key, "requestHash", response)
+          VALUES (${tenantId}::uuid, ${scope}, ${key}, ${hash}, 'null'::jsonb) ON CONFLICT DO NOTHING`;
+        if (claimed === 0) return null;
+        const d = await decideCheckout(ctx, tx, input, target, lic, now);
+        if (d.kind === 'lease') {
+          const stored: StoredCheckout = { lease: leaseToJson(d.lease), issuedAt: now.toISOString() };
+          await tx.$executeRaw`
+            UPDATE "IdempotencyRecord" SET response = ${JSON.stringify(stored)}::jsonb
+             WHERE "tenantId" = ${tenantId}::uuid AND scope = ${scope} AND key = ${key}`;
+        } else {
+          // Not remembered; the refusal is counted (seat statistics) and a queue place kept.
+          await tx.$executeRaw`DELETE FROM "IdempotencyRecord" WHERE "tenantId" = ${tenantId}::uuid AND scope = ${scope} AND key = ${key}`;
+        }
+        return d;
+      });
+    } catch (err) {
+      // A concurrent checkout granted this holder a lease (the call now renews it), or a deadlock: the
+      // transaction changed nothing, and runs again.
+      if (!(isDuplicate(err) || isDeadlock(err)) || attempt >= 3) throw err;
+      continue;
+    }
+    if (decided) return answer(ctx, tenantId, decided, now);
+    if (attempt >= 3) throw new Error(`checkout idempotency key of license ${licenseId}: claimed and released during each of ${attempt} attempts`);
   }
-  if (!input.wait) throw new LicensingError('NO_SEATS_AVAILABLE', 'All floating seats are in use');
-  return enqueue(ctx, { licenseId, tenantId, holder: grant.holder, fingerprint: input.fingerprint, user: input.user ?? null, now, expiresAt: grant.expiresAt });
 }
 
 /** The license's rules for a checkout, in order: state, floating seats, who holds the seat; and the lease's expiry. */
@@ -220,11 +322,11 @@ const LICENSE_TERMS = Prisma.raw(
  * `current` is false when the license is no longer usable as seatRules judges it (state, dates, grace,
  * FLOATING with seats) or no longer has the terms the caller applied; `license` is then that row.
  */
-async function renewOrGrant(ctx: ServiceContext, a: GrantArgs): Promise<GrantOutcome> {
+async function renewOrGrant(ctx: ServiceContext, db: Db, a: GrantArgs): Promise<GrantOutcome> {
   const actorId = a.licenseId;
   const day = utcDay(a.now);
   const at = `'${a.now.toISOString()}'::timestamp(3)`;
-  const [row] = await ctx.prisma.$queryRaw<(Omit<GrantOutcome, 'lease' | 'license'> & { lease: Record<string, unknown> | null; license: LicenseTerms | null })[]>`
+  const [row] = await db.$queryRaw<(Omit<GrantOutcome, 'lease' | 'license'> & { lease: Record<string, unknown> | null; license: LicenseTerms | null })[]>`
     WITH lk AS (
       SELECT ${LICENSE_TERMS},
         state = 'ACTIVE' AND provisioning = 'FLOATING' AND seats > 0 AND ${Prisma.raw(notExpiredSql('"License"', at))}
@@ -291,9 +393,14 @@ function termsFromJson(j: LicenseTerms): LicenseTerms {
   return { ...j, startsAt: date(j.startsAt), expiresAt: date(j.expiresAt) };
 }
 
-/** row_to_json gives timestamps as text without a zone (they are UTC). */
+/** A lease as JSON (timestamps in ISO 8601 with their zone), as leaseFromJson reads it back. */
+function leaseToJson(lease: Lease): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(lease)) as Record<string, unknown>;
+}
+
+/** row_to_json gives timestamps as text without a zone (they are UTC); leaseToJson's carry theirs. */
 function leaseFromJson(j: Record<string, unknown>): Lease {
-  const date = (v: unknown) => (v === null || v === undefined ? null : new Date(`${String(v)}Z`));
+  const date = (v: unknown) => (v === null || v === undefined ? null : new Date(/[Zz]|[+-]\d\d:?\d\d$/.test(String(v)) ? String(v) : `${String(v)}Z`));
   return {
     ...(j as unknown as Lease),
     grantedAt: date(j.grantedAt)!,
@@ -306,9 +413,10 @@ function leaseFromJson(j: Record<string, unknown>): Lease {
 /** Puts (or keeps) the client in the seat queue; a new place emits seat.queued. */
 async function enqueue(
   ctx: ServiceContext,
+  db: Db,
   a: { licenseId: string; tenantId: string; holder: string; fingerprint: string; user: string | null; now: Date; expiresAt: Date },
-): Promise<QueuedSeat> {
-  const [row] = await ctx.prisma.$queryRaw<{ position: number; inserted: boolean }[]>`
+): Promise<Decided> {
+  const [row] = await db.$queryRaw<{ position: number; inserted: boolean }[]>`
     WITH entry AS (
       INSERT INTO "SeatQueueEntry" (id, "tenantId", "licenseId", holder, fingerprint, "user", "enqueuedAt", "expiresAt")
       VALUES (${randomUUID()}::uuid, ${a.tenantId}::uuid, ${a.licenseId}::uuid, ${a.holder}, ${a.fingerprint}, ${a.user}, ${a.now}::timestamp(3), ${a.expiresAt}::timestamp(3))
@@ -324,8 +432,7 @@ async function enqueue(
       (SELECT count(*)::int FROM "SeatQueueEntry" q WHERE q."licenseId" = ${a.licenseId}::uuid AND q."expiresAt" > ${a.now}::timestamp(3)
         AND (q."enqueuedAt", q.id) < (entry."enqueuedAt", entry.id)) + 1 AS position
     FROM entry`;
-  if (row!.inserted) void sealerOf(ctx.app).seal(a.tenantId);
-  return { kind: 'queued', position: row!.position, expiresAt: a.expiresAt };
+  return { kind: 'queued', seat: { kind: 'queued', position: row!.position, expiresAt: a.expiresAt }, placed: row!.inserted };
 }
 
 /** A lease of the license this key names; anything else (unknown, another license's) is LEASE_NOT_FOUND. */

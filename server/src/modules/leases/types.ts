@@ -91,7 +91,7 @@ const CheckoutSeatInput = builder.inputType('CheckoutSeatInput', {
     fingerprint: t.string({ required: true }),
     user: t.string({ description: 'Required when the license counts seats per user.' }),
     department: t.string({ description: "The holder's department or cost centre, for seat analytics (seatMap.breakdown)." }),
-    idempotencyKey: t.string({ description: 'Accepted for retries; checkout is idempotent per device/user anyway.' }),
+    idempotencyKey: t.string({ description: 'A retry with the same key (per license, for 24 hours) returns the first lease; other parameters fail with IDEMPOTENCY_KEY_REUSED.' }),
     wait: t.boolean({ description: 'Queue for a seat when none is free instead of failing with NO_SEATS_AVAILABLE.' }),
   }),
 });

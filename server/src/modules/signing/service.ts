@@ -96,8 +96,12 @@ interface ActiveKey {
 const base64url = (text: string) => Buffer.from(text).toString('base64url');
 
 export interface Signer {
-  /** Signs `claims` as a compact JWS with the tenant's current key; `iss` is the tenant slug. */
-  sign(tenantId: string, typ: TokenType, claims: JWTPayload, expiresAt?: Date | null): Promise<string>;
+  /**
+   * Signs `claims` as a compact JWS with the tenant's current key; `iss` is the tenant slug, `iat` now or
+   * `issuedAt` (Ed25519 is deterministic: the same claims and time give the same token, which is how an
+   * idempotent retry answers with the first call's token without storing it).
+   */
+  sign(tenantId: string, typ: TokenType, claims: JWTPayload, expiresAt?: Date | null, issuedAt?: Date): Promise<string>;
   /** The tenant's published keys (current and retired, still verifiable), or null for an unknown tenant. */
   jwks(slug: string): Promise<{ keys: JWK[] } | null>;
   /** Retires the current key and creates a new one; old tokens keep verifying. */
@@ -168,13 +172,13 @@ export function createSigner(app: AppDeps, masterKey: Buffer): Signer {
   }
 
   return {
-    async sign(tenantId, typ, claims, expiresAt) {
+    async sign(tenantId, typ, claims, expiresAt, issuedAt) {
       const { kid, issuer, key } = await activeKey(tenantId);
       // A compact JWS (RFC 7515) signed synchronously with node:crypto: on the hot paths the WebCrypto
       // route (a thread-pool job per signature) cost several times the signature itself. Verified
       // by any JOSE library against the tenant's JWKS, as the tests do with jose.
       const header = base64url(JSON.stringify({ alg: SIGNING_ALGORITHM, kid, typ }));
-      const payload: JWTPayload = { ...claims, iss: issuer, iat: Math.floor(Date.now() / 1000) };
+      const payload: JWTPayload = { ...claims, iss: issuer, iat: Math.floor((issuedAt?.getTime() ?? Date.now()) / 1000) };
       if (expiresAt) payload.exp = Math.floor(expiresAt.getTime() / 1000);
       const input = `${header}.${base64url(JSON.stringify(payload))}`;
       return `${input}.${edSign(null, Buffer.from(input), key).toString('base64url')}`;
