@@ -89,6 +89,32 @@ describe('borrowing a live lease', () => {
     expect(await s.db.prisma.auditEvent.count({ where: { licenseId: lic.id, type: 'lease.borrowed' } })).toBe(0);
   });
 
+  it("a license's maxBorrowSeconds must be a whole number of seconds up to a year; one stored otherwise is never an internal error", async () => {
+    const CREATE = `mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename ... on ValidationError { fields { path } } } }`;
+    const lic = await floating(2);
+    const editionId = (await s.db.prisma.license.findUniqueOrThrow({ where: { id: lic.id } })).editionId;
+    const { encodeGlobalID } = await import('@pothos/plugin-relay');
+    for (const bad of ['7d', 1.5, 1e12, -5, true, { days: 7 }]) {
+      const created = ok(await s.gql(CREATE, { input: { editionId: encodeGlobalID('Edition', editionId), metadata: { maxBorrowSeconds: bad } } }, { token })).createLicense;
+      expect(created).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'metadata.maxBorrowSeconds' }] });
+      expect(await updateLicense({ licenseId: lic.globalId, metadata: { maxBorrowSeconds: bad } })).toMatchObject({ __typename: 'ValidationError' });
+    }
+    expect(await updateLicense({ licenseId: lic.globalId, metadata: { maxBorrowSeconds: 7200 } })).toMatchObject({ __typename: 'License' });
+
+    // Written before the rule (or by hand): a value that is no number of seconds leaves the default period.
+    const held = await checkout(lic.key, 'dev-a');
+    for (const [stored, seconds] of [['7d', 3600], [true, 3600], [{ days: 7 }, 3600], [1e12, 86_400], ['1800', 1800], [-5, null]] as const) {
+      await s.db.prisma.license.update({ where: { id: lic.id }, data: { metadata: { maxBorrowSeconds: stored } } });
+      const borrowed = ok(await s.gql(BORROW, { input: { leaseId: held.id, key: lic.key, seconds: 3600 } })).borrowSeat;
+      if (seconds === null) expect(borrowed).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'seconds' }] });
+      else {
+        expect(borrowed).toMatchObject({ __typename: 'SeatLease', borrowed: true });
+        expect(new Date(borrowed.expiresAt).getTime() - Date.now()).toBeLessThanOrEqual(Math.min(seconds, 3600) * 1000);
+        expect(new Date(borrowed.expiresAt).getTime() - Date.now()).toBeGreaterThan(Math.min(seconds, 3600) * 1000 - 60_000);
+      }
+    }
+  });
+
   it('of a subscription in its grace period is lent until the grace ends, no later; past the grace it is LICENSE_EXPIRED', async () => {
     const lic = await floating(2, { licenseType: 'SUBSCRIPTION', validityDays: 30, gracePeriodSeconds: 86_400 });
     const held = await checkout(lic.key, 'grace-1');

@@ -522,11 +522,26 @@ const borrowInput = z.object({
   seconds: z.number().int('must be an integer').min(60, 'must be at least 60').max(31_536_000, 'must be at most 365 days'),
 });
 
-/** The license's maximum borrow period, as borrowSeat's statement reads it from the metadata. */
+/** The longest borrow a license's metadata can set (as borrowSeat's `seconds`, and the metadata's rule). */
+const MAX_BORROW_SECONDS = 31_536_000;
+
+/**
+ * The license's maximum borrow period, as borrowSeat's statement (MAX_BORROW_SQL) reads it from the
+ * metadata: a number (or a string of digits) of seconds, within 0 and a year; anything else, which only
+ * rows written before the metadata rule can hold, leaves the default.
+ */
 function maxBorrowSeconds(metadata: unknown): number {
   const set = (metadata as { maxBorrowSeconds?: unknown } | null)?.maxBorrowSeconds;
-  return set === undefined || set === null ? DEFAULT_MAX_BORROW_SECONDS : Number(set);
+  const n = typeof set === 'number' ? set : typeof set === 'string' && /^\s*\d+\s*$/.test(set) ? Number(set) : null;
+  return n === null || !Number.isFinite(n) ? DEFAULT_MAX_BORROW_SECONDS : Math.min(Math.max(Math.floor(n), 0), MAX_BORROW_SECONDS);
 }
+
+const MAX_BORROW_SQL = Prisma.raw(`CASE
+  WHEN jsonb_typeof(metadata->'maxBorrowSeconds') = 'number'
+    THEN LEAST(GREATEST(floor((metadata->>'maxBorrowSeconds')::numeric), 0), ${MAX_BORROW_SECONDS})::int
+  WHEN jsonb_typeof(metadata->'maxBorrowSeconds') = 'string' AND metadata->>'maxBorrowSeconds' ~ '^\\s*[0-9]+\\s*$'
+    THEN LEAST(trim(metadata->>'maxBorrowSeconds')::numeric, ${MAX_BORROW_SECONDS})::int
+  ELSE ${DEFAULT_MAX_BORROW_SECONDS} END`);
 
 /**
  * Borrows a live lease for offline use: it stays a held seat, without heartbeats, until `seconds` from
@@ -544,7 +559,7 @@ export async function borrowSeat(ctx: ServiceContext, raw: z.input<typeof borrow
     // The license as it is now (a share lock waits for a suspension or change in progress).
     const [row] = await tx.$queryRaw<(Lease & { maxBorrow: number })[]>`
       WITH lic AS (
-        SELECT id, COALESCE((metadata->>'maxBorrowSeconds')::int, ${DEFAULT_MAX_BORROW_SECONDS}) AS "maxBorrow",
+        SELECT id, ${MAX_BORROW_SQL} AS "maxBorrow",
           CASE WHEN type = 'SUBSCRIPTION' THEN "expiresAt" + make_interval(secs => COALESCE("gracePeriodSeconds", 0)) ELSE "expiresAt" END AS "servesUntil"
         FROM "License"
         WHERE id = ${licenseId}::uuid AND state = 'ACTIVE' AND ${Prisma.raw(notExpiredSql('"License"', at))}

@@ -73,7 +73,14 @@ export function statusWhere(status: LicenseStatus, now = new Date()): Prisma.Lic
 const DAY_MS = 86_400_000;
 const metadata = z
   .record(z.string().max(64), z.unknown())
-  .refine((m) => JSON.stringify(m).length <= 16_384, 'must be at most 16 KB of JSON');
+  .refine((m) => JSON.stringify(m).length <= 16_384, 'must be at most 16 KB of JSON')
+  .superRefine((m, ctx) => {
+    // The longest a floating seat may be borrowed for (leases/service.ts borrowSeat): seconds, as borrowSeat's `seconds` is.
+    const borrow = m.maxBorrowSeconds;
+    if (borrow !== undefined && borrow !== null && !(Number.isInteger(borrow) && (borrow as number) >= 0 && (borrow as number) <= 31_536_000)) {
+      ctx.addIssue({ code: 'custom', path: ['maxBorrowSeconds'], message: 'must be a whole number of seconds from 0 to 31536000 (365 days)' });
+    }
+  });
 const dateInput = z.coerce.date({ message: 'is not a date' });
 
 export const issueFields = {
