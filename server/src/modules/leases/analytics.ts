@@ -15,8 +15,13 @@ export interface SeatUsageBucket {
   peakConcurrent: number;
 }
 
-/** How far back a lease may have been granted and still be held (the longest borrow is 7 days by default). */
-const LOOKBACK_DAYS = 31;
+/**
+ * The leases of a license held at some time after `since` (bound as text), on the (license, status,
+ * expiry) index: a lease is held until its expiry at the latest, however long ago it was granted (one
+ * heartbeated for months, a long borrow).
+ */
+const heldSince = (license: string, since: string, now: string) =>
+  `"licenseId" = ${license}::uuid AND status IN ('ACTIVE', 'EXPIRED', 'RELEASED') AND "expiresAt" > ${since}::timestamp(3) AND "grantedAt" < ${now}::timestamp(3)`;
 
 /**
  * Seat use of one floating license per UTC day and per holder, user or department, over the last
@@ -31,7 +36,7 @@ export async function seatUsageBreakdown(ctx: ServiceContext, licenseId: string,
     `WITH l AS (
        SELECT ${column} AS key, "grantedAt" AS s, LEAST(COALESCE("endedAt", $3::timestamp(3)), "expiresAt", $3::timestamp(3)) AS e
          FROM "Lease"
-        WHERE "licenseId" = $1::uuid AND "grantedAt" >= $2::timestamp(3) - make_interval(days => ${LOOKBACK_DAYS}) AND "grantedAt" < $3::timestamp(3)
+        WHERE ${heldSince('$1', '$2', '$3')}
      ), held AS (
        SELECT * FROM l WHERE e > $2::timestamp(3)
      ), d AS (

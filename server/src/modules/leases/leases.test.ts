@@ -328,6 +328,34 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect(long.__typename).toBe('ValidationError');
   });
 
+  it('seat analytics count a seat held today however long ago it was granted (heartbeated for weeks, or borrowed)', async () => {
+    const lic = await floating(5, { clientType: 'USERS' });
+    const QUERY = `query($id: ID!) {
+      seatMap(licenseId: $id) { ... on SeatMap { breakdown(groupBy: USER, days: 1) { day key leases secondsHeld peakConcurrent } holders(days: 1) { holder leases secondsHeld } } }
+    }`;
+    const held = await checkout({ key: lic.key, fingerprint: 'server-1', user: 'svc' });
+    const lent = await checkout({ key: lic.key, fingerprint: 'laptop', user: 'nomad' });
+    const DAY = 86_400_000;
+    // What 40 days of heartbeats leave (granted then, renewed since), and a seat granted 50 days ago and borrowed until next week.
+    await s.db.prisma.lease.update({ where: { id: Buffer.from(held.id, 'base64').toString().split(':')[1]! }, data: { grantedAt: new Date(Date.now() - 40 * DAY) } });
+    await s.db.prisma.lease.update({
+      where: { id: Buffer.from(lent.id, 'base64').toString().split(':')[1]! },
+      data: { grantedAt: new Date(Date.now() - 50 * DAY), renewedAt: new Date(Date.now() - 50 * DAY), borrowed: true, expiresAt: new Date(Date.now() + 7 * DAY) },
+    });
+    const map = ok(await s.gql(QUERY, { id: lic.globalId }, { token })).seatMap;
+    const today = new Date().toISOString().slice(0, 10);
+    for (const user of ['svc', 'nomad']) {
+      const row = map.breakdown.find((r: { day: string; key: string }) => r.day === today && r.key === user);
+      expect(row).toMatchObject({ leases: 0, peakConcurrent: 1 });
+      expect(row.secondsHeld).toBeGreaterThan(0);
+      expect(row.secondsHeld).toBeLessThanOrEqual(86_400);
+      const holder = map.holders.find((h: { holder: string }) => h.holder === user);
+      expect(holder).toMatchObject({ leases: 1 });
+      expect(holder.secondsHeld).toBeGreaterThan(0);
+      expect(holder.secondsHeld).toBeLessThanOrEqual(86_400);
+    }
+  });
+
   it('a subscription in its grace period keeps serving seats; past the grace it is LICENSE_EXPIRED', async () => {
     const lic = await floating(2, { licenseType: 'SUBSCRIPTION', validityDays: 30, gracePeriodSeconds: 86_400 });
     const held = await checkout({ key: lic.key, fingerprint: 'grace-1' });

@@ -255,10 +255,17 @@ const SeatMap = builder.objectRef<SeatMapShape>('SeatMap').implement({
       resolve: (m, { days }, ctx) => {
         const now = new Date();
         const since = new Date(now.getTime() - Math.min(Math.max(days ?? 30, 1), 366) * 86_400_000);
+        // Seats held within the period (granted in it or before), and the seat time within it.
         return ctx.prisma.$queryRaw<HolderUsage[]>`
-          SELECT holder, count(*)::int AS leases, max("renewedAt") AS "lastSeenAt",
-            COALESCE(sum(EXTRACT(EPOCH FROM (LEAST(COALESCE("endedAt", ${now}::timestamp(3)), "expiresAt", ${now}::timestamp(3)) - "grantedAt"))), 0)::int AS "secondsHeld"
-          FROM "Lease" WHERE "licenseId" = ${m.licenseId}::uuid AND "grantedAt" >= ${since}::timestamp(3)
+          WITH l AS (
+            SELECT holder, "renewedAt", GREATEST("grantedAt", ${since}::timestamp(3)) AS s,
+              LEAST(COALESCE("endedAt", ${now}::timestamp(3)), "expiresAt", ${now}::timestamp(3)) AS e
+            FROM "Lease"
+            WHERE "licenseId" = ${m.licenseId}::uuid AND status IN ('ACTIVE', 'EXPIRED', 'RELEASED')
+              AND "expiresAt" > ${since}::timestamp(3) AND "grantedAt" < ${now}::timestamp(3)
+          )
+          SELECT holder, count(*)::int AS leases, max("renewedAt") AS "lastSeenAt", COALESCE(sum(EXTRACT(EPOCH FROM (e - s))), 0)::int AS "secondsHeld"
+          FROM l WHERE e > s
           GROUP BY holder ORDER BY "secondsHeld" DESC, holder LIMIT 200`;
       },
     }),
