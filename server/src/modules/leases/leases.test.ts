@@ -216,6 +216,21 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect((await checkout({ key: lic.key, fingerprint: 'dev-new' })).__typename).toBe('SeatLease');
   });
 
+  it('a queued client polling seatQueuePosition keeps its place, as one checking out again does', async () => {
+    const lic = await floating(1);
+    await checkout({ key: lic.key, fingerprint: 'dev-a' });
+    expect(await checkout({ key: lic.key, fingerprint: 'dev-b', wait: true })).toMatchObject({ __typename: 'SeatQueued', position: 1 });
+    // The place is about to lapse (its client last checked out almost a lease period ago) ...
+    const soon = new Date(Date.now() + 5_000);
+    await s.db.prisma.seatQueueEntry.updateMany({ where: { licenseId: lic.id }, data: { expiresAt: soon } });
+    // ... and the client polls: its place is kept for another lease period.
+    const polled = ok(await s.gql(`query($input: CheckoutSeatInput!) { seatQueuePosition(input: $input) { ... on SeatQueuePosition { queued position expiresAt } } }`, { input: { key: lic.key, fingerprint: 'dev-b' } })).seatQueuePosition;
+    expect(polled).toMatchObject({ queued: true, position: 1 });
+    expect(new Date(polled.expiresAt).getTime()).toBeGreaterThan(soon.getTime() + 30_000);
+    const entry = await s.db.prisma.seatQueueEntry.findFirstOrThrow({ where: { licenseId: lic.id } });
+    expect(entry.expiresAt.getTime()).toBe(new Date(polled.expiresAt).getTime());
+  });
+
   it('borrows a seat for offline use up to the maximum period; it stays held until returned', async () => {
     const lic = await floating(1);
     const a = await checkout({ key: lic.key, fingerprint: 'dev-a' });

@@ -591,16 +591,22 @@ export async function borrowSeat(ctx: ServiceContext, raw: z.input<typeof borrow
   return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
 }
 
-/** Where a queued client stands; null when it is not (or no longer) queued. */
+/**
+ * Where a queued client stands; null when it is not (or no longer) queued. Polling keeps the place, as
+ * checking out again does: the entry is held for another lease period from now.
+ */
 export async function seatQueuePosition(ctx: ServiceContext, raw: CheckoutInput): Promise<QueuedSeat | null> {
   const input = parse(checkoutInput, raw);
   const { licenseId } = await keyTarget(ctx.prisma, input.key);
   const now = new Date();
   const [row] = await ctx.prisma.$queryRaw<{ ahead: number; expiresAt: Date }[]>`
     WITH me AS (
-      SELECT q.id, q."enqueuedAt", q."expiresAt" FROM "SeatQueueEntry" q JOIN "License" l ON l.id = q."licenseId"
-      WHERE q."licenseId" = ${licenseId}::uuid AND q."expiresAt" > ${now}::timestamp(3)
-        AND q.holder = CASE WHEN l."clientType" = 'USERS' THEN ${input.user ?? ''} ELSE ${input.fingerprint} END
+      UPDATE "SeatQueueEntry" q
+         SET "expiresAt" = GREATEST(q."expiresAt", ${now}::timestamp(3) + make_interval(secs => COALESCE(l."leaseSeconds", ${DEFAULT_LEASE_SECONDS})))
+        FROM "License" l
+       WHERE l.id = q."licenseId" AND q."licenseId" = ${licenseId}::uuid AND q."expiresAt" > ${now}::timestamp(3)
+         AND q.holder = CASE WHEN l."clientType" = 'USERS' THEN ${input.user ?? ''} ELSE ${input.fingerprint} END
+      RETURNING q.id, q."enqueuedAt", q."expiresAt"
     )
     SELECT me."expiresAt",
       (SELECT count(*)::int FROM "SeatQueueEntry" q WHERE q."licenseId" = ${licenseId}::uuid AND q."expiresAt" > ${now}::timestamp(3)
