@@ -86,6 +86,19 @@ describe(`checkoutSeat with an idempotency key (${process.env.TEST_DATABASE_URL 
     expect(await events(mixed, 'lease.granted')).toBe(1);
   });
 
+  it('keyed and unkeyed checkouts at once never exceed the seats', async () => {
+    const lic = await floating(10);
+    const answers = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => checkout({ key: lic.key, fingerprint: `dev-${i}`, ...(i % 2 ? { idempotencyKey: `k-${i}` } : {}) })),
+    );
+    expect(answers.filter((r) => r.__typename === 'SeatLease')).toHaveLength(10);
+    expect(answers.filter((r) => r.__typename !== 'SeatLease').every((r) => r.code === 'NO_SEATS_AVAILABLE')).toBe(true);
+    expect(await leases(lic)).toBe(10);
+    expect((await s.db.prisma.seatPool.findUniqueOrThrow({ where: { licenseId: lic.id } })).used).toBe(10);
+    // The refused keyed calls kept no record; the granted ones did.
+    expect(await s.db.prisma.idempotencyRecord.count({ where: { scope: `checkout:${lic.id}` } })).toBe(answers.filter((r, i) => i % 2 && r.__typename === 'SeatLease').length);
+  });
+
   it('a refusal or a place in the queue is not remembered: the same key checks out once a seat is free', async () => {
     const lic = await floating(1);
     const holder = await checkout({ key: lic.key, fingerprint: 'dev-a' });
