@@ -31,7 +31,7 @@ const PRUNE = `
   SELECT count(*)::int AS n FROM d`;
 
 /**
- * Activation idempotency records answer retries of one request for this long (Stripe keeps keys a day);
+ * Idempotency records (activation's and seat checkout's) answer retries of one request for this long (Stripe keeps keys a day);
  * past it a key is forgotten, and a retry is decided afresh (a device already live is reused, so it
  * still consumes nothing). Without expiry every keyed activation would leave its row forever.
  */

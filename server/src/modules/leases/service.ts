@@ -257,8 +257,8 @@ async function checkoutOnce(ctx: ServiceContext, input: z.output<typeof checkout
       decided = await ctx.prisma.$transaction(async (tx) => {
         // Waits for a transaction holding this key; once that one committed, the key is its.
         const claimed = await tx.$executeRaw`
-          INSERT INTO "IdempotencyRecord" ("tenantId", scope, key, "requestHash", response)
-          VALUES (${tenantId}::uuid, ${scope}, ${key}, ${hash}, 'null'::jsonb) ON CONFLICT DO NOTHING`;
+          INSERT INTO "IdempotencyRecord" ("tenantId", scope, key, "requestHash", response, "createdAt")
+          VALUES (${tenantId}::uuid, ${scope}, ${key}, ${hash}, 'null'::jsonb, ${now}::timestamp(3)) ON CONFLICT DO NOTHING`;
         if (claimed === 0) return null;
         const d = await decideCheckout(ctx, tx, input, target, lic, now);
         if (d.kind === 'lease') {
