@@ -5,7 +5,7 @@ import type { AppDeps } from '../../context.ts';
 import { LicensingError, ValidationError } from '../../errors.ts';
 import { sealerOf } from '../audit/chain.ts';
 import { type EventInput, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
-import { isDeadlock, retriedOnDeadlock } from '../common/db.ts';
+import { retriedOnDeadlock } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
 import { parse } from '../common/validate.ts';
 import { notExpiredSql } from '../licenses/service.ts';
@@ -198,13 +198,21 @@ async function reclaimLapsed(ctx: ServiceContext, { licenseId, tenantId }: KeyTa
  * place in the queue or a refusal when no seat is free. Throws a unique violation when a concurrent
  * checkout granted the same holder a lease meanwhile (the caller decides again: it renews).
  */
-async function decideCheckout(ctx: ServiceContext, db: Db, input: z.output<typeof checkoutInput>, { licenseId, tenantId }: KeyTarget, lic: LicenseTerms, now: Date): Promise<Decided> {
+async function decideCheckout(
+  ctx: ServiceContext,
+  db: Db,
+  input: z.output<typeof checkoutInput>,
+  { licenseId, tenantId }: KeyTarget,
+  lic: LicenseTerms,
+  now: Date,
+  record?: GrantArgs['record'],
+): Promise<Decided> {
   let terms = lic;
   let grant: GrantArgs;
   let outcome: GrantOutcome;
   for (let attempt = 1; ; attempt++) {
     const { holder, expiresAt } = seatRules(terms, input, now);
-    grant = { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, clientType: terms.clientType, leaseSeconds: terms.leaseSeconds, wait: !!input.wait, now, expiresAt };
+    grant = { licenseId, tenantId, holder, fingerprint: input.fingerprint, user: input.user ?? null, department: input.department ?? null, clientType: terms.clientType, leaseSeconds: terms.leaseSeconds, wait: !!input.wait, now, expiresAt, record };
     outcome = await renewOrGrant(ctx, db, grant);
     if (outcome.current) break;
     // The license changed after the rules read it (suspended, revoked, other terms): nothing was written,
@@ -230,10 +238,11 @@ interface StoredCheckout {
 /**
  * A checkout with an idempotency key (Stripe semantics, as activation): the first call's lease is the
  * answer to every call with this key and these parameters, and changes nothing again; other parameters
- * are IDEMPOTENCY_KEY_REUSED. The key's record is inserted first in the transaction that decides the
- * call, so a concurrent call with the same key (on any instance) waits for that transaction and then
- * replays its answer. A refusal or a place in the queue keeps no record: the call is decided afresh
- * when it comes again (a queued client polls with the key it queued with).
+ * are IDEMPOTENCY_KEY_REUSED. The key's record is inserted by the statement that grants or renews the
+ * lease, without ON CONFLICT: a concurrent call with the same key (on any instance) that took it first
+ * fails this statement (its lease undone, nothing written) once it commits, and this call replays its
+ * answer. A refusal or a place in the queue keeps no record: the call is decided afresh when it comes
+ * again (a queued client polls with the key it queued with).
  */
 async function checkoutOnce(ctx: ServiceContext, input: z.output<typeof checkoutInput>, key: string, target: KeyTarget): Promise<GrantedLease | QueuedSeat> {
   const { licenseId, tenantId } = target;
@@ -241,45 +250,28 @@ async function checkoutOnce(ctx: ServiceContext, input: z.output<typeof checkout
   const hash = createHash('sha256')
     .update(JSON.stringify([input.fingerprint, input.user ?? null, input.department ?? null, !!input.wait]))
     .digest('hex');
-  const where = { tenantId_scope_key: { tenantId, scope, key } };
+  const replay = async (): Promise<GrantedLease | null> => {
+    const prior = await ctx.prisma.idempotencyRecord.findUnique({ where: { tenantId_scope_key: { tenantId, scope, key } } });
+    if (!prior) return null;
+    if (prior.requestHash !== hash) throw new LicensingError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with different parameters');
+    const stored = prior.response as unknown as StoredCheckout;
+    const lease = leaseFromJson(stored.lease);
+    return { kind: 'lease', lease, token: await signLease(ctx.app, lease, new Date(stored.issuedAt)) };
+  };
   for (let attempt = 1; ; attempt++) {
-    const prior = await ctx.prisma.idempotencyRecord.findUnique({ where });
-    if (prior) {
-      if (prior.requestHash !== hash) throw new LicensingError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with different parameters');
-      const stored = prior.response as unknown as StoredCheckout;
-      const lease = leaseFromJson(stored.lease);
-      return { kind: 'lease', lease, token: await signLease(ctx.app, lease, new Date(stored.issuedAt)) };
-    }
+    const prior = await replay();
+    if (prior) return prior;
     const now = new Date();
     const lic = await reclaimLapsed(ctx, target, now);
-    let decided: Decided | null;
     try {
-      decided = await ctx.prisma.$transaction(async (tx) => {
-        // Waits for a transaction holding this key; once that one committed, the key is its.
-        const claimed = await tx.$executeRaw`
-          INSERT INTO "IdempotencyRecord" ("tenantId", scope, key, "requestHash", response, "createdAt")
-          VALUES (${tenantId}::uuid, ${scope}, ${key}, ${hash}, 'null'::jsonb, ${now}::timestamp(3)) ON CONFLICT DO NOTHING`;
-        if (claimed === 0) return null;
-        const d = await decideCheckout(ctx, tx, input, target, lic, now);
-        if (d.kind === 'lease') {
-          const stored: StoredCheckout = { lease: leaseToJson(d.lease), issuedAt: now.toISOString() };
-          await tx.$executeRaw`
-            UPDATE "IdempotencyRecord" SET response = ${JSON.stringify(stored)}::jsonb
-             WHERE "tenantId" = ${tenantId}::uuid AND scope = ${scope} AND key = ${key}`;
-        } else {
-          // Not remembered; the refusal is counted (seat statistics) and a queue place kept.
-          await tx.$executeRaw`DELETE FROM "IdempotencyRecord" WHERE "tenantId" = ${tenantId}::uuid AND scope = ${scope} AND key = ${key}`;
-        }
-        return d;
-      });
+      const decided = await decideCheckout(ctx, ctx.prisma, input, target, lic, now, { scope, key, hash });
+      // No seat: unless a concurrent call with this key was granted one meanwhile, which answers for it.
+      if (decided.kind !== 'lease') return (await replay()) ?? (await answer(ctx, tenantId, decided));
+      return await answer(ctx, tenantId, decided, now);
     } catch (err) {
-      // A concurrent checkout granted this holder a lease (the call now renews it), or a deadlock: the
-      // transaction changed nothing, and runs again.
-      if (!(isDuplicate(err) || isDeadlock(err)) || attempt >= 3) throw err;
-      continue;
+      // The key was taken by a concurrent call (replayed above), or the holder granted a lease by one (renewed).
+      if (!isDuplicate(err) || attempt >= 3) throw err;
     }
-    if (decided) return answer(ctx, tenantId, decided, now);
-    if (attempt >= 3) throw new Error(`checkout idempotency key of license ${licenseId}: claimed and released during each of ${attempt} attempts`);
   }
 }
 
@@ -308,6 +300,8 @@ interface GrantArgs {
   wait: boolean;
   now: Date;
   expiresAt: Date;
+  /** A keyed checkout's idempotency record, written with the lease it answers with (see checkoutOnce). */
+  record?: { scope: string; key: string; hash: string };
 }
 
 const LICENSE_TERMS = Prisma.raw(
@@ -375,7 +369,13 @@ async function renewOrGrant(ctx: ServiceContext, db: Db, a: GrantArgs): Promise<
       SELECT l."tenantId", 'lease.granted', 'client', ${actorId}, 'Lease', l.id::text, l."licenseId", ${leasePayload('l')}, ${ctx.requestId} FROM granted l
       UNION ALL
       SELECT l."tenantId", 'lease.renewed', 'client', ${actorId}, 'Lease', l.id::text, l."licenseId", ${leasePayload('l')}, ${ctx.requestId} FROM renewed l
-    )
+    )${a.record ? Prisma.sql`, idempotency AS (
+      -- No ON CONFLICT: a key a concurrent call holds (committed once this waits for it) fails the statement, undoing its lease.
+      INSERT INTO "IdempotencyRecord" ("tenantId", scope, key, "requestHash", response, "createdAt")
+      SELECT ${a.tenantId}::uuid, ${a.record.scope}, ${a.record.key}, ${a.record.hash},
+        jsonb_build_object('lease', to_jsonb(l), 'issuedAt', ${a.now.toISOString()}::text), ${a.now}::timestamp(3)
+      FROM (SELECT * FROM granted UNION ALL SELECT * FROM renewed) l
+    )` : Prisma.empty}
     SELECT
       COALESCE((SELECT row_to_json(granted) FROM granted), (SELECT row_to_json(renewed) FROM renewed)) AS lease,
       EXISTS (SELECT 1 FROM renewed) AS renewed,
@@ -393,14 +393,9 @@ function termsFromJson(j: LicenseTerms): LicenseTerms {
   return { ...j, startsAt: date(j.startsAt), expiresAt: date(j.expiresAt) };
 }
 
-/** A lease as JSON (timestamps in ISO 8601 with their zone), as leaseFromJson reads it back. */
-function leaseToJson(lease: Lease): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(lease)) as Record<string, unknown>;
-}
-
-/** row_to_json gives timestamps as text without a zone (they are UTC); leaseToJson's carry theirs. */
+/** row_to_json gives timestamps as text without a zone (they are UTC). */
 function leaseFromJson(j: Record<string, unknown>): Lease {
-  const date = (v: unknown) => (v === null || v === undefined ? null : new Date(/[Zz]|[+-]\d\d:?\d\d$/.test(String(v)) ? String(v) : `${String(v)}Z`));
+  const date = (v: unknown) => (v === null || v === undefined ? null : new Date(`${String(v)}Z`));
   return {
     ...(j as unknown as Lease),
     grantedAt: date(j.grantedAt)!,
