@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import type { JSONWebKeySet } from 'jose';
@@ -478,8 +478,10 @@ export class TesseraClient {
    */
   async checkoutSeat(options: { user?: string; department?: string; wait?: boolean; onLost?: (err: TesseraError) => void } = {}) {
     const { key } = await this.requireKey();
+    // No idempotency key: a checkout is idempotent by itself (this device and user keep the one lease they
+    // hold, a retry renews it), and keyed checkouts take the server's slower one-call path.
     const { data, serverTime } = await this.request<{ checkoutSeat: { __typename: string; position?: number } }>('CheckoutSeat', {
-      input: { key, fingerprint: this.device.fingerprint, user: options.user, department: options.department, wait: options.wait, idempotencyKey: randomUUID() },
+      input: { key, fingerprint: this.device.fingerprint, user: options.user, department: options.department, wait: options.wait },
     });
     if (data.checkoutSeat?.__typename === 'SeatQueued') return { queued: data.checkoutSeat.position ?? 0 } as const;
     let lease = this.unwrap<SeatLease>(data.checkoutSeat, 'SeatLease');
