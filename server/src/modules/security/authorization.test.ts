@@ -469,7 +469,14 @@ describe('authorization matrix', () => {
         return [role, subscribe<{ type: string; subjectType: string; payload: Record<string, unknown> | null }>(socket.client, 'subscription { activity { type subjectType payload } }', {}, (d) => d.activity)];
       }),
     ) as Record<Role, Subscription<{ type: string; subjectType: string; payload: Record<string, unknown> | null }>>;
-    await sleep(300);
+    // A feed without `after` starts at the events sealed once it is running: products are made until one
+    // reaches every feed (on a loaded machine a socket can take a while), then the events under test.
+    for (let attempt = 1; !ROLES.every((role) => feeds[role].items.some((x) => x.type === 'product.created')); attempt++) {
+      ok(await s.gql(`mutation { createProduct(input: { name: "Probe", code: "feed-probe-${attempt}-${randomUUID().slice(0, 8)}" }) { __typename } }`, {}, { token: own.token }));
+      await Promise.all(ROLES.map((role) => feeds[role].until((xs) => xs.some((x) => x.type === 'product.created'), 2_000).catch((err: Error) => {
+        if (attempt >= 10) throw err;
+      })));
+    }
     const email = `feed-${randomUUID().slice(0, 8)}@tenant.test`;
     ok(await s.gql(`mutation($input: CreateMemberInput!) { createMember(input: $input) { __typename } }`, { input: { email, password: 'correct horse battery', role: 'OWNER' } }, { token: own.token }));
     ok(await s.gql(`mutation { createApiToken(input: { name: "billing-integration-prod", role: OWNER }) { __typename } }`, {}, { token: own.token }));
