@@ -31,6 +31,17 @@ const EVENT_BATCH = 500;
 /** Attempts in flight per instance. */
 const CONCURRENCY = 16;
 const BODY_EXCERPT = 2_048;
+/** Characters PostgreSQL text cannot hold (NUL) or the driver would mangle (an unpaired surrogate). */
+const UNSTORABLE = /[\u0000\p{Cs}]/gu;
+
+/**
+ * What a receiver answered, as text the database stores: a binary answer (gzip, an image) holds NUL
+ * bytes, which PostgreSQL text refuses; unrecorded, the attempt's claim would lapse and the event be
+ * sent again at every timeout, for ever.
+ */
+function storableExcerpt(text: string): string {
+  return text.replace(UNSTORABLE, '\uFFFD');
+}
 /** A claim outlives the attempt's timeout by this much before another dispatcher may retry it. */
 const CLAIM_MARGIN_MS = 30_000;
 /** On stop, attempts in flight get this long before they are cut off and handed back. */
@@ -107,7 +118,7 @@ export function postWebhook(
       const chunks: Buffer[] = [];
       let size = 0;
       const complete = () => {
-        const text = Buffer.concat(chunks).subarray(0, BODY_EXCERPT).toString('utf8');
+        const text = storableExcerpt(Buffer.concat(chunks).subarray(0, BODY_EXCERPT).toString('utf8'));
         finish({ ok: status >= 200 && status < 300, status, body: text, error: status >= 200 && status < 300 ? null : `HTTP ${status}` });
         res.destroy();
       };
@@ -259,7 +270,7 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
     const status = r.ok ? 'SUCCEEDED' : last ? 'FAILED' : 'PENDING';
     const next = status === 'PENDING' ? new Date(Date.now() + backoffMs(row.attempts)) : null;
     const completedAt = status === 'PENDING' ? null : new Date();
-    const error = r.error?.slice(0, 500) ?? null;
+    const error = r.error ? storableExcerpt(r.error.slice(0, 500)) : null;
     // Only the claim's holder writes: a claim that lapsed and was taken over records nothing here.
     await prisma.$executeRaw`
       WITH d AS (

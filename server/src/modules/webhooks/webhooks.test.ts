@@ -273,6 +273,31 @@ describe('webhook deliveries', () => {
     expect(down.got[3]!.json.id).toBe(d!.eventId);
   });
 
+  it('records a receiver answer the database cannot store as text (a NUL byte) and sends the event once', async () => {
+    // A binary answer (gzip, an image, a protobuf): PostgreSQL text refuses \u0000, so the outcome used
+    // to go unrecorded, the claim lapsed and the same event was sent again, every timeout, for ever.
+    let requests = 0;
+    const binary = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        requests += 1;
+        res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x6f, 0x6b]));
+      });
+    });
+    await new Promise<void>((resolve) => binary.listen(0, '127.0.0.1', resolve));
+    receivers.push({ url: '', got: [], close: () => new Promise<void>((resolve) => binary.close(() => resolve())) });
+    const e = await endpoint(tenant.token, { url: `http://127.0.0.1:${(binary.address() as { port: number }).port}/hook`, eventTypes: ['customer.created'] });
+    await customer(tenant.token, 'Binary Answers Inc');
+    const [d] = await waitFor('the delivery recorded as SUCCEEDED', async () => {
+      const list = await deliveries(tenant.token, e.endpoint.id);
+      return list.length === 1 && list[0]!.status === 'SUCCEEDED' && list;
+    }, 20_000);
+    expect(d).toMatchObject({ attempts: 1, lastResponseStatus: 200, lastError: null });
+    expect(d!.lastResponseBody).not.toContain('\u0000');
+    expect(d!.attemptLog).toEqual([{ number: 1, succeeded: true, responseStatus: 200, error: null }]);
+    expect(requests).toBe(1);
+  });
+
   it('rotates the secret; kept for a while, both secrets sign', async () => {
     const r = ok(await s.gql(ROTATE, { input: { id: created.endpoint.id, keepPreviousForHours: 24 } }, { token: tenant.token }));
     const fresh = r.rotateWebhookSecret.secret as string;
