@@ -20,6 +20,7 @@ const LABELS: Record<string, string> = {
   'activation.created': 'Device activated',
   'activation.released': 'Device released',
   'activation.deactivated': 'Device deactivated',
+  'activation.deactivation_imported': 'Deactivation file imported',
   'compliance.license_expiring': 'License expiring soon',
   'compliance.license_expired': 'License expired',
   'compliance.heartbeat_timeout': 'Device stopped checking in',

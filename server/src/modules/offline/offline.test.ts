@@ -172,6 +172,26 @@ describe('refresh and deactivation', () => {
     expect(balance.used).toBe(42);
   });
 
+  it('imports the deactivation file of a machine an operator already released: usage recorded, no second release', async () => {
+    const lic = await license(perpetualTwo);
+    const m = machine(53);
+    const issued = await issue(lic.id, await m.createActivationRequest(lic.key));
+    await m.installLicenseFile(issued.licenseFile);
+    await m.recordOfflineUsage('cycles', 7);
+    const released = ok(await s.gql(`mutation($id: ID!) { releaseActivation(input: { activationId: $id }) { __typename } }`, { id: issued.activation.id }, { token }));
+    expect(released.releaseActivation.__typename).toBe('Activation');
+    expect(await used(lic.id)).toBe(0);
+
+    const r = ok(await s.gql(IMPORT, { file: await m.createDeactivationFile() }, { token })).importOfflineDeactivation;
+    expect(r).toMatchObject({ imported: true, activation: { status: 'RELEASED' } });
+    expect(await used(lic.id)).toBe(0);
+    expect((await s.db.prisma.usageBalance.findFirstOrThrow({ where: { licenseId: dbId(lic.id) } })).used).toBe(7);
+    // One activation.released (the operator's): webhook receivers and the feed count one freed seat.
+    const events = await s.db.prisma.auditEvent.findMany({ where: { subjectId: dbId(issued.activation.id) }, orderBy: { id: 'asc' } });
+    expect(events.map((e) => e.type)).toEqual(['activation.created', 'activation.released', 'activation.deactivation_imported']);
+    expect(events[2]!.payload).toMatchObject({ reason: 'offline_deactivation', usage: { cycles: 7 } });
+  });
+
   it("an online deactivate does not free an offline machine's seat: its license file still works", async () => {
     const lic = await license(perpetualTwo);
     const m = machine(52);

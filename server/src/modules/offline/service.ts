@@ -269,7 +269,7 @@ export async function importOfflineDeactivation(ctx: ServiceContext, text: strin
     if (!first) return { activationId: activation.id, imported: false };
     // The license row, then the activation (as activations and the sweep take them), then balance rows
     // (usage statements lock the license before balance rows too).
-    const { synced } = await releaseOfflineActivation(tx, activation.id, tenantId, now);
+    const { released, synced } = await releaseOfflineActivation(tx, activation.id, tenantId, now);
     const base = { licenseId: activation.licenseId, customerId: activation.license.customerId };
     if (used.length > 0) {
       // The balance rows that exist, locked in key order (the database's, as the usage statements use it)
@@ -304,9 +304,11 @@ export async function importOfflineDeactivation(ctx: ServiceContext, text: strin
         SELECT ${tenantId}::uuid, ${activation.licenseId}::uuid, ${meter}, ${window}, ${quantity}, id, ${now}::timestamp(3) FROM t`;
       emit({ ...base, type: 'usage.recorded', subjectType: 'UsageTicket', subjectId: ticketId, payload: { meter, quantity, window, source: 'offline-deactivation' } });
     }
+    // An operator may have released the machine already (its activation.released was raised then): the
+    // file still reports the offline usage, recorded once, but frees no seat a second time.
     emit({
       ...base,
-      type: 'activation.released',
+      type: released ? 'activation.released' : 'activation.deactivation_imported',
       subjectType: 'Activation',
       subjectId: activation.id,
       payload: { reason: 'offline_deactivation', fingerprint: activation.fingerprint, usage: usage.data },

@@ -44,6 +44,7 @@ export const EVENT_TYPES = [
   'activation.reused',
   'activation.released',
   'activation.reclaimed',
+  'activation.deactivation_imported',
   'device.heartbeat',
   'device.components_changed',
   'lease.granted',
