@@ -9,7 +9,7 @@ import { parseId } from '../common/ids.ts';
 import { routePlugin } from '../security/routes.ts';
 import { hasRole } from '../tenants/roles.ts';
 import { signerFor } from '../signing/service.ts';
-import { refreshOfflineLicense } from './service.ts';
+import { currentOfflineLicense, refreshOfflineLicense } from './service.ts';
 
 export const BUNDLE_PATH = '/offline/bundle';
 
@@ -60,14 +60,20 @@ and send deactivation.txt to ${tenant}.
 `;
 }
 
-const text = (status: number, body: string) => new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+const text = (status: number, body: string, headers: Record<string, string> = {}) =>
+  new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8', ...headers } });
 
 /**
- * `GET /offline/bundle?activationId=<id>` (bearer token or console session, SUPPORT or above): a .tar for
- * the site operator. Other failures than these answers are routePlugin's (503 in an outage, masked 500).
+ * `/offline/bundle?activationId=<id>` (bearer token or console session, SUPPORT or above): a .tar for the
+ * site operator. `POST` issues a refresh (the license's current revision, recorded as
+ * `license.refresh_issued`, the license in sync once every device has it), like refreshOfflineLicense.
+ * `GET` changes nothing: it packs the file the machine was last issued, signed again, and answers 409
+ * when the license changed since (a GET cannot be what sends a change and marks it delivered: a link
+ * prefetcher or a crawler would). Other failures than these answers are routePlugin's (503 in an outage,
+ * masked 500).
  */
 async function offlineBundle(app: AppDeps, request: Request, url: URL): Promise<Response> {
-  if (request.method !== 'GET') return text(405, 'GET only\n');
+  if (request.method !== 'GET' && request.method !== 'POST') return text(405, 'GET or POST only\n', { allow: 'GET, POST' });
   const actor = await actorFor(app.prisma, request);
   if (actor.kind === 'anonymous') return text(401, 'Authentication required\n');
   if (!hasRole(actor, 'SUPPORT')) return text(403, 'Your role does not allow this\n');
@@ -79,7 +85,7 @@ async function offlineBundle(app: AppDeps, request: Request, url: URL): Promise<
   }
   const ctx: ServiceContext = { app, prisma: app.prisma, actor, requestId: request.headers.get('x-request-id') ?? randomUUID() };
   try {
-    const { licenseFile } = await refreshOfflineLicense(ctx, activationId);
+    const { licenseFile } = await (request.method === 'POST' ? refreshOfflineLicense : currentOfflineLicense)(ctx, activationId);
     const activation = await app.prisma.activation.findUniqueOrThrow({ where: { id: activationId }, include: { license: true } });
     const { slug } = await app.prisma.tenant.findUniqueOrThrow({ where: { id: activation.tenantId }, select: { slug: true } });
     const jwks = await signerFor(app).jwks(slug);

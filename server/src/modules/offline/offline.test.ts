@@ -223,6 +223,48 @@ describe('refresh and deactivation', () => {
   });
 });
 
+describe('the offline update bundle', () => {
+  const bundle = (activationId: string, method = 'GET') =>
+    s.fetch(`/offline/bundle?activationId=${activationId}`, { method, headers: { authorization: `Bearer ${token}` } });
+  const state = async (licenseId: string, activationId: string) => ({
+    sync: (await s.db.prisma.license.findUniqueOrThrow({ where: { id: dbId(licenseId) } })).syncState,
+    synced: (await s.db.prisma.activation.findUniqueOrThrow({ where: { id: dbId(activationId) } })).syncedRevision,
+    refreshes: await s.db.prisma.auditEvent.count({ where: { subjectId: dbId(activationId), type: 'license.refresh_issued' } }),
+  });
+
+  it('GET changes nothing: it packs the file the machine holds, and refuses to stand in for a refresh', async () => {
+    const lic = await license(offlineMajority);
+    const m = machine(62);
+    const issued = await issue(lic.id, await m.createActivationRequest(lic.key));
+    const res = await bundle(issued.activation.id);
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).toString('latin1')).toContain('-----BEGIN TESSERA LICENSE-----');
+    expect(await state(lic.id, issued.activation.id)).toMatchObject({ sync: 'SYNCED', refreshes: 0 });
+
+    // A renewal: the machine's file is behind. A GET (a link prefetched or crawled) neither sends the
+    // change nor marks it delivered.
+    ok(await s.gql(`mutation($id: ID!) { renewLicense(input: { licenseId: $id, extendDays: 30 }) { __typename } }`, { id: lic.id }, { token }));
+    const before = await state(lic.id, issued.activation.id);
+    expect(before.sync).toBe('PENDING_SYNC');
+    const refused = await bundle(issued.activation.id);
+    expect(refused.status).toBe(409);
+    expect(await refused.text()).toMatch(/issue a refresh \(POST\)/);
+    expect(await state(lic.id, issued.activation.id)).toEqual(before);
+
+    // POST issues the refresh: recorded once, the license in sync, the machine installs the new revision.
+    const posted = await bundle(issued.activation.id, 'POST');
+    expect(posted.status).toBe(200);
+    const tarText = Buffer.from(await posted.arrayBuffer()).toString('utf8');
+    const file = /-----BEGIN TESSERA LICENSE-----[\s\S]*?-----END TESSERA LICENSE-----\n/.exec(tarText)![0];
+    await m.installLicenseFile(issued.licenseFile);
+    const installed = await m.installLicenseFile(file);
+    const after = await state(lic.id, issued.activation.id);
+    expect(after).toMatchObject({ sync: 'SYNCED', refreshes: 1 });
+    expect(installed.payload.revision).toBe(after.synced);
+    expect((await bundle(issued.activation.id, 'PUT')).status).toBe(405);
+  });
+});
+
 describe('bad files change nothing', () => {
   let lic: { id: string; key: string };
   let before: number;

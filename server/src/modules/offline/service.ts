@@ -174,18 +174,25 @@ export async function issueOfflineLicense(
   return { licenseFile: await licenseFile(ctx.app, fresh, bound.activationId, bound.fingerprint), activationId: bound.activationId, reused: bound.reused };
 }
 
+/** The live offline activation a refresh or bundle is for, with its license; refused as the refresh is. */
+async function refreshable(ctx: ServiceContext, activationId: string) {
+  const { tenantId } = tenantWhere(ctx.actor);
+  const activation = await ctx.prisma.activation.findFirst({ where: { id: activationId, tenantId }, include: { license: true } });
+  if (!activation) throw new NotFoundError('activation');
+  if (!activation.offline) throw new ConflictError('this device activated online; it picks changes up through its heartbeat');
+  if (activation.status !== 'ACTIVE') throw new ConflictError('this activation is no longer active');
+  if (activation.license.state === 'REVOKED') throw new ConflictError('the license is revoked');
+  return activation;
+}
+
 /**
  * A refresh file for an offline device after a renewal or entitlement change: the same binding, the
  * current revision. The client refuses a file older than the one it holds (anti-rollback).
  */
 export async function refreshOfflineLicense(ctx: ServiceContext, activationId: string): Promise<{ licenseFile: string; activationId: string }> {
   const { tenantId } = tenantWhere(ctx.actor);
-  const activation = await ctx.prisma.activation.findFirst({ where: { id: activationId, tenantId }, include: { license: true } });
-  if (!activation) throw new NotFoundError('activation');
-  if (!activation.offline) throw new ConflictError('this device activated online; it picks changes up through its heartbeat');
-  if (activation.status !== 'ACTIVE') throw new ConflictError('this activation is no longer active');
+  const activation = await refreshable(ctx, activationId);
   const license = activation.license;
-  if (license.state === 'REVOKED') throw new ConflictError('the license is revoked');
   const file = await licenseFile(ctx.app, license, activation.id, activation.fingerprint);
   await inTransaction(ctx, tenantId, async (tx, emit) => {
     await tx.activation.update({ where: { id: activation.id }, data: { syncedRevision: license.revision } });
@@ -200,6 +207,22 @@ export async function refreshOfflineLicense(ctx: ServiceContext, activationId: s
     });
   });
   return { licenseFile: file, activationId: activation.id };
+}
+
+/**
+ * The license file an offline device already holds, signed again, changing nothing (a download): only
+ * while the license is at the revision the device was last issued. A change since needs a refresh
+ * (refreshOfflineLicense), which is recorded and brings the license in sync.
+ */
+export async function currentOfflineLicense(ctx: ServiceContext, activationId: string): Promise<{ licenseFile: string; activationId: string }> {
+  const activation = await refreshable(ctx, activationId);
+  const license = activation.license;
+  if (activation.syncedRevision < license.revision) {
+    throw new ConflictError(
+      `the license changed since this machine's file (revision ${activation.syncedRevision}, now ${license.revision}): issue a refresh (POST) to send the change`,
+    );
+  }
+  return { licenseFile: await licenseFile(ctx.app, license, activation.id, activation.fingerprint), activationId: activation.id };
 }
 
 const usageClaim = z.record(z.string().min(1).max(64), z.number().int().min(0).max(2_147_483_647)).default({});
