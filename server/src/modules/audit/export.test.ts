@@ -60,6 +60,12 @@ describe('audit export', () => {
   it('rejects a bad format or date', async () => {
     expect((await get('format=xml')).status).toBe(400);
     expect((await get('format=csv&from=yesterday')).status).toBe(400);
+    // Dates JavaScript reads but PostgreSQL's timestamp cannot hold: a 400 too, not an internal error.
+    for (const q of ['from=-100000-01-01T00:00:00Z', 'to=-005000-01-01T00:00:00Z', 'to=+100000-01-01T00:00:00Z']) {
+      const res = await get(`format=jsonl&${q}`);
+      expect(res.status, q).toBe(400);
+      expect(await res.json()).toEqual({ error: 'from and to must be ISO-8601 dates' });
+    }
   });
 
   it('is served on the listening server too', async () => {

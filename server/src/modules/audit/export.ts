@@ -53,10 +53,13 @@ function csvCell(v: unknown): string {
   return /[",\r\n]/.test(safe) || safe !== s ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
+/** An ISO date of years 1 to 9999: JavaScript accepts years PostgreSQL's timestamp cannot hold (an error, not a 400). */
 function parseDate(v: string | null): Date | null | 'invalid' {
   if (!v) return null;
   const d = new Date(v);
-  return Number.isNaN(d.getTime()) ? 'invalid' : d;
+  if (Number.isNaN(d.getTime())) return 'invalid';
+  const year = d.getUTCFullYear();
+  return year < 1 || year > 9999 ? 'invalid' : d;
 }
 
 const json = (status: number, body: unknown) =>
