@@ -44,6 +44,8 @@ function storableExcerpt(text: string): string {
 }
 /** A claim outlives the attempt's timeout by this much before another dispatcher may retry it. */
 const CLAIM_MARGIN_MS = 30_000;
+/** The longest wait between two attempts (the default schedule never reaches it: its last wait is about 18 h). */
+const MAX_RETRY_DELAY_MS = 24 * 3_600_000;
 /** On stop, attempts in flight get this long before they are cut off and handed back. */
 const STOP_GRACE_MS = 2_000;
 
@@ -260,9 +262,13 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
     return { token, rows };
   }
 
-  /** The delay before attempt n + 1, after n failed ones: base * 3^(n-1), +-20%. */
+  /**
+   * The delay before attempt n + 1, after n failed ones: base * 3^(n-1), +-20%, at most a day. Uncapped,
+   * a large TESSERA_WEBHOOK_MAX_ATTEMPTS reached delays past any date (3^34 ms): the outcome could not be
+   * recorded and the claim's lapse resent the event every timeout until the last attempt.
+   */
   function backoffMs(failed: number): number {
-    return Math.round(cfg.retryBaseMs * 3 ** (failed - 1) * (0.8 + Math.random() * 0.4));
+    return Math.round(Math.min(cfg.retryBaseMs * 3 ** (failed - 1) * (0.8 + Math.random() * 0.4), MAX_RETRY_DELAY_MS));
   }
 
   async function record(row: Claimed, token: string, startedAt: Date, r: AttemptResult) {

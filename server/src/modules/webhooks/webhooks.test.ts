@@ -568,6 +568,37 @@ describe('durability', () => {
   });
 });
 
+describe('a long retry schedule', () => {
+  it('keeps waiting at most a day between attempts, however many are configured', async () => {
+    // TESSERA_WEBHOOK_MAX_ATTEMPTS=40: after attempt 36 the 3x schedule (50 ms * 3^35) is past any date.
+    const long = await startTestServer({ env: { ...ENV, TESSERA_WEBHOOK_MAX_ATTEMPTS: '40' } });
+    try {
+      const t = await long.tenant();
+      const down = await listen(() => 503);
+      const created = ok(await long.gql(CREATE, { input: { url: down.url, eventTypes: ['customer.created'] } }, { token: t.token }));
+      const endpointId = decodeGlobalID(created.createWebhookEndpoint.endpoint.id).id;
+      ok(await long.gql(CREATE_CUSTOMER, { name: 'Down for weeks' }, { token: t.token }));
+      const delivery = await waitFor('the first attempt', () => long.db.prisma.webhookDelivery.findFirst({ where: { endpointId, attempts: { gte: 1 } } }));
+      // As if 35 attempts had failed over the weeks before: the next one is the 36th.
+      await waitFor('the delivery between attempts', async () => {
+        const n = await long.db.prisma.webhookDelivery.updateMany({ where: { id: delivery.id, claimToken: null }, data: { attempts: 35, nextAttemptAt: new Date() } });
+        return n.count === 1;
+      });
+      for (const d of dispatchersOf(long.app.deps)) d.wake();
+      const after = await waitFor('the 36th attempt recorded', async () => {
+        const row = await long.db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id } });
+        return row.attempts >= 36 && row.claimToken === null && row;
+      }, 20_000);
+      expect(after.status).toBe('PENDING');
+      expect(after.nextAttemptAt!.getTime()).toBeLessThanOrEqual(Date.now() + 24 * 3_600_000);
+      expect(await long.db.prisma.webhookAttempt.count({ where: { deliveryId: delivery.id, number: 36, succeeded: false } })).toBe(1);
+    } finally {
+      await Promise.all(dispatchersOf(long.app.deps).map((d) => d.stop()));
+      await long.close();
+    }
+  });
+});
+
 describe('several dispatchers on one database', () => {
   async function exactlyOnce(server: TestServer, tokens: { gql: TestServer['gql']; token: string }[], hook: Receiver, tenantId: string, endpointId: string) {
     const N = 30;
