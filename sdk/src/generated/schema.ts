@@ -249,6 +249,7 @@ export type ComplianceStatus =
 
 export type ComplianceSummary = {
   __typename?: 'ComplianceSummary';
+  /** The licenses, worst first (VIOLATION, WARNING, OK), then oldest first: at most 1000. The counts and the status cover every license. */
   licenses: Array<LicenseCompliance>;
   ok: Scalars['Int']['output'];
   /** The worst status of the licenses. */

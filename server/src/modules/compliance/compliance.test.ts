@@ -120,6 +120,32 @@ describe('compliance thresholds', () => {
     expect(sum.licenses[0].reasons[0]).toMatch(/ACTIVATIONS 6 over the cap of 5/);
   });
 
+  it('counts every license of a large tenant, and lists its warnings however new they are', async () => {
+    // 1,001 older licenses (imported), then one at its cap: the summary used to read only the
+    // 1,000 oldest, so the dashboard showed OK while a license stood at its limit.
+    const big = await s.tenant();
+    const g = async (q: string, vars: Record<string, unknown> = {}) => ok(await s.gql(q, vars, { token: big.token }));
+    const productId = (await g(`mutation { createProduct(input: { name: "Fleet", code: "fleet" }) { ... on Product { id } } }`)).createProduct.id;
+    const edition = (await g(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { ... on Edition { id } } }`, {
+      input: { productId, name: 'Seat', code: 'seat', licenseType: 'PERPETUAL', maxActivations: 1 },
+    })).createEdition.id;
+    for (const n of [250, 250, 250, 251]) {
+      const csv = ['product,edition', ...Array.from({ length: n }, () => 'fleet,seat')].join('\n');
+      const imported = await g(`mutation($input: ImportLicensesInput!) { importLicenses(input: $input) { __typename ... on ImportLicensesPayload { count } } }`, {
+        input: { format: 'CSV', data: csv },
+      });
+      expect(imported.importLicenses).toMatchObject({ __typename: 'ImportLicensesPayload', count: n });
+    }
+    const newest = (await g(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`, {
+      input: { editionId: edition },
+    })).createLicense.license as { id: string; key: string };
+    await activate(newest.key, 'fleet-1');
+    const sum = (await g(`{ complianceSummary { status ok warning violation licenses { licenseId status } } }`)).complianceSummary;
+    expect(sum).toMatchObject({ status: 'WARNING', ok: 1001, warning: 1, violation: 0 });
+    expect(sum.licenses).toHaveLength(1000);
+    expect(sum.licenses[0]).toEqual({ licenseId: newest.id, status: 'WARNING' });
+  });
+
   it('is tenant-scoped', async () => {
     const lic = await license();
     const other = await s.tenant();

@@ -15,6 +15,8 @@ export const MAX_LEAD_DAYS = 365;
 /** Silence allowed past `heartbeatSeconds` before a heartbeat timeout, in percent of it: one extra interval. */
 export const DEFAULT_HEARTBEAT_TOLERANCE_PERCENT = 100;
 const TENANT_SCOPE = '*';
+/** Licenses read per statement by a summary. */
+const SUMMARY_BATCH = 1000;
 const SYSTEM = { type: 'system', id: 'compliance' };
 
 export type ComplianceStatus = 'OK' | 'WARNING' | 'VIOLATION';
@@ -33,12 +35,20 @@ interface Usage {
   seats: number | null;
 }
 
-async function usageOf(db: Tx | AppDeps['prisma'], tenantId: string, licenseIds?: string[], customerId?: string | null): Promise<Usage[]> {
+/** Up to `take` licenses (oldest first), after the license `after` in that order, with their usage. */
+async function usageOf(
+  db: Tx | AppDeps['prisma'],
+  tenantId: string,
+  licenseIds?: string[],
+  customerId?: string | null,
+  page: { after?: string; take?: number } = {},
+): Promise<Usage[]> {
   const licenses = await db.license.findMany({
     where: { tenantId, ...(licenseIds ? { id: { in: licenseIds } } : {}), ...(customerId ? { customerId } : {}) },
     select: { id: true, customerId: true, state: true, expiresAt: true, activationsUsed: true, maxActivations: true, seats: true },
-    orderBy: { createdAt: 'asc' },
-    take: 1000,
+    orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+    ...(page.after ? { cursor: { id: page.after }, skip: 1 } : {}),
+    take: page.take ?? SUMMARY_BATCH,
   });
   if (!licenses.length) return [];
   const leases = await db.lease.groupBy({
@@ -264,22 +274,46 @@ export interface ComplianceSummary {
 }
 
 const RANK: Record<ComplianceStatus, number> = { OK: 0, WARNING: 1, VIOLATION: 2 };
+/** Licenses a summary lists at most (its counts cover them all). */
+export const MAX_LISTED = 1000;
 const DAY_MS = 86_400_000;
 
-/** Compliance of the tenant's licenses, of one customer's, or of one license; the status is the worst one. */
+/**
+ * Compliance of the tenant's licenses, of one customer's, or of one license; the status is the worst one.
+ * The counts and the status cover every license, read in batches; the list holds at most MAX_LISTED,
+ * worst first (then oldest first), so a large tenant's violations are listed whatever their age.
+ */
 export async function complianceSummary(
   deps: AppDeps,
   tenantId: string,
   filter: { licenseId?: string | null; customerId?: string | null },
 ): Promise<ComplianceSummary> {
-  const usages = await usageOf(deps.prisma, tenantId, filter.licenseId ? [filter.licenseId] : undefined, filter.customerId);
+  const counts: Record<ComplianceStatus, number> = { OK: 0, WARNING: 0, VIOLATION: 0 };
+  let listed: LicenseCompliance[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const usages = await usageOf(deps.prisma, tenantId, filter.licenseId ? [filter.licenseId] : undefined, filter.customerId, { after });
+    const batch = await assess(deps, tenantId, usages);
+    for (const l of batch) counts[l.status] += 1;
+    // A stable sort: within one status, the licenses stay oldest first.
+    listed = [...listed, ...batch].sort((a, b) => RANK[b.status] - RANK[a.status]).slice(0, MAX_LISTED);
+    if (usages.length < SUMMARY_BATCH) break;
+    after = usages[usages.length - 1]!.licenseId;
+  }
+  const status: ComplianceStatus = counts.VIOLATION ? 'VIOLATION' : counts.WARNING ? 'WARNING' : 'OK';
+  return { status, ok: counts.OK, warning: counts.WARNING, violation: counts.VIOLATION, licenses: listed };
+}
+
+/** The compliance of one batch of licenses. */
+async function assess(deps: AppDeps, tenantId: string, usages: Usage[]): Promise<LicenseCompliance[]> {
+  if (!usages.length) return [];
   const ids = usages.map((u) => u.licenseId);
   const thresholds = await thresholdsOf(deps.prisma, tenantId, ids);
   const crossings = await deps.prisma.complianceCrossing.findMany({ where: { tenantId, licenseId: { in: ids } } });
   const leadDays = await leadDaysOf(deps.prisma, tenantId, ids);
   const lapsed = await heartbeatTimeoutsOf(deps, tenantId, ids);
   const now = Date.now();
-  const licenses = usages.map((u): LicenseCompliance => {
+  return usages.map((u): LicenseCompliance => {
     const reasons: string[] = [];
     let status: ComplianceStatus = 'OK';
     const raise = (s: ComplianceStatus, reason: string) => {
@@ -316,9 +350,6 @@ export async function complianceSummary(
       seatThresholds: thresholds(u.licenseId, 'SEATS'),
     };
   });
-  const count = (s: ComplianceStatus) => licenses.filter((l) => l.status === s).length;
-  const worst = licenses.reduce<ComplianceStatus>((w, l) => (RANK[l.status] > RANK[w] ? l.status : w), 'OK');
-  return { status: worst, ok: count('OK'), warning: count('WARNING'), violation: count('VIOLATION'), licenses };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import {
   type ComplianceSummary,
   complianceSummary,
   type LicenseCompliance,
+  MAX_LISTED,
   setComplianceSettings,
   setThresholds,
 } from './service.ts';
@@ -60,7 +61,11 @@ const Summary = builder.objectRef<ComplianceSummary>('ComplianceSummary').implem
     ok: t.exposeInt('ok'),
     warning: t.exposeInt('warning'),
     violation: t.exposeInt('violation'),
-    licenses: t.field({ type: [LicenseComplianceRef], resolve: (s) => s.licenses }),
+    licenses: t.field({
+      type: [LicenseComplianceRef],
+      description: `The licenses, worst first (VIOLATION, WARNING, OK), then oldest first: at most ${MAX_LISTED}. The counts and the status cover every license.`,
+      resolve: (s) => s.licenses,
+    }),
   }),
 });
 
