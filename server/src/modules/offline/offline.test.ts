@@ -148,6 +148,17 @@ describe('refresh and deactivation', () => {
     expect((await m.state()).licenseFile).toBe(refresh.licenseFile);
   });
 
+  it("lasts through a subscription's grace period, as an online device's token does", async () => {
+    const lic = await license(offlineMajority, { gracePeriodSeconds: 7 * 86400 });
+    const m = machine(42);
+    const issued = await issue(lic.id, await m.createActivationRequest(lic.key));
+    const installed = await m.installLicenseFile(issued.licenseFile);
+    const row = await s.db.prisma.license.findUniqueOrThrow({ where: { id: dbId(lic.id) } });
+    const graceEnds = row.expiresAt!.getTime() + 7 * 86_400_000;
+    expect(installed.payload.exp).toBe(Math.floor(graceEnds / 1000));
+    expect(installed.payload).toMatchObject({ licenseExpiresAt: row.expiresAt!.toISOString(), graceEndsAt: new Date(graceEnds).toISOString() });
+  });
+
   it('imports a deactivation file exactly once: frees the activation and adds offline usage to the ledger', async () => {
     const lic = await license(perpetualTwo);
     const m = machine(51);

@@ -11,6 +11,7 @@ import { retriedOnDeadlock } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { parse, textProblems } from '../common/validate.ts';
 import { parseKey } from '../licenses/keys.ts';
+import { graceEndsAt } from '../licenses/service.ts';
 import { windowOf } from '../metering/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
 
@@ -115,13 +116,15 @@ export async function licenseFile(app: AppDeps, license: License, activationId: 
       fingerprint,
       licenseType: license.type,
       licenseExpiresAt: license.expiresAt?.toISOString() ?? null,
+      graceEndsAt: graceEndsAt(license)?.toISOString() ?? null,
       features: license.features,
       meters: license.meters,
       entitlements: license.entitlements,
       maxActivations: license.maxActivations,
       revision: license.revision,
     },
-    license.expiresAt,
+    // A subscription's grace period keeps the machines it serves working, offline ones as online ones.
+    graceEndsAt(license) ?? license.expiresAt,
   );
   return armor('LICENSE', jws);
 }
