@@ -78,6 +78,41 @@ describe('compliance thresholds', () => {
     expect(await complianceEvents(lic.id)).toEqual(['crossed:80', 'crossed:100', 'cleared:100', 'cleared:80', 'crossed:80']);
   });
 
+  it("re-evaluates the licenses that follow the tenant's default when it changes", async () => {
+    const own = await s.tenant();
+    const g = async (q: string, vars: Record<string, unknown> = {}) => ok(await s.gql(q, vars, { token: own.token }));
+    const productId = (await g(`mutation { createProduct(input: { name: "Lab", code: "lab" }) { ... on Product { id } } }`)).createProduct.id;
+    const edition = (await g(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { ... on Edition { id } } }`, {
+      input: { productId, name: 'Ten', code: 'ten', licenseType: 'PERPETUAL', maxActivations: 10 },
+    })).createEdition.id;
+    const create = async () =>
+      (await g(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`, { input: { editionId: edition } }))
+        .createLicense.license as { id: string; key: string };
+    const [follows, pinned] = [await create(), await create()];
+    await g(`mutation($input: SetComplianceThresholdsInput!) { setComplianceThresholds(input: $input) { __typename } }`, {
+      input: { licenseId: pinned.id, metric: 'ACTIVATIONS', percents: [90] },
+    });
+    for (const fp of ['t1', 't2', 't3', 't4', 't5', 't6']) {
+      await activate(follows.key, `f-${fp}`); // 60%: under the default 80
+      await activate(pinned.key, `p-${fp}`);
+    }
+    const events = async () => {
+      for (let i = 0; i < 100; i++) {
+        await sealerOf(s.app.deps).seal(own.id);
+        await complianceIdle(s.app.deps);
+        await sealerOf(s.app.deps).seal(own.id);
+        if (!(await s.db.prisma.auditEvent.count({ where: { tenantId: own.id, seq: null } }))) break;
+      }
+      const rows = await s.db.prisma.auditEvent.findMany({ where: { tenantId: own.id, type: { startsWith: 'compliance.threshold_c' } }, orderBy: { id: 'asc' } });
+      return rows.map((r) => `${Buffer.from(follows.id, 'base64').toString().endsWith(r.licenseId!) ? 'follows' : 'pinned'} ${r.type.slice(21)}:${(r.payload as { percent: number }).percent}`);
+    };
+    expect(await events()).toEqual([]);
+    await g(`mutation($input: SetComplianceThresholdsInput!) { setComplianceThresholds(input: $input) { __typename } }`, { input: { metric: 'ACTIVATIONS', percents: [50] } });
+    expect(await events()).toEqual(['follows crossed:50']);
+    await g(`mutation($input: SetComplianceThresholdsInput!) { setComplianceThresholds(input: $input) { __typename } }`, { input: { metric: 'ACTIVATIONS', percents: [70] } });
+    expect(await events()).toEqual(['follows crossed:50', 'follows cleared:50']);
+  });
+
   it('concurrent activations cross each threshold exactly once', async () => {
     const lic = await license({ maxActivations: 10 });
     await Promise.all(Array.from({ length: 10 }, (_, i) => activate(lic.key, `c${i}`)));

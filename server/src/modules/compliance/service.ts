@@ -160,46 +160,52 @@ const inFlight = new WeakMap<AppDeps, Map<string, { again: boolean; done: Promis
 const stopping = new WeakSet<AppDeps>();
 const EVALUATION_TRIES = 5;
 
+/**
+ * Evaluates a license soon, on this instance: once per license at a time, and once more when asked
+ * again meanwhile (the evaluation in flight may have read the usage before the change that asked).
+ */
+function scheduleEvaluation(deps: AppDeps, tenantId: string, licenseId: string, requestId?: string | null): void {
+  const running = inFlight.get(deps);
+  if (!running || stopping.has(deps)) return;
+  const current = running.get(licenseId);
+  if (current) {
+    current.again = true;
+    return;
+  }
+  const state = { again: false, done: Promise.resolve() };
+  running.set(licenseId, state);
+  state.done = (async () => {
+    let failures = 0;
+    try {
+      do {
+        state.again = false;
+        try {
+          await evaluateLicense(deps, tenantId, licenseId, requestId);
+          failures = 0;
+        } catch (err) {
+          // A burst can keep every pooled connection busy past Prisma's wait for one, or the
+          // database can be briefly away: the crossing would be missed until the license's next
+          // usage event, so try again a few times, backing off, before giving up.
+          if (++failures >= EVALUATION_TRIES || stopping.has(deps)) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 200 * failures));
+          state.again = true;
+        }
+      } while (state.again);
+    } catch (err) {
+      logFailure(deps, 'compliance: evaluating a license failed', err, { licenseId });
+    } finally {
+      running.delete(licenseId);
+    }
+  })();
+}
+
 /** Re-evaluates the licenses named by sealed usage events; registered once per app. */
 export function watchCompliance(deps: AppDeps): void {
-  const running = new Map<string, { again: boolean; done: Promise<void> }>();
-  inFlight.set(deps, running);
+  inFlight.set(deps, new Map());
   sealerOf(deps).onSealed((events: DomainEvent[]) => {
     const licenses = new Map<string, DomainEvent>();
     for (const e of events) if (e.licenseId && USAGE_EVENT.test(e.type)) licenses.set(e.licenseId, e);
-    for (const [licenseId, { tenantId, requestId }] of licenses) {
-      const current = running.get(licenseId);
-      if (current) {
-        // The evaluation in flight may have read the usage before this event's commit: go round again.
-        current.again = true;
-        continue;
-      }
-      const state = { again: false, done: Promise.resolve() };
-      running.set(licenseId, state);
-      state.done = (async () => {
-        let failures = 0;
-        try {
-          do {
-            state.again = false;
-            try {
-              await evaluateLicense(deps, tenantId, licenseId, requestId);
-              failures = 0;
-            } catch (err) {
-              // A burst can keep every pooled connection busy past Prisma's wait for one, or the
-              // database can be briefly away: the crossing would be missed until the license's next
-              // usage event, so try again a few times, backing off, before giving up.
-              if (++failures >= EVALUATION_TRIES || stopping.has(deps)) throw err;
-              await new Promise((resolve) => setTimeout(resolve, 200 * failures));
-              state.again = true;
-            }
-          } while (state.again);
-        } catch (err) {
-          logFailure(deps, 'compliance: evaluating a license failed', err, { licenseId });
-        } finally {
-          running.delete(licenseId);
-        }
-      })();
-    }
+    for (const [licenseId, { tenantId, requestId }] of licenses) scheduleEvaluation(deps, tenantId, licenseId, requestId);
   });
 }
 
@@ -251,6 +257,21 @@ export async function setThresholds(
     return row;
   });
   if (input.licenseId) await evaluateLicense(ctx.app, tenantId, input.licenseId);
+  else {
+    // The tenant's default changed: the licenses that follow it for this metric and have a cap and some
+    // use, or crossings to clear, are evaluated in the background (the rest can cross nothing).
+    const follow = await ctx.prisma.$queryRaw<{ id: string }[]>`
+      SELECT l.id::text AS id FROM "License" l
+       WHERE l."tenantId" = ${tenantId}::uuid
+         AND NOT EXISTS (SELECT 1 FROM "ComplianceThreshold" t WHERE t."tenantId" = l."tenantId" AND t.scope = l.id::text AND t.metric = ${data.metric}::"ComplianceMetric")
+         AND (${
+           data.metric === 'ACTIVATIONS'
+             ? Prisma.sql`l."activationsUsed" > 0 AND l."maxActivations" > 0`
+             : Prisma.sql`l.seats > 0 AND EXISTS (SELECT 1 FROM "SeatPool" p WHERE p."licenseId" = l.id AND p.used > 0)`
+         }
+              OR EXISTS (SELECT 1 FROM "ComplianceCrossing" c WHERE c."licenseId" = l.id AND c.metric = ${data.metric}::"ComplianceMetric"))`;
+    for (const { id } of follow) scheduleEvaluation(ctx.app, tenantId, id, ctx.requestId);
+  }
   return saved;
 }
 
