@@ -166,7 +166,7 @@ const EVALUATION_TRIES = 5;
  */
 function scheduleEvaluation(deps: AppDeps, tenantId: string, licenseId: string, requestId?: string | null): void {
   const running = inFlight.get(deps);
-  if (!running || stopping.has(deps)) return;
+  if (!running) return;
   const current = running.get(licenseId);
   if (current) {
     current.again = true;
