@@ -30,6 +30,11 @@ const ENDPOINT_BATCH = 20;
 const EVENT_BATCH = 500;
 /** Attempts in flight per instance. */
 const CONCURRENCY = 16;
+/**
+ * Attempts in flight per endpoint and instance: a slow or unreachable receiver with a backlog holds this
+ * many of the instance's places, not all of them, so other endpoints (other tenants) keep being served.
+ */
+const PER_ENDPOINT = 4;
 const BODY_EXCERPT = 2_048;
 /** Characters PostgreSQL text cannot hold (NUL) or the driver would mangle (an unpaired surrogate). */
 const UNSTORABLE = /[\u0000\p{Cs}]/gu;
@@ -152,7 +157,7 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
   const cfg = deps.config.webhooks;
   const tickMs = options.tickMs ?? TICK_MS;
   const prisma = deps.prisma;
-  const inFlight = new Map<string, { abort: AbortController; done: Promise<void>; token: string }>();
+  const inFlight = new Map<string, { abort: AbortController; done: Promise<void>; token: string; endpointId: string }>();
   const listening = new Map<string, () => void>();
   let running: Promise<void> | null = null;
   let again = false;
@@ -245,18 +250,36 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
     });
   }
 
+  /** Attempts this instance has in flight, per endpoint. */
+  function busyEndpoints(): { ids: string[]; counts: number[]; full: string[] } {
+    const counts = new Map<string, number>();
+    for (const f of inFlight.values()) counts.set(f.endpointId, (counts.get(f.endpointId) ?? 0) + 1);
+    return { ids: [...counts.keys()], counts: [...counts.values()], full: [...counts].filter(([, n]) => n >= PER_ENDPOINT).map(([id]) => id) };
+  }
+
+  /**
+   * Claims up to `limit` due deliveries, at most PER_ENDPOINT in flight per endpoint on this instance: each
+   * endpoint's oldest due ones (an index walk per endpoint), then the earliest due of those.
+   */
   async function claim(limit: number): Promise<{ token: string; rows: Claimed[] }> {
     const token = randomUUID();
     const now = new Date();
     const leaseUntil = new Date(now.getTime() + cfg.timeoutMs + CLAIM_MARGIN_MS);
+    const busy = busyEndpoints();
     const rows = await prisma.$queryRaw<Claimed[]>`
       UPDATE "WebhookDelivery" d
       SET attempts = d.attempts + 1, "claimToken" = ${token}::uuid, "nextAttemptAt" = ${leaseUntil}::timestamp(3), "lastAttemptAt" = ${now}::timestamp(3)
       WHERE d.id IN (
-        SELECT x.id FROM "WebhookDelivery" x JOIN "WebhookEndpoint" e ON e.id = x."endpointId"
-        WHERE x.status = 'PENDING' AND x."nextAttemptAt" <= ${now}::timestamp(3) AND e.enabled
+        SELECT x.id FROM "WebhookEndpoint" e
+        LEFT JOIN unnest(${busy.ids}::uuid[], ${busy.counts}::int[]) AS b("endpointId", n) ON b."endpointId" = e.id
+        CROSS JOIN LATERAL (
+          SELECT y.id, y."nextAttemptAt" FROM "WebhookDelivery" y
+           WHERE y."endpointId" = e.id AND y.status = 'PENDING' AND y."nextAttemptAt" <= ${now}::timestamp(3)
+           ORDER BY y."createdAt" LIMIT greatest(${PER_ENDPOINT}::int - COALESCE(b.n, 0), 0)
+           FOR UPDATE SKIP LOCKED
+        ) x
+        WHERE e.enabled
         ORDER BY x."nextAttemptAt" LIMIT ${limit}
-        FOR UPDATE OF x SKIP LOCKED
       )
       RETURNING d.id::text AS id, d."tenantId"::text AS "tenantId", d."endpointId"::text AS "endpointId", d."eventId", d."eventType", d.body, d.attempts`;
     return { token, rows };
@@ -329,7 +352,7 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
         inFlight.delete(row.id);
         dispatcher.wake();
       });
-    inFlight.set(row.id, { abort, done, token });
+    inFlight.set(row.id, { abort, done, token, endpointId: row.endpointId });
   }
 
   async function pass() {
@@ -352,9 +375,11 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
     if (stopped) return;
     let wait = tickMs;
     try {
+      // Endpoints with all their places taken here are left out: the end of an attempt wakes the dispatcher.
+      const { full } = busyEndpoints();
       const [next] = await prisma.$queryRaw<{ at: Date | null }[]>`
         SELECT min(d."nextAttemptAt") AS at FROM "WebhookDelivery" d JOIN "WebhookEndpoint" e ON e.id = d."endpointId"
-        WHERE d.status = 'PENDING' AND e.enabled`;
+        WHERE d.status = 'PENDING' AND e.enabled AND NOT (e.id = ANY(${full}::uuid[]))`;
       if (next?.at) wait = Math.max(0, Math.min(tickMs, new Date(next.at).getTime() - Date.now()));
     } catch (err) {
       log('scheduling failed', err);

@@ -599,6 +599,35 @@ describe('a long retry schedule', () => {
   });
 });
 
+describe('fairness', () => {
+  it("a slow receiver with a backlog holds a few of the dispatcher's places, not all: other tenants are still served", async () => {
+    // Attempts may take a minute here: a receiver that never answers holds its places that long.
+    const slow = await startTestServer({ env: { ...ENV, TESSERA_WEBHOOK_TIMEOUT_MS: '60000' } });
+    const held: (() => void)[] = [];
+    let released = false;
+    try {
+      const a = await slow.tenant();
+      const b = await slow.tenant();
+      const stuck = await listen(() => (released ? 200 : new Promise<number>((resolve) => held.push(() => resolve(200)))));
+      const fine = await listen();
+      ok(await slow.gql(CREATE, { input: { url: stuck.url, eventTypes: ['customer.created'] } }, { token: a.token }));
+      ok(await slow.gql(CREATE, { input: { url: fine.url, eventTypes: ['customer.created'] } }, { token: b.token }));
+      // More events than the dispatcher has places (16).
+      for (let i = 0; i < 20; i++) ok(await slow.gql(CREATE_CUSTOMER, { name: `Backlog ${i}` }, { token: a.token }));
+      await waitFor('the slow receiver to hold requests', () => held.length >= 4);
+      ok(await slow.gql(CREATE_CUSTOMER, { name: 'Elsewhere' }, { token: b.token }));
+      const got = await waitFor("the other tenant's event", () => fine.got.find((r) => r.json.tenant.id === b.id), 20_000);
+      expect(got.json.type).toBe('customer.created');
+      expect(held.length).toBe(4);
+    } finally {
+      released = true;
+      for (const answer of held) answer();
+      await Promise.all(dispatchersOf(slow.app.deps).map((d) => d.stop()));
+      await slow.close();
+    }
+  });
+});
+
 describe('several dispatchers on one database', () => {
   async function exactlyOnce(server: TestServer, tokens: { gql: TestServer['gql']; token: string }[], hook: Receiver, tenantId: string, endpointId: string) {
     const N = 30;
