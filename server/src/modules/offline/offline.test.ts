@@ -148,6 +148,20 @@ describe('refresh and deactivation', () => {
     expect((await m.state()).licenseFile).toBe(refresh.licenseFile);
   });
 
+  it('refuses a refresh while the license is suspended, changing nothing', async () => {
+    const lic = await license(offlineMajority);
+    const issued = await issue(lic.id, await machine(43).createActivationRequest(lic.key));
+    ok(await s.gql(`mutation($id: ID!) { renewLicense(input: { licenseId: $id, extendDays: 365 }) { __typename } }`, { id: lic.id }, { token }));
+    ok(await s.gql(`mutation($id: ID!) { suspendLicense(input: { licenseId: $id }) { __typename } }`, { id: lic.id }, { token }));
+    const events = await s.db.prisma.auditEvent.count({ where: { licenseId: dbId(lic.id) } });
+    const r = ok(await s.gql(REFRESH, { input: { activationId: issued.activation.id } }, { token })).refreshOfflineLicense;
+    expect(r).toMatchObject({ __typename: 'ConflictError', message: expect.stringMatching(/suspended/) });
+    const res = await s.fetch(`/offline/bundle?activationId=${issued.activation.id}`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(409);
+    expect((await s.db.prisma.license.findUniqueOrThrow({ where: { id: dbId(lic.id) } })).syncState).toBe('PENDING_SYNC');
+    expect(await s.db.prisma.auditEvent.count({ where: { licenseId: dbId(lic.id) } })).toBe(events);
+  });
+
   it("lasts through a subscription's grace period, as an online device's token does", async () => {
     const lic = await license(offlineMajority, { gracePeriodSeconds: 7 * 86400 });
     const m = machine(42);

@@ -185,6 +185,8 @@ async function refreshable(ctx: ServiceContext, activationId: string) {
   if (!activation.offline) throw new ConflictError('this device activated online; it picks changes up through its heartbeat');
   if (activation.status !== 'ACTIVE') throw new ConflictError('this activation is no longer active');
   if (activation.license.state === 'REVOKED') throw new ConflictError('the license is revoked');
+  // As a suspended license's online devices get no fresh token (their heartbeats are refused).
+  if (activation.license.state === 'SUSPENDED') throw new ConflictError('the license is suspended; reinstate it first');
   return activation;
 }
 
