@@ -367,6 +367,39 @@ describe('lifecycle', () => {
     expect(toPerpetual).toMatchObject({ type: 'PERPETUAL', expiresAt: null, revision: 3 });
   });
 
+  it('renewLicense to NODE_LOCKED binds an uncapped license to one device, and refuses while more devices hold it', async () => {
+    const l = await issued({ editionId: editions.pro, maxActivations: null });
+    expect(l.maxActivations).toBeNull();
+    const locked = (await gqlOk(RENEW_LICENSE, { input: { licenseId: l.id, licenseType: 'NODE_LOCKED' } })).renewLicense;
+    expect(locked).toMatchObject({ __typename: 'License', type: 'NODE_LOCKED', maxActivations: 1, revision: 2 });
+
+    const busy = await issued({ editionId: editions.pro, maxActivations: null });
+    await s.db.prisma.license.update({ where: { id: dbId(busy.id) }, data: { activationsUsed: 2 } });
+    const events = await s.db.prisma.auditEvent.count();
+    const refused = (await gqlOk(RENEW_LICENSE, { input: { licenseId: busy.id, licenseType: 'NODE_LOCKED' } })).renewLicense;
+    expect(refused.__typename).toBe('ConflictError');
+    const row = await s.db.prisma.license.findUniqueOrThrow({ where: { id: dbId(busy.id) } });
+    expect({ type: row.type, maxActivations: row.maxActivations, revision: row.revision }).toEqual({ type: 'SUBSCRIPTION', maxActivations: null, revision: 1 });
+    expect(await s.db.prisma.auditEvent.count()).toBe(events);
+  });
+
+  it('renewLicense refuses an expiry at or before the license start', async () => {
+    const start = new Date(Date.now() + 100 * DAY);
+    const l = await issued({ editionId: editions.pro, startsAt: start.toISOString() });
+    for (const input of [{ expiresAt: new Date(Date.now() + 10 * DAY).toISOString() }, { expiresAt: start.toISOString() }]) {
+      const r = (await gqlOk(RENEW_LICENSE, { input: { licenseId: l.id, ...input } })).renewLicense;
+      expect(r.__typename, JSON.stringify(input)).toBe('ValidationError');
+      expect(paths(r)).toEqual(['expiresAt']);
+    }
+    const row = await s.db.prisma.license.findUniqueOrThrow({ where: { id: dbId(l.id) } });
+    expect(row.expiresAt!.toISOString()).toBe(l.expiresAt);
+    expect(row.revision).toBe(1);
+    const later = new Date(start.getTime() + 30 * DAY);
+    later.setMilliseconds(0);
+    const ok2 = (await gqlOk(RENEW_LICENSE, { input: { licenseId: l.id, expiresAt: later.toISOString() } })).renewLicense;
+    expect(ok2).toMatchObject({ __typename: 'License', expiresAt: later.toISOString() });
+  });
+
   it('renewLicense rejects bad input without changing anything', async () => {
     const l = await issued({ editionId: editions.pro });
     const snapshot = async () => {

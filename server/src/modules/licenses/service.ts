@@ -311,14 +311,25 @@ export async function renewLicense(ctx: ServiceContext, input: z.input<typeof re
     } else if (!expiresAt && (type === 'TRIAL' || type === 'SUBSCRIPTION')) {
       throw ValidationError.field('extendDays', `a ${type} license needs an expiry: give extendDays or expiresAt`);
     }
+    // A license that starts later must not end before it starts (createLicense and updateLicense refuse that too).
+    if (expiresAt && before.startsAt && expiresAt.getTime() <= before.startsAt.getTime()) {
+      throw ValidationError.field(data.expiresAt ? 'expiresAt' : 'extendDays', 'must be after the license starts (startsAt)');
+    }
+    let maxActivations = before.maxActivations;
     if (type !== before.type) {
       // The other terms stay; the new type must agree with them (FLOATING needs seats, NODE_LOCKED one device).
-      const clash = termProblems({ ...licenseTerms(before), licenseType: type }, await catalogueOf(tx, before.productId));
+      // An uncapped license made NODE_LOCKED gets its one device, as createLicense and updateLicense give it.
+      const terms = completeTerms({ licenseType: type }, { ...licenseTerms(before), licenseType: type });
+      const clash = termProblems(terms, await catalogueOf(tx, before.productId));
       if (clash.length) throw new ValidationError(clash.map((p) => ({ path: 'licenseType', message: `${p.path}: ${p.message}` })));
+      maxActivations = terms.maxActivations;
+      if (maxActivations !== null && maxActivations + terms.goodwillActivations < before.activationsUsed) {
+        throw new ConflictError(`${before.activationsUsed} devices hold activations; release some before making it ${type}`);
+      }
     }
     const license = await tx.license.update({
       where: { id: before.id },
-      data: { type, expiresAt, revision: { increment: 1 }, syncState: await syncStateFor(tx, before.id) },
+      data: { type, expiresAt, maxActivations, revision: { increment: 1 }, syncState: await syncStateFor(tx, before.id) },
     });
     emit({
       type: 'license.renewed',
@@ -326,7 +337,10 @@ export async function renewLicense(ctx: ServiceContext, input: z.input<typeof re
       subjectId: license.id,
       licenseId: license.id,
       customerId: license.customerId,
-      payload: { revision: license.revision, changes: diff({ type: before.type, expiresAt: before.expiresAt }, { type, expiresAt }) },
+      payload: {
+        revision: license.revision,
+        changes: diff({ type: before.type, expiresAt: before.expiresAt, maxActivations: before.maxActivations }, { type, expiresAt, maxActivations }),
+      },
     });
     return license;
   });
