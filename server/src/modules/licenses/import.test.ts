@@ -226,6 +226,25 @@ describe('importLicenses', () => {
     expect(after.customers).toBe(before.customers);
   });
 
+  it('a quoted field never closed, a repeated column or a number that is not a plain integer fails the file, writing nothing', async () => {
+    const before = await counts();
+    // Without its closing quote, the rest of the file would be read as one name and one license imported for two.
+    const open = await importData('CSV', 'product,edition,name\ndesk,std,ok\ndesk,std,"Acme, Inc\ndesk,std,second\n');
+    expect(open.__typename).toBe('ImportError');
+    expect(open.rows).toEqual([{ line: 3, message: expect.stringMatching(/quote/) }]);
+    const twice = await importData('CSV', 'product,edition,name,name\ndesk,std,first,second\n');
+    expect(twice.__typename).toBe('ImportError');
+    expect(twice.rows).toEqual([{ line: 1, message: expect.stringMatching(/more than once: name$/) }]);
+    for (const cell of ['0x10', '1e3', '5.5', 'Infinity', '12abc']) {
+      const r = await importData('CSV', `product,edition,maxActivations\ndesk,std,${cell}\n`);
+      expect(r.__typename, cell).toBe('ImportError');
+      expect(r.rows[0], cell).toMatchObject({ line: 2, message: expect.stringMatching(/^maxActivations/) });
+    }
+    expect(await counts()).toEqual(before);
+    const plain = await importData('CSV', 'product,edition,maxActivations,name\ndesk,std, 7 ,plain int\n');
+    expect(plain).toMatchObject({ __typename: 'ImportLicensesPayload', licenses: [{ name: 'plain int', maxActivations: 7 }] });
+  });
+
   it('concurrent imports of one key: one file wins, the other is refused as a whole with a typed error', async () => {
     const key = generateKey('LIC');
     const before = await counts();

@@ -13,12 +13,17 @@ import { licenseData, resolveExpiry } from './service.ts';
 export const MAX_IMPORT_BYTES = 5 * 1024 * 1024;
 export const MAX_IMPORT_ROWS = 10_000;
 
-/** RFC 4180 CSV: quoted fields may hold commas, quotes ("") and newlines. Returns rows with their first line number. */
+/**
+ * RFC 4180 CSV: quoted fields may hold commas, quotes ("") and newlines. Returns rows with their first
+ * line number. A quoted field still open at the end of the text is an ImportError at the line it opened
+ * on: read as text, it would swallow every row after it.
+ */
 export function parseCsv(text: string): { line: number; cells: string[] }[] {
   const rows: { line: number; cells: string[] }[] = [];
   let cells: string[] = [];
   let cell = '';
   let quoted = false;
+  let quoteLine = 0;
   let line = 1;
   let rowLine = 1;
   for (let i = 0; i < text.length; i++) {
@@ -33,7 +38,10 @@ export function parseCsv(text: string): { line: number; cells: string[] }[] {
         if (c === '\n') line++;
         cell += c;
       }
-    } else if (c === '"' && cell === '') quoted = true;
+    } else if (c === '"' && cell === '') {
+      quoted = true;
+      quoteLine = line;
+    }
     else if (c === ',') {
       cells.push(cell);
       cell = '';
@@ -47,6 +55,7 @@ export function parseCsv(text: string): { line: number; cells: string[] }[] {
       rowLine = line;
     } else cell += c;
   }
+  if (quoted) throw new ImportError([{ line: quoteLine, message: 'a quoted field opened on this line has no closing quote (")' }]);
   cells.push(cell);
   if (cells.some((v) => v !== '')) rows.push({ line: rowLine, cells });
   return rows;
@@ -54,7 +63,9 @@ export function parseCsv(text: string): { line: number; cells: string[] }[] {
 
 // Term cells are checked by the same rules as createLicense's overrides (termFields), so an import
 // cannot carry a zero cap or zero seats that the API would refuse.
-const intCell = (v: unknown) => (v === '' || v === undefined || v === null ? undefined : typeof v === 'string' ? Number(v) : v);
+// A cell is a plain decimal integer or nothing: Number() would also read "0x10", "1e3" or " " as numbers.
+const intCell = (v: unknown) =>
+  v === '' || v === undefined || v === null ? undefined : typeof v === 'string' ? (/^\s*[+-]?\d+\s*$/.test(v) ? Number(v) : v) : v;
 const optionalDate = z.preprocess((v) => (v === '' || v == null ? undefined : v), z.coerce.date({ message: 'is not a date' }).optional());
 const optionalText = (max: number) => z.preprocess((v) => (v === '' || v == null ? undefined : v), z.string().trim().max(max, `must be at most ${max} characters`).optional());
 
@@ -121,6 +132,9 @@ function readRows(format: 'CSV' | 'JSONL', text: string): { line: number; raw: u
   const known = new Set(Object.keys(rowSchema.shape));
   const unknown = names.filter((n) => !known.has(n));
   if (unknown.length) return [{ line: header.line, message: `unknown column(s): ${unknown.join(', ')}` }];
+  // Two columns of one name: which would win is a guess, so neither does.
+  const repeated = [...new Set(names.filter((n, i) => names.indexOf(n) !== i))];
+  if (repeated.length) return [{ line: header.line, message: `column(s) given more than once: ${repeated.join(', ')}` }];
   const bad: RowProblem[] = [];
   const out = rows.map(({ line, cells }) => {
     if (cells.length !== names.length) bad.push({ line, message: `expected ${names.length} columns, found ${cells.length}` });
