@@ -98,6 +98,27 @@ describe('importLicenses', () => {
     expect(await s.db.prisma.auditEvent.count({ where: { tenantId, type: 'license.imported' } })).toBe(5);
   });
 
+  it('a customer given by name only is the tenant\'s customer of that name; a name two customers share must come with an email', async () => {
+    const other = await s.tenant();
+    await ok(await s.gql(`mutation { createCustomer(input: { name: "Existing Co" }) { __typename } }`, {}, { token: other.token }));
+    for (let i = 0; i < 2; i++) await ok(await s.gql(`mutation { createCustomer(input: { name: "Twin Ltd" }) { __typename } }`, {}, { token }));
+    const before = await counts();
+    const twins = await importData('CSV', 'product,edition,name,customer\ndesk,std,by name,Existing Co\ndesk,std,twin,Twin Ltd\n');
+    expect(twins.__typename).toBe('ImportError');
+    expect(twins.rows).toEqual([{ line: 3, message: expect.stringMatching(/2 customers are named "Twin Ltd"/) }]);
+    expect(await counts()).toEqual(before);
+
+    const r = await importData('CSV', 'product,edition,name,customer\ndesk,std,by name,Existing Co\ndesk,std,again,Existing Co\n');
+    expect(r.__typename, JSON.stringify(r)).toBe('ImportLicensesPayload');
+    expect(r.licenses.map((l: { customer: unknown }) => l.customer)).toEqual([
+      { name: 'Existing Co', email: 'buyer@existing.example' },
+      { name: 'Existing Co', email: 'buyer@existing.example' },
+    ]);
+    const after = await counts();
+    expect(after.customers).toBe(before.customers);
+    expect(await s.db.prisma.customer.count({ where: { tenantId, name: 'Existing Co' } })).toBe(1);
+  });
+
   it('a good JSONL file imports, blank lines allowed', async () => {
     const data = [
       JSON.stringify({ product: 'desk', edition: 'sub', name: 'jsonl-1', customerEmail: 'jsonl@example.com', customer: 'Jsonl Inc' }),

@@ -181,6 +181,13 @@ export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL
     const customers = await tx.customer.findMany({ where: { tenantId, email: { in: emails } } });
     const customerByEmail = new Map(customers.map((c) => [c.email!, c.id]));
     const newCustomers: Prisma.CustomerCreateManyInput[] = [];
+    // A customer named without an email is the tenant's customer of that name, if it has one: importing a
+    // file in parts, or again after a fix, must not make a second "Acme". A name two customers share is
+    // ambiguous and must come with the email.
+    const names = [...new Set(rows.filter((r) => !r.row.customerEmail && r.row.customer).map((r) => r.row.customer!))];
+    const named = names.length ? await tx.customer.findMany({ where: { tenantId, name: { in: names } }, select: { id: true, name: true } }) : [];
+    const existingByName = new Map<string, string[]>();
+    for (const c of named) existingByName.set(c.name, [...(existingByName.get(c.name) ?? []), c.id]);
     const customerByName = new Map<string, string>();
 
     const now = new Date();
@@ -243,7 +250,12 @@ export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL
           newCustomers.push({ id: customerId, tenantId, name: row.customer ?? email, email });
         }
       } else if (row.customer) {
-        customerId = customerByName.get(row.customer) ?? null;
+        const existing = existingByName.get(row.customer) ?? [];
+        if (existing.length > 1) {
+          bad(`customer: ${existing.length} customers are named "${row.customer}"; give customerEmail to say which`);
+          continue;
+        }
+        customerId = existing[0] ?? customerByName.get(row.customer) ?? null;
         if (!customerId) {
           customerId = randomUUID();
           customerByName.set(row.customer, customerId);
