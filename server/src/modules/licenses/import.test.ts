@@ -119,6 +119,31 @@ describe('importLicenses', () => {
     expect(await s.db.prisma.customer.count({ where: { tenantId, name: 'Existing Co' } })).toBe(1);
   });
 
+  it('dates are ISO 8601 calendar dates: a day count, a US date or 30 February fails its line instead of becoming another date', async () => {
+    const before = await counts();
+    // new Date() read these as the year 365, 1 January 2001, 2 March 2027 and the server's local midnight of a guessed order.
+    for (const cell of ['365', '1', '2027-02-30', '12/31/2027', 'Dec 31 2027', '2027-13-01', '2027-12-31T25:00:00Z']) {
+      const r = await importData('CSV', `product,edition,expiresAt\ndesk,sub,${cell}\n`);
+      expect(r.__typename, cell).toBe('ImportError');
+      expect(r.rows, cell).toEqual([{ line: 2, message: expect.stringMatching(/^expiresAt: .*ISO 8601/) }]);
+    }
+    const epoch = await importData('JSONL', JSON.stringify({ product: 'desk', edition: 'sub', startsAt: 1_800_000_000 }));
+    expect(epoch.__typename).toBe('ImportError');
+    expect(epoch.rows[0].message).toMatch(/^startsAt: .*ISO 8601/);
+    expect(await counts()).toEqual(before);
+
+    const r = await importData(
+      'CSV',
+      ['product,edition,name,expiresAt', 'desk,sub,day,2031-02-28', 'desk,sub,no offset,2031-03-01 12:30', 'desk,sub,offset,2031-03-01T12:30:00+02:00'].join('\n'),
+    );
+    expect(r.__typename, JSON.stringify(r)).toBe('ImportLicensesPayload');
+    expect(Object.fromEntries(r.licenses.map((l: { name: string; expiresAt: string }) => [l.name, l.expiresAt]))).toEqual({
+      day: '2031-02-28T00:00:00.000Z',
+      'no offset': '2031-03-01T12:30:00.000Z',
+      offset: '2031-03-01T10:30:00.000Z',
+    });
+  });
+
   it('a good JSONL file imports, blank lines allowed', async () => {
     const data = [
       JSON.stringify({ product: 'desk', edition: 'sub', name: 'jsonl-1', customerEmail: 'jsonl@example.com', customer: 'Jsonl Inc' }),

@@ -66,7 +66,30 @@ export function parseCsv(text: string): { line: number; cells: string[] }[] {
 // A cell is a plain decimal integer or nothing: Number() would also read "0x10", "1e3" or " " as numbers.
 const intCell = (v: unknown) =>
   v === '' || v === undefined || v === null ? undefined : typeof v === 'string' ? (/^\s*[+-]?\d+\s*$/.test(v) ? Number(v) : v) : v;
-const optionalDate = z.preprocess((v) => (v === '' || v == null ? undefined : v), z.coerce.date({ message: 'is not a date' }).optional());
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+/**
+ * An ISO 8601 date (midnight UTC) or date and time (UTC unless an offset is given), or null. Not new
+ * Date(), which reads "365" as the year 365, "1" as 2001, 30 February as 2 March, and a time without an
+ * offset (or "12/31/2027") in the server's own time zone.
+ */
+export function parseIsoDate(text: string): Date | null {
+  const m = ISO_DATE.exec(text.trim());
+  if (!m) return null;
+  const [, y, mo, d, h = '00', mi = '00', sec = '00', frac = '', zone] = m;
+  const offset = !zone || zone.toUpperCase() === 'Z' ? 'Z' : `${zone.slice(0, 3)}:${zone.slice(-2)}`;
+  // Calendar fields checked as given (Date.UTC would roll 30 February over into March).
+  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  if (day.getUTCFullYear() !== Number(y) || day.getUTCMonth() !== Number(mo) - 1 || day.getUTCDate() !== Number(d)) return null;
+  if (Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59) return null;
+  const date = new Date(`${y}-${mo}-${d}T${h}:${mi}:${sec}${frac.slice(0, 4)}${offset}`);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+const optionalDate = z.preprocess(
+  (v) => (v === '' || v == null ? undefined : typeof v === 'string' ? (parseIsoDate(v) ?? v) : v),
+  z.date({ message: 'is not an ISO 8601 date (2027-12-31, or 2027-12-31T09:00:00Z)' }).optional(),
+);
 const optionalText = (max: number) => z.preprocess((v) => (v === '' || v == null ? undefined : v), z.string().trim().max(max, `must be at most ${max} characters`).optional());
 
 // Strict: a misspelt JSONL field ("maxActivation") must fail its line, not be silently dropped.
