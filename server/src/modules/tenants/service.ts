@@ -77,6 +77,13 @@ export async function createApiToken(ctx: ServiceContext, input: { name: string;
   if (data.role === 'OWNER' && !hasRole(ctx.actor, 'OWNER')) {
     throw new ValidationError([{ path: 'role', message: 'only an owner can create an owner token' }]);
   }
+  // Access given for a while stays given for that while: a token that expires cannot mint one that lasts longer.
+  if (ctx.actor.kind === 'token') {
+    const parent = await ctx.prisma.apiToken.findUnique({ where: { id: ctx.actor.tokenId }, select: { expiresAt: true } });
+    if (parent?.expiresAt && (!data.expiresAt || data.expiresAt.getTime() > parent.expiresAt.getTime())) {
+      throw ValidationError.field('expiresAt', `must be at most ${parent.expiresAt.toISOString()}: a token cannot outlive the token that creates it`);
+    }
+  }
   const token = newSecret('tsr');
   const apiToken = await inTransaction(ctx, tenantId, async (tx, emit) => {
     const row = await tx.apiToken.create({

@@ -258,6 +258,24 @@ describe('API tokens', () => {
     expect(await s.db.prisma.apiToken.count()).toBe(count);
   });
 
+  it('a token with an expiry cannot mint a token that outlives it', async () => {
+    const until = new Date(Date.now() + 86_400_000);
+    const r = ok(await s.gql(CREATE_TOKEN, { input: { name: 'one day', role: 'ADMIN', expiresAt: until.toISOString() } }, { token: tenant.token }));
+    const temporary = r.createApiToken.token as string;
+    const count = await s.db.prisma.apiToken.count();
+    for (const expiresAt of [null, new Date(until.getTime() + 60_000).toISOString()]) {
+      const bad = ok(await s.gql(CREATE_TOKEN, { input: { name: 'forever', role: 'ADMIN', expiresAt } }, { token: temporary }));
+      expect(bad.createApiToken, String(expiresAt)).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'expiresAt', message: expect.stringMatching(/outlive/) }] });
+    }
+    expect(await s.db.prisma.apiToken.count()).toBe(count);
+    const within = new Date(until.getTime() - 60_000);
+    const good = ok(await s.gql(CREATE_TOKEN, { input: { name: 'shorter', role: 'SUPPORT', expiresAt: within.toISOString() } }, { token: temporary }));
+    expect(good.createApiToken).toMatchObject({ __typename: 'CreateApiTokenPayload', apiToken: { expiresAt: within.toISOString() } });
+    // A token without an expiry (the tenant's owner token here) may still mint tokens without one.
+    const open = ok(await s.gql(CREATE_TOKEN, { input: { name: 'open', role: 'READ_ONLY' } }, { token: tenant.token }));
+    expect(open.createApiToken).toMatchObject({ __typename: 'CreateApiTokenPayload', apiToken: { expiresAt: null } });
+  });
+
   it('an ADMIN cannot mint an OWNER token; bad input is a ValidationError; nothing is written', async () => {
     const admin = await token('ADMIN', 'admin minting');
     const count = await s.db.prisma.apiToken.count();
