@@ -400,6 +400,24 @@ describe('lifecycle', () => {
     expect(ok2).toMatchObject({ __typename: 'License', expiresAt: later.toISOString() });
   });
 
+  it('an expiry past the last storable date (9999-12-31) is a ValidationError, not an internal error', async () => {
+    const before = await counts();
+    const far = (await s.gql(CREATE_LICENSE, { input: { editionId: editions.pro, startsAt: '9999-06-01T00:00:00Z' } }, { token })).data?.createLicense;
+    expect(far?.__typename).toBe('ValidationError');
+    expect(paths(far)).toEqual(['expiresAt']);
+    expect(await counts()).toEqual(before);
+
+    const l = await issued({ editionId: editions.pro });
+    const end = '9999-12-01T00:00:00.000Z';
+    expect((await gqlOk(RENEW_LICENSE, { input: { licenseId: l.id, expiresAt: end } })).renewLicense).toMatchObject({ __typename: 'License', expiresAt: end });
+    const r = await s.gql(RENEW_LICENSE, { input: { licenseId: l.id, extendDays: 365 } }, { token });
+    expect(r.errors).toBeUndefined();
+    expect(r.data.renewLicense.__typename).toBe('ValidationError');
+    expect(paths(r.data.renewLicense)).toEqual(['extendDays']);
+    const row = await s.db.prisma.license.findUniqueOrThrow({ where: { id: dbId(l.id) } });
+    expect({ expiresAt: row.expiresAt!.toISOString(), revision: row.revision }).toEqual({ expiresAt: end, revision: 2 });
+  });
+
   it('renewLicense rejects bad input without changing anything', async () => {
     const l = await issued({ editionId: editions.pro });
     const snapshot = async () => {

@@ -71,6 +71,9 @@ export function statusWhere(status: LicenseStatus, now = new Date()): Prisma.Lic
 }
 
 const DAY_MS = 86_400_000;
+/** The last instant a DateTime can carry (RFC 3339 has four-digit years); a later expiry cannot be stored or shown. */
+export const LATEST_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+const TOO_LATE = 'must be at most 9999-12-31T23:59:59Z';
 const metadata = z
   .record(z.string().max(64), z.unknown())
   .refine((m) => JSON.stringify(m).length <= 16_384, 'must be at most 16 KB of JSON')
@@ -114,6 +117,7 @@ export function resolveExpiry(terms: Terms, startsAt: Date | null, expiresAt: Da
     expiry = new Date((startsAt ?? now).getTime() + terms.validityDays * DAY_MS);
   }
   if (expiry && !allowPast && expiry.getTime() <= now.getTime()) problems.push({ path: `${prefix}expiresAt`, message: 'must be in the future' });
+  if (expiry && expiry.getTime() > LATEST_DATE_MS) problems.push({ path: `${prefix}expiresAt`, message: `${TOO_LATE} (startsAt plus validityDays is later)` });
   if (expiry && startsAt && expiry.getTime() <= startsAt.getTime()) problems.push({ path: `${prefix}expiresAt`, message: 'must be after startsAt' });
   if (expiry && terms.licenseType === 'PERPETUAL') problems.push({ path: `${prefix}licenseType`, message: 'a PERPETUAL license does not expire' });
   if (!expiry && (terms.licenseType === 'TRIAL' || terms.licenseType === 'SUBSCRIPTION')) {
@@ -302,6 +306,7 @@ export async function renewLicense(ctx: ServiceContext, input: z.input<typeof re
     } else if (data.extendDays) {
       const from = Math.max(now, before.expiresAt?.getTime() ?? now);
       expiresAt = new Date(from + data.extendDays * DAY_MS);
+      if (expiresAt.getTime() > LATEST_DATE_MS) throw ValidationError.field('extendDays', `would extend it past 9999-12-31; the expiry ${TOO_LATE}`);
     }
     if (type === 'PERPETUAL') {
       if (data.extendDays || data.expiresAt) {
