@@ -191,6 +191,26 @@ describe('importLicenses', () => {
     expect(await counts()).toEqual(before);
   });
 
+  it('a JSONL escape PostgreSQL cannot store (\\u0000, a lone surrogate) fails its line, not the request', async () => {
+    const before = await counts();
+    const data = [
+      JSON.stringify({ product: 'desk', edition: 'std', name: 'fine' }),
+      '{"product":"desk","edition":"std","name":"half \\ud800 a pair"}',
+      '{"product":"desk","edition":"std","customer":"nul \\u0000 here"}',
+    ].join('\n');
+    const r = await s.gql(IMPORT, { input: { format: 'JSONL', data } }, { token });
+    expect(r.errors).toBeUndefined();
+    expect(r.data.importLicenses.__typename).toBe('ImportError');
+    expect(r.data.importLicenses.rows).toEqual([
+      { line: 2, message: expect.stringMatching(/^name: .*surrogate/) },
+      { line: 3, message: expect.stringMatching(/^customer: .*NUL/) },
+    ]);
+    const csv = await s.gql(IMPORT, { input: { format: 'CSV', data: 'product,edition,name\ndesk,std,ok\ndesk,std,nul \u0000 here\n' } }, { token });
+    expect(csv.errors).toBeUndefined();
+    expect(csv.data.importLicenses.rows).toEqual([{ line: 3, message: expect.stringMatching(/^name: .*NUL/) }]);
+    expect(await counts()).toEqual(before);
+  });
+
   it('accepts a byte order mark (spreadsheet exports) in CSV and JSONL', async () => {
     const csv = await importData('CSV', '\uFEFFproduct,edition,name\ndesk,std,bom-csv');
     expect(csv.__typename, JSON.stringify(csv)).toBe('ImportLicensesPayload');

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ImportError, type RowProblem, ValidationError } from '../../errors.ts';
 import { inTransaction, type ServiceContext } from '../audit/service.ts';
 import { uniqueOr } from '../common/db.ts';
+import { textProblems } from '../common/validate.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { catalogueOf } from '../catalog/service.ts';
 import { completeTerms, editionTerms, LICENSE_TYPES, termFields, termProblems, type Catalogue } from '../catalog/terms.ts';
@@ -142,7 +143,12 @@ function readRows(format: 'CSV' | 'JSONL', text: string): { line: number; raw: u
       try {
         const raw = JSON.parse(text);
         if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad.push({ line: i + 1, message: 'not a JSON object' });
-        else out.push({ line: i + 1, raw });
+        else {
+          // JSON escapes can spell text PostgreSQL cannot store (\u0000, half a surrogate pair) that the request itself did not hold.
+          const text = textProblems(raw);
+          if (text.length) bad.push(...text.map((p) => ({ line: i + 1, message: `${p.path}: ${p.message}` })));
+          else out.push({ line: i + 1, raw });
+        }
       } catch {
         bad.push({ line: i + 1, message: 'not valid JSON' });
       }
@@ -152,6 +158,8 @@ function readRows(format: 'CSV' | 'JSONL', text: string): { line: number; raw: u
   const [header, ...rows] = parseCsv(data);
   if (!header) return [];
   const names = header.cells.map((c) => c.trim());
+  const headerText = textProblems(names);
+  if (headerText.length) return [{ line: header.line, message: `column names: ${headerText[0]!.message}` }];
   const known = new Set(Object.keys(rowSchema.shape));
   const unknown = names.filter((n) => !known.has(n));
   if (unknown.length) return [{ line: header.line, message: `unknown column(s): ${unknown.join(', ')}` }];
@@ -161,7 +169,9 @@ function readRows(format: 'CSV' | 'JSONL', text: string): { line: number; raw: u
   const bad: RowProblem[] = [];
   const out = rows.map(({ line, cells }) => {
     if (cells.length !== names.length) bad.push({ line, message: `expected ${names.length} columns, found ${cells.length}` });
-    return { line, raw: Object.fromEntries(names.map((n, i) => [n, cells[i] ?? ''])) };
+    const raw = Object.fromEntries(names.map((n, i) => [n, cells[i] ?? '']));
+    bad.push(...textProblems(raw).map((p) => ({ line, message: `${p.path}: ${p.message}` })));
+    return { line, raw };
   });
   return bad.length ? bad : out;
 }
