@@ -545,6 +545,21 @@ describe('licenses query', () => {
     expect(filtered.edges).toHaveLength(1);
   });
 
+  it('expiringWithinDays leaves out revoked licenses, as the expiring-soon alerts do', async () => {
+    const own = await s.tenant();
+    const pid = (await gqlOk(`mutation { createProduct(input: { name: "Gamma", code: "gamma" }) { ... on Product { id } } }`, {}, own.token)).createProduct.id;
+    const eid = (await gqlOk(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { ... on Edition { id } } }`, { input: { productId: pid, name: 's', code: 's', licenseType: 'SUBSCRIPTION', validityDays: 10 } }, own.token)).createEdition.id;
+    const ids: Record<string, string> = {};
+    for (const name of ['renew me', 'suspended', 'revoked']) {
+      ids[name] = (await gqlOk(CREATE_LICENSE, { input: { editionId: eid, name } }, own.token)).createLicense.license.id;
+    }
+    await gqlOk(transition('suspendLicense'), { id: ids.suspended }, own.token);
+    await gqlOk(transition('revokeLicense'), { id: ids.revoked }, own.token);
+    const soon = (await gqlOk(LICENSES, { first: 10, expiringWithinDays: 30 }, own.token)).licenses;
+    expect(soon.totalCount).toBe(2);
+    expect(names(soon)).toEqual(['renew me', 'suspended']);
+  });
+
   it('malformed filters are errors, not empty results', async () => {
     for (const vars of [{ customerId: 'nope' }, { productId: acme }, { expiringWithinDays: -1 }]) {
       const r = await s.gql(LICENSES, { first: 5, ...vars }, { token: t });

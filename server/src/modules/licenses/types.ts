@@ -133,7 +133,8 @@ function licenseFilter(actor: Actor, args: LicenseFilterArgs): Prisma.LicenseWhe
     if (args.expiringWithinDays < 0 || args.expiringWithinDays > 36_500) {
       throw new GraphQLError('expiringWithinDays must be between 0 and 36500', { extensions: { code: 'BAD_USER_INPUT' } });
     }
-    and.push({ expiresAt: { gt: now, lte: new Date(now.getTime() + args.expiringWithinDays * DAY_MS) } });
+    // A revoked license ends for good; its old expiry is nothing to renew (the expiring-soon alerts skip it too).
+    and.push({ state: { not: 'REVOKED' }, expiresAt: { gt: now, lte: new Date(now.getTime() + args.expiringWithinDays * DAY_MS) } });
   }
   const search = args.search?.trim().slice(0, 200);
   if (search) {
@@ -164,7 +165,7 @@ builder.queryFields((t) => ({
       productId: t.arg.id(),
       editionId: t.arg.id(),
       status: t.arg({ type: LicenseStatusEnum }),
-      expiringWithinDays: t.arg.int({ description: 'Only licenses that expire in the next N days (not already expired).' }),
+      expiringWithinDays: t.arg.int({ description: 'Only licenses that expire in the next N days (not already expired, nor revoked).' }),
       search: t.arg.string({ description: 'A license key, or part of the license or customer name.' }),
     },
     totalCount: (_p, args, ctx) => ctx.prisma.license.count({ where: licenseFilter(ctx.actor, args) }),
