@@ -2,6 +2,7 @@ import { type AuditEvent, Prisma } from '@tessera/db/client';
 import type { Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { AppDeps } from '../../context.ts';
+import { adminRouteRefusal } from '../security/ratelimit.ts';
 import { type RouteCall, routePlugin } from '../security/routes.ts';
 import { hasRole } from '../tenants/roles.ts';
 import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from '../tenants/service.ts';
@@ -82,6 +83,8 @@ export async function exportAuditLog(deps: AppDeps, call: RouteCall): Promise<Re
   );
   if (actor.kind === 'anonymous') return json(401, { error: 'UNAUTHENTICATED' });
   if (!hasRole(actor, 'ADMIN')) return json(403, { error: 'FORBIDDEN' });
+  const limited = await adminRouteRefusal(deps, actor);
+  if (limited) return limited;
   const url = new URL(request.url);
   const format = url.searchParams.get('format') ?? 'jsonl';
   if (format !== 'csv' && format !== 'jsonl') return json(400, { error: 'format must be csv or jsonl' });

@@ -6,6 +6,7 @@ import { ConflictError, NotFoundError } from '../../errors.ts';
 import { actorFor } from '../../persisted.ts';
 import type { ServiceContext } from '../audit/service.ts';
 import { parseId } from '../common/ids.ts';
+import { adminRouteRefusal } from '../security/ratelimit.ts';
 import { routePlugin } from '../security/routes.ts';
 import { hasRole } from '../tenants/roles.ts';
 import { signerFor } from '../signing/service.ts';
@@ -77,6 +78,8 @@ async function offlineBundle(app: AppDeps, request: Request, url: URL): Promise<
   const actor = await actorFor(app.prisma, request);
   if (actor.kind === 'anonymous') return text(401, 'Authentication required\n');
   if (!hasRole(actor, 'SUPPORT')) return text(403, 'Your role does not allow this\n');
+  const limited = await adminRouteRefusal(app, actor);
+  if (limited) return limited;
   let activationId: string;
   try {
     activationId = parseId(url.searchParams.get('activationId') ?? '', 'Activation', 'activationId');

@@ -328,6 +328,20 @@ describe('admin rate limit', () => {
     expect(ok(await s.gql('{ products { id } }', {}, { token: other })).products).toEqual([]);
   });
 
+  it('counts the audit export and the offline bundle routes, from the same budget', async () => {
+    const { token } = await s.tenant();
+    const auth = { headers: { authorization: `Bearer ${token}` } };
+    for (let i = 0; i < 3; i++) expect((await s.fetch('/audit/export', auth)).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await s.fetch('/offline/bundle', auth)).status).toBe(400);
+    for (const path of ['/audit/export', '/offline/bundle?activationId=x']) {
+      const r = await s.fetch(path, auth);
+      expect(r.status, path).toBe(429);
+      expect(Number(r.headers.get('retry-after')), path).toBeGreaterThan(0);
+      expect(((await r.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code, path).toBe('RATE_LIMITED');
+    }
+    expect((await s.gql('{ products { id } }', {}, { token })).errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+  });
+
   it('counts the subscriptions a credential starts, over graphql-ws and HTTP', async () => {
     const { token } = await s.tenant();
     const ws = wsClient(await listen(s.app), token);

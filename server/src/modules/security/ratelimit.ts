@@ -6,7 +6,7 @@ import { wrapErrorIfMatches } from '@pothos/plugin-errors';
 import type { Plugin } from 'graphql-yoga';
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { AppDeps, Context } from '../../context.ts';
+import type { Actor, AppDeps, Context } from '../../context.ts';
 import { LicensingError } from '../../errors.ts';
 import { parseKey } from '../licenses/keys.ts';
 import type { SecurityConfig } from './config.ts';
@@ -317,15 +317,35 @@ function instrument(schema: GraphQLSchema) {
   if (signIn) wrapSignIn(signIn as GraphQLField<unknown, Context>);
 }
 
+/** Seconds to wait when the admin credential `actor` is over its budget (taking one point), else null. */
+async function adminWait(limits: RateLimits, actor: Actor | undefined): Promise<number | null> {
+  if (!actor || actor.kind === 'anonymous' || !limits.admin) return null;
+  const id = actor.kind === 'token' ? `t:${actor.tokenId}` : actor.kind === 'user' ? `s:${actor.sessionId}` : `o:${actor.tenantId}`;
+  return take(limits.admin, id);
+}
+
+const tooMany = (wait: number) => `Too many requests; retry after ${wait} s`;
+
 /** RATE_LIMITED when the caller's admin credential is over its budget (taking one point), else null. */
 async function adminRefusal(state: AppState, ctx: Context): Promise<ExecutionResult | null> {
-  const actor = ctx.actor;
-  if (!actor || actor.kind === 'anonymous' || !state.limits.admin) return null;
-  const id = actor.kind === 'token' ? `t:${actor.tokenId}` : actor.kind === 'user' ? `s:${actor.sessionId}` : `o:${actor.tenantId}`;
-  const wait = await take(state.limits.admin, id);
+  const wait = await adminWait(state.limits, ctx.actor);
   if (wait === null) return null;
   if (ctx.transport === 'http') state.retryAfter.set(ctx.request, wait);
-  return { errors: [new GraphQLError(`Too many requests; retry after ${wait} s`, { extensions: { code: 'RATE_LIMITED', retryAfter: wait } })] };
+  return { errors: [new GraphQLError(tooMany(wait), { extensions: { code: 'RATE_LIMITED', retryAfter: wait } })] };
+}
+
+/**
+ * For the routes beside /graphql (audit export, offline bundle): a 429 RATE_LIMITED with Retry-After when
+ * the caller's admin credential is over its budget (taking one point, as an operation does), else null.
+ */
+export async function adminRouteRefusal(deps: AppDeps, actor: Actor): Promise<Response | null> {
+  const state = perApp.get(deps);
+  const wait = state ? await adminWait(state.limits, actor) : null;
+  if (wait === null) return null;
+  return new Response(JSON.stringify({ errors: [{ message: tooMany(wait), extensions: { code: 'RATE_LIMITED', retryAfter: wait } }] }), {
+    status: 429,
+    headers: { 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': String(wait) },
+  });
 }
 
 export function rateLimitPlugin(deps: AppDeps, limits: RateLimits): Plugin<{ req?: IncomingMessage }> {
