@@ -1,3 +1,5 @@
+import type { Connection } from './connection.svelte';
+
 /** One domain event as the feed shows it, whether it came from the audit log or the subscription. */
 export interface ActivityEvent {
   id: string;
@@ -15,28 +17,55 @@ export interface ActivityEvent {
 export interface ActivitySource {
   /** The newest events, newest first. */
   recent(limit: number): Promise<ActivityEvent[]>;
-  /** Optional push channel (the `activity` subscription); returns a cleanup. */
+  /** False when `recent` cannot read the history (the role may not read the audit log): polling it would show nothing. */
+  history?: boolean;
+  /** Optional push channel (the `activity` subscription, resumed after the last event it gave); returns a cleanup. */
   subscribe?(onEvent: (event: ActivityEvent) => void, onError: (message: string) => void): () => void;
 }
 
+/** What the feed can say about itself: `polling` re-reads the audit log, `stopped` gets nothing new. */
+export type FeedStatus = 'polling' | 'connecting' | 'live' | 'reconnecting' | 'stopped';
+
+/** The socket the push channel rides on (lib/connection.svelte.ts). */
+export type Link = Pick<Connection, 'state' | 'onReconnect'>;
+
 /**
  * The live activity feed: newest first, each event once, at most `limit` kept. Uses the push
- * channel when the source has one and polls the audit log otherwise, so new events appear without
- * a reload either way.
+ * channel when the source has one; while that is down (or has failed) it polls the audit log when
+ * the role may read it, and otherwise says that it is waiting, never that it refreshes.
  */
 export class ActivityManager {
   events = $state<ActivityEvent[]>([]);
-  live = $state(false);
   loading = $state(true);
   error = $state<string | null>(null);
   /** Ids that arrived after the first load, to highlight them briefly. */
   fresh = $state<Set<string>>(new Set());
+  /** Why the push channel ended (a GraphQL error on the subscription); null while it runs. */
+  failed = $state<string | null>(null);
 
   constructor(
     private readonly source: ActivitySource,
     private readonly limit = 30,
     private readonly pollMs = 4000,
+    private readonly link: Link | null = null,
   ) {}
+
+  /** Whether polling `recent` brings anything. */
+  get polls(): boolean {
+    return this.source.history !== false;
+  }
+
+  get status(): FeedStatus {
+    if (!this.source.subscribe) return 'polling';
+    const link = this.link?.state ?? 'live';
+    if (link === 'refused' || this.failed !== null) return this.polls ? 'polling' : 'stopped';
+    if (link === 'live') return 'live';
+    return link === 'reconnecting' ? 'reconnecting' : 'connecting';
+  }
+
+  get live(): boolean {
+    return this.status === 'live';
+  }
 
   add(incoming: readonly ActivityEvent[], markFresh: boolean) {
     const known = new Set(this.events.map((e) => e.id));
@@ -58,34 +87,41 @@ export class ActivityManager {
     }
   }
 
-  /** Loads the history first, then follows the push channel from there (or polls without one). */
+  /**
+   * Loads the history first, then follows the push channel from there. Each time the socket comes
+   * back after a loss the channel is started again, resuming after the last event seen.
+   */
   listen(): () => void {
     let stopped = false;
-    let timer: ReturnType<typeof setInterval> | undefined;
     let stop: (() => void) | undefined;
-    const startPolling = () => {
-      this.live = false;
-      timer ??= setInterval(() => {
-        if (typeof document === 'undefined' || document.visibilityState === 'visible') void this.poll();
-      }, this.pollMs);
-    };
-    void this.poll(false).then(() => {
-      if (stopped) return;
-      if (!this.source.subscribe) return startPolling();
-      this.live = true;
+    const subscribe = () => {
+      if (!this.source.subscribe) return;
+      this.failed = null;
       stop = this.source.subscribe(
         (event) => this.add([event], true),
-        () => {
-          // The push channel failed (network, proxy without streaming): keep the feed moving by polling.
+        (message) => {
           stop?.();
           stop = undefined;
-          startPolling();
+          this.failed = message;
         },
       );
+    };
+    const timer = setInterval(() => {
+      const visible = typeof document === 'undefined' || document.visibilityState === 'visible';
+      if (visible && !this.loading && this.status !== 'live' && this.polls) void this.poll();
+    }, this.pollMs);
+    const offReconnect = this.link?.onReconnect(() => {
+      if (stopped || this.loading) return;
+      stop?.();
+      subscribe();
+    });
+    void this.poll(false).then(() => {
+      if (!stopped) subscribe();
     });
     return () => {
       stopped = true;
       clearInterval(timer);
+      offReconnect?.();
       stop?.();
     };
   }

@@ -21,11 +21,14 @@ function fromSubscription(e: ActivityEventRowFragment): ActivityEvent {
 
 /**
  * The feed's server side: history from the audit log (when the role may read it), then the
- * `activity` subscription resumed after the newest event seen, so nothing falls in between.
+ * `activity` subscription resumed after the newest event seen, so nothing falls in between, also
+ * when it is started again after the socket was lost. Resuming with `after` replays the audit log,
+ * which needs the same role as the history; below it the feed resumes from the moment it is back.
  */
 export function activitySource(client: Client, opts: { history: boolean; licenseId?: string }): ActivitySource {
   let newest: string | undefined;
   return {
+    history: opts.history,
     async recent(limit) {
       if (!opts.history) return [];
       const d = data(await client.query(AuditEventsDocument, { first: limit, licenseId: opts.licenseId ? rawId(opts.licenseId) : null }).toPromise());
@@ -48,7 +51,10 @@ export function activitySource(client: Client, opts: { history: boolean; license
       const filter = opts.licenseId ? { licenseId: opts.licenseId } : null;
       const { unsubscribe } = client.subscription(ActivityDocument, { after: newest ?? null, filter }).subscribe((result) => {
         if (result.error) onError(errorMessage(result.error));
-        else if (result.data) onEvent(fromSubscription(result.data.activity));
+        else if (result.data) {
+          if (opts.history) newest = result.data.activity.id;
+          onEvent(fromSubscription(result.data.activity));
+        }
       });
       return unsubscribe;
     },
@@ -61,6 +67,7 @@ const COMPLIANCE_TYPES = ['compliance.threshold_crossed', 'compliance.goodwill_u
 export function complianceSource(client: Client, opts: { history: boolean }): ActivitySource {
   let newest: string | undefined;
   return {
+    history: opts.history,
     async recent(limit) {
       if (!opts.history) return [];
       const pages = await Promise.all(
@@ -81,7 +88,10 @@ export function complianceSource(client: Client, opts: { history: boolean }): Ac
     subscribe(onEvent, onError) {
       const { unsubscribe } = client.subscription(ComplianceAlertsDocument, { after: newest ?? null }).subscribe((result) => {
         if (result.error) onError(errorMessage(result.error));
-        else if (result.data) onEvent(fromSubscription(result.data.complianceAlerts));
+        else if (result.data) {
+          if (opts.history) newest = result.data.complianceAlerts.id;
+          onEvent(fromSubscription(result.data.complianceAlerts));
+        }
       });
       return unsubscribe;
     },

@@ -1,3 +1,4 @@
+import type { Connection } from './connection.svelte';
 import type { LicenseQuery } from './graphql/generated/graphql';
 
 export type LicenseNode = Extract<NonNullable<LicenseQuery['node']>, { __typename: 'License' }>;
@@ -11,7 +12,8 @@ export interface LicenseSource<T = LicenseNode> {
 
 /**
  * Live state of one license (status, activation progress, devices). Refreshes on a push from the
- * server when a watch channel exists, and otherwise every `intervalMs` while the page is visible.
+ * server when a watch channel exists (and every 6 x `intervalMs` as a safety net), and every
+ * `intervalMs` while the page is visible otherwise, or while the socket the channel rides is down.
  */
 export class LicenseManager<T extends object = LicenseNode> {
   license = $state<T | null>(null);
@@ -22,6 +24,7 @@ export class LicenseManager<T extends object = LicenseNode> {
     private readonly source: LicenseSource<T>,
     initial: T | null,
     private readonly intervalMs = 5000,
+    private readonly link: Pick<Connection, 'state'> | null = null,
   ) {
     this.license = initial;
   }
@@ -49,10 +52,14 @@ export class LicenseManager<T extends object = LicenseNode> {
 
   listen(): () => void {
     const stopWatch = this.source.watch?.(() => void this.refresh());
+    let ticks = 0;
     const tick = () => {
+      ticks++;
+      const pushed = stopWatch && (this.link?.state ?? 'live') === 'live';
+      if (pushed && ticks % 6 !== 0) return;
       if (typeof document === 'undefined' || document.visibilityState === 'visible') void this.refresh();
     };
-    const timer = setInterval(tick, stopWatch ? this.intervalMs * 6 : this.intervalMs);
+    const timer = setInterval(tick, this.intervalMs);
     return () => {
       clearInterval(timer);
       stopWatch?.();

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ActivityManager, type ActivityEvent, type ActivitySource } from './activity-manager.svelte';
+import { Connection } from './connection.svelte';
 import { LicenseManager, type LicenseNode } from './license-manager.svelte';
 
 const event = (id: string, at: string, type = 'license.created'): ActivityEvent => ({
@@ -64,6 +65,33 @@ describe('ActivityManager', () => {
     const calls = recent.mock.calls.length;
     await vi.advanceTimersByTimeAsync(5000);
     expect(recent.mock.calls.length).toBe(calls);
+  });
+
+  it('says when the socket is down, polls only a history it may read, and starts the channel again once it is back', async () => {
+    for (const history of [false, true]) {
+      const link = new Connection();
+      const recent = vi.fn(async () => [event('1', '2026-01-01T00:00:01Z')]);
+      const subscribe = vi.fn((_onEvent: (e: ActivityEvent) => void) => () => {});
+      const m = new ActivityManager({ recent, history, subscribe }, 30, 1000, link);
+      const stop = m.listen();
+      await vi.waitFor(() => expect(subscribe).toHaveBeenCalledOnce());
+      expect(m.status).toBe('connecting');
+      link.connecting(false);
+      link.connected(false);
+      expect(m.status).toBe('live');
+      link.closed(1006);
+      expect(m.status).toBe('reconnecting');
+      const calls = recent.mock.calls.length;
+      await vi.advanceTimersByTimeAsync(3000);
+      // Polling a history the role cannot read would show nothing while claiming to refresh.
+      expect(recent.mock.calls.length > calls).toBe(history);
+      link.connecting(true);
+      expect(subscribe).toHaveBeenCalledOnce();
+      link.connected(true);
+      expect(m.status).toBe('live');
+      expect(subscribe).toHaveBeenCalledTimes(2);
+      stop();
+    }
   });
 
   it('shows the error of a failed load', async () => {

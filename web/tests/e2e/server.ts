@@ -33,9 +33,46 @@ function freePort(): Promise<number> {
 }
 
 /** The real server (embedded PGlite in a temp dir) on a free port; it serves web/build too. `env` adds to its environment (NODE_ENV=production). */
-export async function startServer(env: Record<string, string> = {}): Promise<RunningServer> {
+export async function startServer(env: Record<string, string> = {}): Promise<RunningServer & { halt(): Promise<void>; resume(): Promise<void> }> {
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'tessera-e2e-'));
+  let child: ChildProcess;
+  try {
+    child = await spawnServer(port, dataDir, env);
+  } catch (e) {
+    // Leave nothing behind when the server never came up.
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
+  const demo = JSON.parse(readFileSync(path.join(dataDir, 'demo-credentials.json'), 'utf8')) as Demo;
+  const halt = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    }
+  };
+  return {
+    base: `http://127.0.0.1:${port}`,
+    demo,
+    /** Stops the server and keeps its data: an outage. */
+    halt,
+    /** Starts it again on the same port and data. */
+    async resume() {
+      child = await spawnServer(port, dataDir, env);
+    },
+    async stop() {
+      await halt();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function spawnServer(port: number, dataDir: string, env: Record<string, string>): Promise<ChildProcess> {
   const child: ChildProcess = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['server/src/main.ts'], {
     cwd: ROOT,
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', TESSERA_DATA_DIR: dataDir, NODE_ENV: 'test', ...env },
@@ -46,7 +83,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
   child.stderr?.on('data', (d) => (output += d));
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server did not start in 120 s:\n${output}`)), 120_000);
+      const timer = setTimeout(() => reject(new Error(`server did not start in 220 s:\n${output}`)), 220_000);
       child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
       const check = () => {
         if (/serving at/.test(output)) {
@@ -57,25 +94,10 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
       check();
     });
   } catch (e) {
-    // Leave nothing behind when the server never came up.
     if (child.exitCode === null) child.kill('SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
     throw e;
   }
-  const demo = JSON.parse(readFileSync(path.join(dataDir, 'demo-credentials.json'), 'utf8')) as Demo;
-  return {
-    base: `http://127.0.0.1:${port}`,
-    demo,
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+  return child;
 }
 
 /** A GraphQL call with the demo's OWNER token, for what a device or a script would do. */

@@ -1,6 +1,19 @@
 import { Client, CombinedError, fetchExchange, subscriptionExchange, type OperationResult } from '@urql/core';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 import type { Failure } from './payload';
+import { connection as sharedConnection, type Connection } from '../connection.svelte';
+
+/** Waits 1, 2, 4, 8 s, then 10 s between attempts (+-25 %), however long the server is away. */
+const MAX_RETRY_WAIT_MS = 10_000;
+function retryWait(retries: number): Promise<void> {
+  const ms = Math.min(MAX_RETRY_WAIT_MS, 1000 * 2 ** retries) * (0.75 + Math.random() / 2);
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function closeCode(event: unknown): number | null {
+  const code = typeof event === 'object' && event !== null ? (event as { code?: unknown }).code : undefined;
+  return typeof code === 'number' ? code : null;
+}
 
 function wsUrl(url: string): string {
   const base = new URL(url, window.location.href);
@@ -14,17 +27,24 @@ function wsUrl(url: string): string {
  * accepts it from its own origin (or TESSERA_CORS_ORIGINS); with a bearer token (scripts, tests) the
  * token goes in `connectionParams.authorization`, as the contract describes. The socket is lazy: it
  * closes with the last subscription (signing out leaves the app's pages), so the next one connects
- * with whatever cookie the browser holds then.
+ * with whatever cookie the browser holds then. A lost socket is retried for as long as the page is
+ * open, and `connection` tells the pages whether the feeds are live, so they never claim to be.
  */
-export function createClient(url = '/graphql', token?: string): Client {
+export function createClient(url = '/graphql', token?: string, connection: Connection = sharedConnection): Client {
   let ws: WsClient | null = null;
   const socket = () =>
     (ws ??= createWsClient({
       url: wsUrl(url),
       lazy: true,
-      retryAttempts: 5,
-      // 4403: the token or session was refused; retrying cannot help (the feeds fall back to polling).
-      shouldRetry: (e) => !(typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 4403),
+      retryAttempts: Infinity,
+      retryWait,
+      // 4403: the token or session was refused; retrying cannot help.
+      shouldRetry: (e) => closeCode(e) !== 4403,
+      on: {
+        connecting: (isRetry) => connection.connecting(isRetry),
+        connected: (_socket, _payload, wasRetry) => connection.connected(wasRetry),
+        closed: (event) => connection.closed(closeCode(event)),
+      },
       connectionParams: token ? { authorization: `Bearer ${token}` } : undefined,
     }));
   return new Client({
