@@ -1,6 +1,12 @@
 // See https://svelte.dev/docs/kit/types#app.d.ts
 declare global {
-  namespace App {}
+  namespace App {
+    interface Error {
+      message: string;
+      /** The server's error code when a request failed (`UNAUTHENTICATED`: the session has ended). */
+      code?: string | null;
+    }
+  }
 }
 
 export {};

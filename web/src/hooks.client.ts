@@ -1,4 +1,5 @@
 import type { HandleClientError } from '@sveltejs/kit';
+import { RequestError } from '$lib/graphql/client';
 
 // Leaving a page aborts its live subscriptions on purpose. @urql/core's stream reader then calls
 // reader.cancel() on the aborted body without awaiting it, which surfaces as an unhandled
@@ -9,6 +10,8 @@ window.addEventListener('unhandledrejection', (event) => {
 });
 
 export const handleError: HandleClientError = ({ error, message }) => {
+  // An ended session is no failure of the page: the error page sends the user to sign in.
+  if (error instanceof RequestError && error.code === 'UNAUTHENTICATED') return { message: error.message, code: error.code };
   console.error(error);
-  return { message: error instanceof Error ? error.message : message };
+  return { message: error instanceof Error ? error.message : message, code: error instanceof RequestError ? error.code : null };
 };

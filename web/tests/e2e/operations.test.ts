@@ -181,3 +181,32 @@ describe('numbers past what the server takes', () => {
     await context.close();
   });
 });
+
+describe('an ended session', () => {
+  it('goes straight to sign-in, then back to the page being opened with its query, and never off-site', async () => {
+    const { context, page } = await signedIn();
+    // The session cookie goes: as when the session expires or is signed out from elsewhere.
+    await context.clearCookies();
+    await page.locator('a.stat[href="/licenses?status=ACTIVE"]').click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    const at = new URL(page.url());
+    expect(at.pathname).toBe('/signin');
+    expect(at.searchParams.get('next')).toBe('/licenses?status=ACTIVE');
+    await page.getByLabel('Workspace').fill(server.demo.tenant);
+    await page.getByLabel('Email').fill(server.demo.email);
+    await page.getByLabel('Password').fill(server.demo.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Licenses' }).waitFor();
+    expect(page.url()).toBe(`${server.base}/licenses?status=ACTIVE`);
+    expect(await page.getByLabel('Status').locator('option:checked').textContent()).toMatch(/active/i);
+
+    // Signed in, a sign-in link sends straight on: only to a path of this origin.
+    for (const next of ['/\\evil.example/x', '//evil.example/x', 'https://evil.example/x']) {
+      await page.goto(`${server.base}/signin?next=${encodeURIComponent(next)}`);
+      await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+      expect(page.url()).toBe(`${server.base}/`);
+    }
+    await shot(page, 'ops-05-back-after-sign-in');
+    await context.close();
+  });
+});
