@@ -43,3 +43,8 @@ export const ROLE_LABEL: Record<Role, string> = {
 };
 
 export const ROLES: Role[] = ['OWNER', 'ADMIN', 'SUPPORT', 'READ_ONLY'];
+
+/** The roles a member may give a new API token: an owner token only from an owner (the server refuses it otherwise). */
+export function grantableRoles(role: Role | null | undefined): Role[] {
+  return ROLES.filter((r) => r !== 'OWNER' || role === 'OWNER');
+}

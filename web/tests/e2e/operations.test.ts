@@ -210,3 +210,26 @@ describe('an ended session', () => {
     await context.close();
   });
 });
+
+describe('an admin creating an API token', () => {
+  it('is offered only the roles an admin may grant, not Owner', async () => {
+    const email = 'admin-tokens@example.com';
+    const password = 'admin-password-1';
+    const r = await gql<{ createMember: { __typename: string } }>(server.base, server.demo.apiToken, `mutation($input: CreateMemberInput!) { createMember(input: $input) { __typename } }`, {
+      input: { email, password, role: 'ADMIN' },
+    });
+    expect(r.createMember.__typename).toBe('Member');
+    const { context, page, errors } = await signedIn({ email, password });
+    await page.goto(`${server.base}/settings/tokens`);
+    await page.getByRole('button', { name: 'New token' }).click();
+    const dialog = page.getByRole('dialog');
+    expect(await dialog.getByLabel('Role').locator('option').allTextContents()).toEqual(['Admin', 'Support', 'Read-only']);
+    await dialog.getByLabel('Name').fill('CI deploys');
+    await dialog.getByLabel('Role').selectOption('ADMIN');
+    await dialog.getByRole('button', { name: 'Create token' }).click();
+    await page.getByRole('cell', { name: 'CI deploys' }).waitFor();
+    await shot(page, 'ops-06-admin-token-roles');
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
