@@ -233,3 +233,48 @@ describe('an admin creating an API token', () => {
     await context.close();
   });
 });
+
+describe('a customer with more licenses than one page', () => {
+  let customerId = '';
+
+  beforeAll(async () => {
+    const c = await gql<{ createCustomer: { id: string } }>(server.base, server.demo.apiToken, `mutation { createCustomer(input: { name: "Large Account" }) { ... on Customer { id } } }`);
+    customerId = c.createCustomer.id;
+    const { products } = await gql<{ products: { editions: { id: string; deploymentMode: string }[] }[] }>(server.base, server.demo.apiToken, `{ products { editions { id deploymentMode } } }`);
+    const editionId = products.flatMap((p) => p.editions).find((e) => e.deploymentMode === 'ONLINE')!.id;
+    for (let batch = 0; batch < 9; batch++) {
+      const fields = Array.from({ length: 15 }, (_, i) => {
+        const n = String(batch * 15 + i).padStart(3, '0');
+        return `l${n}: createLicense(input: { editionId: "${editionId}", customerId: "${customerId}", name: "Seat ${n}" }) { __typename }`;
+      });
+      await gql(server.base, server.demo.apiToken, `mutation { ${fields.join('\n')} }`);
+    }
+  });
+
+  it('pages through all 135 of its licenses on its page', async () => {
+    const { context, page, errors } = await signedIn();
+    await page.goto(`${server.base}/customers/${encodeURIComponent(customerId)}`);
+    await page.getByRole('heading', { level: 1, name: 'Large Account' }).waitFor();
+    await page.getByText('135 licenses · 135 active').waitFor();
+    const seen = new Set<string>();
+    const rows = page.locator('tbody tr td:first-child .subtle');
+    for (;;) {
+      await page.getByText(/^Showing \d+ of 135$/).waitFor();
+      for (const name of await rows.allTextContents()) seen.add(name);
+      const next = page.getByRole('button', { name: 'Next' });
+      if (await next.isDisabled()) break;
+      const before = page.url();
+      await next.click();
+      await page.waitForURL((u) => u.href !== before);
+    }
+    expect(seen.size).toBe(135);
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await page.getByText(/^Showing 50 of 135$/).waitFor();
+
+    await page.getByRole('link', { name: 'Open in the licenses list' }).click();
+    await page.getByText('135 licenses match these filters').waitFor();
+    await shot(page, 'ops-07-customer-licenses-paged');
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
