@@ -227,13 +227,13 @@ interface MigrationFile {
   checksum: string;
 }
 
-function readMigrations(): MigrationFile[] {
-  return readdirSync(migrationsDir, { withFileTypes: true })
+function readMigrations(dir: string): MigrationFile[] {
+  return readdirSync(dir, { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => d.name)
     .sort()
     .map((name) => {
-      const sql = readFileSync(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
+      const sql = readFileSync(path.join(dir, name, 'migration.sql'), 'utf8');
       return { name, sql, checksum: createHash('sha256').update(sql).digest('hex') };
     });
 }
@@ -241,13 +241,17 @@ function readMigrations(): MigrationFile[] {
 // Any constant works: every instance must agree on it.
 const MIGRATION_LOCK_ID = 72_170_519;
 
+const quote = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
 /**
- * Applies pending migrations from prisma/migrations, recording them in `_prisma_migrations` exactly as
- * `prisma migrate deploy` does (so `prisma migrate status` agrees). On PostgreSQL an advisory lock makes
- * concurrent start-ups of several instances apply each migration once.
+ * Applies pending migrations from prisma/migrations (`dir`, for tests), recording them in
+ * `_prisma_migrations` exactly as `prisma migrate deploy` does (so `prisma migrate status` agrees). On
+ * PostgreSQL an advisory lock makes concurrent start-ups of several instances apply each migration once.
+ * A migration and its record commit in one transaction: a process stopped between the two would leave a
+ * migration applied but unrecorded, which every later start would run again and fail on.
  */
-export async function migrate(db: Database): Promise<string[]> {
-  const files = readMigrations();
+export async function migrate(db: Database, dir = migrationsDir): Promise<string[]> {
+  const files = readMigrations(dir);
   const run = async (sql: SqlRunner) => {
     await sql.exec(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
       "id" VARCHAR(36) PRIMARY KEY NOT NULL,
@@ -272,14 +276,12 @@ export async function migrate(db: Database): Promise<string[]> {
         if (known !== m.checksum) throw new Error(`migration ${m.name} was edited after it was applied`);
         continue;
       }
-      await sql.exec(`BEGIN;\n${m.sql}\n;COMMIT;`).catch(async (err) => {
+      const record = `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
+        VALUES (${quote(randomUUID())}, ${quote(m.checksum)}, now(), ${quote(m.name)}, 1)`;
+      await sql.exec(`BEGIN;\n${m.sql}\n;${record};\nCOMMIT;`).catch(async (err) => {
         await sql.exec('ROLLBACK').catch(() => {});
         throw new Error(`migration ${m.name} failed: ${(err as Error).message}`);
       });
-      await sql.query(
-        `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count) VALUES ($1, $2, now(), $3, 1)`,
-        [randomUUID(), m.checksum, m.name],
-      );
       applied.push(m.name);
     }
     return applied;
