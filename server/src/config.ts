@@ -1,6 +1,7 @@
 import path from 'node:path';
-import { envInt } from './modules/common/env.ts';
+import { envInt, MAX_TIMER_MS } from './modules/common/env.ts';
 import { loadSecurityConfig, type SecurityConfig } from './modules/security/config.ts';
+import { parseMasterKey } from './modules/signing/service.ts';
 import { loadWebhookConfig, type WebhookConfig } from './modules/webhooks/config.ts';
 
 export interface Config {
@@ -28,29 +29,63 @@ export interface Config {
 }
 
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const databaseUrl = env.DATABASE_URL || undefined;
-  const port = Number(env.PORT ?? 4000);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${env.PORT}`);
-  const dbPoolSize = Number(env.TESSERA_DB_POOL_SIZE ?? 10);
-  if (!Number.isInteger(dbPoolSize) || dbPoolSize < 2 || dbPoolSize > 500) {
-    throw new Error(`TESSERA_DB_POOL_SIZE must be a whole number from 2 to 500, got ${env.TESSERA_DB_POOL_SIZE}`);
+/** A setting that is on or off: `fallback` when unset or empty, an error for anything but 1/0/true/false. */
+function envFlag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === '1' || raw === 'true') return true;
+  if (raw === '0' || raw === 'false') return false;
+  throw new Error(`${name} must be 1 or 0 (true or false), got "${env[name]}"`);
+}
+
+/** A PostgreSQL connection URL, checked before anything tries to connect with it. */
+function postgresUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error('DATABASE_URL must be a PostgreSQL URL (postgres://user:password@host:5432/database)');
   }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new Error(`DATABASE_URL must be a PostgreSQL URL (postgres://user:password@host:5432/database), got a ${url.protocol}// URL`);
+  }
+  return raw;
+}
+
+function redisUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let protocol: string;
+  try {
+    protocol = new URL(raw).protocol;
+  } catch {
+    throw new Error('REDIS_URL must be a Redis URL (redis://host:6379 or rediss://...)');
+  }
+  if (protocol !== 'redis:' && protocol !== 'rediss:') throw new Error(`REDIS_URL must be a Redis URL (redis://host:6379 or rediss://...), got a ${protocol}// URL`);
+  return raw;
+}
+
+/** Every setting from the environment (README.md, "Configuration"); a bad value throws, naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const databaseUrl = postgresUrl(env.DATABASE_URL);
+  const masterKey = env.TESSERA_MASTER_KEY || undefined;
+  // Checked here, so a bad key fails the start before the database is even opened.
+  if (masterKey) parseMasterKey(masterKey);
   return {
-    port,
-    host: env.HOST ?? '0.0.0.0',
-    dataDir: path.resolve(env.TESSERA_DATA_DIR ?? 'data'),
+    port: envInt(env, 'PORT', 4000, 0, 65535),
+    host: env.HOST?.trim() || '0.0.0.0',
+    dataDir: path.resolve(env.TESSERA_DATA_DIR || 'data'),
     databaseUrl,
-    dbPoolSize,
-    redisUrl: env.REDIS_URL || undefined,
-    masterKey: env.TESSERA_MASTER_KEY || undefined,
+    dbPoolSize: envInt(env, 'TESSERA_DB_POOL_SIZE', 10, 2, 500),
+    redisUrl: redisUrl(env.REDIS_URL),
+    masterKey,
     production: env.NODE_ENV === 'production',
     // Demo data belongs on the embedded database; a PostgreSQL deployment opts in explicitly.
-    seedDemo: env.TESSERA_DEMO ? env.TESSERA_DEMO === '1' || env.TESSERA_DEMO === 'true' : !databaseUrl,
+    seedDemo: envFlag(env, 'TESSERA_DEMO', !databaseUrl),
     security: loadSecurityConfig(env),
     webhooks: loadWebhookConfig(env),
-    complianceSweepMs: envInt(env, 'TESSERA_COMPLIANCE_SWEEP_SECONDS', 30) * 1000,
-    dbMaintenanceMs: envInt(env, 'TESSERA_DB_MAINTENANCE_SECONDS', 5) * 1000,
-    heartbeatRetentionDays: envInt(env, 'TESSERA_HEARTBEAT_RETENTION_DAYS', 90),
+    complianceSweepMs: envInt(env, 'TESSERA_COMPLIANCE_SWEEP_SECONDS', 30, 0, Math.floor(MAX_TIMER_MS / 1000)) * 1000,
+    dbMaintenanceMs: envInt(env, 'TESSERA_DB_MAINTENANCE_SECONDS', 5, 0, Math.floor(MAX_TIMER_MS / 1000)) * 1000,
+    heartbeatRetentionDays: envInt(env, 'TESSERA_HEARTBEAT_RETENTION_DAYS', 90, 0, 36_500),
   };
 }

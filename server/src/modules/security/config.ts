@@ -27,6 +27,36 @@ export interface SecurityConfig {
   logLevel: string;
 }
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** TESSERA_CORS_ORIGINS: each entry as a browser sends it in `Origin` (scheme://host[:port], lower case). */
+function corsOrigins(raw: string | undefined): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      let url: URL | undefined;
+      try {
+        url = new URL(entry);
+      } catch {
+        url = undefined;
+      }
+      // An entry with a path (a trailing slash too) or no scheme would never equal a browser's Origin.
+      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin.toLowerCase() !== entry.toLowerCase()) {
+        throw new Error(`TESSERA_CORS_ORIGINS must list origins like https://console.example.com (scheme, host and port only), got "${entry}"`);
+      }
+      return url.origin;
+    });
+}
+
+function logLevel(env: NodeJS.ProcessEnv): string {
+  const level = env.LOG_LEVEL?.trim();
+  if (!level) return env.NODE_ENV === 'test' ? 'silent' : 'info';
+  if (!LOG_LEVELS.includes(level)) throw new Error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
+  return level;
+}
+
 export function loadSecurityConfig(env: NodeJS.ProcessEnv): SecurityConfig {
   return {
     // Generous for legitimate traffic (a site license's many devices behind one NAT, `pnpm bench`);
@@ -38,12 +68,12 @@ export function loadSecurityConfig(env: NodeJS.ProcessEnv): SecurityConfig {
     signInAccountFailures: envInt(env, 'TESSERA_RATE_LIMIT_SIGNIN_ACCOUNT', 10),
     signInIpFailures: envInt(env, 'TESSERA_RATE_LIMIT_SIGNIN_IP', 100),
     trustProxy: envInt(env, 'TESSERA_TRUST_PROXY', 0),
-    corsOrigins: (env.TESSERA_CORS_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    corsOrigins: corsOrigins(env.TESSERA_CORS_ORIGINS),
     maxDepth: envInt(env, 'TESSERA_GRAPHQL_MAX_DEPTH', 12),
     maxAliases: envInt(env, 'TESSERA_GRAPHQL_MAX_ALIASES', 15),
     maxTokens: envInt(env, 'TESSERA_GRAPHQL_MAX_TOKENS', 2000),
     maxDirectives: envInt(env, 'TESSERA_GRAPHQL_MAX_DIRECTIVES', 10),
     maxCost: envInt(env, 'TESSERA_GRAPHQL_MAX_COST', 5000),
-    logLevel: env.LOG_LEVEL || (env.NODE_ENV === 'test' ? 'silent' : 'info'),
+    logLevel: logLevel(env),
   };
 }

@@ -1,4 +1,4 @@
-import { envInt } from '../common/env.ts';
+import { envInt, MAX_TIMER_MS } from '../common/env.ts';
 
 /** Webhook delivery settings, read from the environment by loadConfig() (README.md, "Configuration"). */
 export interface WebhookConfig {
@@ -15,6 +15,6 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv): WebhookConfig {
     // 10 s, 30 s, 90 s, ... : the 10th attempt comes about 27 hours after the first.
     retryBaseMs: envInt(env, 'TESSERA_WEBHOOK_RETRY_BASE_MS', 10_000, 1),
     maxAttempts: envInt(env, 'TESSERA_WEBHOOK_MAX_ATTEMPTS', 10, 1),
-    timeoutMs: envInt(env, 'TESSERA_WEBHOOK_TIMEOUT_MS', 10_000, 100),
+    timeoutMs: envInt(env, 'TESSERA_WEBHOOK_TIMEOUT_MS', 10_000, 100, MAX_TIMER_MS),
   };
 }
