@@ -229,7 +229,10 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     return serveConsole(req, res, url);
   });
 
-  const wss = new WebSocketServer({ server, path: '/graphql' });
+  // Upgrades are handed over here rather than through `{ server }`: ws would also re-emit the HTTP server's
+  // own errors (a port already taken) on wss, where graphql-ws prints them with a stack trace as its own.
+  const wss = new WebSocketServer({ noServer: true, path: '/graphql' });
+  server.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)));
   const sockets = socketGuardOf(deps, (err) => security.logger.error({ err: err.message }, 'sockets: credential re-check failed'));
   sockets.start(SOCKET_RECHECK_MS);
   /**

@@ -6,15 +6,30 @@ import { loadConfig } from './config.ts';
 import { seedDemo } from './demo.ts';
 import { createLogger } from './modules/security/log.ts';
 
-const logger = createLogger(process.env.LOG_LEVEL || 'info');
+/** At `info` until the configuration (LOG_LEVEL among it) is read and valid. */
+let logger = createLogger('info');
+/** What a failed start must let go of: the data dir's lock and socket, connections, timers. */
+let embedded: EmbeddedDatabase | undefined;
+let app: Awaited<ReturnType<typeof buildApp>> | undefined;
 
 async function main() {
   const started = performance.now();
   const config = loadConfig();
-  const embedded: EmbeddedDatabase | undefined = config.databaseUrl
-    ? undefined
-    : await openEmbedded(config.dataDir, { serveSocket: true });
-  const app = await buildApp({ config, db: embedded?.db });
+  logger = createLogger(config.security.logLevel);
+  console.log(`Starting Tessera (${config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`}): opening the database and applying migrations...`);
+  embedded = config.databaseUrl ? undefined : await openEmbedded(config.dataDir, { serveSocket: true });
+  app = await buildApp({ config, db: embedded?.db });
+
+  // Listening first: a port already taken fails the start before the demo tenant (and its token,
+  // shown once) is created.
+  const server = app.server;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 
   let demo: Awaited<ReturnType<typeof seedDemo>> | undefined;
   if (config.seedDemo && (await app.deps.prisma.tenant.count()) === 0) {
@@ -24,12 +39,7 @@ async function main() {
       writeFileSync(file, `${JSON.stringify(demo, null, 2)}\n`, { mode: 0o600 });
     }
   }
-
-  await new Promise<void>((resolve, reject) => {
-    app.server.once('error', reject);
-    app.server.listen(config.port, config.host, resolve);
-  });
-  const address = app.server.address();
+  const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const base = `http://${host}:${port}`;
@@ -53,7 +63,7 @@ async function main() {
       process.exit(1);
     }, 15_000).unref();
     try {
-      await app.stop();
+      await app!.stop();
       await embedded?.release();
     } catch (err) {
       logger.error({ err }, 'shutdown failed');
@@ -67,9 +77,13 @@ async function main() {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-main().catch((err) => {
+main().catch(async (err) => {
   logger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'Tessera failed to start');
   // Also on stderr in plain words, for whoever started it by hand.
   console.error('Tessera failed to start:', err instanceof Error ? err.message : err);
+  // Let go of what was opened (the data dir's lock and socket above all), for up to 5 s.
+  setTimeout(() => process.exit(1), 5_000).unref();
+  await app?.stop().catch(() => {});
+  await embedded?.release().catch(() => {});
   process.exit(1);
 });
