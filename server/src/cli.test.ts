@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -51,6 +51,21 @@ describe('pnpm tessera tenant create', () => {
     const bad = await tessera(['tenant', 'create', 'Not A Slug', '--json'], dir);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('slug');
+  });
+
+  it('answers an unknown option or a missing value with the usage and exit code 2, creating nothing', async () => {
+    const dir = dataDir();
+    for (const [args, message] of [
+      [['tenant', 'create', 'acme', '--bogus'], "Unknown option '--bogus'"],
+      [['tenant', 'create', 'acme', '--name'], "Option '--name <value>' argument missing"],
+    ] as const) {
+      const out = await tessera([...args], dir);
+      expect(out.code, out.stderr).toBe(2);
+      expect(out.stdout).toBe('');
+      expect(out.stderr).toContain(message);
+      expect(out.stderr).toContain('Usage: pnpm tessera <command>');
+    }
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   describe('while the server holds the data dir', () => {

@@ -75,8 +75,17 @@ function print(json: boolean, value: Record<string, unknown>, human: string) {
   console.log(json ? JSON.stringify(value) : human);
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+/** The command line, or a UsageError (exit code 2, with the usage) for an unknown option or a missing value. */
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseCommandLineOrThrow(argv);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function parseCommandLineOrThrow(argv: string[]) {
+  return parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
@@ -90,6 +99,10 @@ export async function run(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(argv);
   const [group, action, arg] = positionals;
   const json = values.json ?? false;
   if (values.help || !group) {
