@@ -51,7 +51,7 @@ describe('pnpm tessera tenant create', () => {
     const bad = await tessera(['tenant', 'create', 'Not A Slug', '--json'], dir);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('slug');
-  });
+  }, 180_000);
 
   it('answers an unknown option or a missing value with the usage and exit code 2, creating nothing', async () => {
     const dir = dataDir();

@@ -44,14 +44,18 @@ async function main() {
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const base = `http://${host}:${port}`;
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  console.log(`Tessera is serving at ${base} (${config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`}, ready in ${seconds}s)`);
-  console.log(`  Admin console: ${base}/   GraphQL API: ${base}/graphql   health: ${base}/health`);
+  // One write, so whoever reads the output (a test, a log shipper) gets the sign-in lines with the URL.
+  const lines = [
+    `Tessera is serving at ${base} (${config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`}, ready in ${seconds}s)`,
+    `  Admin console: ${base}/   GraphQL API: ${base}/graphql   health: ${base}/health`,
+  ];
   if (demo) {
-    console.log(`  Created the "${demo.tenant}" tenant with sample products and licenses.`);
-    console.log(`  Sign in at ${base}/ with workspace "${demo.tenant}", email ${demo.email}, password ${demo.password}`);
-    if (!config.databaseUrl) console.log(`  (also saved in ${path.join(config.dataDir, 'demo-credentials.json')})`);
-    console.log(`  API token (OWNER, shown once): ${demo.apiToken}`);
+    lines.push(`  Created the "${demo.tenant}" tenant with sample products and licenses.`);
+    lines.push(`  Sign in at ${base}/ with workspace "${demo.tenant}", email ${demo.email}, password ${demo.password}`);
+    if (!config.databaseUrl) lines.push(`  (also saved in ${path.join(config.dataDir, 'demo-credentials.json')})`);
+    lines.push(`  API token (OWNER, shown once): ${demo.apiToken}`);
   }
+  console.log(lines.join('\n'));
 
   let stopping = false;
   const shutdown = async (signal: string) => {
