@@ -73,7 +73,8 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
 }
 
 async function spawnServer(port: number, dataDir: string, env: Record<string, string>): Promise<ChildProcess> {
-  const child: ChildProcess = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['server/src/main.ts'], {
+  // Node itself, not tsx's command (a wrapper process), so that a SIGKILL ends the server too.
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
     cwd: ROOT,
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', TESSERA_DATA_DIR: dataDir, NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

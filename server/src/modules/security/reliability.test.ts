@@ -18,7 +18,10 @@ const root = path.resolve(import.meta.dirname, '../../../..');
 const tsx = path.join(root, 'node_modules/.bin/tsx');
 
 async function startServer(env: Record<string, string>): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
-  const proc = spawn(tsx, [path.join(root, 'server/src/main.ts')], {
+  // Node itself, not tsx's command (a wrapper process): a SIGKILL then ends the server, not only the
+  // wrapper, which left the server running with nobody to stop it.
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'server/src/main.ts')], {
+    cwd: root,
     env: { ...process.env, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', TESSERA_DEMO: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
