@@ -183,3 +183,25 @@ describe('graphql-ws: one bad operation fails alone', () => {
     expect(items.map((e) => e.type)).toEqual(['customer.created', 'customer.created']);
   });
 });
+
+describe('graphql-ws: where sockets are served', () => {
+  it('upgrades /graphql only; another path is refused with 400', async () => {
+    const { default: WebSocket } = await import('ws');
+    const statusOf = (path: string) =>
+      new Promise<number | 'open'>((resolve, reject) => {
+        const ws = new WebSocket(url.replace('/graphql', path), 'graphql-transport-ws');
+        ws.on('open', () => {
+          ws.close();
+          resolve('open');
+        });
+        ws.on('unexpected-response', (_req, res) => {
+          resolve(res.statusCode ?? 0);
+          ws.terminate();
+        });
+        ws.on('error', (err) => (/Unexpected server response/.test(err.message) ? undefined : reject(err)));
+      });
+    expect(await statusOf('/graphql')).toBe('open');
+    expect(await statusOf('/elsewhere')).toBe(400);
+    expect(await statusOf('/')).toBe(400);
+  });
+});
