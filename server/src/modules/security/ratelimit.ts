@@ -10,6 +10,7 @@ import type { Actor, AppDeps, Context } from '../../context.ts';
 import { LicensingError } from '../../errors.ts';
 import { parseKey } from '../licenses/keys.ts';
 import type { SecurityConfig } from './config.ts';
+import { json } from './routes.ts';
 
 /**
  * Abuse limits, in memory or (with REDIS_URL) shared by every instance through Redis.
@@ -342,10 +343,7 @@ export async function adminRouteRefusal(deps: AppDeps, actor: Actor): Promise<Re
   const state = perApp.get(deps);
   const wait = state ? await adminWait(state.limits, actor) : null;
   if (wait === null) return null;
-  return new Response(JSON.stringify({ errors: [{ message: tooMany(wait), extensions: { code: 'RATE_LIMITED', retryAfter: wait } }] }), {
-    status: 429,
-    headers: { 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': String(wait) },
-  });
+  return json(429, { errors: [{ message: tooMany(wait), extensions: { code: 'RATE_LIMITED', retryAfter: wait } }] }, { 'retry-after': String(wait) });
 }
 
 export function rateLimitPlugin(deps: AppDeps, limits: RateLimits): Plugin<{ req?: IncomingMessage }> {

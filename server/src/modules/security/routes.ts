@@ -14,7 +14,8 @@ export interface RouteCall {
   failStream(controller: ReadableStreamDefaultController<Uint8Array>, error: unknown): void;
 }
 
-const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+/** A JSON answer of a route beside /graphql, never cached. */
+export const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers } });
 
 /**
