@@ -3,6 +3,7 @@ import type { PrismaClient } from '@tessera/db/database';
 import type { Actor, AppDeps } from '../../context.ts';
 import { batched, inFlightFor, perApp } from '../common/batch.ts';
 import { sealerOf, sealTenants } from './chain.ts';
+import type { EventType } from './event-types.ts';
 
 /** What services need from a request; the GraphQL context satisfies it, tests build one directly. */
 export interface ServiceContext {
@@ -15,7 +16,7 @@ export interface ServiceContext {
 export type Tx = Prisma.TransactionClient;
 
 export interface EventInput {
-  type: string;
+  type: EventType;
   subjectType: string;
   subjectId: string;
   licenseId?: string | null;

@@ -5,6 +5,7 @@ import type { AppDeps } from '../../context.ts';
 import { LicensingError, ValidationError } from '../../errors.ts';
 import { sealerOf } from '../audit/chain.ts';
 import { type EventInput, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import type { EventType } from '../audit/event-types.ts';
 import { retriedOnDeadlock } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
 import { parse } from '../common/validate.ts';
@@ -42,7 +43,7 @@ export interface QueuedSeat {
   expiresAt: Date;
 }
 
-function leaseEvent(type: string, lease: Pick<Lease, 'id' | 'licenseId' | 'holder' | 'expiresAt'>, actor: { type: string; id: string | null } = clientActor(lease.licenseId)): EventInput {
+function leaseEvent(type: EventType, lease: Pick<Lease, 'id' | 'licenseId' | 'holder' | 'expiresAt'>, actor: { type: string; id: string | null } = clientActor(lease.licenseId)): EventInput {
   return {
     type,
     subjectType: 'Lease',

@@ -2,6 +2,7 @@ import type { License, LicenseType, Prisma } from '@tessera/db/client';
 import { z } from 'zod';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import { diff, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import type { EventType } from '../audit/event-types.ts';
 import { deviceCustomerIs, uniqueOr } from '../common/db.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { parse } from '../common/validate.ts';
@@ -352,7 +353,7 @@ export async function renewLicense(ctx: ServiceContext, input: z.input<typeof re
 }
 
 type Transition = 'suspend' | 'reinstate' | 'revoke';
-const TRANSITIONS: Record<Transition, { from: License['state'][]; to: License['state']; event: string }> = {
+const TRANSITIONS: Record<Transition, { from: License['state'][]; to: License['state']; event: EventType }> = {
   suspend: { from: ['ACTIVE'], to: 'SUSPENDED', event: 'license.suspended' },
   reinstate: { from: ['SUSPENDED'], to: 'ACTIVE', event: 'license.reinstated' },
   revoke: { from: ['ACTIVE', 'SUSPENDED'], to: 'REVOKED', event: 'license.revoked' },

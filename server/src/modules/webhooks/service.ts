@@ -4,82 +4,35 @@ import { z } from 'zod';
 import type { AppDeps } from '../../context.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import { actorOf, diff, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { EVENT_TYPES } from '../audit/event-types.ts';
 import { parse } from '../common/validate.ts';
 import { resolveMasterKey, seal, unseal } from '../signing/service.ts';
 import { wakeDispatchers } from './dispatcher.ts';
 import { hostOf, isPrivateAddress, resolveHost } from './targets.ts';
 
 export const MAX_ENDPOINTS_PER_TENANT = 20;
-const MAX_EVENT_TYPES = 50;
+/** Room for every event type listed one by one (EVENT_TYPES), with some to spare. */
+const MAX_EVENT_TYPES = 100;
 const MAX_KEEP_PREVIOUS_HOURS = 7 * 24;
 
-/**
- * The event types Tessera emits, for the console's hints. An endpoint may name any of these, a
- * "<resource>.*" pattern of a resource listed here, or "*"; anything else is refused as a typo.
- */
-export const EVENT_TYPES = [
-  'tenant.created',
-  'member.created',
-  'member.signed_in',
-  'member.signed_out',
-  'api_token.created',
-  'api_token.revoked',
-  'signing_key.created',
-  'signing_key.rotated',
-  'product.created',
-  'feature.created',
-  'meter.created',
-  'edition.created',
-  'customer.created',
-  'license.created',
-  'license.imported',
-  'license.updated',
-  'license.renewed',
-  'license.suspended',
-  'license.reinstated',
-  'license.revoked',
-  'license.synced',
-  'license.refresh_issued',
-  'activation.created',
-  'activation.reused',
-  'activation.released',
-  'activation.reclaimed',
-  'activation.deactivation_imported',
-  'device.heartbeat',
-  'device.components_changed',
-  'lease.granted',
-  'lease.renewed',
-  'lease.released',
-  'lease.borrowed',
-  'lease.expired',
-  'seat.queued',
-  'seat.available',
-  'usage.authorized',
-  'usage.committed',
-  'usage.released',
-  'usage.recorded',
-  'compliance.thresholds_updated',
-  'compliance.threshold_crossed',
-  'compliance.threshold_cleared',
-  'compliance.goodwill_used',
-  'compliance.activation_denied',
-  'webhook.created',
-  'webhook.updated',
-  'webhook.secret_rotated',
-  'webhook.deleted',
-  'webhook.test_sent',
-  'webhook.replayed',
-] as const;
-
+const KNOWN = new Set<string>(EVENT_TYPES);
 const RESOURCES = new Set(EVENT_TYPES.map((t) => t.split('.')[0]!));
 const PATTERN = /^([a-z][a-z0-9_]*)\.(\*|[a-z][a-z0-9_]*)$/;
 
-/** Why a pattern is refused, or null when it is "*", "<resource>.*" or "<resource>.<action>" of a known resource. */
+/**
+ * Why a pattern is refused, or null when it is "*", "<resource>.*" of a known resource or an event type
+ * Tessera emits (audit/event-types.ts). Anything else is a typo that would silently receive nothing.
+ */
 export function eventTypeProblem(pattern: string): string | null {
   if (pattern === '*') return null;
   const m = PATTERN.exec(pattern);
   if (!m) return 'must be "*", "<resource>.*" or an event type such as "license.created"';
-  if (!RESOURCES.has(m[1]!)) return `unknown resource "${m[1]}" (known: ${[...RESOURCES].join(', ')})`;
+  const [, resource, action] = m as unknown as [string, string, string];
+  if (!RESOURCES.has(resource)) return `unknown resource "${resource}" (known: ${[...RESOURCES].join(', ')})`;
+  if (action !== '*' && !KNOWN.has(pattern)) {
+    const actions = EVENT_TYPES.filter((t) => t.startsWith(`${resource}.`)).map((t) => t.slice(resource.length + 1));
+    return `unknown event type "${pattern}" (${resource} events: ${actions.join(', ')}; or ${resource}.*)`;
+  }
   return null;
 }
 

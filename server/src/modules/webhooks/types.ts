@@ -4,7 +4,8 @@ import { HISTORY_READER } from '../audit/types.ts';
 import { assertUuidCursors, parseId } from '../common/ids.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
-import { createEndpoint, deleteEndpoint, EVENT_TYPES, replayDelivery, rotateSecret, sendTest, updateEndpoint } from './service.ts';
+import { EVENT_TYPES } from '../audit/event-types.ts';
+import { createEndpoint, deleteEndpoint, replayDelivery, rotateSecret, sendTest, updateEndpoint } from './service.ts';
 
 export const WebhookDeliveryStatusEnum = builder.enumType('WebhookDeliveryStatus', {
   values: {

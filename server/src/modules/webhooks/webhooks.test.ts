@@ -4,6 +4,7 @@ import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
 import { ACTIVATE, issue } from '../activation/fixtures.ts';
+import { EVENT_TYPES } from '../audit/event-types.ts';
 import type { ServiceContext } from '../audit/service.ts';
 import { dispatchersOf, postWebhook, startDispatcher } from './dispatcher.ts';
 import { createEndpoint, MAX_ENDPOINTS_PER_TENANT } from './service.ts';
@@ -445,7 +446,9 @@ describe('validation', () => {
       [{ url: hook.url, eventTypes: ['licence.created'] }, 'eventTypes.0'],
       [{ url: hook.url, eventTypes: ['license.*', 'license.*.x'] }, 'eventTypes.1'],
       [{ url: hook.url, eventTypes: ['LICENSE.CREATED'] }, 'eventTypes.0'],
-      [{ url: hook.url, eventTypes: Array.from({ length: 51 }, () => 'license.created') }, 'eventTypes'],
+      // A known resource, a misspelt action: it would receive nothing, silently.
+      [{ url: hook.url, eventTypes: ['license.*', 'license.craeted'] }, 'eventTypes.1'],
+      [{ url: hook.url, eventTypes: Array.from({ length: 101 }, () => 'license.created') }, 'eventTypes'],
       [{ url: hook.url, description: 'x'.repeat(100_000) }, 'description'],
     ];
     for (const [input, path] of bad) {
@@ -463,6 +466,17 @@ describe('validation', () => {
     const badRotate = ok(await s.gql(ROTATE, { input: { id: ep.endpoint.id, keepPreviousForHours: 1000 } }, { token: t.token }));
     expect(badRotate.rotateWebhookSecret.__typename).toBe('ValidationError');
     expect(await snapshot()).toEqual(before);
+  });
+
+  it('offers (webhookEventTypes) and accepts every event type the server emits, from the one list', async () => {
+    const t = await s.tenant();
+    const r = ok(await s.gql('{ webhookEventTypes }', {}, { token: t.token }));
+    expect(r.webhookEventTypes).toEqual([...EVENT_TYPES]);
+    // Types the console's hints used to lack (written by the catalog and the compliance sweeps).
+    expect(r.webhookEventTypes).toEqual(expect.arrayContaining(['edition.archived', 'product.updated', 'compliance.license_expiring', 'compliance.heartbeat_timeout']));
+    const hook = await listen();
+    const ep = await endpoint(t.token, { url: hook.url, eventTypes: [...EVENT_TYPES] });
+    expect(ep.endpoint.eventTypes).toEqual([...EVENT_TYPES].sort());
   });
 
   it(`refuses more than ${MAX_ENDPOINTS_PER_TENANT} endpoints per tenant`, async () => {
