@@ -8,7 +8,7 @@ const prismaDir = path.resolve(import.meta.dirname, '../prisma');
  * Indexes that only the migrations create, because schema.prisma cannot express them (partial and
  * expression indexes); each is named in a comment on its model there.
  */
-const HAND_WRITTEN_INDEXES = ['AuditEvent_unsealed_idx', 'Activation_device_per_product_key'];
+const HAND_WRITTEN_INDEXES = ['AuditEvent_unsealed_idx', 'Activation_device_per_product_key', 'WebhookDelivery_in_flight_idx'];
 const handWritten = (line: string) => HAND_WRITTEN_INDEXES.some((name) => new RegExp(`^index CREATE (UNIQUE )?INDEX "${name}" `).test(line));
 
 /** SQL that creates schema.prisma's database from nothing, as Prisma would. */

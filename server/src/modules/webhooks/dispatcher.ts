@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
-import type { Prisma, WebhookEndpoint } from '@tessera/db/client';
+import { Prisma, type WebhookEndpoint } from '@tessera/db/client';
 import type { AppDeps } from '../../context.ts';
 import { signatureHeader } from './signature.ts';
 import { eventBody, matchesEventType, signingSecrets } from './service.ts';
@@ -20,7 +20,8 @@ import { logFailure } from '../security/log.ts';
  * token and pushes nextAttemptAt past the attempt's timeout, so no other dispatcher (whatever the
  * instance) takes the row while it is in flight; only the holder of the token records the outcome. An
  * instance that dies mid-attempt leaves the row to be retried once the claim lapses (at-least-once, as
- * every webhook system: receivers dedupe by Tessera-Event-Id).
+ * every webhook system: receivers dedupe by Tessera-Event-Id). The claims held are the attempts in flight:
+ * their count per endpoint and per tenant, across instances, bounds what a claim takes (see claim()).
  * The bus wakes the dispatcher when a tenant with endpoints raises an event (low latency); a timer set
  * to the next due retry, at most TICK_MS away, covers everything else (other instances, crashes).
  */
@@ -31,10 +32,14 @@ const EVENT_BATCH = 500;
 /** Attempts in flight per instance. */
 const CONCURRENCY = 16;
 /**
- * Attempts in flight per endpoint and instance: a slow or unreachable receiver with a backlog holds this
- * many of the instance's places, not all of them, so other endpoints (other tenants) keep being served.
+ * Attempts in flight per endpoint, across every instance: a slow or unreachable receiver with a backlog
+ * holds this many places, not all of them, so other endpoints (other tenants) keep being served.
  */
-const PER_ENDPOINT = 4;
+export const PER_ENDPOINT = 4;
+/** Attempts in flight per tenant, across every instance: a tenant with many endpoints cannot take every place. */
+export const PER_TENANT = 8;
+/** Tenants with due deliveries considered by one claim. */
+const TENANT_BATCH = 50;
 const BODY_EXCERPT = 2_048;
 /** Characters PostgreSQL text cannot hold (NUL) or the driver would mangle (an unpaired surrogate). */
 const UNSTORABLE = /[\u0000\p{Cs}]/gu;
@@ -153,11 +158,20 @@ interface Claimed {
   attempts: number;
 }
 
+/**
+ * Attempts in flight, on every instance: deliveries claimed and not yet recorded, whose claim has not
+ * lapsed (a lapsed one is due again). The "WebhookDelivery_in_flight_idx" partial index holds just these.
+ */
+function busySql(now: Date): Prisma.Sql {
+  return Prisma.sql`SELECT "tenantId", "endpointId" FROM "WebhookDelivery"
+     WHERE "claimToken" IS NOT NULL AND status = 'PENDING' AND "nextAttemptAt" > ${now}::timestamp(3)`;
+}
+
 export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}): Dispatcher {
   const cfg = deps.config.webhooks;
   const tickMs = options.tickMs ?? TICK_MS;
   const prisma = deps.prisma;
-  const inFlight = new Map<string, { abort: AbortController; done: Promise<void>; token: string; endpointId: string }>();
+  const inFlight = new Map<string, { abort: AbortController; done: Promise<void>; token: string }>();
   const listening = new Map<string, () => void>();
   let running: Promise<void> | null = null;
   let again = false;
@@ -250,38 +264,65 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
     });
   }
 
-  /** Attempts this instance has in flight, per endpoint. */
-  function busyEndpoints(): { ids: string[]; counts: number[]; full: string[] } {
-    const counts = new Map<string, number>();
-    for (const f of inFlight.values()) counts.set(f.endpointId, (counts.get(f.endpointId) ?? 0) + 1);
-    return { ids: [...counts.keys()], counts: [...counts.values()], full: [...counts].filter(([, n]) => n >= PER_ENDPOINT).map(([id]) => id) };
-  }
-
   /**
-   * Claims up to `limit` due deliveries, at most PER_ENDPOINT in flight per endpoint on this instance: each
-   * endpoint's oldest due ones (an index walk per endpoint), then the earliest due of those.
+   * Claims up to `limit` due deliveries, within PER_ENDPOINT attempts in flight per endpoint and PER_TENANT
+   * per tenant, counted in the database over every instance's claims (claimToken set, lease not lapsed).
+   * Counting then claiming is a read-then-write, so claims of one tenant are serialised: a transaction takes
+   * the tenants' advisory locks first (pg_try_: a tenant another instance is claiming for is left to it),
+   * and only then counts and claims, in a statement whose snapshot (READ COMMITTED) sees every claim
+   * committed by the lock's previous holder. Per endpoint its oldest due ones (an index walk per endpoint),
+   * per tenant the earliest due of those, then the earliest due overall.
    */
   async function claim(limit: number): Promise<{ token: string; rows: Claimed[] }> {
     const token = randomUUID();
     const now = new Date();
     const leaseUntil = new Date(now.getTime() + cfg.timeoutMs + CLAIM_MARGIN_MS);
-    const busy = busyEndpoints();
-    const rows = await prisma.$queryRaw<Claimed[]>`
-      UPDATE "WebhookDelivery" d
-      SET attempts = d.attempts + 1, "claimToken" = ${token}::uuid, "nextAttemptAt" = ${leaseUntil}::timestamp(3), "lastAttemptAt" = ${now}::timestamp(3)
-      WHERE d.id IN (
-        SELECT x.id FROM "WebhookEndpoint" e
-        LEFT JOIN unnest(${busy.ids}::uuid[], ${busy.counts}::int[]) AS b("endpointId", n) ON b."endpointId" = e.id
-        CROSS JOIN LATERAL (
-          SELECT y.id, y."nextAttemptAt" FROM "WebhookDelivery" y
-           WHERE y."endpointId" = e.id AND y.status = 'PENDING' AND y."nextAttemptAt" <= ${now}::timestamp(3)
-           ORDER BY y."createdAt" LIMIT greatest(${PER_ENDPOINT}::int - COALESCE(b.n, 0), 0)
-           FOR UPDATE SKIP LOCKED
-        ) x
-        WHERE e.enabled
-        ORDER BY x."nextAttemptAt" LIMIT ${limit}
-      )
-      RETURNING d.id::text AS id, d."tenantId"::text AS "tenantId", d."endpointId"::text AS "endpointId", d."eventId", d."eventType", d.body, d.attempts`;
+    const rows = await prisma.$transaction(async (tx) => {
+      // Tenants with a due delivery on an endpoint that has room, in a tenant that has room (one at its
+      // caps would otherwise fill the batch every pass and keep the others out).
+      const due = await tx.$queryRaw<{ tenantId: string }[]>`
+        WITH busy AS (${busySql(now)})
+        SELECT e."tenantId"::text AS "tenantId" FROM "WebhookEndpoint" e
+         CROSS JOIN LATERAL (
+           SELECT y."nextAttemptAt" FROM "WebhookDelivery" y
+            WHERE y."endpointId" = e.id AND y.status = 'PENDING' AND y."nextAttemptAt" <= ${now}::timestamp(3)
+            ORDER BY y."createdAt" LIMIT 1
+         ) x
+         WHERE e.enabled
+           AND e.id NOT IN (SELECT "endpointId" FROM busy GROUP BY "endpointId" HAVING count(*) >= ${PER_ENDPOINT})
+           AND e."tenantId" NOT IN (SELECT "tenantId" FROM busy GROUP BY "tenantId" HAVING count(*) >= ${PER_TENANT})
+         GROUP BY e."tenantId" ORDER BY min(x."nextAttemptAt") LIMIT ${TENANT_BATCH}`;
+      if (!due.length) return [];
+      const locked = await tx.$queryRaw<{ tenantId: string }[]>`
+        SELECT t::text AS "tenantId" FROM unnest(${due.map((d) => d.tenantId)}::uuid[]) AS t
+         WHERE pg_try_advisory_xact_lock(hashtextextended('webhook-claim:' || t::text, 0))`;
+      if (!locked.length) return [];
+      const tenants = locked.map((t) => t.tenantId);
+      return tx.$queryRaw<Claimed[]>`
+        WITH busy AS (${busySql(now)}),
+        per_endpoint AS (SELECT "endpointId", count(*)::int AS n FROM busy GROUP BY "endpointId"),
+        per_tenant AS (SELECT "tenantId", count(*)::int AS n FROM busy GROUP BY "tenantId"),
+        candidates AS (
+          SELECT x.id, x."nextAttemptAt", COALESCE(pt.n, 0) AS busy,
+                 row_number() OVER (PARTITION BY e."tenantId" ORDER BY x."nextAttemptAt", x."createdAt") AS rn
+            FROM "WebhookEndpoint" e
+            LEFT JOIN per_endpoint pe ON pe."endpointId" = e.id
+            LEFT JOIN per_tenant pt ON pt."tenantId" = e."tenantId"
+            CROSS JOIN LATERAL (
+              SELECT y.id, y."nextAttemptAt", y."createdAt" FROM "WebhookDelivery" y
+               WHERE y."endpointId" = e.id AND y.status = 'PENDING' AND y."nextAttemptAt" <= ${now}::timestamp(3)
+               ORDER BY y."createdAt" LIMIT greatest(${PER_ENDPOINT}::int - COALESCE(pe.n, 0), 0)
+               FOR UPDATE SKIP LOCKED
+            ) x
+           WHERE e.enabled AND e."tenantId" = ANY(${tenants}::uuid[])
+        )
+        UPDATE "WebhookDelivery" d
+        SET attempts = d.attempts + 1, "claimToken" = ${token}::uuid, "nextAttemptAt" = ${leaseUntil}::timestamp(3), "lastAttemptAt" = ${now}::timestamp(3)
+        WHERE d.id IN (
+          SELECT c.id FROM candidates c WHERE c.rn <= ${PER_TENANT}::int - c.busy ORDER BY c."nextAttemptAt" LIMIT ${limit}
+        )
+        RETURNING d.id::text AS id, d."tenantId"::text AS "tenantId", d."endpointId"::text AS "endpointId", d."eventId", d."eventType", d.body, d.attempts`;
+    });
     return { token, rows };
   }
 
@@ -352,7 +393,7 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
         inFlight.delete(row.id);
         dispatcher.wake();
       });
-    inFlight.set(row.id, { abort, done, token, endpointId: row.endpointId });
+    inFlight.set(row.id, { abort, done, token });
   }
 
   async function pass() {
@@ -375,11 +416,14 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
     if (stopped) return;
     let wait = tickMs;
     try {
-      // Endpoints with all their places taken here are left out: the end of an attempt wakes the dispatcher.
-      const { full } = busyEndpoints();
+      // Endpoints and tenants with all their places taken (by any instance) are left out: the end of an
+      // attempt here wakes the dispatcher, one elsewhere is seen at the next tick.
       const [next] = await prisma.$queryRaw<{ at: Date | null }[]>`
+        WITH busy AS (${busySql(new Date())})
         SELECT min(d."nextAttemptAt") AS at FROM "WebhookDelivery" d JOIN "WebhookEndpoint" e ON e.id = d."endpointId"
-        WHERE d.status = 'PENDING' AND e.enabled AND NOT (e.id = ANY(${full}::uuid[]))`;
+        WHERE d.status = 'PENDING' AND e.enabled
+          AND d."endpointId" NOT IN (SELECT "endpointId" FROM busy GROUP BY "endpointId" HAVING count(*) >= ${PER_ENDPOINT})
+          AND d."tenantId" NOT IN (SELECT "tenantId" FROM busy GROUP BY "tenantId" HAVING count(*) >= ${PER_TENANT})`;
       if (next?.at) wait = Math.max(0, Math.min(tickMs, new Date(next.at).getTime() - Date.now()));
     } catch (err) {
       log('scheduling failed', err);

@@ -6,7 +6,7 @@ import { freshPostgres, ok, startTestServer, testDatabaseUrl, type TestServer } 
 import { ACTIVATE, issue } from '../activation/fixtures.ts';
 import { EVENT_TYPES } from '../audit/event-types.ts';
 import type { ServiceContext } from '../audit/service.ts';
-import { dispatchersOf, postWebhook, startDispatcher } from './dispatcher.ts';
+import { dispatchersOf, PER_ENDPOINT, PER_TENANT, postWebhook, startDispatcher } from './dispatcher.ts';
 import { createEndpoint, MAX_ENDPOINTS_PER_TENANT } from './service.ts';
 import { verifySignature } from './signature.ts';
 import { isPrivateAddress } from './targets.ts';
@@ -704,5 +704,125 @@ describe('several dispatchers on one database', () => {
       const endpointId = decodeGlobalID(r.createWebhookEndpoint.endpoint.id).id;
       await exactlyOnce(one, [{ gql: one.gql, token: t.token }, { gql: two.gql, token: t.token }], hook, t.id, endpointId);
     });
+  });
+});
+
+describe('attempts in flight, counted across instances', () => {
+  // Two instances on one database: on PostgreSQL two apps (their own pools and dispatchers) on a fresh
+  // database; on PGlite (one process only) one app and a second dispatcher beside its own. Each passes
+  // on demand here (runOnce), both at once, so the limits are held by the claim, not by timing.
+  let one: TestServer;
+  let two: TestServer | undefined;
+  let fresh: Awaited<ReturnType<typeof freshPostgres>> | undefined;
+  let instances: ReturnType<typeof startDispatcher>[];
+  const slowEnv = { ...ENV, TESSERA_WEBHOOK_TIMEOUT_MS: '120000' };
+
+  beforeAll(async () => {
+    if (testDatabaseUrl) {
+      fresh = await freshPostgres(testDatabaseUrl);
+      one = await startTestServer({ databaseUrl: fresh.url, env: slowEnv });
+      two = await startTestServer({ databaseUrl: fresh.url, env: slowEnv });
+      instances = [dispatchersOf(one.app.deps)[0]!, dispatchersOf(two.app.deps)[0]!];
+    } else {
+      one = await startTestServer({ env: slowEnv });
+      instances = [dispatchersOf(one.app.deps)[0]!, startDispatcher(one.app.deps)];
+    }
+  }, 120_000);
+  afterAll(async () => {
+    for (const server of [one, two]) if (server) await Promise.all(dispatchersOf(server.app.deps).map((d) => d.stop()));
+    await one?.close();
+    await two?.close();
+    await fresh?.drop();
+  });
+
+  /** A receiver that holds every request until released, and counts the requests it holds at once, per path. */
+  async function holding() {
+    const held: (() => void)[] = [];
+    const now = new Map<string, number>();
+    const most = new Map<string, number>();
+    let total = 0;
+    let mostTotal = 0;
+    let released = false;
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const path = req.url ?? '/';
+        now.set(path, (now.get(path) ?? 0) + 1);
+        most.set(path, Math.max(most.get(path) ?? 0, now.get(path)!));
+        mostTotal = Math.max(mostTotal, ++total);
+        const answer = () => {
+          now.set(path, now.get(path)! - 1);
+          total -= 1;
+          res.writeHead(200).end('ok');
+        };
+        if (released) answer();
+        else held.push(answer);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    receivers.push({ url: '', got: [], close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    return {
+      url: (path: string) => `${base}${path}`,
+      held: () => total,
+      most: (path: string) => most.get(path) ?? 0,
+      mostTotal: () => mostTotal,
+      release() {
+        released = true;
+        for (const answer of held.splice(0)) answer();
+      },
+    };
+  }
+
+  const inFlight = (where: { endpointId?: string; tenantId?: string }) =>
+    one.db.prisma.webhookDelivery.count({ where: { ...where, status: 'PENDING', claimToken: { not: null } } });
+  const passes = async () => {
+    await Promise.all(instances.map((d) => d.runOnce()));
+    for (const d of instances) await d.runOnce();
+  };
+  const create = async (token: string, path: string, url: string) => {
+    const r = ok(await one.gql(CREATE, { input: { url, eventTypes: ['customer.created'], description: path } }, { token }));
+    return decodeGlobalID(r.createWebhookEndpoint.endpoint.id).id;
+  };
+
+  it(`an endpoint never has more than ${PER_ENDPOINT} attempts in flight, however many instances send`, async () => {
+    const t = await one.tenant();
+    const hook = await holding();
+    const endpointId = await create(t.token, '/one', hook.url('/one'));
+    for (let i = 0; i < 12; i++) ok(await one.gql(CREATE_CUSTOMER, { name: `Held ${i}` }, { token: t.token }));
+    await waitFor('the 12 deliveries queued', async () => (await one.db.prisma.webhookDelivery.count({ where: { endpointId } })) === 12 || (await passes(), false));
+    await passes();
+    expect(await inFlight({ endpointId })).toBe(PER_ENDPOINT);
+    await waitFor('the receiver to hold them', () => hook.held() === PER_ENDPOINT);
+    await passes();
+    expect(await inFlight({ endpointId })).toBe(PER_ENDPOINT);
+    hook.release();
+    await waitFor('all 12 delivered', async () => (await one.db.prisma.webhookDelivery.count({ where: { endpointId, status: 'SUCCEEDED' } })) === 12);
+    expect(hook.most('/one')).toBeLessThanOrEqual(PER_ENDPOINT);
+  });
+
+  it(`a tenant never has more than ${PER_TENANT} attempts in flight, whatever its endpoints; other tenants are still served`, async () => {
+    const t = await one.tenant();
+    const other = await one.tenant();
+    const hook = await holding();
+    const paths = ['/a', '/b', '/c'];
+    const endpoints = [];
+    for (const path of paths) endpoints.push(await create(t.token, path, hook.url(path)));
+    const fine = await listen();
+    await create(other.token, '/fine', fine.url);
+    for (let i = 0; i < 5; i++) ok(await one.gql(CREATE_CUSTOMER, { name: `Busy tenant ${i}` }, { token: t.token }));
+    await waitFor('the 15 deliveries queued', async () => (await one.db.prisma.webhookDelivery.count({ where: { tenantId: t.id } })) === 15 || (await passes(), false));
+    await passes();
+    expect(await inFlight({ tenantId: t.id })).toBe(PER_TENANT);
+    for (const endpointId of endpoints) expect(await inFlight({ endpointId })).toBeLessThanOrEqual(PER_ENDPOINT);
+    await waitFor('the receiver to hold them', () => hook.held() === PER_TENANT);
+    // The busy tenant holds its places; another tenant's event still goes out at once.
+    ok(await one.gql(CREATE_CUSTOMER, { name: 'Elsewhere' }, { token: other.token }));
+    await waitFor("the other tenant's event", async () => fine.got.length === 1 || (await passes(), false));
+    expect(await inFlight({ tenantId: t.id })).toBe(PER_TENANT);
+    hook.release();
+    await waitFor('all 15 delivered', async () => (await one.db.prisma.webhookDelivery.count({ where: { tenantId: t.id, status: 'SUCCEEDED' } })) === 15);
+    expect(hook.mostTotal()).toBeLessThanOrEqual(PER_TENANT);
+    for (const path of paths) expect(hook.most(path)).toBeLessThanOrEqual(PER_ENDPOINT);
   });
 });
