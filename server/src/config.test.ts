@@ -15,6 +15,7 @@ describe('loadConfig', () => {
       expect(c.dbPoolSize).toBe(10);
       expect(c.seedDemo).toBe(true);
       expect(c.security.logLevel).toBe('silent');
+      expect(c.webhooks.retentionDays).toBe(30);
     }
     expect(loadConfig({ ...base, DATABASE_URL: 'postgres://db.internal/tessera' }).seedDemo).toBe(false);
     expect(loadConfig({ ...base, NODE_ENV: 'production' }).security.logLevel).toBe('info');
@@ -34,6 +35,7 @@ describe('loadConfig', () => {
     expect(c).toMatchObject({ port: 0, seedDemo: false, databaseUrl: 'postgresql://u:p@db:5432/t', redisUrl: 'rediss://cache:6380', complianceSweepMs: 0 });
     expect(c.security).toMatchObject({ logLevel: 'warn', corsOrigins: ['https://console.example.com', 'http://localhost:5173'] });
     expect(loadConfig({ ...base, DATABASE_URL: 'postgres://db/t', TESSERA_DEMO: '1' }).seedDemo).toBe(true);
+    expect(loadConfig({ ...base, TESSERA_WEBHOOK_RETENTION_DAYS: '0' }).webhooks.retentionDays).toBe(0);
   });
 
   it.each([
@@ -54,6 +56,9 @@ describe('loadConfig', () => {
     ['TESSERA_DB_MAINTENANCE_SECONDS', '3000000'],
     ['TESSERA_WEBHOOK_TIMEOUT_MS', '3000000000'],
     ['TESSERA_HEARTBEAT_RETENTION_DAYS', '100000000'],
+    ['TESSERA_WEBHOOK_RETENTION_DAYS', '-1'],
+    ['TESSERA_WEBHOOK_RETENTION_DAYS', '7d'],
+    ['TESSERA_WEBHOOK_RETENTION_DAYS', '100000000'],
     ['TESSERA_RATE_LIMIT_SIGNIN_ACCOUNT', '-1'],
   ])('refuses %s=%s, naming the variable', (name, value) => {
     expect(() => loadConfig({ ...base, [name]: value })).toThrow(name);

@@ -8,6 +8,8 @@ export interface WebhookConfig {
   maxAttempts: number;
   /** Time allowed for one attempt (connect, send, response headers and the start of the body). */
   timeoutMs: number;
+  /** Deliveries over (succeeded or finally failed) for longer than this are deleted with their attempts; 0 keeps them. */
+  retentionDays: number;
 }
 
 export function loadWebhookConfig(env: NodeJS.ProcessEnv): WebhookConfig {
@@ -16,5 +18,6 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv): WebhookConfig {
     retryBaseMs: envInt(env, 'TESSERA_WEBHOOK_RETRY_BASE_MS', 10_000, 1),
     maxAttempts: envInt(env, 'TESSERA_WEBHOOK_MAX_ATTEMPTS', 10, 1),
     timeoutMs: envInt(env, 'TESSERA_WEBHOOK_TIMEOUT_MS', 10_000, 100, MAX_TIMER_MS),
+    retentionDays: envInt(env, 'TESSERA_WEBHOOK_RETENTION_DAYS', 30, 0, 36_500),
   };
 }

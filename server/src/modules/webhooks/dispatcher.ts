@@ -9,6 +9,7 @@ import { signatureHeader } from './signature.ts';
 import { eventBody, matchesEventType, signingSecrets } from './service.ts';
 import { hostOf, isPrivateAddress, publicOnlyLookup } from './targets.ts';
 import { logFailure } from '../security/log.ts';
+import { DAY_MS, PRUNE_EVERY_MS, pruneDeliveries } from './retention.ts';
 
 /*
  * Nothing is lost: deliveries are made from the audit log, not from the in-memory bus. Each endpoint
@@ -66,6 +67,11 @@ export interface Dispatcher {
   runOnce(): Promise<void>;
   /** Resolves when no attempt is in flight (tests). */
   idle(): Promise<void>;
+  /**
+   * Deletes the deliveries over (succeeded or finally failed) before `before` (default: the retention
+   * period ago); returns how many. Also runs every PRUNE_EVERY_MS unless TESSERA_WEBHOOK_RETENTION_DAYS is 0.
+   */
+  prune(before?: Date): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -167,7 +173,7 @@ function busySql(now: Date): Prisma.Sql {
      WHERE "claimToken" IS NOT NULL AND status = 'PENDING' AND "nextAttemptAt" > ${now}::timestamp(3)`;
 }
 
-export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}): Dispatcher {
+export function startDispatcher(deps: AppDeps, options: { tickMs?: number; pruneEveryMs?: number } = {}): Dispatcher {
   const cfg = deps.config.webhooks;
   const tickMs = options.tickMs ?? TICK_MS;
   const prisma = deps.prisma;
@@ -177,6 +183,7 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
   let again = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let pruning: Promise<unknown> | undefined;
 
   const log = (message: string, err: unknown) => {
     if (!stopped) logFailure(deps, `webhooks: ${message}`, err);
@@ -448,6 +455,23 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
     await schedule();
   });
 
+  /** A retention pass, unless one runs already here; a failure is logged, the next pass tries again. */
+  function prunePass() {
+    if (pruning || stopped || cfg.retentionDays === 0) return;
+    const before = new Date(Date.now() - cfg.retentionDays * DAY_MS);
+    pruning = pruneDeliveries(deps, before)
+      .then((count) => {
+        if (count > 0) deps.logger?.info({ count, before: before.toISOString() }, 'webhooks: deliveries past retention deleted');
+      })
+      .catch((err) => log('retention pass failed', err))
+      .finally(() => (pruning = undefined));
+  }
+  // The first pass waits a little: a start is busy enough with migrations and the audit sweep.
+  const firstPrune = setTimeout(prunePass, Math.min(options.pruneEveryMs ?? PRUNE_EVERY_MS, 30_000));
+  const pruneTimer = setInterval(prunePass, options.pruneEveryMs ?? PRUNE_EVERY_MS);
+  firstPrune.unref();
+  pruneTimer.unref();
+
   const dispatcher: Dispatcher = {
     wake() {
       if (stopped) return;
@@ -463,6 +487,9 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
       dispatcher.wake();
       while (running) await running;
     },
+    prune(before = new Date(Date.now() - cfg.retentionDays * DAY_MS)) {
+      return pruneDeliveries(deps, before);
+    },
     async idle() {
       while (inFlight.size || running) {
         await Promise.all([...inFlight.values()].map((f) => f.done));
@@ -473,10 +500,13 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number } = {}
       if (stopped) return;
       stopped = true;
       clearTimeout(timer);
+      clearTimeout(firstPrune);
+      clearInterval(pruneTimer);
       dispatchers.get(deps)?.delete(dispatcher);
       for (const remove of listening.values()) remove();
       listening.clear();
       await running;
+      await pruning;
       const pending = [...inFlight.values()];
       const grace = new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref());
       await Promise.race([Promise.all(pending.map((p) => p.done)), grace]);

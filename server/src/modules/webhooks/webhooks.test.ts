@@ -826,3 +826,93 @@ describe('attempts in flight, counted across instances', () => {
     for (const path of paths) expect(hook.most(path)).toBeLessThanOrEqual(PER_ENDPOINT);
   });
 });
+
+describe('retention of the delivery log', () => {
+  const DAY = 86_400_000;
+
+  /** Moves deliveries (and their attempts) back in time, as if made `days` ago. */
+  async function age(ids: string[], days: number) {
+    const at = new Date(Date.now() - days * DAY);
+    await s.db.prisma.$executeRaw`
+      UPDATE "WebhookDelivery" SET "createdAt" = ${at}::timestamp(3), "lastAttemptAt" = ${at}::timestamp(3),
+        "completedAt" = CASE WHEN "completedAt" IS NULL THEN NULL ELSE ${at}::timestamp(3) END
+      WHERE id = ANY(${ids}::uuid[])`;
+    await s.db.prisma.$executeRaw`UPDATE "WebhookAttempt" SET "startedAt" = ${at}::timestamp(3) WHERE "deliveryId" = ANY(${ids}::uuid[])`;
+  }
+
+  /** `n` deliveries of `endpointId` that succeeded `days` ago, one attempt each (a large backlog, made in SQL). */
+  async function oldDeliveries(tenantId: string, endpointId: string, n: number, days: number) {
+    const at = new Date(Date.now() - days * DAY);
+    await s.db.prisma.$executeRaw`
+      WITH d AS (
+        INSERT INTO "WebhookDelivery" (id, "tenantId", "endpointId", "eventId", "eventType", body, status, attempts, "createdAt", "completedAt")
+        SELECT gen_random_uuid(), ${tenantId}::uuid, ${endpointId}::uuid, 'backlog-' || i, 'customer.created', '{}', 'SUCCEEDED', 1, ${at}::timestamp(3), ${at}::timestamp(3)
+          FROM generate_series(1, ${n}::int) AS i
+        RETURNING id, "tenantId", "createdAt"
+      )
+      INSERT INTO "WebhookAttempt" ("deliveryId", "tenantId", number, "startedAt", "durationMs", succeeded, "responseStatus")
+      SELECT id, "tenantId", 1, "createdAt", 5, true, 200 FROM d`;
+  }
+
+  it('deletes deliveries over for longer than the retention period, with their attempts, in batches; never a pending one', async () => {
+    const t = await s.tenant();
+    const fine = await listen();
+    const down = await listen(() => 503);
+    const held: (() => void)[] = [];
+    let release = false;
+    const slow = await listen(() => (release ? 200 : new Promise<number>((resolve) => held.push(() => resolve(200)))));
+    const ids = async (url: string) => decodeGlobalID((await endpoint(t.token, { url, eventTypes: ['customer.created'] })).endpoint.id).id;
+    const [fineId, downId, slowId] = [await ids(fine.url), await ids(down.url), await ids(slow.url)];
+    // Set-up first (the held attempts below time out after TESSERA_WEBHOOK_TIMEOUT_MS): 2,500 deliveries
+    // that succeeded 35 days ago (several batches).
+    await oldDeliveries(t.id, fineId, 2_500, 35);
+    await customer(t.token, 'Kept for a while 1');
+    await customer(t.token, 'Kept for a while 2');
+    const rows = (endpointId: string) => s.db.prisma.webhookDelivery.findMany({ where: { endpointId }, orderBy: { createdAt: 'asc' } });
+    await waitFor('2 deliveries succeeded, 2 failed for good, 2 in flight', async () =>
+      (await s.db.prisma.webhookDelivery.count({ where: { endpointId: fineId, status: 'SUCCEEDED', eventId: { not: { startsWith: 'backlog-' } } } })) === 2 &&
+      (await s.db.prisma.webhookDelivery.count({ where: { endpointId: downId, status: 'FAILED' } })) === 2 &&
+      (await s.db.prisma.webhookDelivery.count({ where: { endpointId: slowId, status: 'PENDING', claimToken: { not: null } } })) === 2,
+    );
+    const [oldFine, recentFine] = (await rows(fineId)).filter((d) => !d.eventId.startsWith('backlog-'));
+    const failed = await rows(downId);
+    const pending = await rows(slowId);
+    // Everything 40 days old, but one success 29 days old (inside the default 30).
+    await age([oldFine!.id, ...failed.map((d) => d.id), ...pending.map((d) => d.id)], 40);
+    await age([recentFine!.id], 29);
+    expect(await s.db.prisma.webhookAttempt.count({ where: { deliveryId: { in: failed.map((d) => d.id) } } })).toBe(6);
+
+    await dispatchersOf(s.app.deps)[0]!.prune();
+
+    expect((await rows(fineId)).map((d) => d.id)).toEqual([recentFine!.id]);
+    expect(await rows(downId)).toEqual([]);
+    expect((await rows(slowId)).map((d) => d.id)).toEqual(pending.map((d) => d.id));
+    expect(await s.db.prisma.webhookAttempt.count({ where: { deliveryId: { in: [oldFine!.id, ...failed.map((d) => d.id)] } } })).toBe(0);
+    expect(await s.db.prisma.webhookAttempt.count({ where: { tenantId: t.id } })).toBe(1);
+
+    // The pending ones were left alone: released, they complete with every attempt recorded.
+    release = true;
+    for (const answer of held) answer();
+    const done = await waitFor('the held deliveries completed', async () => {
+      const list = await rows(slowId);
+      return list.every((d) => d.status !== 'PENDING') && list;
+    });
+    for (const d of done) expect(await s.db.prisma.webhookAttempt.count({ where: { deliveryId: d.id } })).toBe(d.attempts);
+  });
+
+  it('runs by itself in the background on every dispatcher (TESSERA_WEBHOOK_RETENTION_DAYS, default 30)', async () => {
+    const t = await s.tenant();
+    const hook = await listen();
+    const ep = decodeGlobalID((await endpoint(t.token, { url: hook.url, eventTypes: ['customer.created'] })).endpoint.id).id;
+    await oldDeliveries(t.id, ep, 3, 31);
+    await oldDeliveries(t.id, ep, 2, 29);
+    // A dispatcher pruning often (as every instance does, every 10 minutes).
+    const pruner = startDispatcher(s.app.deps, { pruneEveryMs: 100 });
+    try {
+      await waitFor('the 31-day-old deliveries gone', async () => (await s.db.prisma.webhookDelivery.count({ where: { endpointId: ep } })) === 2);
+      expect(await s.db.prisma.webhookAttempt.count({ where: { tenantId: t.id } })).toBe(2);
+    } finally {
+      await pruner.stop();
+    }
+  });
+});
