@@ -1282,6 +1282,8 @@ export type Provisioning =
 
 export type Query = {
   __typename?: 'Query';
+  /** The id of the caller's tenant's newest event: where `activity` and `complianceAlerts` start without `after`. A client that passes it as `after` misses nothing, also when no event has reached it before its socket was lost. Null while the tenant has no events. */
+  activityCursor?: Maybe<Scalars['ID']['output']>;
   apiTokens: Array<ApiToken>;
   auditEvents: QueryAuditEventsConnection;
   /** The tenant's settings, or one license's (null when the license is not the caller's). */

@@ -2,7 +2,7 @@ import type { Client } from '@urql/core';
 import type { ActivityEvent, ActivitySource } from './activity-manager.svelte';
 import { data, errorMessage } from './graphql/client';
 import { globalId, rawId } from './ids';
-import { ActivityDocument, AuditEventsDocument, ComplianceAlertsDocument, type ActivityEventRowFragment } from './graphql/generated/graphql';
+import { ActivityCursorDocument, ActivityDocument, AuditEventsDocument, ComplianceAlertsDocument, type ActivityEventRowFragment } from './graphql/generated/graphql';
 
 function fromSubscription(e: ActivityEventRowFragment): ActivityEvent {
   return {
@@ -20,17 +20,29 @@ function fromSubscription(e: ActivityEventRowFragment): ActivityEvent {
 }
 
 /**
+ * Where a feed starts for a role that may not read the history (below SUPPORT): the tenant's newest
+ * event, so that a resume after a socket lost before any event arrived still misses nothing.
+ */
+async function feedStart(client: Client): Promise<string | undefined> {
+  const d = data(await client.query(ActivityCursorDocument, {}, { requestPolicy: 'network-only' }).toPromise());
+  return d.activityCursor ?? undefined;
+}
+
+/**
  * The feed's server side: history from the audit log (when the role may read it), then the
  * `activity` subscription resumed after the newest event seen, so nothing falls in between, also
- * when it is started again after the socket was lost. Resuming with `after` replays the audit log,
- * which needs the same role as the history; below it the feed resumes from the moment it is back.
+ * when it is started again after the socket was lost. Every role resumes with `after` (the server
+ * gives each what its live feed would have); below SUPPORT the feed starts after `activityCursor`.
  */
 export function activitySource(client: Client, opts: { history: boolean; licenseId?: string }): ActivitySource {
   let newest: string | undefined;
   return {
     history: opts.history,
     async recent(limit) {
-      if (!opts.history) return [];
+      if (!opts.history) {
+        newest ??= await feedStart(client);
+        return [];
+      }
       const d = data(await client.query(AuditEventsDocument, { first: limit, licenseId: opts.licenseId ? rawId(opts.licenseId) : null }).toPromise());
       const events = d.auditEvents.edges.flatMap((e) =>
         e.node
@@ -52,7 +64,7 @@ export function activitySource(client: Client, opts: { history: boolean; license
       const { unsubscribe } = client.subscription(ActivityDocument, { after: newest ?? null, filter }).subscribe((result) => {
         if (result.error) onError(errorMessage(result.error));
         else if (result.data) {
-          if (opts.history) newest = result.data.activity.id;
+          newest = result.data.activity.id;
           onEvent(fromSubscription(result.data.activity));
         }
       });
@@ -69,7 +81,10 @@ export function complianceSource(client: Client, opts: { history: boolean }): Ac
   return {
     history: opts.history,
     async recent(limit) {
-      if (!opts.history) return [];
+      if (!opts.history) {
+        newest ??= await feedStart(client);
+        return [];
+      }
       const pages = await Promise.all(
         COMPLIANCE_TYPES.map((type) => client.query(AuditEventsDocument, { first: limit, type }).toPromise().then(data)),
       );
@@ -89,7 +104,7 @@ export function complianceSource(client: Client, opts: { history: boolean }): Ac
       const { unsubscribe } = client.subscription(ComplianceAlertsDocument, { after: newest ?? null }).subscribe((result) => {
         if (result.error) onError(errorMessage(result.error));
         else if (result.data) {
-          if (opts.history) newest = result.data.complianceAlerts.id;
+          newest = result.data.complianceAlerts.id;
           onEvent(fromSubscription(result.data.complianceAlerts));
         }
       });

@@ -60,7 +60,7 @@ const feedStatus = (page: Page) => page.locator('.card-header', { hasText: 'Live
 const customerRows = (page: Page, name: string) => page.locator('.feed li[data-type="customer.created"]', { hasText: name });
 
 describe('a long outage of the server', () => {
-  it('keeps reconnecting, says so meanwhile, and resumes the feeds for every role, nothing missed for those who read the history', async () => {
+  it('keeps reconnecting, says so meanwhile, and resumes the feeds for every role, nothing missed, nothing twice', async () => {
     const ro = await signedIn(reader.email, reader.password);
     const owner = await signedIn(server.demo.email, server.demo.password);
     const views = [ro.page, owner.page];
@@ -80,11 +80,14 @@ describe('a long outage of the server', () => {
     for (const page of views) await feedStatus(page).filter({ hasText: /^\s*Live\s*$/ }).waitFor({ timeout: 60_000 });
     await createCustomer(`Back online ${stamp}`);
 
-    for (const page of views) await customerRows(page, `Back online ${stamp}`).waitFor();
-    await customerRows(owner.page, `During reconnect ${stamp}`).waitFor();
-    expect(await customerRows(owner.page, `During reconnect ${stamp}`).count()).toBe(1);
-    expect(await customerRows(owner.page, `Back online ${stamp}`).count()).toBe(1);
-    expect(await customerRows(ro.page, `Back online ${stamp}`).count()).toBe(1);
+    // The read-only member, who may not read the audit log, resumes its feed after the last event it
+    // had, or where its feed started when none had arrived, and gets what happened meanwhile.
+    for (const page of views) {
+      await customerRows(page, `Back online ${stamp}`).waitFor();
+      await customerRows(page, `During reconnect ${stamp}`).waitFor();
+      expect(await customerRows(page, `During reconnect ${stamp}`).count()).toBe(1);
+      expect(await customerRows(page, `Back online ${stamp}`).count()).toBe(1);
+    }
     await shot(ro.page, 'outage-02-read-only-back');
     await ro.context.close();
     await owner.context.close();

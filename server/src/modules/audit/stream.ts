@@ -1,4 +1,4 @@
-import type { AppDeps } from '../../context.ts';
+import type { Actor, AppDeps } from '../../context.ts';
 import { GraphQLError } from 'graphql';
 import { retryReason } from '../security/availability.ts';
 import { logFailure } from '../security/log.ts';
@@ -19,6 +19,11 @@ export interface ActivityFilter {
   typePrefixes?: readonly string[] | null;
   licenseId?: string | null;
   customerId?: string | null;
+  /**
+   * When the subscriber's access began (its member or API token was created): events from before it are
+   * ones it could never have received live, so a resume with `after` does not reach back past it.
+   */
+  since?: Date | null;
 }
 
 export function matches(e: DomainEvent, f: ActivityFilter | null | undefined): boolean {
@@ -27,7 +32,34 @@ export function matches(e: DomainEvent, f: ActivityFilter | null | undefined): b
   if (f.typePrefixes?.length && !f.typePrefixes.some((p) => e.type.startsWith(p))) return false;
   if (f.licenseId && e.licenseId !== f.licenseId) return false;
   if (f.customerId && e.customerId !== f.customerId) return false;
+  if (f.since && Date.parse(e.occurredAt) < f.since.getTime()) return false;
   return true;
+}
+
+/**
+ * When the actor's access to the tenant's feeds began: its member or API token was created then, so no
+ * live feed could have delivered it an earlier event. Null for the operator (the whole tenant is its own).
+ */
+export async function feedAccessSince(deps: AppDeps, actor: Actor): Promise<Date | null> {
+  switch (actor.kind) {
+    case 'user':
+      return (await deps.prisma.user.findFirst({ where: { id: actor.userId, tenantId: actor.tenantId }, select: { createdAt: true } }))?.createdAt ?? new Date();
+    case 'token':
+      return (await deps.prisma.apiToken.findFirst({ where: { id: actor.tokenId, tenantId: actor.tenantId }, select: { createdAt: true } }))?.createdAt ?? new Date();
+    default:
+      return null;
+  }
+}
+
+/**
+ * The id of the tenant's newest sealed event, where a feed without `after` starts: a client that keeps it
+ * can resume a feed after it although no event has reached it yet. Null while the tenant has none.
+ */
+export async function feedHead(deps: AppDeps, tenantId: string): Promise<string | null> {
+  const head = await deps.prisma.auditChainHead.findUnique({ where: { tenantId }, select: { seq: true } });
+  if (!head?.seq) return null;
+  const e = await deps.prisma.auditEvent.findFirst({ where: { tenantId, seq: head.seq }, select: { id: true } });
+  return e?.id.toString() ?? null;
 }
 
 /** What a feed's read gives when the feed was closed while it waited for the database. */

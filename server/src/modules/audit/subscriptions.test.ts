@@ -120,6 +120,24 @@ describe('activity subscription over graphql-ws', () => {
     expect(resumed.some((e) => seen.some((x) => x.id === e.id))).toBe(false);
   });
 
+  it('activityCursor: a read-only token that has seen no event yet resumes after it and misses nothing of its time away', async () => {
+    const t = await s.tenant();
+    const r = ok(await s.gql(`mutation { createApiToken(input: { name: "wall screen", role: READ_ONLY }) { ... on CreateApiTokenPayload { token } } }`, {}, { token: t.token }));
+    const reader: string = r.createApiToken.token;
+    await sealerOf(s.app.deps).seal(t.id);
+    const cursor = ok(await s.gql(`{ activityCursor }`, {}, { token: reader })).activityCursor as string;
+    const newest = await s.db.prisma.auditEvent.findFirstOrThrow({ where: { tenantId: t.id, seq: { not: null } }, orderBy: { seq: 'desc' } });
+    expect(cursor).toBe(newest.id.toString());
+    // The socket was lost before anything reached the feed: these happen meanwhile.
+    for (let i = 0; i < 3; i++) await product(t.token, `away${i}`);
+    const sub = subscribe<Ev>(connect(reader).client, ACTIVITY, { after: cursor }, (d) => d.activity);
+    await product(t.token, 'back');
+    const items = await sub.until((xs) => xs.length >= 4);
+    expect(sub.errors).toEqual([]);
+    expect(items.map((e) => e.payload.code)).toEqual(['away0', 'away1', 'away2', 'back']);
+    expect(items.map((e) => e.seq)).toEqual([1, 2, 3, 4].map((i) => Number(newest.seq) + i));
+  });
+
   it('rejects a resume cursor of another tenant', async () => {
     const a = await s.tenant();
     const b = await s.tenant();

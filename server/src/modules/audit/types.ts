@@ -8,7 +8,7 @@ import { tenantWhere } from '../common/tenancy.ts';
 import { hasRole } from '../tenants/roles.ts';
 import type { DomainEvent } from './bus.ts';
 import { type ChainVerification, verifyChain } from './chain.ts';
-import { type LicenseLiveState, licenseLiveStream, tenantEventStream } from './stream.ts';
+import { feedAccessSince, feedHead, type LicenseLiveState, licenseLiveStream, tenantEventStream } from './stream.ts';
 
 builder.prismaObject('AuditEvent', {
   fields: (t) => ({
@@ -30,12 +30,18 @@ builder.prismaObject('AuditEvent', {
 });
 
 /**
- * Reading the tenant's event history needs SUPPORT: the audit log, and `after` on the feeds, which
- * replays the log from any past event. Live events (from subscribing on) need only READ_ONLY; the
- * console resumes with `after` only for roles that load the history (web/src/lib/activity-source.ts).
+ * Reading the tenant's event history needs SUPPORT: the audit log, and the payloads it holds. The live
+ * feeds need only READ_ONLY, and so does resuming them with `after` (the console does after a lost
+ * socket): below SUPPORT a resume gives the events that the caller could have received live, from the
+ * moment its member or API token was created on, each withheld as it would be live (payloadVisible).
  */
 export const HISTORY_READER = 'SUPPORT' as const;
-const feedScopes = (_root: unknown, args: { after?: string | number | null }) => ({ role: args.after == null ? ('READ_ONLY' as const) : HISTORY_READER });
+
+/** Events from before the caller's access began are history: only a history reader resumes past it. */
+async function resumeSince(ctx: Context, after: string | number | null | undefined): Promise<Date | null> {
+  if (after == null || hasRole(ctx.actor, HISTORY_READER)) return null;
+  return feedAccessSince(ctx.app, ctx.actor);
+}
 
 builder.queryFields((t) => ({
   auditEvents: t.prismaConnection({
@@ -88,6 +94,13 @@ const ChainVerificationRef = builder.objectRef<ChainVerification>('AuditChainVer
 });
 
 builder.queryFields((t) => ({
+  activityCursor: t.id({
+    nullable: true,
+    description:
+      "The id of the caller's tenant's newest event: where `activity` and `complianceAlerts` start without `after`. A client that passes it as `after` misses nothing, also when no event has reached it before its socket was lost. Null while the tenant has no events.",
+    authScopes: { role: 'READ_ONLY' },
+    resolve: (_r, _a, ctx) => feedHead(ctx.app, tenantWhere(ctx.actor).tenantId),
+  }),
   verifyAuditChain: t.field({
     type: ChainVerificationRef,
     description: "Recomputes the caller's tenant audit hash chain; reports the first broken entry.",
@@ -192,38 +205,41 @@ builder.subscriptionFields((t) => ({
   activity: t.field({
     type: ActivityEvent,
     description: 'Every domain event of the caller\'s tenant, in order. With `after`, the events after that one first (from the audit log), then live ones.',
-    authScopes: feedScopes,
+    authScopes: { role: 'READ_ONLY' },
     args: {
       filter: t.arg({ type: ActivityFilterInput }),
-      after: t.arg.id({ description: 'The id of the last event the client saw.' }),
+      after: t.arg.id({ description: 'The id of the last event the client saw (or `activityCursor`).' }),
     },
-    subscribe: (_r, args, ctx) =>
-      tenantEventStream(ctx.app, subscriberTenant(ctx), {
+    subscribe: async (_r, args, ctx) => {
+      const tenantId = subscriberTenant(ctx);
+      const filter = {
+        types: args.filter?.types ?? null,
+        licenseId: args.filter?.licenseId == null ? null : idArg(args.filter.licenseId, 'License', 'filter.licenseId'),
+        customerId: args.filter?.customerId == null ? null : idArg(args.filter.customerId, 'Customer', 'filter.customerId'),
+      };
+      return tenantEventStream(ctx.app, tenantId, {
         afterId: args.after == null ? null : String(args.after),
-        filter: args.filter && {
-          types: args.filter.types ?? null,
-          licenseId: args.filter.licenseId == null ? null : idArg(args.filter.licenseId, 'License', 'filter.licenseId'),
-          customerId: args.filter.customerId == null ? null : idArg(args.filter.customerId, 'Customer', 'filter.customerId'),
-        },
-      }),
+        filter: { ...filter, since: await resumeSince(ctx, args.after) },
+      });
+    },
     resolve: (e) => e,
   }),
   complianceAlerts: t.field({
     type: ActivityEvent,
     description: 'The compliance.* events of the tenant (thresholds crossed, goodwill use, ...); resumable like activity.',
-    authScopes: feedScopes,
+    authScopes: { role: 'READ_ONLY' },
     args: {
       licenseId: t.arg.id(),
-      after: t.arg.id({ description: 'The id of the last event the client saw.' }),
+      after: t.arg.id({ description: 'The id of the last event the client saw (or `activityCursor`).' }),
     },
-    subscribe: (_r, args, ctx) =>
-      tenantEventStream(ctx.app, subscriberTenant(ctx), {
+    subscribe: async (_r, args, ctx) => {
+      const tenantId = subscriberTenant(ctx);
+      const licenseId = args.licenseId == null ? null : idArg(args.licenseId, 'License', 'licenseId');
+      return tenantEventStream(ctx.app, tenantId, {
         afterId: args.after == null ? null : String(args.after),
-        filter: {
-          typePrefixes: ['compliance.'],
-          licenseId: args.licenseId == null ? null : idArg(args.licenseId, 'License', 'licenseId'),
-        },
-      }),
+        filter: { typePrefixes: ['compliance.'], licenseId, since: await resumeSince(ctx, args.after) },
+      });
+    },
     resolve: (e) => e,
   }),
   licenseLive: t.field({

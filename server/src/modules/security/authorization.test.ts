@@ -30,6 +30,7 @@ import { sealerOf } from '../audit/chain.ts';
 type Role = 'READ_ONLY' | 'SUPPORT' | 'ADMIN' | 'OWNER';
 const MINIMUM_ROLE: Record<string, Role> = {
   // queries
+  'Query.activityCursor': 'READ_ONLY',
   'Query.apiTokens': 'ADMIN',
   'Query.auditEvents': 'SUPPORT',
   'Query.complianceSettings': 'READ_ONLY',
@@ -90,12 +91,13 @@ const MINIMUM_ROLE: Record<string, Role> = {
 };
 
 /**
- * Every subscription field: the minimum role to follow it live, and, for fields that replay the audit
- * log from a past event (`after`), the minimum role to do that, which is the audit log's own.
+ * Every subscription field: the minimum role to follow it live, and, for fields that resume after a past
+ * event (`after`), the minimum role to do that: the same, as a resume gives what the feed would have
+ * given live (a socket lost and back must leave no gap for any role).
  */
 const SUBSCRIPTION_ROLE: Record<string, { live: Role; replay?: Role }> = {
-  'Subscription.activity': { live: 'READ_ONLY', replay: 'SUPPORT' },
-  'Subscription.complianceAlerts': { live: 'READ_ONLY', replay: 'SUPPORT' },
+  'Subscription.activity': { live: 'READ_ONLY', replay: 'READ_ONLY' },
+  'Subscription.complianceAlerts': { live: 'READ_ONLY', replay: 'READ_ONLY' },
   'Subscription.licenseLive': { live: 'READ_ONLY' },
 };
 
@@ -389,12 +391,13 @@ describe('authorization matrix', () => {
     expect(JSON.stringify(anonymous.data ?? null)).not.toMatch(/"id":"/);
   });
 
-  it('has a minimum role for every subscription field (replay as the audit log) and every Node type', () => {
+  it('has a minimum role for every subscription field (a resume as the live feed) and every Node type', () => {
     expect(subscriptionFields.map((f) => f.coordinate).sort()).toEqual(Object.keys(SUBSCRIPTION_ROLE).sort());
     for (const { coordinate, field } of subscriptionFields) {
       const replays = field.args.some((a) => a.name === 'after');
-      expect(SUBSCRIPTION_ROLE[coordinate]!.replay, coordinate).toBe(replays ? MINIMUM_ROLE['Query.auditEvents'] : undefined);
+      expect(SUBSCRIPTION_ROLE[coordinate]!.replay, coordinate).toBe(replays ? SUBSCRIPTION_ROLE[coordinate]!.live : undefined);
     }
+    expect(MINIMUM_ROLE['Query.activityCursor']).toBe(SUBSCRIPTION_ROLE['Subscription.activity']!.live);
     expect(nodeTypes.sort()).toEqual(Object.keys(NODE_ROLE).sort());
     // node(id:) shows no more than the list that returns the same type.
     for (const [type, list] of Object.entries({ Member: 'Query.members', ApiToken: 'Query.apiTokens', License: 'Query.licenses', Customer: 'Query.customers', Product: 'Query.products', WebhookEndpoint: 'Query.webhookEndpoints' })) {
@@ -461,14 +464,18 @@ describe('authorization matrix', () => {
     }
   });
 
-  it('the live feed withholds the payload of events about members and API tokens from roles that can read neither them nor the audit log', async () => {
+  const of = (xs: { type: string; seq: number }[], type: string) => xs.find((x) => x.type === type)!;
+  type FeedItem = { id: string; seq: number; type: string; subjectType: string; subjectId: string; payload: Record<string, unknown> | null };
+  const FEED = 'subscription($after: ID) { activity(after: $after) { id seq type subjectType subjectId payload } }';
+
+  it('the live feed withholds the payload of events about members and API tokens from roles that can read neither them nor the audit log; a resume with `after` gives every role exactly what it had live', async () => {
     const feeds = Object.fromEntries(
       ROLES.map((role) => {
         const socket = wsClient(url, tokens[role]);
         sockets.push(socket);
-        return [role, subscribe<{ type: string; subjectType: string; payload: Record<string, unknown> | null }>(socket.client, 'subscription { activity { type subjectType payload } }', {}, (d) => d.activity)];
+        return [role, subscribe<FeedItem>(socket.client, FEED, {}, (d) => d.activity)];
       }),
-    ) as Record<Role, Subscription<{ type: string; subjectType: string; payload: Record<string, unknown> | null }>>;
+    ) as Record<Role, Subscription<FeedItem>>;
     // A feed without `after` starts at the events sealed once it is running: products are made until one
     // reaches every feed (on a loaded machine a socket can take a while), then the events under test.
     for (let attempt = 1; !ROLES.every((role) => feeds[role].items.some((x) => x.type === 'product.created')); attempt++) {
@@ -477,6 +484,9 @@ describe('authorization matrix', () => {
         if (attempt >= 10) throw err;
       })));
     }
+    // Every feed runs since before this event: what follows it, each has had live.
+    const resumeAt = await cursorOf(own.id);
+    const resumeSeq = Number((await s.db.prisma.auditEvent.findUniqueOrThrow({ where: { id: BigInt(resumeAt) } })).seq);
     const email = `feed-${randomUUID().slice(0, 8)}@tenant.test`;
     ok(await s.gql(`mutation($input: CreateMemberInput!) { createMember(input: $input) { __typename } }`, { input: { email, password: 'correct horse battery', role: 'OWNER' } }, { token: own.token }));
     ok(await s.gql(`mutation { createApiToken(input: { name: "billing-integration-prod", role: OWNER }) { __typename } }`, {}, { token: own.token }));
@@ -496,7 +506,57 @@ describe('authorization matrix', () => {
         expect(JSON.stringify(items), role).not.toMatch(new RegExp(`${email}|billing-integration-prod`));
       }
       expect(feeds[role].errors, role).toEqual([]);
+    }
+    // The same events again, resumed from the log after `resumeAt` as after a lost socket: for every role
+    // the same ids in the same order, each payload withheld or not as it was live.
+    const lastSeq = Math.max(...ROLES.map((role) => of(feeds[role].items, 'customer.created').seq));
+    const window = (xs: FeedItem[]) => xs.filter((x) => x.seq > resumeSeq && x.seq <= lastSeq);
+    for (const role of ROLES) {
+      const socket = wsClient(url, tokens[role]);
+      sockets.push(socket);
+      const resumed = subscribe<FeedItem>(socket.client, FEED, { after: resumeAt }, (d) => d.activity);
+      const items = await resumed.until((xs) => xs.some((x) => x.seq >= lastSeq));
+      expect(resumed.errors, role).toEqual([]);
+      expect(window(items).length, role).toBeGreaterThanOrEqual(3);
+      expect(window(items), role).toEqual(window(feeds[role].items));
+      resumed.stop();
       feeds[role].stop();
+    }
+  });
+
+  it('a resume below SUPPORT reaches back only to when its member or API token was created: earlier events are history', async () => {
+    const early = await cursorOf(own.id);
+    ok(await s.gql(`mutation { createCustomer(input: { name: "Before the late tokens" }) { __typename } }`, {}, { token: own.token }));
+    const late = {} as Record<Role, { token: string; id: string }>;
+    for (const role of ROLES) {
+      const r = ok(await s.gql(`mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { ... on CreateApiTokenPayload { token apiToken { id } } } }`, { input: { name: `late ${role}`, role } }, { token: own.token }));
+      late[role] = { token: r.createApiToken.token, id: r.createApiToken.apiToken.id };
+    }
+    ok(await s.gql(`mutation { createCustomer(input: { name: "After the late tokens" }) { __typename } }`, {}, { token: own.token }));
+    const feeds = ROLES.map((role) => {
+      const socket = wsClient(url, late[role].token);
+      sockets.push(socket);
+      return { role, sub: subscribe<FeedItem>(socket.client, FEED, { after: early }, (d) => d.activity) };
+    });
+    const rawId = (globalId: string) => Buffer.from(globalId, 'base64').toString('utf8').split(':').at(-1)!;
+    const before = await s.db.prisma.auditEvent.findFirstOrThrow({ where: { tenantId: own.id, type: 'customer.created', payload: { path: ['name'], equals: 'Before the late tokens' } } });
+    for (const { role, sub } of feeds) {
+      const items = await sub.until((xs) => xs.some((x) => x.type === 'customer.created' && x.payload?.name === 'After the late tokens'));
+      expect(sub.errors, role).toEqual([]);
+      const mine = items.find((x) => x.type === 'api_token.created' && x.subjectId === rawId(late[role].id))!;
+      expect(mine, role).toBeDefined();
+      if (RANK[role] >= RANK[MINIMUM_ROLE['Query.auditEvents']!]) {
+        // The audit log's readers resume from any event: all of it, the tokens made before their own too.
+        expect(items.some((x) => x.payload?.name === 'Before the late tokens'), role).toBe(true);
+        expect(items.filter((x) => x.type === 'api_token.created').length, role).toBe(ROLES.length);
+      } else {
+        // From its own creation on (withheld, as live), never an event from before it.
+        expect(mine.payload, role).toBeNull();
+        expect(items.filter((x) => x.seq <= Number(before.seq)), role).toEqual([]);
+        expect(items.filter((x) => x.type === 'api_token.created').length, role).toBe(ROLES.length - ROLES.indexOf(role));
+        expect(JSON.stringify(items), role).not.toContain('Before the late tokens');
+      }
+      sub.stop();
     }
   });
 
