@@ -1,3 +1,5 @@
+import { clock } from './clock';
+
 const dateFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 const dateTimeFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
@@ -28,7 +30,8 @@ const UNITS: [Intl.RelativeTimeFormatUnit, number][] = [
   ['second', 1],
 ];
 
-export function relative(iso: string | null | undefined, now = Date.now(), fallback = 'never'): string {
+/** "3 minutes ago", "in 2 days"; shown in a template, it is brought up to date as time passes (clock.ts). */
+export function relative(iso: string | null | undefined, now = clock.now, fallback = 'never'): string {
   if (!iso) return fallback;
   const seconds = Math.round((new Date(iso).getTime() - now) / 1000);
   if (Math.abs(seconds) < 45) return 'just now';
@@ -54,7 +57,7 @@ export function progress(used: number, max: number | null | undefined): string {
   return `${used} / ${max ?? '∞'}`;
 }
 
-export function daysUntil(iso: string | null | undefined, now = Date.now()): number | null {
+export function daysUntil(iso: string | null | undefined, now = clock.now): number | null {
   if (!iso) return null;
   return Math.ceil((new Date(iso).getTime() - now) / 86_400_000);
 }

@@ -19,6 +19,7 @@ export class LicenseManager<T extends object = LicenseNode> {
   license = $state<T | null>(null);
   error = $state<string | null>(null);
   #inflight: Promise<void> | null = null;
+  #again: Promise<void> | null = null;
 
   constructor(
     private readonly source: LicenseSource<T>,
@@ -34,8 +35,20 @@ export class LicenseManager<T extends object = LicenseNode> {
     if (this.license) this.license = { ...this.license, ...next };
   }
 
+  /**
+   * Reads the license again. Asked while a read is in flight, it reads once more after it (once however
+   * many ask meanwhile): the answer in flight may have been read before the change that asks now (a
+   * device's heartbeat, say), and the page would show the state before it until the next push.
+   */
   refresh(): Promise<void> {
-    this.#inflight ??= this.source
+    if (this.#inflight) {
+      this.#again ??= this.#inflight.then(() => {
+        this.#again = null;
+        return this.refresh();
+      });
+      return this.#again;
+    }
+    this.#inflight = this.source
       .fetch()
       .then((next) => {
         this.license = next;

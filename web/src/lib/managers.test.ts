@@ -125,12 +125,35 @@ describe('LicenseManager', () => {
     const fetch = vi.fn(async () => license(2));
     const m = new LicenseManager({ fetch }, license(0));
     await Promise.all([m.refresh(), m.refresh(), m.refresh()]);
-    expect(fetch).toHaveBeenCalledTimes(1);
+    // One read, and one more after it for those that asked while it was in flight.
+    expect(fetch).toHaveBeenCalledTimes(2);
     expect(m.license?.activationsUsed).toBe(2);
     fetch.mockRejectedValueOnce(new Error('offline'));
     await m.refresh();
     expect(m.error).toBe('offline');
     expect(m.license?.activationsUsed).toBe(2);
+  });
+
+  it('a change pushed while a read is in flight is read after it, not lost', async () => {
+    // The server's state: a heartbeat lands after the first read has left.
+    let lastSeen = 'before';
+    const reads: { resolve: () => void }[] = [];
+    const fetch = vi.fn(() => {
+      const at = lastSeen;
+      return new Promise<LicenseNode>((resolve) => reads.push({ resolve: () => resolve({ ...license(1), name: at } as LicenseNode) }));
+    });
+    let changed: (() => void) | undefined;
+    const m = new LicenseManager({ fetch, watch: (c) => ((changed = c), () => {}) }, license(0), 1000);
+    const stop = m.listen();
+    changed!();
+    lastSeen = 'heartbeat';
+    changed!();
+    reads[0]!.resolve();
+    await vi.waitFor(() => expect(reads).toHaveLength(2));
+    reads[1]!.resolve();
+    await vi.waitFor(() => expect((m.license as unknown as { name: string }).name).toBe('heartbeat'));
+    expect(fetch).toHaveBeenCalledTimes(2);
+    stop();
   });
 
   it('applies a mutation answer at once', () => {
