@@ -38,8 +38,10 @@ export class ActivityManager {
   events = $state<ActivityEvent[]>([]);
   loading = $state(true);
   error = $state<string | null>(null);
-  /** Ids that arrived after the first load, to highlight them briefly. */
+  /** Ids of the kept events that arrived after the first load, to highlight them briefly. */
   fresh = $state<Set<string>>(new Set());
+  /** How many events have arrived after the first load, ever: what a page that reacts to new ones watches. */
+  arrived = $state(0);
   /** Why the push channel ended (a GraphQL error on the subscription); null while it runs. */
   failed = $state<string | null>(null);
 
@@ -73,7 +75,11 @@ export class ActivityManager {
     if (added.length === 0) return;
     const merged = [...added, ...this.events].sort((a, b) => (a.occurredAt < b.occurredAt ? 1 : a.occurredAt > b.occurredAt ? -1 : 0));
     this.events = merged.slice(0, this.limit);
-    if (markFresh) this.fresh = new Set([...this.fresh, ...added.map((e) => e.id)]);
+    if (!markFresh) return;
+    this.arrived += added.length;
+    // Only ids still shown: on a page left open for days the set would otherwise grow with every event.
+    const kept = new Set(this.events.map((e) => e.id));
+    this.fresh = new Set([...this.fresh, ...added.map((e) => e.id)].filter((id) => kept.has(id)));
   }
 
   async poll(markFresh = true): Promise<void> {

@@ -73,7 +73,16 @@ export function activitySource(client: Client, opts: { history: boolean; license
   };
 }
 
-const COMPLIANCE_TYPES = ['compliance.threshold_crossed', 'compliance.goodwill_used', 'compliance.activation_denied', 'compliance.threshold_cleared'];
+/** The alerts the server raises (compliance.*, less the changes of settings): the page's history lists each kind. */
+export const COMPLIANCE_TYPES = [
+  'compliance.threshold_crossed',
+  'compliance.threshold_cleared',
+  'compliance.goodwill_used',
+  'compliance.activation_denied',
+  'compliance.license_expiring',
+  'compliance.license_expired',
+  'compliance.heartbeat_timeout',
+];
 
 /** Compliance alerts: their history from the audit log, then the `complianceAlerts` subscription. */
 export function complianceSource(client: Client, opts: { history: boolean }): ActivitySource {

@@ -16,3 +16,23 @@ export function perDay(events: readonly { occurredAt: string }[], days: number, 
     return { label, value, title: `${date.toDateString()}: ${value} activation${value === 1 ? '' : 's'}` };
   });
 }
+
+/**
+ * The events of one type that a live feed brought, kept for `days` days: a feed shows only its newest
+ * few events, and a chart of the last days must not lose one that scrolled out of it.
+ */
+export class LiveTally {
+  #seen = new Map<string, { id: string; occurredAt: string }>();
+  constructor(
+    private readonly type: string,
+    private readonly days: number,
+  ) {}
+
+  /** Takes those of `events` of the type; returns all kept, without those older than `days` days. */
+  take(events: readonly { id: string; type: string; occurredAt: string }[], now = Date.now()): { id: string; occurredAt: string }[] {
+    for (const e of events) if (e.type === this.type && !this.#seen.has(e.id)) this.#seen.set(e.id, { id: e.id, occurredAt: e.occurredAt });
+    const oldest = now - this.days * 86_400_000;
+    for (const [id, e] of this.#seen) if (Date.parse(e.occurredAt) < oldest) this.#seen.delete(id);
+    return [...this.#seen.values()];
+  }
+}

@@ -28,6 +28,15 @@ describe('ActivityManager', () => {
     expect([...m.fresh]).toEqual(['3', '4']);
   });
 
+  it('remembers as fresh only the events it keeps, however many arrive on a page left open', () => {
+    const m = new ActivityManager({ recent: async () => [] }, 3);
+    for (let i = 0; i < 500; i++) m.add([event(String(i), new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString())], true);
+    expect(m.events.map((e) => e.id)).toEqual(['499', '498', '497']);
+    expect([...m.fresh].sort()).toEqual(['497', '498', '499']);
+    // What a page that reacts to new events counts: every one that arrived.
+    expect(m.arrived).toBe(500);
+  });
+
   it('loads history, then follows the subscription from there', async () => {
     let push: ((e: ActivityEvent) => void) | undefined;
     const unsubscribe = vi.fn();
