@@ -1,4 +1,4 @@
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launch, shot, watchErrors } from './browser';
 import { gql, startServer, type RunningServer } from './server';
@@ -70,22 +70,31 @@ describe('live views on an open page', () => {
     // Runs with the real time until paused below.
     await context.clock.install();
     // The license page is live once its `licenseLive` subscription has answered over the socket: it is
-    // pushed changes from then on, and re-reads the license only on a push (or every 30 s).
-    let pushed!: Promise<void>;
+    // pushed changes from then on, and re-reads the license only on a push (or every 30 s). Its first
+    // answer makes it read the license once more: that read must be on the page before time is moved.
+    let reread!: Promise<void>;
     page = await signedIn(context, (p) => {
       errors = watchErrors(p);
-      pushed = new Promise<void>((resolve) => p.on('websocket', (ws) => ws.on('framereceived', (f) => String(f.payload).includes('"licenseLive"') && resolve())));
+      reread = new Promise<void>((resolve) => {
+        let live = false;
+        const reads = new Set<Request>();
+        p.on('websocket', (ws) => ws.on('framereceived', (f) => (live ||= String(f.payload).includes('"licenseLive"'))));
+        p.on('request', (r) => void (live && r.postData()?.includes('"operationName":"License"') && reads.add(r)));
+        p.on('requestfinished', (r) => reads.has(r) && resolve());
+      });
     });
     await client('activate');
     await page.goto(`${server.base}/licenses/${encodeURIComponent(license.id)}`);
     await lastSeen().filter({ hasText: /^just now$/ }).waitFor();
-    await pushed;
+    await reread;
+    // Two frames: the answer read is rendered.
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
 
     // From here the browser's time moves only when the test moves it; no timer fires by itself.
     await page.clock.pauseAt(Date.now() + 1_000);
     await page.clock.fastForward('05:00');
     await lastSeen().filter({ hasText: /^5 minutes ago$/ }).waitFor();
-    await shot(page, 'live-times-01-five-minutes-later');
+    await shot(page, 'live-views-01-five-minutes-later');
 
     // Back to the real time, with no timer run: the row shows the old time until something redraws it.
     await page.clock.setSystemTime(Date.now());
