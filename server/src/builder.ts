@@ -24,6 +24,8 @@ export const builder = new SchemaBuilder<{
   AuthScopes: {
     /** A user session, an API token or the operator CLI of some tenant. */
     member: boolean;
+    /** A member signed in to the console (a session): not an API token or the operator. */
+    session: boolean;
     /** The caller's role is at least this one. */
     role: Role;
   };
@@ -44,6 +46,7 @@ export const builder = new SchemaBuilder<{
     authorizeOnSubscribe: true,
     authScopes: (ctx) => ({
       member: ctx.actor.kind !== 'anonymous',
+      session: ctx.actor.kind === 'user',
       role: (required: Role) => hasRole(ctx.actor, required),
     }),
     unauthorizedError: (_parent, ctx) =>

@@ -181,6 +181,26 @@ export type BorrowSeatInput = {
 
 export type BorrowSeatResult = LicensingError | SeatLease | ValidationError;
 
+export type ChangeMemberRoleInput = {
+  memberId: Scalars['ID']['input'];
+  /** Only an owner may grant OWNER; the last owner keeps it. */
+  role: Role;
+};
+
+export type ChangeMemberRoleResult = ConflictError | Member | NotFoundError | ValidationError;
+
+export type ChangePasswordInput = {
+  currentPassword: Scalars['String']['input'];
+  newPassword: Scalars['String']['input'];
+};
+
+export type ChangePasswordPayload = {
+  __typename?: 'ChangePasswordPayload';
+  memberId: Scalars['ID']['output'];
+};
+
+export type ChangePasswordResult = ChangePasswordPayload | ValidationError;
+
 export type CheckoutSeatInput = {
   /** The holder's department or cost centre, for seat analytics (seatMap.breakdown). */
   department?: InputMaybe<Scalars['String']['input']>;
@@ -928,6 +948,10 @@ export type Mutation = {
   archiveEdition: ArchiveEditionResult;
   authorizeUsage: AuthorizeUsageResult;
   borrowSeat: BorrowSeatResult;
+  /** Gives a member another role and ends the member's other sessions. An ADMIN manages members below OWNER. */
+  changeMemberRole: ChangeMemberRoleResult;
+  /** The signed-in member's new password, given the current one. Their other sessions end; this one stays. Wrong current passwords count as failed sign-ins. */
+  changePassword: ChangePasswordResult;
   checkoutSeat: CheckoutSeatResult;
   commitUsage: CommitUsageResult;
   createApiToken: CreateApiTokenResult;
@@ -967,9 +991,13 @@ export type Mutation = {
   releaseSeat: ReleaseSeatResult;
   /** Gives an authorized ticket back without using it. */
   releaseUsage: ReleaseUsageResult;
+  /** Removes a member and ends their sessions; the last owner cannot be removed. */
+  removeMember: RemoveMemberResult;
   renewLicense: RenewLicenseResult;
   /** Sends a delivery's event again now, as a new delivery with the same event id. */
   replayWebhookDelivery: ReplayWebhookDeliveryResult;
+  /** Sets another member's password and ends all their sessions. */
+  resetMemberPassword: ResetMemberPasswordResult;
   revokeApiToken: RevokeApiTokenResult;
   revokeLicense: RevokeLicenseResult;
   /** Signs with a new key from now on; tokens signed with earlier keys keep verifying against the JWKS. */
@@ -1012,6 +1040,16 @@ export type MutationAuthorizeUsageArgs = {
 
 export type MutationBorrowSeatArgs = {
   input: BorrowSeatInput;
+};
+
+
+export type MutationChangeMemberRoleArgs = {
+  input: ChangeMemberRoleInput;
+};
+
+
+export type MutationChangePasswordArgs = {
+  input: ChangePasswordInput;
 };
 
 
@@ -1155,6 +1193,11 @@ export type MutationReleaseUsageArgs = {
 };
 
 
+export type MutationRemoveMemberArgs = {
+  input: RemoveMemberInput;
+};
+
+
 export type MutationRenewLicenseArgs = {
   input: RenewLicenseInput;
 };
@@ -1162,6 +1205,11 @@ export type MutationRenewLicenseArgs = {
 
 export type MutationReplayWebhookDeliveryArgs = {
   input: ReplayWebhookDeliveryInput;
+};
+
+
+export type MutationResetMemberPasswordArgs = {
+  input: ResetMemberPasswordInput;
 };
 
 
@@ -1487,6 +1535,17 @@ export type ReleaseSeatResult = LicensingError | SeatLease | ValidationError;
 
 export type ReleaseUsageResult = LicensingError | UsageTicket | ValidationError;
 
+export type RemoveMemberInput = {
+  memberId: Scalars['ID']['input'];
+};
+
+export type RemoveMemberPayload = {
+  __typename?: 'RemoveMemberPayload';
+  deletedId: Scalars['ID']['output'];
+};
+
+export type RemoveMemberResult = ConflictError | NotFoundError | RemoveMemberPayload | ValidationError;
+
 export type RenewLicenseInput = {
   expiresAt?: InputMaybe<Scalars['DateTime']['input']>;
   /** Days added to the current expiry (or to now, if it has lapsed). */
@@ -1503,6 +1562,13 @@ export type ReplayWebhookDeliveryInput = {
 };
 
 export type ReplayWebhookDeliveryResult = ConflictError | NotFoundError | ValidationError | WebhookDelivery;
+
+export type ResetMemberPasswordInput = {
+  memberId: Scalars['ID']['input'];
+  password: Scalars['String']['input'];
+};
+
+export type ResetMemberPasswordResult = ConflictError | Member | NotFoundError | ValidationError;
 
 export type RevokeApiTokenInput = {
   id: Scalars['ID']['input'];

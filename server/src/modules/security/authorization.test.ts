@@ -14,7 +14,7 @@ import {
   isObjectType,
   isScalarType,
 } from 'graphql';
-import { encodeGlobalID } from '@pothos/plugin-relay';
+import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
 import { listen, sleep, subscribe, type Subscription, wsClient, type WsClient } from '../../../test/ws.ts';
@@ -50,6 +50,8 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Query.webhookEndpoints': 'READ_ONLY',
   'Query.webhookEventTypes': 'READ_ONLY',
   // mutations
+  'Mutation.changeMemberRole': 'ADMIN',
+  'Mutation.changePassword': 'READ_ONLY',
   'Mutation.createApiToken': 'ADMIN',
   'Mutation.createCustomer': 'SUPPORT',
   'Mutation.createEdition': 'ADMIN',
@@ -65,6 +67,8 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Mutation.reinstateLicense': 'SUPPORT',
   'Mutation.releaseActivation': 'SUPPORT',
   'Mutation.renewLicense': 'ADMIN',
+  'Mutation.removeMember': 'ADMIN',
+  'Mutation.resetMemberPassword': 'ADMIN',
   'Mutation.revokeApiToken': 'ADMIN',
   'Mutation.revokeLicense': 'ADMIN',
   'Mutation.rotateSigningKey': 'OWNER',
@@ -89,6 +93,12 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Mutation.archiveEdition': 'ADMIN',
   'Mutation.unarchiveEdition': 'ADMIN',
 };
+
+/**
+ * Fields only a member signed in to the console may call, whatever their role (their own password): an API
+ * token of any role is FORBIDDEN. The matrix runs with tokens; tenants.test.ts calls these with sessions.
+ */
+const SESSION_ONLY = new Set(['Mutation.changePassword']);
 
 /**
  * Every subscription field: the minimum role to follow it live, and, for fields that resume after a past
@@ -221,8 +231,8 @@ function operationFor(operation: string, field: GraphQLField<unknown, unknown>, 
 describe('authorization matrix', () => {
   let s: TestServer;
   const tokens = {} as Record<Role, string>;
-  let other: { token: string; ids: Record<string, string>; secrets: string[]; tenantId: string; licenseId: string; cursor: string; trigger(): Promise<void> };
-  let own: { id: string; token: string; nodes: Record<string, string>; secrets: string[]; licenseId: string; cursor: string; trigger(): Promise<void> };
+  let other: { memberHash: string; token: string; ids: Record<string, string>; secrets: string[]; tenantId: string; licenseId: string; cursor: string; trigger(): Promise<void> };
+  let own: { id: string; slug: string; token: string; nodes: Record<string, string>; secrets: string[]; licenseId: string; cursor: string; trigger(): Promise<void> };
   let url: string;
   const sockets: WsClient[] = [];
 
@@ -283,7 +293,7 @@ describe('authorization matrix', () => {
     const ownTrigger = triggerFor(t, ownLic.key);
     await ownTrigger();
     await cursorOf(ownTenant.id);
-    own = { id: ownTenant.id, token: t, nodes, licenseId: ownLic.globalId, cursor: ownCursor, trigger: ownTrigger, secrets: ['own@tenant.test'] };
+    own = { id: ownTenant.id, slug: ownTenant.slug, token: t, nodes, licenseId: ownLic.globalId, cursor: ownCursor, trigger: ownTrigger, secrets: ['own@tenant.test'] };
     // The other tenant, with one of everything.
     const b = await s.tenant();
     const lic = await issue(s, b.token, { maxActivations: 5 });
@@ -311,6 +321,7 @@ describe('authorization matrix', () => {
     ok(await s.gql(ACTIVATE_ID, { input: { key: full.key, fingerprint: 'b-device' } }));
     const otherCursor = await cursorOf(b.id);
     other = {
+      memberHash: (await s.db.prisma.user.findFirstOrThrow({ where: { tenantId: b.id } })).passwordHash,
       token: b.token,
       ids,
       tenantId: b.id,
@@ -351,14 +362,14 @@ describe('authorization matrix', () => {
         const label = `${role} ${coordinate}: ${JSON.stringify(r.errors ?? r.data)}`;
         const body = JSON.stringify({ data: r.data, errors: r.errors });
         for (const secret of other.secrets) expect(body, label).not.toContain(secret);
-        if (RANK[role] < RANK[MINIMUM_ROLE[coordinate]!]) {
+        if (RANK[role] < RANK[MINIMUM_ROLE[coordinate]!] || SESSION_ONLY.has(coordinate)) {
           expect(r.errors?.[0]?.extensions?.code, label).toBe('FORBIDDEN');
           continue;
         }
         const code = r.errors?.[0]?.extensions?.code;
         expect(['UNAUTHENTICATED', 'FORBIDDEN'], label).not.toContain(code);
         // Given the other tenant's ids, an allowed caller gets "not found" (or a refused input), never the object.
-        const usesIds = Object.keys(variables).length > 0 && JSON.stringify(variables).match(/"(licenseId|productId|editionId|customerId|activationId|id)"/);
+        const usesIds = Object.keys(variables).length > 0 && JSON.stringify(variables).match(/"(licenseId|productId|editionId|customerId|activationId|memberId|id)"/);
         const result = r.data?.[field.name];
         if (usesIds && result) {
           const typename = Array.isArray(result) ? null : (result as { __typename?: string }).__typename;
@@ -372,6 +383,40 @@ describe('authorization matrix', () => {
       }
     });
   }
+
+  it('member management on the own tenant: every role, by API token and by session', async () => {
+    const member = async (role: Role) => {
+      const email = `m-${randomUUID().slice(0, 8)}@tenant.test`;
+      const r = await s.gql(`mutation($input: CreateMemberInput!) { createMember(input: $input) { ... on Member { id } } }`, { input: { email, password: 'correct horse battery', role } }, { token: own.token });
+      return { id: ok(r).createMember.id as string, email };
+    };
+    const operations = (memberId: string) => [
+      { coordinate: 'Mutation.changeMemberRole', query: `mutation($memberId: ID!) { changeMemberRole(input: { memberId: $memberId, role: READ_ONLY }) { __typename } }`, ok: 'Member' },
+      { coordinate: 'Mutation.resetMemberPassword', query: `mutation($memberId: ID!) { resetMemberPassword(input: { memberId: $memberId, password: "another good password" }) { __typename } }`, ok: 'Member' },
+      { coordinate: 'Mutation.removeMember', query: `mutation($memberId: ID!) { removeMember(input: { memberId: $memberId }) { __typename } }`, ok: 'RemoveMemberPayload' },
+    ];
+    for (const role of ROLES) {
+      const { id } = await member('SUPPORT');
+      for (const op of operations(id)) {
+        const r = await s.gql(op.query, { memberId: id }, { token: tokens[role] });
+        const label = `${role} ${op.coordinate}: ${JSON.stringify(r.errors ?? r.data)}`;
+        if (RANK[role] < RANK[MINIMUM_ROLE[op.coordinate]!]) expect(r.errors?.[0]?.extensions?.code, label).toBe('FORBIDDEN');
+        else expect(ok(r)[op.coordinate.split('.')[1]!].__typename, label).toBe(op.ok);
+      }
+      const exists = await s.db.prisma.user.count({ where: { id: decodeGlobalID(id).id } });
+      expect(exists, role).toBe(RANK[role] < RANK.ADMIN ? 1 : 0);
+      // Every role may change its own password, signed in; never with an API token (SESSION_ONLY).
+      const self = await member(role);
+      const signIn = await s.gql(`mutation($input: SignInInput!) { signIn(input: $input) { __typename } }`, { input: { tenant: own.slug, email: self.email, password: 'correct horse battery' } });
+      const cookie = signIn.response.headers.get('set-cookie')!.split(';')[0]!;
+      const changed = await s.gql(
+        `mutation { changePassword(input: { currentPassword: "correct horse battery", newPassword: "another good password" }) { __typename } }`,
+        {},
+        { headers: { cookie } },
+      );
+      expect(ok(changed).changePassword.__typename, role).toBe('ChangePasswordPayload');
+    }
+  });
 
   it('node lookups of the other tenant ids resolve to null', async () => {
     const ids = Object.entries(other.ids).filter(([k]) => k !== 'licenseKey').map(([, v]) => v);
@@ -646,5 +691,8 @@ describe('authorization matrix', () => {
     expect(active).toBe(1);
     const tokensLeft = await s.db.prisma.apiToken.count({ where: { tenantId: other.tenantId, revokedAt: null } });
     expect(tokensLeft).toBe(2);
+    const members = await s.db.prisma.user.findMany({ where: { tenantId: other.tenantId }, select: { email: true, role: true, passwordHash: true } });
+    expect(members.map((m) => [m.email, m.role])).toEqual([['other@tenant.test', 'ADMIN']]);
+    expect(members[0]!.passwordHash).toBe(other.memberHash);
   });
 });

@@ -142,6 +142,30 @@ describe('rate limits', () => {
     for (let i = 0; i < 5; i++) expect(ok(await signIn(`user${i}@example.com`, 'wrong password!', sprayer)).signIn.__typename).toBe('ValidationError');
     expect((await signIn('bob@example.com', 'correct horse battery', sprayer)).errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
   });
+  it('wrong current passwords in changePassword count as failed sign-ins of the account, from the same budget', async () => {
+    ok(await s.gql(CREATE_MEMBER, { input: { email: 'cal@example.com', password: 'correct horse battery', role: 'READ_ONLY' } }, { token }));
+    const signedIn = await s.gql(SIGN_IN, { input: { tenant: slug, email: 'cal@example.com', password: 'correct horse battery' } }, from(ip()));
+    const cookie = signedIn.response.headers.get('set-cookie')!.split(';')[0]!;
+    const change = (currentPassword: string) =>
+      s.gql(
+        `mutation($input: ChangePasswordInput!) { changePassword(input: $input) { __typename ... on ValidationError { fields { path } } } }`,
+        { input: { currentPassword, newPassword: 'another good password' } },
+        { headers: { cookie, 'x-forwarded-for': ip() } },
+      );
+    // A refused new password is no wrong guess: it costs nothing.
+    for (let i = 0; i < 4; i++) {
+      const r = await s.gql(`mutation { changePassword(input: { currentPassword: "correct horse battery", newPassword: "short" }) { __typename } }`, {}, { headers: { cookie } });
+      expect(ok(r).changePassword.__typename).toBe('ValidationError');
+    }
+    for (let i = 0; i < 2; i++) expect(ok(await change('wrong password!')).changePassword).toEqual({ __typename: 'ValidationError', fields: [{ path: 'currentPassword' }] });
+    expect(ok(await s.gql(SIGN_IN, { input: { tenant: slug, email: 'cal@example.com', password: 'wrong password!' } }, from(ip()))).signIn.__typename).toBe('ValidationError');
+    const blocked = await change('correct horse battery');
+    expect(blocked.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+    expect(Number(blocked.response.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await s.gql(SIGN_IN, { input: { tenant: slug, email: 'cal@example.com', password: 'correct horse battery' } }, from(ip()))).errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+    const user = await s.db.prisma.user.findFirstOrThrow({ where: { email: 'cal@example.com' } });
+    expect(await s.db.prisma.auditEvent.count({ where: { subjectId: user.id, type: 'member.password_changed' } })).toBe(0);
+  });
 });
 
 describe('rate limits under concurrency', () => {

@@ -272,14 +272,24 @@ function wrapClientField(field: GraphQLField<unknown, Context>) {
   };
 }
 
-function wrapSignIn(field: GraphQLField<unknown, Context>) {
+/**
+ * Password checks (signIn, changePassword) count against the failed sign-in budgets of the account (tenant
+ * slug + email) and the address: a wrong current password given with a stolen session costs as a wrong
+ * sign-in does, from the same budget. `account` names the account (null: nothing to count, e.g. no session);
+ * `failed` tells a wrong password (or refused input) from any other answer.
+ */
+function wrapPasswordCheck(
+  field: GraphQLField<unknown, Context>,
+  accountOf: (args: unknown, ctx: Context) => Promise<string | null> | string | null,
+  failed: (result: unknown) => boolean,
+) {
   const original: Resolver = field.resolve!;
   field.resolve = async (root, args, ctx, info) => {
     const state = perApp.get(ctx.app);
-    if (!state) return original(root, args, ctx, info);
+    const name = state && (await accountOf(args, ctx));
+    if (!state || !name) return original(root, args, ctx, info);
     const ip = ipOf(state, ctx);
-    const input = (args as { input: { tenant: string; email: string } }).input;
-    const account = digest(`${String(input.tenant).trim().toLowerCase()}\n${String(input.email).trim().toLowerCase()}`);
+    const account = digest(name);
     const { limits } = state;
     // Points are taken before the (slow) password check, so no more attempts than the limits allow are
     // ever checked at once. Only a wrong password (or refused input) keeps them: a success, an error, or
@@ -298,7 +308,7 @@ function wrapSignIn(field: GraphQLField<unknown, Context>) {
     let outcome: 'succeeded' | 'failed' | 'error' = 'error';
     try {
       const result = await original(root, args, ctx, info);
-      outcome = isValidationError(result) ? 'failed' : 'succeeded';
+      outcome = failed(result) ? 'failed' : 'succeeded';
       return result;
     } finally {
       if (outcome === 'succeeded') await limits.signInAccount?.delete(account).catch(() => false);
@@ -308,14 +318,32 @@ function wrapSignIn(field: GraphQLField<unknown, Context>) {
   };
 }
 
-/** Wraps the client operations and signIn once per schema; each app finds its own limits through the context. */
+const accountName = (tenant: string, email: string) => `${tenant.trim().toLowerCase()}\n${email.trim().toLowerCase()}`;
+
+function signInAccount(args: unknown): string {
+  const input = (args as { input: { tenant: string; email: string } }).input;
+  return accountName(String(input.tenant), String(input.email));
+}
+
+/** The signed-in member's account, named as signIn names it. */
+async function sessionAccount(_args: unknown, ctx: Context): Promise<string | null> {
+  if (ctx.actor.kind !== 'user') return null;
+  const user = await ctx.prisma.user.findUnique({ where: { id: ctx.actor.userId }, select: { email: true, tenant: { select: { slug: true } } } });
+  return user ? accountName(user.tenant.slug, user.email) : null;
+}
+
+const wrongCurrentPassword = (result: unknown) =>
+  isValidationError(result) && ((result as { fields?: { path: string }[] }).fields ?? []).some((f) => f.path === 'currentPassword');
+
+/** Wraps the client operations, signIn and changePassword once per schema; each app finds its own limits through the context. */
 function instrument(schema: GraphQLSchema) {
   const marked = schema as GraphQLSchema & { [WRAPPED]?: boolean };
   if (marked[WRAPPED]) return;
   marked[WRAPPED] = true;
   for (const field of clientFields(schema)) wrapClientField(field);
-  const signIn = schema.getMutationType()?.getFields().signIn;
-  if (signIn) wrapSignIn(signIn as GraphQLField<unknown, Context>);
+  const mutations = schema.getMutationType()?.getFields();
+  if (mutations?.signIn) wrapPasswordCheck(mutations.signIn as GraphQLField<unknown, Context>, signInAccount, isValidationError);
+  if (mutations?.changePassword) wrapPasswordCheck(mutations.changePassword as GraphQLField<unknown, Context>, sessionAccount, wrongCurrentPassword);
 }
 
 /** Seconds to wait when the admin credential `actor` is over its budget (taking one point), else null. */

@@ -109,6 +109,48 @@ describe('open sockets on one instance', () => {
     expect(await closeCode(stays, 300)).toBe('open');
   });
 
+  it('member changes close the member\'s sockets (4403): role, removal, admin reset; changePassword keeps its own session\'s', async () => {
+    const member = async (email: string) => {
+      const r = ok(await s.gql(`mutation($input: CreateMemberInput!) { createMember(input: $input) { ... on Member { id } } }`, { input: { email, password: PASSWORD, role: 'SUPPORT' } }, { token: tenant.token }));
+      const session = async () => {
+        const res = await s.gql(SIGN_IN, { input: { tenant: tenant.slug, email, password: PASSWORD } });
+        expect(ok(res).signIn.__typename).toBe('SignInSuccess');
+        return res.response.headers.get('set-cookie')!.split(';')[0]!;
+      };
+      return { id: r.createMember.id as string, session };
+    };
+    const bystander = connect(null, { cookie: await signIn(), origin });
+    await streaming(bystander, 'Bystander');
+    const changes: [string, (id: string) => [string, Record<string, unknown>]][] = [
+      ['role', (memberId) => [`mutation($input: ChangeMemberRoleInput!) { changeMemberRole(input: $input) { __typename } }`, { memberId, role: 'READ_ONLY' }]],
+      ['removal', (memberId) => [`mutation($input: RemoveMemberInput!) { removeMember(input: $input) { __typename } }`, { memberId }]],
+      ['reset', (memberId) => [`mutation($input: ResetMemberPasswordInput!) { resetMemberPassword(input: $input) { __typename } }`, { memberId, password: 'another good password' }]],
+    ];
+    for (const [label, change] of changes) {
+      const m = await member(`${label}@example.com`);
+      const socket = connect(null, { cookie: await m.session(), origin });
+      await streaming(socket, `Before ${label}`);
+      const [query, input] = change(m.id);
+      expect(ok(await s.gql(query, { input }, { token: tenant.token })), label).not.toMatchObject({ __typename: expect.stringMatching(/Error$/) });
+      expect(await closeCode(socket), label).toBe(4403);
+    }
+    expect(await closeCode(bystander, 200)).toBe('open');
+
+    const m = await member('changer@example.com');
+    const [mine, other] = [await m.session(), await m.session()];
+    const stays = connect(null, { cookie: mine, origin });
+    const gone = connect(null, { cookie: other, origin });
+    await Promise.all([streaming(stays, 'Mine'), streaming(gone, 'Other')]);
+    const changed = await s.gql(
+      `mutation { changePassword(input: { currentPassword: "${PASSWORD}", newPassword: "another good password" }) { __typename } }`,
+      {},
+      { headers: { cookie: mine } },
+    );
+    expect(ok(changed).changePassword.__typename).toBe('ChangePasswordPayload');
+    expect(await closeCode(gone)).toBe(4403);
+    expect(await closeCode(stays, 300)).toBe('open');
+  });
+
   it('the re-check closes the socket of a session that expired while it was open (4403), and only that', async () => {
     const [cookie, fresh] = [await signIn(), await signIn()];
     const expiring = connect(null, { cookie, origin });

@@ -33,6 +33,9 @@ export interface TrackedSocket {
 /** Credentials per query, well below PostgreSQL's bind-parameter limit. */
 const CHUNK = 1000;
 
+/** Events after which some of the member's sessions no longer authenticate (which ones, the re-check finds out). */
+const ENDS_SESSIONS = new Set(['member.signed_out', 'member.removed', 'member.password_reset', 'member.password_changed']);
+
 const guards = new WeakMap<AppDeps, SocketGuard>();
 
 /** The socket guard of one app (one per AppDeps, created on first use). */
@@ -56,7 +59,9 @@ function createGuard(deps: AppDeps, onError: (err: Error) => void): SocketGuard 
     // Re-checked rather than closed outright: signOut deletes only the caller's session, so the member's
     // sockets on other sessions must stay.
     if (e.type === 'api_token.revoked') background(recheckTenant(tenantId, (s) => s.tokenId === e.subjectId));
-    else if (e.type === 'member.signed_out') background(recheckTenant(tenantId, (s) => s.userId === e.subjectId));
+    else if (ENDS_SESSIONS.has(e.type)) background(recheckTenant(tenantId, (s) => s.userId === e.subjectId));
+    // The member's sockets were authorised for the old role; a session kept (one's own) reconnects with the new one.
+    else if (e.type === 'member.role_changed') background(recheckTenant(tenantId, (s) => s.userId === e.subjectId, true));
   };
 
   /** Keeps a re-check in `inFlight` (stop() waits for it) and hands it back. */
@@ -77,14 +82,15 @@ function createGuard(deps: AppDeps, onError: (err: Error) => void): SocketGuard 
     tenants.delete(t.tenantId);
   };
 
-  const check = async (sockets: TrackedSocket[]): Promise<number> => {
+  /** Closes those of `sockets` whose credential no longer authenticates (all of them when `all`). */
+  const check = async (sockets: TrackedSocket[], all = false): Promise<number> => {
     const open = sockets.filter((s) => s.socket.readyState === s.socket.OPEN);
     const hashes = { tokens: new Set<string>(), sessions: new Set<string>() };
     for (const s of open) (s.credential.kind === 'token' ? hashes.tokens : hashes.sessions).add(s.credential.hash);
     const tokens = [...hashes.tokens];
     const sessions = [...hashes.sessions];
     const valid = new Set<string>();
-    for (let i = 0; i < Math.max(tokens.length, sessions.length); i += CHUNK) {
+    for (let i = 0; !all && i < Math.max(tokens.length, sessions.length); i += CHUNK) {
       const found = await stillValid(deps.prisma, { tokens: tokens.slice(i, i + CHUNK), sessions: sessions.slice(i, i + CHUNK) });
       for (const h of found) valid.add(h);
     }
@@ -99,8 +105,8 @@ function createGuard(deps: AppDeps, onError: (err: Error) => void): SocketGuard 
   };
 
   const allSockets = () => [...tenants.values()].flatMap((g) => [...g.sockets]);
-  const recheckTenant = (tenantId: string, which: (s: TrackedSocket) => boolean) =>
-    check([...(tenants.get(tenantId)?.sockets ?? [])].filter(which));
+  const recheckTenant = (tenantId: string, which: (s: TrackedSocket) => boolean, all = false) =>
+    check([...(tenants.get(tenantId)?.sockets ?? [])].filter(which), all);
 
   return {
     track(socket, actor, { bearer, session }) {

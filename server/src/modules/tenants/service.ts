@@ -5,7 +5,7 @@ import { GraphQLError } from 'graphql';
 import { z } from 'zod';
 import type { Actor } from '../../context.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
-import { inTransaction, type ServiceContext } from '../audit/service.ts';
+import { inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
 import { uniqueOr } from '../common/db.ts';
 import { email, name, parse, password, slug, textProblems } from '../common/validate.ts';
 import { hasRole } from './roles.ts';
@@ -13,6 +13,8 @@ import { decoyHash, hashPassword, hashSecret, newSecret, verifyPassword } from '
 
 export const SESSION_COOKIE = 'tessera_session';
 const SESSION_TTL_MS = 12 * 3600_000;
+/** However much it is used, a session ends this long after its sign-in: a stolen cookie cannot be kept alive forever. */
+export const SESSION_MAX_AGE_MS = 7 * 24 * 3600_000;
 const roles = z.enum(['OWNER', 'ADMIN', 'SUPPORT', 'READ_ONLY']);
 
 function requireTenant(actor: Actor): string {
@@ -58,6 +60,104 @@ export async function createMember(
     const user = await uniqueOr(`a member with email ${data.email} already exists`, () => tx.user.create({ data: { tenantId, email: data.email, name: data.name ?? null, passwordHash, role: data.role } }));
     emit({ type: 'member.created', subjectType: 'User', subjectId: user.id, payload: { email: user.email, role: user.role } });
     return user;
+  });
+}
+
+const isOwner = (actor: Actor) => hasRole(actor, 'OWNER');
+const forbidden = (message: string) => new GraphQLError(message, { extensions: { code: 'FORBIDDEN' } });
+
+/**
+ * The member `memberId` of the caller's tenant, for a change by the caller, inside `tx`. Member changes of a
+ * tenant are serialised by a lock on its row (FOR NO KEY UPDATE: inserts elsewhere that reference the tenant
+ * are not held up), so "another owner remains", read after the lock, still holds at commit however many
+ * demotions or removals run at once, on however many instances. Only an owner may touch an owner, as only
+ * an owner can make one (createMember, createApiToken, revokeApiToken).
+ */
+async function memberForChange(ctx: ServiceContext, tx: Tx, tenantId: string, memberId: string) {
+  await tx.$queryRaw`SELECT id FROM "Tenant" WHERE id = ${tenantId}::uuid FOR NO KEY UPDATE`;
+  const member = await tx.user.findFirst({ where: { id: memberId, tenantId } });
+  if (!member) throw new NotFoundError('Member');
+  if (member.role === 'OWNER' && !isOwner(ctx.actor)) throw forbidden('Only an owner can change or remove an owner');
+  const otherOwners = () => tx.user.count({ where: { tenantId, role: 'OWNER', id: { not: memberId } } });
+  return { member, otherOwners };
+}
+
+/** The caller's own session, which a change the caller makes to their own account leaves running. */
+const ownSession = (actor: Actor) => (actor.kind === 'user' ? actor.sessionId : null);
+
+/** Ends a member's sessions (but `keep`); their open sockets close when the event reaches security/sockets.ts. */
+async function endSessions(tx: Tx, userId: string, keep: string | null) {
+  await tx.session.deleteMany({ where: { userId, ...(keep ? { id: { not: keep } } : {}) } });
+}
+
+/** Gives a member another role; the tenant's last owner keeps theirs. Ends the member's other sessions. */
+export async function changeMemberRole(ctx: ServiceContext, memberId: string, input: { role: Role }) {
+  const tenantId = requireTenant(ctx.actor);
+  const { role } = parse(z.object({ role: roles }), input);
+  if (role === 'OWNER' && !isOwner(ctx.actor)) throw ValidationError.field('role', 'only an owner can make a member an owner');
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const { member, otherOwners } = await memberForChange(ctx, tx, tenantId, memberId);
+    if (member.role === role) return member;
+    if (member.role === 'OWNER' && (await otherOwners()) === 0) {
+      throw new ConflictError('the last owner of the tenant cannot be given another role; make another member an owner first');
+    }
+    const row = await tx.user.update({ where: { id: member.id }, data: { role } });
+    await endSessions(tx, member.id, ctx.actor.kind === 'user' && ctx.actor.userId === member.id ? ownSession(ctx.actor) : null);
+    emit({ type: 'member.role_changed', subjectType: 'User', subjectId: member.id, payload: { email: member.email, role: { from: member.role, to: role } } });
+    return row;
+  });
+}
+
+/** Removes a member (and their sessions); the tenant's last owner stays. */
+export async function removeMember(ctx: ServiceContext, memberId: string) {
+  const tenantId = requireTenant(ctx.actor);
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const { member, otherOwners } = await memberForChange(ctx, tx, tenantId, memberId);
+    if (member.role === 'OWNER' && (await otherOwners()) === 0) {
+      throw new ConflictError('the last owner of the tenant cannot be removed; make another member an owner first');
+    }
+    // Sessions go with the row (ON DELETE CASCADE).
+    await tx.user.delete({ where: { id: member.id } });
+    emit({ type: 'member.removed', subjectType: 'User', subjectId: member.id, payload: { email: member.email, role: member.role } });
+    return member;
+  });
+}
+
+/** Sets a new password for another member, ending all their sessions. One's own goes through changePassword. */
+export async function resetMemberPassword(ctx: ServiceContext, memberId: string, input: { password: string }) {
+  const tenantId = requireTenant(ctx.actor);
+  const data = parse(z.object({ password }), input);
+  // Without the current password a stolen session could lock the member out; changePassword asks for it.
+  if (ctx.actor.kind === 'user' && ctx.actor.userId === memberId) {
+    throw ValidationError.field('memberId', 'to change your own password, give the current one (changePassword)');
+  }
+  const passwordHash = await hashPassword(data.password);
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    const { member } = await memberForChange(ctx, tx, tenantId, memberId);
+    const row = await tx.user.update({ where: { id: member.id }, data: { passwordHash } });
+    await endSessions(tx, member.id, null);
+    emit({ type: 'member.password_reset', subjectType: 'User', subjectId: member.id, payload: { email: member.email } });
+    return row;
+  });
+}
+
+/** The signed-in member's new password, given the current one; their other sessions end, this one stays. */
+export async function changePassword(ctx: ServiceContext, input: { currentPassword: string; newPassword: string }) {
+  const actor = ctx.actor;
+  if (actor.kind !== 'user') throw forbidden('Only a signed-in member has a password to change');
+  const data = parse(z.object({ currentPassword: z.string().max(256, 'must be at most 256 characters'), newPassword: password }), input);
+  const user = await ctx.prisma.user.findUnique({ where: { id: actor.userId } });
+  if (!user) throw new NotFoundError('Member');
+  if (!(await verifyPassword(user.passwordHash, data.currentPassword))) {
+    throw new ValidationError([{ path: 'currentPassword', message: 'is incorrect' }], 'The current password is incorrect');
+  }
+  if (data.newPassword === data.currentPassword) throw ValidationError.field('newPassword', 'must differ from the current password');
+  const passwordHash = await hashPassword(data.newPassword);
+  return inTransaction(ctx, actor.tenantId, async (tx, emit) => {
+    const row = await tx.user.update({ where: { id: user.id }, data: { passwordHash } });
+    await endSessions(tx, user.id, actor.sessionId);
+    emit({ type: 'member.password_changed', subjectType: 'User', subjectId: user.id, payload: { email: user.email } });
+    return row;
   });
 }
 
@@ -169,9 +269,12 @@ export async function authenticate(prisma: PrismaClient, bearer: string | null, 
   }
   if (sessionSecret) {
     const session = await prisma.session.findUnique({ where: { tokenHash: hashSecret(sessionSecret) }, include: { user: true } });
-    if (!session || session.expiresAt.getTime() <= now) return { kind: 'anonymous' };
+    const endOfLife = session ? session.createdAt.getTime() + SESSION_MAX_AGE_MS : 0;
+    if (!session || session.expiresAt.getTime() <= now || endOfLife <= now) return { kind: 'anonymous' };
     if (now - session.lastUsedAt.getTime() > TOUCH_EVERY_MS) {
-      await prisma.session.update({ where: { id: session.id }, data: { lastUsedAt: new Date(now), expiresAt: new Date(now + SESSION_TTL_MS) } });
+      // Slides on use, but never past its maximum age.
+      const expiresAt = new Date(Math.min(now + SESSION_TTL_MS, endOfLife));
+      await prisma.session.update({ where: { id: session.id }, data: { lastUsedAt: new Date(now), expiresAt } });
     }
     return { kind: 'user', tenantId: session.user.tenantId, userId: session.userId, sessionId: session.id, role: session.user.role };
   }
@@ -191,7 +294,10 @@ export async function stillValid(prisma: PrismaClient, hashes: { tokens: string[
         })
       : [],
     hashes.sessions.length
-      ? prisma.session.findMany({ where: { tokenHash: { in: hashes.sessions }, expiresAt: { gt: new Date() } }, select: { tokenHash: true } })
+      ? prisma.session.findMany({
+          where: { tokenHash: { in: hashes.sessions }, expiresAt: { gt: new Date() }, createdAt: { gt: new Date(Date.now() - SESSION_MAX_AGE_MS) } },
+          select: { tokenHash: true },
+        })
       : [],
   ]);
   return new Set([...tokens, ...sessions].map((r) => r.tokenHash));

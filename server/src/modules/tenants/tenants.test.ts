@@ -1,4 +1,4 @@
-import { decodeGlobalID } from '@pothos/plugin-relay';
+import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
 import { createTenant } from './service.ts';
@@ -446,5 +446,221 @@ describe('tenant isolation of members and tokens', () => {
     expect(kinds.filter((k) => k === 'Member')).toHaveLength(1);
     expect(kinds.filter((k) => k === 'ConflictError')).toHaveLength(5);
     expect(await s.db.prisma.user.count({ where: { email: 'race@example.com' } })).toBe(1);
+  });
+});
+
+describe('member management', () => {
+  const password = 'correct horse battery';
+  const MEMBER = `__typename ... on Member { id email role } ... on Error { message } ... on ValidationError { fields { path message } }`;
+  const CHANGE_ROLE = `mutation($input: ChangeMemberRoleInput!) { changeMemberRole(input: $input) { ${MEMBER} } }`;
+  const REMOVE = `mutation($input: RemoveMemberInput!) {
+    removeMember(input: $input) { __typename ... on RemoveMemberPayload { deletedId } ... on Error { message } ... on ValidationError { fields { path message } } }
+  }`;
+  const RESET = `mutation($input: ResetMemberPasswordInput!) { resetMemberPassword(input: $input) { ${MEMBER} } }`;
+  const CHANGE_PASSWORD = `mutation($input: ChangePasswordInput!) {
+    changePassword(input: $input) { __typename ... on ChangePasswordPayload { memberId } ... on ValidationError { message fields { path message } } }
+  }`;
+  type Role = 'OWNER' | 'ADMIN' | 'SUPPORT' | 'READ_ONLY';
+
+  /** A fresh tenant with one member of each given role, each signed in once. */
+  async function team(roles: Role[]) {
+    const t = await s.tenant();
+    const members = [];
+    for (const [i, role] of roles.entries()) {
+      const email = `${role.toLowerCase()}${i}@example.com`;
+      const id = ok(await s.gql(CREATE_MEMBER, { input: { email, password, role } }, { token: t.token })).createMember.id as string;
+      members.push({ id, uuid: decodeGlobalID(id).id, email, role, cookie: await signIn(t.slug, email) });
+    }
+    return { ...t, members };
+  }
+  async function signIn(slug: string, email: string, pw = password) {
+    const r = await s.gql(SIGN_IN, { input: { tenant: slug, email, password: pw } });
+    expect(ok(r).signIn.__typename, `${email}: ${JSON.stringify(r.data)}`).toBe('SignInSuccess');
+    return `tessera_session=${sessionFrom(r.response)}`;
+  }
+  const as = (cookie: string) => ({ headers: { cookie } });
+  const viewerOf = async (cookie: string) => ok(await s.gql(VIEWER, {}, as(cookie))).viewer as { role: string } | null;
+  const events = (tenantId: string) => s.db.prisma.auditEvent.findMany({ where: { tenantId }, orderBy: { id: 'asc' } });
+  /** Rows that a refused change must leave as they were. */
+  const state = async (tenantId: string) => ({
+    users: await s.db.prisma.user.findMany({ where: { tenantId }, orderBy: { email: 'asc' } }),
+    sessions: await s.db.prisma.session.count({ where: { user: { tenantId } } }),
+    events: await s.db.prisma.auditEvent.count({ where: { tenantId } }),
+  });
+
+  it('an OWNER changes a role: one event, the member\'s sessions end, the new role applies', async () => {
+    const t = await team(['OWNER', 'ADMIN']);
+    const [owner, admin] = t.members as [(typeof t.members)[0], (typeof t.members)[0]];
+    const second = await signIn(t.slug, admin.email);
+    const before = (await events(t.id)).length;
+    const r = ok(await s.gql(CHANGE_ROLE, { input: { memberId: admin.id, role: 'SUPPORT' } }, as(owner.cookie)));
+    expect(r.changeMemberRole).toMatchObject({ __typename: 'Member', id: admin.id, role: 'SUPPORT' });
+    const after = await events(t.id);
+    expect(after.slice(before).map((e) => [e.type, e.subjectId, e.actorId])).toEqual([['member.role_changed', admin.uuid, owner.uuid]]);
+    expect(after.at(-1)!.payload).toEqual({ email: admin.email, role: { from: 'ADMIN', to: 'SUPPORT' } });
+    for (const cookie of [admin.cookie, second]) expect(await viewerOf(cookie)).toBeNull();
+    expect(await viewerOf(owner.cookie)).toMatchObject({ role: 'OWNER' });
+    const fresh = await signIn(t.slug, admin.email);
+    expect(await viewerOf(fresh)).toMatchObject({ role: 'SUPPORT' });
+    // The same role again changes nothing, records nothing and ends no session.
+    const unchanged = await state(t.id);
+    ok(await s.gql(CHANGE_ROLE, { input: { memberId: admin.id, role: 'SUPPORT' } }, as(owner.cookie)));
+    expect(await state(t.id)).toEqual(unchanged);
+  });
+
+  it('an ADMIN manages members below OWNER only: granting OWNER is a ValidationError, touching an owner FORBIDDEN', async () => {
+    const t = await team(['OWNER', 'OWNER', 'ADMIN', 'SUPPORT']);
+    const [owner, , admin, support] = t.members as (typeof t.members)[0][];
+    const adminToken = ok(await s.gql(CREATE_TOKEN, { input: { name: 'admin', role: 'ADMIN' } }, { token: t.token })).createApiToken.token as string;
+    for (const who of [as(admin!.cookie), { token: adminToken }]) {
+      const before = await state(t.id);
+      const grant = ok(await s.gql(CHANGE_ROLE, { input: { memberId: support!.id, role: 'OWNER' } }, who)).changeMemberRole;
+      expect(grant).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'role' }] });
+      for (const [query, input] of [
+        [CHANGE_ROLE, { memberId: owner!.id, role: 'ADMIN' }],
+        [REMOVE, { memberId: owner!.id }],
+        [RESET, { memberId: owner!.id, password: 'another good password' }],
+      ] as const) {
+        const r = await s.gql(query, { input }, who);
+        expect(r.errors?.[0]?.extensions?.code, JSON.stringify(r)).toBe('FORBIDDEN');
+      }
+      expect(await state(t.id)).toEqual(before);
+    }
+    // Below OWNER, an ADMIN may: promote to ADMIN, demote, reset, remove.
+    expect(ok(await s.gql(CHANGE_ROLE, { input: { memberId: support!.id, role: 'ADMIN' } }, as(admin!.cookie))).changeMemberRole.role).toBe('ADMIN');
+    expect(ok(await s.gql(CHANGE_ROLE, { input: { memberId: support!.id, role: 'READ_ONLY' } }, { token: adminToken })).changeMemberRole.role).toBe('READ_ONLY');
+    expect(ok(await s.gql(RESET, { input: { memberId: support!.id, password: 'another good password' } }, as(admin!.cookie))).resetMemberPassword.__typename).toBe('Member');
+    expect(ok(await s.gql(REMOVE, { input: { memberId: support!.id } }, as(admin!.cookie))).removeMember).toEqual({ __typename: 'RemoveMemberPayload', deletedId: support!.id });
+    // An OWNER may grant OWNER and change another owner.
+    expect(ok(await s.gql(CHANGE_ROLE, { input: { memberId: admin!.id, role: 'OWNER' } }, as(owner!.cookie))).changeMemberRole.role).toBe('OWNER');
+    expect(ok(await s.gql(CHANGE_ROLE, { input: { memberId: admin!.id, role: 'ADMIN' } }, as(owner!.cookie))).changeMemberRole.role).toBe('ADMIN');
+  });
+
+  it('unknown, foreign or malformed member ids: NotFoundError / ValidationError, nothing written', async () => {
+    const t = await team(['OWNER']);
+    const foreign = await team(['ADMIN']);
+    const [owner] = t.members;
+    const ids = { unknown: encodeGlobalID('Member', '00000000-0000-4000-8000-000000000000'), foreign: foreign.members[0]!.id };
+    const before = [await state(t.id), await state(foreign.id)];
+    for (const [query, extra] of [[CHANGE_ROLE, { role: 'READ_ONLY' }], [REMOVE, {}], [RESET, { password: 'another good password' }]] as const) {
+      for (const memberId of Object.values(ids)) {
+        const r = ok(await s.gql(query, { input: { memberId, ...extra } }, as(owner!.cookie)));
+        expect(Object.values(r)[0], `${query} ${memberId}`).toMatchObject({ __typename: 'NotFoundError' });
+      }
+      for (const memberId of ['nope', encodeGlobalID('License', '00000000-0000-4000-8000-000000000000')]) {
+        const r = ok(await s.gql(query, { input: { memberId, ...extra } }, as(owner!.cookie)));
+        expect(Object.values(r)[0]).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'memberId' }] });
+      }
+    }
+    const bad = ok(await s.gql(RESET, { input: { memberId: ids.foreign, password: 'short' } }, as(owner!.cookie))).resetMemberPassword;
+    expect(bad).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'password' }] });
+    expect([await state(t.id), await state(foreign.id)]).toEqual(before);
+  });
+
+  it("the tenant's last owner can be neither demoted nor removed, by anyone, themselves included", async () => {
+    const t = await team(['OWNER', 'OWNER']);
+    const [a, b] = t.members as [(typeof t.members)[0], (typeof t.members)[0]];
+    // With two owners, one may step down (keeping the session they did it with).
+    expect(ok(await s.gql(CHANGE_ROLE, { input: { memberId: a.id, role: 'ADMIN' } }, as(a.cookie))).changeMemberRole.role).toBe('ADMIN');
+    expect(await viewerOf(a.cookie)).toMatchObject({ role: 'ADMIN' });
+    const before = await state(t.id);
+    for (const who of [as(b.cookie), { token: t.token }]) {
+      const demote = ok(await s.gql(CHANGE_ROLE, { input: { memberId: b.id, role: 'ADMIN' } }, who)).changeMemberRole;
+      expect(demote).toMatchObject({ __typename: 'ConflictError', message: expect.stringMatching(/last owner/) });
+      const remove = ok(await s.gql(REMOVE, { input: { memberId: b.id } }, who)).removeMember;
+      expect(remove).toMatchObject({ __typename: 'ConflictError', message: expect.stringMatching(/last owner/) });
+    }
+    expect(await state(t.id)).toEqual(before);
+    // A member may leave (their sessions go with them).
+    expect(ok(await s.gql(REMOVE, { input: { memberId: a.id } }, as(a.cookie))).removeMember.__typename).toBe('RemoveMemberPayload');
+    expect(await viewerOf(a.cookie)).toBeNull();
+    expect(await s.db.prisma.session.count({ where: { userId: a.uuid } })).toBe(0);
+    const [removed] = (await events(t.id)).filter((e) => e.type === 'member.removed');
+    expect(removed).toMatchObject({ subjectId: a.uuid, actorId: a.uuid, payload: { email: a.email, role: 'ADMIN' } });
+    const again = await s.gql(SIGN_IN, { input: { tenant: t.slug, email: a.email, password } });
+    expect(ok(again).signIn.__typename).toBe('ValidationError');
+  });
+
+  it('concurrent demotions and removals of the last two owners leave one owner', async () => {
+    for (let round = 0; round < 6; round++) {
+      const t = await team(['OWNER', 'OWNER']);
+      const [a, b] = t.members as [(typeof t.members)[0], (typeof t.members)[0]];
+      // Each owner acts on the other (and, by token, on both) at once, by demotion or removal.
+      const requests =
+        round % 2
+          ? [s.gql(CHANGE_ROLE, { input: { memberId: b.id, role: 'ADMIN' } }, as(a.cookie)), s.gql(REMOVE, { input: { memberId: a.id } }, { token: t.token })]
+          : [s.gql(CHANGE_ROLE, { input: { memberId: a.id, role: 'ADMIN' } }, { token: t.token }), s.gql(CHANGE_ROLE, { input: { memberId: b.id, role: 'READ_ONLY' } }, { token: t.token })];
+      const answers = (await Promise.all(requests)).map((r) => Object.values(ok(r))[0] as { __typename: string });
+      expect(answers.map((x) => x.__typename).filter((x) => x === 'ConflictError'), `round ${round}: ${JSON.stringify(answers)}`).toHaveLength(1);
+      expect(await s.db.prisma.user.count({ where: { tenantId: t.id, role: 'OWNER' } }), `round ${round}`).toBe(1);
+    }
+  });
+
+  it('an admin-set password: the old one stops working, all the member\'s sessions end; one\'s own needs changePassword', async () => {
+    const t = await team(['OWNER', 'SUPPORT']);
+    const [owner, support] = t.members as [(typeof t.members)[0], (typeof t.members)[0]];
+    const r = ok(await s.gql(RESET, { input: { memberId: support.id, password: 'a brand new password' } }, as(owner.cookie)));
+    expect(r.resetMemberPassword).toMatchObject({ __typename: 'Member', id: support.id });
+    expect(await viewerOf(support.cookie)).toBeNull();
+    expect(ok(await s.gql(SIGN_IN, { input: { tenant: t.slug, email: support.email, password } })).signIn.__typename).toBe('ValidationError');
+    await signIn(t.slug, support.email, 'a brand new password');
+    const reset = (await events(t.id)).filter((e) => e.type === 'member.password_reset');
+    expect(reset.map((e) => [e.subjectId, e.actorId, e.payload])).toEqual([[support.uuid, owner.uuid, { email: support.email }]]);
+    expect(JSON.stringify(await events(t.id), (_k, v) => (typeof v === 'bigint' ? String(v) : v))).not.toContain('a brand new password');
+    // Not for one's own password: that needs the current one.
+    const before = await state(t.id);
+    const own = ok(await s.gql(RESET, { input: { memberId: owner.id, password: 'a brand new password' } }, as(owner.cookie))).resetMemberPassword;
+    expect(own).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'memberId' }] });
+    expect(await state(t.id)).toEqual(before);
+  });
+
+  it('changePassword: needs the current password; keeps this session, ends the others; sessions only', async () => {
+    const t = await team(['READ_ONLY']);
+    const [member] = t.members as [(typeof t.members)[0]];
+    const other = await signIn(t.slug, member.email);
+    const before = await state(t.id);
+    for (const input of [
+      { currentPassword: 'wrong password!', newPassword: 'a brand new password' },
+      { currentPassword: password, newPassword: 'short' },
+      { currentPassword: password, newPassword: password },
+    ]) {
+      const r = ok(await s.gql(CHANGE_PASSWORD, { input }, as(member.cookie))).changePassword;
+      expect(r.__typename, JSON.stringify(input)).toBe('ValidationError');
+    }
+    const wrong = ok(await s.gql(CHANGE_PASSWORD, { input: { currentPassword: 'wrong password!', newPassword: 'a brand new password' } }, as(member.cookie)));
+    expect(wrong.changePassword.fields).toEqual([{ path: 'currentPassword', message: 'is incorrect' }]);
+    expect(await state(t.id)).toEqual(before);
+    // An API token or no credentials have no password to change.
+    const viaToken = await s.gql(CHANGE_PASSWORD, { input: { currentPassword: password, newPassword: 'a brand new password' } }, { token: t.token });
+    expect(viaToken.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const anonymous = await s.gql(CHANGE_PASSWORD, { input: { currentPassword: password, newPassword: 'a brand new password' } });
+    expect(anonymous.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+
+    const done = ok(await s.gql(CHANGE_PASSWORD, { input: { currentPassword: password, newPassword: 'a brand new password' } }, as(member.cookie)));
+    expect(done.changePassword).toEqual({ __typename: 'ChangePasswordPayload', memberId: member.uuid });
+    expect(await viewerOf(member.cookie)).toMatchObject({ role: 'READ_ONLY' });
+    expect(await viewerOf(other)).toBeNull();
+    expect(ok(await s.gql(SIGN_IN, { input: { tenant: t.slug, email: member.email, password } })).signIn.__typename).toBe('ValidationError');
+    await signIn(t.slug, member.email, 'a brand new password');
+    const changed = (await events(t.id)).filter((e) => e.type === 'member.password_changed');
+    expect(changed.map((e) => [e.subjectId, e.actorId, e.payload])).toEqual([[member.uuid, member.uuid, { email: member.email }]]);
+  });
+
+  it('a session ends at its maximum age from sign-in, however recently used; sliding never passes it', async () => {
+    const t = await team(['ADMIN']);
+    const [member] = t.members as [(typeof t.members)[0]];
+    const where = { tokenHash: hashSecret(decodeURIComponent(member.cookie.split('=')[1]!)) };
+    const day = 24 * 3600_000;
+    // Signed in six days and 23 hours ago, used a while ago: it slides, but only to the seventh day.
+    const createdAt = new Date(Date.now() - 7 * day + 3600_000);
+    await s.db.prisma.session.update({ where, data: { createdAt, lastUsedAt: new Date(Date.now() - 5 * 60_000) } });
+    expect(await viewerOf(member.cookie)).toMatchObject({ role: 'ADMIN' });
+    const slid = await s.db.prisma.session.findUniqueOrThrow({ where });
+    expect(slid.expiresAt.getTime()).toBe(createdAt.getTime() + 7 * day);
+    // Past seven days it is over, whatever its expiry says.
+    await s.db.prisma.session.update({ where, data: { createdAt: new Date(Date.now() - 7 * day - 1000), expiresAt: new Date(Date.now() + 3600_000) } });
+    expect(await viewerOf(member.cookie)).toBeNull();
+    const q = await s.gql(`{ products { id } }`, {}, as(member.cookie));
+    expect(q.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
   });
 });

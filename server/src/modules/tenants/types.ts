@@ -1,9 +1,21 @@
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import { builder } from '../../builder.ts';
 import { ADMIN_ERRORS, RoleEnum } from '../common/types.ts';
 import { parseId } from '../common/ids.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ValidationError } from '../../errors.ts';
-import { createApiToken, createMember, revokeApiToken, sessionCookie, signIn, signOut } from './service.ts';
+import {
+  changeMemberRole,
+  changePassword,
+  createApiToken,
+  createMember,
+  removeMember,
+  resetMemberPassword,
+  revokeApiToken,
+  sessionCookie,
+  signIn,
+  signOut,
+} from './service.ts';
 
 export const TenantType = builder.prismaObject('Tenant', {
   fields: (t) => ({
@@ -135,6 +147,33 @@ const IdInput = (name: string) =>
   builder.inputType(name, { fields: (t) => ({ id: t.id({ required: true }) }) });
 const RevokeApiTokenInput = IdInput('RevokeApiTokenInput');
 
+const memberId = (id: string | number) => parseId(String(id), 'Member', 'memberId');
+
+const ChangeMemberRoleInput = builder.inputType('ChangeMemberRoleInput', {
+  fields: (t) => ({
+    memberId: t.id({ required: true }),
+    role: t.field({ type: RoleEnum, required: true, description: 'Only an owner may grant OWNER; the last owner keeps it.' }),
+  }),
+});
+
+const RemoveMemberInput = builder.inputType('RemoveMemberInput', { fields: (t) => ({ memberId: t.id({ required: true }) }) });
+
+const RemoveMemberPayload = builder.objectRef<{ id: string }>('RemoveMemberPayload').implement({
+  fields: (t) => ({ deletedId: t.id({ resolve: (p) => encodeGlobalID('Member', p.id) }) }),
+});
+
+const ResetMemberPasswordInput = builder.inputType('ResetMemberPasswordInput', {
+  fields: (t) => ({ memberId: t.id({ required: true }), password: t.string({ required: true }) }),
+});
+
+const ChangePasswordPayload = builder.objectRef<{ memberId: string }>('ChangePasswordPayload').implement({
+  fields: (t) => ({ memberId: t.exposeID('memberId') }),
+});
+
+const ChangePasswordInput = builder.inputType('ChangePasswordInput', {
+  fields: (t) => ({ currentPassword: t.string({ required: true }), newPassword: t.string({ required: true }) }),
+});
+
 builder.mutationFields((t) => ({
   signIn: t.field({
     type: SignInSuccess,
@@ -160,6 +199,47 @@ builder.mutationFields((t) => ({
     resolve: async (query, _r, { input }, ctx) => {
       const user = await createMember(ctx, input);
       return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: user.id } });
+    },
+  }),
+  changeMemberRole: t.prismaField({
+    type: 'User',
+    description: "Gives a member another role and ends the member's other sessions. An ADMIN manages members below OWNER.",
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: ChangeMemberRoleInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const user = await changeMemberRole(ctx, memberId(input.memberId), { role: input.role });
+      return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: user.id } });
+    },
+  }),
+  removeMember: t.field({
+    type: RemoveMemberPayload,
+    description: 'Removes a member and ends their sessions; the last owner cannot be removed.',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: RemoveMemberInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => ({ id: (await removeMember(ctx, memberId(input.memberId))).id }),
+  }),
+  resetMemberPassword: t.prismaField({
+    type: 'User',
+    description: "Sets another member's password and ends all their sessions.",
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: ResetMemberPasswordInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const user = await resetMemberPassword(ctx, memberId(input.memberId), { password: input.password });
+      return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: user.id } });
+    },
+  }),
+  changePassword: t.field({
+    type: ChangePasswordPayload,
+    description: "The signed-in member's new password, given the current one. Their other sessions end; this one stays. Wrong current passwords count as failed sign-ins.",
+    authScopes: { session: true },
+    errors: { types: [ValidationError] },
+    args: { input: t.arg({ type: ChangePasswordInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => {
+      const user = await changePassword(ctx, input);
+      return { memberId: user.id };
     },
   }),
   createApiToken: t.field({
