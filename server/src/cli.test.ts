@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Instance, startInstance, stopInstance } from '../test/processes.ts';
 
 // The operator CLI as operators run it: a separate process on the embedded database, with and
@@ -18,12 +18,15 @@ function dataDir(): string {
   return dir;
 }
 
-async function tessera(args: string[], dir: string): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs the CLI; `stdin` is written to its standard input (closed at once when not given). */
+async function tessera(args: string[], dir: string, stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(path.join(serverDir, 'node_modules/.bin/tsx'), ['src/cli.ts', ...args], {
+    const running = run(path.join(serverDir, 'node_modules/.bin/tsx'), ['src/cli.ts', ...args], {
       cwd: serverDir,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TESSERA_DATA_DIR: dir, TESSERA_MASTER_KEY: 'a'.repeat(64) },
     });
+    running.child.stdin?.end(stdin);
+    const { stdout, stderr } = await running;
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -70,11 +73,22 @@ describe('pnpm tessera tenant create', () => {
 
   describe('while the server holds the data dir', () => {
     let server: Instance;
+    let dir: string;
+    beforeAll(async () => {
+      dir = dataDir();
+      server = await startInstance({ TESSERA_DATA_DIR: dir, PORT: '0', HOST: '127.0.0.1', TESSERA_DEMO: '0', TESSERA_MASTER_KEY: 'a'.repeat(64), NODE_ENV: 'test' });
+    }, 180_000);
     afterAll(() => (server ? stopInstance(server) : undefined));
 
+    const gql = async (query: string, variables: Record<string, unknown>, headers: Record<string, string> = {}) => {
+      const res = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query, variables }) });
+      return { body: (await res.json()) as { data: any; errors?: unknown }, cookie: res.headers.get('set-cookie')?.split(';')[0] ?? null };
+    };
+    const signIn = (tenant: string, email: string, password: string) =>
+      gql(`mutation($input: SignInInput!) { signIn(input: $input) { __typename } }`, { input: { tenant, email, password } });
+    const viewer = async (cookie: string) => (await gql('{ viewer { role } }', {}, { cookie })).body.data.viewer;
+
     it('goes through the running server, whose API then accepts the new token', async () => {
-      const dir = dataDir();
-      server = await startInstance({ TESSERA_DATA_DIR: dir, PORT: '0', HOST: '127.0.0.1', TESSERA_DEMO: '0', TESSERA_MASTER_KEY: 'a'.repeat(64), NODE_ENV: 'test' });
       const created = await tessera(['tenant', 'create', 'live-co', '--json'], dir);
       expect(created.code, created.stderr).toBe(0);
       const { adminToken, tenantId } = JSON.parse(created.stdout);
@@ -85,5 +99,55 @@ describe('pnpm tessera tenant create', () => {
       });
       expect((await res.json()).data.viewer).toEqual({ tenantId, role: 'OWNER' });
     });
+
+    it('member create / reset-password take the password from standard input; set-role; the last owner stays', async () => {
+      expect((await tessera(['tenant', 'create', 'locked-out', '--json'], dir)).code).toBe(0);
+      const member = ['--tenant', 'locked-out', '--email', 'sole@owner.example', '--json'];
+      const created = await tessera(['member', 'create', ...member, '--role', 'OWNER', '--password-stdin'], dir, 'first good password\n');
+      expect(created.code, created.stderr).toBe(0);
+      expect(JSON.parse(created.stdout)).toMatchObject({ email: 'sole@owner.example', role: 'OWNER' });
+      expect(created.stdout).not.toContain('first good password');
+      const first = await signIn('locked-out', 'sole@owner.example', 'first good password');
+      expect(first.body.data.signIn.__typename).toBe('SignInSuccess');
+
+      // The sole owner forgot it: the operator sets a new one; the old password and sessions stop working.
+      const reset = await tessera(['member', 'reset-password', ...member, '--password-stdin'], dir, 'second good password\n');
+      expect(reset.code, reset.stderr).toBe(0);
+      expect(reset.stdout).not.toContain('second good password');
+      expect(await viewer(first.cookie!)).toBeNull();
+      expect((await signIn('locked-out', 'sole@owner.example', 'first good password')).body.data.signIn.__typename).toBe('ValidationError');
+      const second = await signIn('locked-out', 'sole@owner.example', 'second good password');
+      expect(await viewer(second.cookie!)).toEqual({ role: 'OWNER' });
+      // Without a password given, one is generated and printed once.
+      const generated = await tessera(['member', 'reset-password', ...member], dir);
+      expect(generated.code, generated.stderr).toBe(0);
+      const { password } = JSON.parse(generated.stdout);
+      expect(password).toMatch(/^\S{12,}$/);
+      expect((await signIn('locked-out', 'sole@owner.example', password)).body.data.signIn.__typename).toBe('SignInSuccess');
+
+      const demoted = await tessera(['member', 'set-role', ...member, '--role', 'ADMIN'], dir);
+      expect(demoted.code).toBe(1);
+      expect(demoted.stderr).toContain('last owner');
+      const helper = await tessera(['member', 'create', '--tenant', 'locked-out', '--email', 'helper@owner.example', '--role', 'SUPPORT', '--password', 'discouraged but works', '--json'], dir);
+      expect(helper.code, helper.stderr).toBe(0);
+      const promoted = await tessera(['member', 'set-role', '--tenant', 'locked-out', '--email', 'helper@owner.example', '--role', 'owner', '--json'], dir);
+      expect(promoted.code, promoted.stderr).toBe(0);
+      expect(JSON.parse(promoted.stdout)).toMatchObject({ email: 'helper@owner.example', role: 'OWNER' });
+      const helperSession = await signIn('locked-out', 'helper@owner.example', 'discouraged but works');
+      expect(await viewer(helperSession.cookie!)).toEqual({ role: 'OWNER' });
+
+      for (const [args, message] of [
+        [['member', 'reset-password', ...member, '--password', 'x', '--password-stdin'], 'not both'],
+        [['member', 'reset-password', ...member, '--password-stdin'], 'no password'],
+        [['member', 'set-role', ...member], '--role'],
+      ] as const) {
+        const out = await tessera([...args], dir, '');
+        expect(out.code, out.stderr).toBe(2);
+        expect(out.stderr).toContain(message);
+      }
+      const unknown = await tessera(['member', 'reset-password', '--tenant', 'locked-out', '--email', 'nobody@owner.example'], dir);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain('not found');
+    }, 360_000);
   });
 });

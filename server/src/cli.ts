@@ -15,19 +15,28 @@ import { createMemoryBus } from './modules/audit/bus.ts';
 import { sealerOf } from './modules/audit/chain.ts';
 import type { ServiceContext } from './modules/audit/service.ts';
 import { importLicenses } from './modules/licenses/import.ts';
-import { createMember, createTenant } from './modules/tenants/service.ts';
+import { changeMemberRole, createMember, createTenant, resetMemberPassword } from './modules/tenants/service.ts';
 
 const USAGE = `Usage: pnpm tessera <command> [options]
 
 Commands:
   tenant create <slug> [--name <name>] [--json]
       Create a tenant and print its first OWNER API token (shown once).
-  member create --tenant <slug> --email <email> [--role OWNER|ADMIN|SUPPORT|READ_ONLY] [--password <pw>] [--json]
-      Add a console user (a password is generated when none is given).
+  member create --tenant <slug> --email <email> [--role OWNER|ADMIN|SUPPORT|READ_ONLY] [--password-stdin] [--json]
+      Add a console user. The password is read from standard input with --password-stdin
+      (one line), else generated and printed.
+  member reset-password --tenant <slug> --email <email> [--password-stdin] [--json]
+      Set a member's password (read from standard input, else generated and printed) and end
+      their sessions: for a member locked out, the sole owner included.
+  member set-role --tenant <slug> --email <email> --role OWNER|ADMIN|SUPPORT|READ_ONLY [--json]
+      Give a member another role and end their sessions (the last owner keeps OWNER).
   licenses import <file> --tenant <slug> [--format csv|jsonl] [--json]
       Import licenses from CSV (header row) or JSON lines, all or nothing.
   migrate
       Apply pending database migrations (the server also does this on start).
+
+--password <pw> is still accepted by member create and member reset-password, but is discouraged:
+a command line can be read by other users of the machine (ps) and lands in shell history.
 
 Environment: DATABASE_URL (PostgreSQL) or TESSERA_DATA_DIR (embedded, default ./data).`;
 
@@ -71,6 +80,25 @@ async function tenantId(app: AppDeps, slug: string | undefined): Promise<string>
   return tenant.id;
 }
 
+/** The id of the member with this email in the tenant. */
+async function memberId(app: AppDeps, tenant: string, address: string | undefined): Promise<string> {
+  if (!address) throw new UsageError('--email <email> is required');
+  const user = await app.prisma.user.findFirst({ where: { tenantId: tenant, email: address.trim().toLowerCase() }, select: { id: true } });
+  if (!user) throw new NotFoundError(`member ${address}`);
+  return user.id;
+}
+
+/** The password given (--password-stdin: standard input, one line; --password: discouraged), or null for none. */
+async function passwordOption(argv: string | undefined, fromStdin: boolean): Promise<string | null> {
+  if (argv !== undefined && fromStdin) throw new UsageError('give --password or --password-stdin, not both');
+  if (!fromStdin) return argv ?? null;
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  if (!text) throw new UsageError('--password-stdin read no password from standard input');
+  return text;
+}
+
 function print(json: boolean, value: Record<string, unknown>, human: string) {
   console.log(json ? JSON.stringify(value) : human);
 }
@@ -93,8 +121,9 @@ function parseCommandLineOrThrow(argv: string[]) {
       name: { type: 'string' },
       tenant: { type: 'string' },
       email: { type: 'string' },
-      role: { type: 'string', default: 'ADMIN' },
+      role: { type: 'string' },
       password: { type: 'string' },
+      'password-stdin': { type: 'boolean', default: false },
       format: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -120,14 +149,36 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
 
-  if (group === 'member' && action === 'create') {
-    const password = values.password ?? randomBytes(12).toString('base64url');
+  if (group === 'member' && (action === 'create' || action === 'reset-password')) {
+    const given = await passwordOption(values.password, values['password-stdin'] ?? false);
+    const password = given ?? randomBytes(12).toString('base64url');
+    const shown = given === null ? { password } : {};
+    if (action === 'create') {
+      const out = await withDatabase(async (app) => {
+        const ctx = operatorContext(app, await tenantId(app, values.tenant));
+        const user = await createMember(ctx, { email: values.email ?? '', password, role: (values.role ?? 'ADMIN').toUpperCase() as never });
+        return { memberId: user.id, email: user.email, role: user.role };
+      });
+      print(json, { ...out, ...shown }, `Added ${out.email} as ${out.role}.${given === null ? ` Password: ${password}` : ''}`);
+      return 0;
+    }
     const out = await withDatabase(async (app) => {
-      const ctx = operatorContext(app, await tenantId(app, values.tenant));
-      const user = await createMember(ctx, { email: values.email ?? '', password, role: (values.role ?? 'ADMIN').toUpperCase() as never });
+      const tenant = await tenantId(app, values.tenant);
+      const user = await resetMemberPassword(operatorContext(app, tenant), await memberId(app, tenant, values.email), { password });
+      return { memberId: user.id, email: user.email };
+    });
+    print(json, { ...out, ...shown }, `New password set for ${out.email}; their sessions ended.${given === null ? ` Password: ${password}` : ''}`);
+    return 0;
+  }
+
+  if (group === 'member' && action === 'set-role') {
+    if (!values.role) throw new UsageError('member set-role needs --role OWNER|ADMIN|SUPPORT|READ_ONLY');
+    const out = await withDatabase(async (app) => {
+      const tenant = await tenantId(app, values.tenant);
+      const user = await changeMemberRole(operatorContext(app, tenant), await memberId(app, tenant, values.email), { role: values.role!.toUpperCase() as never });
       return { memberId: user.id, email: user.email, role: user.role };
     });
-    print(json, { ...out, ...(values.password ? {} : { password }) }, `Added ${out.email} as ${out.role}.${values.password ? '' : ` Password: ${password}`}`);
+    print(json, out, `${out.email} is ${out.role}.`);
     return 0;
   }
 
