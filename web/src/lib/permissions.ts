@@ -25,6 +25,7 @@ export const REQUIRED = {
   viewMembers: 'ADMIN',
   manageApiTokens: 'ADMIN',
   createMember: 'OWNER',
+  manageMembers: 'ADMIN',
   manageWebhooks: 'ADMIN',
 } as const satisfies Record<string, Role>;
 
@@ -43,6 +44,14 @@ export const ROLE_LABEL: Record<Role, string> = {
 };
 
 export const ROLES: Role[] = ['OWNER', 'ADMIN', 'SUPPORT', 'READ_ONLY'];
+
+/**
+ * Whether a member with `role` may change, reset or remove a member whose role is `target`: an ADMIN the
+ * members below OWNER, an OWNER anyone (the server refuses the rest with FORBIDDEN).
+ */
+export function canManageMember(role: Role | null | undefined, target: Role): boolean {
+  return can(role, 'manageMembers') && (target !== 'OWNER' || role === 'OWNER');
+}
 
 /** The roles a member may give a new API token: an owner token only from an owner (the server refuses it otherwise). */
 export function grantableRoles(role: Role | null | undefined): Role[] {
