@@ -6,7 +6,7 @@ import { loadConfig } from '../../config.ts';
 import { freshPostgres, ok, startTestServer, testDatabaseUrl, testEnv, type TestServer } from '../../../test/harness.ts';
 import { listen, sleep, subscribe, wsClient, type WsClient } from '../../../test/ws.ts';
 import { hashSecret } from '../tenants/secrets.ts';
-import { createTenant } from '../tenants/service.ts';
+import { createTenant, SESSION_MAX_AGE_MS } from '../tenants/service.ts';
 import { sealerOf } from '../audit/chain.ts';
 import { socketGuardOf } from './sockets.ts';
 
@@ -170,6 +170,21 @@ describe('open sockets on one instance', () => {
     // Re-checking is no use of the session: it does not slide its expiry.
     const after = await s.db.prisma.session.findUniqueOrThrow({ where: { id: before.id } });
     expect(after.expiresAt).toEqual(before.expiresAt);
+  });
+
+  it('the re-check closes the socket of a session past its maximum age from sign-in (4403), whatever its expiry says', async () => {
+    const [cookie, fresh] = [await signIn(), await signIn()];
+    const old = connect(null, { cookie, origin });
+    const stays = connect(null, { cookie: fresh, origin });
+    await Promise.all([streaming(old, 'Old session'), streaming(stays, 'Young session')]);
+    const secret = decodeURIComponent(cookie.split('=')[1]!);
+    await s.db.prisma.session.update({
+      where: { tokenHash: hashSecret(secret) },
+      data: { createdAt: new Date(Date.now() - SESSION_MAX_AGE_MS - 1000), expiresAt: new Date(Date.now() + 3600_000) },
+    });
+    expect(await socketGuardOf(s.app.deps).recheck()).toBe(1);
+    expect(await closeCode(old)).toBe(4403);
+    expect(await closeCode(stays, 200)).toBe('open');
   });
 
   it('the re-check closes the socket of an API token whose expiry passed while it was open (4403), and only that', async () => {
