@@ -147,7 +147,8 @@ export async function changePassword(ctx: ServiceContext, input: { currentPasswo
   if (actor.kind !== 'user') throw forbidden('Only a signed-in member has a password to change');
   const data = parse(z.object({ currentPassword: z.string().max(256, 'must be at most 256 characters'), newPassword: password }), input);
   const user = await ctx.prisma.user.findUnique({ where: { id: actor.userId } });
-  if (!user) throw new NotFoundError('Member');
+  // Removed since this request authenticated.
+  if (!user) throw forbidden('Only a signed-in member has a password to change');
   if (!(await verifyPassword(user.passwordHash, data.currentPassword))) {
     throw new ValidationError([{ path: 'currentPassword', message: 'is incorrect' }], 'The current password is incorrect');
   }
