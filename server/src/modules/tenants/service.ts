@@ -325,9 +325,14 @@ export function cookieValue(header: string | null, key: string): string | null {
   return null;
 }
 
+/**
+ * The session cookie. The browser keeps it for the session's whole possible life (SESSION_MAX_AGE_MS): the
+ * server ends the session after SESSION_TTL_MS without use or at that age, whichever comes first. A cookie
+ * that lived only SESSION_TTL_MS from sign-in signed out a member in use all day at the 12th hour.
+ */
 export function sessionCookie(secret: string | null, secure: boolean): string {
   const attrs = ['Path=/', 'HttpOnly', 'SameSite=Lax', ...(secure ? ['Secure'] : [])];
   return secret === null
     ? `${SESSION_COOKIE}=; Max-Age=0; ${attrs.join('; ')}`
-    : `${SESSION_COOKIE}=${secret}; Max-Age=${SESSION_TTL_MS / 1000}; ${attrs.join('; ')}`;
+    : `${SESSION_COOKIE}=${secret}; Max-Age=${SESSION_MAX_AGE_MS / 1000}; ${attrs.join('; ')}`;
 }

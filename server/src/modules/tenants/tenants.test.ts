@@ -124,6 +124,8 @@ describe('members and sessions', () => {
     expect(cookie).toMatch(/^tessera_session=tss_/);
     expect(cookie).toContain('HttpOnly');
     expect(cookie).toContain('SameSite=Lax');
+    // The browser keeps the cookie for the session's maximum age (7 days); the server ends it sooner when idle.
+    expect(cookie).toContain(`Max-Age=${7 * 24 * 3600}`);
     const secret = sessionFrom(r.response);
     const sessions = await s.db.prisma.session.findMany();
     expect(sessions.some((x) => x.tokenHash === hashSecret(secret))).toBe(true);
