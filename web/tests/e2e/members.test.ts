@@ -131,6 +131,25 @@ describe('members in the console', () => {
     expect(await signInWorks(ada, 'ada chosen password')).toBe(true);
   });
 
+  it('a read-only member opening /settings lands on a settings page of theirs, with their account in reach', async () => {
+    const own = await (await browser.newContext({ viewport: { width: 1360, height: 860 } })).newPage();
+    own.setDefaultTimeout(15_000);
+    const ownErrors = watchErrors(own);
+    await own.goto(`${server.base}/signin?next=${encodeURIComponent('/settings')}`);
+    await own.getByLabel('Workspace').fill(server.demo.tenant);
+    await own.getByLabel('Email').fill(cy);
+    await own.getByLabel('Password').fill(PASSWORD);
+    await own.getByRole('button', { name: 'Sign in' }).click();
+    await own.getByRole('heading', { level: 1, name: 'Signing keys' }).waitFor();
+    expect(new URL(own.url()).pathname).toBe('/settings/signing-keys');
+    const nav = own.getByRole('navigation', { name: 'Main' });
+    expect(await nav.getByRole('link', { name: 'Members', exact: true }).count()).toBe(0);
+    await nav.getByRole('link', { name: 'Your account' }).click();
+    await own.getByRole('heading', { level: 1, name: 'Your account' }).waitFor();
+    await own.context().close();
+    expect(ownErrors).toEqual([]);
+  });
+
   it('ran without console errors', () => {
     expect(errors).toEqual([]);
   });
