@@ -20,7 +20,7 @@ import { startReclamation } from './modules/activation/service.ts';
 import { startHeartbeatPruning } from './modules/activation/retention.ts';
 import { JWKS_PATH, jwksPlugin } from './modules/signing/jwks.ts';
 import { startSweeps } from './modules/leases/sweeps.ts';
-import { signerFor } from './modules/signing/service.ts';
+import { checkMasterKey, signerFor } from './modules/signing/service.ts';
 import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from './modules/tenants/service.ts';
 import { actorFor, type PersistedOperations, persistedOperations } from './persisted.ts';
 import { BUNDLE_PATH, offlineBundlePlugin } from './modules/offline/bundle.ts';
@@ -155,8 +155,10 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   await migrate(db);
   const bus = options.bus ?? createBus(config.redisUrl, options.busPrefix);
   const deps: AppDeps = { config, db, prisma: db.prisma, bus };
-  // Resolves the master key now, so a bad TESSERA_MASTER_KEY fails the start, not the first activation.
+  // Resolves the master key now, so a bad TESSERA_MASTER_KEY, or one that cannot open the keys and secrets
+  // the database holds (another instance's), fails the start, not every activation after it.
   signerFor(deps);
+  await checkMasterKey(deps);
   // Issue 9 hardening: structured logs, CSRF, GraphQL limits, rate limits, retryable outage errors.
   const security = createSecurity(deps, { busPrefix: options.busPrefix });
   // Background jobs log through it too.

@@ -63,4 +63,14 @@ describe('loadConfig', () => {
   ])('refuses %s=%s, naming the variable', (name, value) => {
     expect(() => loadConfig({ ...base, [name]: value })).toThrow(name);
   });
+
+  it('requires TESSERA_MASTER_KEY with DATABASE_URL in production, where every instance must share it', () => {
+    const pg = { DATABASE_URL: 'postgres://db.internal/tessera' };
+    expect(() => loadConfig({ ...pg, NODE_ENV: 'production' })).toThrow('TESSERA_MASTER_KEY must be set when DATABASE_URL is (NODE_ENV=production)');
+    expect(() => loadConfig({ ...pg, NODE_ENV: 'production', TESSERA_MASTER_KEY: '' })).toThrow('TESSERA_MASTER_KEY must be set');
+    expect(loadConfig({ ...pg, NODE_ENV: 'production', TESSERA_MASTER_KEY: 'a'.repeat(64) }).masterKey).toBe('a'.repeat(64));
+    // The embedded database keeps its generated key in its data dir; outside production a warning is enough.
+    expect(loadConfig({ NODE_ENV: 'production' }).masterKey).toBeUndefined();
+    expect(loadConfig({ ...base, ...pg }).masterKey).toBeUndefined();
+  });
 });

@@ -69,8 +69,16 @@ function redisUrl(raw: string | undefined): string | undefined {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = postgresUrl(env.DATABASE_URL);
   const masterKey = env.TESSERA_MASTER_KEY || undefined;
+  const production = env.NODE_ENV === 'production';
   // Checked here, so a bad key fails the start before the database is even opened.
   if (masterKey) parseMasterKey(masterKey);
+  else if (databaseUrl && production) {
+    // Each instance would make a key of its own in its data dir, and the signing keys one encrypts the
+    // others cannot open.
+    throw new Error(
+      'TESSERA_MASTER_KEY must be set when DATABASE_URL is (NODE_ENV=production): the same 32-byte key on every instance sharing the database (e.g. `openssl rand -base64 32`)',
+    );
+  }
   return {
     port: envInt(env, 'PORT', 4000, 0, 65535),
     host: env.HOST?.trim() || '0.0.0.0',
@@ -79,7 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: envInt(env, 'TESSERA_DB_POOL_SIZE', 10, 2, 500),
     redisUrl: redisUrl(env.REDIS_URL),
     masterKey,
-    production: env.NODE_ENV === 'production',
+    production,
     // Demo data belongs on the embedded database; a PostgreSQL deployment opts in explicitly.
     seedDemo: envFlag(env, 'TESSERA_DEMO', !databaseUrl),
     security: loadSecurityConfig(env),

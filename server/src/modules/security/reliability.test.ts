@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,13 +16,15 @@ import { generateKey } from '../licenses/keys.ts';
 
 const root = path.resolve(import.meta.dirname, '../../../..');
 const tsx = path.join(root, 'node_modules/.bin/tsx');
+const masterKey = randomBytes(32).toString('base64');
 
 async function startServer(env: Record<string, string>): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
   // Node itself, not tsx's command (a wrapper process): a SIGKILL then ends the server, not only the
   // wrapper, which left the server running with nobody to stop it.
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'server/src/main.ts')], {
     cwd: root,
-    env: { ...process.env, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', TESSERA_DEMO: '0', ...env },
+    // One master key for every server of the run, as production requires with DATABASE_URL.
+    env: { ...process.env, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', TESSERA_DEMO: '0', TESSERA_MASTER_KEY: masterKey, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

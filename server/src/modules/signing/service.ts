@@ -31,20 +31,104 @@ export function parseMasterKey(text: string): Buffer {
   throw new Error('TESSERA_MASTER_KEY must be 32 bytes, as 64 hex digits or base64 (e.g. `openssl rand -base64 32`)');
 }
 
+/** The master key in use and where it comes from, for messages about it. */
+export interface MasterKey {
+  key: Buffer;
+  /** `TESSERA_MASTER_KEY`, `the key generated in <file>` or `a generated in-memory key`. */
+  source: string;
+}
+
 /**
  * TESSERA_MASTER_KEY when set; otherwise `<dataDir>/master.key` (created once, mode 0600, safe when
  * two processes start together). An in-memory PGlite, and tests, get a generated in-memory key:
  * nothing they sign outlives the process.
  */
-export function resolveMasterKey(config: Config, db: Database): Buffer {
-  if (config.masterKey) return parseMasterKey(config.masterKey);
+export function resolveMasterKey(config: Config, db: Database): MasterKey {
+  if (config.masterKey) return { key: parseMasterKey(config.masterKey), source: 'TESSERA_MASTER_KEY' };
   const memory = db.kind === 'pglite' && (!db.pglite?.dataDir || db.pglite.dataDir.startsWith('memory://'));
-  if (memory) return randomBytes(32);
+  if (memory) return { key: randomBytes(32), source: 'a generated in-memory key' };
   const { key, created, file } = masterKeyFile(config.dataDir);
   if (created && db.kind === 'postgres') {
     console.warn(`Generated ${file}. Every server instance sharing this database needs the same key: set TESSERA_MASTER_KEY.`);
   }
+  return { key, source: `the master key ${created ? 'generated now' : 'generated earlier'} in ${file}` };
+}
+
+const masterKeys = new WeakMap<AppDeps, MasterKey>();
+
+/** The app's master key, resolved once (an in-memory database gets one generated key for its lifetime). */
+export function masterKeyOf(app: AppDeps): MasterKey {
+  let key = masterKeys.get(app);
+  if (!key) {
+    key = resolveMasterKey(app.config, app.db);
+    masterKeys.set(app, key);
+  }
   return key;
+}
+
+/** Rows read at a time by checkMasterKey. */
+const CHECK_BATCH = 1000;
+/** Tenants named in checkMasterKey's message; the count says how many more. */
+const NAMED = 5;
+
+/**
+ * Fails the start when the database holds secrets the master key cannot decrypt: the tenants' current
+ * signing keys and the webhook endpoints' secrets, sealed by an instance that ran with another key (a
+ * different TESSERA_MASTER_KEY, or a master.key each instance generated for itself). Without this
+ * check every activation, license file and webhook delivery of those tenants fails later, one by one.
+ */
+export async function checkMasterKey(app: AppDeps): Promise<void> {
+  const { key, source } = masterKeyOf(app);
+  const failed = new Set<string>();
+  let total = 0;
+  let after: string | undefined;
+  for (;;) {
+    const rows: { id: string; tenantId: string; kid: string; encryptedPrivateKey: string }[] = await app.prisma.signingKey.findMany({
+      where: { retiredAt: null, ...(after ? { id: { gt: after } } : {}) },
+      select: { id: true, tenantId: true, kid: true, encryptedPrivateKey: true },
+      orderBy: { id: 'asc' },
+      take: CHECK_BATCH,
+    });
+    for (const r of rows) {
+      total++;
+      if (!opens(key, r.encryptedPrivateKey, r.kid)) failed.add(r.tenantId);
+    }
+    if (rows.length < CHECK_BATCH) break;
+    after = rows[rows.length - 1]!.id;
+  }
+  after = undefined;
+  for (;;) {
+    const rows: { id: string; tenantId: string; encryptedSecret: string }[] = await app.prisma.webhookEndpoint.findMany({
+      where: after ? { id: { gt: after } } : {},
+      select: { id: true, tenantId: true, encryptedSecret: true },
+      orderBy: { id: 'asc' },
+      take: CHECK_BATCH,
+    });
+    for (const r of rows) {
+      total++;
+      if (!opens(key, r.encryptedSecret, `webhook:${r.id}`)) failed.add(r.tenantId);
+    }
+    if (rows.length < CHECK_BATCH) break;
+    after = rows[rows.length - 1]!.id;
+  }
+  if (failed.size === 0) return;
+  const ids = [...failed];
+  const named = await app.prisma.tenant.findMany({ where: { id: { in: ids.slice(0, NAMED) } }, select: { slug: true }, orderBy: { slug: 'asc' } });
+  const more = ids.length > named.length ? ` and ${ids.length - named.length} more` : '';
+  throw new Error(
+    `${source} cannot decrypt the signing keys or webhook secrets of ${failed.size} tenant${failed.size === 1 ? '' : 's'} in this database ` +
+      `(${named.map((t) => t.slug).join(', ')}${more}): another master key encrypted them. ` +
+      'Start every instance sharing the database with the TESSERA_MASTER_KEY that encrypted them.',
+  );
+}
+
+function opens(key: Buffer, sealed: string, aad: string): boolean {
+  try {
+    unseal(key, sealed, aad);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `<dir>/master.key`: read, or created once with mode 0600 (exclusive create, so two starting processes agree). */
@@ -117,7 +201,7 @@ const signers = new WeakMap<AppDeps, Signer>();
 export function signerFor(app: AppDeps): Signer {
   let s = signers.get(app);
   if (!s) {
-    s = createSigner(app, resolveMasterKey(app.config, app.db));
+    s = createSigner(app, masterKeyOf(app).key);
     signers.set(app, s);
   }
   return s;

@@ -6,7 +6,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import { actorOf, diff, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
 import { EVENT_TYPES } from '../audit/event-types.ts';
 import { parse } from '../common/validate.ts';
-import { resolveMasterKey, seal, unseal } from '../signing/service.ts';
+import { masterKeyOf, seal, unseal } from '../signing/service.ts';
 import { wakeDispatchers } from './dispatcher.ts';
 import { hostOf, isPrivateAddress, resolveHost } from './targets.ts';
 
@@ -46,29 +46,20 @@ export function matchesEventType(patterns: readonly string[], type: string): boo
 // ---------------------------------------------------------------------------------------------
 // Secrets: whsec_..., shown once, stored encrypted with the master key (as private signing keys are).
 
-const masterKeys = new WeakMap<AppDeps, Buffer>();
-
-/** Resolved once per app: an in-memory database gets one generated key for its lifetime. */
-function masterKeyOf(deps: AppDeps): Buffer {
-  let key = masterKeys.get(deps);
-  if (!key) {
-    key = resolveMasterKey(deps.config, deps.db);
-    masterKeys.set(deps, key);
-  }
-  return key;
-}
+/** The app's master key (the one private signing keys are sealed with). */
+const masterKey = (deps: AppDeps): Buffer => masterKeyOf(deps).key;
 
 /** The endpoint id is authenticated data: a sealed secret cannot be moved to another endpoint's row. */
 const secretAad = (endpointId: string) => `webhook:${endpointId}`;
 
 function newSecret(deps: AppDeps, endpointId: string) {
   const secret = `whsec_${randomBytes(32).toString('base64url')}`;
-  return { secret, encrypted: seal(masterKeyOf(deps), secret, secretAad(endpointId)), prefix: secret.slice(0, 12) };
+  return { secret, encrypted: seal(masterKey(deps), secret, secretAad(endpointId)), prefix: secret.slice(0, 12) };
 }
 
 /** The secrets a delivery is signed with now: the current one, and the previous one while it is kept. */
 export function signingSecrets(deps: AppDeps, endpoint: Pick<WebhookEndpoint, 'id' | 'encryptedSecret' | 'previousEncryptedSecret' | 'previousSecretExpiresAt'>, now = new Date()): string[] {
-  const key = masterKeyOf(deps);
+  const key = masterKey(deps);
   const secrets = [unseal(key, endpoint.encryptedSecret, secretAad(endpoint.id))];
   if (endpoint.previousEncryptedSecret && endpoint.previousSecretExpiresAt && endpoint.previousSecretExpiresAt > now) {
     secrets.push(unseal(key, endpoint.previousEncryptedSecret, secretAad(endpoint.id)));
