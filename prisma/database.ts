@@ -35,13 +35,23 @@ export interface Database {
 }
 
 export type DatabaseOptions =
-  | { url: string; poolSize?: number }
+  | {
+      url: string;
+      poolSize?: number;
+      /**
+       * How long a query may wait to open a connection or for a free one in the pool (default 5 s); past
+       * it the query fails as the database being unreachable (a retryable SERVICE_UNAVAILABLE for requests).
+       */
+      connectTimeoutMs?: number;
+    }
   /** PGlite served on a Unix socket by a running Tessera server (one connection at a time). */
   | { socketDir: string }
   | { dataDir: string }
   | { pglite: PGlite };
 
 const migrationsDir = path.join(import.meta.dirname, 'migrations');
+/** Default of DatabaseOptions' connectTimeoutMs. */
+const CONNECT_TIMEOUT_MS = 5_000;
 /** SQLSTATE deadlock_detected, and how often an autocommit statement aborted by it is run. */
 const DEADLOCK = '40P01';
 const DEADLOCK_TRIES = 3;
@@ -94,8 +104,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     if ('url' in options) {
       const size = options.poolSize ?? 10;
       const raw = Math.max(1, Math.ceil(size / 2));
-      pool = new pg.Pool({ connectionString: options.url, max: raw, options: '-c plan_cache_mode=force_generic_plan' });
-      ormPool = new pg.Pool({ connectionString: options.url, max: Math.max(1, size - raw) });
+      // Without a connection timeout, a server that accepts TCP but never answers (a blackholed address, a
+      // stuck proxy) holds every query forever. Keepalive lets the OS find connections to a vanished host.
+      const common = { connectionString: options.url, connectionTimeoutMillis: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, keepAlive: true };
+      pool = new pg.Pool({ ...common, max: raw, options: '-c plan_cache_mode=force_generic_plan' });
+      ormPool = new pg.Pool({ ...common, max: Math.max(1, size - raw) });
     } else {
       pool = ormPool = new pg.Pool({ host: options.socketDir, user: 'postgres', database: 'postgres', max: 1 });
     }

@@ -145,7 +145,7 @@ function sendFile(req: IncomingMessage, res: ServerResponse, file: string, size:
 
 export async function openConfiguredDatabase(config: Config): Promise<Database> {
   return config.databaseUrl
-    ? openDatabase({ url: config.databaseUrl, poolSize: config.dbPoolSize })
+    ? openDatabase({ url: config.databaseUrl, poolSize: config.dbPoolSize, connectTimeoutMs: config.dbConnectTimeoutMs })
     : openDatabase({ dataDir: `${config.dataDir}/pg` });
 }
 

@@ -7,12 +7,13 @@ const base = { NODE_ENV: 'test' };
 
 describe('loadConfig', () => {
   it('takes the documented defaults for unset and empty variables', () => {
-    for (const env of [base, { ...base, PORT: '', HOST: '', TESSERA_DATA_DIR: '', TESSERA_DB_POOL_SIZE: '', TESSERA_DEMO: '', LOG_LEVEL: '' }]) {
+    for (const env of [base, { ...base, PORT: '', HOST: '', TESSERA_DATA_DIR: '', TESSERA_DB_POOL_SIZE: '', TESSERA_DB_CONNECT_TIMEOUT_MS: '', TESSERA_DEMO: '', LOG_LEVEL: '' }]) {
       const c = loadConfig(env);
       expect(c.port).toBe(4000);
       expect(c.host).toBe('0.0.0.0');
       expect(c.dataDir).toBe(`${process.cwd()}/data`);
       expect(c.dbPoolSize).toBe(10);
+      expect(c.dbConnectTimeoutMs).toBe(5000);
       expect(c.seedDemo).toBe(true);
       expect(c.security.logLevel).toBe('silent');
       expect(c.webhooks.retentionDays).toBe(30);
@@ -43,6 +44,7 @@ describe('loadConfig', () => {
     ['PORT', '70000'],
     ['PORT', '1e3'],
     ['TESSERA_DB_POOL_SIZE', '1'],
+    ['TESSERA_DB_CONNECT_TIMEOUT_MS', '0'],
     ['TESSERA_DEMO', 'yes'],
     ['LOG_LEVEL', 'verbose'],
     ['DATABASE_URL', 'mysql://db/tessera'],

@@ -11,6 +11,8 @@ export interface Config {
   databaseUrl?: string;
   /** PostgreSQL connections per instance. */
   dbPoolSize: number;
+  /** How long a query may wait to open a PostgreSQL connection or get a free one, before failing as unavailable. */
+  dbConnectTimeoutMs: number;
   redisUrl?: string;
   masterKey?: string;
   production: boolean;
@@ -85,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(env.TESSERA_DATA_DIR || 'data'),
     databaseUrl,
     dbPoolSize: envInt(env, 'TESSERA_DB_POOL_SIZE', 10, 2, 500),
+    dbConnectTimeoutMs: envInt(env, 'TESSERA_DB_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
     redisUrl: redisUrl(env.REDIS_URL),
     masterKey,
     production,

@@ -65,6 +65,28 @@ describe('start-up', () => {
     expect(next.output()).toMatch(/API token \(OWNER, shown once\): tsr_/);
   }, 240_000);
 
+  it('fails the start plainly, not a hang, when PostgreSQL accepts the connection and never answers', async () => {
+    const sockets: Socket[] = [];
+    const silent: Server = createServer((s) => sockets.push(s));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const output = await failedStart({
+        DATABASE_URL: `postgres://tessera@127.0.0.1:${port}/tessera`,
+        TESSERA_MASTER_KEY: 'c'.repeat(64),
+        TESSERA_DB_CONNECT_TIMEOUT_MS: '500',
+        TESSERA_DATA_DIR: dataDir(),
+        PORT: '0',
+      });
+      expect(output).toContain(`Tessera failed to start: cannot reach PostgreSQL at 127.0.0.1:${port} (`);
+      expect(output).not.toMatch(STACK_FRAME);
+      expect(sockets.length).toBeGreaterThan(0);
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
+  });
+
   it('refuses to start on PostgreSQL in production without TESSERA_MASTER_KEY, before opening the database', async () => {
     // Where DATABASE_URL points, a listener that counts who connects (and never answers).
     const sockets: Socket[] = [];

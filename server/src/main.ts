@@ -4,6 +4,7 @@ import { openEmbedded, type EmbeddedDatabase } from '@tessera/db/embedded';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
 import { seedDemo } from './demo.ts';
+import { isUnavailable } from './modules/security/availability.ts';
 import { createLogger } from './modules/security/log.ts';
 
 /** At `info` until the configuration (LOG_LEVEL among it) is read and valid. */
@@ -18,7 +19,13 @@ async function main() {
   logger = createLogger(config.security.logLevel);
   console.log(`Starting Tessera (${config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`}): opening the database and applying migrations...`);
   embedded = config.databaseUrl ? undefined : await openEmbedded(config.dataDir, { serveSocket: true });
-  app = await buildApp({ config, db: embedded?.db });
+  app = await buildApp({ config, db: embedded?.db }).catch((err: unknown) => {
+    // pg's own words ("timeout exceeded when trying to connect") do not say which database.
+    if (!config.databaseUrl || !isUnavailable(err)) throw err;
+    const url = new URL(config.databaseUrl);
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`cannot reach PostgreSQL at ${url.hostname}:${url.port || 5432} (${reason}); TESSERA_DB_CONNECT_TIMEOUT_MS is ${config.dbConnectTimeoutMs}`);
+  });
 
   // Listening first: a port already taken fails the start before the demo tenant (and its token,
   // shown once) is created.

@@ -5,12 +5,19 @@ export class Proxy {
   private server: Server | null = null;
   private sockets = new Set<Socket>();
   private held = false;
+  private silent = false;
   private waiting: (() => void)[] = [];
   port = 0;
   constructor(private target: { host: string; port: number }) {}
 
   async up(): Promise<void> {
     this.server = createServer((client) => {
+      if (this.silent) {
+        // Accepted, then never a byte back: what a blackholed database looks like to its client.
+        this.sockets.add(client);
+        client.on('error', () => client.destroy()).on('close', () => this.sockets.delete(client));
+        return;
+      }
       const upstream = new Socket();
       this.sockets.add(client).add(upstream);
       const forget = () => {
@@ -39,6 +46,19 @@ export class Proxy {
     this.sockets.clear();
     this.server = null;
     await closed;
+  }
+
+  /** Drops the open connections and accepts new ones without ever answering, until restore(). */
+  silence() {
+    this.silent = true;
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
+  restore() {
+    this.silent = false;
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
   }
 
   hold() {

@@ -172,6 +172,26 @@ describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server b
     expect(names.body.data.customers.edges.map((e: { node: { name: string } }) => e.node.name)).toEqual(['After outage']);
   });
 
+  it('fails with a retryable error, not a hang, while the database accepts connections and never answers', async () => {
+    expect(await health(server.url)).toBe(200);
+    proxy.silence();
+    try {
+      // Each waits out the connection timeout (TESSERA_DB_CONNECT_TIMEOUT_MS, 5 s by default); before it
+      // existed they never answered, and the 20 s limit of post() and health() ended them.
+      expect(await health(server.url)).toBe(503);
+      const failed = await gql(server.url, token, 'mutation { createCustomer(input: { name: "Blackholed" }) { __typename } }');
+      expect(failed.body.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+      expect(failed.status).toBe(503);
+      expect(Number(failed.retryAfter)).toBeGreaterThan(0);
+      expect(server.proc.exitCode).toBeNull();
+    } finally {
+      proxy.restore();
+    }
+    expect(await healthy(server.url)).toBe(200);
+    const names = await gql(server.url, token, '{ customers(first: 10) { edges { node { name } } } }');
+    expect(names.body.data.customers.edges.map((e: { node: { name: string } }) => e.node.name)).not.toContain('Blackholed');
+  });
+
   it('graphql-ws during the outage: a new operation gets a retryable error, a new socket closes with 1013, the socket and its feed stay', async () => {
     const url = `${server.url.replace('http', 'ws')}/graphql`;
     const socket = wsClient(url, token);
