@@ -8,6 +8,7 @@ import { type DocumentNode, execute, type ExecutionArgs, GraphQLError, subscribe
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config.ts';
 import type { Actor, AppDeps, Context, HttpContext } from './context.ts';
@@ -27,6 +28,7 @@ import { BUNDLE_PATH, offlineBundlePlugin } from './modules/offline/bundle.ts';
 import { schema } from './schema.ts';
 import { startDispatcher } from './modules/webhooks/dispatcher.ts';
 import { createSecurity } from './modules/security/security.ts';
+import { createLogger } from './modules/security/log.ts';
 import { socketOriginAllowed } from './modules/security/csrf.ts';
 import { socketGuardOf } from './modules/security/sockets.ts';
 import { clientIp } from './modules/security/ratelimit.ts';
@@ -50,6 +52,8 @@ export interface BuildOptions {
   bus?: EventBus;
   /** Prefix of the bus topics (Redis channels), to separate deployments or test runs on one Redis. */
   busPrefix?: string;
+  /** The structured log; otherwise one on stdout at the configured level. */
+  logger?: Logger;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -153,14 +157,16 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const { config } = options;
   const db = options.db ?? (await openConfiguredDatabase(config));
   await migrate(db);
-  const bus = options.bus ?? createBus(config.redisUrl, options.busPrefix);
+  // The structured log, made first: the event bus reports a Redis outage in it.
+  const logger = options.logger ?? createLogger(config.security.logLevel);
+  const bus = options.bus ?? createBus(config.redisUrl, options.busPrefix, logger);
   const deps: AppDeps = { config, db, prisma: db.prisma, bus };
   // Resolves the master key now, so a bad TESSERA_MASTER_KEY, or one that cannot open the keys and secrets
   // the database holds (another instance's), fails the start, not every activation after it.
   signerFor(deps);
   await checkMasterKey(deps);
   // Issue 9 hardening: structured logs, CSRF, GraphQL limits, rate limits, retryable outage errors.
-  const security = createSecurity(deps, { busPrefix: options.busPrefix });
+  const security = createSecurity(deps, { busPrefix: options.busPrefix, logger });
   // Background jobs log through it too.
   deps.logger = security.logger;
   const stopReclamation = startReclamation(deps, RECLAIM_INTERVAL_MS);
@@ -214,11 +220,15 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const server = createServer(async (req, res) => {
     const url = req.url ?? '/';
     if (url === '/health' || url.startsWith('/health?')) {
+      // 503 only when the database does not answer: without Redis this instance still serves every request
+      // (its own live feeds included); only events between instances wait, which 'degraded' tells monitoring.
+      const eventBus = bus.state();
       try {
         await db.sql.query('SELECT 1');
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', database: db.kind }));
+        const status = eventBus.connected ? 'ok' : 'degraded';
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status, database: db.kind, eventBus }));
       } catch {
-        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'unavailable' }));
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'unavailable', eventBus }));
       }
       return;
     }

@@ -1,5 +1,6 @@
-import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 
 /**
  * What subscribers receive: ids and a small payload; resolvers re-fetch anything else. Events are
@@ -23,80 +24,233 @@ export interface DomainEvent {
 }
 
 export interface EventBus {
+  /** Delivers to this instance's listeners at once, and to the other instances' (through Redis, if any). */
   publish(events: DomainEvent[]): void;
-  /** Registers `listener` for one tenant's events at once (before any await); returns the remover. */
-  listen(tenantId: string, listener: (event: DomainEvent) => void): () => void;
+  /**
+   * Registers `listener` for one tenant's events at once (before any await); returns the remover.
+   * `missed`, when given, is called when some of the tenant's events may not have reached this instance
+   * (Redis was unreachable from here or from the instance that raised them): read them from the audit log.
+   */
+  listen(tenantId: string, listener: (event: DomainEvent) => void, missed?: () => void): () => void;
   /** Live events of one tenant, as an iterator that stops listening when returned. */
   subscribe(tenantId: string): AsyncIterableIterator<DomainEvent>;
+  /** For /health: whether events reach the other instances (always, in memory: there are none). */
+  state(): BusState;
   close(): Promise<void>;
 }
 
-interface Target {
-  addEventListener(type: string, callback: (event: CustomEvent<DomainEvent>) => void): void;
-  removeEventListener(type: string, callback: (event: CustomEvent<DomainEvent>) => void): void;
-  dispatchEvent(event: CustomEvent<DomainEvent>): boolean;
+export interface BusState {
+  transport: 'memory' | 'redis';
+  connected: boolean;
+  /** Since when Redis has been unreachable (ISO time), while it is. */
+  unreachableSince?: string;
 }
 
-/**
- * Events are routed by tenant id (one topic per tenant), so a listener only ever sees its own tenant.
- * The prefix separates deployments (and test runs) sharing one Redis.
- */
-function busOver(target: Target, prefix: string, close: () => Promise<void>): EventBus {
-  const topic = (tenantId: string) => `${prefix}:tenant-events:${tenantId}`;
-  return {
-    publish(events) {
-      for (const e of events) target.dispatchEvent(new CustomEvent(topic(e.tenantId), { detail: e }));
-    },
-    listen(tenantId, listener) {
-      const callback = (event: CustomEvent<DomainEvent>) => listener(event.detail);
-      target.addEventListener(topic(tenantId), callback);
-      return () => target.removeEventListener(topic(tenantId), callback);
-    },
-    subscribe(tenantId) {
-      const queue = new EventQueue<DomainEvent>();
-      const stop = this.listen(tenantId, (e) => queue.push(e));
-      return queue.iterator(stop);
-    },
-    close,
+interface Listener {
+  event: (event: DomainEvent) => void;
+  missed?: () => void;
+}
+
+/** This instance's listeners, by tenant. */
+class Listeners {
+  private readonly byTenant = new Map<string, Set<Listener>>();
+
+  /** Returns whether this is the tenant's first listener. */
+  add(tenantId: string, l: Listener): boolean {
+    let set = this.byTenant.get(tenantId);
+    const first = !set;
+    if (!set) this.byTenant.set(tenantId, (set = new Set()));
+    set.add(l);
+    return first;
+  }
+
+  /** Returns whether that was the tenant's last listener. */
+  remove(tenantId: string, l: Listener): boolean {
+    const set = this.byTenant.get(tenantId);
+    if (!set?.delete(l) || set.size) return false;
+    this.byTenant.delete(tenantId);
+    return true;
+  }
+
+  tenants(): string[] {
+    return [...this.byTenant.keys()];
+  }
+
+  deliver(e: DomainEvent) {
+    for (const l of [...(this.byTenant.get(e.tenantId) ?? [])]) l.event(e);
+  }
+
+  missed(tenantId: string) {
+    for (const l of [...(this.byTenant.get(tenantId) ?? [])]) l.missed?.();
+  }
+}
+
+function subscribeOf(bus: Pick<EventBus, 'listen'>) {
+  return (tenantId: string) => {
+    const queue = new EventQueue<DomainEvent>();
+    const stop = bus.listen(tenantId, (e) => queue.push(e));
+    return queue.iterator(stop);
   };
 }
 
 /** In-process bus, for one instance. */
-export function createMemoryBus(prefix = 'tessera'): EventBus {
-  const topics = new Map<string, Set<(event: CustomEvent<DomainEvent>) => void>>();
-  const target: Target = {
-    addEventListener(type, callback) {
-      let set = topics.get(type);
-      if (!set) topics.set(type, (set = new Set()));
-      set.add(callback);
+export function createMemoryBus(): EventBus {
+  const listeners = new Listeners();
+  const bus: EventBus = {
+    publish(events) {
+      for (const e of events) listeners.deliver(e);
     },
-    removeEventListener(type, callback) {
-      const set = topics.get(type);
-      set?.delete(callback);
-      if (set?.size === 0) topics.delete(type);
+    listen(tenantId, event, missed) {
+      const l = { event, missed };
+      listeners.add(tenantId, l);
+      return () => void listeners.remove(tenantId, l);
     },
-    dispatchEvent(event) {
-      for (const callback of [...(topics.get(event.type) ?? [])]) callback(event);
-      return true;
-    },
+    subscribe: (tenantId) => subscribeOf(bus)(tenantId),
+    state: () => ({ transport: 'memory', connected: true }),
+    close: async () => {},
   };
-  return busOver(target, prefix, async () => {});
+  return bus;
 }
 
-/** Cross-instance bus through Redis pub/sub: an event published on one instance reaches every instance. */
-export function createRedisBus(options: { url: string; prefix?: string }): EventBus {
-  const publishClient = new Redis(options.url, { lazyConnect: false, maxRetriesPerRequest: 3 });
-  const subscribeClient = new Redis(options.url, { lazyConnect: false });
-  for (const c of [publishClient, subscribeClient]) c.on('error', (err) => console.error('redis:', err.message));
-  const target = createRedisEventTarget<CustomEvent<DomainEvent>>({ publishClient, subscribeClient }) as unknown as Target;
-  return busOver(target, options.prefix ?? 'tessera', async () => {
-    await Promise.allSettled([publishClient.quit(), subscribeClient.quit()]);
+/**
+ * Cross-instance bus through Redis pub/sub, one channel per tenant (a listener only ever sees its own
+ * tenant; the prefix separates deployments and test runs sharing one Redis).
+ *
+ * An event reaches this instance's listeners directly and the other instances' through Redis (each
+ * instance skips its own events there). While Redis is unreachable nothing is queued: each instance's
+ * listeners still get that instance's events, the others' are lost on the way, and the bus logs the
+ * outage once (and its end). Nothing stays lost for good, as every event is in the audit log: once Redis
+ * is back, an instance that could not publish some tenants' events says so on a channel of its own, and
+ * an instance whose subscription was cut tells all its listeners; either way `missed` tells the live
+ * feeds to read the log from where they are.
+ */
+export function createRedisBus(options: { url: string; prefix?: string; logger?: Logger }): EventBus {
+  const prefix = options.prefix ?? 'tessera';
+  const origin = randomUUID();
+  const topic = (tenantId: string) => `${prefix}:tenant-events:${tenantId}`;
+  const tenantOf = (channel: string) => channel.slice(`${prefix}:tenant-events:`.length);
+  /** `{ origin, tenants }`: that instance could not publish some events of these tenants. */
+  const missedChannel = `${prefix}:tenant-events-missed`;
+  const where = (() => {
+    const u = new URL(options.url);
+    return `${u.hostname}:${u.port || 6379}`;
+  })();
+  const listeners = new Listeners();
+  // No offline queue: a command while Redis is away fails at once instead of piling up (and failing later).
+  const publisher = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const subscriber = new Redis(options.url, { enableOfflineQueue: false, autoResubscribe: false });
+  /** Tenants some of whose events this instance could not publish, to announce once Redis is back. */
+  const unpublished = new Set<string>();
+  let subscribed = false;
+  let closed = false;
+  let unreachableSince: Date | undefined;
+
+  const down = (err: unknown) => {
+    subscribed &&= subscriber.status === 'ready';
+    if (closed || unreachableSince) return;
+    unreachableSince = new Date();
+    options.logger?.warn(
+      { redis: where, error: (err as Error)?.message ?? String(err) },
+      'event bus: Redis is unreachable; other instances\' events do not reach this one (and its own do not reach them) until it is back, then live feeds catch up from the audit log',
+    );
+  };
+  const upIfReady = () => {
+    if (closed || !unreachableSince || publisher.status !== 'ready' || !subscribed) return;
+    options.logger?.info({ redis: where, unreachableSince: unreachableSince.toISOString() }, 'event bus: Redis is reachable again');
+    unreachableSince = undefined;
+  };
+
+  const announceUnpublished = () => {
+    if (!unpublished.size || publisher.status !== 'ready') return;
+    const tenants = [...unpublished];
+    publisher.publish(missedChannel, JSON.stringify({ origin, tenants })).then(
+      () => {
+        for (const t of tenants) unpublished.delete(t);
+      },
+      (err: unknown) => down(err),
+    );
+  };
+
+  publisher.on('error', down);
+  subscriber.on('error', down);
+  publisher.on('close', () => down(new Error('connection closed')));
+  subscriber.on('close', () => down(new Error('connection closed')));
+  publisher.on('ready', () => {
+    announceUnpublished();
+    upIfReady();
   });
+  // (Re)subscribes to every channel this instance listens on; its listeners may have missed events meanwhile.
+  subscriber.on('ready', () => {
+    const tenants = listeners.tenants();
+    subscriber.subscribe(missedChannel, ...tenants.map(topic)).then(
+      () => {
+        subscribed = true;
+        // Tenants first listened to while this subscription was on its way.
+        const later = listeners.tenants().filter((t) => !tenants.includes(t));
+        if (later.length) subscriber.subscribe(...later.map(topic)).catch(down);
+        upIfReady();
+        for (const t of listeners.tenants()) listeners.missed(t);
+      },
+      (err: unknown) => down(err),
+    );
+  });
+  subscriber.on('message', (channel: string, message: string) => {
+    let parsed: { origin?: string; tenants?: string[] } & Partial<DomainEvent>;
+    try {
+      parsed = JSON.parse(message);
+    } catch {
+      return;
+    }
+    if (parsed.origin === origin) return;
+    if (channel === missedChannel) {
+      for (const t of parsed.tenants ?? []) listeners.missed(t);
+      return;
+    }
+    const { origin: _, tenants: __, ...event } = parsed;
+    if (event.tenantId === tenantOf(channel)) listeners.deliver(event as DomainEvent);
+  });
+
+  const bus: EventBus = {
+    publish(events) {
+      for (const e of events) {
+        listeners.deliver(e);
+        if (publisher.status !== 'ready') {
+          unpublished.add(e.tenantId);
+          continue;
+        }
+        publisher.publish(topic(e.tenantId), JSON.stringify({ ...e, origin })).catch((err: unknown) => {
+          unpublished.add(e.tenantId);
+          down(err);
+        });
+      }
+    },
+    listen(tenantId, event, missed) {
+      const l = { event, missed };
+      // Later subscriptions go with the next (re)connection's; a failure here is that connection's failure.
+      if (listeners.add(tenantId, l) && subscribed) subscriber.subscribe(topic(tenantId)).catch(down);
+      return () => {
+        if (listeners.remove(tenantId, l) && subscribed) subscriber.unsubscribe(topic(tenantId)).catch(down);
+      };
+    },
+    subscribe: (tenantId) => subscribeOf(bus)(tenantId),
+    state: () => ({
+      transport: 'redis',
+      connected: publisher.status === 'ready' && subscribed,
+      ...(unreachableSince ? { unreachableSince: unreachableSince.toISOString() } : {}),
+    }),
+    async close() {
+      closed = true;
+      await Promise.allSettled([publisher.quit(), subscriber.quit()]);
+      publisher.disconnect();
+      subscriber.disconnect();
+    },
+  };
+  return bus;
 }
 
 /** The bus a configuration asks for: Redis when REDIS_URL is set, in-memory otherwise. */
-export function createBus(redisUrl: string | undefined, prefix?: string): EventBus {
-  return redisUrl ? createRedisBus({ url: redisUrl, prefix }) : createMemoryBus(prefix);
+export function createBus(redisUrl: string | undefined, prefix?: string, logger?: Logger): EventBus {
+  return redisUrl ? createRedisBus({ url: redisUrl, prefix, logger }) : createMemoryBus();
 }
 
 /**

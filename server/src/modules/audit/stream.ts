@@ -140,7 +140,8 @@ export async function tenantEventStream(
     cursorSeq = Number(cursor.seq);
   }
   const queue = new EventQueue<DomainEvent>({ limit: options.maxBacklog ?? MAX_BACKLOG, marker: RESYNC });
-  const live = deps.bus.listen(tenantId, (e) => queue.push(e));
+  // Events the bus may have lost on the way (Redis was away) are read from the log, as after an overflow.
+  const live = deps.bus.listen(tenantId, (e) => queue.push(e), () => queue.push(RESYNC));
   const reads = new FeedReads(deps, 'activity feed');
   let last = 0;
 
@@ -248,9 +249,14 @@ export async function licenseLiveStream(deps: AppDeps, tenantId: string, license
   const exists = isUuid && (await deps.prisma.license.count({ where: { id: licenseId, tenantId } })) > 0;
   if (!exists) throw notFound('license');
   const queue = new EventQueue<DomainEvent>({ limit: MAX_BACKLOG, marker: RESYNC });
-  const live = deps.bus.listen(tenantId, (e) => {
-    if (e.licenseId === licenseId) queue.push(e);
-  });
+  const live = deps.bus.listen(
+    tenantId,
+    (e) => {
+      if (e.licenseId === licenseId) queue.push(e);
+    },
+    // Events the bus may have lost on the way: the counters are read again.
+    () => queue.push(RESYNC),
+  );
   const read = async (event: DomainEvent | null): Promise<LicenseLiveState> => {
     const l = await deps.prisma.license.findFirst({
       where: { id: licenseId, tenantId },

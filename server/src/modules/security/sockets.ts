@@ -121,7 +121,8 @@ function createGuard(deps: AppDeps, onError: (err: Error) => void): SocketGuard 
       };
       let group = tenants.get(t.tenantId);
       if (!group) {
-        const unlisten = deps.bus.listen(t.tenantId, (e) => onEvent(t.tenantId, e));
+        // A revocation or sign-out the bus may have lost on the way (Redis was away): every socket re-checked.
+        const unlisten = deps.bus.listen(t.tenantId, (e) => onEvent(t.tenantId, e), () => background(recheckTenant(t.tenantId, () => true)));
         tenants.set(t.tenantId, (group = { sockets: new Set(), unlisten }));
       }
       group.sockets.add(t);

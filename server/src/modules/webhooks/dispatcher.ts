@@ -200,7 +200,7 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number; prune
       }
     }
     for (const tenantId of wanted) {
-      if (!listening.has(tenantId)) listening.set(tenantId, deps.bus.listen(tenantId, () => dispatcher.wake()));
+      if (!listening.has(tenantId)) listening.set(tenantId, deps.bus.listen(tenantId, () => dispatcher.wake(), () => dispatcher.wake()));
     }
   }
 
