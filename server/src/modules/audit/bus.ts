@@ -93,6 +93,9 @@ function subscribeOf(bus: Pick<EventBus, 'listen'>) {
   };
 }
 
+/** How long a Redis connection may take from TCP connect to answering, before it counts as unreachable. */
+const READY_TIMEOUT_MS = 5_000;
+
 /** In-process bus, for one instance. */
 export function createMemoryBus(): EventBus {
   const listeners = new Listeners();
@@ -171,6 +174,20 @@ export function createRedisBus(options: { url: string; prefix?: string; logger?:
     );
   };
 
+  // A Redis that accepts the connection and never answers never gets 'ready' and raises no error by itself.
+  for (const client of [publisher, subscriber]) {
+    let timer: NodeJS.Timeout | undefined;
+    client.on('connect', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (client.status === 'ready' || closed) return;
+        down(new Error(`no answer within ${READY_TIMEOUT_MS / 1000} s of connecting`));
+        client.disconnect(true);
+      }, READY_TIMEOUT_MS).unref();
+    });
+    client.on('ready', () => clearTimeout(timer));
+    client.on('end', () => clearTimeout(timer));
+  }
   publisher.on('error', down);
   subscriber.on('error', down);
   publisher.on('close', () => down(new Error('connection closed')));

@@ -45,7 +45,10 @@ const MINUTE = 60;
 const QUARTER_HOUR = 15 * 60;
 
 export function createRateLimits(config: SecurityConfig, redisUrl?: string, prefix = 'tessera'): RateLimits {
-  const redis = redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 1 }) : null;
+  // While Redis is away, or accepts connections and never answers, a command gives up after 500 ms at
+  // most and the in-memory insurance limiter answers. Without the limit each request waited for the next
+  // reconnection attempt to fail (up to 2 s), or forever. The event bus logs the outage (audit/bus.ts).
+  const redis = redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 500 }) : null;
   redis?.on('error', () => {}); // the in-memory insurance limiter takes over while Redis is away
   const make = (name: string, points: number, duration: number): RateLimiterAbstract | null => {
     if (points <= 0) return null;
