@@ -140,7 +140,8 @@ export function createRedisBus(options: { url: string; prefix?: string; logger?:
   })();
   const listeners = new Listeners();
   // No offline queue: a command while Redis is away fails at once instead of piling up (and failing later).
-  const publisher = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  // A publish that hangs on a connection gone silent is given up after 2 s (counted as not published).
+  const publisher = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2_000 });
   const subscriber = new Redis(options.url, { enableOfflineQueue: false, autoResubscribe: false });
   /** Tenants some of whose events this instance could not publish, to announce once Redis is back. */
   const unpublished = new Set<string>();
@@ -163,15 +164,21 @@ export function createRedisBus(options: { url: string; prefix?: string; logger?:
     unreachableSince = undefined;
   };
 
+  let retry: NodeJS.Timeout | undefined;
+  /** A publish failed: on a lost connection the next 'ready' announces it; on a live one, a moment later. */
+  const publishFailed = (err: unknown) => {
+    if (publisher.status !== 'ready') return down(err);
+    retry ??= setTimeout(() => {
+      retry = undefined;
+      announceUnpublished();
+    }, 1_000).unref();
+  };
   const announceUnpublished = () => {
-    if (!unpublished.size || publisher.status !== 'ready') return;
+    if (closed || !unpublished.size || publisher.status !== 'ready') return;
     const tenants = [...unpublished];
-    publisher.publish(missedChannel, JSON.stringify({ origin, tenants })).then(
-      () => {
-        for (const t of tenants) unpublished.delete(t);
-      },
-      (err: unknown) => down(err),
-    );
+    publisher.publish(missedChannel, JSON.stringify({ origin, tenants })).then(() => {
+      for (const t of tenants) unpublished.delete(t);
+    }, publishFailed);
   };
 
   // A Redis that accepts the connection and never answers never gets 'ready' and raises no error by itself.
@@ -237,7 +244,7 @@ export function createRedisBus(options: { url: string; prefix?: string; logger?:
         }
         publisher.publish(topic(e.tenantId), JSON.stringify({ ...e, origin })).catch((err: unknown) => {
           unpublished.add(e.tenantId);
-          down(err);
+          publishFailed(err);
         });
       }
     },
@@ -257,6 +264,7 @@ export function createRedisBus(options: { url: string; prefix?: string; logger?:
     }),
     async close() {
       closed = true;
+      clearTimeout(retry);
       await Promise.allSettled([publisher.quit(), subscriber.quit()]);
       publisher.disconnect();
       subscriber.disconnect();

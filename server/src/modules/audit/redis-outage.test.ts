@@ -7,7 +7,7 @@ import type { Database } from '@tessera/db/database';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, buildApp } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
-import { openTestDatabase, testEnv } from '../../../test/harness.ts';
+import { freshPostgres, openTestDatabase, testDatabaseUrl, testEnv } from '../../../test/harness.ts';
 import { type Instance, startInstance, stopInstance } from '../../../test/processes.ts';
 import { Proxy } from '../../../test/proxy.ts';
 import { listen, sleep, subscribe, wsClient, type WsClient } from '../../../test/ws.ts';
@@ -158,8 +158,10 @@ describe.each([
   const attempts: Socket[] = [];
   let instance: Instance | undefined;
   let dataDir: string;
+  let fresh: Awaited<ReturnType<typeof freshPostgres>> | undefined;
 
   beforeAll(async () => {
+    if (testDatabaseUrl) fresh = await freshPostgres(testDatabaseUrl);
     // Every connection attempt of the server's Redis clients is counted here.
     redisLike = createServer((s) => {
       attempts.push(s);
@@ -174,11 +176,13 @@ describe.each([
     for (const s of attempts) s.destroy();
     redisLike.close();
     rmSync(dataDir, { recursive: true, force: true });
+    await fresh?.drop();
   });
 
   it('starts, serves without waiting on Redis, says so once in the structured log and in /health, and prints no raw Redis errors', async () => {
     const port = (redisLike.address() as { port: number }).port;
-    instance = await startInstance({ TESSERA_DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', REDIS_URL: `redis://127.0.0.1:${port}` });
+    const database: Record<string, string> = fresh ? { DATABASE_URL: fresh.url, TESSERA_DEMO: '1' } : {};
+    instance = await startInstance({ ...database, TESSERA_DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', REDIS_URL: `redis://127.0.0.1:${port}` });
     const url = instance.url.replace('localhost', '127.0.0.1');
     const token = /API token \(OWNER, shown once\): (tsr_\S+)/.exec(instance.output())![1]!;
     // The demo's events were published at start; a write now publishes more, after its rate limits
@@ -195,7 +199,7 @@ describe.each([
     await until(() => attempts.length >= seen + 2);
     const h = await fetch(`${url}/health`);
     expect(h.status).toBe(200);
-    expect(await h.json()).toMatchObject({ status: 'degraded', database: 'pglite', eventBus: { transport: 'redis', connected: false } });
+    expect(await h.json()).toMatchObject({ status: 'degraded', database: fresh ? 'postgres' : 'pglite', eventBus: { transport: 'redis', connected: false } });
     expect(instance.child.exitCode).toBeNull();
     const lines = instance.output().split('\n');
     const told = lines.filter((l) => l.includes('event bus: Redis is unreachable'));
