@@ -49,13 +49,15 @@ export async function inTransaction<T>(
   ctx: ServiceContext,
   tenantId: string,
   fn: (tx: Tx, emit: (event: EventInput) => void) => Promise<T>,
+  /** Prisma's limit on the transaction's run time (default 5 s), for work that grows with its input. */
+  options: { timeout?: number } = {},
 ): Promise<T> {
   const { result, wrote } = await ctx.prisma.$transaction(async (tx) => {
     const pending: EventInput[] = [];
     const result = await fn(tx, (e) => pending.push(e));
     if (pending.length) await writeEvents(tx, ctx, tenantId, pending);
     return { result, wrote: pending.length > 0 };
-  });
+  }, options);
   // Not awaited: the caller's response does not wait for the chain. Sealing publishes the events.
   if (wrote) void sealerOf(ctx.app).seal(tenantId);
   return result;

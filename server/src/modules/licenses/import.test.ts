@@ -1,6 +1,7 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
-import { parseCsv } from './import.ts';
+import { ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
+import { MAX_IMPORT_ROWS, parseCsv } from './import.ts';
 import { generateKey } from './keys.ts';
 
 let s: TestServer;
@@ -323,4 +324,73 @@ describe('importLicenses', () => {
     expect(await s.db.prisma.license.count({ where: { key } })).toBe(1);
     expect((await counts()).licenses - before.licenses).toBe(2);
   });
+});
+
+describe(`the largest import allowed (${testDatabaseUrl ? 'postgres' : 'pglite'})`, () => {
+  /** A CSV of `n` licenses with keys, 50 new customers (by email) and features; `last` replaces its last row. */
+  const file = (n: number, tag: string, last?: string) =>
+    [
+      'product,edition,key,name,customer,customerEmail,features',
+      ...Array.from({ length: n }, (_, i) => `desk,std,${generateKey('LIC')},${tag}-${i},Big ${tag} ${i % 50},big-${i % 50}@${tag}.example,export`),
+    ]
+      .slice(0, last ? n : n + 1)
+      .concat(last ? [last] : [])
+      .join('\n');
+
+  it(`${MAX_IMPORT_ROWS} rows import whole, within the transaction limit: licenses, customers and one audit row each, in file order`, async () => {
+    const before = await counts();
+    const r = await importData('CSV', file(MAX_IMPORT_ROWS, 'whole'));
+    expect(r.__typename, JSON.stringify(r).slice(0, 500)).toBe('ImportLicensesPayload');
+    expect(r.count).toBe(MAX_IMPORT_ROWS);
+    const after = await counts();
+    expect(after.licenses - before.licenses).toBe(MAX_IMPORT_ROWS);
+    expect(after.customers - before.customers).toBe(50);
+    const sample = await s.db.prisma.license.findFirstOrThrow({ where: { tenantId, name: 'whole-9999' }, include: { customer: true } });
+    expect(sample).toMatchObject({ state: 'ACTIVE', type: 'PERPETUAL', maxActivations: 2, features: ['export'], customer: { name: 'Big whole 49', email: 'big-49@whole.example' } });
+    const ids = (await s.db.prisma.license.findMany({ where: { tenantId, name: { startsWith: 'whole-' } }, select: { id: true } })).map((l) => l.id);
+    const events = await s.db.prisma.auditEvent.findMany({ where: { tenantId, type: 'license.imported', licenseId: { in: ids } }, orderBy: { id: 'asc' }, select: { payload: true, actorType: true } });
+    expect(events.map((e) => (e.payload as { line: number }).line)).toEqual(Array.from({ length: MAX_IMPORT_ROWS }, (_, i) => i + 2));
+    expect(new Set(events.map((e) => e.actorType))).toEqual(new Set(['api_token']));
+  }, 300_000);
+
+  it(`a bad row at the end of ${MAX_IMPORT_ROWS} rows imports nothing`, async () => {
+    const before = await counts();
+    const r = await importData('CSV', file(MAX_IMPORT_ROWS, 'spoilt', 'desk,gold,,last row,,,'));
+    expect(r.__typename).toBe('ImportError');
+    expect(r.rows).toEqual([{ line: MAX_IMPORT_ROWS + 1, message: expect.stringMatching(/^edition: product "desk" has no edition "gold"/) }]);
+    expect(await counts()).toEqual(before);
+  }, 300_000);
+
+  // Counted at the embedded database, as queries.test.ts counts them (dialect-independent): the statements
+  // of the import's transaction (the request's others, such as the API token's periodic touch, vary).
+  it.skipIf(!!testDatabaseUrl)('issues as many SQL statements for the largest file as for one row', async () => {
+    const request = new AsyncLocalStorage<true>();
+    const statements: string[] = [];
+    const pglite = s.db.pglite!;
+    const transaction = pglite.transaction.bind(pglite);
+    // Prisma's interactive transactions run their statements on the transaction's handle.
+    pglite.transaction = ((fn: (tx: Parameters<Parameters<typeof pglite.transaction>[0]>[0]) => Promise<unknown>) =>
+      transaction((tx) => {
+        const txQuery = tx.query.bind(tx);
+        tx.query = ((sql: string, ...rest: unknown[]) => {
+          if (request.getStore()) statements.push(sql);
+          return (txQuery as (...a: unknown[]) => unknown)(sql, ...rest);
+        }) as typeof tx.query;
+        return fn(tx);
+      })) as typeof pglite.transaction;
+    try {
+      const run = async (n: number, tag: string) => {
+        statements.length = 0;
+        const r = await request.run(true, () => importData('CSV', file(n, tag)));
+        expect(r.count).toBe(n);
+        return [...statements];
+      };
+      const one = await run(1, 'one');
+      const all = await run(MAX_IMPORT_ROWS, 'all');
+      expect(one.length).toBeGreaterThan(0);
+      expect(all.length, JSON.stringify(all.map((x) => x.slice(0, 80)))).toBe(one.length);
+    } finally {
+      pglite.transaction = transaction;
+    }
+  }, 300_000);
 });
