@@ -17,6 +17,26 @@ import { utcDay } from './client.ts';
 /** Used when a FLOATING license sets no leaseSeconds. */
 export const DEFAULT_LEASE_SECONDS = 300;
 
+/** The floating seats a license has now: none once it is no longer FLOATING. */
+export const seatsOf = (lic: string) => `CASE WHEN ${lic}.provisioning = 'FLOATING' THEN COALESCE(${lic}.seats, 0) ELSE 0 END`;
+
+/**
+ * Whether lease `l` is within its license's `seats`: among the license's live leases, ranked borrowed
+ * first (a borrowed seat is held offline, where nothing can recall it) and then by grant (the longest
+ * held first, the most recently granted last), fewer than `seats` come before it. Only counted when the
+ * SeatPool counter (`used`: every ACTIVE lease) is over the seats, which happens only when the seats
+ * were lowered under leases already granted: a grant never takes the counter past them. Renewals (a
+ * heartbeat, a checkout by the holder, a borrow) keep only the leases within the seats, so the count
+ * converges on the new seats within one lease period. Under READ COMMITTED the count is of this
+ * statement's snapshot: no lease can be granted ahead of `l` while the license is over its seats, so a
+ * stale snapshot can only count more leases ahead (one released meanwhile), never fewer.
+ */
+export function withinSeats(l: string, seats: string, used: string, now: string): string {
+  return `CASE WHEN COALESCE(${used}, 0) <= ${seats} THEN true ELSE (
+    SELECT count(*) FROM "Lease" o WHERE o."licenseId" = ${l}."licenseId" AND o.status = 'ACTIVE' AND o."expiresAt" > ${now}
+       AND (NOT o.borrowed, o."grantedAt", o.id) < (NOT ${l}.borrowed, ${l}."grantedAt", ${l}.id)) < ${seats} END`;
+}
+
 /** What a checkout needs of its license. */
 export interface LicenseTerms {
   state: string;

@@ -11,7 +11,7 @@ import { parseId } from '../common/ids.ts';
 import { parse } from '../common/validate.ts';
 import { notExpiredSql } from '../licenses/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
-import { DEFAULT_LEASE_SECONDS, type LicenseTerms, seatCheckoutBatcher } from './batched.ts';
+import { DEFAULT_LEASE_SECONDS, type LicenseTerms, seatCheckoutBatcher, seatsOf, withinSeats } from './batched.ts';
 import { assertUsable, clientActor, isDuplicate, type KeyTarget, keyTarget, utcDay } from './client.ts';
 
 /** The longest a lease can be borrowed for offline use, unless the license's metadata sets `maxBorrowSeconds`. */
@@ -83,6 +83,10 @@ function leasePayload(alias: string) {
   );
 }
 
+/** The answer to a holder whose lease was ended for being beyond its license's (lowered) seats. */
+function beyondSeats(): LicensingError {
+  return new LicensingError('LEASE_EXPIRED', "The license's floating seats were reduced and this lease is beyond them; it has ended: check out a seat again");
+}
 
 interface GrantOutcome {
   lease: Lease | null;
@@ -130,7 +134,7 @@ export async function checkoutSeat(ctx: ServiceContext, raw: CheckoutInput): Pro
   });
   if (lease) return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
 
-  const lic = await reclaimLapsed(ctx, target, now);
+  const lic = await reclaimLapsed(ctx, target, now, { fingerprint: input.fingerprint, user: input.user ?? null });
   let decided: Decided;
   try {
     decided = await decideCheckout(ctx, ctx.prisma, input, target, lic, now);
@@ -157,11 +161,14 @@ async function answer(ctx: ServiceContext, tenantId: string, decided: Decided, i
 }
 
 /**
- * Reclaims this license's lapsed leases (one statement on its own: aborted to break a deadlock, with a
- * checkout batch inserting a lease for a holder whose lapsed lease this expires, or a sweep, it changed
- * nothing and runs again) and reads the license's terms.
+ * Reclaims this license's lapsed leases, and the caller's own lease when it is beyond the license's
+ * seats (lowered under it, see withinSeats: a checkout by its holder must not renew it), and reads the
+ * license's terms. One statement on its own: aborted to break a deadlock (with a checkout batch
+ * inserting a lease for a holder whose lapsed lease this expires, or a sweep), it changed nothing and
+ * runs again.
  */
-async function reclaimLapsed(ctx: ServiceContext, { licenseId, tenantId }: KeyTarget, now: Date): Promise<LicenseTerms> {
+async function reclaimLapsed(ctx: ServiceContext, { licenseId, tenantId }: KeyTarget, now: Date, caller: { fingerprint: string; user: string | null }): Promise<LicenseTerms> {
+  const at = `'${now.toISOString()}'::timestamp(3)`;
   const [lic] = await retriedOnDeadlock(() => ctx.prisma.$queryRaw<(LicenseTerms & { expired: number })[]>`
     WITH lic AS (
       SELECT state, "startsAt", "expiresAt", provisioning, "clientType", seats, "leaseSeconds", type, "gracePeriodSeconds" FROM "License" WHERE id = ${licenseId}::uuid
@@ -172,11 +179,22 @@ async function reclaimLapsed(ctx: ServiceContext, { licenseId, tenantId }: KeyTa
         FOR UPDATE SKIP LOCKED
       )
       RETURNING id, "tenantId", "licenseId", holder, "expiresAt"
+    ), beyond AS (
+      -- The caller's live lease, when the license (still serving seats) has fewer seats than leases ahead of it.
+      SELECT l.id, ${Prisma.raw(seatsOf('lic'))} AS seats FROM "Lease" l, lic
+      WHERE l."licenseId" = ${licenseId}::uuid AND l."activeHolder" = CASE WHEN lic."clientType" = 'USERS' THEN ${caller.user}::text ELSE ${caller.fingerprint} END
+        AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)
+        AND lic.state = 'ACTIVE' AND ${Prisma.raw(notExpiredSql('lic', at))} AND (lic."startsAt" IS NULL OR lic."startsAt" <= ${now}::timestamp(3))
+        AND NOT ${Prisma.raw(withinSeats('l', seatsOf('lic'), `(SELECT p.used FROM "SeatPool" p WHERE p."licenseId" = l."licenseId")`, at))}
+    ), excess AS (
+      UPDATE "Lease" l SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
+      FROM beyond WHERE l.id = beyond.id AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)
+      RETURNING l.id, l."tenantId", l."licenseId", l.holder, l."expiresAt", beyond.seats
     ), freed AS (
       -- The counter counts every lease it granted until that lease ends, whatever the license's
       -- provisioning is now (a license moved to NAMED and back must find it right).
-      UPDATE "SeatPool" SET used = used - (SELECT count(*)::int FROM expired)
-      WHERE "licenseId" = ${licenseId}::uuid AND EXISTS (SELECT 1 FROM expired)
+      UPDATE "SeatPool" SET used = used - (SELECT count(*)::int FROM expired) - (SELECT count(*)::int FROM excess)
+      WHERE "licenseId" = ${licenseId}::uuid AND (EXISTS (SELECT 1 FROM expired) OR EXISTS (SELECT 1 FROM excess))
     ), pool AS (
       INSERT INTO "SeatPool" ("licenseId", "tenantId", used, granted)
       SELECT ${licenseId}::uuid, ${tenantId}::uuid, 0, false FROM lic WHERE lic.provisioning = 'FLOATING'
@@ -186,8 +204,11 @@ async function reclaimLapsed(ctx: ServiceContext, { licenseId, tenantId }: KeyTa
     ), audit AS (
       ${AUDIT_COLUMNS}
       SELECT e."tenantId", 'lease.expired', 'system', NULL, 'Lease', e.id::text, e."licenseId", ${leasePayload('e')}, ${ctx.requestId} FROM expired e
+      UNION ALL
+      SELECT e."tenantId", 'lease.expired', 'system', NULL, 'Lease', e.id::text, e."licenseId",
+        ${leasePayload('e')} || jsonb_build_object('reason', 'seats_reduced', 'seats', e.seats), ${ctx.requestId} FROM excess e
     )
-    SELECT lic.*, (SELECT count(*)::int FROM expired) AS expired FROM lic`);
+    SELECT lic.*, (SELECT count(*)::int FROM expired) + (SELECT count(*)::int FROM excess) AS expired FROM lic`);
   if (!lic) throw new LicensingError('LICENSE_NOT_FOUND', 'No license has this key');
   if (lic.expired > 0) void sealerOf(ctx.app).seal(tenantId);
   const { expired: _, ...terms } = lic;
@@ -263,7 +284,7 @@ async function checkoutOnce(ctx: ServiceContext, input: z.output<typeof checkout
     const prior = await replay();
     if (prior) return prior;
     const now = new Date();
-    const lic = await reclaimLapsed(ctx, target, now);
+    const lic = await reclaimLapsed(ctx, target, now, { fingerprint: input.fingerprint, user: input.user ?? null });
     try {
       const decided = await decideCheckout(ctx, ctx.prisma, input, target, lic, now, { scope, key, hash });
       // No seat: unless a concurrent call with this key was granted one meanwhile, which answers for it.
@@ -461,29 +482,64 @@ async function explainMiss(ctx: ServiceContext, leaseId: string, licenseId: stri
   throw new LicensingError('LEASE_EXPIRED', 'The lease has expired; check out a seat again');
 }
 
-/** Extends a live lease by the license's lease period: one statement that also checks the license is usable and writes lease.renewed. */
+/**
+ * Extends a live lease by the license's lease period: one statement that also checks the license is
+ * usable and writes lease.renewed. A lease beyond the license's seats (they were lowered under it, see
+ * withinSeats) is not renewed: the same statement ends it (EXPIRED, its seat given back to the counter,
+ * a lease.expired audit row with reason "seats_reduced") and the holder gets LEASE_EXPIRED, the answer
+ * to any lease that ended without its holder releasing it (a later heartbeat or release of it gets the
+ * same), which tells the client to check out again: that is then refused (NO_SEATS_AVAILABLE) or queued
+ * until a seat within the new count is free. NO_SEATS_AVAILABLE is the answer to a checkout, about a
+ * seat not granted; here a granted lease ends. Aborted to break a deadlock (with a checkout by the same
+ * holder) it changed nothing, and runs again.
+ */
 export async function heartbeatSeat(ctx: ServiceContext, ref: LeaseRef): Promise<GrantedLease> {
   const { leaseId, licenseId, tenantId } = await leaseOf(ctx, ref);
   const now = new Date();
-  const [lease] = await ctx.prisma.$queryRaw<Lease[]>`
-    WITH renewed AS (
+  const at = `'${now.toISOString()}'::timestamp(3)`;
+  const [lease] = await retriedOnDeadlock(() => ctx.prisma.$queryRaw<(Lease & { ended: boolean })[]>`
+    WITH lic AS (
+      SELECT id, "leaseSeconds", ${Prisma.raw(seatsOf('"License"'))} AS seats FROM "License"
+      WHERE id = ${licenseId}::uuid AND state = 'ACTIVE' AND ${Prisma.raw(notExpiredSql('"License"', at))}
+        AND ("startsAt" IS NULL OR "startsAt" <= ${now}::timestamp(3))
+    ), target AS (
+      SELECT l.id, ${Prisma.raw(withinSeats('l', 'lic.seats', `(SELECT p.used FROM "SeatPool" p WHERE p."licenseId" = lic.id)`, at))} AS within
+      FROM "Lease" l JOIN lic ON lic.id = l."licenseId"
+      WHERE l.id = ${leaseId}::uuid AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)
+    ), renewed AS (
       UPDATE "Lease" l SET
         "expiresAt" = GREATEST(l."expiresAt", ${now}::timestamp(3) + COALESCE(lic."leaseSeconds", ${DEFAULT_LEASE_SECONDS}) * interval '1 second'),
         "renewedAt" = ${now}::timestamp(3)
-      FROM "License" lic
-      WHERE l.id = ${leaseId}::uuid AND l."licenseId" = ${licenseId}::uuid AND lic.id = l."licenseId"
-        AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)
-        AND lic.state = 'ACTIVE' AND ${Prisma.raw(notExpiredSql('lic', `'${now.toISOString()}'::timestamp(3)`))}
-        AND (lic."startsAt" IS NULL OR lic."startsAt" <= ${now}::timestamp(3))
+      FROM target, lic
+      WHERE l.id = target.id AND target.within AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)
       RETURNING l.*
+    ), ended AS (
+      UPDATE "Lease" l SET status = 'EXPIRED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
+      FROM target
+      WHERE l.id = target.id AND NOT target.within AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)
+      RETURNING l.*
+    ), pool AS (
+      UPDATE "SeatPool" SET used = used - 1 WHERE "licenseId" = ${licenseId}::uuid AND EXISTS (SELECT 1 FROM ended) RETURNING used
     ), audit AS (
       ${AUDIT_COLUMNS}
       SELECT l."tenantId", 'lease.renewed', 'client', ${licenseId}, 'Lease', l.id::text, l."licenseId", ${leasePayload('l')}, ${ctx.requestId} FROM renewed l
+      UNION ALL
+      SELECT l."tenantId", 'lease.expired', 'system', NULL, 'Lease', l.id::text, l."licenseId",
+        ${leasePayload('l')} || jsonb_build_object('reason', 'seats_reduced', 'seats', lic.seats), ${ctx.requestId}
+      FROM ended l, lic
+      UNION ALL
+      -- Ending a lease beyond the seats frees no seat, unless others ended meanwhile: the queue hears only of one.
+      SELECT l."tenantId", 'seat.available', 'system', NULL, 'License', ${licenseId}, l."licenseId", jsonb_build_object('seats', lic.seats - pool.used), ${ctx.requestId}
+      FROM ended l, lic, pool
+      WHERE pool.used < lic.seats
+        AND EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = ${licenseId}::uuid AND q."expiresAt" > ${now}::timestamp(3))
     )
-    SELECT * FROM renewed`;
+    SELECT *, false AS ended FROM renewed UNION ALL SELECT *, true AS ended FROM ended`);
   if (!lease) return explainMiss(ctx, leaseId, licenseId, now);
   void sealerOf(ctx.app).seal(tenantId);
-  return { kind: 'lease', lease, token: await signLease(ctx.app, lease) };
+  if (lease.ended) throw beyondSeats();
+  const { ended: _, ...renewed } = lease;
+  return { kind: 'lease', lease: renewed, token: await signLease(ctx.app, renewed) };
 }
 
 /** Frees the seat at once (and its SeatPool count, in the same statement); a waiting queue hears seat.available. */
@@ -496,9 +552,11 @@ export async function releaseSeat(ctx: ServiceContext, ref: LeaseRef): Promise<G
       WHERE id = ${leaseId}::uuid AND "licenseId" = ${licenseId}::uuid AND status = 'ACTIVE' AND "expiresAt" > ${now}::timestamp(3)
       RETURNING *
     ), pool AS (
-      UPDATE "SeatPool" SET used = used - 1 WHERE "licenseId" = ${licenseId}::uuid AND EXISTS (SELECT 1 FROM released)
+      UPDATE "SeatPool" SET used = used - 1 WHERE "licenseId" = ${licenseId}::uuid AND EXISTS (SELECT 1 FROM released) RETURNING used
     ), waiting AS (
-      SELECT EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = ${licenseId}::uuid AND q."expiresAt" > ${now}::timestamp(3)) AS yes
+      -- A queue to tell, and a seat free for it: not so while the license holds more leases than its (lowered) seats.
+      SELECT EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = ${licenseId}::uuid AND q."expiresAt" > ${now}::timestamp(3))
+        AND (SELECT used FROM pool) < (SELECT ${Prisma.raw(seatsOf('lic'))} FROM "License" lic WHERE lic.id = ${licenseId}::uuid) AS yes
     ), audit AS (
       ${AUDIT_COLUMNS}
       SELECT l."tenantId", 'lease.released', 'client', ${licenseId}, 'Lease', l.id::text, l."licenseId", ${leasePayload('l')}, ${ctx.requestId} FROM released l
@@ -555,7 +613,7 @@ export async function borrowSeat(ctx: ServiceContext, raw: z.input<typeof borrow
     // The license as it is now (a share lock waits for a suspension or change in progress).
     const [row] = await tx.$queryRaw<(Lease & { maxBorrow: number })[]>`
       WITH lic AS (
-        SELECT id, ${MAX_BORROW_SQL} AS "maxBorrow",
+        SELECT id, ${MAX_BORROW_SQL} AS "maxBorrow", ${Prisma.raw(seatsOf('"License"'))} AS seats,
           CASE WHEN type = 'SUBSCRIPTION' THEN "expiresAt" + make_interval(secs => COALESCE("gracePeriodSeconds", 0)) ELSE "expiresAt" END AS "servesUntil"
         FROM "License"
         WHERE id = ${licenseId}::uuid AND state = 'ACTIVE' AND ${Prisma.raw(notExpiredSql('"License"', at))}
@@ -567,6 +625,8 @@ export async function borrowSeat(ctx: ServiceContext, raw: z.input<typeof borrow
       FROM lic
       WHERE l.id = ${leaseId}::uuid AND l."licenseId" = lic.id AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)
         AND lic."maxBorrow" > 0
+        -- A lease beyond seats lowered under it is not renewed, so not borrowed either (offline, nothing could recall it).
+        AND ${Prisma.raw(withinSeats('l', 'lic.seats', `(SELECT p.used FROM "SeatPool" p WHERE p."licenseId" = lic.id)`, at))}
       RETURNING l.*, lic."maxBorrow"`;
     if (!row) return undefined;
     const { maxBorrow, ...lease } = row;
@@ -574,7 +634,13 @@ export async function borrowSeat(ctx: ServiceContext, raw: z.input<typeof borrow
     return lease;
   });
   if (!lease) {
+    const [beyond] = await ctx.prisma.$queryRaw<{ beyond: boolean }[]>`
+      SELECT NOT ${Prisma.raw(withinSeats('l', seatsOf('lic'), `(SELECT p.used FROM "SeatPool" p WHERE p."licenseId" = lic.id)`, at))} AS beyond
+        FROM "Lease" l JOIN "License" lic ON lic.id = l."licenseId"
+       WHERE l.id = ${leaseId}::uuid AND l."licenseId" = ${licenseId}::uuid AND l.status = 'ACTIVE' AND l."expiresAt" > ${now}::timestamp(3)`;
     return explainMiss(ctx, leaseId, licenseId, now, (metadata) => {
+      // Its next heartbeat ends it (see heartbeatSeat); until then it is held, but not for longer.
+      if (beyond?.beyond) throw new LicensingError('LEASE_EXPIRED', "The license's floating seats were reduced and this lease is beyond them: it cannot be borrowed; check out a seat again");
       // A license whose maximum borrow period is 0 allows no borrowing. The lease is live, so LEASE_EXPIRED
       // ("check out a seat again") would send the client round in a loop, and no LicensingErrorCode of the
       // contract means "not allowed for this license" for a seat (OFFLINE_ACTIVATION_NOT_ALLOWED is about
@@ -657,10 +723,14 @@ const SWEEP_LEASES = `
     -- Only rows \`locked\` holds already: every wait for a counter is there, in key order.
     UPDATE "SeatPool" p SET used = p.used - counts.n FROM counts JOIN locked ON locked."licenseId" = counts."licenseId"
      WHERE p."licenseId" = counts."licenseId"
+    RETURNING p."licenseId", p.used
   ), freed AS (
-    SELECT "tenantId", "licenseId", count(*)::int AS seats FROM expired e
-    WHERE EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = e."licenseId" AND q."expiresAt" > $1::timestamp(3))
-    GROUP BY 1, 2
+    -- Seats free for a queue: none while a license still holds more leases than its (lowered) seats.
+    SELECT e."tenantId", e."licenseId", LEAST(count(*)::int, min(${seatsOf('lic')}) - min(pool.used)) AS seats
+      FROM expired e JOIN pool ON pool."licenseId" = e."licenseId" JOIN "License" lic ON lic.id = e."licenseId"
+     WHERE EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = e."licenseId" AND q."expiresAt" > $1::timestamp(3))
+       AND pool.used < ${seatsOf('lic')}
+     GROUP BY 1, 2
   ), audit AS (
     INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", payload, "requestId")
     SELECT "tenantId", 'lease.expired', 'system', NULL, 'Lease', id::text, "licenseId",
