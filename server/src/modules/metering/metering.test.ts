@@ -257,4 +257,26 @@ describe(`usage metering (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect(r.balances).toEqual([]);
     expect((await s.gql(RECONCILE, { id: lic.globalId })).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
   });
+
+  it('a quota lowered under authorized tickets: they are honoured, new uses refused, and remaining is of the quota now, never below 0', async () => {
+    const lic = await metered([{ meter: 'renders', quota: 100, period: 'NONE' }]);
+    const held = await authorize({ key: lic.key, meter: 'renders', quantity: 60 });
+    const small = await authorize({ key: lic.key, meter: 'renders', quantity: 5 });
+    expect(held).toMatchObject({ __typename: 'UsageTicket', remaining: 40 });
+    const UPDATE = `mutation($input: UpdateLicenseInput!) { updateLicense(input: $input) { __typename ... on Error { message } } }`;
+    ok(await s.gql(UPDATE, { input: { licenseId: lic.globalId, meters: [{ meter: 'renders', quota: 50, period: 'NONE' }] } }, { token }));
+
+    // Released: 60 stay reserved against 50, nothing is left (not 100 - 60 of the quota the balance last saw).
+    const released = ok(await s.gql(RELEASE, { input: { ticketId: small.id, key: lic.key } })).releaseUsage;
+    expect(released).toMatchObject({ __typename: 'UsageTicket', status: 'RELEASED', remaining: 0 });
+    expect(await authorize({ key: lic.key, meter: 'renders', quantity: 1 })).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    // The use authorized before is honoured; what is left is 0, not 50 - 60.
+    expect(await commit({ ticketId: held.id, key: lic.key, quantity: 55 })).toMatchObject({ __typename: 'UsageTicket', status: 'COMMITTED', remaining: 0 });
+    expect(await record({ key: lic.key, meter: 'renders', quantity: 1 })).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    const r = await reconcile(lic.globalId);
+    expect(r.balances[0]).toMatchObject({ quota: 50, used: 55, reserved: 0, consistent: true });
+
+    ok(await s.gql(UPDATE, { input: { licenseId: lic.globalId, meters: [{ meter: 'renders', quota: 80, period: 'NONE' }] } }, { token }));
+    expect(await record({ key: lic.key, meter: 'renders', quantity: 5 })).toMatchObject({ __typename: 'UsageTicket', remaining: 20 });
+  });
 });

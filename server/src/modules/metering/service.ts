@@ -289,6 +289,16 @@ async function writeUse(ctx: ServiceContext, d: UsageTicket, quota: number, now:
   return ticket.id ? ticket : undefined;
 }
 
+/**
+ * The balance row `b` updated by a commit or release, as a SET item and the RETURNING `rest`: its quota
+ * taken again from the license's meter as it is now (the row keeps the quota of the last use written,
+ * stale once the license's quota changed), and what is left of it, never below 0 (a quota lowered under
+ * tickets authorized before is exceeded by their commits: an authorized use is honoured).
+ */
+const QUOTA_NOW = (ticket: string) => Prisma.raw(`quota = COALESCE((SELECT (m->>'quota')::int FROM "License" lic, jsonb_array_elements(lic.meters) m
+        WHERE lic.id = ${ticket}."licenseId" AND m->>'meter' = ${ticket}.meter), b.quota)`);
+const REST = Prisma.raw(`GREATEST(b.quota - b.used - b.reserved, 0)::int AS rest`);
+
 interface BalanceKey {
   licenseId: string;
   meter: string;
@@ -389,9 +399,9 @@ export async function commitUsage(ctx: ServiceContext, raw: CommitInput): Promis
         AND "expiresAt" > ${now}::timestamp(3) AND quantity >= COALESCE(${q}::int, 0)
       RETURNING *
     ), b AS (
-      UPDATE "UsageBalance" b SET used = b.used + t.committed, reserved = b.reserved - t.quantity, "updatedAt" = ${now}::timestamp(3)
+      UPDATE "UsageBalance" b SET used = b.used + t.committed, reserved = b.reserved - t.quantity, ${QUOTA_NOW('t')}, "updatedAt" = ${now}::timestamp(3)
       FROM t WHERE b."licenseId" = t."licenseId" AND b.meter = t.meter AND b."window" = t."window"
-      RETURNING (b.quota - b.used - b.reserved)::int AS rest
+      RETURNING ${REST}
     ), ledger AS (
       INSERT INTO "UsageLedgerEntry" ("tenantId", "licenseId", meter, "window", quantity, "ticketId", "recordedAt")
       SELECT "tenantId", "licenseId", meter, "window", committed, id, ${now}::timestamp(3) FROM t
@@ -416,9 +426,9 @@ export async function releaseUsage(ctx: ServiceContext, ref: TicketRef): Promise
       WHERE id = ${ticketId}::uuid AND "licenseId" = ${licenseId}::uuid AND status = 'AUTHORIZED' AND "expiresAt" > ${now}::timestamp(3)
       RETURNING *
     ), b AS (
-      UPDATE "UsageBalance" b SET reserved = b.reserved - t.quantity, "updatedAt" = ${now}::timestamp(3)
+      UPDATE "UsageBalance" b SET reserved = b.reserved - t.quantity, ${QUOTA_NOW('t')}, "updatedAt" = ${now}::timestamp(3)
       FROM t WHERE b."licenseId" = t."licenseId" AND b.meter = t.meter AND b."window" = t."window"
-      RETURNING (b.quota - b.used - b.reserved)::int AS rest
+      RETURNING ${REST}
     ), audit AS (
       ${auditRow(ctx, 'usage.released', Prisma.sql`jsonb_build_object('reason', 'released', 'remaining', (SELECT rest FROM b))`)}
     )
