@@ -394,3 +394,33 @@ describe(`the largest import allowed (${testDatabaseUrl ? 'postgres' : 'pglite'}
     }
   }, 300_000);
 });
+
+// A second connection holding a row lock: PostgreSQL only (PGlite has one connection, nothing waits there).
+describe.skipIf(!testDatabaseUrl)('an import beside a change of its edition (PostgreSQL)', () => {
+  it('waits for an archive in progress and refuses the rows of the edition it archived, importing nothing', async () => {
+    const edition = await s.db.prisma.edition.findFirstOrThrow({ where: { tenantId, code: 'std' } });
+    const before = await counts();
+    await s.db.session(async (sql) => {
+      await sql.query('BEGIN');
+      try {
+        await sql.query(`UPDATE "Edition" SET "archivedAt" = now() WHERE id = $1::uuid`, [edition.id]);
+        const pending = importData('CSV', 'product,edition,name\ndesk,std,while archiving\n');
+        // Until the import waits for the row this transaction holds.
+        for (let i = 0; ; i++) {
+          const [row] = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))`);
+          if (row!.n > 0) break;
+          if (i > 200) throw new Error('the import never waited for the edition being archived');
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        await sql.query('COMMIT');
+        const r = await pending;
+        expect(r.__typename).toBe('ImportError');
+        expect(r.rows).toEqual([{ line: 2, message: expect.stringMatching(/archived/) }]);
+      } finally {
+        await sql.query('ROLLBACK').catch(() => undefined);
+        await sql.query(`UPDATE "Edition" SET "archivedAt" = NULL WHERE id = $1::uuid`, [edition.id]);
+      }
+    });
+    expect(await counts()).toEqual(before);
+  });
+});

@@ -202,6 +202,11 @@ export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL
   const ids = await inTransaction(ctx, tenantId, async (tx) => {
     const products = await tx.product.findMany({ where: { tenantId, code: { in: [...new Set(rows.map((r) => r.row.product))] } } });
     const productByCode = new Map(products.map((p) => [p.code, p]));
+    // FOR SHARE, as createLicense takes its edition: an edition being archived (or deleted) is waited for,
+    // so its rows are refused, not issued from an edition archived meanwhile.
+    if (products.length) {
+      await tx.$queryRaw`SELECT id FROM "Edition" WHERE "tenantId" = ${tenantId}::uuid AND "productId" = ANY(${products.map((p) => p.id)}::uuid[]) ORDER BY id FOR SHARE`;
+    }
     const editions = await tx.edition.findMany({ where: { tenantId, productId: { in: products.map((p) => p.id) } } });
     const editionBy = new Map(editions.map((e) => [`${e.productId}/${e.code}`, e]));
     const catalogues = new Map<string, Catalogue>();
