@@ -20,6 +20,7 @@ const NOT_EVENTS = new Set([
   'master.key', // the generated master key's file
   'webhook.test', // the test delivery's type: sent whatever an endpoint subscribes to, never audited
   'input.key', // GraphQL error paths and SQL aliases
+  'lic.seats',
   'q.activating',
   'q.fp',
   'r.at',

@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
-import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
+import { ok, startTestServer, testEnv, type TestServer } from '../../../test/harness.ts';
 import { signerFor } from '../signing/service.ts';
 import { decodeJws, type Issued, issueLicense } from './fixtures.ts';
 import { sweepLeases } from './service.ts';
@@ -272,8 +271,9 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
   });
 
   it('two server instances on one database never exceed the seats, and their sweeps expire each lease once', async () => {
-    // Two instances share the master key (as production requires) and a tenant whose signing key they create.
-    const config = { ...loadConfig({ NODE_ENV: 'test', TESSERA_MASTER_KEY: randomBytes(32).toString('hex') }), seedDemo: false };
+    // Two instances share the master key (as production requires; the harness's, which encrypted the keys of
+    // the tenants made before: a start checks it can open them) and a tenant whose signing key they create.
+    const config = { ...loadConfig({ NODE_ENV: 'test', TESSERA_MASTER_KEY: testEnv.TESSERA_MASTER_KEY }), seedDemo: false };
     const [a, b] = [await buildApp({ config, db: s.db }), await buildApp({ config, db: s.db })];
     const tenant = await s.tenant();
     try {
