@@ -13,7 +13,9 @@ const serverDir = path.resolve(import.meta.dirname, '..');
 
 /** Starts `src/main.ts` with exactly `env` (plus PATH and HOME) and resolves once it prints its URL. */
 export function startInstance(env: Record<string, string>): Promise<Instance> {
-  const child = spawn(path.join(serverDir, 'node_modules/.bin/tsx'), ['src/main.ts'], {
+  // Node itself, as README's deployment runs it, not tsx's command: that one is a wrapper process, and a
+  // signal sent to it (a test's kill, a timeout's SIGKILL) must reach the server, not leave it orphaned.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: serverDir,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
