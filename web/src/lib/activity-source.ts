@@ -2,7 +2,7 @@ import type { Client } from '@urql/core';
 import type { ActivityEvent, ActivitySource } from './activity-manager.svelte';
 import { data, errorMessage } from './graphql/client';
 import { globalId, rawId } from './ids';
-import { ActivityCursorDocument, ActivityDocument, AuditEventsDocument, ComplianceAlertsDocument, type ActivityEventRowFragment } from './graphql/generated/graphql';
+import { ActivityCursorDocument, ActivityDocument, AuditEventsDocument, ComplianceAlertsDocument, EventTypesDocument, type ActivityEventRowFragment } from './graphql/generated/graphql';
 
 function fromSubscription(e: ActivityEventRowFragment): ActivityEvent {
   return {
@@ -73,16 +73,8 @@ export function activitySource(client: Client, opts: { history: boolean; license
   };
 }
 
-/** The alerts the server raises (compliance.*, less the changes of settings): the page's history lists each kind. */
-export const COMPLIANCE_TYPES = [
-  'compliance.threshold_crossed',
-  'compliance.threshold_cleared',
-  'compliance.goodwill_used',
-  'compliance.activation_denied',
-  'compliance.license_expiring',
-  'compliance.license_expired',
-  'compliance.heartbeat_timeout',
-];
+/** An alert the server raises (compliance.*, less the changes of settings): the page's history lists each kind. */
+export const isComplianceAlert = (type: string) => type.startsWith('compliance.') && !type.endsWith('_updated');
 
 /** Compliance alerts: their history from the audit log, then the `complianceAlerts` subscription. */
 export function complianceSource(client: Client, opts: { history: boolean }): ActivitySource {
@@ -94,8 +86,10 @@ export function complianceSource(client: Client, opts: { history: boolean }): Ac
         newest ??= await feedStart(client);
         return [];
       }
+      // The kinds come from the server's list of event types, so a new kind of alert is not left out here.
+      const kinds = data(await client.query(EventTypesDocument, {}).toPromise()).webhookEventTypes.filter(isComplianceAlert);
       const pages = await Promise.all(
-        COMPLIANCE_TYPES.map((type) => client.query(AuditEventsDocument, { first: limit, type }).toPromise().then(data)),
+        kinds.map((type) => client.query(AuditEventsDocument, { first: limit, type }).toPromise().then(data)),
       );
       const events = pages
         .flatMap((d) => d.auditEvents.edges.flatMap((e) => (e.node ? [e.node] : [])))

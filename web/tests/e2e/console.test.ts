@@ -451,6 +451,9 @@ describe('admin console', () => {
     await heading('Audit log');
     await page.getByRole('button', { name: 'Verify chain' }).click();
     await page.getByText(/Chain intact|Chain broken/).waitFor();
+    // The type filter offers every type the server writes (its list, not a copy in the console).
+    const offered = await page.locator('#audit-types option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+    expect(offered).toEqual(expect.arrayContaining(['license.created', 'member.role_changed', 'compliance.heartbeat_timeout', 'webhook.created', 'lease.expired']));
     await shot(page, '16-audit-log');
   });
 

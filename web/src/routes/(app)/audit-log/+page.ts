@@ -1,6 +1,6 @@
 import { redirect } from '@sveltejs/kit';
 import { client, data } from '$lib/graphql/client';
-import { AuditEventsDocument } from '$lib/graphql/generated/graphql';
+import { AuditEventsDocument, EventTypesDocument } from '$lib/graphql/generated/graphql';
 import { rawId } from '$lib/ids';
 import { session } from '$lib/session.svelte';
 import type { PageLoad } from './$types';
@@ -14,6 +14,9 @@ export const load = (async ({ url, parent }) => {
   const type = url.searchParams.get('type')?.trim() || null;
   const license = url.searchParams.get('license') || null;
   const licenseId = license ? rawId(license) : null;
-  const d = data(await client.query(AuditEventsDocument, { first: PAGE_SIZE, type, licenseId }).toPromise());
-  return { events: d.auditEvents, type, licenseId, pageSize: PAGE_SIZE };
+  const [d, types] = await Promise.all([
+    client.query(AuditEventsDocument, { first: PAGE_SIZE, type, licenseId }).toPromise().then(data),
+    client.query(EventTypesDocument, {}).toPromise().then(data),
+  ]);
+  return { events: d.auditEvents, eventTypes: types.webhookEventTypes, type, licenseId, pageSize: PAGE_SIZE };
 }) satisfies PageLoad;
