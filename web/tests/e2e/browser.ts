@@ -27,3 +27,11 @@ export function watchErrors(page: Page): string[] {
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   return errors;
 }
+
+/** Fills in and sends the console's sign-in form, open on `page`; where it leads is the caller's to wait for. */
+export async function submitSignIn(page: Page, tenant: string, email: string, password: string) {
+  await page.getByLabel('Workspace').fill(tenant);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}

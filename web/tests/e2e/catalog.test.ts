@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, shot, watchErrors } from './browser';
+import { launch, shot, submitSignIn, watchErrors } from './browser';
 import { gql, startServer, type RunningServer } from './server';
 
 /** Editing and deleting the catalogue in the console, against the real server. */
@@ -77,10 +77,7 @@ const editionRow = (name: string) => page.getByRole('row', { name: new RegExp(na
 async function signIn(email: string, password: string) {
   await page.goto(`${server.base}/`);
   await page.waitForURL(/\/signin/);
-  await page.getByLabel('Workspace').fill(server.demo.tenant);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, server.demo.tenant, email, password);
   await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
 }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Browser, Page, Request, WebSocket } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { launch, shot, watchErrors } from './browser';
+import { launch, shot, submitSignIn, watchErrors } from './browser';
 import { gql, startServer, type RunningServer } from './server';
 
 let server: RunningServer;
@@ -32,10 +32,7 @@ afterAll(async () => {
 async function signIn(email: string, password: string) {
   await page.goto(`${server.base}/`);
   await page.waitForURL(/\/signin/);
-  await page.getByLabel('Workspace').fill(server.demo.tenant);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, server.demo.tenant, email, password);
 }
 
 async function nav(name: string) {
@@ -511,10 +508,7 @@ describe('admin console', () => {
   it('shows a read-only member no buttons that would fail', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/\/signin/);
-    await page.getByLabel('Workspace').fill(server.demo.tenant);
-    await page.getByLabel('Email').fill(`viewer-${stamp}@example.com`);
-    await page.getByLabel('Password').fill('correct horse battery');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitSignIn(page, server.demo.tenant, `viewer-${stamp}@example.com`, 'correct horse battery');
     await heading('Dashboard');
     const mainNav = page.getByRole('navigation', { name: 'Main' });
     for (const hidden of ['Audit log', 'Members', 'API tokens']) expect(await mainNav.getByRole('link', { name: hidden }).count()).toBe(0);

@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, shot, watchErrors } from './browser';
+import { launch, shot, submitSignIn, watchErrors } from './browser';
 import { gql, startServer, type RunningServer } from './server';
 
 // The console's live views on pages left open. Where time matters the browser's clock is driven by the
@@ -54,10 +54,7 @@ async function signedIn(ctx: BrowserContext, prepare?: (p: Page) => void): Promi
   p.setDefaultTimeout(20_000);
   prepare?.(p);
   await p.goto(`${server.base}/signin`);
-  await p.getByLabel('Workspace').fill(server.demo.tenant);
-  await p.getByLabel('Email').fill(server.demo.email);
-  await p.getByLabel('Password').fill(server.demo.password);
-  await p.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(p, server.demo.tenant, server.demo.email, server.demo.password);
   await p.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
   return p;
 }

@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, shot, watchErrors } from './browser';
+import { launch, shot, submitSignIn, watchErrors } from './browser';
 import { gql, startServer, type RunningServer } from './server';
 
 // Member management in the console: an owner changes a role, resets a password and removes a member
@@ -40,10 +40,7 @@ afterAll(async () => {
 
 async function signIn(email: string, password: string) {
   await page.goto(`${server.base}/signin`);
-  await page.getByLabel('Workspace').fill(server.demo.tenant);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, server.demo.tenant, email, password);
   await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
 }
 
@@ -136,10 +133,7 @@ describe('members in the console', () => {
     own.setDefaultTimeout(15_000);
     const ownErrors = watchErrors(own);
     await own.goto(`${server.base}/signin?next=${encodeURIComponent('/settings')}`);
-    await own.getByLabel('Workspace').fill(server.demo.tenant);
-    await own.getByLabel('Email').fill(cy);
-    await own.getByLabel('Password').fill(PASSWORD);
-    await own.getByRole('button', { name: 'Sign in' }).click();
+    await submitSignIn(own, server.demo.tenant, cy, PASSWORD);
     await own.getByRole('heading', { level: 1, name: 'Signing keys' }).waitFor();
     expect(new URL(own.url()).pathname).toBe('/settings/signing-keys');
     const nav = own.getByRole('navigation', { name: 'Main' });

@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, shot, watchErrors } from './browser';
+import { launch, shot, submitSignIn, watchErrors } from './browser';
 import { gql, startServer, type RunningServer } from './server';
 
 // What operations and customer-success people do all day: open bookmarks and reload pages, pick
@@ -25,10 +25,7 @@ async function signedIn(options: { timezoneId?: string; email?: string; password
   page.setDefaultTimeout(15_000);
   const errors = watchErrors(page);
   await page.goto(`${server.base}/signin`);
-  await page.getByLabel('Workspace').fill(server.demo.tenant);
-  await page.getByLabel('Email').fill(options.email ?? server.demo.email);
-  await page.getByLabel('Password').fill(options.password ?? server.demo.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, server.demo.tenant, options.email ?? server.demo.email, options.password ?? server.demo.password);
   await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
   return { context, page, errors };
 }
@@ -192,10 +189,7 @@ describe('an ended session', () => {
     const at = new URL(page.url());
     expect(at.pathname).toBe('/signin');
     expect(at.searchParams.get('next')).toBe('/licenses?status=ACTIVE');
-    await page.getByLabel('Workspace').fill(server.demo.tenant);
-    await page.getByLabel('Email').fill(server.demo.email);
-    await page.getByLabel('Password').fill(server.demo.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitSignIn(page, server.demo.tenant, server.demo.email, server.demo.password);
     await page.getByRole('heading', { level: 1, name: 'Licenses' }).waitFor();
     expect(page.url()).toBe(`${server.base}/licenses?status=ACTIVE`);
     expect(await page.getByLabel('Status').locator('option:checked').textContent()).toMatch(/active/i);

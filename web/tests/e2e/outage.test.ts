@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, shot } from './browser';
+import { launch, shot, submitSignIn } from './browser';
 import { gql, startServer } from './server';
 
 // The server the console talks to goes away for longer than a blip (a deploy, a host restart) and
@@ -29,10 +29,7 @@ async function signedIn(email: string, password: string): Promise<{ context: Bro
   const page = await context.newPage();
   page.setDefaultTimeout(15_000);
   await page.goto(`${server.base}/signin`);
-  await page.getByLabel('Workspace').fill(server.demo.tenant);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, server.demo.tenant, email, password);
   await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
   return { context, page };
 }

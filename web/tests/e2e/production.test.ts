@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, shot, watchErrors } from './browser';
+import { launch, shot, submitSignIn, watchErrors } from './browser';
 import { startServer, type RunningServer } from './server';
 
 // With NODE_ENV=production the server runs only known documents for callers without a session: the
@@ -27,10 +27,7 @@ describe('admin console in production', () => {
   it('signs in, shows the live dashboard, signs out, and sends an ended session back to sign in', async () => {
     await page.goto(`${server.base}/`);
     await page.waitForURL(/\/signin/);
-    await page.getByLabel('Workspace').fill(server.demo.tenant);
-    await page.getByLabel('Email').fill(server.demo.email);
-    await page.getByLabel('Password').fill(server.demo.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitSignIn(page, server.demo.tenant, server.demo.email, server.demo.password);
     await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
     await page.locator('.feed li').first().waitFor();
     await shot(page, 'production-dashboard');

@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, shot, watchErrors } from './browser';
+import { launch, shot, submitSignIn, watchErrors } from './browser';
 import { gql, startServer, type RunningServer } from './server';
 
 /** Seat analytics on a floating license: seats checked out through the client API, read back in the console. */
@@ -61,10 +61,7 @@ describe('seat use by department', () => {
   it('signs in', async () => {
     await page.goto(`${server.base}/`);
     await page.waitForURL(/\/signin/);
-    await page.getByLabel('Workspace').fill(server.demo.tenant);
-    await page.getByLabel('Email').fill(server.demo.email);
-    await page.getByLabel('Password').fill(server.demo.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitSignIn(page, server.demo.tenant, server.demo.email, server.demo.password);
     await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
   });
 

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, shot, watchErrors } from './browser';
+import { launch, shot, submitSignIn, watchErrors } from './browser';
 import { gql, startServer, type RunningServer } from './server';
 
 /** The console's webhook settings against a real receiver on 127.0.0.1 (allowed outside production). */
@@ -62,10 +62,7 @@ describe('webhooks in the console', () => {
   it('creates an endpoint and shows its secret once', async () => {
     await page.goto(`${server.base}/`);
     await page.waitForURL(/\/signin/);
-    await page.getByLabel('Workspace').fill(server.demo.tenant);
-    await page.getByLabel('Email').fill(server.demo.email);
-    await page.getByLabel('Password').fill(server.demo.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitSignIn(page, server.demo.tenant, server.demo.email, server.demo.password);
     await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks', exact: true }).click();
@@ -136,10 +133,7 @@ describe('webhooks in the console', () => {
     await page.context().clearCookies();
     await page.goto(`${server.base}/`);
     await page.waitForURL(/\/signin/);
-    await page.getByLabel('Workspace').fill(server.demo.tenant);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitSignIn(page, server.demo.tenant, email, password);
     await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
 
     await page.goto(endpointUrl);
