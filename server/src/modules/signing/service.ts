@@ -80,37 +80,24 @@ const NAMED = 5;
 export async function checkMasterKey(app: AppDeps): Promise<void> {
   const { key, source } = masterKeyOf(app);
   const failed = new Set<string>();
-  let total = 0;
-  let after: string | undefined;
-  for (;;) {
-    const rows: { id: string; tenantId: string; kid: string; encryptedPrivateKey: string }[] = await app.prisma.signingKey.findMany({
+  const signingKeys = inBatches((after) =>
+    app.prisma.signingKey.findMany({
       where: { retiredAt: null, ...(after ? { id: { gt: after } } : {}) },
       select: { id: true, tenantId: true, kid: true, encryptedPrivateKey: true },
       orderBy: { id: 'asc' },
       take: CHECK_BATCH,
-    });
-    for (const r of rows) {
-      total++;
-      if (!opens(key, r.encryptedPrivateKey, r.kid)) failed.add(r.tenantId);
-    }
-    if (rows.length < CHECK_BATCH) break;
-    after = rows[rows.length - 1]!.id;
-  }
-  after = undefined;
-  for (;;) {
-    const rows: { id: string; tenantId: string; encryptedSecret: string }[] = await app.prisma.webhookEndpoint.findMany({
+    }),
+  );
+  for await (const r of signingKeys) if (!opens(key, r.encryptedPrivateKey, r.kid)) failed.add(r.tenantId);
+  const endpoints = inBatches((after) =>
+    app.prisma.webhookEndpoint.findMany({
       where: after ? { id: { gt: after } } : {},
       select: { id: true, tenantId: true, encryptedSecret: true },
       orderBy: { id: 'asc' },
       take: CHECK_BATCH,
-    });
-    for (const r of rows) {
-      total++;
-      if (!opens(key, r.encryptedSecret, `webhook:${r.id}`)) failed.add(r.tenantId);
-    }
-    if (rows.length < CHECK_BATCH) break;
-    after = rows[rows.length - 1]!.id;
-  }
+    }),
+  );
+  for await (const r of endpoints) if (!opens(key, r.encryptedSecret, `webhook:${r.id}`)) failed.add(r.tenantId);
   if (failed.size === 0) return;
   const ids = [...failed];
   const named = await app.prisma.tenant.findMany({ where: { id: { in: ids.slice(0, NAMED) } }, select: { slug: true }, orderBy: { slug: 'asc' } });
@@ -120,6 +107,17 @@ export async function checkMasterKey(app: AppDeps): Promise<void> {
       `(${named.map((t) => t.slug).join(', ')}${more}): another master key encrypted them. ` +
       'Start every instance sharing the database with the TESSERA_MASTER_KEY that encrypted them.',
   );
+}
+
+/** Every row `page` reads, in id order, CHECK_BATCH at a time (keyset paging from the last id read). */
+async function* inBatches<T extends { id: string }>(page: (after: string | undefined) => Promise<T[]>): AsyncGenerator<T> {
+  let after: string | undefined;
+  for (;;) {
+    const rows = await page(after);
+    yield* rows;
+    if (rows.length < CHECK_BATCH) return;
+    after = rows[rows.length - 1]!.id;
+  }
 }
 
 function opens(key: Buffer, sealed: string, aad: string): boolean {
