@@ -122,7 +122,7 @@ describe('start-up', () => {
       // The demo tenant's signing key is made on first use: publishing its JWKS is one.
       const jwks = await fetch(`${a.url.replace('localhost', '127.0.0.1')}/.well-known/jwks.json?tenant=demo`);
       expect(((await jwks.json()) as { keys: unknown[] }).keys).toHaveLength(1);
-      await stopInstance(a);
+      expect(await stopInstance(a)).toEqual({ code: 0, signal: null });
 
       const other = await failedStart(env(randomBytes(32).toString('hex')));
       expect(other).toContain('Tessera failed to start: TESSERA_MASTER_KEY cannot decrypt the signing keys or webhook secrets of 1 tenant in this database (demo): another master key encrypted them.');
@@ -134,6 +134,8 @@ describe('start-up', () => {
       const again = await startInstance(env(first));
       instances.push(again);
       expect(again.output()).toContain('serving at');
+      // Stopped the moment it says it serves: it drains and exits 0, not killed by the signal undrained.
+      expect(await stopInstance(again)).toEqual({ code: 0, signal: null });
     } finally {
       await Promise.all(instances.map(stopInstance));
       await fresh?.drop();

@@ -51,19 +51,8 @@ async function main() {
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const base = `http://${host}:${port}`;
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  // One write, so whoever reads the output (a test, a log shipper) gets the sign-in lines with the URL.
-  const lines = [
-    `Tessera is serving at ${base} (${config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`}, ready in ${seconds}s)`,
-    `  Admin console: ${base}/   GraphQL API: ${base}/graphql   health: ${base}/health`,
-  ];
-  if (demo) {
-    lines.push(`  Created the "${demo.tenant}" tenant with sample products and licenses.`);
-    lines.push(`  Sign in at ${base}/ with workspace "${demo.tenant}", email ${demo.email}, password ${demo.password}`);
-    if (!config.databaseUrl) lines.push(`  (also saved in ${path.join(config.dataDir, 'demo-credentials.json')})`);
-    lines.push(`  API token (OWNER, shown once): ${demo.apiToken}`);
-  }
-  console.log(lines.join('\n'));
-
+  // Before the ready line: whoever reads it may stop the server at once, and a SIGTERM that came before
+  // these handlers would kill the process undrained (exit by signal, not 0).
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -86,6 +75,18 @@ async function main() {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  // One write, so whoever reads the output (a test, a log shipper) gets the sign-in lines with the URL.
+  const lines = [
+    `Tessera is serving at ${base} (${config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`}, ready in ${seconds}s)`,
+    `  Admin console: ${base}/   GraphQL API: ${base}/graphql   health: ${base}/health`,
+  ];
+  if (demo) {
+    lines.push(`  Created the "${demo.tenant}" tenant with sample products and licenses.`);
+    lines.push(`  Sign in at ${base}/ with workspace "${demo.tenant}", email ${demo.email}, password ${demo.password}`);
+    if (!config.databaseUrl) lines.push(`  (also saved in ${path.join(config.dataDir, 'demo-credentials.json')})`);
+    lines.push(`  API token (OWNER, shown once): ${demo.apiToken}`);
+  }
+  console.log(lines.join('\n'));
 }
 
 main().catch(async (err) => {

@@ -39,10 +39,25 @@ export function startInstance(env: Record<string, string>): Promise<Instance> {
   });
 }
 
-export function stopInstance(i: Instance): Promise<void> {
+/** How a process ended: its exit code, or the signal that killed it. */
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * Sends SIGTERM and resolves once the process has ended, however it ended (a process killed by a signal
+ * has no exit code). One still there 20 s later (past the server's own 15 s shutdown limit) is killed.
+ */
+export function stopInstance(i: Instance): Promise<Exit> {
+  const ended = (): Exit => ({ code: i.child.exitCode, signal: i.child.signalCode });
   return new Promise((resolve) => {
-    if (i.child.exitCode !== null) return resolve();
-    i.child.once('exit', () => resolve());
+    if (i.child.exitCode !== null || i.child.signalCode !== null) return resolve(ended());
+    const timer = setTimeout(() => i.child.kill('SIGKILL'), 20_000);
+    i.child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(ended());
+    });
     i.child.kill('SIGTERM');
   });
 }
