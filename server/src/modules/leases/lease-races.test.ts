@@ -31,6 +31,7 @@ const HEARTBEAT = `mutation($input: LeaseInput!) { heartbeatSeat(input: $input) 
 const BORROW = `mutation($input: BorrowSeatInput!) {
   borrowSeat(input: $input) { __typename ... on SeatLease { id expiresAt borrowed } ... on LicensingError { code } ... on ValidationError { message fields { path message } } }
 }`;
+const RELEASE = `mutation($input: LeaseInput!) { releaseSeat(input: $input) { __typename ... on SeatLease { id status } ... on LicensingError { code } } }`;
 const UPDATE_LICENSE = `mutation($input: UpdateLicenseInput!) { updateLicense(input: $input) { __typename ... on Error { message } ... on ValidationError { fields { path message } } } }`;
 const SUSPEND = `mutation($id: ID!) { suspendLicense(input: { licenseId: $id }) { __typename } }`;
 
@@ -223,6 +224,29 @@ describe.skipIf(!testDatabaseUrl)('row locks held by another transaction (Postgr
       await conn.query('COMMIT');
       expect(await pending).toMatchObject({ __typename: 'SeatLease' });
       expect(await activeLeases(lic.id)).toBe(1);
+    } finally {
+      await conn.query('ROLLBACK').catch(() => {});
+      await conn.query('RESET deadlock_timeout');
+    }
+  });
+
+  it('a release caught in a deadlock runs again instead of failing', async () => {
+    const lic = await floating(2);
+    const held = await checkout(lic.key, 'dev-a');
+    try {
+      // The other party holds the seat counter and then the lease the release took first, as a checkout
+      // by the same holder does (its new lease waits on the unique holder the release is clearing). It
+      // never checks for the deadlock itself (a long deadlock_timeout), so the release is the one aborted.
+      await conn.query(`SET deadlock_timeout = '10s'`);
+      await conn.query('BEGIN');
+      await lockPools(conn, lic.id);
+      const pending = s.gql(RELEASE, { input: { leaseId: held.id, key: lic.key } });
+      await waitForBlockedBy(conn);
+      await conn.query(`SELECT id FROM "Lease" WHERE id = $1 FOR UPDATE`, [leaseId(held.id)]);
+      await conn.query('COMMIT');
+      expect(ok(await pending).releaseSeat).toMatchObject({ __typename: 'SeatLease', status: 'RELEASED' });
+      expect(await activeLeases(lic.id)).toBe(0);
+      expect(await s.db.prisma.auditEvent.count({ where: { licenseId: lic.id, type: 'lease.released' } })).toBe(1);
     } finally {
       await conn.query('ROLLBACK').catch(() => {});
       await conn.query('RESET deadlock_timeout');

@@ -542,11 +542,15 @@ export async function heartbeatSeat(ctx: ServiceContext, ref: LeaseRef): Promise
   return { kind: 'lease', lease: renewed, token: await signLease(ctx.app, renewed) };
 }
 
-/** Frees the seat at once (and its SeatPool count, in the same statement); a waiting queue hears seat.available. */
+/**
+ * Frees the seat at once (and its SeatPool count, in the same statement); a waiting queue hears
+ * seat.available. Aborted to break a deadlock (with a checkout by the same holder, whose new lease waits
+ * on the holder this clears while holding the counter) it changed nothing, and runs again.
+ */
 export async function releaseSeat(ctx: ServiceContext, ref: LeaseRef): Promise<GrantedLease> {
   const { leaseId, licenseId, tenantId } = await leaseOf(ctx, ref);
   const now = new Date();
-  const [row] = await ctx.prisma.$queryRaw<Lease[]>`
+  const [row] = await retriedOnDeadlock(() => ctx.prisma.$queryRaw<Lease[]>`
     WITH released AS (
       UPDATE "Lease" SET status = 'RELEASED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
       WHERE id = ${leaseId}::uuid AND "licenseId" = ${licenseId}::uuid AND status = 'ACTIVE' AND "expiresAt" > ${now}::timestamp(3)
@@ -564,7 +568,7 @@ export async function releaseSeat(ctx: ServiceContext, ref: LeaseRef): Promise<G
       SELECT l."tenantId", 'seat.available', 'client', ${licenseId}, 'License', ${licenseId}, l."licenseId", jsonb_build_object('seats', 1), ${ctx.requestId}
       FROM released l, waiting WHERE waiting.yes
     )
-    SELECT * FROM released`;
+    SELECT * FROM released`);
   if (!row) return explainMiss(ctx, leaseId, licenseId, now);
   void sealerOf(ctx.app).seal(tenantId);
   return { kind: 'lease', lease: row, token: await signLease(ctx.app, row) };
