@@ -96,6 +96,8 @@ export type ActivityFilter = {
 export type ApiToken = Node & {
   __typename?: 'ApiToken';
   createdAt: Scalars['DateTime']['output'];
+  /** The member the token was made for: the one signed in when it was created, or the member of the token that created it. Null for tokens of the operator (the tenant's first token) and of a member since removed. Removing the member revokes the token; demoting them revokes it if its role is above their new one. */
+  createdBy?: Maybe<Member>;
   /** After this instant the token authenticates nothing (null: until revoked). */
   expiresAt?: Maybe<Scalars['DateTime']['output']>;
   id: Scalars['ID']['output'];
@@ -948,7 +950,7 @@ export type Mutation = {
   archiveEdition: ArchiveEditionResult;
   authorizeUsage: AuthorizeUsageResult;
   borrowSeat: BorrowSeatResult;
-  /** Gives a member another role and ends the member's other sessions. An ADMIN manages members below OWNER. */
+  /** Gives a member another role and ends the member's other sessions; a lower role revokes the API tokens made for them (ApiToken.createdBy) with a role above it. An ADMIN manages members below OWNER. */
   changeMemberRole: ChangeMemberRoleResult;
   /** The signed-in member's new password, given the current one. Their other sessions end; this one stays. Wrong current passwords count as failed sign-ins. */
   changePassword: ChangePasswordResult;
@@ -959,6 +961,7 @@ export type Mutation = {
   createEdition: CreateEditionResult;
   createFeature: CreateFeatureResult;
   createLicense: CreateLicenseResult;
+  /** Adds a member who signs in to the console. An ADMIN adds members below OWNER; only an OWNER adds an owner. */
   createMember: CreateMemberResult;
   createMeter: CreateMeterResult;
   createProduct: CreateProductResult;
@@ -991,7 +994,7 @@ export type Mutation = {
   releaseSeat: ReleaseSeatResult;
   /** Gives an authorized ticket back without using it. */
   releaseUsage: ReleaseUsageResult;
-  /** Removes a member and ends their sessions; the last owner cannot be removed. */
+  /** Removes a member, ends their sessions and revokes the API tokens made for them (ApiToken.createdBy); the last owner cannot be removed. */
   removeMember: RemoveMemberResult;
   renewLicense: RenewLicenseResult;
   /** Sends a delivery's event again now, as a new delivery with the same event id. */

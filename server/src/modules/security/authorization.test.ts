@@ -57,7 +57,7 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Mutation.createEdition': 'ADMIN',
   'Mutation.createFeature': 'ADMIN',
   'Mutation.createLicense': 'ADMIN',
-  'Mutation.createMember': 'OWNER',
+  'Mutation.createMember': 'ADMIN',
   'Mutation.createMeter': 'ADMIN',
   'Mutation.createProduct': 'ADMIN',
   'Mutation.importLicenses': 'ADMIN',
@@ -405,6 +405,13 @@ describe('authorization matrix', () => {
       }
       const exists = await s.db.prisma.user.count({ where: { id: decodeGlobalID(id).id } });
       expect(exists, role).toBe(RANK[role] < RANK.ADMIN ? 1 : 0);
+      // Adding a member: from ADMIN up, below OWNER; an owner only by an owner (the role is an input, so a ValidationError).
+      for (const added of ROLES) {
+        const r = await s.gql(`mutation($input: CreateMemberInput!) { createMember(input: $input) { __typename } }`, { input: { email: `c-${randomUUID().slice(0, 8)}@tenant.test`, password: 'correct horse battery', role: added } }, { token: tokens[role] });
+        const label = `${role} createMember(${added}): ${JSON.stringify(r.errors ?? r.data)}`;
+        if (RANK[role] < RANK[MINIMUM_ROLE['Mutation.createMember']!]) expect(r.errors?.[0]?.extensions?.code, label).toBe('FORBIDDEN');
+        else expect(ok(r).createMember.__typename, label).toBe(added === 'OWNER' && role !== 'OWNER' ? 'ValidationError' : 'Member');
+      }
       // Every role may change its own password, signed in; never with an API token (SESSION_ONLY).
       const self = await member(role);
       const signIn = await s.gql(`mutation($input: SignInInput!) { signIn(input: $input) { __typename } }`, { input: { tenant: own.slug, email: self.email, password: 'correct horse battery' } });

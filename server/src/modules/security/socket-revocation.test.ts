@@ -151,6 +151,37 @@ describe('open sockets on one instance', () => {
     expect(await closeCode(stays, 300)).toBe('open');
   });
 
+  it("removing or demoting a member closes the sockets of the API tokens that go with it (4403); the member's other tokens stream on", async () => {
+    const member = async (email: string) => {
+      const r = ok(await s.gql(`mutation($input: CreateMemberInput!) { createMember(input: $input) { ... on Member { id } } }`, { input: { email, password: PASSWORD, role: 'ADMIN' } }, { token: tenant.token }));
+      const res = await s.gql(SIGN_IN, { input: { tenant: tenant.slug, email, password: PASSWORD } });
+      const cookie = res.response.headers.get('set-cookie')!.split(';')[0]!;
+      const mint = async (name: string, role: string) =>
+        ok(await s.gql(CREATE_TOKEN, { input: { name, role } }, { headers: { cookie } })).createApiToken as { token: string; apiToken: { id: string } };
+      return { id: r.createMember.id as string, mint };
+    };
+    const removed = await member('leaver@example.com');
+    const demoted = await member('demoted@example.com');
+    const sockets = {
+      removed: connect((await removed.mint('leaver ci', 'SUPPORT')).token),
+      demotedAdmin: connect((await demoted.mint('demoted admin', 'ADMIN')).token),
+      demotedSupport: connect((await demoted.mint('demoted support', 'SUPPORT')).token),
+    };
+    const subs = {
+      removed: await streaming(sockets.removed, 'Leaver'),
+      demotedAdmin: await streaming(sockets.demotedAdmin, 'Demoted admin'),
+      demotedSupport: await streaming(sockets.demotedSupport, 'Demoted support'),
+    };
+    ok(await s.gql(`mutation($input: RemoveMemberInput!) { removeMember(input: $input) { __typename } }`, { input: { memberId: removed.id } }, { token: tenant.token }));
+    ok(await s.gql(`mutation($input: ChangeMemberRoleInput!) { changeMemberRole(input: $input) { __typename } }`, { input: { memberId: demoted.id, role: 'SUPPORT' } }, { token: tenant.token }));
+    expect(await sockets.removed.closed).toBe(4403);
+    expect(await sockets.demotedAdmin.closed).toBe(4403);
+    // The token within the new role keeps streaming: it gets an event after both changes.
+    ok(await s.gql(CREATE_CUSTOMER, { name: 'After the changes' }, { token: tenant.token }));
+    await subs.demotedSupport.until((items) => names(items).includes('After the changes'));
+    for (const gone of [subs.removed, subs.demotedAdmin]) expect(names(gone.items)).not.toContain('After the changes');
+  });
+
   it('the re-check closes the socket of a session that expired while it was open (4403), and only that', async () => {
     const [cookie, fresh] = [await signIn(), await signIn()];
     const expiring = connect(null, { cookie, origin });

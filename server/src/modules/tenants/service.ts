@@ -5,10 +5,10 @@ import { GraphQLError } from 'graphql';
 import { z } from 'zod';
 import type { Actor } from '../../context.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
-import { inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { type EventInput, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
 import { uniqueOr } from '../common/db.ts';
 import { email, name, parse, password, slug, textProblems } from '../common/validate.ts';
-import { hasRole } from './roles.ts';
+import { atLeast, hasRole, rolesAbove } from './roles.ts';
 import { decoyHash, hashPassword, hashSecret, newSecret, verifyPassword } from './secrets.ts';
 
 export const SESSION_COOKIE = 'tessera_session';
@@ -70,11 +70,14 @@ const forbidden = (message: string) => new GraphQLError(message, { extensions: {
  * The member `memberId` of the caller's tenant, for a change by the caller, inside `tx`. Member changes of a
  * tenant are serialised by a lock on its row (FOR NO KEY UPDATE: inserts elsewhere that reference the tenant
  * are not held up), so "another owner remains", read after the lock, still holds at commit however many
- * demotions or removals run at once, on however many instances. Only an owner may touch an owner, as only
- * an owner can make one (createMember, createApiToken, revokeApiToken).
+ * demotions or removals run at once, on however many instances. The member's own row is then locked too:
+ * createApiToken shares that lock, so a token the member creates meanwhile is either refused (made after the
+ * change) or committed before the change revokes their tokens, and revoked with them. Only an owner may touch
+ * an owner, as only an owner can make one (createMember, createApiToken, revokeApiToken).
  */
 async function memberForChange(ctx: ServiceContext, tx: Tx, tenantId: string, memberId: string) {
   await tx.$queryRaw`SELECT id FROM "Tenant" WHERE id = ${tenantId}::uuid FOR NO KEY UPDATE`;
+  await tx.$queryRaw`SELECT id FROM "User" WHERE id = ${memberId}::uuid AND "tenantId" = ${tenantId}::uuid FOR UPDATE`;
   const member = await tx.user.findFirst({ where: { id: memberId, tenantId } });
   if (!member) throw new NotFoundError('Member');
   if (member.role === 'OWNER' && !isOwner(ctx.actor)) throw forbidden('Only an owner can change or remove an owner');
@@ -90,7 +93,24 @@ async function endSessions(tx: Tx, userId: string, keep: string | null) {
   await tx.session.deleteMany({ where: { userId, ...(keep ? { id: { not: keep } } : {}) } });
 }
 
-/** Gives a member another role; the tenant's last owner keeps theirs. Ends the member's other sessions. */
+/**
+ * Revokes the member's unrevoked API tokens (only those of `roles`, when given), each audited as a revocation
+ * with `reason`; their open sockets close when the events reach security/sockets.ts. Tokens made by the member's
+ * tokens count as the member's (createApiToken), so no chain of tokens outlives the member's access.
+ */
+async function revokeTokensOf(tx: Tx, emit: (e: EventInput) => void, tenantId: string, memberId: string, reason: 'member_removed' | 'member_demoted', roles?: Role[]) {
+  const revoked = await tx.apiToken.updateManyAndReturn({
+    where: { tenantId, createdById: memberId, revokedAt: null, ...(roles ? { role: { in: roles } } : {}) },
+    data: { revokedAt: new Date() },
+    select: { id: true, name: true },
+  });
+  for (const t of revoked) emit({ type: 'api_token.revoked', subjectType: 'ApiToken', subjectId: t.id, payload: { name: t.name, reason } });
+}
+
+/**
+ * Gives a member another role; the tenant's last owner keeps theirs. Ends the member's other sessions, and
+ * revokes the API tokens they made with a role above the new one.
+ */
 export async function changeMemberRole(ctx: ServiceContext, memberId: string, input: { role: Role }) {
   const tenantId = requireTenant(ctx.actor);
   const { role } = parse(z.object({ role: roles }), input);
@@ -104,11 +124,12 @@ export async function changeMemberRole(ctx: ServiceContext, memberId: string, in
     const row = await tx.user.update({ where: { id: member.id }, data: { role } });
     await endSessions(tx, member.id, ctx.actor.kind === 'user' && ctx.actor.userId === member.id ? ownSession(ctx.actor) : null);
     emit({ type: 'member.role_changed', subjectType: 'User', subjectId: member.id, payload: { email: member.email, role: { from: member.role, to: role } } });
+    if (!atLeast(role, member.role)) await revokeTokensOf(tx, emit, tenantId, member.id, 'member_demoted', rolesAbove(role));
     return row;
   });
 }
 
-/** Removes a member (and their sessions); the tenant's last owner stays. */
+/** Removes a member (and their sessions), revoking the API tokens they made; the tenant's last owner stays. */
 export async function removeMember(ctx: ServiceContext, memberId: string) {
   const tenantId = requireTenant(ctx.actor);
   return inTransaction(ctx, tenantId, async (tx, emit) => {
@@ -119,6 +140,7 @@ export async function removeMember(ctx: ServiceContext, memberId: string) {
     // Sessions go with the row (ON DELETE CASCADE).
     await tx.user.delete({ where: { id: member.id } });
     emit({ type: 'member.removed', subjectType: 'User', subjectId: member.id, payload: { email: member.email, role: member.role } });
+    await revokeTokensOf(tx, emit, tenantId, member.id, 'member_removed');
     return member;
   });
 }
@@ -165,6 +187,41 @@ export async function changePassword(ctx: ServiceContext, input: { currentPasswo
 /** The longest an API token may be issued for: ten years. */
 const MAX_TOKEN_LIFETIME_MS = 3_650 * 24 * 3_600_000;
 
+/**
+ * The member a new API token is made for, and the most it may give, read inside `tx`. A session makes a token
+ * of its member; a token makes one of the member that made it (so a chain of tokens goes when the member goes).
+ * The member's row is read under a share lock, which their removal or change of role (memberForChange) waits
+ * for or makes this wait: a token made meanwhile is committed before the change revokes the member's tokens, or
+ * is refused here because the member is gone or no longer has the role. A token creating one must itself
+ * still be valid (it may have been revoked since the request authenticated).
+ */
+async function tokenIssuer(ctx: ServiceContext, tx: Tx, tenantId: string): Promise<{ memberId: string | null; role: Role | null; expiresAt: Date | null }> {
+  const actor = ctx.actor;
+  if (actor.kind === 'operator' || actor.kind === 'anonymous') return { memberId: null, role: null, expiresAt: null };
+  const memberId =
+    actor.kind === 'user'
+      ? actor.userId
+      : ((await tx.apiToken.findUnique({ where: { id: actor.tokenId }, select: { createdById: true } }))?.createdById ?? null);
+  let role: Role = actor.role;
+  if (memberId) {
+    const [member] = await tx.$queryRaw<{ role: Role }[]>`SELECT role::text AS role FROM "User" WHERE id = ${memberId}::uuid AND "tenantId" = ${tenantId}::uuid FOR SHARE`;
+    if (!member) throw forbidden('The member this credential belongs to is no longer a member of the tenant');
+    if (!atLeast(member.role, role)) role = member.role;
+  }
+  let expiresAt: Date | null = null;
+  if (actor.kind === 'token') {
+    await tx.$queryRaw`SELECT id FROM "ApiToken" WHERE id = ${actor.tokenId}::uuid FOR SHARE`;
+    const parent = await tx.apiToken.findUnique({ where: { id: actor.tokenId }, select: { revokedAt: true, expiresAt: true } });
+    if (!parent || parent.revokedAt || (parent.expiresAt && parent.expiresAt.getTime() <= Date.now())) {
+      throw new GraphQLError('This API token no longer authenticates', { extensions: { code: 'UNAUTHENTICATED' } });
+    }
+    expiresAt = parent.expiresAt;
+  }
+  // The role the request authenticated with may have been lowered since.
+  if (!atLeast(role, 'ADMIN')) throw forbidden('Your role does not allow this operation');
+  return { memberId, role, expiresAt };
+}
+
 export async function createApiToken(ctx: ServiceContext, input: { name: string; role: Role; expiresAt?: Date | null }) {
   const tenantId = requireTenant(ctx.actor);
   const now = Date.now();
@@ -175,18 +232,17 @@ export async function createApiToken(ctx: ServiceContext, input: { name: string;
     .nullable()
     .optional();
   const data = parse(z.object({ name, role: roles, expiresAt }), input);
-  if (data.role === 'OWNER' && !hasRole(ctx.actor, 'OWNER')) {
-    throw new ValidationError([{ path: 'role', message: 'only an owner can create an owner token' }]);
-  }
-  // Access given for a while stays given for that while: a token that expires cannot mint one that lasts longer.
-  if (ctx.actor.kind === 'token') {
-    const parent = await ctx.prisma.apiToken.findUnique({ where: { id: ctx.actor.tokenId }, select: { expiresAt: true } });
-    if (parent?.expiresAt && (!data.expiresAt || data.expiresAt.getTime() > parent.expiresAt.getTime())) {
-      throw ValidationError.field('expiresAt', `must be at most ${parent.expiresAt.toISOString()}: a token cannot outlive the token that creates it`);
-    }
-  }
+  const ownerOnly = () => new ValidationError([{ path: 'role', message: 'only an owner can create an owner token' }]);
+  if (data.role === 'OWNER' && !hasRole(ctx.actor, 'OWNER')) throw ownerOnly();
   const token = newSecret('tsr');
   const apiToken = await inTransaction(ctx, tenantId, async (tx, emit) => {
+    const issuer = await tokenIssuer(ctx, tx, tenantId);
+    // Never above the role of who makes it (OWNER is the only role above ADMIN, the least that gets here).
+    if (issuer.role && !atLeast(issuer.role, data.role)) throw ownerOnly();
+    // Access given for a while stays given for that while: a token that expires cannot mint one that lasts longer.
+    if (issuer.expiresAt && (!data.expiresAt || data.expiresAt.getTime() > issuer.expiresAt.getTime())) {
+      throw ValidationError.field('expiresAt', `must be at most ${issuer.expiresAt.toISOString()}: a token cannot outlive the token that creates it`);
+    }
     const row = await tx.apiToken.create({
       data: {
         tenantId,
@@ -194,7 +250,7 @@ export async function createApiToken(ctx: ServiceContext, input: { name: string;
         role: data.role,
         tokenHash: token.hash,
         prefix: token.prefix,
-        createdById: ctx.actor.kind === 'user' ? ctx.actor.userId : null,
+        createdById: issuer.memberId,
         expiresAt: data.expiresAt ?? null,
       },
     });
@@ -213,8 +269,9 @@ export async function revokeApiToken(ctx: ServiceContext, id: string) {
     if (found.role === 'OWNER' && !(ctx.actor.kind === 'operator' || (ctx.actor.kind !== 'anonymous' && ctx.actor.role === 'OWNER'))) {
       throw new GraphQLError('Only an owner can revoke an owner token', { extensions: { code: 'FORBIDDEN' } });
     }
-    if (found.revokedAt) throw new ConflictError('API token is already revoked');
-    const row = await tx.apiToken.update({ where: { id }, data: { revokedAt: new Date() } });
+    // Conditional, so that of two revocations at once (this and a member's removal, say) one revokes and records it.
+    const [row] = await tx.apiToken.updateManyAndReturn({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } });
+    if (!row) throw new ConflictError('API token is already revoked');
     emit({ type: 'api_token.revoked', subjectType: 'ApiToken', subjectId: id, payload: { name: row.name } });
     return row;
   });

@@ -110,10 +110,20 @@ describe('members and sessions', () => {
     expect(await s.db.prisma.user.count()).toBe(count);
   });
 
-  it('only an OWNER can add members', async () => {
+  it('an ADMIN adds members below OWNER; only an OWNER adds an owner; below ADMIN nobody adds members', async () => {
     const admin = await token('ADMIN', 'admin for members');
-    const r = await s.gql(CREATE_MEMBER, { input: { email: 'x@example.com', password, role: 'SUPPORT' } }, { token: admin.token });
-    expect(r.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const support = await token('SUPPORT', 'support for members');
+    for (const role of ['ADMIN', 'SUPPORT', 'READ_ONLY'] as const) {
+      const email = `by-admin-${role.toLowerCase()}@example.com`;
+      const r = ok(await s.gql(CREATE_MEMBER, { input: { email, password, role } }, { token: admin.token }));
+      expect(r.createMember, role).toMatchObject({ __typename: 'Member', email, role });
+    }
+    const before = { users: await s.db.prisma.user.count(), events: await s.db.prisma.auditEvent.count() };
+    const owner = ok(await s.gql(CREATE_MEMBER, { input: { email: 'x@example.com', password, role: 'OWNER' } }, { token: admin.token }));
+    expect(owner.createMember).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'role', message: expect.stringMatching(/owner/) }] });
+    const denied = await s.gql(CREATE_MEMBER, { input: { email: 'x@example.com', password, role: 'READ_ONLY' } }, { token: support.token });
+    expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect({ users: await s.db.prisma.user.count(), events: await s.db.prisma.auditEvent.count() }).toEqual(before);
     expect(await s.db.prisma.user.count({ where: { email: 'x@example.com' } })).toBe(0);
   });
 
@@ -664,5 +674,174 @@ describe('member management', () => {
     expect(await viewerOf(member.cookie)).toBeNull();
     const q = await s.gql(`{ products { id } }`, {}, as(member.cookie));
     expect(q.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  describe("a member's API tokens", () => {
+    const TOKENS = `{ apiTokens { id name role revokedAt createdBy { id email } } }`;
+    const mint = async (who: { token?: string; headers?: Record<string, string> }, name: string, role: Role) => {
+      const r = ok(await s.gql(CREATE_TOKEN, { input: { name, role } }, who)).createApiToken;
+      expect(r.__typename, `${name}: ${JSON.stringify(r)}`).toBe('CreateApiTokenPayload');
+      return { secret: r.token as string, id: r.apiToken.id as string, uuid: decodeGlobalID(r.apiToken.id).id, name };
+    };
+    /** Whether the secret still authenticates, by a query and by a mutation. */
+    const works = async (secret: string) => {
+      const viewer = ok(await s.gql(VIEWER, {}, { token: secret })).viewer;
+      const m = await s.gql(`mutation { createCustomer(input: { name: "probe" }) { __typename } }`, {}, { token: secret });
+      expect(viewer === null, 'viewer and mutation agree').toBe(m.errors?.[0]?.extensions?.code === 'UNAUTHENTICATED');
+      return viewer !== null;
+    };
+    /** The api_token.revoked events since the `since`-th event of the tenant, by token name. */
+    const revocations = async (tenantId: string, since: number) =>
+      (await events(tenantId))
+        .slice(since)
+        .filter((e) => e.type === 'api_token.revoked')
+        .map((e) => [e.subjectId, e.actorId, e.payload] as const)
+        .sort((x, y) => String((x[2] as { name?: string }).name).localeCompare(String((y[2] as { name?: string }).name)));
+
+    it('the console lists who created each token: the member, also for tokens their tokens made; nobody for the operator\'s', async () => {
+      const t = await team(['OWNER', 'ADMIN']);
+      const [owner, admin] = t.members as [(typeof t.members)[0], (typeof t.members)[0]];
+      const a = await mint(as(admin.cookie), 'admin console', 'ADMIN');
+      await mint({ token: a.secret }, 'made by admin console', 'SUPPORT');
+      await mint(as(owner.cookie), 'owner console', 'READ_ONLY');
+      const list = ok(await s.gql(TOKENS, {}, { token: t.token })).apiTokens as { id: string; name: string; createdBy: { id: string; email: string } | null }[];
+      const by = Object.fromEntries(list.map((x) => [x.name, x.createdBy]));
+      expect(by).toEqual({
+        'admin console': { id: admin.id, email: admin.email },
+        'made by admin console': { id: admin.id, email: admin.email },
+        'owner console': { id: owner.id, email: owner.email },
+        'Initial owner token': null,
+      });
+    });
+
+    it('removing a member revokes, with it, every token they created (through their tokens too): audited, refused from then on', async () => {
+      const t = await team(['OWNER', 'ADMIN', 'SUPPORT']);
+      const [owner, admin, support] = t.members as (typeof t.members)[0][];
+      const a = await mint(as(admin!.cookie), 'admin ci', 'ADMIN');
+      const r = await mint(as(admin!.cookie), 'admin reporting', 'READ_ONLY');
+      const b = await mint({ token: a.secret }, 'minted by admin ci', 'SUPPORT');
+      const gone = await mint(as(admin!.cookie), 'already revoked', 'READ_ONLY');
+      ok(await s.gql(REVOKE_TOKEN, { id: gone.id }, { token: t.token }));
+      const revokedAt = (await s.db.prisma.apiToken.findUniqueOrThrow({ where: { id: gone.uuid } })).revokedAt;
+      const others = [await mint(as(owner!.cookie), 'owner ci', 'ADMIN'), await mint({ token: t.token }, 'operator ci', 'SUPPORT')];
+      for (const x of [a, r, b, ...others]) expect(await works(x.secret), x.name).toBe(true);
+
+      const since = (await events(t.id)).length;
+      const removed = ok(await s.gql(REMOVE, { input: { memberId: admin!.id } }, as(owner!.cookie))).removeMember;
+      expect(removed).toEqual({ __typename: 'RemoveMemberPayload', deletedId: admin!.id });
+      for (const x of [a, r, b]) expect(await works(x.secret), x.name).toBe(false);
+      for (const x of others) expect(await works(x.secret), x.name).toBe(true);
+      expect((await s.db.prisma.apiToken.findUniqueOrThrow({ where: { id: gone.uuid } })).revokedAt).toEqual(revokedAt);
+      const after = (await events(t.id)).slice(since).filter((e) => e.type !== 'customer.created');
+      // One request, one transaction: the removal and the revocations.
+      expect(new Set(after.map((e) => e.requestId)).size).toBe(1);
+      expect(await revocations(t.id, since)).toEqual([
+        [a.uuid, owner!.uuid, { name: 'admin ci', reason: 'member_removed' }],
+        [r.uuid, owner!.uuid, { name: 'admin reporting', reason: 'member_removed' }],
+        [b.uuid, owner!.uuid, { name: 'minted by admin ci', reason: 'member_removed' }],
+      ]);
+      expect(after.filter((e) => e.type === 'member.removed').map((e) => e.subjectId)).toEqual([admin!.uuid]);
+      // Revoked is revoked: revoking again is a conflict, as after revokeApiToken.
+      expect(ok(await s.gql(REVOKE_TOKEN, { id: a.id }, { token: t.token })).revokeApiToken.__typename).toBe('ConflictError');
+
+      // A member without tokens: removed, nothing revoked.
+      const none = (await events(t.id)).length;
+      ok(await s.gql(REMOVE, { input: { memberId: support!.id } }, as(owner!.cookie)));
+      expect(await revocations(t.id, none)).toEqual([]);
+    });
+
+    it('demoting a member revokes their tokens above the new role only; promoting or the same role revokes nothing', async () => {
+      const t = await team(['OWNER', 'OWNER', 'ADMIN']);
+      const [owner, second, admin] = t.members as (typeof t.members)[0][];
+      const adminTokens = { ADMIN: await mint(as(admin!.cookie), 'a-admin', 'ADMIN'), SUPPORT: await mint(as(admin!.cookie), 'a-support', 'SUPPORT'), READ_ONLY: await mint(as(admin!.cookie), 'a-read', 'READ_ONLY') };
+      const viaToken = await mint({ token: adminTokens.ADMIN.secret }, 'a-admin-child', 'ADMIN');
+      let since = (await events(t.id)).length;
+      ok(await s.gql(CHANGE_ROLE, { input: { memberId: admin!.id, role: 'SUPPORT' } }, as(owner!.cookie)));
+      expect(await works(adminTokens.ADMIN.secret)).toBe(false);
+      expect(await works(viaToken.secret)).toBe(false);
+      expect(await works(adminTokens.SUPPORT.secret)).toBe(true);
+      expect(await works(adminTokens.READ_ONLY.secret)).toBe(true);
+      expect(await revocations(t.id, since)).toEqual([
+        [adminTokens.ADMIN.uuid, owner!.uuid, { name: 'a-admin', reason: 'member_demoted' }],
+        [viaToken.uuid, owner!.uuid, { name: 'a-admin-child', reason: 'member_demoted' }],
+      ]);
+      // Up again, and to the same role: nothing revoked.
+      since = (await events(t.id)).length;
+      ok(await s.gql(CHANGE_ROLE, { input: { memberId: admin!.id, role: 'ADMIN' } }, as(owner!.cookie)));
+      ok(await s.gql(CHANGE_ROLE, { input: { memberId: admin!.id, role: 'ADMIN' } }, as(owner!.cookie)));
+      expect(await revocations(t.id, since)).toEqual([]);
+      expect(await works(adminTokens.SUPPORT.secret)).toBe(true);
+
+      // An owner stepping down to ADMIN loses their OWNER tokens, keeps their ADMIN ones (and the session they did it with).
+      const ownerTokens = [await mint(as(second!.cookie), 'o-owner', 'OWNER'), await mint(as(second!.cookie), 'o-admin', 'ADMIN')];
+      since = (await events(t.id)).length;
+      ok(await s.gql(CHANGE_ROLE, { input: { memberId: second!.id, role: 'ADMIN' } }, as(second!.cookie)));
+      expect(await works(ownerTokens[0]!.secret)).toBe(false);
+      expect(await works(ownerTokens[1]!.secret)).toBe(true);
+      expect(await revocations(t.id, since)).toEqual([[ownerTokens[0]!.uuid, second!.uuid, { name: 'o-owner', reason: 'member_demoted' }]]);
+      expect(await viewerOf(second!.cookie)).toMatchObject({ role: 'ADMIN' });
+    });
+
+    it("a refused removal or demotion revokes nothing", async () => {
+      const t = await team(['OWNER']);
+      const [owner] = t.members as [(typeof t.members)[0]];
+      const mine = await mint(as(owner.cookie), 'last owner', 'OWNER');
+      const before = await state(t.id);
+      expect(ok(await s.gql(REMOVE, { input: { memberId: owner.id } }, as(owner.cookie))).removeMember.__typename).toBe('ConflictError');
+      expect(ok(await s.gql(CHANGE_ROLE, { input: { memberId: owner.id, role: 'ADMIN' } }, as(owner.cookie))).changeMemberRole.__typename).toBe('ConflictError');
+      expect(await state(t.id)).toEqual(before);
+      expect(await works(mine.secret)).toBe(true);
+    });
+
+    it('createApiToken never gives more than the creator has now: not above their role, nothing once they are gone', async () => {
+      const t = await team(['OWNER', 'ADMIN']);
+      const [, admin] = t.members as [(typeof t.members)[0], (typeof t.members)[0]];
+      const a = await mint(as(admin.cookie), 'admin a', 'ADMIN');
+      const count = await s.db.prisma.apiToken.count();
+      // A session or token of an ADMIN makes no OWNER token.
+      for (const who of [as(admin.cookie), { token: a.secret }]) {
+        const r = ok(await s.gql(CREATE_TOKEN, { input: { name: 'up', role: 'OWNER' } }, who)).createApiToken;
+        expect(r).toMatchObject({ __typename: 'ValidationError', fields: [{ path: 'role' }] });
+      }
+      // A token outlasting its creator's role or membership (written before tokens went with their member):
+      // it mints nothing above what the member has now, and nothing at all once the member is gone.
+      await s.db.prisma.user.update({ where: { id: admin.uuid }, data: { role: 'SUPPORT' } });
+      const denied = await s.gql(CREATE_TOKEN, { input: { name: 'stale', role: 'READ_ONLY' } }, { token: a.secret });
+      expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      await s.db.prisma.user.delete({ where: { id: admin.uuid } });
+      const orphan = await s.gql(CREATE_TOKEN, { input: { name: 'orphan', role: 'READ_ONLY' } }, { token: a.secret });
+      expect(orphan.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      expect(await s.db.prisma.apiToken.count()).toBe(count);
+    });
+
+    it('a token created while its member is removed or demoted does not survive it', async () => {
+      for (let round = 0; round < 8; round++) {
+        const t = await team(['OWNER', 'ADMIN']);
+        const [owner, admin] = t.members as [(typeof t.members)[0], (typeof t.members)[0]];
+        const a = await mint(as(admin.cookie), `r${round}`, 'ADMIN');
+        const demote = round % 2 === 1;
+        const change = demote
+          ? s.gql(CHANGE_ROLE, { input: { memberId: admin.id, role: 'READ_ONLY' } }, as(owner.cookie))
+          : s.gql(REMOVE, { input: { memberId: admin.id } }, as(owner.cookie));
+        const creations = Array.from({ length: 6 }, (_, i) => s.gql(CREATE_TOKEN, { input: { name: `race ${i}`, role: i % 2 ? 'ADMIN' : 'SUPPORT' } }, i % 3 ? { token: a.secret } : as(admin.cookie)));
+        const [changed, ...made] = await Promise.all([change, ...creations]);
+        expect(Object.values(ok(changed))[0], `round ${round}`).toMatchObject({ __typename: demote ? 'Member' : 'RemoveMemberPayload' });
+        for (const m of made) {
+          if (m.errors) {
+            expect(['FORBIDDEN', 'UNAUTHENTICATED'], `round ${round}: ${JSON.stringify(m.errors)}`).toContain(m.errors[0]?.extensions?.code);
+            continue;
+          }
+          const r = m.data.createApiToken;
+          if (r.__typename !== 'CreateApiTokenPayload') {
+            expect(r.__typename, `round ${round}: ${JSON.stringify(r)}`).toBe('ValidationError');
+            continue;
+          }
+          // Made before the change took its turn: then revoked by it (a READ_ONLY member keeps nothing above).
+          expect(await works(r.token), `round ${round} ${r.apiToken.name}`).toBe(false);
+        }
+        const live = await s.db.prisma.apiToken.count({ where: { tenantId: t.id, createdById: admin.uuid, revokedAt: null, role: { not: 'READ_ONLY' } } });
+        expect(live, `round ${round}`).toBe(0);
+      }
+    });
   });
 });

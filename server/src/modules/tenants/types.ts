@@ -1,9 +1,13 @@
+import { createContextCache } from '@pothos/core';
 import { encodeGlobalID } from '@pothos/plugin-relay';
+import type { User } from '@tessera/db/client';
+import DataLoader from 'dataloader';
 import { builder } from '../../builder.ts';
 import { ADMIN_ERRORS, RoleEnum } from '../common/types.ts';
 import { parseId } from '../common/ids.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ValidationError } from '../../errors.ts';
+import type { Context } from '../../context.ts';
 import {
   changeMemberRole,
   changePassword,
@@ -45,6 +49,16 @@ export const MemberType = builder.prismaNode('User', {
   }),
 });
 
+/** The caller's tenant's members by id, batched per request (the token list with each token's creator). */
+const memberLoader = createContextCache(
+  (ctx: Context) =>
+    new DataLoader<string, User | null>(async (ids) => {
+      const rows = await ctx.prisma.user.findMany({ where: { id: { in: [...ids] }, ...tenantWhere(ctx.actor) } });
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      return ids.map((id) => byId.get(id) ?? null);
+    }),
+);
+
 export const ApiTokenType = builder.prismaNode('ApiToken', {
   id: { field: 'id' },
   findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
@@ -58,6 +72,13 @@ export const ApiTokenType = builder.prismaNode('ApiToken', {
     lastUsedAt: t.expose('lastUsedAt', { type: 'DateTime', nullable: true }),
     expiresAt: t.expose('expiresAt', { type: 'DateTime', nullable: true, description: 'After this instant the token authenticates nothing (null: until revoked).' }),
     revokedAt: t.expose('revokedAt', { type: 'DateTime', nullable: true }),
+    createdBy: t.field({
+      type: MemberType,
+      nullable: true,
+      description:
+        'The member the token was made for: the one signed in when it was created, or the member of the token that created it. Null for tokens of the operator (the tenant\'s first token) and of a member since removed. Removing the member revokes the token; demoting them revokes it if its role is above their new one.',
+      resolve: (token, _a, ctx) => (token.createdById ? memberLoader(ctx).load(token.createdById) : null),
+    }),
   }),
 });
 
@@ -193,7 +214,8 @@ builder.mutationFields((t) => ({
   }),
   createMember: t.prismaField({
     type: 'User',
-    authScopes: { role: 'OWNER' },
+    description: 'Adds a member who signs in to the console. An ADMIN adds members below OWNER; only an OWNER adds an owner.',
+    authScopes: { role: 'ADMIN' },
     errors: { types: ADMIN_ERRORS },
     args: { input: t.arg({ type: CreateMemberInput, required: true }) },
     resolve: async (query, _r, { input }, ctx) => {
@@ -203,7 +225,8 @@ builder.mutationFields((t) => ({
   }),
   changeMemberRole: t.prismaField({
     type: 'User',
-    description: "Gives a member another role and ends the member's other sessions. An ADMIN manages members below OWNER.",
+    description:
+      "Gives a member another role and ends the member's other sessions; a lower role revokes the API tokens made for them (ApiToken.createdBy) with a role above it. An ADMIN manages members below OWNER.",
     authScopes: { role: 'ADMIN' },
     errors: { types: ADMIN_ERRORS },
     args: { input: t.arg({ type: ChangeMemberRoleInput, required: true }) },
@@ -214,7 +237,7 @@ builder.mutationFields((t) => ({
   }),
   removeMember: t.field({
     type: RemoveMemberPayload,
-    description: 'Removes a member and ends their sessions; the last owner cannot be removed.',
+    description: 'Removes a member, ends their sessions and revokes the API tokens made for them (ApiToken.createdBy); the last owner cannot be removed.',
     authScopes: { role: 'ADMIN' },
     errors: { types: ADMIN_ERRORS },
     args: { input: t.arg({ type: RemoveMemberInput, required: true }) },
