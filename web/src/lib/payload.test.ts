@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { can } from './permissions';
+import { can, grantableRoles, outranks } from './permissions';
 import { fieldErrors, outcome } from './graphql/payload';
 
 describe('outcome', () => {
@@ -36,8 +36,12 @@ describe('roles', () => {
     expect(can('SUPPORT', 'suspendLicense')).toBe(true);
     expect(can('SUPPORT', 'revokeLicense')).toBe(false);
     expect(can('ADMIN', 'createLicense')).toBe(true);
-    expect(can('ADMIN', 'createMember')).toBe(false);
-    expect(can('OWNER', 'createMember')).toBe(true);
+    expect(can('SUPPORT', 'createMember')).toBe(false);
+    expect(can('ADMIN', 'createMember')).toBe(true);
+    expect(grantableRoles('ADMIN')).toEqual(['ADMIN', 'SUPPORT', 'READ_ONLY']);
+    expect(grantableRoles('OWNER')).toEqual(['OWNER', 'ADMIN', 'SUPPORT', 'READ_ONLY']);
+    expect(outranks('ADMIN', 'SUPPORT')).toBe(true);
+    expect(outranks('SUPPORT', 'SUPPORT')).toBe(false);
     expect(can(null, 'viewAudit')).toBe(false);
   });
 });

@@ -24,12 +24,15 @@ export const REQUIRED = {
   editCatalog: 'ADMIN',
   viewMembers: 'ADMIN',
   manageApiTokens: 'ADMIN',
-  createMember: 'OWNER',
+  createMember: 'ADMIN',
   manageMembers: 'ADMIN',
   manageWebhooks: 'ADMIN',
 } as const satisfies Record<string, Role>;
 
 export type Action = keyof typeof REQUIRED;
+
+/** Whether `role` gives more than `than`. */
+export const outranks = (role: Role, than: Role): boolean => RANK[role] > RANK[than];
 
 export function can(role: Role | null | undefined, action: Action): boolean {
   if (!role) return false;
@@ -53,7 +56,10 @@ export function canManageMember(role: Role | null | undefined, target: Role): bo
   return can(role, 'manageMembers') && (target !== 'OWNER' || role === 'OWNER');
 }
 
-/** The roles a member may give a new API token: an owner token only from an owner (the server refuses it otherwise). */
+/**
+ * The roles a member may give a new API token, a new member or a member's role change: OWNER only from an owner
+ * (the server refuses it otherwise).
+ */
 export function grantableRoles(role: Role | null | undefined): Role[] {
   return ROLES.filter((r) => r !== 'OWNER' || role === 'OWNER');
 }
