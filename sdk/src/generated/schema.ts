@@ -61,10 +61,29 @@ export type ActivationHeartbeatsArgs = {
   last?: InputMaybe<Scalars['Int']['input']>;
 };
 
+export type ActivationDay = {
+  __typename?: 'ActivationDay';
+  /** Devices activated that day (new activations; a device reusing its own is not counted). */
+  activations: Scalars['Int']['output'];
+  /** The calendar day, YYYY-MM-DD, in the time zone asked for. */
+  date: Scalars['String']['output'];
+};
+
 export type ActivationStatus =
   | 'ACTIVE'
   | 'INACTIVE'
   | 'RELEASED';
+
+export type ActivationsPerDay = {
+  __typename?: 'ActivationsPerDay';
+  /** The `activity` feed cursor the counts are exact up to: the `activation.created` events of `activity(after: cursor)` are the activations not counted here, each once. */
+  cursor?: Maybe<Scalars['ID']['output']>;
+  /** Oldest first; the last is today in `timeZone`; days without activations count 0. */
+  days: Array<ActivationDay>;
+  timeZone: Scalars['String']['output'];
+};
+
+export type ActivationsPerDayResult = ActivationsPerDay | ConflictError | NotFoundError | ValidationError;
 
 /** A domain event of the tenant, as the activity feed delivers it. */
 export type ActivityEvent = {
@@ -849,8 +868,11 @@ export type LicenseInfo = {
 export type LicenseLiveState = {
   __typename?: 'LicenseLiveState';
   activationsUsed: Scalars['Int']['output'];
+  /** For a `device.heartbeat`: the device as it is after it (its last-seen, versions, host), to show it without reading the license again. */
+  device?: Maybe<LiveDevice>;
   /** The event that changed it; null for the state sent on subscribe. */
   eventId?: Maybe<Scalars['ID']['output']>;
+  eventOccurredAt?: Maybe<Scalars['DateTime']['output']>;
   eventType?: Maybe<Scalars['String']['output']>;
   licenseId: Scalars['ID']['output'];
   maxActivations?: Maybe<Scalars['Int']['output']>;
@@ -905,6 +927,17 @@ export type LicensingErrorCode =
   | 'TICKET_EXPIRED'
   | 'TOKEN_ALREADY_USED'
   | 'VERSION_NOT_ALLOWED';
+
+export type LiveDevice = {
+  __typename?: 'LiveDevice';
+  appVersion?: Maybe<Scalars['String']['output']>;
+  hostname?: Maybe<Scalars['String']['output']>;
+  /** The Activation global id. */
+  id: Scalars['ID']['output'];
+  lastHeartbeatAt?: Maybe<Scalars['DateTime']['output']>;
+  osVersion?: Maybe<Scalars['String']['output']>;
+  platform?: Maybe<Scalars['String']['output']>;
+};
 
 export type Member = Node & {
   __typename?: 'Member';
@@ -1333,6 +1366,8 @@ export type Provisioning =
 
 export type Query = {
   __typename?: 'Query';
+  /** The tenant's device activations per calendar day over the last `days` days (today included), counted by the database. */
+  activationsPerDay: ActivationsPerDayResult;
   /** The id of the caller's tenant's newest event: where `activity` and `complianceAlerts` start without `after`. A client that passes it as `after` misses nothing, also when no event has reached it before its socket was lost. Null while the tenant has no events. */
   activityCursor?: Maybe<Scalars['ID']['output']>;
   apiTokens: Array<ApiToken>;
@@ -1368,6 +1403,12 @@ export type Query = {
   webhookEndpoints: QueryWebhookEndpointsConnection;
   /** The event types an endpoint can subscribe to (also "<resource>.*" and "*"). */
   webhookEventTypes: Array<Scalars['String']['output']>;
+};
+
+
+export type QueryActivationsPerDayArgs = {
+  days?: InputMaybe<Scalars['Int']['input']>;
+  timeZone?: InputMaybe<Scalars['String']['input']>;
 };
 
 

@@ -23,7 +23,18 @@ import {
   validateLicense,
   type ValidationResult,
 } from './service.ts';
-import { type Breakdown, deviceInsights, type DeviceInsights as Insights, MAX_SEEN_WITHIN_DAYS, TOP_VALUES } from './insights.ts';
+import {
+  type ActivationDay,
+  activationsPerDay,
+  type ActivationsPerDay as PerDay,
+  type Breakdown,
+  deviceInsights,
+  type DeviceInsights as Insights,
+  isTimeZone,
+  MAX_ACTIVATION_DAYS,
+  MAX_SEEN_WITHIN_DAYS,
+  TOP_VALUES,
+} from './insights.ts';
 
 export const ActivationStatusEnum = builder.enumType('ActivationStatus', { values: ['ACTIVE', 'INACTIVE', 'RELEASED'] as const });
 
@@ -308,6 +319,48 @@ builder.queryFields((t) => ({
         productId: args.productId == null ? null : parseId(String(args.productId), 'Product', 'productId'),
         seenWithinDays: days,
       });
+    },
+  }),
+}));
+
+// ---------------------------------------------------------------------------------------------
+// Activations per day
+
+const ActivationDayRef = builder.objectRef<ActivationDay>('ActivationDay').implement({
+  fields: (t) => ({
+    date: t.exposeString('date', { description: 'The calendar day, YYYY-MM-DD, in the time zone asked for.' }),
+    activations: t.exposeInt('activations', { description: 'Devices activated that day (new activations; a device reusing its own is not counted).' }),
+  }),
+});
+
+const ActivationsPerDayRef = builder.objectRef<PerDay>('ActivationsPerDay').implement({
+  fields: (t) => ({
+    timeZone: t.exposeString('timeZone'),
+    days: t.field({ type: [ActivationDayRef], description: 'Oldest first; the last is today in `timeZone`; days without activations count 0.', resolve: (p) => p.days }),
+    cursor: t.exposeID('cursor', {
+      nullable: true,
+      description:
+        'The `activity` feed cursor the counts are exact up to: the `activation.created` events of `activity(after: cursor)` are the activations not counted here, each once.',
+    }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  activationsPerDay: t.field({
+    type: ActivationsPerDayRef,
+    description: "The tenant's device activations per calendar day over the last `days` days (today included), counted by the database.",
+    authScopes: { role: 'READ_ONLY' },
+    errors: { types: ADMIN_ERRORS },
+    args: {
+      days: t.arg.int({ defaultValue: 14, description: `1 to ${MAX_ACTIVATION_DAYS}.` }),
+      timeZone: t.arg.string({ defaultValue: 'UTC', description: 'IANA time zone whose calendar days are counted, e.g. "Europe/Berlin".' }),
+    },
+    resolve: (_r, args, ctx) => {
+      const days = args.days ?? 14;
+      if (!Number.isInteger(days) || days < 1 || days > MAX_ACTIVATION_DAYS) throw ValidationError.field('days', `must be 1 to ${MAX_ACTIVATION_DAYS}`);
+      const timeZone = args.timeZone ?? 'UTC';
+      if (!isTimeZone(timeZone)) throw ValidationError.field('timeZone', 'must be an IANA time zone name, e.g. "Europe/Berlin"');
+      return activationsPerDay(ctx, tenantWhere(ctx.actor).tenantId, { days, timeZone });
     },
   }),
 }));

@@ -241,6 +241,20 @@ export interface LicenseLiveState {
   /** The event that triggered this state; null for the state sent on subscribe. */
   eventId: string | null;
   eventType: string | null;
+  /** When the event happened; null for the state sent on subscribe. */
+  eventOccurredAt: string | null;
+  /** For a `device.heartbeat`: the device as it is after it, so a page can show it without reading the license again. */
+  device: LiveDevice | null;
+}
+
+/** A device (activation) of the license, its fields a heartbeat changes. */
+export interface LiveDevice {
+  id: string;
+  hostname: string | null;
+  platform: string | null;
+  osVersion: string | null;
+  appVersion: string | null;
+  lastHeartbeatAt: Date | null;
 }
 
 /** The license's counters now and after every event about it. */
@@ -264,7 +278,17 @@ export async function licenseLiveStream(deps: AppDeps, tenantId: string, license
     });
     if (!l) throw notFound('license');
     const seatsInUse = l.seats === null ? 0 : await deps.prisma.lease.count({ where: { licenseId, status: 'ACTIVE', expiresAt: { gt: new Date() } } });
+    // A heartbeat changes one device only: it comes with the event, by its primary key.
+    const device =
+      event?.type === 'device.heartbeat' && event.subjectType === 'Activation'
+        ? await deps.prisma.activation.findFirst({
+            where: { id: event.subjectId, licenseId },
+            select: { id: true, hostname: true, platform: true, osVersion: true, appVersion: true, lastHeartbeatAt: true },
+          })
+        : null;
     return {
+      device,
+      eventOccurredAt: event?.occurredAt ?? null,
       seatsInUse,
       licenseId: l.id,
       activationsUsed: l.activationsUsed,

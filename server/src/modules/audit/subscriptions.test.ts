@@ -177,6 +177,39 @@ describe('activity subscription over graphql-ws', () => {
     expect(sub.items.every((x) => x.licenseId === lic.id)).toBe(true);
   });
 
+  it("licenseLive carries a heartbeating device as it is after the heartbeat, and no device for other events", async () => {
+    const t = await s.tenant();
+    const productId = await product(t.token, 'beat');
+    const ed = ok(await s.gql(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } } }`, {
+      input: { productId, name: 'Pro', code: 'pro', licenseType: 'PERPETUAL', maxActivations: 3 },
+    }, { token: t.token })).createEdition;
+    const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename ... on CreateLicensePayload { license { id key } } } }`, {
+      input: { editionId: ed.id },
+    }, { token: t.token })).createLicense.license as { id: string; key: string };
+    const act = ok(await s.gql(`mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on ActivateSuccess { activation { id } } } }`, {
+      input: { key: lic.key, fingerprint: 'beating', client: { hostname: 'old-name', appVersion: '1.0.0' } },
+    })).activate;
+    expect(act.__typename).toBe('ActivateSuccess');
+    const sub = subscribe<any>(connect(t.token).client, `subscription($id: ID!) { licenseLive(licenseId: $id) { activationsUsed eventType eventOccurredAt device { id hostname platform osVersion appVersion lastHeartbeatAt } } }`, { id: lic.id }, (d) => d.licenseLive);
+    await sub.until((items) => items.length >= 1);
+    expect(sub.items[0]).toMatchObject({ activationsUsed: 1, eventType: null, eventOccurredAt: null, device: null });
+    const beat = ok(await s.gql(`mutation($input: HeartbeatInput!) { heartbeat(input: $input) { __typename ... on HeartbeatSuccess { activation { lastHeartbeatAt } } } }`, {
+      input: { key: lic.key, fingerprint: 'beating', client: { hostname: 'new-name', platform: 'linux', osVersion: '6.8', appVersion: '1.1.0' } },
+    })).heartbeat;
+    expect(beat.__typename).toBe('HeartbeatSuccess');
+    const items = await sub.until((xs) => xs.some((x) => x.eventType === 'device.heartbeat'));
+    const state = items.find((x) => x.eventType === 'device.heartbeat');
+    expect(state).toMatchObject({
+      activationsUsed: 1,
+      device: { id: act.activation.id, hostname: 'new-name', platform: 'linux', osVersion: '6.8', appVersion: '1.1.0', lastHeartbeatAt: beat.activation.lastHeartbeatAt },
+    });
+    expect(Date.parse(state.eventOccurredAt)).toBe(Date.parse(beat.activation.lastHeartbeatAt));
+    const gone = ok(await s.gql(`mutation($input: DeactivateInput!) { deactivate(input: $input) { __typename } }`, { input: { key: lic.key, fingerprint: 'beating' } })).deactivate;
+    expect(gone.__typename).toBe('DeactivateSuccess');
+    const after = await sub.until((xs) => xs.some((x) => x.eventType === 'activation.released'));
+    expect(after.find((x) => x.eventType === 'activation.released')).toMatchObject({ activationsUsed: 0, device: null });
+  });
+
   it('licenseLive counts seats in use on a floating license', async () => {
     const t = await s.tenant();
     const productId = await product(t.token, 'float');

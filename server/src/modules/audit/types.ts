@@ -8,7 +8,7 @@ import { tenantWhere } from '../common/tenancy.ts';
 import { hasRole } from '../tenants/roles.ts';
 import type { DomainEvent } from './bus.ts';
 import { type ChainVerification, verifyChain } from './chain.ts';
-import { feedAccessSince, feedHead, type LicenseLiveState, licenseLiveStream, tenantEventStream } from './stream.ts';
+import { feedAccessSince, feedHead, type LicenseLiveState, licenseLiveStream, type LiveDevice, tenantEventStream } from './stream.ts';
 
 builder.prismaObject('AuditEvent', {
   fields: (t) => ({
@@ -171,6 +171,17 @@ const ActivityFilterInput = builder.inputType('ActivityFilter', {
   }),
 });
 
+const LiveDeviceRef = builder.objectRef<LiveDevice>('LiveDevice').implement({
+  fields: (t) => ({
+    id: t.id({ description: 'The Activation global id.', resolve: (d) => encodeGlobalID('Activation', d.id) }),
+    hostname: t.exposeString('hostname', { nullable: true }),
+    platform: t.exposeString('platform', { nullable: true }),
+    osVersion: t.exposeString('osVersion', { nullable: true }),
+    appVersion: t.exposeString('appVersion', { nullable: true }),
+    lastHeartbeatAt: t.expose('lastHeartbeatAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
 const LicenseLive = builder.objectRef<LicenseLiveState>('LicenseLiveState').implement({
   fields: (t) => ({
     licenseId: t.id({ resolve: (l) => encodeGlobalID('License', l.licenseId) }),
@@ -182,6 +193,13 @@ const LicenseLive = builder.objectRef<LicenseLiveState>('LicenseLiveState').impl
     revision: t.exposeInt('revision'),
     eventId: t.exposeID('eventId', { nullable: true, description: 'The event that changed it; null for the state sent on subscribe.' }),
     eventType: t.exposeString('eventType', { nullable: true }),
+    eventOccurredAt: t.field({ type: 'DateTime', nullable: true, resolve: (l) => (l.eventOccurredAt ? new Date(l.eventOccurredAt) : null) }),
+    device: t.field({
+      type: LiveDeviceRef,
+      nullable: true,
+      description: 'For a `device.heartbeat`: the device as it is after it (its last-seen, versions, host), to show it without reading the license again.',
+      resolve: (l) => l.device,
+    }),
   }),
 });
 
