@@ -73,8 +73,11 @@ export function activitySource(client: Client, opts: { history: boolean; license
   };
 }
 
-/** An alert the server raises (compliance.*, less the changes of settings): the page's history lists each kind. */
-export const isComplianceAlert = (type: string) => type.startsWith('compliance.') && !type.endsWith('_updated');
+/**
+ * A kind of the compliance feed: every compliance.* event, the alerts and the changes of their settings
+ * and thresholds alike, as the `complianceAlerts` subscription gives them live; the history lists each.
+ */
+export const isComplianceEvent = (type: string) => type.startsWith('compliance.');
 
 /** Compliance alerts: their history from the audit log, then the `complianceAlerts` subscription. */
 export function complianceSource(client: Client, opts: { history: boolean }): ActivitySource {
@@ -87,7 +90,7 @@ export function complianceSource(client: Client, opts: { history: boolean }): Ac
         return [];
       }
       // The kinds come from the server's list of event types, so a new kind of alert is not left out here.
-      const kinds = data(await client.query(EventTypesDocument, {}).toPromise()).webhookEventTypes.filter(isComplianceAlert);
+      const kinds = data(await client.query(EventTypesDocument, {}).toPromise()).webhookEventTypes.filter(isComplianceEvent);
       const pages = await Promise.all(
         kinds.map((type) => client.query(AuditEventsDocument, { first: limit, type }).toPromise().then(data)),
       );

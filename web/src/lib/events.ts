@@ -24,6 +24,12 @@ const LABELS: Record<string, string> = {
   'compliance.license_expiring': 'License expiring soon',
   'compliance.license_expired': 'License expired',
   'compliance.heartbeat_timeout': 'Device stopped checking in',
+  'compliance.threshold_crossed': 'Capacity threshold reached',
+  'compliance.threshold_cleared': 'Back under a capacity threshold',
+  'compliance.goodwill_used': 'Goodwill activation used',
+  'compliance.activation_denied': 'Activation refused: limit reached',
+  'compliance.settings_updated': 'Alert settings changed',
+  'compliance.thresholds_updated': 'Capacity thresholds changed',
 };
 
 /** "license.renewed" -> "License renewed"; "activation.created" -> "Device activated". */
@@ -65,6 +71,15 @@ export function detail(e: Pick<ActivityEvent, 'payload'>): string | null {
   const o = p as Record<string, unknown>;
   // Expiring-soon alerts: how long is left says more than the ids they carry.
   if (typeof o.daysLeft === 'number' && o.daysLeft > 0) return `${o.daysLeft} day${o.daysLeft === 1 ? '' : 's'} left`;
+  // Thresholds: crossed or cleared at a percent of a cap, or the percents set.
+  if (typeof o.metric === 'string' && typeof o.percent === 'number') return `${o.metric.toLowerCase()} at ${o.percent}%`;
+  if (typeof o.metric === 'string' && Array.isArray(o.percents)) return `${o.metric.toLowerCase()}: ${o.percents.join('%, ')}%`;
+  // Alert settings: what was set.
+  const settings = [
+    Array.isArray(o.expiringLeadDays) ? (o.expiringLeadDays.length ? `expiring-soon ${o.expiringLeadDays.join(', ')} day${o.expiringLeadDays.length === 1 && o.expiringLeadDays[0] === 1 ? '' : 's'} before` : 'expiring-soon alerts off') : null,
+    typeof o.heartbeatTolerancePercent === 'number' ? `heartbeat tolerance ${o.heartbeatTolerancePercent}%` : null,
+  ].filter(Boolean);
+  if (settings.length) return settings.join('; ');
   for (const k of ['key', 'licenseKey', 'name', 'code', 'hostname', 'email', 'fingerprint']) {
     const v = o[k];
     if (typeof v === 'string' && v) return v;
