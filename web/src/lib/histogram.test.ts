@@ -1,33 +1,29 @@
 import { describe, expect, it } from 'vitest';
-import { LiveTally, perDay } from './histogram';
+import { dayBars, dayIn } from './histogram';
 
-describe('perDay', () => {
-  it('counts events into the last N local days, oldest first, zero-filled', () => {
-    const now = new Date(2026, 10, 23, 15, 0);
-    const at = (d: number, h = 10) => new Date(2026, 10, d, h).toISOString();
-    const days = perDay([{ occurredAt: at(23) }, { occurredAt: at(23, 1) }, { occurredAt: at(21) }, { occurredAt: at(1) }], 3, now);
-    expect(days.map((d) => [d.label, d.value])).toEqual([
+describe('dayIn', () => {
+  it('gives the calendar day of an instant in a time zone', () => {
+    const at = new Date(Date.UTC(2026, 10, 23, 2, 30));
+    expect(dayIn(at, 'UTC')).toBe('2026-11-23');
+    expect(dayIn(at, 'America/New_York')).toBe('2026-11-22');
+    expect(dayIn(at, 'Asia/Tokyo')).toBe('2026-11-23');
+  });
+});
+
+describe('dayBars', () => {
+  it('lays the counts out over the last N days of the zone, oldest first, zero-filled', () => {
+    const now = new Date(Date.UTC(2026, 10, 23, 15, 0));
+    const bars = dayBars({ '2026-11-23': 2, '2026-11-21': 1, '2026-11-01': 9 }, 3, 'UTC', now);
+    expect(bars.map((d) => [d.label, d.value])).toEqual([
       ['11-21', 1],
       ['11-22', 0],
       ['11-23', 2],
     ]);
-  });
-});
-
-describe('LiveTally', () => {
-  it('keeps the events of its type after the feed dropped them, for its days only', () => {
-    const now = Date.UTC(2026, 10, 23, 12);
-    const at = (hoursAgo: number) => new Date(now - hoursAgo * 3_600_000).toISOString();
-    const tally = new LiveTally('activation.created', 2);
-    const window1 = [
-      { id: '3', type: 'activation.created', occurredAt: at(1) },
-      { id: '2', type: 'customer.created', occurredAt: at(2) },
-      { id: '1', type: 'activation.created', occurredAt: at(47) },
-    ];
-    expect(tally.take(window1, now).map((e) => e.id)).toEqual(['3', '1']);
-    // The feed moved on: the activations are out of it.
-    expect(tally.take([{ id: '4', type: 'customer.created', occurredAt: at(0) }], now).map((e) => e.id)).toEqual(['3', '1']);
-    // Two hours later the oldest is past the tally's two days.
-    expect(tally.take([], now + 2 * 3_600_000).map((e) => e.id)).toEqual(['3']);
+    // Across the start of a month, and at 15:00 UTC it is already the 24th in Tokyo.
+    expect(dayBars({ '2026-11-24': 4 }, 2, 'Asia/Tokyo', new Date(Date.UTC(2026, 10, 23, 15, 0))).map((d) => [d.label, d.value])).toEqual([
+      ['11-23', 0],
+      ['11-24', 4],
+    ]);
+    expect(dayBars({}, 2, 'UTC', new Date(Date.UTC(2026, 11, 1, 1))).map((d) => d.label)).toEqual(['11-30', '12-01']);
   });
 });

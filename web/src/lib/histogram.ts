@@ -1,38 +1,29 @@
-/** Counts per local day for the last `days` days, oldest first, labelled "MM-DD". */
-export function perDay(events: readonly { occurredAt: string }[], days: number, now = new Date()): { label: string; value: number; title: string }[] {
-  const start = new Date(now.getFullYear(), now.getMonth(), now.getDate() - (days - 1));
-  const buckets = Array.from({ length: days }, (_, i) => {
-    const d = new Date(start.getFullYear(), start.getMonth(), start.getDate() + i);
-    return { date: d, value: 0 };
-  });
-  for (const e of events) {
-    const t = new Date(e.occurredAt);
-    const index = Math.floor((new Date(t.getFullYear(), t.getMonth(), t.getDate()).getTime() - start.getTime()) / 86_400_000 + 0.5);
-    const bucket = buckets[index];
-    if (bucket) bucket.value += 1;
-  }
-  return buckets.map(({ date, value }) => {
-    const label = `${String(date.getMonth() + 1).padStart(2, '0')}-${String(date.getDate()).padStart(2, '0')}`;
-    return { label, value, title: `${date.toDateString()}: ${value} activation${value === 1 ? '' : 's'}` };
-  });
+const formats = new Map<string, Intl.DateTimeFormat>();
+
+/** The calendar day of `at` in `timeZone`, as YYYY-MM-DD. */
+export function dayIn(at: Date, timeZone: string): string {
+  let f = formats.get(timeZone);
+  if (!f) formats.set(timeZone, (f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' })));
+  // en-CA formats as YYYY-MM-DD; the parts keep it so whatever the runtime's locale data.
+  const parts = Object.fromEntries(f.formatToParts(at).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day}`;
+}
+
+/** The browser's IANA time zone (UTC when it has none). */
+export function browserTimeZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 }
 
 /**
- * The events of one type that a live feed brought, kept for `days` days: a feed shows only its newest
- * few events, and a chart of the last days must not lose one that scrolled out of it.
+ * Bars for the last `days` calendar days of `timeZone`, today last, from counts per YYYY-MM-DD (days
+ * missing count 0), labelled "MM-DD".
  */
-export class LiveTally {
-  #seen = new Map<string, { id: string; occurredAt: string }>();
-  constructor(
-    private readonly type: string,
-    private readonly days: number,
-  ) {}
-
-  /** Takes those of `events` of the type; returns all kept, without those older than `days` days. */
-  take(events: readonly { id: string; type: string; occurredAt: string }[], now = Date.now()): { id: string; occurredAt: string }[] {
-    for (const e of events) if (e.type === this.type && !this.#seen.has(e.id)) this.#seen.set(e.id, { id: e.id, occurredAt: e.occurredAt });
-    const oldest = now - this.days * 86_400_000;
-    for (const [id, e] of this.#seen) if (Date.parse(e.occurredAt) < oldest) this.#seen.delete(id);
-    return [...this.#seen.values()];
-  }
+export function dayBars(counts: Readonly<Record<string, number>>, days: number, timeZone: string, now = new Date()): { label: string; value: number; title: string }[] {
+  const today = Date.parse(`${dayIn(now, timeZone)}T00:00:00Z`);
+  return Array.from({ length: days }, (_, i) => {
+    const date = new Date(today - (days - 1 - i) * 86_400_000).toISOString().slice(0, 10);
+    const value = counts[date] ?? 0;
+    const title = `${new Date(`${date}T00:00:00Z`).toLocaleDateString(undefined, { timeZone: 'UTC', weekday: 'short', year: 'numeric', month: 'short', day: 'numeric' })}: ${value} activation${value === 1 ? '' : 's'}`;
+    return { label: date.slice(5), value, title };
+  });
 }

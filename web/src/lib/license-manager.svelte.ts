@@ -6,8 +6,12 @@ export type LicenseNode = Extract<NonNullable<LicenseQuery['node']>, { __typenam
 export interface LicenseSource<T = LicenseNode> {
   /** Fetches the license afresh; null when it no longer exists. */
   fetch(): Promise<T | null>;
-  /** Optional push channel: calls back whenever the license may have changed; returns a cleanup. */
-  watch?(changed: () => void): () => void;
+  /**
+   * Optional push channel; returns a cleanup. It calls `changed` when the license must be read again,
+   * and `patch` when the push says itself what changed (a device's heartbeat: its last-seen), so that
+   * nothing is read for it.
+   */
+  watch?(changed: () => void, patch: (update: (license: T) => T, replay?: boolean) => void): () => void;
 }
 
 /**
@@ -20,6 +24,8 @@ export class LicenseManager<T extends object = LicenseNode> {
   error = $state<string | null>(null);
   #inflight: Promise<void> | null = null;
   #again: Promise<void> | null = null;
+  /** Patches applied while a read was in flight: its answer may predate them, so they go on it too. */
+  #patches: ((license: T) => T)[] = [];
 
   constructor(
     private readonly source: LicenseSource<T>,
@@ -33,6 +39,17 @@ export class LicenseManager<T extends object = LicenseNode> {
   /** Replace the state with a mutation's answer, so the page never waits for the next refresh. */
   apply(next: Partial<T>) {
     if (this.license) this.license = { ...this.license, ...next };
+  }
+
+  /**
+   * Changes the state in place from a push. With `replay` (the default) `update` is applied again to the
+   * answer of a read in flight, which may have been read before the change; it must then hold whatever
+   * the state it is given (a last-seen that never goes back). Without it (a part read afresh, which a
+   * later answer carries anyway) it is applied once.
+   */
+  patch(update: (license: T) => T, replay = true) {
+    if (this.license) this.license = update(this.license);
+    if (replay && this.#inflight) this.#patches.push(update);
   }
 
   /**
@@ -51,7 +68,7 @@ export class LicenseManager<T extends object = LicenseNode> {
     this.#inflight = this.source
       .fetch()
       .then((next) => {
-        this.license = next;
+        this.license = next && this.#patches.reduce((l, update) => update(l), next);
         this.error = null;
       })
       .catch((e: unknown) => {
@@ -59,12 +76,16 @@ export class LicenseManager<T extends object = LicenseNode> {
       })
       .finally(() => {
         this.#inflight = null;
+        this.#patches = [];
       });
     return this.#inflight;
   }
 
   listen(): () => void {
-    const stopWatch = this.source.watch?.(() => void this.refresh());
+    const stopWatch = this.source.watch?.(
+      () => void this.refresh(),
+      (update, replay) => this.patch(update, replay),
+    );
     let ticks = 0;
     const tick = () => {
       ticks++;

@@ -165,6 +165,26 @@ describe('LicenseManager', () => {
     stop();
   });
 
+  it('applies a pushed patch without a read, and again to an answer read before it', async () => {
+    let patch: ((update: (l: LicenseNode) => LicenseNode) => void) | undefined;
+    let changed: (() => void) | undefined;
+    let resolveRead: (() => void) | undefined;
+    const fetch = vi.fn(() => new Promise<LicenseNode>((resolve) => (resolveRead = () => resolve(license(5)))));
+    const m = new LicenseManager({ fetch, watch: (c, p) => ((changed = c), (patch = p), () => {}) }, license(0), 1000);
+    const stop = m.listen();
+    const seen = (l: LicenseNode) => ({ ...l, name: 'seen' }) as LicenseNode;
+    patch!(seen);
+    expect((m.license as unknown as { name: string }).name).toBe('seen');
+    expect(fetch).not.toHaveBeenCalled();
+    // A read leaves, then a patch arrives: the answer (read before it) gets the patch too.
+    changed!();
+    patch!(seen);
+    resolveRead!();
+    await vi.waitFor(() => expect(m.license?.activationsUsed).toBe(5));
+    expect((m.license as unknown as { name: string }).name).toBe('seen');
+    stop();
+  });
+
   it('applies a mutation answer at once', () => {
     const m = new LicenseManager({ fetch: async () => null }, license(0));
     m.apply({ activationsUsed: 3 });

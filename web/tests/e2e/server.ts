@@ -14,6 +14,8 @@ export interface Demo {
 export interface RunningServer {
   base: string;
   demo: Demo;
+  /** The server's data dir: its embedded database answers PostgreSQL clients on the socket there (`host: dataDir`). */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -59,6 +61,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
   return {
     base: `http://127.0.0.1:${port}`,
     demo,
+    dataDir,
     /** Stops the server and keeps its data: an outage. */
     halt,
     /** Starts it again on the same port and data. */

@@ -1,20 +1,18 @@
 import { client, data } from '$lib/graphql/client';
-import { ActivationHistoryDocument, ComplianceCountDocument, DashboardStatsDocument, TenantUsageDocument } from '$lib/graphql/generated/graphql';
-import { session } from '$lib/session.svelte';
+import { ActivationsPerDayDocument, ComplianceCountDocument, DashboardStatsDocument, TenantUsageDocument } from '$lib/graphql/generated/graphql';
+import { browserTimeZone } from '$lib/histogram';
+import type { ActivationCounts } from '$lib/activation-tally.svelte';
 import type { PageLoad } from './$types';
 
 export const load = (async ({ depends, parent }) => {
   depends('app:dashboard');
-  // The role is known once the layout has loaded the session (on a reload, not before).
   await parent();
-  const [stats, compliance, usage, history] = await Promise.all([
+  const [stats, compliance, usage, counted] = await Promise.all([
     client.query(DashboardStatsDocument, { expiringWithinDays: 30 }).toPromise().then(data),
     client.query(ComplianceCountDocument, {}).toPromise().then(data),
     client.query(TenantUsageDocument, {}).toPromise().then(data),
-    // The audit log is SUPPORT and up; a read-only member sees the chart fill from the live feed only.
-    session.can('viewAudit') ? client.query(ActivationHistoryDocument, { first: 1000 }).toPromise().then(data) : null,
+    activationCounts(browserTimeZone()),
   ]);
-  const activations = history?.auditEvents.edges.flatMap((e) => (e.node ? [{ id: e.node.id, occurredAt: e.node.occurredAt }] : [])) ?? [];
   const balances = usage.usageReconciliation.__typename === 'UsageReconciliation' ? usage.usageReconciliation.balances : [];
   // Current windows summed per meter across licenses.
   const meters = new Map<string, { meter: string; used: number; quota: number }>();
@@ -24,5 +22,13 @@ export const load = (async ({ depends, parent }) => {
     m.quota += b.quota;
     meters.set(b.meter, m);
   }
-  return { ...stats, compliance: compliance.complianceSummary, activations, usage: [...meters.values()] };
+  return { ...stats, compliance: compliance.complianceSummary, activations: counted, usage: [...meters.values()] };
 }) satisfies PageLoad;
+
+/** Activations per day of the last 14 days, counted by the server in the browser's time zone (or UTC, if the server does not know it). */
+async function activationCounts(timeZone: string): Promise<ActivationCounts> {
+  const r = data(await client.query(ActivationsPerDayDocument, { days: 14, timeZone }).toPromise()).activationsPerDay;
+  if (r.__typename === 'ActivationsPerDay') return r;
+  if (timeZone !== 'UTC') return activationCounts('UTC');
+  throw new Error(r.message);
+}
