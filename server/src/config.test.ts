@@ -17,6 +17,7 @@ describe('loadConfig', () => {
       expect(c.seedDemo).toBe(true);
       expect(c.security.logLevel).toBe('silent');
       expect(c.webhooks.retentionDays).toBe(30);
+      expect(c.webhooks.disableAfterFailures).toBe(10);
     }
     expect(loadConfig({ ...base, DATABASE_URL: 'postgres://db.internal/tessera' }).seedDemo).toBe(false);
     expect(loadConfig({ ...base, NODE_ENV: 'production' }).security.logLevel).toBe('info');
@@ -37,6 +38,8 @@ describe('loadConfig', () => {
     expect(c.security).toMatchObject({ logLevel: 'warn', corsOrigins: ['https://console.example.com', 'http://localhost:5173'] });
     expect(loadConfig({ ...base, DATABASE_URL: 'postgres://db/t', TESSERA_DEMO: '1' }).seedDemo).toBe(true);
     expect(loadConfig({ ...base, TESSERA_WEBHOOK_RETENTION_DAYS: '0' }).webhooks.retentionDays).toBe(0);
+    expect(loadConfig({ ...base, TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES: '0' }).webhooks.disableAfterFailures).toBe(0);
+    expect(loadConfig({ ...base, TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES: '3' }).webhooks.disableAfterFailures).toBe(3);
   });
 
   it.each([
@@ -61,6 +64,8 @@ describe('loadConfig', () => {
     ['TESSERA_WEBHOOK_RETENTION_DAYS', '-1'],
     ['TESSERA_WEBHOOK_RETENTION_DAYS', '7d'],
     ['TESSERA_WEBHOOK_RETENTION_DAYS', '100000000'],
+    ['TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES', '-1'],
+    ['TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES', 'ten'],
     ['TESSERA_RATE_LIMIT_SIGNIN_ACCOUNT', '-1'],
   ])('refuses %s=%s, naming the variable', (name, value) => {
     expect(() => loadConfig({ ...base, [name]: value })).toThrow(name);

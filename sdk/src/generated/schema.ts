@@ -1964,7 +1964,7 @@ export type UpdateProductResult = ConflictError | NotFoundError | Product | Vali
 export type UpdateWebhookEndpointInput = {
   /** An empty string clears it. */
   description?: InputMaybe<Scalars['String']['input']>;
-  /** A disabled endpoint receives nothing; re-enabled, it receives the events raised from then on. */
+  /** A disabled endpoint receives nothing; re-enabled, it receives the events raised from then on (and its pending deliveries), and its consecutiveFailures starts again from 0. */
   enabled?: InputMaybe<Scalars['Boolean']['input']>;
   /** Replaces the list; [] or ["*"]: every event. */
   eventTypes?: InputMaybe<Array<Scalars['String']['input']>>;
@@ -2103,12 +2103,24 @@ export type WebhookDeliveryStatus =
   /** The endpoint answered 2xx. */
   | 'SUCCEEDED';
 
+export type WebhookDisabledReason =
+  /** Disabled automatically: consecutiveFailures deliveries in a row failed after their last attempt (TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES). */
+  | 'DELIVERY_FAILURES'
+  /** Disabled by a member or an API token. */
+  | 'MANUAL';
+
 export type WebhookEndpoint = Node & {
   __typename?: 'WebhookEndpoint';
+  /** Deliveries that failed after their last attempt in a row, with no success between, while enabled. At the server's limit (TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES) the endpoint is disabled; re-enabling it resets this to 0. */
+  consecutiveFailures: Scalars['Int']['output'];
   createdAt: Scalars['DateTime']['output'];
   /** Newest first. */
   deliveries: WebhookEndpointDeliveriesConnection;
   description?: Maybe<Scalars['String']['output']>;
+  /** When it was disabled; null while enabled (and for one disabled before this was recorded). */
+  disabledAt?: Maybe<Scalars['DateTime']['output']>;
+  /** Why it is disabled; null while enabled. */
+  disabledReason?: Maybe<WebhookDisabledReason>;
   enabled: Scalars['Boolean']['output'];
   /** Event types or "<resource>.*" patterns; empty or ["*"]: every event. */
   eventTypes: Array<Scalars['String']['output']>;

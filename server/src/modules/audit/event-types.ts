@@ -70,6 +70,7 @@ export const EVENT_TYPES = [
   'compliance.heartbeat_timeout',
   'webhook.created',
   'webhook.updated',
+  'webhook.auto_disabled',
   'webhook.secret_rotated',
   'webhook.deleted',
   'webhook.test_sent',

@@ -10,6 +10,11 @@ export interface WebhookConfig {
   timeoutMs: number;
   /** Deliveries over (succeeded or finally failed) for longer than this are deleted with their attempts; 0 keeps them. */
   retentionDays: number;
+  /**
+   * An endpoint is disabled when this many of its deliveries in a row ended FAILED (after their last
+   * attempt) with no success between; 0 never disables one.
+   */
+  disableAfterFailures: number;
 }
 
 export function loadWebhookConfig(env: NodeJS.ProcessEnv): WebhookConfig {
@@ -19,5 +24,8 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv): WebhookConfig {
     maxAttempts: envInt(env, 'TESSERA_WEBHOOK_MAX_ATTEMPTS', 10, 1),
     timeoutMs: envInt(env, 'TESSERA_WEBHOOK_TIMEOUT_MS', 10_000, 100, MAX_TIMER_MS),
     retentionDays: envInt(env, 'TESSERA_WEBHOOK_RETENTION_DAYS', 30, 0, 36_500),
+    // Each FAILED delivery already means a day of retries (with the defaults): ten in a row, and no
+    // delivery getting through meanwhile, is a receiver that is gone, not one having a bad hour.
+    disableAfterFailures: envInt(env, 'TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES', 10, 0, 1_000_000),
   };
 }

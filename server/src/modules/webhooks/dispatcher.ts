@@ -9,6 +9,7 @@ import { signatureHeader } from './signature.ts';
 import { eventBody, matchesEventType, signingSecrets } from './service.ts';
 import { hostOf, isPrivateAddress, publicOnlyLookup } from './targets.ts';
 import { logFailure } from '../security/log.ts';
+import { sealTenants } from '../audit/chain.ts';
 import { DAY_MS, PRUNE_EVERY_MS, pruneDeliveries } from './retention.ts';
 
 /*
@@ -342,23 +343,66 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number; prune
     return Math.round(Math.min(cfg.retryBaseMs * 3 ** (failed - 1) * (0.8 + Math.random() * 0.4), MAX_RETRY_DELAY_MS));
   }
 
+  /**
+   * The endpoint's run of failures, moved by a delivery that is over: a success ends it, a FAILED one
+   * (after its last attempt) adds one, and the one that brings it to TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES
+   * disables the endpoint, with its webhook.auto_disabled audit row. One UPDATE of the endpoint row, in
+   * the statement that records the outcome: concurrent outcomes (any instance) queue on that row's lock
+   * and each counts on the value the previous one committed, so the run is exact and the endpoint is
+   * disabled once. Only an enabled endpoint counts: what ends while it is disabled leaves the count as
+   * it was (re-enabling resets it). A success on a count of 0 writes nothing, so successes do not queue.
+   */
+  function endpointRun(status: 'SUCCEEDED' | 'FAILED', now: Date): Prisma.Sql {
+    if (status === 'SUCCEEDED') {
+      return Prisma.sql`
+        UPDATE "WebhookEndpoint" ep SET "consecutiveFailures" = 0 FROM d
+         WHERE ep.id = d."endpointId" AND ep.enabled AND ep."consecutiveFailures" <> 0
+        RETURNING ep.id, ep."tenantId", ep.url, ep.enabled, ep."consecutiveFailures", d.id AS "deliveryId"`;
+    }
+    const limit = cfg.disableAfterFailures;
+    const reached = Prisma.sql`(${limit}::int > 0 AND ep."consecutiveFailures" + 1 >= ${limit}::int)`;
+    return Prisma.sql`
+      UPDATE "WebhookEndpoint" ep SET
+        "consecutiveFailures" = ep."consecutiveFailures" + 1,
+        enabled = NOT ${reached},
+        "disabledReason" = CASE WHEN ${reached} THEN 'DELIVERY_FAILURES'::"WebhookDisabledReason" END,
+        "disabledAt" = CASE WHEN ${reached} THEN ${now}::timestamp(3) END,
+        "updatedAt" = CASE WHEN ${reached} THEN ${now}::timestamp(3) ELSE ep."updatedAt" END
+        FROM d
+       WHERE ep.id = d."endpointId" AND ep.enabled
+      RETURNING ep.id, ep."tenantId", ep.url, ep.enabled, ep."consecutiveFailures", d.id AS "deliveryId"`;
+  }
+
   async function record(row: Claimed, token: string, startedAt: Date, r: AttemptResult) {
     const last = row.attempts >= cfg.maxAttempts;
     const status = r.ok ? 'SUCCEEDED' : last ? 'FAILED' : 'PENDING';
     const next = status === 'PENDING' ? new Date(Date.now() + backoffMs(row.attempts)) : null;
-    const completedAt = status === 'PENDING' ? null : new Date();
+    const now = new Date();
+    const completedAt = status === 'PENDING' ? null : now;
     const error = r.error ? storableExcerpt(r.error.slice(0, 500)) : null;
     // Only the claim's holder writes: a claim that lapsed and was taken over records nothing here.
-    await prisma.$executeRaw`
+    const disabled = await prisma.$queryRaw<{ tenantId: string }[]>`
       WITH d AS (
         UPDATE "WebhookDelivery" SET status = ${status}::"WebhookDeliveryStatus", "nextAttemptAt" = ${next}::timestamp(3), "claimToken" = NULL,
           "lastResponseStatus" = ${r.status}::int, "lastResponseBody" = ${r.body}, "lastError" = ${error},
           "lastDurationMs" = ${r.durationMs}::int, "completedAt" = ${completedAt}::timestamp(3)
         WHERE id = ${row.id}::uuid AND "claimToken" = ${token}::uuid
-        RETURNING id, "tenantId", attempts
+        RETURNING id, "tenantId", "endpointId", attempts
+      ), attempt AS (
+        INSERT INTO "WebhookAttempt" ("deliveryId", "tenantId", number, "startedAt", "durationMs", succeeded, "responseStatus", "responseBody", error)
+        SELECT id, "tenantId", attempts, ${startedAt}::timestamp(3), ${r.durationMs}::int, ${r.ok}, ${r.status}::int, ${r.body}, ${error} FROM d
+      )${status === 'PENDING' ? Prisma.sql`
+      SELECT NULL::text AS "tenantId" WHERE false` : Prisma.sql`, e AS (${endpointRun(status, now)}
+      ), audit AS (
+        INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", payload, "requestId")
+        SELECT "tenantId", 'webhook.auto_disabled', 'system', 'webhooks', 'WebhookEndpoint', id::text,
+          jsonb_build_object('url', url, 'consecutiveFailures', "consecutiveFailures", 'disableAfterFailures', ${cfg.disableAfterFailures}::int, 'lastDeliveryId', "deliveryId"::text),
+          'webhook-dispatcher'
+        FROM e WHERE NOT enabled
+        RETURNING "tenantId"
       )
-      INSERT INTO "WebhookAttempt" ("deliveryId", "tenantId", number, "startedAt", "durationMs", succeeded, "responseStatus", "responseBody", error)
-      SELECT id, "tenantId", attempts, ${startedAt}::timestamp(3), ${r.durationMs}::int, ${r.ok}, ${r.status}::int, ${r.body}, ${error} FROM d`;
+      SELECT "tenantId"::text AS "tenantId" FROM audit`}`;
+    if (disabled.length) sealTenants(deps, disabled.map((x) => x.tenantId));
   }
 
   /** Hands a claimed delivery back untried (shutdown): due now, the attempt not counted. */

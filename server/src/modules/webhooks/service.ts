@@ -178,6 +178,7 @@ export async function createEndpoint(ctx: ServiceContext, input: CreateEndpointI
         description: data.description || null,
         eventTypes: normalizeTypes(data.eventTypes),
         enabled: data.enabled ?? true,
+        ...(data.enabled === false ? { disabledReason: 'MANUAL' as const, disabledAt: new Date() } : {}),
         encryptedSecret: encrypted,
         secretPrefix: prefix,
         cursor: await headSeq(tx, tenantId),
@@ -211,6 +212,9 @@ export async function updateEndpoint(ctx: ServiceContext, id: string, input: Upd
   );
   const target = data.url ? await checkUrl(ctx.app, data.url) : null;
   const endpoint = await inTransaction(ctx, tenantId, async (tx, emit) => {
+    // Locked first: the dispatcher may disable it meanwhile (too many failures), and a manual change of
+    // `enabled` must be decided on what is there now.
+    await tx.$queryRaw`SELECT 1 AS locked FROM "WebhookEndpoint" WHERE id = ${id}::uuid AND "tenantId" = ${tenantId}::uuid FOR UPDATE`;
     const before = await findEndpoint(tx, tenantId, id);
     const change: { url?: string; description?: string | null; eventTypes?: string[]; enabled?: boolean } = {};
     if (target !== null) change.url = target;
@@ -219,13 +223,18 @@ export async function updateEndpoint(ctx: ServiceContext, id: string, input: Upd
     if (data.enabled !== undefined && data.enabled !== null) change.enabled = data.enabled;
     const changes = diff(before, change);
     if (!Object.keys(changes).length) return before;
+    const now = new Date();
     const row = await tx.webhookEndpoint.update({
       where: { id },
       data: {
         ...change,
-        updatedAt: new Date(),
-        // Re-enabled: events raised while it was disabled are not sent; it starts again from now.
-        ...(change.enabled && !before.enabled ? { cursor: await headSeq(tx, tenantId) } : {}),
+        updatedAt: now,
+        // Re-enabled: events raised while it was disabled are not sent; it starts again from now, with
+        // a clean run of failures (its pending deliveries go out as they were).
+        ...(change.enabled && !before.enabled
+          ? { cursor: await headSeq(tx, tenantId), disabledReason: null, disabledAt: null, consecutiveFailures: 0 }
+          : {}),
+        ...(change.enabled === false && before.enabled ? { disabledReason: 'MANUAL' as const, disabledAt: now } : {}),
       },
     });
     emit({ type: 'webhook.updated', subjectType: 'WebhookEndpoint', subjectId: id, payload: { changes } });

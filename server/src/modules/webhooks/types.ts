@@ -15,6 +15,15 @@ export const WebhookDeliveryStatusEnum = builder.enumType('WebhookDeliveryStatus
   } as const,
 });
 
+export const WebhookDisabledReasonEnum = builder.enumType('WebhookDisabledReason', {
+  values: {
+    MANUAL: { description: 'Disabled by a member or an API token.' },
+    DELIVERY_FAILURES: {
+      description: 'Disabled automatically: consecutiveFailures deliveries in a row failed after their last attempt (TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES).',
+    },
+  } as const,
+});
+
 builder.prismaNode('WebhookEndpoint', {
   id: { field: 'id' },
   findUnique: (id, ctx) => nodeWhere(id, ctx.actor),
@@ -25,6 +34,12 @@ builder.prismaNode('WebhookEndpoint', {
     description: t.exposeString('description', { nullable: true }),
     eventTypes: t.exposeStringList('eventTypes', { description: 'Event types or "<resource>.*" patterns; empty or ["*"]: every event.' }),
     enabled: t.exposeBoolean('enabled'),
+    disabledReason: t.expose('disabledReason', { type: WebhookDisabledReasonEnum, nullable: true, description: 'Why it is disabled; null while enabled.' }),
+    disabledAt: t.expose('disabledAt', { type: 'DateTime', nullable: true, description: 'When it was disabled; null while enabled (and for one disabled before this was recorded).' }),
+    consecutiveFailures: t.exposeInt('consecutiveFailures', {
+      description:
+        'Deliveries that failed after their last attempt in a row, with no success between, while enabled. At the server\'s limit (TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES) the endpoint is disabled; re-enabling it resets this to 0.',
+    }),
     secretPrefix: t.exposeString('secretPrefix', { description: 'The first characters of the signing secret; the secret itself is shown once.' }),
     previousSecretExpiresAt: t.expose('previousSecretExpiresAt', {
       type: 'DateTime',
@@ -141,7 +156,9 @@ const UpdateWebhookEndpointInput = builder.inputType('UpdateWebhookEndpointInput
     url: t.string(),
     description: t.string({ description: 'An empty string clears it.' }),
     eventTypes: t.stringList({ description: 'Replaces the list; [] or ["*"]: every event.' }),
-    enabled: t.boolean({ description: 'A disabled endpoint receives nothing; re-enabled, it receives the events raised from then on.' }),
+    enabled: t.boolean({
+      description: 'A disabled endpoint receives nothing; re-enabled, it receives the events raised from then on (and its pending deliveries), and its consecutiveFailures starts again from 0.',
+    }),
   }),
 });
 
