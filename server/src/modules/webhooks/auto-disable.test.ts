@@ -189,10 +189,8 @@ describe('TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES=0', () => {
     const hook = await receiver(() => 500);
     const id = await createEndpoint(s, t.token, hook.url, ['customer.created']);
     for (let i = 0; i < 5; i++) ok(await s.gql(CREATE_CUSTOMER, { name: `Never ${i}` }, { token: t.token }));
-    const e = await waitFor('5 failed deliveries', async () => {
-      const x = await state(s, t.token, id);
-      return x.deliveries.edges.filter((d) => d.node.status === 'FAILED').length === 5 && x;
-    });
+    await waitFor('5 failed deliveries', async () => (await state(s, t.token, id)).deliveries.edges.filter((d) => d.node.status === 'FAILED').length === 5);
+    const e = await state(s, t.token, id);
     expect(e).toMatchObject({ enabled: true, consecutiveFailures: 5, disabledReason: null });
     expect(await s.db.prisma.auditEvent.count({ where: { tenantId: t.id, type: 'webhook.auto_disabled' } })).toBe(0);
   });
