@@ -14,6 +14,11 @@ let errors: string[];
 let receiver: Server;
 let receiverUrl = '';
 const got: { headers: IncomingHttpHeaders; body: string }[] = [];
+/** A second receiver, down (500) until `failingUp` is set. */
+let failing: Server;
+let failingUrl = '';
+let failingUp = false;
+const failingGot: string[] = [];
 
 beforeAll(async () => {
   receiver = createServer((req, res) => {
@@ -27,7 +32,18 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   const address = receiver.address();
   receiverUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/tessera-hook`;
-  server = await startServer();
+  failing = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      failingGot.push(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(failingUp ? 204 : 500).end();
+    });
+  });
+  await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+  failingUrl = `http://127.0.0.1:${(failing.address() as { port: number }).port}/down-hook`;
+  // One attempt per delivery, and two failed deliveries in a row disable an endpoint: quick to reach here.
+  server = await startServer({ TESSERA_WEBHOOK_MAX_ATTEMPTS: '1', TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES: '2' });
   browser = await launch();
   page = await (await browser.newContext({ viewport: { width: 1360, height: 860 } })).newPage();
   page.setDefaultTimeout(20_000);
@@ -38,6 +54,7 @@ afterAll(async () => {
   await browser?.close();
   await server?.stop();
   await new Promise((r) => receiver?.close(r));
+  await new Promise((r) => failing?.close(r));
 });
 
 async function waitFor<T>(what: string, check: () => T | null | undefined | false, timeoutMs = 30_000): Promise<T> {
@@ -58,6 +75,7 @@ function signedBy(secret: string, r: { headers: IncomingHttpHeaders; body: strin
 describe('webhooks in the console', () => {
   let secret = '';
   let endpointUrl = '';
+  let editedId = '';
 
   it('creates an endpoint and shows its secret once', async () => {
     await page.goto(`${server.base}/`);
@@ -120,6 +138,97 @@ describe('webhooks in the console', () => {
     expect(await page.getByTestId('body-withheld').count()).toBe(0);
     await shot(page, 'webhooks-03-details');
     await page.keyboard.press('Escape');
+    expect(errors).toEqual([]);
+  });
+
+  it("edits an endpoint's URL, description and event types (chosen from the server's list); the server's messages land on the fields", async () => {
+    const created = await gql<{ createWebhookEndpoint: { endpoint: { id: string } } }>(
+      server.base,
+      server.demo.apiToken,
+      `mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { ... on CreateWebhookEndpointPayload { endpoint { id } } } }`,
+      { input: { url: `${receiverUrl}/second`, description: 'Second receiver', eventTypes: ['customer.*'] } },
+    );
+    editedId = created.createWebhookEndpoint.endpoint.id;
+    await page.goto(`${server.base}/settings/webhooks`);
+    const row = page.locator('tr', { hasText: `${receiverUrl}/second` });
+    await row.getByRole('button', { name: 'Edit' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByRole('heading', { name: 'Edit webhook endpoint' }).waitFor();
+    expect(await dialog.getByLabel('URL').inputValue()).toBe(`${receiverUrl}/second`);
+    expect(await dialog.getByRole('checkbox', { name: 'All events' }).isChecked()).toBe(false);
+    expect(await dialog.getByRole('checkbox', { name: 'customer.*', exact: true }).isChecked()).toBe(true);
+    // customer.* covers its types: they show chosen, and cannot be unchosen one by one.
+    expect(await dialog.getByRole('checkbox', { name: 'customer.created', exact: true }).isDisabled()).toBe(true);
+
+    // A URL the console lets through and the server refuses: the server's message, on the field.
+    await dialog.getByLabel('URL').fill('http://user:secret@127.0.0.1/hook');
+    await dialog.getByRole('button', { name: 'Save changes' }).click();
+    await dialog.getByText('URL must not contain credentials').waitFor();
+    // Nothing chosen is refused before sending.
+    await dialog.getByLabel('URL').fill(failingUrl);
+    await dialog.getByRole('checkbox', { name: 'customer.*', exact: true }).uncheck();
+    await dialog.getByRole('button', { name: 'Save changes' }).click();
+    await dialog.getByText('Event types choose at least one, or All events').waitFor();
+
+    await dialog.getByRole('checkbox', { name: 'customer.created', exact: true }).check();
+    await dialog.getByRole('checkbox', { name: 'license.*', exact: true }).check();
+    await dialog.getByLabel('Description').fill('Edited in the console');
+    await shot(page, 'webhooks-04-edit');
+    await dialog.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText(`${failingUrl} saved.`).waitFor();
+    const edited = page.locator('tr', { hasText: failingUrl });
+    await edited.getByText('Edited in the console').waitFor();
+    await edited.getByText('customer.created, license.*').waitFor();
+    const r = await gql<{ webhookEndpoint: { url: string; description: string; eventTypes: string[] } }>(
+      server.base,
+      server.demo.apiToken,
+      `query($id: ID!) { webhookEndpoint(id: $id) { url description eventTypes } }`,
+      { id: editedId },
+    );
+    expect(r.webhookEndpoint).toEqual({ url: failingUrl, description: 'Edited in the console', eventTypes: ['customer.created', 'license.*'] });
+    expect(errors).toEqual([]);
+  });
+
+  it('shows an endpoint disabled after its deliveries kept failing, and enables it again', async () => {
+    // Two customers: two deliveries that fail (one attempt each), the second disables the endpoint.
+    for (const name of ['Down 1', 'Down 2']) {
+      await gql(server.base, server.demo.apiToken, `mutation($name: String!) { createCustomer(input: { name: $name }) { __typename } }`, { name });
+    }
+    const state = () =>
+      gql<{ webhookEndpoint: { enabled: boolean; disabledReason: string | null; consecutiveFailures: number } }>(
+        server.base,
+        server.demo.apiToken,
+        `query($id: ID!) { webhookEndpoint(id: $id) { enabled disabledReason consecutiveFailures } }`,
+        { id: editedId },
+      );
+    const deadline = Date.now() + 60_000;
+    while ((await state()).webhookEndpoint.enabled) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for the endpoint to be disabled');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect((await state()).webhookEndpoint).toEqual({ enabled: false, disabledReason: 'DELIVERY_FAILURES', consecutiveFailures: 2 });
+    expect(failingGot).toHaveLength(2);
+
+    await page.goto(`${server.base}/settings/webhooks`);
+    const row = page.locator('tr', { hasText: failingUrl });
+    await row.getByText('Disabled', { exact: true }).waitFor();
+    expect(await row.getByTestId('disabled-note').textContent()).toMatch(/^Disabled automatically after 2 failed deliveries on .+/);
+    await shot(page, 'webhooks-05-auto-disabled');
+
+    await row.getByRole('link', { name: 'Deliveries' }).click();
+    await page.getByRole('heading', { level: 1, name: failingUrl }).waitFor();
+    const note = page.getByTestId('disabled-note');
+    expect(await note.textContent()).toMatch(/^Disabled automatically after 2 failed deliveries on .+\.$/);
+    await page.getByTestId('delivery').filter({ hasText: 'Failed' }).nth(1).waitFor();
+    await shot(page, 'webhooks-06-auto-disabled-detail');
+
+    failingUp = true;
+    await page.getByRole('button', { name: 'Enable', exact: true }).click();
+    await page.getByRole('button', { name: 'Disable', exact: true }).waitFor();
+    expect(await note.count()).toBe(0);
+    expect((await state()).webhookEndpoint).toEqual({ enabled: true, disabledReason: null, consecutiveFailures: 0 });
+    await page.getByRole('button', { name: 'Send test event' }).click();
+    await page.getByTestId('delivery').filter({ hasText: 'webhook.test' }).filter({ hasText: 'Succeeded' }).waitFor();
     expect(errors).toEqual([]);
   });
 

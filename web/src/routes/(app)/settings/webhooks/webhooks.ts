@@ -42,3 +42,13 @@ export function onListField(failure: Failure): Failure {
 export function typesLabel(types: readonly string[]): string {
   return types.length === 0 || types.includes('*') ? 'All events' : types.join(', ');
 }
+
+/** Why an endpoint is disabled, in a sentence; null while it is enabled. */
+export function disabledNote(e: { enabled: boolean; disabledReason?: string | null; disabledAt?: string | null; consecutiveFailures: number }, when: (iso: string) => string): string | null {
+  if (e.enabled) return null;
+  if (e.disabledReason === 'DELIVERY_FAILURES') {
+    const failures = `${e.consecutiveFailures} failed ${e.consecutiveFailures === 1 ? 'delivery' : 'deliveries'}`;
+    return `Disabled automatically after ${failures}${e.disabledAt ? ` on ${when(e.disabledAt)}` : ''}`;
+  }
+  return e.disabledAt ? `Disabled on ${when(e.disabledAt)}` : 'Disabled';
+}

@@ -9,5 +9,5 @@ export const load = (async ({ params, url, depends }) => {
   const status = STATUSES.find((s) => s === url.searchParams.get('status')) ?? null;
   const result = data(await client.query(WebhookEndpointDocument, { id: params.id, status, after: url.searchParams.get('after') }).toPromise());
   if (!result.webhookEndpoint) error(404, 'This webhook endpoint does not exist, or belongs to another tenant.');
-  return { endpoint: result.webhookEndpoint, status };
+  return { endpoint: result.webhookEndpoint, eventTypes: result.webhookEventTypes, status };
 }) satisfies PageLoad;
