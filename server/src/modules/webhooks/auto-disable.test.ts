@@ -45,7 +45,7 @@ interface EndpointState {
   deliveries: { edges: { node: { id: string; eventType: string; status: 'PENDING' | 'SUCCEEDED' | 'FAILED'; attempts: number } }[] };
 }
 
-async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 60_000): Promise<T> {
+async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -156,6 +156,9 @@ describe('an endpoint whose deliveries keep failing', () => {
     // Disabled: nothing more goes out.
     const sent = hook.got.length;
     ok(await s.gql(CREATE_CUSTOMER, { name: 'While disabled' }, { token: t.token }));
+    // Sealed (chained) before the passes below, which could send it, and before the re-enable below: an
+    // endpoint re-enabled starts at the chain head, and an event sealed after that would still be its.
+    await waitFor('the event sealed', async () => (await s.db.prisma.auditEvent.count({ where: { tenantId: t.id, seq: null } })) === 0);
     for (const d of dispatchersOf(s.app.deps)) await d.runOnce();
     await Promise.all(dispatchersOf(s.app.deps).map((d) => d.idle()));
     expect(hook.got.length).toBe(sent);
@@ -226,16 +229,14 @@ describe('several instances recording failures at once', () => {
     const servers = two ? [one, two] : [one];
     const dispatchers = () => servers.flatMap((x) => dispatchersOf(x.app.deps));
     const t = await one.tenant();
-    // The first PER_ENDPOINT requests are held until all of them are in, then all answered 500 at once:
-    // their outcomes are recorded concurrently (on PostgreSQL from two processes' pools).
+    // The first PER_ENDPOINT requests are held until all of them are in (and every delivery is queued),
+    // then all answered 500 at once: their outcomes are recorded concurrently (on PostgreSQL from two
+    // processes' pools).
     const held: ((status: number) => void)[] = [];
     let up = false;
     const hook = await receiver((n) => {
       if (n > PER_ENDPOINT) return up ? 200 : 500;
-      return new Promise<number>((resolve) => {
-        held.push(resolve);
-        if (held.length === PER_ENDPOINT) for (const answer of held) answer(500);
-      });
+      return new Promise<number>((resolve) => held.push(resolve));
     });
     const id = await createEndpoint(one, t.token, hook.url, ['customer.created']);
     const endpointId = decodeGlobalID(id).id;
@@ -247,6 +248,11 @@ describe('several instances recording failures at once', () => {
       }),
     );
     const count = (status: 'PENDING' | 'FAILED' | 'SUCCEEDED') => one.db.prisma.webhookDelivery.count({ where: { endpointId, status } });
+    // Queued before any outcome: events not yet turned into deliveries when the endpoint is disabled are
+    // skipped, as for an endpoint disabled by hand (re-enabled, it starts from the events raised then).
+    await waitFor('every delivery queued and the first ones held', async () =>
+      held.length === PER_ENDPOINT && (await one.db.prisma.webhookDelivery.count({ where: { endpointId } })) === TOTAL);
+    for (const answer of held) answer(500);
     await waitFor('the endpoint disabled, nothing in flight', async () => {
       const row = await one.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: endpointId } });
       const inFlight = await one.db.prisma.webhookDelivery.count({ where: { endpointId, claimToken: { not: null } } });
