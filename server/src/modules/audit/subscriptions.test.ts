@@ -53,6 +53,19 @@ async function cursorOf(tenantId: string): Promise<string> {
   return e.id.toString();
 }
 
+/** A new tenant with a product `code`, an edition of 3 activations and a license of it. */
+async function liveLicense(code: string) {
+  const t = await s.tenant();
+  const productId = await product(t.token, code);
+  const ed = ok(await s.gql(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } } }`, {
+    input: { productId, name: 'Pro', code: 'pro', licenseType: 'PERPETUAL', maxActivations: 3 },
+  }, { token: t.token })).createEdition as { id: string };
+  const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename ... on CreateLicensePayload { license { id key } } } }`, {
+    input: { editionId: ed.id },
+  }, { token: t.token })).createLicense.license as { id: string; key: string };
+  return { t, ed, lic };
+}
+
 describe('activity subscription over graphql-ws', () => {
   it('a bad token on connect closes the socket with 4403', async () => {
     const bad = connect('tsr_not-a-real-token');
@@ -148,14 +161,7 @@ describe('activity subscription over graphql-ws', () => {
   });
 
   it('licenseLive emits the license counters on subscribe and after each event about it', async () => {
-    const t = await s.tenant();
-    const productId = await product(t.token, 'live');
-    const ed = ok(await s.gql(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } } }`, {
-      input: { productId, name: 'Pro', code: 'pro', licenseType: 'PERPETUAL', maxActivations: 3 },
-    }, { token: t.token })).createEdition;
-    const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename ... on CreateLicensePayload { license { id key } } } }`, {
-      input: { editionId: ed.id },
-    }, { token: t.token })).createLicense.license as { id: string; key: string };
+    const { t, ed, lic } = await liveLicense('live');
     const sub = subscribe<any>(connect(t.token).client, `subscription($id: ID!) { licenseLive(licenseId: $id) { licenseId activationsUsed maxActivations seats seatsInUse state eventType } }`, { id: lic.id }, (d) => d.licenseLive);
     await sub.until((items) => items.length >= 1);
     expect(sub.items[0]).toMatchObject({ licenseId: lic.id, activationsUsed: 0, maxActivations: 3, seatsInUse: 0, eventType: null });
@@ -178,14 +184,7 @@ describe('activity subscription over graphql-ws', () => {
   });
 
   it("licenseLive carries a heartbeating device as it is after the heartbeat, and no device for other events", async () => {
-    const t = await s.tenant();
-    const productId = await product(t.token, 'beat');
-    const ed = ok(await s.gql(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } } }`, {
-      input: { productId, name: 'Pro', code: 'pro', licenseType: 'PERPETUAL', maxActivations: 3 },
-    }, { token: t.token })).createEdition;
-    const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename ... on CreateLicensePayload { license { id key } } } }`, {
-      input: { editionId: ed.id },
-    }, { token: t.token })).createLicense.license as { id: string; key: string };
+    const { t, lic } = await liveLicense('beat');
     const act = ok(await s.gql(`mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on ActivateSuccess { activation { id } } } }`, {
       input: { key: lic.key, fingerprint: 'beating', client: { hostname: 'old-name', appVersion: '1.0.0' } },
     })).activate;
