@@ -30,6 +30,7 @@ import { sealerOf } from '../audit/chain.ts';
 type Role = 'READ_ONLY' | 'SUPPORT' | 'ADMIN' | 'OWNER';
 const MINIMUM_ROLE: Record<string, Role> = {
   // queries
+  'Query.activationsPerDay': 'READ_ONLY',
   'Query.activityCursor': 'READ_ONLY',
   'Query.apiTokens': 'ADMIN',
   'Query.auditEvents': 'SUPPORT',
