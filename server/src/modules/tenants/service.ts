@@ -210,8 +210,8 @@ async function tokenIssuer(ctx: ServiceContext, tx: Tx, tenantId: string): Promi
   }
   let expiresAt: Date | null = null;
   if (actor.kind === 'token') {
-    await tx.$queryRaw`SELECT id FROM "ApiToken" WHERE id = ${actor.tokenId}::uuid FOR SHARE`;
-    const parent = await tx.apiToken.findUnique({ where: { id: actor.tokenId }, select: { revokedAt: true, expiresAt: true } });
+    const [parent] = await tx.$queryRaw<{ revokedAt: Date | null; expiresAt: Date | null }[]>`
+      SELECT "revokedAt", "expiresAt" FROM "ApiToken" WHERE id = ${actor.tokenId}::uuid FOR SHARE`;
     if (!parent || parent.revokedAt || (parent.expiresAt && parent.expiresAt.getTime() <= Date.now())) {
       throw new GraphQLError('This API token no longer authenticates', { extensions: { code: 'UNAUTHENTICATED' } });
     }
