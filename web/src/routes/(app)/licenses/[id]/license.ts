@@ -34,11 +34,12 @@ export function withDevice(license: LicenseView, device: LiveDevice): LicenseVie
   const edges = license.activations.edges.map((e) => {
     if (e.node?.id !== device.id) return e;
     found = true;
-    const seen = [e.node.lastHeartbeatAt, device.lastHeartbeatAt].filter((t): t is string => !!t).sort((a, b) => Date.parse(a) - Date.parse(b)).at(-1) ?? null;
     // An older heartbeat's details (pushed late) do not overwrite a newer one's.
-    const newer = seen === device.lastHeartbeatAt;
-    const { hostname, platform, osVersion, appVersion } = device;
-    return { ...e, node: { ...e.node, lastHeartbeatAt: seen, ...(newer ? { hostname, platform, osVersion, appVersion } : {}) } };
+    const shown = e.node.lastHeartbeatAt;
+    const newer = !shown || (!!device.lastHeartbeatAt && Date.parse(device.lastHeartbeatAt) >= Date.parse(shown));
+    if (!newer) return e;
+    const { lastHeartbeatAt, hostname, platform, osVersion, appVersion } = device;
+    return { ...e, node: { ...e.node, lastHeartbeatAt, hostname, platform, osVersion, appVersion } };
   });
   return found ? { ...license, activations: { ...license.activations, edges } } : license;
 }
