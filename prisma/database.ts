@@ -43,6 +43,12 @@ export type DatabaseOptions =
        * it the query fails as the database being unreachable (a retryable SERVICE_UNAVAILABLE for requests).
        */
       connectTimeoutMs?: number;
+      /**
+       * How long a statement may go unanswered before its connection is taken for dead and closed (default
+       * 30 s; 0 never): its query, and any queued behind it, fail as the database being unreachable. Work
+       * that may take long on purpose (migrations, VACUUM) runs in `session`, which is not watched.
+       */
+      queryTimeoutMs?: number;
     }
   /** PGlite served on a Unix socket by a running Tessera server (one connection at a time). */
   | { socketDir: string }
@@ -50,8 +56,9 @@ export type DatabaseOptions =
   | { pglite: PGlite };
 
 const migrationsDir = path.join(import.meta.dirname, 'migrations');
-/** Default of DatabaseOptions' connectTimeoutMs. */
+/** Defaults of DatabaseOptions' connectTimeoutMs and queryTimeoutMs. */
 const CONNECT_TIMEOUT_MS = 5_000;
+const QUERY_TIMEOUT_MS = 30_000;
 /** SQLSTATE deadlock_detected, and how often an autocommit statement aborted by it is run. */
 const DEADLOCK = '40P01';
 const DEADLOCK_TRIES = 3;
@@ -66,6 +73,60 @@ export function pauseAfterDeadlock(attempt: number): Promise<void> {
   const ms = attempt * (5 + Math.random() * 15);
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * A pg client that closes its connection when a statement goes unanswered for `answerTimeoutMs`. A
+ * connection to a server that went silent (a failover that leaves the old address blackholed, a stuck
+ * proxy) otherwise holds its statement until the operating system gives the connection up, many minutes
+ * later: TCP keepalive does not probe a connection with data unacknowledged. pg's own query_timeout
+ * fails the caller but leaves the statement on the connection, which the next user of the client (a
+ * transaction's ROLLBACK, the next request) then queues behind. Destroying the socket fails every
+ * statement on it with the connection error, and the pool replaces the client.
+ */
+class WatchedClient extends pg.Client {
+  /** Off while `session` runs work that may take long on purpose. */
+  unwatched = false;
+  private readonly answerTimeoutMs: number;
+
+  constructor(config?: pg.ClientConfig & { answerTimeoutMs?: number }) {
+    super(config);
+    this.answerTimeoutMs = config?.answerTimeoutMs ?? 0;
+  }
+
+  /** The statement's result, with a timer that ends the connection if it comes too late. */
+  watched(run: (done: () => void) => unknown): unknown {
+    if (this.unwatched || this.answerTimeoutMs <= 0) return run(() => {});
+    const timer = setTimeout(() => {
+      const stream = (this as unknown as { connection?: { stream?: { destroy(err: Error): void } } }).connection?.stream;
+      stream?.destroy(new Error(`Connection terminated: PostgreSQL did not answer a statement within ${this.answerTimeoutMs} ms`));
+    }, this.answerTimeoutMs);
+    timer.unref();
+    return run(() => clearTimeout(timer));
+  }
+}
+// Defined outside the class: pg.Client's overloads of query cannot be overridden with one signature.
+Object.defineProperty(WatchedClient.prototype, 'query', {
+  value: function query(this: WatchedClient, ...args: unknown[]): unknown {
+    const base = pg.Client.prototype.query as (...a: unknown[]) => unknown;
+    const first = args[0] as { submit?: unknown } | string;
+    // A Submittable (a cursor, a stream) is read at its consumer's pace; it is not timed.
+    if (typeof first === 'object' && first !== null && typeof first.submit === 'function') return base.apply(this, args);
+    return this.watched((done) => {
+      const last = args.length - 1;
+      const callback = args[last];
+      if (typeof callback === 'function') {
+        args[last] = (...r: unknown[]) => {
+          done();
+          return (callback as (...r: unknown[]) => unknown)(...r);
+        };
+        return base.apply(this, args);
+      }
+      const result = base.apply(this, args) as Promise<unknown>;
+      result.then(done, done);
+      return result;
+    });
+  },
+});
 
 /**
  * A client checked out of `pool`, listened to while it is out. pg-pool listens for an 'error' on idle
@@ -105,8 +166,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       const size = options.poolSize ?? 10;
       const raw = Math.max(1, Math.ceil(size / 2));
       // Without a connection timeout, a server that accepts TCP but never answers (a blackholed address, a
-      // stuck proxy) holds every query forever. Keepalive lets the OS find connections to a vanished host.
-      const common = { connectionString: options.url, connectionTimeoutMillis: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, keepAlive: true };
+      // stuck proxy) holds every query forever; without an answer timeout (WatchedClient), so does a
+      // connection whose server goes silent. Keepalive lets the OS find idle connections to a vanished host.
+      const common = {
+        connectionString: options.url,
+        connectionTimeoutMillis: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+        keepAlive: true,
+        Client: WatchedClient,
+        answerTimeoutMs: options.queryTimeoutMs ?? QUERY_TIMEOUT_MS,
+      } as pg.PoolConfig;
       pool = new pg.Pool({ ...common, max: raw, options: '-c plan_cache_mode=force_generic_plan' });
       ormPool = new pg.Pool({ ...common, max: Math.max(1, size - raw) });
     } else {
@@ -141,6 +209,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       sql,
       async session(fn) {
         const { client, release } = await checkOut(pool);
+        // Migrations and VACUUM run here, and may run long: not taken for a silent server.
+        if (client instanceof WatchedClient) client.unwatched = true;
         let failed: unknown;
         try {
           return await fn({
@@ -155,6 +225,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
           failed = err;
           throw err;
         } finally {
+          if (client instanceof WatchedClient) client.unwatched = false;
           release(failed);
         }
       },

@@ -149,7 +149,7 @@ function sendFile(req: IncomingMessage, res: ServerResponse, file: string, size:
 
 export async function openConfiguredDatabase(config: Config): Promise<Database> {
   return config.databaseUrl
-    ? openDatabase({ url: config.databaseUrl, poolSize: config.dbPoolSize, connectTimeoutMs: config.dbConnectTimeoutMs })
+    ? openDatabase({ url: config.databaseUrl, poolSize: config.dbPoolSize, connectTimeoutMs: config.dbConnectTimeoutMs, queryTimeoutMs: config.dbQueryTimeoutMs })
     : openDatabase({ dataDir: `${config.dataDir}/pg` });
 }
 

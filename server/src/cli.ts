@@ -49,7 +49,7 @@ class UsageError extends Error {}
 async function withDatabase<T>(fn: (app: AppDeps) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const handle = config.databaseUrl
-    ? await openDatabase({ url: config.databaseUrl, poolSize: 2, connectTimeoutMs: config.dbConnectTimeoutMs }).then((db) => ({ db, viaServer: false, release: () => db.close() }))
+    ? await openDatabase({ url: config.databaseUrl, poolSize: 2, connectTimeoutMs: config.dbConnectTimeoutMs, queryTimeoutMs: config.dbQueryTimeoutMs }).then((db) => ({ db, viaServer: false, release: () => db.close() }))
     : await openForOperator(config.dataDir);
   try {
     if (!handle.viaServer) await migrate(handle.db);

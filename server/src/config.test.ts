@@ -7,13 +7,14 @@ const base = { NODE_ENV: 'test' };
 
 describe('loadConfig', () => {
   it('takes the documented defaults for unset and empty variables', () => {
-    for (const env of [base, { ...base, PORT: '', HOST: '', TESSERA_DATA_DIR: '', TESSERA_DB_POOL_SIZE: '', TESSERA_DB_CONNECT_TIMEOUT_MS: '', TESSERA_DEMO: '', LOG_LEVEL: '' }]) {
+    for (const env of [base, { ...base, PORT: '', HOST: '', TESSERA_DATA_DIR: '', TESSERA_DB_POOL_SIZE: '', TESSERA_DB_CONNECT_TIMEOUT_MS: '', TESSERA_DB_QUERY_TIMEOUT_MS: '', TESSERA_DEMO: '', LOG_LEVEL: '' }]) {
       const c = loadConfig(env);
       expect(c.port).toBe(4000);
       expect(c.host).toBe('0.0.0.0');
       expect(c.dataDir).toBe(`${process.cwd()}/data`);
       expect(c.dbPoolSize).toBe(10);
       expect(c.dbConnectTimeoutMs).toBe(5000);
+      expect(c.dbQueryTimeoutMs).toBe(30_000);
       expect(c.seedDemo).toBe(true);
       expect(c.security.logLevel).toBe('silent');
       expect(c.webhooks.retentionDays).toBe(30);
@@ -38,6 +39,7 @@ describe('loadConfig', () => {
     expect(c.security).toMatchObject({ logLevel: 'warn', corsOrigins: ['https://console.example.com', 'http://localhost:5173'] });
     expect(loadConfig({ ...base, DATABASE_URL: 'postgres://db/t', TESSERA_DEMO: '1' }).seedDemo).toBe(true);
     expect(loadConfig({ ...base, TESSERA_WEBHOOK_RETENTION_DAYS: '0' }).webhooks.retentionDays).toBe(0);
+    expect(loadConfig({ ...base, TESSERA_DB_QUERY_TIMEOUT_MS: '0' }).dbQueryTimeoutMs).toBe(0);
     expect(loadConfig({ ...base, TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES: '0' }).webhooks.disableAfterFailures).toBe(0);
     expect(loadConfig({ ...base, TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES: '3' }).webhooks.disableAfterFailures).toBe(3);
   });

@@ -13,6 +13,8 @@ export interface Config {
   dbPoolSize: number;
   /** How long a query may wait to open a PostgreSQL connection or get a free one, before failing as unavailable. */
   dbConnectTimeoutMs: number;
+  /** How long a statement may go unanswered before its connection is taken for dead (0: never). */
+  dbQueryTimeoutMs: number;
   redisUrl?: string;
   masterKey?: string;
   production: boolean;
@@ -88,6 +90,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     dbPoolSize: envInt(env, 'TESSERA_DB_POOL_SIZE', 10, 2, 500),
     dbConnectTimeoutMs: envInt(env, 'TESSERA_DB_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
+    dbQueryTimeoutMs: envInt(env, 'TESSERA_DB_QUERY_TIMEOUT_MS', 30_000, 0, 3_600_000),
     redisUrl: redisUrl(env.REDIS_URL),
     masterKey,
     production,

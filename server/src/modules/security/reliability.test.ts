@@ -192,6 +192,42 @@ describe.skipIf(!testDatabaseUrl)('reliability on PostgreSQL (a spawned server b
     expect(names.body.data.customers.edges.map((e: { node: { name: string } }) => e.node.name)).not.toContain('Blackholed');
   });
 
+  it('cuts short the statements of open connections whose database goes silent, with a retryable error, and recovers', async () => {
+    const s = await serverBehindProxy({ TESSERA_DB_QUERY_TIMEOUT_MS: '1500' });
+    try {
+      const validate = () =>
+        post(s.server.url, {
+          operationName: 'ValidateLicense',
+          variables: { input: { key: generateKey('LIC') } },
+          extensions: { persistedQuery: { version: 1, sha256Hash: operationHash('ValidateLicense') } },
+        });
+      // Connections opened on both pools (the raw one of the hot paths, Prisma's), idle when the silence starts.
+      expect((await gql(s.server.url, s.token, 'mutation { createCustomer(input: { name: "Before" }) { __typename } }')).body.data?.createCustomer.__typename).toBe('Customer');
+      expect((await validate()).body.data?.validateLicense.code).toBe('LICENSE_NOT_FOUND');
+      // Statements sent now reach nobody and nothing comes back: before the answer timeout, these waited
+      // until the operating system gave the connection up (and post()'s 20 s limit ended them here).
+      s.proxy.hold();
+      const [read, written, validated] = await Promise.all([
+        gql(s.server.url, s.token, '{ customers(first: 10) { edges { node { name } } } }'),
+        gql(s.server.url, s.token, 'mutation { createCustomer(input: { name: "Silent" }) { __typename } }'),
+        validate(),
+      ]);
+      for (const answer of [read, written, validated]) {
+        expect(answer.body.errors?.[0]?.extensions?.code, JSON.stringify(answer.body)).toBe('SERVICE_UNAVAILABLE');
+        expect(answer.status).toBe(503);
+        expect(Number(answer.retryAfter)).toBeGreaterThan(0);
+      }
+      expect(s.server.proc.exitCode).toBeNull();
+      s.proxy.release();
+      expect(await healthy(s.server.url)).toBe(200);
+      expect((await validate()).body.data?.validateLicense.code).toBe('LICENSE_NOT_FOUND');
+      const names = await gql(s.server.url, s.token, '{ customers(first: 10) { edges { node { name } } } }');
+      expect(names.body.data.customers.edges.map((e: { node: { name: string } }) => e.node.name)).toEqual(['Before']);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('graphql-ws during the outage: a new operation gets a retryable error, a new socket closes with 1013, the socket and its feed stay', async () => {
     const url = `${server.url.replace('http', 'ws')}/graphql`;
     const socket = wsClient(url, token);
