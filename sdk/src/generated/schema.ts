@@ -481,6 +481,17 @@ export type DeactivateSuccess = {
   activation: Activation;
 };
 
+export type DeleteCustomerInput = {
+  customerId: Scalars['ID']['input'];
+};
+
+export type DeleteCustomerPayload = {
+  __typename?: 'DeleteCustomerPayload';
+  deletedId: Scalars['ID']['output'];
+};
+
+export type DeleteCustomerResult = ConflictError | DeleteCustomerPayload | NotFoundError | ValidationError;
+
 export type DeleteEditionInput = {
   editionId: Scalars['ID']['input'];
 };
@@ -1000,6 +1011,8 @@ export type Mutation = {
   createProduct: CreateProductResult;
   createWebhookEndpoint: CreateWebhookEndpointResult;
   deactivate: DeactivateResult;
+  /** Deletes a customer created by mistake; refused while any license was issued to it. */
+  deleteCustomer: DeleteCustomerResult;
   /** Refused once a license was issued from the edition; archive it instead. */
   deleteEdition: DeleteEditionResult;
   /** Refused while an edition's or a license's features or entitlements name it. */
@@ -1049,6 +1062,8 @@ export type Mutation = {
   signOut: Scalars['Boolean']['output'];
   suspendLicense: SuspendLicenseResult;
   unarchiveEdition: UnarchiveEditionResult;
+  /** Renames a customer or changes its email; fields not given keep their value. */
+  updateCustomer: UpdateCustomerResult;
   /** Changes the terms licenses issued from now on start with; licenses already issued keep theirs. */
   updateEdition: UpdateEditionResult;
   updateFeature: UpdateFeatureResult;
@@ -1146,6 +1161,11 @@ export type MutationCreateWebhookEndpointArgs = {
 
 export type MutationDeactivateArgs = {
   input: DeactivateInput;
+};
+
+
+export type MutationDeleteCustomerArgs = {
+  input: DeleteCustomerInput;
 };
 
 
@@ -1291,6 +1311,11 @@ export type MutationSuspendLicenseArgs = {
 
 export type MutationUnarchiveEditionArgs = {
   input: UnarchiveEditionInput;
+};
+
+
+export type MutationUpdateCustomerArgs = {
+  input: UpdateCustomerInput;
 };
 
 
@@ -1870,6 +1895,15 @@ export type UnarchiveEditionInput = {
 };
 
 export type UnarchiveEditionResult = ConflictError | Edition | NotFoundError | ValidationError;
+
+export type UpdateCustomerInput = {
+  customerId: Scalars['ID']['input'];
+  /** Empty clears it. */
+  email?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type UpdateCustomerResult = ConflictError | Customer | NotFoundError | ValidationError;
 
 /** Terms not given keep their value. Licenses already issued keep the terms they were issued with. */
 export type UpdateEditionInput = {

@@ -13,6 +13,8 @@ export const REQUIRED = {
   setComplianceSettings: 'ADMIN',
   viewTokenKeys: 'SUPPORT',
   createCustomer: 'SUPPORT',
+  updateCustomer: 'SUPPORT',
+  deleteCustomer: 'ADMIN',
   suspendLicense: 'SUPPORT',
   reinstateLicense: 'SUPPORT',
   revokeLicense: 'ADMIN',

@@ -392,12 +392,35 @@ describe('admin console', () => {
     await page.getByRole('dialog').getByRole('button', { name: 'Create customer' }).click();
     await heading(`Acme ${stamp}`);
     await shot(page, '11-customer');
+
+    // Renamed, its email cleared; then, holding no license, deleted.
+    await page.getByRole('button', { name: 'Edit customer' }).click();
+    const edit = page.getByRole('dialog');
+    expect(await edit.getByLabel('Email').inputValue()).toBe('licensing@acme.example');
+    await edit.getByLabel('Name').fill(`Acme ${stamp} GmbH`);
+    await edit.getByLabel('Email').fill('');
+    await edit.getByRole('button', { name: 'Save customer' }).click();
+    await heading(`Acme ${stamp} GmbH`);
+    await page.getByText(`Customer “Acme ${stamp} GmbH” saved.`).waitFor();
+    await page.getByText(/^No email · customer since/).waitFor();
+    const lookup = `query($q: String!) { customers(first: 5, search: $q) { edges { node { id name email } } } }`;
+    type Found = { customers: { edges: { node: { id: string; name: string; email: string | null } }[] } };
+    const saved = await gql<Found>(server.base, server.demo.apiToken, lookup, { q: `Acme ${stamp}` });
+    expect(saved.customers.edges.map((e) => e.node)).toEqual([{ id: expect.any(String), name: `Acme ${stamp} GmbH`, email: null }]);
+    await page.getByRole('button', { name: 'Delete customer' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete customer' }).click();
+    await heading('Customers');
+    expect((await gql<Found>(server.base, server.demo.apiToken, lookup, { q: `Acme ${stamp}` })).customers.edges).toEqual([]);
+
     await nav('Customers');
     await heading('Customers');
     await shot(page, '12-customers');
     await page.getByRole('link', { name: 'Umbrella Labs' }).click();
     await heading('Umbrella Labs');
     await page.locator('tbody tr').first().waitFor();
+    // A customer holding licenses offers no delete (the server would refuse it).
+    await page.getByRole('button', { name: 'Edit customer' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Delete customer' }).count()).toBe(0);
     await shot(page, '12b-customer-licenses');
     await page.getByRole('link', { name: 'Issue license' }).click();
     await heading('New license');

@@ -32,6 +32,8 @@ export const EVENT_TYPES = [
   'edition.unarchived',
   'edition.deleted',
   'customer.created',
+  'customer.updated',
+  'customer.deleted',
   'license.created',
   'license.imported',
   'license.updated',

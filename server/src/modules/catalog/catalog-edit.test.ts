@@ -33,6 +33,10 @@ const DELETE_EDITION = `mutation($input: DeleteEditionInput!) { deleteEdition(in
 const ARCHIVE_EDITION = `mutation($input: ArchiveEditionInput!) { archiveEdition(input: $input) { __typename ... on Edition { id archivedAt } ${ERR} } }`;
 const UNARCHIVE_EDITION = `mutation($input: UnarchiveEditionInput!) { unarchiveEdition(input: $input) { __typename ... on Edition { id archivedAt } ${ERR} } }`;
 
+const CREATE_CUSTOMER = `mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { __typename ... on Customer { id name email } ${ERR} } }`;
+const UPDATE_CUSTOMER = `mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { __typename ... on Customer { id name email } ${ERR} } }`;
+const DELETE_CUSTOMER = `mutation($input: DeleteCustomerInput!) { deleteCustomer(input: $input) { __typename ... on DeleteCustomerPayload { deletedId } ${ERR} } }`;
+
 const UNKNOWN = '7d3f2c9a-2b4e-4c1a-9f1e-0a1b2c3d4e5f';
 /** The database id of a Relay global id. */
 const raw = (id: string) => decodeGlobalID(id).id;
@@ -401,6 +405,98 @@ describe('roles', () => {
       }
     }
     expect(await state()).toEqual(before);
+  });
+});
+
+describe('customers', () => {
+  async function customer(name = `Acme ${++seq}`, email: string | null = `ops${seq}@acme.test`) {
+    const c = ok(await s.gql(CREATE_CUSTOMER, { input: { name, email } }, { token })).createCustomer;
+    expect(c.__typename).toBe('Customer');
+    return c as { id: string; name: string; email: string | null };
+  }
+  const customerRow = (id: string) => s.db.prisma.customer.findUnique({ where: { id: raw(id) } });
+
+  it('renames a customer and changes or clears its email (SUPPORT may), writing customer.updated with the changes', async () => {
+    const c = await customer('Acme', 'ops@acme.test');
+    const r = ok(await s.gql(UPDATE_CUSTOMER, { input: { customerId: c.id, name: ' Acme GmbH ', email: 'Billing@Acme.test' } }, { token: supportToken })).updateCustomer;
+    expect(r).toMatchObject({ __typename: 'Customer', name: 'Acme GmbH', email: 'billing@acme.test' });
+    const event = await lastEvent('customer.updated');
+    expect(event).toMatchObject({ subjectType: 'Customer', subjectId: raw(c.id), customerId: raw(c.id) });
+    expect((event!.payload as { changes: object }).changes).toEqual({ name: { from: 'Acme', to: 'Acme GmbH' }, email: { from: 'ops@acme.test', to: 'billing@acme.test' } });
+
+    // Only what is given changes; the same values again write nothing; empty clears the email.
+    const events = await s.db.prisma.auditEvent.count();
+    expect(ok(await s.gql(UPDATE_CUSTOMER, { input: { customerId: c.id, name: 'Acme GmbH' } }, { token })).updateCustomer).toMatchObject({ email: 'billing@acme.test' });
+    expect(await s.db.prisma.auditEvent.count()).toBe(events);
+    expect(ok(await s.gql(UPDATE_CUSTOMER, { input: { customerId: c.id, email: '' } }, { token })).updateCustomer).toMatchObject({ name: 'Acme GmbH', email: null });
+    expect(await customerRow(c.id)).toMatchObject({ name: 'Acme GmbH', email: null });
+  });
+
+  it('refuses an empty name, a bad email, an unknown, foreign or malformed id, changing nothing', async () => {
+    const c = await customer();
+    const foreign = ok(await s.gql(CREATE_CUSTOMER, { input: { name: 'Theirs' } }, { token: otherToken })).createCustomer;
+    const customerEvents = () => s.db.prisma.auditEvent.count({ where: { type: { startsWith: 'customer.' } } });
+    const before = { rows: await s.db.prisma.customer.findMany({ orderBy: { id: 'asc' } }), events: await customerEvents() };
+    const bad = ok(await s.gql(UPDATE_CUSTOMER, { input: { customerId: c.id, name: '  ', email: 'not an email' } }, { token })).updateCustomer;
+    expect(bad.__typename).toBe('ValidationError');
+    expect(paths(bad)).toEqual(['email', 'name']);
+    expect(bad.fields.find((f: { path: string }) => f.path === 'email').message).toMatch(/email/);
+    const long = ok(await s.gql(UPDATE_CUSTOMER, { input: { customerId: c.id, name: 'x'.repeat(201) } }, { token })).updateCustomer;
+    expect(paths(long)).toEqual(['name']);
+    for (const customerId of [UNKNOWN, foreign.id]) {
+      expect(ok(await s.gql(UPDATE_CUSTOMER, { input: { customerId, name: 'x' } }, { token })).updateCustomer.__typename).toBe('NotFoundError');
+      expect(ok(await s.gql(DELETE_CUSTOMER, { input: { customerId } }, { token })).deleteCustomer.__typename).toBe('NotFoundError');
+    }
+    expect(paths(ok(await s.gql(UPDATE_CUSTOMER, { input: { customerId: 'nope', name: 'x' } }, { token })).updateCustomer)).toEqual(['customerId']);
+    // A license's global id is not a customer's.
+    const { product } = await catalogue();
+    const license = await issue((await edition(product.id)).id);
+    expect(paths(ok(await s.gql(DELETE_CUSTOMER, { input: { customerId: license.license.id } }, { token })).deleteCustomer)).toEqual(['customerId']);
+    // The catalogue and license made above wrote their own events, no customer.* one.
+    expect({ rows: await s.db.prisma.customer.findMany({ orderBy: { id: 'asc' } }), events: await customerEvents() }).toEqual(before);
+  });
+
+  it('deletes a customer without licenses (ADMIN, not SUPPORT); refuses one that holds licenses', async () => {
+    const unused = await customer('Typo Ltd', 'typo@example.test');
+    const forbidden = await s.gql(DELETE_CUSTOMER, { input: { customerId: unused.id } }, { token: supportToken });
+    expect(forbidden.errors?.[0]?.extensions?.code ?? forbidden.data?.deleteCustomer?.__typename).toMatch(/FORBIDDEN|ForbiddenError/);
+    expect(await customerRow(unused.id)).not.toBeNull();
+    const r = ok(await s.gql(DELETE_CUSTOMER, { input: { customerId: unused.id } }, { token })).deleteCustomer;
+    expect(r).toMatchObject({ __typename: 'DeleteCustomerPayload', deletedId: unused.id });
+    expect(await customerRow(unused.id)).toBeNull();
+    expect((await lastEvent('customer.deleted'))!.payload).toEqual({ name: 'Typo Ltd', email: 'typo@example.test' });
+
+    const holder = await customer();
+    const { product } = await catalogue();
+    const e = await edition(product.id);
+    for (let i = 0; i < 2; i++) expect((await issue(e.id, { customerId: holder.id })).__typename).toBe('CreateLicensePayload');
+    const before = await state();
+    const refused = ok(await s.gql(DELETE_CUSTOMER, { input: { customerId: holder.id } }, { token })).deleteCustomer;
+    expect(refused).toMatchObject({ __typename: 'ConflictError', message: '2 licenses were issued to this customer; it cannot be deleted' });
+    expect(await customerRow(holder.id)).not.toBeNull();
+    expect(await state()).toEqual(before);
+  });
+
+  it('a customer deleted while a license is issued or moved to it: exactly one of the two succeeds, and no license points at a deleted customer', async () => {
+    const { product } = await catalogue();
+    const e = await edition(product.id);
+    for (let round = 0; round < 12; round++) {
+      const c = await customer();
+      // Even rounds issue a new license to the customer, odd ones move an existing license to it.
+      const moved = round % 2 === 1 ? (await issue(e.id)).license.id : null;
+      const [given, deleted] = await Promise.all([
+        moved
+          ? s.gql(UPDATE_LICENSE, { input: { licenseId: moved, customerId: c.id } }, { token })
+          : s.gql(CREATE_LICENSE, { input: { editionId: e.id, customerId: c.id } }, { token }),
+        s.gql(DELETE_CUSTOMER, { input: { customerId: c.id } }, { token }),
+      ]);
+      const g = moved ? ok(given).updateLicense : ok(given).createLicense;
+      const succeeded = g.__typename === (moved ? 'License' : 'CreateLicensePayload');
+      const d = ok(deleted).deleteCustomer.__typename;
+      expect(succeeded ? [d] : [g.__typename, d], `round ${round}`).toEqual(succeeded ? ['ConflictError'] : ['NotFoundError', 'DeleteCustomerPayload']);
+      expect(await customerRow(c.id)).toEqual(succeeded ? expect.objectContaining({ id: raw(c.id) }) : null);
+      expect(await s.db.prisma.license.count({ where: { customerId: raw(c.id) } })).toBe(succeeded ? 1 : 0);
+    }
   });
 });
 

@@ -105,7 +105,7 @@ export async function createEdition(ctx: ServiceContext, productId: string, inpu
 // Changing and removing the catalogue. Rows are locked first, so concurrent changes apply in turn
 // and each audit diff is against what it replaced.
 
-type CatalogTable = 'Product' | 'Feature' | 'Meter' | 'Edition';
+type CatalogTable = 'Product' | 'Feature' | 'Meter' | 'Edition' | 'Customer';
 
 async function lockRow(tx: Tx, table: CatalogTable, tenantId: string, id: string): Promise<void> {
   const rows = await tx.$queryRaw<{ id: string }[]>(
@@ -342,6 +342,49 @@ export async function createCustomer(ctx: ServiceContext, input: z.input<typeof 
   return inTransaction(ctx, tenantId, async (tx, emit) => {
     const customer = await tx.customer.create({ data: { tenantId, name: data.name, email: data.email ?? null } });
     emit({ type: 'customer.created', subjectType: 'Customer', subjectId: customer.id, customerId: customer.id, payload: { name: customer.name } });
+    return customer;
+  });
+}
+
+/** An email, or empty to clear it. */
+const clearableEmail = z
+  .string()
+  .trim()
+  .refine((v) => v === '' || email.safeParse(v).success, 'is not an email address')
+  .transform((v) => (v === '' ? '' : email.parse(v)));
+const customerUpdate = z.object({ name: name.nullish(), email: clearableEmail.nullish() });
+
+/** Renames a customer or changes its email (empty clears it); its licenses keep pointing at it. */
+export async function updateCustomer(ctx: ServiceContext, customerId: string, input: z.input<typeof customerUpdate>) {
+  const { tenantId } = tenantWhere(ctx.actor);
+  const data = parse(customerUpdate, input);
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    await lockRow(tx, 'Customer', tenantId, customerId);
+    const before = await tx.customer.findUniqueOrThrow({ where: { id: customerId } });
+    const after = stripUndefined({ name: keep(data.name), email: data.email === '' ? null : keep(data.email) });
+    const changes = diff(before, after);
+    if (Object.keys(changes).length === 0) return before;
+    const customer = await tx.customer.update({ where: { id: customerId }, data: after });
+    emit({ type: 'customer.updated', subjectType: 'Customer', subjectId: customerId, customerId, payload: { name: customer.name, changes } });
+    return customer;
+  });
+}
+
+/**
+ * Deletes a customer that holds no license, e.g. one created by mistake. One that holds any is refused
+ * (the licenses' foreign key holds that against a license written meanwhile): its licenses, their
+ * devices and usage stay attributed to it.
+ */
+export async function deleteCustomer(ctx: ServiceContext, customerId: string) {
+  const { tenantId } = tenantWhere(ctx.actor);
+  return inTransaction(ctx, tenantId, async (tx, emit) => {
+    await lockRow(tx, 'Customer', tenantId, customerId);
+    const customer = await tx.customer.findUniqueOrThrow({ where: { id: customerId } });
+    const licenses = await tx.license.count({ where: { customerId } });
+    const refusal = (n: string) => `${n} issued to this customer; it cannot be deleted`;
+    if (licenses > 0) throw new ConflictError(refusal(plural(licenses, 'license was', 'licenses were')));
+    await referencedOr(refusal('licenses were'), () => tx.customer.delete({ where: { id: customerId } }));
+    emit({ type: 'customer.deleted', subjectType: 'Customer', subjectId: customerId, customerId, payload: { name: customer.name, email: customer.email } });
     return customer;
   });
 }

@@ -7,6 +7,7 @@ import { assertUuidCursors, parseId } from '../common/ids.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import {
   createCustomer,
+  deleteCustomer,
   createEdition,
   createFeature,
   createMeter,
@@ -19,6 +20,7 @@ import {
   updateEdition,
   updateFeature,
   updateMeter,
+  updateCustomer,
   updateProduct,
 } from './service.ts';
 import { type EntitlementTerm, entitlementsOf, LICENSE_TYPES, METER_PERIODS, type MeterTerm } from './terms.ts';
@@ -340,6 +342,14 @@ const UpdateEditionInput = builder.inputType('UpdateEditionInput', {
     ...termInputFields(t),
   }),
 });
+const UpdateCustomerInput = builder.inputType('UpdateCustomerInput', {
+  fields: (t) => ({
+    customerId: t.id({ required: true }),
+    name: t.string(),
+    email: t.string({ description: 'Empty clears it.' }),
+  }),
+});
+const DeleteCustomerInput = builder.inputType('DeleteCustomerInput', { fields: (t) => ({ customerId: t.id({ required: true }) }) });
 const DeleteProductInput = builder.inputType('DeleteProductInput', { fields: (t) => ({ productId: t.id({ required: true }) }) });
 const DeleteFeatureInput = builder.inputType('DeleteFeatureInput', { fields: (t) => ({ featureId: t.id({ required: true }) }) });
 const DeleteMeterInput = builder.inputType('DeleteMeterInput', { fields: (t) => ({ meterId: t.id({ required: true }) }) });
@@ -356,11 +366,13 @@ const DeleteProductPayload = DeletedPayload('DeleteProductPayload', 'Product');
 const DeleteFeaturePayload = DeletedPayload('DeleteFeaturePayload', 'Feature');
 const DeleteMeterPayload = DeletedPayload('DeleteMeterPayload', 'Meter');
 const DeleteEditionPayload = DeletedPayload('DeleteEditionPayload', 'Edition');
+const DeleteCustomerPayload = DeletedPayload('DeleteCustomerPayload', 'Customer');
 
 const productId = (id: string | number) => parseId(String(id), 'Product', 'productId');
 const featureId = (id: string | number) => parseId(String(id), 'Feature', 'featureId');
 const meterId = (id: string | number) => parseId(String(id), 'Meter', 'meterId');
 const editionId = (id: string | number) => parseId(String(id), 'Edition', 'editionId');
+const customerId = (id: string | number) => parseId(String(id), 'Customer', 'customerId');
 
 builder.mutationFields((t) => ({
   updateProduct: t.prismaField({
@@ -381,6 +393,26 @@ builder.mutationFields((t) => ({
     errors: { types: ADMIN_ERRORS },
     args: { input: t.arg({ type: DeleteProductInput, required: true }) },
     resolve: async (_r, { input }, ctx) => ({ id: (await deleteProduct(ctx, productId(input.productId))).id }),
+  }),
+  updateCustomer: t.prismaField({
+    type: 'Customer',
+    description: 'Renames a customer or changes its email; fields not given keep their value.',
+    authScopes: { role: 'SUPPORT' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: UpdateCustomerInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const { customerId: id, ...rest } = input;
+      const customer = await updateCustomer(ctx, customerId(id), rest);
+      return ctx.prisma.customer.findUniqueOrThrow({ ...query, where: { id: customer.id } });
+    },
+  }),
+  deleteCustomer: t.field({
+    type: DeleteCustomerPayload,
+    description: 'Deletes a customer created by mistake; refused while any license was issued to it.',
+    authScopes: { role: 'ADMIN' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: DeleteCustomerInput, required: true }) },
+    resolve: async (_r, { input }, ctx) => ({ id: (await deleteCustomer(ctx, customerId(input.customerId))).id }),
   }),
   updateFeature: t.prismaField({
     type: 'Feature',

@@ -132,6 +132,15 @@ export function licenseData(terms: Terms) {
   return { ...rest, type: licenseType, meters: meters as Prisma.InputJsonValue, entitlements: entitlements as Prisma.InputJsonValue };
 }
 
+/**
+ * The customer a license is given to exists in the tenant, and stays until the transaction ends: the
+ * key-share lock makes a concurrent deleteCustomer wait, and then count this license and refuse.
+ */
+async function holdCustomer(tx: Tx, tenantId: string, customerId: string): Promise<void> {
+  const rows = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM "Customer" WHERE id = ${customerId}::uuid AND "tenantId" = ${tenantId}::uuid FOR KEY SHARE`;
+  if (rows.length === 0) throw new NotFoundError('customer');
+}
+
 export async function createLicense(ctx: ServiceContext, input: CreateLicenseInput) {
   const { tenantId } = tenantWhere(ctx.actor);
   const { editionId, customerId, tokenCount, name, startsAt, expiresAt, metadata: meta, ...overrides } = parse(createInput, input);
@@ -142,9 +151,7 @@ export async function createLicense(ctx: ServiceContext, input: CreateLicenseInp
     const edition = await tx.edition.findFirst({ where: { id: editionId, tenantId } });
     if (!edition) throw new NotFoundError('edition');
     if (edition.archivedAt) throw new ConflictError(`edition "${edition.code}" is archived; unarchive it to issue licenses from it`);
-    if (customerId && !(await tx.customer.findFirst({ where: { id: customerId, tenantId }, select: { id: true } }))) {
-      throw new NotFoundError('customer');
-    }
+    if (customerId) await holdCustomer(tx, tenantId, customerId);
     // Dates given on the license replace the edition's validity; so does making it PERPETUAL.
     const base = editionTerms(edition);
     if (expiresAt || overrides.licenseType === 'PERPETUAL') base.validityDays = null;
@@ -236,9 +243,7 @@ export async function updateLicense(ctx: ServiceContext, input: UpdateLicenseInp
   return inTransaction(ctx, tenantId, async (tx, emit) => {
     const before = await lockLicense(tx, tenantId, licenseId);
     if (before.state === 'REVOKED') throw new ConflictError('a revoked license cannot be changed');
-    if (customerId && !(await tx.customer.findFirst({ where: { id: customerId, tenantId }, select: { id: true } }))) {
-      throw new NotFoundError('customer');
-    }
+    if (customerId) await holdCustomer(tx, tenantId, customerId);
     const terms = completeTerms({ licenseType: before.type, ...stripUndefined(overrides) }, licenseTerms(before));
     const problems = termProblems(terms, await catalogueOf(tx, before.productId));
     // The type is kept (renewLicense converts it), so the resulting dates must still suit it.

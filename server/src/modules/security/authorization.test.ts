@@ -55,6 +55,8 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Mutation.changePassword': 'READ_ONLY',
   'Mutation.createApiToken': 'ADMIN',
   'Mutation.createCustomer': 'SUPPORT',
+  'Mutation.updateCustomer': 'SUPPORT',
+  'Mutation.deleteCustomer': 'ADMIN',
   'Mutation.createEdition': 'ADMIN',
   'Mutation.createFeature': 'ADMIN',
   'Mutation.createLicense': 'ADMIN',

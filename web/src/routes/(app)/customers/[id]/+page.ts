@@ -5,7 +5,8 @@ import type { PageLoad } from './$types';
 
 const PAGE_SIZE = 50;
 
-export const load = (async ({ params, url }) => {
+export const load = (async ({ params, url, depends }) => {
+  depends('app:customer');
   const before = url.searchParams.get('before');
   const after = url.searchParams.get('after');
   const page = before ? { last: PAGE_SIZE, before } : { first: PAGE_SIZE, after };
