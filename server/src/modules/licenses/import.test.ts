@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
 import { MAX_IMPORT_ROWS, parseCsv } from './import.ts';
@@ -118,6 +119,29 @@ describe('importLicenses', () => {
     const after = await counts();
     expect(after.customers).toBe(before.customers);
     expect(await s.db.prisma.customer.count({ where: { tenantId, name: 'Existing Co' } })).toBe(1);
+  });
+
+  it('a customer deleted while an import names it: the import reuses it and the delete is refused, or the import makes it anew', async () => {
+    const DELETE = `mutation($id: ID!) { deleteCustomer(input: { customerId: $id }) { __typename } }`;
+    for (let round = 0; round < 8; round++) {
+      const email = `race${round}@delete.example`;
+      const created = ok(await s.gql(`mutation($email: String!) { createCustomer(input: { name: "Racer", email: $email }) { ... on Customer { id } } }`, { email }, { token }));
+      const id = created.createCustomer.id as string;
+      const [imported, deleted] = await Promise.all([
+        importData('CSV', `product,edition,name,customerEmail\ndesk,std,race ${round},${email}\n`),
+        s.gql(DELETE, { id }, { token }),
+      ]);
+      expect(imported.__typename, JSON.stringify(imported)).toBe('ImportLicensesPayload');
+      const d = ok(deleted).deleteCustomer.__typename;
+      const holders = await s.db.prisma.customer.findMany({ where: { tenantId, email }, include: { _count: { select: { licenses: true } } } });
+      // Either way one customer with this email holds the one license: the first if it was kept, a new one if not.
+      expect(holders.map((c) => c._count.licenses), `round ${round}: ${d}`).toEqual([1]);
+      if (d === 'ConflictError') expect(holders[0]!.id).toBe(decodeGlobalID(id).id);
+      else {
+        expect(d).toBe('DeleteCustomerPayload');
+        expect(holders[0]!.id).not.toBe(decodeGlobalID(id).id);
+      }
+    }
   });
 
   it('dates are ISO 8601 calendar dates: a day count, a US date or 30 February fails its line instead of becoming another date', async () => {

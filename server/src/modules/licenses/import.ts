@@ -217,14 +217,22 @@ export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL
     const seenKeys = new Map<string, number>();
 
     const emails = [...new Set(rows.map((r) => r.row.customerEmail?.toLowerCase()).filter((e): e is string => !!e))];
-    const customers = await tx.customer.findMany({ where: { tenantId, email: { in: emails } } });
-    const customerByEmail = new Map(customers.map((c) => [c.email!, c.id]));
+    // Customers found are key-share locked, as a license given to one holds it (service.ts, holdCustomer):
+    // one deleted meanwhile is not found (and made again), one found stays until the import commits.
+    const customers = emails.length
+      ? await tx.$queryRaw<{ id: string; email: string }[]>`
+          SELECT id, email FROM "Customer" WHERE "tenantId" = ${tenantId}::uuid AND email = ANY(${emails}::text[]) ORDER BY id FOR KEY SHARE`
+      : [];
+    const customerByEmail = new Map(customers.map((c) => [c.email, c.id]));
     const newCustomers: Prisma.CustomerCreateManyInput[] = [];
     // A customer named without an email is the tenant's customer of that name, if it has one: importing a
     // file in parts, or again after a fix, must not make a second "Acme". A name two customers share is
     // ambiguous and must come with the email.
     const names = [...new Set(rows.filter((r) => !r.row.customerEmail && r.row.customer).map((r) => r.row.customer!))];
-    const named = names.length ? await tx.customer.findMany({ where: { tenantId, name: { in: names } }, select: { id: true, name: true } }) : [];
+    const named = names.length
+      ? await tx.$queryRaw<{ id: string; name: string }[]>`
+          SELECT id, name FROM "Customer" WHERE "tenantId" = ${tenantId}::uuid AND name = ANY(${names}::text[]) ORDER BY id FOR KEY SHARE`
+      : [];
     const existingByName = new Map<string, string[]>();
     for (const c of named) existingByName.set(c.name, [...(existingByName.get(c.name) ?? []), c.id]);
     const customerByName = new Map<string, string>();
