@@ -2003,6 +2003,7 @@ export type UpdateWebhookEndpointInput = {
   /** Replaces the list; [] or ["*"]: every event. */
   eventTypes?: InputMaybe<Array<Scalars['String']['input']>>;
   id: Scalars['ID']['input'];
+  /** A new URL starts consecutiveFailures again from 0 (the failures counted were against the old one). */
   url?: InputMaybe<Scalars['String']['input']>;
 };
 
@@ -2145,7 +2146,7 @@ export type WebhookDisabledReason =
 
 export type WebhookEndpoint = Node & {
   __typename?: 'WebhookEndpoint';
-  /** Deliveries that failed after their last attempt in a row, with no success between, while enabled. At the server's limit (TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES) the endpoint is disabled; re-enabling it resets this to 0. */
+  /** Deliveries that failed after their last attempt in a row, with no success between, while enabled. At the server's limit (TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES) the endpoint is disabled; re-enabling it or changing its url resets this to 0 (changing its description or event types does not). */
   consecutiveFailures: Scalars['Int']['output'];
   createdAt: Scalars['DateTime']['output'];
   /** Newest first. */

@@ -90,6 +90,23 @@ async function state(s: TestServer, token: string, id: string): Promise<Endpoint
   return ok(await s.gql(ENDPOINT, { id }, { token })).webhookEndpoint;
 }
 
+/** Creates one customer per call and waits for the endpoint's delivery of it to be over (the tenant's only one). */
+function deliverer(s: TestServer, token: string, id: string) {
+  let created = 0;
+  const deliverOne = async () => {
+    ok(await s.gql(CREATE_CUSTOMER, { name: `Customer ${++created}` }, { token }));
+    await waitFor(`delivery ${created} over`, async () => {
+      const e = await state(s, token, id);
+      const done = e.deliveries.edges.filter((x) => x.node.status !== 'PENDING');
+      return e.deliveries.edges.length === created && done.length === created;
+    });
+    // Read again: the query reads the endpoint before its deliveries, so the read that saw the last one
+    // over may hold the endpoint as it was just before.
+    return state(s, token, id);
+  };
+  return Object.assign(deliverOne, { created: () => created });
+}
+
 describe('an endpoint whose deliveries keep failing', () => {
   let s: TestServer;
   beforeAll(async () => {
@@ -108,19 +125,7 @@ describe('an endpoint whose deliveries keep failing', () => {
     const watcher = await receiver(() => 200);
     await createEndpoint(s, t.token, watcher.url, ['webhook.auto_disabled']);
 
-    let created = 0;
-    /** One customer, and waits for its delivery to be over. */
-    const deliverOne = async () => {
-      ok(await s.gql(CREATE_CUSTOMER, { name: `Customer ${++created}` }, { token: t.token }));
-      await waitFor(`delivery ${created} over`, async () => {
-        const e = await state(s, t.token, id);
-        const done = e.deliveries.edges.filter((x) => x.node.status !== 'PENDING');
-        return e.deliveries.edges.length === created && done.length === created;
-      });
-      // Read again: the query reads the endpoint before its deliveries, so the read that saw the last one
-      // over may hold the endpoint as it was just before.
-      return state(s, t.token, id);
-    };
+    const deliverOne = deliverer(s, t.token, id);
 
     let e = await deliverOne();
     expect(e).toMatchObject({ enabled: true, consecutiveFailures: 1, disabledReason: null, disabledAt: null });
@@ -162,7 +167,7 @@ describe('an endpoint whose deliveries keep failing', () => {
     for (const d of dispatchersOf(s.app.deps)) await d.runOnce();
     await Promise.all(dispatchersOf(s.app.deps).map((d) => d.idle()));
     expect(hook.got.length).toBe(sent);
-    expect((await state(s, t.token, id)).deliveries.edges).toHaveLength(created);
+    expect((await state(s, t.token, id)).deliveries.edges).toHaveLength(deliverOne.created());
 
     // Re-enabled by hand: a clean slate, and the run starts again from 0.
     const r = ok(await s.gql(UPDATE, { input: { id, enabled: true } }, { token: t.token }));
@@ -175,6 +180,44 @@ describe('an endpoint whose deliveries keep failing', () => {
     expect(off.updateWebhookEndpoint).toMatchObject({ enabled: false, disabledReason: 'MANUAL', consecutiveFailures: 1 });
     expect(off.updateWebhookEndpoint.disabledAt).not.toBeNull();
     expect(await s.db.prisma.auditEvent.count({ where: { tenantId: t.id, type: 'webhook.auto_disabled' } })).toBe(1);
+  });
+
+  it('starts the run again from 0 when the URL changes, not when the description or event types do', async () => {
+    const t = await s.tenant();
+    const oldHook = await receiver(() => 500);
+    const newHook = await receiver(() => 500);
+    const id = await createEndpoint(s, t.token, oldHook.url, ['customer.created']);
+    const deliverOne = deliverer(s, t.token, id);
+    await deliverOne();
+    let e = await deliverOne();
+    expect(e).toMatchObject({ enabled: true, consecutiveFailures: 2 });
+
+    // The same address again, a description, other event types: still the old address's run.
+    const update = async (input: Record<string, unknown>) => {
+      const r = ok(await s.gql(UPDATE, { input: { id, ...input } }, { token: t.token })).updateWebhookEndpoint;
+      expect(r.__typename).toBe('WebhookEndpoint');
+      return r;
+    };
+    expect(await update({ url: oldHook.url })).toMatchObject({ enabled: true, consecutiveFailures: 2 });
+    expect(await update({ description: 'Billing receiver' })).toMatchObject({ enabled: true, consecutiveFailures: 2 });
+    expect(await update({ eventTypes: ['customer.*'] })).toMatchObject({ enabled: true, consecutiveFailures: 2 });
+    expect(await state(s, t.token, id)).toMatchObject({ consecutiveFailures: 2 });
+
+    // A new address: its own run, from 0, with the full limit (3) before it is disabled.
+    expect(await update({ url: newHook.url, description: 'Moved' })).toMatchObject({ enabled: true, consecutiveFailures: 0, disabledReason: null });
+    expect(await state(s, t.token, id)).toMatchObject({ consecutiveFailures: 0 });
+    const sentToOld = oldHook.got.length;
+    e = await deliverOne();
+    expect(e).toMatchObject({ enabled: true, consecutiveFailures: 1, disabledReason: null });
+    e = await deliverOne();
+    expect(e).toMatchObject({ enabled: true, consecutiveFailures: 2, disabledReason: null });
+    e = await deliverOne();
+    expect(e).toMatchObject({ enabled: false, disabledReason: 'DELIVERY_FAILURES', consecutiveFailures: 3 });
+    expect(oldHook.got.length).toBe(sentToOld);
+    expect(newHook.got.filter((g) => g.type === 'customer.created')).toHaveLength(3 * 2);
+    const audit = await s.db.prisma.auditEvent.findMany({ where: { tenantId: t.id, type: 'webhook.auto_disabled' } });
+    expect(audit).toHaveLength(1);
+    expect(audit[0]!.payload).toMatchObject({ url: newHook.url, consecutiveFailures: 3 });
   });
 });
 

@@ -235,6 +235,8 @@ export async function updateEndpoint(ctx: ServiceContext, id: string, input: Upd
           ? { cursor: await headSeq(tx, tenantId), disabledReason: null, disabledAt: null, consecutiveFailures: 0 }
           : {}),
         ...(change.enabled === false && before.enabled ? { disabledReason: 'MANUAL' as const, disabledAt: now } : {}),
+        // A new address: the failures counted were the old one's, so the new one gets the full limit.
+        ...('url' in changes ? { consecutiveFailures: 0 } : {}),
       },
     });
     emit({ type: 'webhook.updated', subjectType: 'WebhookEndpoint', subjectId: id, payload: { changes } });

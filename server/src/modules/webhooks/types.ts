@@ -38,7 +38,7 @@ builder.prismaNode('WebhookEndpoint', {
     disabledAt: t.expose('disabledAt', { type: 'DateTime', nullable: true, description: 'When it was disabled; null while enabled (and for one disabled before this was recorded).' }),
     consecutiveFailures: t.exposeInt('consecutiveFailures', {
       description:
-        'Deliveries that failed after their last attempt in a row, with no success between, while enabled. At the server\'s limit (TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES) the endpoint is disabled; re-enabling it resets this to 0.',
+        'Deliveries that failed after their last attempt in a row, with no success between, while enabled. At the server\'s limit (TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES) the endpoint is disabled; re-enabling it or changing its url resets this to 0 (changing its description or event types does not).',
     }),
     secretPrefix: t.exposeString('secretPrefix', { description: 'The first characters of the signing secret; the secret itself is shown once.' }),
     previousSecretExpiresAt: t.expose('previousSecretExpiresAt', {
@@ -153,7 +153,7 @@ const CreateWebhookEndpointInput = builder.inputType('CreateWebhookEndpointInput
 const UpdateWebhookEndpointInput = builder.inputType('UpdateWebhookEndpointInput', {
   fields: (t) => ({
     id: t.id({ required: true }),
-    url: t.string(),
+    url: t.string({ description: 'A new URL starts consecutiveFailures again from 0 (the failures counted were against the old one).' }),
     description: t.string({ description: 'An empty string clears it.' }),
     eventTypes: t.stringList({ description: 'Replaces the list; [] or ["*"]: every event.' }),
     enabled: t.boolean({

@@ -476,6 +476,7 @@ export type UpdateWebhookEndpointInput = {
   /** Replaces the list; [] or ["*"]: every event. */
   eventTypes?: Array<string> | null | undefined;
   id: string | number;
+  /** A new URL starts consecutiveFailures again from 0 (the failures counted were against the old one). */
   url?: string | null | undefined;
 };
 
