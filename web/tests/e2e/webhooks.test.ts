@@ -77,7 +77,7 @@ describe('webhooks in the console', () => {
   let endpointUrl = '';
   let editedId = '';
 
-  it('creates an endpoint and shows its secret once', async () => {
+  it('creates an endpoint for the event types ticked (from the server\'s list) and shows its secret once', async () => {
     await page.goto(`${server.base}/`);
     await page.waitForURL(/\/signin/);
     await submitSignIn(page, server.demo.tenant, server.demo.email, server.demo.password);
@@ -87,20 +87,41 @@ describe('webhooks in the console', () => {
     await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
     await page.getByRole('button', { name: 'New endpoint' }).click();
     const dialog = page.getByRole('dialog');
-    await dialog.getByLabel('URL').fill(receiverUrl);
-    await dialog.getByLabel('Event types').fill('customer.*, licence.created');
+    await dialog.getByRole('heading', { name: 'New webhook endpoint' }).waitFor();
+    // Every event by default (an empty list, as the server defines it); the types are checkboxes.
+    const all = dialog.getByRole('checkbox', { name: 'All events' });
+    expect(await all.isChecked()).toBe(true);
+    expect(await dialog.getByRole('checkbox', { name: 'customer.created', exact: true }).isDisabled()).toBe(true);
+    await dialog.getByLabel('URL').fill('http://user:secret@127.0.0.1/hook');
+    await all.uncheck();
+    // Nothing chosen is refused before sending.
     await dialog.getByRole('button', { name: 'Add endpoint' }).click();
-    // The server refuses the unknown resource; its message lands on the field.
-    await dialog.getByText(/Event types unknown resource "licence"/).waitFor();
-    await dialog.getByLabel('Event types').fill('customer.*');
+    await dialog.getByText('Event types choose at least one, or All events').waitFor();
+    await dialog.getByRole('checkbox', { name: 'customer.created', exact: true }).check();
+    await dialog.getByRole('checkbox', { name: 'license.suspended', exact: true }).check();
+    // A URL the console lets through and the server refuses: the server's message, on the field.
+    await dialog.getByRole('button', { name: 'Add endpoint' }).click();
+    await dialog.getByText('URL must not contain credentials').waitFor();
+    await dialog.getByLabel('URL').fill(receiverUrl);
     await dialog.getByLabel('Description').fill('E2E receiver');
+    await shot(page, 'webhooks-01-create');
     await dialog.getByRole('button', { name: 'Add endpoint' }).click();
     const shown = page.getByTestId('webhook-secret');
     await shown.waitFor();
     secret = (await shown.textContent())?.trim() ?? '';
     expect(secret).toMatch(/^whsec_/);
-    await page.getByRole('cell', { name: /E2E receiver/ }).waitFor();
+    const row = page.locator('tr', { hasText: 'E2E receiver' });
+    await row.getByText('customer.created, license.suspended').waitFor();
     await shot(page, 'webhooks-01-created');
+    const stored = await gql<{ webhookEndpoints: { edges: { node: { url: string; description: string; eventTypes: string[] } }[] } }>(
+      server.base,
+      server.demo.apiToken,
+      `{ webhookEndpoints(first: 20) { edges { node { url description eventTypes } } } }`,
+    );
+    expect(stored.webhookEndpoints.edges.map((e) => e.node)).toEqual([
+      { url: receiverUrl, description: 'E2E receiver', eventTypes: ['customer.created', 'license.suspended'] },
+    ]);
+    expect(errors).toEqual([]);
   });
 
   it('sends a test event, shows it in the delivery log, and replays it', async () => {

@@ -3,20 +3,9 @@ import type { Failure } from '$lib/graphql/payload';
 
 export const STATUSES: WebhookDeliveryStatus[] = ['PENDING', 'SUCCEEDED', 'FAILED'];
 
-/** "license.*, activation.created" -> ["license.*", "activation.created"]. */
-export function typesFrom(text: string): string[] {
-  return text
-    .split(/[\s,]+/)
-    .map((t) => t.trim())
-    .filter(Boolean);
-}
-
-const PATTERN = /^(\*|[a-z][a-z0-9_]*\.(\*|[a-z][a-z0-9_]*))$/;
-
-/** Mirrors the server's syntax rule; the server also refuses unknown resources. */
-export function typesProblem(text: string): string | null {
-  const bad = typesFrom(text).find((t) => !PATTERN.test(t));
-  return bad ? `"${bad}" is not "*", "<resource>.*" or an event type such as "license.created"` : null;
+/** The server's rule: an empty list, or one with "*", subscribes to every event. */
+export function everyEvent(types: readonly string[]): boolean {
+  return types.length === 0 || types.includes('*');
 }
 
 export function urlProblem(v: string): string | null {
@@ -40,7 +29,7 @@ export function onListField(failure: Failure): Failure {
 }
 
 export function typesLabel(types: readonly string[]): string {
-  return types.length === 0 || types.includes('*') ? 'All events' : types.join(', ');
+  return everyEvent(types) ? 'All events' : types.join(', ');
 }
 
 /** Why an endpoint is disabled, in a sentence; null while it is enabled. */
