@@ -219,6 +219,33 @@ describe('an endpoint whose deliveries keep failing', () => {
     expect(audit).toHaveLength(1);
     expect(audit[0]!.payload).toMatchObject({ url: newHook.url, consecutiveFailures: 3 });
   });
+
+  it('does not count, for the new URL, a failure of an attempt made to the old one that ends after the change', async () => {
+    const t = await s.tenant();
+    // The first attempt fails at once; the second (the last) is held until released.
+    const held: ((status: number) => void)[] = [];
+    const oldHook = await receiver((n) => (n === 1 ? 500 : new Promise<number>((resolve) => held.push(resolve))));
+    const newHook = await receiver(() => 500);
+    const id = await createEndpoint(s, t.token, oldHook.url, ['customer.created']);
+    ok(await s.gql(CREATE_CUSTOMER, { name: 'In flight' }, { token: t.token }));
+    await waitFor('the last attempt in flight to the old URL', () => held.length === 1);
+
+    const r = ok(await s.gql(UPDATE, { input: { id, url: newHook.url } }, { token: t.token })).updateWebhookEndpoint;
+    expect(r).toMatchObject({ __typename: 'WebhookEndpoint', enabled: true, consecutiveFailures: 0 });
+    held[0]!(500);
+    await waitFor('the delivery over', async () => (await state(s, t.token, id)).deliveries.edges[0]?.node.status === 'FAILED');
+    let e = await state(s, t.token, id);
+    expect(e.deliveries.edges.map((d) => d.node)).toMatchObject([{ status: 'FAILED', attempts: 2 }]);
+    expect(e).toMatchObject({ enabled: true, consecutiveFailures: 0 });
+
+    // The new URL's own failures count.
+    ok(await s.gql(CREATE_CUSTOMER, { name: 'After the move' }, { token: t.token }));
+    await waitFor('the second delivery over', async () => (await state(s, t.token, id)).deliveries.edges.filter((d) => d.node.status === 'FAILED').length === 2);
+    e = await state(s, t.token, id);
+    expect(e).toMatchObject({ enabled: true, consecutiveFailures: 1 });
+    expect(newHook.got).toHaveLength(2);
+    expect(oldHook.got).toHaveLength(2);
+  });
 });
 
 describe('TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES=0', () => {

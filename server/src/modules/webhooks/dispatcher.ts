@@ -350,13 +350,15 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number; prune
    * the statement that records the outcome: concurrent outcomes (any instance) queue on that row's lock
    * and each counts on the value the previous one committed, so the run is exact and the endpoint is
    * disabled once. Only an enabled endpoint counts: what ends while it is disabled leaves the count as
-   * it was (re-enabling resets it). A success on a count of 0 writes nothing, so successes do not queue.
+   * it was (re-enabling resets it). Only an attempt made to the endpoint's current URL counts: changing
+   * the URL starts a new run, which one made to the old address and ending after the change must not
+   * move. A success on a count of 0 writes nothing, so successes do not queue.
    */
-  function endpointRun(status: 'SUCCEEDED' | 'FAILED', now: Date): Prisma.Sql {
+  function endpointRun(status: 'SUCCEEDED' | 'FAILED', now: Date, url: string): Prisma.Sql {
     if (status === 'SUCCEEDED') {
       return Prisma.sql`
         UPDATE "WebhookEndpoint" ep SET "consecutiveFailures" = 0 FROM d
-         WHERE ep.id = d."endpointId" AND ep.enabled AND ep."consecutiveFailures" <> 0
+         WHERE ep.id = d."endpointId" AND ep.enabled AND ep.url = ${url} AND ep."consecutiveFailures" <> 0
         RETURNING ep.id, ep."tenantId", ep.url, ep.enabled, ep."consecutiveFailures", d.id AS "deliveryId"`;
     }
     const limit = cfg.disableAfterFailures;
@@ -369,11 +371,12 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number; prune
         "disabledAt" = CASE WHEN ${reached} THEN ${now}::timestamp(3) END,
         "updatedAt" = CASE WHEN ${reached} THEN ${now}::timestamp(3) ELSE ep."updatedAt" END
         FROM d
-       WHERE ep.id = d."endpointId" AND ep.enabled
+       WHERE ep.id = d."endpointId" AND ep.enabled AND ep.url = ${url}
       RETURNING ep.id, ep."tenantId", ep.url, ep.enabled, ep."consecutiveFailures", d.id AS "deliveryId"`;
   }
 
-  async function record(row: Claimed, token: string, startedAt: Date, r: AttemptResult) {
+  /** Records an attempt's outcome; `url` is where it was made. */
+  async function record(row: Claimed, token: string, startedAt: Date, r: AttemptResult, url: string) {
     const last = row.attempts >= cfg.maxAttempts;
     const status = r.ok ? 'SUCCEEDED' : last ? 'FAILED' : 'PENDING';
     const next = status === 'PENDING' ? new Date(Date.now() + backoffMs(row.attempts)) : null;
@@ -392,7 +395,7 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number; prune
         INSERT INTO "WebhookAttempt" ("deliveryId", "tenantId", number, "startedAt", "durationMs", succeeded, "responseStatus", "responseBody", error)
         SELECT id, "tenantId", attempts, ${startedAt}::timestamp(3), ${r.durationMs}::int, ${r.ok}, ${r.status}::int, ${r.body}, ${error} FROM d
       )${status === 'PENDING' ? Prisma.sql`
-      SELECT NULL::text AS "tenantId" WHERE false` : Prisma.sql`, e AS (${endpointRun(status, now)}
+      SELECT NULL::text AS "tenantId" WHERE false` : Prisma.sql`, e AS (${endpointRun(status, now, url)}
       ), audit AS (
         INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", payload, "requestId")
         SELECT "tenantId", 'webhook.auto_disabled', 'system', 'webhooks', 'WebhookEndpoint', id::text,
@@ -437,7 +440,7 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number; prune
         result = { ok: false, status: null, body: null, error: (err as Error).message, durationMs: 0 };
       }
       if (abort.signal.aborted) return release(row.id, token);
-      await record(row, token, startedAt, result);
+      await record(row, token, startedAt, result, endpoint.url);
     })()
       .catch((err) => log(`recording delivery ${row.id} failed`, err))
       .finally(() => {
