@@ -36,7 +36,11 @@ export function typesLabel(types: readonly string[]): string {
 export function disabledNote(e: { enabled: boolean; disabledReason?: string | null; disabledAt?: string | null; consecutiveFailures: number }, when: (iso: string) => string): string | null {
   if (e.enabled) return null;
   if (e.disabledReason === 'DELIVERY_FAILURES') {
-    const failures = `${e.consecutiveFailures} failed ${e.consecutiveFailures === 1 ? 'delivery' : 'deliveries'}`;
+    // 0: its URL changed since, which starts the count again (the failures were the old address's).
+    const failures =
+      e.consecutiveFailures === 0
+        ? 'failed deliveries to its previous URL'
+        : `${e.consecutiveFailures} failed ${e.consecutiveFailures === 1 ? 'delivery' : 'deliveries'}`;
     return `Disabled automatically after ${failures}${e.disabledAt ? ` on ${when(e.disabledAt)}` : ''}`;
   }
   return e.disabledAt ? `Disabled on ${when(e.disabledAt)}` : 'Disabled';
