@@ -1396,6 +1396,7 @@ export type Query = {
   /** The id of the caller's tenant's newest event: where `activity` and `complianceAlerts` start without `after`. A client that passes it as `after` misses nothing, also when no event has reached it before its socket was lost. Null while the tenant has no events. */
   activityCursor?: Maybe<Scalars['ID']['output']>;
   apiTokens: Array<ApiToken>;
+  /** The caller's tenant's audit log, newest first. Bad arguments (both `type` and `types`, an empty or over-long `types`) are a BAD_USER_INPUT error, its extensions' `fields` saying which, before anything is read. */
   auditEvents: QueryAuditEventsConnection;
   /** The tenant's settings, or one license's (null when the license is not the caller's). */
   complianceSettings?: Maybe<ComplianceSettings>;
@@ -1444,6 +1445,7 @@ export type QueryAuditEventsArgs = {
   last?: InputMaybe<Scalars['Int']['input']>;
   licenseId?: InputMaybe<Scalars['ID']['input']>;
   type?: InputMaybe<Scalars['String']['input']>;
+  types?: InputMaybe<Array<Scalars['String']['input']>>;
 };
 
 
