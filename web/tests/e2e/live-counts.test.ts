@@ -216,4 +216,64 @@ describe('console reads', () => {
     expect(errors).toEqual([]);
     await ctx.close();
   });
+
+  it('the compliance history costs one auditEvents request for every kind, the kinds are asked once, and a read-only member reads none', async () => {
+    const { webhookEventTypes } = await owner<{ webhookEventTypes: string[] }>(`{ webhookEventTypes }`);
+    const kinds = webhookEventTypes.filter((t) => t.startsWith('compliance.'));
+    expect(kinds.length).toBeGreaterThan(5);
+    const thresholds = await owner(`mutation { setComplianceThresholds(input: { metric: SEATS, percents: [80, 100] }) { __typename } }`);
+    expect(thresholds.setComplianceThresholds.__typename).toBe('ComplianceThresholds');
+    const reader = { email: `compliance-reader-${stamp}@example.com`, password: 'reader-password-1' };
+    const member = await owner(`mutation($input: CreateMemberInput!) { createMember(input: $input) { __typename } }`, { input: { ...reader, role: 'READ_ONLY' } });
+    expect(member.createMember.__typename).toBe('Member');
+
+    /** The page's requests of these operations, with their variables. */
+    const watch = (p: Page, names: string[]) => {
+      const sent: { name: string; variables: Record<string, unknown> }[] = [];
+      p.on('request', (r) => {
+        const url = new URL(r.url());
+        if (url.pathname !== '/graphql') return;
+        // urql sends a query that fits in a URL as a GET, a longer one as a POST.
+        const body: { operationName?: string; variables?: Record<string, unknown> } =
+          r.method() === 'GET'
+            ? { operationName: url.searchParams.get('operationName') ?? undefined, variables: JSON.parse(url.searchParams.get('variables') ?? '{}') }
+            : JSON.parse(r.postData() ?? '{}');
+        if (body.operationName && names.includes(body.operationName)) sent.push({ name: body.operationName, variables: body.variables ?? {} });
+      });
+      return sent;
+    };
+
+    const ctx = await browser.newContext({ viewport: { width: 1360, height: 860 }, locale: 'en-US' });
+    // No socket: the feed re-reads its history every 4 s, as while the push channel is down.
+    await ctx.routeWebSocket(/\/graphql$/, (ws) => ws.close());
+    let errors: string[] = [];
+    const page = await signedIn(ctx, (p) => (errors = watchErrors(p)));
+    const sent = watch(page, ['AuditEvents', 'EventTypes']);
+    await page.goto(`${server.base}/compliance`);
+    await page.locator('.feed li[data-type="compliance.thresholds_updated"]').first().waitFor();
+    // The history on screen cost one request, for every kind the server names.
+    expect(sent.filter((r) => r.name === 'AuditEvents')).toEqual([{ name: 'AuditEvents', variables: { first: 30, types: kinds } }]);
+    // Two polls later: one request each, and the list of kinds was not asked again.
+    await expect.poll(() => sent.filter((r) => r.name === 'AuditEvents').length, { timeout: 20_000, interval: 250 }).toBeGreaterThanOrEqual(3);
+    expect(sent.filter((r) => r.name === 'EventTypes')).toHaveLength(1);
+    const reads = sent.filter((r) => r.name === 'AuditEvents').map((r) => r.variables);
+    expect(reads).toEqual(reads.map(() => ({ first: 30, types: kinds })));
+    expect(errors).toEqual([]);
+    await ctx.close();
+
+    // A read-only member sees the alerts live, but no history: not a single request for it.
+    const roCtx = await browser.newContext({ viewport: { width: 1360, height: 860 }, locale: 'en-US' });
+    const ro = await roCtx.newPage();
+    const roErrors = watchErrors(ro);
+    await ro.goto(`${server.base}/signin`);
+    await submitSignIn(ro, server.demo.tenant, reader.email, reader.password);
+    await ro.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+    const roSent = watch(ro, ['AuditEvents', 'EventTypes', 'ActivityCursor']);
+    await ro.goto(`${server.base}/compliance`);
+    await expect.poll(() => roSent.filter((r) => r.name === 'ActivityCursor').length, { timeout: 20_000, interval: 250 }).toBe(1);
+    expect(await ro.locator('.feed li[data-type^="compliance."]').count()).toBe(0);
+    expect(roSent.filter((r) => r.name !== 'ActivityCursor')).toEqual([]);
+    expect(roErrors).toEqual([]);
+    await roCtx.close();
+  });
 });
