@@ -61,8 +61,6 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 const RECLAIM_INTERVAL_MS = 30_000;
 /** RFC 6455's "Try Again Later": graphql-ws clients reconnect after it (they give up after 1011 and 4500). */
 const TRY_AGAIN_LATER = 1013 as CloseCode;
-/** How often open sockets' credentials are re-checked (revocation and sign-out close them at once). */
-const SOCKET_RECHECK_MS = 60_000;
 /** How long stop() waits for in-flight HTTP requests before closing the remaining connections. */
 const DRAIN_MS = 10_000;
 
@@ -246,7 +244,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const wss = new WebSocketServer({ noServer: true, path: '/graphql' });
   server.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)));
   const sockets = socketGuardOf(deps, (err) => security.logger.error({ err: err.message }, 'sockets: credential re-check failed'));
-  sockets.start(SOCKET_RECHECK_MS);
+  // Revocations and sign-outs close sockets at once (through the bus); expiries wait for this re-check.
+  sockets.start(config.socketRecheckMs);
   /**
    * What graphql-ws sends for an operation that failed before it ran, masked and logged as yoga does over
    * HTTP (security/availability.ts): a GraphQLError of the client's own making (syntax, a document limit)

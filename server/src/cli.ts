@@ -11,8 +11,8 @@ import { openForOperator } from '@tessera/db/embedded';
 import { loadConfig } from './config.ts';
 import type { AppDeps } from './context.ts';
 import { ConflictError, ImportError, NotFoundError, ValidationError } from './errors.ts';
-import { createMemoryBus } from './modules/audit/bus.ts';
-import { sealerOf } from './modules/audit/chain.ts';
+import { createBus } from './modules/audit/bus.ts';
+import { leaveSealingToServers, sealerOf } from './modules/audit/chain.ts';
 import type { ServiceContext } from './modules/audit/service.ts';
 import { importLicenses } from './modules/licenses/import.ts';
 import { changeMemberRole, createMember, createTenant, resetMemberPassword } from './modules/tenants/service.ts';
@@ -42,24 +42,44 @@ Environment: DATABASE_URL (PostgreSQL) or TESSERA_DATA_DIR (embedded, default ./
 
 class UsageError extends Error {}
 
+/** How long the CLI waits for Redis before it leaves its events to the servers' sweep instead. */
+const BUS_READY_MS = 5_000;
+
 /**
- * Runs `fn` against the configured database. Audit rows the command wrote are chained (sealed) before
- * the database is closed, as the server does after each commit.
+ * Runs `fn` against the configured database. The audit events a command writes reach the running
+ * servers as their own do, so they react at once (a member's sessions ended: their open sockets close):
+ * - on PostgreSQL with REDIS_URL, the CLI chains (seals) them and publishes them through Redis to every
+ *   instance, and exits only once Redis has taken them;
+ * - on PostgreSQL without Redis the servers' buses are in memory, which no other process reaches: the
+ *   rows are left unsealed, and a running server's sweep (every 5 s) seals and publishes them (the next
+ *   server to start, if none runs);
+ * - through a running server's embedded database, likewise the server seals and publishes them (the
+ *   CLI's own seal statements would also clash with the server's in PGlite's one session);
+ * - on the embedded database with no server holding it, nobody is there to tell: the CLI seals them.
  */
 async function withDatabase<T>(fn: (app: AppDeps) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const handle = config.databaseUrl
     ? await openDatabase({ url: config.databaseUrl, poolSize: 2, connectTimeoutMs: config.dbConnectTimeoutMs, queryTimeoutMs: config.dbQueryTimeoutMs }).then((db) => ({ db, viaServer: false, release: () => db.close() }))
     : await openForOperator(config.dataDir);
+  // The servers' bus: channels without a prefix of their own, as main.ts starts them.
+  const bus = createBus(config.databaseUrl ? config.redisUrl : undefined);
   try {
     if (!handle.viaServer) await migrate(handle.db);
-    const app: AppDeps = { config, db: handle.db, prisma: handle.db.prisma, bus: createMemoryBus() };
+    const app: AppDeps = { config, db: handle.db, prisma: handle.db.prisma, bus };
+    if (handle.viaServer) leaveSealingToServers(app);
+    else if (config.databaseUrl && !(bus.state().transport === 'redis' && (await bus.ready(BUS_READY_MS)))) {
+      if (config.redisUrl) console.error(`Redis (REDIS_URL) did not answer within ${BUS_READY_MS / 1000} s: the running servers learn of this change from the audit log, within seconds.`);
+      leaveSealingToServers(app);
+    }
     try {
       return await fn(app);
     } finally {
+      // Seals in flight publish their events; close() below waits until Redis has them.
       await sealerOf(app).stop();
     }
   } finally {
+    await bus.close();
     await handle.release();
   }
 }

@@ -19,6 +19,7 @@ describe('loadConfig', () => {
       expect(c.security.logLevel).toBe('silent');
       expect(c.webhooks.retentionDays).toBe(30);
       expect(c.webhooks.disableAfterFailures).toBe(10);
+      expect(c.socketRecheckMs).toBe(60_000);
     }
     expect(loadConfig({ ...base, DATABASE_URL: 'postgres://db.internal/tessera' }).seedDemo).toBe(false);
     expect(loadConfig({ ...base, NODE_ENV: 'production' }).security.logLevel).toBe('info');
@@ -42,6 +43,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...base, TESSERA_DB_QUERY_TIMEOUT_MS: '0' }).dbQueryTimeoutMs).toBe(0);
     expect(loadConfig({ ...base, TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES: '0' }).webhooks.disableAfterFailures).toBe(0);
     expect(loadConfig({ ...base, TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES: '3' }).webhooks.disableAfterFailures).toBe(3);
+    expect(loadConfig({ ...base, TESSERA_SOCKET_RECHECK_SECONDS: '600' }).socketRecheckMs).toBe(600_000);
   });
 
   it.each([
@@ -63,6 +65,8 @@ describe('loadConfig', () => {
     ['TESSERA_DB_MAINTENANCE_SECONDS', '3000000'],
     ['TESSERA_WEBHOOK_TIMEOUT_MS', '3000000000'],
     ['TESSERA_HEARTBEAT_RETENTION_DAYS', '100000000'],
+    ['TESSERA_SOCKET_RECHECK_SECONDS', '0'],
+    ['TESSERA_SOCKET_RECHECK_SECONDS', '3000000'],
     ['TESSERA_WEBHOOK_RETENTION_DAYS', '-1'],
     ['TESSERA_WEBHOOK_RETENTION_DAYS', '7d'],
     ['TESSERA_WEBHOOK_RETENTION_DAYS', '100000000'],

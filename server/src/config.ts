@@ -30,6 +30,8 @@ export interface Config {
   dbMaintenanceMs: number;
   /** Heartbeat samples (the last-seen / version / OS time series) older than this are deleted; 0 keeps them forever. */
   heartbeatRetentionDays: number;
+  /** How often open graphql-ws sockets' credentials are re-checked (expiries; revocations the bus did not bring). */
+  socketRecheckMs: number;
 }
 
 
@@ -101,5 +103,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     complianceSweepMs: envInt(env, 'TESSERA_COMPLIANCE_SWEEP_SECONDS', 30, 0, Math.floor(MAX_TIMER_MS / 1000)) * 1000,
     dbMaintenanceMs: envInt(env, 'TESSERA_DB_MAINTENANCE_SECONDS', 5, 0, Math.floor(MAX_TIMER_MS / 1000)) * 1000,
     heartbeatRetentionDays: envInt(env, 'TESSERA_HEARTBEAT_RETENTION_DAYS', 90, 0, 36_500),
+    socketRecheckMs: envInt(env, 'TESSERA_SOCKET_RECHECK_SECONDS', 60, 1, Math.floor(MAX_TIMER_MS / 1000)) * 1000,
   };
 }

@@ -36,6 +36,13 @@ export interface EventBus {
   subscribe(tenantId: string): AsyncIterableIterator<DomainEvent>;
   /** For /health: whether events reach the other instances (always, in memory: there are none). */
   state(): BusState;
+  /**
+   * Resolves true once events published here reach the other instances (at once in memory), false if
+   * that is not so within `timeoutMs`. For a short-lived publisher (the operator CLI): a Redis bus still
+   * connecting drops what is published meanwhile.
+   */
+  ready(timeoutMs: number): Promise<boolean>;
+  /** Waits for the publishes still on their way to Redis (sent, or failed), then closes. */
   close(): Promise<void>;
 }
 
@@ -110,6 +117,7 @@ export function createMemoryBus(): EventBus {
     },
     subscribe: (tenantId) => subscribeOf(bus)(tenantId),
     state: () => ({ transport: 'memory', connected: true }),
+    ready: async () => true,
     close: async () => {},
   };
   return bus;
@@ -145,6 +153,8 @@ export function createRedisBus(options: { url: string; prefix?: string; logger?:
   const subscriber = new Redis(options.url, { enableOfflineQueue: false, autoResubscribe: false });
   /** Tenants some of whose events this instance could not publish, to announce once Redis is back. */
   const unpublished = new Set<string>();
+  /** Publishes sent and not answered yet: close() waits for them. */
+  const sending = new Set<Promise<unknown>>();
   let subscribed = false;
   let closed = false;
   let unreachableSince: Date | undefined;
@@ -242,10 +252,12 @@ export function createRedisBus(options: { url: string; prefix?: string; logger?:
           unpublished.add(e.tenantId);
           continue;
         }
-        publisher.publish(topic(e.tenantId), JSON.stringify({ ...e, origin })).catch((err: unknown) => {
+        const sent = publisher.publish(topic(e.tenantId), JSON.stringify({ ...e, origin })).catch((err: unknown) => {
           unpublished.add(e.tenantId);
           publishFailed(err);
         });
+        sending.add(sent);
+        void sent.finally(() => sending.delete(sent));
       }
     },
     listen(tenantId, event, missed) {
@@ -262,7 +274,16 @@ export function createRedisBus(options: { url: string; prefix?: string; logger?:
       connected: publisher.status === 'ready' && subscribed,
       ...(unreachableSince ? { unreachableSince: unreachableSince.toISOString() } : {}),
     }),
+    async ready(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (!(publisher.status === 'ready' && subscribed)) {
+        if (closed || Date.now() >= deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return true;
+    },
     async close() {
+      await Promise.allSettled([...sending]);
       closed = true;
       clearTimeout(retry);
       await Promise.allSettled([publisher.quit(), subscriber.quit()]);

@@ -171,6 +171,21 @@ export function sealerOf(deps: AppDeps): Sealer {
 }
 
 /**
+ * For a process whose bus reaches no server (the operator CLI without Redis): its audit rows are left
+ * unsealed, for the running servers' sweep to seal and publish on their own bus (within its 5 s), as if
+ * this process had crashed before sealing. The next server to start seals them if none runs.
+ */
+export function leaveSealingToServers(deps: AppDeps): void {
+  sealers.set(deps, {
+    seal: async () => {},
+    sweep: async () => {},
+    startSweeping() {},
+    onSealed() {},
+    stop: async () => {},
+  });
+}
+
+/**
  * Has the audit rows a statement just committed for these tenants chained (and published): the hot
  * paths' batched statements write audit rows themselves, outside inTransaction, which does this too.
  */
