@@ -13,7 +13,9 @@ import { execute, sleep, wsClient, type WsClient } from '../test/ws.ts';
  * A member change made with the operator CLI (a process of its own) closes the member's open graphql-ws
  * sockets on a running server process (4403) within seconds, as the same change made through GraphQL
  * does, in each deployment README describes. The server's periodic re-check is set to 10 minutes here,
- * so it cannot be what closes them.
+ * so it cannot be what closes them. On Redis, server and CLI use the channels main.ts uses (no prefix of
+ * their own can be given to a server process): they are per tenant id, a fresh uuid, so runs sharing the
+ * Redis never see each other's events (as in audit/two-processes.test.ts).
  */
 const run = promisify(execFile);
 const serverDir = path.resolve(import.meta.dirname, '..');
