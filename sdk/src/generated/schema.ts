@@ -466,6 +466,8 @@ export type Customer = Node & {
   createdAt: Scalars['DateTime']['output'];
   email?: Maybe<Scalars['String']['output']>;
   id: Scalars['ID']['output'];
+  /** Licenses issued to the customer, in every status (a customer holding any cannot be deleted). */
+  licenseCount: Scalars['Int']['output'];
   name: Scalars['String']['output'];
 };
 

@@ -404,7 +404,7 @@ describe('admin console', () => {
     await page.getByText(`Customer “Acme ${stamp} GmbH” saved.`).waitFor();
     await page.getByText(/^No email · customer since/).waitFor();
     const lookup = `query($q: String!) { customers(first: 5, search: $q) { edges { node { id name email } } } }`;
-    type Found = { customers: { edges: { node: { id: string; name: string; email: string | null } }[] } };
+    type Found = { customers: { edges: { node: { id: string; name: string; email: string | null; licenseCount?: number } }[] } };
     const saved = await gql<Found>(server.base, server.demo.apiToken, lookup, { q: `Acme ${stamp}` });
     expect(saved.customers.edges.map((e) => e.node)).toEqual([{ id: expect.any(String), name: `Acme ${stamp} GmbH`, email: null }]);
     await page.getByRole('button', { name: 'Delete customer' }).click();
@@ -415,6 +415,11 @@ describe('admin console', () => {
     await nav('Customers');
     await heading('Customers');
     await shot(page, '12-customers');
+    // Each row says how many licenses the customer holds, as the server counts them.
+    const umbrella = await gql<Found>(server.base, server.demo.apiToken, `query { customers(first: 5, search: "Umbrella Labs") { edges { node { id name email licenseCount } } } }`);
+    const held = umbrella.customers.edges[0]!.node.licenseCount;
+    expect(held).toBeGreaterThan(0);
+    expect(await page.getByRole('row', { name: /Umbrella Labs/ }).getByRole('cell').nth(2).textContent()).toBe(String(held));
     await page.getByRole('link', { name: 'Umbrella Labs' }).click();
     await heading('Umbrella Labs');
     await page.locator('tbody tr').first().waitFor();

@@ -181,6 +181,7 @@ export const CustomerType = builder.prismaNode('Customer', {
     name: t.exposeString('name'),
     email: t.exposeString('email', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    licenseCount: t.relationCount('licenses', { description: 'Licenses issued to the customer, in every status (a customer holding any cannot be deleted).' }),
   }),
 });
 

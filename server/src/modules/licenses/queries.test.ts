@@ -75,6 +75,22 @@ describe.skipIf(!!testDatabaseUrl)('SQL statements per query', () => {
     expect(large.n).toBeLessThanOrEqual(8);
   });
 
+  it('the customer list with each license count costs the same statements for 2 customers as for 7', async () => {
+    const LIST_CUSTOMERS = `query { customers(first: 50) { edges { node { name email licenseCount } } } }`;
+    const before = await count(LIST_CUSTOMERS);
+    await addLicenses(2, 0);
+    const small = await count(LIST_CUSTOMERS);
+    expect(small.data.customers.edges.length).toBe(before.data.customers.edges.length + 1);
+    for (let i = 0; i < 5; i++) await addLicenses(i % 2, 0);
+    const large = await count(LIST_CUSTOMERS);
+    const counts = (r: typeof small) => r.data.customers.edges.map((e: { node: { licenseCount: number } }) => e.node.licenseCount).sort();
+    expect(counts(small)).toContain(2);
+    // The customers of the tests before, the one with 2 licenses, and five with 0, 1, 0, 1 and 0.
+    expect(counts(large)).toEqual([...counts(small), 0, 1, 0, 1, 0].sort());
+    expect(large.n).toBe(small.n);
+    expect(large.n).toBeLessThanOrEqual(3);
+  });
+
   it('the license detail costs the same statements for 1 device as for 20', async () => {
     await addLicenses(1, 1);
     const few = ok(await s.gql(`query { licenses(first: 1) { edges { node { id } } } }`, {}, { token })).licenses.edges[0].node.id;
