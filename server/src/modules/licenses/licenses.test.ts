@@ -526,6 +526,28 @@ describe('licenses query', () => {
     expect((await q('x'.repeat(10_240))).totalCount).toBe(0);
   });
 
+  it('finds a license by a device: its exact fingerprint or part of its host name, released devices too', async () => {
+    const q = async (search: string) => (await gqlOk(LICENSES, { first: 50, search }, t)).licenses;
+    const ACTIVATE = `mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on ActivateSuccess { activation { id } } } }`;
+    const on = async (license: string, fingerprint: string, hostname: string) => {
+      const r = (await gqlOk(ACTIVATE, { input: { key: made[license]!.key, fingerprint, client: { hostname } } })).activate;
+      expect(r.__typename).toBe('ActivateSuccess');
+      return r.activation.id as string;
+    };
+    await on('a-sub-1', 'fp-7f3a9c-ws', 'CAD-WS-014.design.acme.example');
+    const released = await on('b-perp-1', 'fp-b2e4d1-lt', 'globex-laptop-22');
+    await gqlOk(`mutation($id: ID!) { releaseActivation(input: { activationId: $id }) { __typename } }`, { id: released }, t);
+    expect(names(await q('fp-7f3a9c-ws'))).toEqual(['a-sub-1']);
+    expect(names(await q('cad-ws-014'))).toEqual(['a-sub-1']);
+    expect(names(await q('laptop-22'))).toEqual(['b-perp-1']);
+    expect(names(await q('fp-b2e4d1-lt'))).toEqual(['b-perp-1']);
+    // A fingerprint matches whole: part of one finds nothing (host names are searched for a part).
+    expect((await q('fp-7f3a')).totalCount).toBe(0);
+    // Another tenant's devices are not searched.
+    const other = await s.tenant();
+    expect((await gqlOk(LICENSES, { first: 5, search: 'fp-7f3a9c-ws' }, other.token)).licenses.totalCount).toBe(0);
+  });
+
   it('paginates with first/after and keeps totalCount', async () => {
     const seen: string[] = [];
     let after: string | null = null;

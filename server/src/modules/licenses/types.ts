@@ -148,6 +148,10 @@ function licenseFilter(actor: Actor, args: LicenseFilterArgs): Prisma.LicenseWhe
               { name: { contains: likeLiteral(search), mode: 'insensitive' } },
               { customer: { name: { contains: likeLiteral(search), mode: 'insensitive' } } },
               { customer: { email: { contains: likeLiteral(search), mode: 'insensitive' } } },
+              // A support call names a machine: its fingerprint, or part of its host name (any device the
+              // license has had, released ones too).
+              // The tenant repeated: the devices are looked up apart from their licenses, in the tenant's rows only.
+              { activations: { some: { ...tenantWhere(actor), OR: [{ fingerprint: search }, { hostname: { contains: likeLiteral(search), mode: 'insensitive' } }] } } },
             ],
           },
     );
@@ -166,7 +170,7 @@ builder.queryFields((t) => ({
       editionId: t.arg.id(),
       status: t.arg({ type: LicenseStatusEnum }),
       expiringWithinDays: t.arg.int({ description: 'Only licenses that expire in the next N days (not already expired, nor revoked).' }),
-      search: t.arg.string({ description: 'A license key, or part of the license or customer name.' }),
+      search: t.arg.string({ description: "A license key; or part of the license's name, its customer's name or email, or a device's host name; or a device's exact fingerprint." }),
     },
     totalCount: (_p, args, ctx) => ctx.prisma.license.count({ where: licenseFilter(ctx.actor, args) }),
     resolve: (query, _r, args, ctx) => {
