@@ -2,7 +2,7 @@ import type { Client } from '@urql/core';
 import type { ActivityEvent, ActivitySource } from './activity-manager.svelte';
 import { data, errorMessage } from './graphql/client';
 import { globalId, rawId } from './ids';
-import { ActivityCursorDocument, ActivityDocument, AuditEventsDocument, ComplianceAlertsDocument, EventTypesDocument, type ActivityEventRowFragment } from './graphql/generated/graphql';
+import { ActivityCursorDocument, ActivityDocument, AuditEventsDocument, ComplianceAlertsDocument, EventTypesDocument, type ActivityEventRowFragment, type AuditEventsQuery } from './graphql/generated/graphql';
 
 function fromSubscription(e: ActivityEventRowFragment): ActivityEvent {
   return {
@@ -17,6 +17,22 @@ function fromSubscription(e: ActivityEventRowFragment): ActivityEvent {
     customerId: e.customerId ?? null,
     payload: e.payload,
   };
+}
+
+/** A page of the audit log as feed events, with the global ids the subscriptions give. */
+function fromHistory(d: AuditEventsQuery): ActivityEvent[] {
+  return d.auditEvents.edges.flatMap((e) =>
+    e.node
+      ? [
+          {
+            ...e.node,
+            actorId: e.node.actorId ?? null,
+            licenseId: e.node.licenseId ? globalId('License', e.node.licenseId) : null,
+            customerId: e.node.customerId ? globalId('Customer', e.node.customerId) : null,
+          },
+        ]
+      : [],
+  );
 }
 
 /**
@@ -44,18 +60,7 @@ export function activitySource(client: Client, opts: { history: boolean; license
         return [];
       }
       const d = data(await client.query(AuditEventsDocument, { first: limit, licenseId: opts.licenseId ? rawId(opts.licenseId) : null }).toPromise());
-      const events = d.auditEvents.edges.flatMap((e) =>
-        e.node
-          ? [
-              {
-                ...e.node,
-                actorId: e.node.actorId ?? null,
-                licenseId: e.node.licenseId ? globalId('License', e.node.licenseId) : null,
-                customerId: e.node.customerId ? globalId('Customer', e.node.customerId) : null,
-              },
-            ]
-          : [],
-      );
+      const events = fromHistory(d);
       newest ??= events[0]?.id;
       return events;
     },
@@ -105,18 +110,7 @@ export function complianceSource(client: Client, opts: { history: boolean }): Ac
       if (types.length === 0) return [];
       // Every kind in one request: the server merges them, newest first.
       const d = data(await client.query(AuditEventsDocument, { first: limit, types }).toPromise());
-      const events = d.auditEvents.edges.flatMap((e) =>
-        e.node
-          ? [
-              {
-                ...e.node,
-                actorId: e.node.actorId ?? null,
-                licenseId: e.node.licenseId ? globalId('License', e.node.licenseId) : null,
-                customerId: e.node.customerId ? globalId('Customer', e.node.customerId) : null,
-              },
-            ]
-          : [],
-      );
+      const events = fromHistory(d);
       newest ??= events[0]?.id;
       return events;
     },
