@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { openDatabase, type Database } from '@tessera/db/database';
 import { type App, buildApp } from '../src/app.ts';
@@ -125,4 +126,29 @@ export async function startTestServer(
 export function ok<T>(result: GqlResult<T>): T {
   if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
   return result.data;
+}
+
+/**
+ * Records the SQL statements the embedded database runs inside `during(fn)`, for tests that snapshot what
+ * a request costs (no N+1). Background work, on async contexts of its own, is left out. PGlite only.
+ */
+export function statementRecorder(s: TestServer): { statements: string[]; during<T>(fn: () => Promise<T>): Promise<T>; restore(): void } {
+  const pglite = s.db.pglite!;
+  const query = pglite.query;
+  const scope = new AsyncLocalStorage<true>();
+  const statements: string[] = [];
+  pglite.query = ((sql: string, ...rest: unknown[]) => {
+    if (scope.getStore()) statements.push(sql);
+    return (query as (...a: unknown[]) => unknown).call(pglite, sql, ...rest);
+  }) as typeof pglite.query;
+  return {
+    statements,
+    during(fn) {
+      statements.length = 0;
+      return scope.run(true, fn);
+    },
+    restore() {
+      pglite.query = query;
+    },
+  };
 }

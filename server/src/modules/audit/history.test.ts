@@ -1,6 +1,5 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
+import { ok, startTestServer, statementRecorder, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
 import { activateDevice, issue } from '../activation/fixtures.ts';
 import { sealerOf } from './chain.ts';
 import { pageOfTypesSql } from './history.ts';
@@ -211,18 +210,11 @@ describe.skipIf(!!testDatabaseUrl)('SQL statements of auditEvents(types:)', () =
        SELECT $1::uuid, (ARRAY[$2, $3, 'device.heartbeat'])[1 + g % 3], 'system', 'License', g::text FROM generate_series(1, 90) g`,
       [tenantId, T1, T2],
     );
-    const request = new AsyncLocalStorage<true>();
-    const statements: string[] = [];
-    const pglite = s.db.pglite!;
-    const query = pglite.query.bind(pglite);
-    pglite.query = ((sql: string, ...rest: unknown[]) => {
-      if (request.getStore()) statements.push(sql);
-      return (query as (...a: unknown[]) => unknown)(sql, ...rest);
-    }) as typeof pglite.query;
+    const recorder = statementRecorder(s);
+    const { statements } = recorder;
     try {
       const count = async (variables: Record<string, unknown>) => {
-        statements.length = 0;
-        const r = await request.run(true, () => s.gql(PAGE, variables, { token }));
+        const r = await recorder.during(() => s.gql(PAGE, variables, { token }));
         return { r, n: statements.filter((q) => q.includes('"AuditEvent"')).length };
       };
       const first = await count({ types: [T1, T2], first: 30 });
@@ -245,7 +237,7 @@ describe.skipIf(!!testDatabaseUrl)('SQL statements of auditEvents(types:)', () =
         expect(n).toBe(0);
       }
     } finally {
-      pglite.query = query;
+      recorder.restore();
     }
   });
 });

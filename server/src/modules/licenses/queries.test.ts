@@ -1,6 +1,5 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ok, startTestServer, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
+import { ok, startTestServer, statementRecorder, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
 
 /**
  * No N+1: the SQL statements the license list and detail queries issue are counted at the embedded
@@ -11,19 +10,12 @@ describe.skipIf(!!testDatabaseUrl)('SQL statements per query', () => {
   let s: TestServer;
   let token: string;
   let editionId: string;
-  const request = new AsyncLocalStorage<true>();
-  const statements: string[] = [];
+  let recorder: ReturnType<typeof statementRecorder>;
 
   beforeAll(async () => {
     s = await startTestServer();
     ({ token } = await s.tenant());
-    const pglite = s.db.pglite!;
-    const query = pglite.query.bind(pglite);
-    // Only the request under test: background sweeps run beside it on their own async contexts.
-    pglite.query = ((sql: string, ...rest: unknown[]) => {
-      if (request.getStore()) statements.push(sql);
-      return (query as (...a: unknown[]) => unknown)(sql, ...rest);
-    }) as typeof pglite.query;
+    recorder = statementRecorder(s);
     const productId = ok(await s.gql(`mutation { createProduct(input: { name: "P", code: "p" }) { ... on Product { id } } }`, {}, { token })).createProduct.id;
     editionId = ok(
       await s.gql(
@@ -48,9 +40,8 @@ describe.skipIf(!!testDatabaseUrl)('SQL statements per query', () => {
   }
 
   async function count(query: string, variables: Record<string, unknown> = {}) {
-    statements.length = 0;
-    const data = ok(await request.run(true, () => s.gql(query, variables, { token })));
-    return { n: statements.length, data };
+    const data = ok(await recorder.during(() => s.gql(query, variables, { token })));
+    return { n: recorder.statements.length, data };
   }
 
   const LIST = `query { licenses(first: 20) { totalCount edges { node {
