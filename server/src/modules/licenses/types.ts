@@ -149,8 +149,8 @@ function licenseFilter(actor: Actor, args: LicenseFilterArgs): Prisma.LicenseWhe
               { customer: { name: { contains: likeLiteral(search), mode: 'insensitive' } } },
               { customer: { email: { contains: likeLiteral(search), mode: 'insensitive' } } },
               // A support call names a machine: its fingerprint, or part of its host name (any device the
-              // license has had, released ones too).
-              // The tenant repeated: the devices are looked up apart from their licenses, in the tenant's rows only.
+              // license has had, released ones too). The devices are looked up apart from their licenses, so
+              // the tenant is repeated to keep that lookup to its own rows.
               { activations: { some: { ...tenantWhere(actor), OR: [{ fingerprint: search }, { hostname: { contains: likeLiteral(search), mode: 'insensitive' } }] } } },
             ],
           },
