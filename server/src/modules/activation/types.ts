@@ -302,6 +302,12 @@ const DeviceInsights = builder.objectRef<Insights>('DeviceInsights').implement({
   }),
 });
 
+/** A number of days an argument asks for, 1 to `max`, else a ValidationError on `path`. */
+function dayCount(days: number, max: number, path: string): number {
+  if (!Number.isInteger(days) || days < 1 || days > max) throw ValidationError.field(path, `must be 1 to ${max}`);
+  return days;
+}
+
 builder.queryFields((t) => ({
   deviceInsights: t.field({
     type: DeviceInsights,
@@ -313,8 +319,7 @@ builder.queryFields((t) => ({
       seenWithinDays: t.arg.int({ defaultValue: 30, description: `A device counts as heard from when its last heartbeat is this recent (1 to ${MAX_SEEN_WITHIN_DAYS}).` }),
     },
     resolve: (_r, args, ctx) => {
-      const days = args.seenWithinDays ?? 30;
-      if (!Number.isInteger(days) || days < 1 || days > MAX_SEEN_WITHIN_DAYS) throw ValidationError.field('seenWithinDays', `must be 1 to ${MAX_SEEN_WITHIN_DAYS}`);
+      const days = dayCount(args.seenWithinDays ?? 30, MAX_SEEN_WITHIN_DAYS, 'seenWithinDays');
       return deviceInsights(ctx, tenantWhere(ctx.actor).tenantId, {
         productId: args.productId == null ? null : parseId(String(args.productId), 'Product', 'productId'),
         seenWithinDays: days,
@@ -356,8 +361,7 @@ builder.queryFields((t) => ({
       timeZone: t.arg.string({ defaultValue: 'UTC', description: 'IANA time zone whose calendar days are counted, e.g. "Europe/Berlin".' }),
     },
     resolve: (_r, args, ctx) => {
-      const days = args.days ?? 14;
-      if (!Number.isInteger(days) || days < 1 || days > MAX_ACTIVATION_DAYS) throw ValidationError.field('days', `must be 1 to ${MAX_ACTIVATION_DAYS}`);
+      const days = dayCount(args.days ?? 14, MAX_ACTIVATION_DAYS, 'days');
       const timeZone = args.timeZone ?? 'UTC';
       if (!isTimeZone(timeZone)) throw ValidationError.field('timeZone', 'must be an IANA time zone name, e.g. "Europe/Berlin"');
       return activationsPerDay(ctx, tenantWhere(ctx.actor).tenantId, { days, timeZone });
