@@ -5,6 +5,7 @@ import { builder } from '../../builder.ts';
 import type { Context } from '../../context.ts';
 import { ValidationError } from '../../errors.ts';
 import { parseId } from '../common/ids.ts';
+import { keysetPage, type SortKey } from '../common/pages.ts';
 import { tenantWhere } from '../common/tenancy.ts';
 import { hasRole } from '../tenants/roles.ts';
 import type { DomainEvent } from './bus.ts';
@@ -45,6 +46,9 @@ async function resumeSince(ctx: Context, after: string | number | null | undefin
   return feedAccessSince(ctx.app, ctx.actor);
 }
 
+/** The audit log's order, newest first by id; the cursor is the id. */
+const EVENT_ORDER: SortKey[] = [{ field: 'id', kind: 'bigint', direction: 'desc' }];
+
 builder.queryFields((t) => ({
   auditEvents: t.prismaConnection({
     type: 'AuditEvent',
@@ -63,16 +67,18 @@ builder.queryFields((t) => ({
       const types = searchArg(() => eventTypesArg(args));
       const licenseId = args.licenseId ? idArg(args.licenseId, 'License', 'licenseId') : null;
       const { tenantId } = tenantWhere(ctx.actor);
+      const page = keysetPage(query, EVENT_ORDER);
       if (types && types.length > 1 && !licenseId) {
         // Several types of the whole log: merged from one index walk per type (history.ts), then read.
-        const { take, cursor, skip: _skip, ...select } = query;
-        const ids = await pageOfTypes(ctx.app, tenantId, types, take, cursor?.id ?? null);
+        const { take, ...select } = page.query;
+        const ids = await pageOfTypes(ctx.app, tenantId, types, take, query.cursor?.id ?? null);
         return ctx.prisma.auditEvent.findMany({ ...select, where: { tenantId, id: { in: ids } }, orderBy: { id: 'desc' } });
       }
       return ctx.prisma.auditEvent.findMany({
-        ...query,
+        ...page.query,
         where: {
           tenantId,
+          ...page.where,
           ...(types ? { type: types.length === 1 ? types[0] : { in: types } } : {}),
           ...(licenseId ? { licenseId } : {}),
         },

@@ -3,7 +3,8 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { builder } from '../../builder.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
 import { likeLiteral } from '../common/db.ts';
-import { assertUuidCursors, parseId } from '../common/ids.ts';
+import { parseId } from '../common/ids.ts';
+import { keysetPage, type SortKey } from '../common/pages.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import {
   createCustomer,
@@ -185,6 +186,12 @@ export const CustomerType = builder.prismaNode('Customer', {
   }),
 });
 
+/** The customer list's order; its cursor holds these values. */
+const CUSTOMER_ORDER: SortKey[] = [
+  { field: 'name', kind: 'text', direction: 'asc' },
+  { field: 'id', kind: 'uuid', direction: 'asc' },
+];
+
 builder.queryFields((t) => ({
   products: t.prismaField({
     type: ['Product'],
@@ -193,23 +200,26 @@ builder.queryFields((t) => ({
   }),
   customers: t.prismaConnection({
     type: 'Customer',
-    cursor: 'id',
+    cursor: 'tenantId_name_id',
     authScopes: { role: 'READ_ONLY' },
     args: { search: t.arg.string({ description: 'Part of the name or email, case-insensitive.' }) },
-    resolve: (query, _r, { search, ...args }, ctx) => {
-      assertUuidCursors(args);
+    resolve: (query, _r, { search }, ctx) => {
+      const page = keysetPage(query, CUSTOMER_ORDER);
       return ctx.prisma.customer.findMany({
-        ...query,
+        ...page.query,
         where: {
           ...tenantWhere(ctx.actor),
-          ...(search
-            ? {
-                OR: [
-                  { name: { contains: likeLiteral(search.slice(0, 200)), mode: 'insensitive' } },
-                  { email: { contains: likeLiteral(search.slice(0, 200)), mode: 'insensitive' } },
-                ],
-              }
-            : {}),
+          AND: [
+            page.where,
+            search
+              ? {
+                  OR: [
+                    { name: { contains: likeLiteral(search.slice(0, 200)), mode: 'insensitive' } },
+                    { email: { contains: likeLiteral(search.slice(0, 200)), mode: 'insensitive' } },
+                  ],
+                }
+              : {},
+          ],
         },
         orderBy: [{ name: 'asc' }, { id: 'asc' }],
       });

@@ -5,7 +5,8 @@ import type { Actor } from '../../context.ts';
 import { ImportError } from '../../errors.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
 import { likeLiteral } from '../common/db.ts';
-import { assertUuidCursors, parseId } from '../common/ids.ts';
+import { parseId } from '../common/ids.ts';
+import { keysetPage, type SortKey } from '../common/pages.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ActivationStatusEnum } from '../activation/types.ts';
 import {
@@ -159,10 +160,16 @@ function licenseFilter(actor: Actor, args: LicenseFilterArgs): Prisma.LicenseWhe
   return { AND: and };
 }
 
+/** The license list's order, newest first; its cursor holds these values. */
+const LICENSE_ORDER: SortKey[] = [
+  { field: 'createdAt', kind: 'date', direction: 'desc' },
+  { field: 'id', kind: 'uuid', direction: 'desc' },
+];
+
 builder.queryFields((t) => ({
   licenses: t.prismaConnection({
     type: 'License',
-    cursor: 'id',
+    cursor: 'tenantId_createdAt_id',
     authScopes: { role: 'READ_ONLY' },
     args: {
       customerId: t.arg.id(),
@@ -174,8 +181,8 @@ builder.queryFields((t) => ({
     },
     totalCount: (_p, args, ctx) => ctx.prisma.license.count({ where: licenseFilter(ctx.actor, args) }),
     resolve: (query, _r, args, ctx) => {
-      assertUuidCursors(args);
-      return ctx.prisma.license.findMany({ ...query, where: licenseFilter(ctx.actor, args), orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+      const page = keysetPage(query, LICENSE_ORDER);
+      return ctx.prisma.license.findMany({ ...page.query, where: { AND: [licenseFilter(ctx.actor, args), page.where] }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
     },
   }),
   licenseByKey: t.prismaField({

@@ -1,7 +1,8 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { builder } from '../../builder.ts';
 import { HISTORY_READER } from '../audit/types.ts';
-import { assertUuidCursors, parseId } from '../common/ids.ts';
+import { parseId } from '../common/ids.ts';
+import { keysetPage, type SortKey } from '../common/pages.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
 import { EVENT_TYPES } from '../audit/event-types.ts';
@@ -107,16 +108,22 @@ builder.prismaObject('WebhookAttempt', {
   }),
 });
 
+/** The endpoint list's order, newest first; its cursor holds these values. */
+const ENDPOINT_ORDER: SortKey[] = [
+  { field: 'createdAt', kind: 'date', direction: 'desc' },
+  { field: 'id', kind: 'uuid', direction: 'desc' },
+];
+
 builder.queryFields((t) => ({
   webhookEndpoints: t.prismaConnection({
     type: 'WebhookEndpoint',
-    cursor: 'id',
+    cursor: 'tenantId_createdAt_id',
     description: "The tenant's webhook endpoints, newest first.",
     authScopes: { role: 'READ_ONLY' },
     totalCount: (_p, _a, ctx) => ctx.prisma.webhookEndpoint.count({ where: tenantWhere(ctx.actor) }),
-    resolve: (query, _r, args, ctx) => {
-      assertUuidCursors(args);
-      return ctx.prisma.webhookEndpoint.findMany({ ...query, where: tenantWhere(ctx.actor), orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+    resolve: (query, _r, _a, ctx) => {
+      const page = keysetPage(query, ENDPOINT_ORDER);
+      return ctx.prisma.webhookEndpoint.findMany({ ...page.query, where: { ...tenantWhere(ctx.actor), ...page.where }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
     },
   }),
   webhookEndpoint: t.prismaField({
