@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../../test/harness.ts';
 
@@ -114,6 +115,58 @@ describe('webhook endpoints', () => {
     await gql(`mutation($id: ID!) { deleteWebhookEndpoint(input: { id: $id }) { __typename } }`, { id: created[2] });
     const next = (await gql(LIST, { after: first.pageInfo.endCursor })).webhookEndpoints;
     expect(next.edges.map((e: { node: { id: string } }) => e.node.id)).toEqual([created[1], created[0]]);
+  });
+});
+
+describe('webhook deliveries', () => {
+  it('a page of one status goes on after a delivery that left it', async () => {
+    // Its own server: a first retry after 2 s (then 6 s, 18 s, ...) and ten attempts, so deliveries stay
+    // PENDING while the receiver refuses them.
+    const w = await startTestServer({ env: { TESSERA_WEBHOOK_RETRY_BASE_MS: '2000', TESSERA_WEBHOOK_MAX_ATTEMPTS: '10' } });
+    const accepted = new Set<string>();
+    const received = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => res.writeHead(accepted.has(JSON.parse(body).id) ? 200 : 500).end());
+    });
+    await new Promise<void>((resolve) => received.listen(0, '127.0.0.1', resolve));
+    try {
+      const t = (await w.tenant()).token;
+      const q = async (query: string, variables: Record<string, unknown> = {}) => ok(await w.gql(query, variables, { token: t }));
+      const port = (received.address() as { port: number }).port;
+      const endpoint = (await q(`mutation($url: String!) { createWebhookEndpoint(input: { url: $url, eventTypes: ["license.revoked"] }) { ... on CreateWebhookEndpointPayload { endpoint { id } } } }`, { url: `http://127.0.0.1:${port}/hook` }))
+        .createWebhookEndpoint.endpoint.id;
+      for (let i = 0; i < 4; i++) await q(`mutation($id: ID!) { sendTestWebhook(input: { id: $id }) { __typename } }`, { id: endpoint });
+      const LIST = `query($id: ID!, $after: String) { webhookEndpoint(id: $id) { deliveries(first: 2, after: $after, status: PENDING) {
+        edges { node { id eventId attempts status } } pageInfo { endCursor hasNextPage } } } }`;
+      type Delivery = { id: string; eventId: string; attempts: number; status: string };
+      const pending = async (after?: string) => (await q(LIST, { id: endpoint, after })).webhookEndpoint.deliveries as { edges: { node: Delivery }[]; pageInfo: { endCursor: string } };
+      // Every test delivery refused once, and so still pending (the endpoint takes no event of this test).
+      for (let tries = 0; ; tries++) {
+        const all = await q(`query($id: ID!) { webhookEndpoint(id: $id) { deliveries(first: 10) { edges { node { attempts status } } } } }`, { id: endpoint });
+        const nodes = all.webhookEndpoint.deliveries.edges.map((e: { node: Delivery }) => e.node);
+        if (nodes.length === 4 && nodes.every((n: Delivery) => n.attempts >= 1 && n.status === 'PENDING')) break;
+        if (tries > 600) throw new Error(`deliveries not attempted: ${JSON.stringify(nodes)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const first = await pending();
+      expect(first.edges).toHaveLength(2);
+      const left = first.edges[1]!.node;
+      // The receiver now takes the last delivery of the page: its retry delivers it.
+      accepted.add(left.eventId);
+      for (let tries = 0; ; tries++) {
+        const d = await q(`query($id: ID!) { node(id: $id) { ... on WebhookDelivery { status } } }`, { id: left.id });
+        if (d.node.status === 'SUCCEEDED') break;
+        if (tries > 1200) throw new Error('the delivery was not retried');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const next = await pending(first.pageInfo.endCursor);
+      expect(next.edges.map((e) => e.node.status)).toEqual(['PENDING', 'PENDING']);
+      expect(next.edges.map((e) => e.node.id)).not.toContain(left.id);
+    } finally {
+      await new Promise<void>((resolve) => received.close(() => resolve()));
+      await w.close();
+    }
   });
 });
 

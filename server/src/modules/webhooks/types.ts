@@ -1,5 +1,6 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { builder } from '../../builder.ts';
+import type { WebhookDeliveryStatus } from '@tessera/db/client';
 import { HISTORY_READER } from '../audit/types.ts';
 import { parseId } from '../common/ids.ts';
 import { keysetPage, type SortKey } from '../common/pages.ts';
@@ -49,12 +50,18 @@ builder.prismaNode('WebhookEndpoint', {
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
-    deliveries: t.relatedConnection('deliveries', {
-      cursor: 'id',
-      totalCount: true,
+    // Paged by keyset (not a relatedConnection, which pages with Prisma's cursor): a delivery leaves a
+    // status filter when it is retried or completes, and the retention sweep deletes old ones.
+    deliveries: t.prismaConnection({
+      type: 'WebhookDelivery',
+      cursor: 'endpointId_createdAt_id',
       description: 'Newest first.',
       args: { status: t.arg({ type: WebhookDeliveryStatusEnum }) },
-      query: (args) => ({ where: args.status ? { status: args.status } : {}, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+      totalCount: (endpoint, args, ctx) => ctx.prisma.webhookDelivery.count({ where: deliveriesOf(endpoint, args.status) }),
+      resolve: (query, endpoint, args, ctx) => {
+        const page = keysetPage(query, DELIVERY_ORDER);
+        return ctx.prisma.webhookDelivery.findMany({ ...page.query, where: { ...deliveriesOf(endpoint, args.status), ...page.where }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+      },
     }),
   }),
 });
@@ -107,6 +114,19 @@ builder.prismaObject('WebhookAttempt', {
     error: t.exposeString('error', { nullable: true }),
   }),
 });
+
+/** An endpoint's deliveries, of one status or all. */
+const deliveriesOf = (endpoint: { id: string; tenantId: string }, status?: WebhookDeliveryStatus | null) => ({
+  tenantId: endpoint.tenantId,
+  endpointId: endpoint.id,
+  ...(status ? { status } : {}),
+});
+
+/** The order of an endpoint's deliveries, newest first; their cursor holds these values. */
+const DELIVERY_ORDER: SortKey[] = [
+  { field: 'createdAt', kind: 'date', direction: 'desc' },
+  { field: 'id', kind: 'uuid', direction: 'desc' },
+];
 
 /** The endpoint list's order, newest first; its cursor holds these values. */
 const ENDPOINT_ORDER: SortKey[] = [
