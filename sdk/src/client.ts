@@ -89,6 +89,19 @@ export function operationHash(name: OperationName): string {
 
 const DAY = 86_400;
 
+/** A wait in whole seconds, or undefined when `value` is none. */
+function seconds(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.ceil(value) : undefined;
+}
+
+/** A Retry-After header (seconds, or an HTTP date read against the server's own clock) in seconds. */
+function retryAfterOf(header: string | null, serverTime: Date | null): number | undefined {
+  if (!header) return undefined;
+  if (/^\s*\d+\s*$/.test(header)) return seconds(Number(header));
+  const at = new Date(header).getTime();
+  return Number.isNaN(at) ? undefined : seconds(Math.max(0, (at - (serverTime ?? new Date()).getTime()) / 1000));
+}
+
 /**
  * Server answers that this device may not use the license. Remembered, so the stored token does not keep
  * validating offline; the next successful answer clears it (suspension and expiry can be undone).
@@ -140,20 +153,28 @@ export class TesseraClient {
   private async request<T>(name: OperationName, variables: Record<string, unknown>): Promise<{ data: T; serverTime: Date | null }> {
     const persisted = this.options.persisted ?? true;
     const extensions = { persistedQuery: { version: 1, sha256Hash: operationHash(name) } };
-    let { body, serverTime } = await this.post(persisted ? { operationName: name, variables, extensions } : { operationName: name, variables, query: OPERATIONS[name] });
+    let { body, serverTime, retryAfter } = await this.post(persisted ? { operationName: name, variables, extensions } : { operationName: name, variables, query: OPERATIONS[name] });
     if (persisted && body.errors?.some((e) => /PersistedQueryNotFound/i.test(e.message ?? '') || e.extensions?.code === 'PERSISTED_QUERY_NOT_FOUND')) {
-      ({ body, serverTime } = await this.post({ operationName: name, variables, extensions, query: OPERATIONS[name] }));
+      ({ body, serverTime, retryAfter } = await this.post({ operationName: name, variables, extensions, query: OPERATIONS[name] }));
     }
     if (body.errors?.length) {
-      const code = body.errors[0]?.extensions?.code;
-      if (code === 'RATE_LIMITED') throw new TesseraError('RATE_LIMITED', body.errors[0]!.message ?? 'rate limited');
-      throw new TesseraError('BAD_RESPONSE', `the server refused the request: ${body.errors[0]?.message ?? 'unknown error'}`);
+      const { message, extensions } = body.errors[0]!;
+      if (extensions?.code === 'RATE_LIMITED') {
+        throw new TesseraError('RATE_LIMITED', message ?? 'rate limited', [], retryAfter ?? seconds(extensions.retryAfter));
+      }
+      throw new TesseraError('BAD_RESPONSE', `the server refused the request: ${message ?? 'unknown error'}`);
     }
     if (!body.data || typeof body.data !== 'object') throw new TesseraError('BAD_RESPONSE', 'the server answered without data');
+    // A client operation over its rate limit answers RATE_LIMITED as its result (a LicensingError, or a
+    // Validation for validateLicense), with Retry-After on the response: the wait goes with the error.
+    for (const result of Object.values(body.data)) {
+      const r = result as { code?: unknown; message?: unknown } | null;
+      if (r?.code === 'RATE_LIMITED') throw new TesseraError('RATE_LIMITED', typeof r.message === 'string' ? r.message : 'the server asks to slow down', [], retryAfter);
+    }
     return { data: body.data as T, serverTime };
   }
 
-  private async post(payload: unknown): Promise<{ body: { data?: unknown; errors?: { message?: string; extensions?: { code?: string } }[] }; serverTime: Date | null }> {
+  private async post(payload: unknown): Promise<{ body: { data?: unknown; errors?: { message?: string; extensions?: { code?: string; retryAfter?: unknown } }[] }; serverTime: Date | null; retryAfter?: number }> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.options.timeoutMs ?? 10_000);
     let res: Response;
@@ -169,14 +190,16 @@ export class TesseraClient {
     } finally {
       clearTimeout(timer);
     }
-    if (res.status === 429) throw new TesseraError('RATE_LIMITED', 'the server asks to slow down');
-    if (res.status >= 500) throw new TesseraError('NETWORK_ERROR', `the server answered HTTP ${res.status}`);
+    const date = res.headers.get('date');
+    const dated = date ? new Date(date) : null;
+    const serverTime = dated && !Number.isNaN(dated.getTime()) ? dated : null;
+    const retryAfter = retryAfterOf(res.headers.get('retry-after'), serverTime);
+    if (res.status === 429) throw new TesseraError('RATE_LIMITED', 'the server asks to slow down', [], retryAfter);
+    if (res.status >= 500) throw new TesseraError('NETWORK_ERROR', `the server answered HTTP ${res.status}`, [], retryAfter);
     try {
-      const body = (await res.json()) as { data?: unknown; errors?: { message?: string; extensions?: { code?: string } }[] };
+      const body = (await res.json()) as { data?: unknown; errors?: { message?: string; extensions?: { code?: string; retryAfter?: unknown } }[] };
       if (typeof body !== 'object' || body === null) throw new Error('not an object');
-      const date = res.headers.get('date');
-      const serverTime = date ? new Date(date) : null;
-      return { body, serverTime: serverTime && !Number.isNaN(serverTime.getTime()) ? serverTime : null };
+      return { body, serverTime, retryAfter };
     } catch {
       throw new TesseraError('BAD_RESPONSE', `the server answered HTTP ${res.status} with something that is not GraphQL`);
     }
@@ -348,7 +371,9 @@ export class TesseraClient {
         // suspension that can be lifted) is tried again, backing off up to the server's interval.
         if (FINAL_FOR_HEARTBEATS.has(e.code)) return;
         failures++;
-        schedule(Math.min(interval, 2 ** Math.min(failures, 10) * 1000) * (0.8 + Math.random() * 0.4));
+        const backoff = Math.min(interval, 2 ** Math.min(failures, 10) * 1000) * (0.8 + Math.random() * 0.4);
+        // Never before the server's Retry-After (rate limited, or down for a while): a beat sooner is refused again.
+        schedule(Math.max(backoff, (e.retryAfterSeconds ?? 0) * 1000 * (1 + Math.random() * 0.2)));
       }
     };
     running = beat();
@@ -374,7 +399,6 @@ export class TesseraClient {
       });
       const v = data.validateLicense;
       if (!v || typeof v.valid !== 'boolean') throw new TesseraError('BAD_RESPONSE', 'unexpected response shape');
-      if (v.code === 'RATE_LIMITED') throw new TesseraError('RATE_LIMITED', 'the server asks to slow down');
       // Only an answer that the license and this device are in order starts the grace period again; the
       // server checks the feature last, so a missing feature says the license itself is fine.
       if (v.valid || v.code === 'FEATURE_NOT_ENTITLED') await this.remember({}, serverTime);

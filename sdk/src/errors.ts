@@ -21,6 +21,8 @@ export class TesseraError extends Error {
     readonly code: TesseraErrorCode,
     message: string,
     readonly fields: { path: string; message: string }[] = [],
+    /** How long the server asked to wait before trying again (its Retry-After), when it said. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'TesseraError';

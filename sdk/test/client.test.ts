@@ -433,16 +433,69 @@ describe('metered usage', () => {
   });
 });
 
+describe('a server that rate-limits the key', () => {
+  let limited: TestServer;
+  let limitedBase: string;
+  beforeAll(async () => {
+    limited = await startTestServer({ env: { TESSERA_RATE_LIMIT_KEY_PER_MINUTE: '3' } });
+    limitedBase = await listen(limited.app.server);
+  });
+  afterAll(() => limited.close());
+
+  it('the heartbeat loop waits the Retry-After the server gives instead of beating again in seconds', async () => {
+    const t = await limited.tenant();
+    const productId = ok(await limited.gql(`mutation { createProduct(input: { name: "CAD", code: "cad" }) { ... on Product { id } } }`, {}, { token: t.token })).createProduct.id;
+    const edition = ok(
+      await limited.gql(
+        `mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } } }`,
+        { input: { productId, name: 'Pro', code: 'pro', licenseType: 'SUBSCRIPTION', validityDays: 30, maxActivations: 2, heartbeatSeconds: 60 } },
+        { token: t.token },
+      ),
+    ).createEdition.id;
+    const { key } = ok(
+      await limited.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { key } } } }`, { input: { editionId: edition } }, { token: t.token }),
+    ).createLicense.license;
+    const keys = (await (await fetch(`${limitedBase}/.well-known/jwks.json?tenant=${t.slug}`)).json()) as JSONWebKeySet;
+    const c = client(memoryStorage(), { endpoint: `${limitedBase}/graphql`, tenant: t.slug, publicKeys: keys });
+    await c.activate(key);
+    await c.heartbeat();
+    await c.heartbeat();
+    // The key's budget of 3 a minute is spent: the server answers RATE_LIMITED with how long to wait.
+    const refused = await c.heartbeat().catch((e: unknown) => e as TesseraError);
+    expect(refused).toMatchObject({ code: 'RATE_LIMITED' });
+    expect((refused as TesseraError).retryAfterSeconds).toBeGreaterThan(0);
+
+    // The delay the loop asks of setTimeout right after it reports the refusal is its next beat.
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    let scheduledAt = -1;
+    let reported!: (e: TesseraError) => void;
+    const error = new Promise<TesseraError>((resolve) => (reported = resolve));
+    const loop = c.startHeartbeat({
+      onError: (e) => {
+        scheduledAt = timers.mock.calls.length;
+        reported(e);
+      },
+    });
+    const e = await error;
+    await loop.stop();
+    const delay = timers.mock.calls[scheduledAt]?.[1];
+    timers.mockRestore();
+    expect(e.code).toBe('RATE_LIMITED');
+    expect(delay).toBeGreaterThanOrEqual(e.retryAfterSeconds! * 1000);
+  });
+});
+
 describe('misbehaving servers', () => {
   let fake: Server;
   let fakeBase: string;
-  let mode: 'garbage' | 'silent' | 'forged' = 'garbage';
+  let mode: 'garbage' | 'silent' | 'forged' | 'unavailable' = 'garbage';
   let forged = '';
 
   beforeAll(async () => {
     fake = createServer((req, res) => {
       if (mode === 'silent') return; // never answers
       if (mode === 'garbage') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html>oops</html>');
+      if (mode === 'unavailable') return void res.writeHead(503, { 'content-type': 'text/html', 'retry-after': '30' }).end('<html>down for maintenance</html>');
       res.writeHead(200, { 'content-type': 'application/json' }).end(
         JSON.stringify({
           data: {
@@ -474,6 +527,12 @@ describe('misbehaving servers', () => {
     expect(await code(c.activate('LIC-0000-000000000000-0000'))).toBe('BAD_RESPONSE');
     mode = 'silent';
     expect(await code(c.activate('LIC-0000-000000000000-0000'))).toBe('NETWORK_ERROR');
+  });
+
+  it('reports a 503 as NETWORK_ERROR with the Retry-After it gives', async () => {
+    mode = 'unavailable';
+    const err = await client(memoryStorage(), { endpoint: `${fakeBase}/graphql` }).activate('LIC-0000-000000000000-0000').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NETWORK_ERROR', retryAfterSeconds: 30 });
   });
 
   it('refuses a token signed by another key and keeps the last valid one', async () => {
