@@ -33,6 +33,32 @@ function usage(message?: string): number {
   return 2;
 }
 
+/** A bad argument found past parsing (a file that cannot be read, keys that are no key set): exit 2 too. */
+class UsageError extends Error {}
+
+function readArgument(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** The vendor's public keys, as GET /.well-known/jwks.json?tenant=<slug> gives them. */
+function readJwks(file: string): JSONWebKeySet {
+  let jwks: unknown;
+  try {
+    jwks = JSON.parse(readArgument(file, '--jwks'));
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`--jwks ${file} is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof jwks !== 'object' || jwks === null || !Array.isArray((jwks as { keys?: unknown }).keys)) {
+    throw new UsageError(`--jwks ${file} is not a key set ({"keys": [...]}, from /.well-known/jwks.json?tenant=<slug>)`);
+  }
+  return jwks as JSONWebKeySet;
+}
+
 function parse() {
   return parseArgs({
     allowPositionals: true,
@@ -64,7 +90,8 @@ async function main(): Promise<number> {
   if (!command) return usage();
   if (!values.tenant) return usage('--tenant <slug> is required');
   if (command === 'deactivate' && !values.offline) return usage('deactivate needs --offline: this tool only writes the offline deactivation file');
-  const publicKeys = values.jwks ? (JSON.parse(readFileSync(values.jwks, 'utf8')) as JSONWebKeySet) : undefined;
+  if ((command === 'request' || command === 'verify' || command === 'install') && !arg) return usage(`${command} needs ${command === 'request' ? 'the license key' : 'a file'}`);
+  const publicKeys = values.jwks ? readJwks(values.jwks) : undefined;
   const statePath = values.state ?? path.join(os.homedir(), '.tessera', `${values.tenant}.json`);
   const client = createClient({ endpoint: values.endpoint!, tenant: values.tenant, publicKeys, storage: fileStorage(statePath) });
 
@@ -73,8 +100,7 @@ async function main(): Promise<number> {
       out(client.device, `${client.device.fingerprint}\n${client.device.components.map((c) => `  ${c.kind} ${c.value}`).join('\n')}`);
       return 0;
     case 'request': {
-      if (!arg) throw new TesseraError('VALIDATION_FAILED', 'request needs the license key');
-      const file = await client.createActivationRequest(arg);
+      const file = await client.createActivationRequest(arg!);
       if (values.output) writeFileSync(values.output, file);
       else process.stdout.write(file);
       if (values.output) out({ written: values.output }, `wrote ${values.output}: send it to your vendor`);
@@ -82,8 +108,7 @@ async function main(): Promise<number> {
     }
     case 'verify':
     case 'install': {
-      if (!arg) throw new TesseraError('VALIDATION_FAILED', `${command} needs a file`);
-      const text = readFileSync(arg, 'utf8');
+      const text = readArgument(arg!, 'the file');
       const verified = command === 'install' ? await client.installLicenseFile(text) : await client.verifyLicenseFile(text);
       const p = verified.payload;
       out({ valid: true, installed: command === 'install', claims: p }, `${command === 'install' ? 'installed' : 'valid'}: license ${p.sub}, revision ${p.revision}, expires ${p.licenseExpiresAt ?? p.exp ?? 'never'}, features ${JSON.stringify(p.features ?? [])}, entitlements ${entitlementsOf(p).map((e) => `${e.feature}=${e.limit}`).join(';') || 'none'}`);
@@ -135,6 +160,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
+    if (err instanceof UsageError) process.exit(usage(err.message));
     const e = err instanceof TesseraError ? err : new TesseraError('BAD_RESPONSE', String((err as Error).message ?? err));
     if (json) console.log(JSON.stringify({ error: { code: e.code, message: e.message } }));
     else console.error(`${e.code}: ${e.message}`);

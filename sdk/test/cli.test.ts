@@ -76,6 +76,13 @@ describe('arguments', () => {
     ['no command', ['--tenant', 'acme']],
     ['an unknown command', ['frobnicate', '--tenant', 'acme']],
     ['deactivate without --offline', ['deactivate', '--tenant', 'acme']],
+    ['request without the license key', ['request', '--tenant', 'acme']],
+    ['verify without a file', ['verify', '--tenant', 'acme']],
+    ['install without a file', ['install', '--tenant', 'acme']],
+    ['a file that does not exist', ['verify', path.join(os.tmpdir(), 'tessera-no-such-file.txt'), '--tenant', 'acme']],
+    ['a --jwks file that does not exist', ['status', '--tenant', 'acme', '--jwks', path.join(os.tmpdir(), 'tessera-no-such-jwks.json')]],
+    ['a --jwks file that is not JSON', ['status', '--tenant', 'acme', '--jwks', import.meta.filename]],
+    ['a --jwks file that is no key set', ['status', '--tenant', 'acme', '--jwks', path.join(import.meta.dirname, '../package.json')]],
   ])('exit 2 with the usage line for %s, and a JSON error under --json', (_, args) => {
     const r = cli(...args, '--json');
     expect(r.status).toBe(2);
