@@ -88,6 +88,8 @@ export function operationHash(name: OperationName): string {
 }
 
 const DAY = 86_400;
+/** The most a deactivation file may report per meter (the server's Int). */
+const MAX_OFFLINE_USAGE = 2_147_483_647;
 
 /** A wait in whole seconds, or undefined when `value` is none. */
 function seconds(value: unknown): number | undefined {
@@ -675,12 +677,24 @@ export class TesseraClient {
     );
   }
 
-  /** Counts offline consumption of a meter, to be reported in the deactivation file. */
+  /**
+   * Counts offline consumption of a meter of the installed license file, to be reported in the deactivation
+   * file. Only what the vendor's server takes is counted (a meter of the file, at most 2^31 - 1 in all): the
+   * deactivation file removes the license from this machine, and one the server refuses would free no seat.
+   */
   async recordOfflineUsage(meter: string, quantity: number): Promise<void> {
     if (!Number.isInteger(quantity) || quantity <= 0) throw new TesseraError('VALIDATION_FAILED', 'quantity must be a positive integer');
     await this.update((state) => {
+      if (!state.licenseFile) throw new TesseraError('NOT_ACTIVATED', 'no license file is installed: offline usage is reported in its deactivation file');
+      // Verified when it was installed.
+      const { meters } = decodeJwt(unarmor(state.licenseFile)) as { meters?: unknown };
+      if (!Array.isArray(meters) || !meters.some((t) => (t as { meter?: unknown } | null)?.meter === meter)) {
+        throw new TesseraError('VALIDATION_FAILED', `the installed license has no meter "${meter}"`, [{ path: 'meter', message: 'not a meter of the installed license' }]);
+      }
       const usage = { ...(state.offlineUsage ?? {}) };
-      usage[meter] = (usage[meter] ?? 0) + quantity;
+      const total = (usage[meter] ?? 0) + quantity;
+      if (total > MAX_OFFLINE_USAGE) throw new TesseraError('VALIDATION_FAILED', `the offline usage of "${meter}" would exceed ${MAX_OFFLINE_USAGE}`, [{ path: 'quantity', message: 'too large' }]);
+      usage[meter] = total;
       return { ...state, offlineUsage: usage };
     });
   }

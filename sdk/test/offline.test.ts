@@ -93,3 +93,29 @@ describe('deactivation files', () => {
     expect((await m.state()).licenseFile).toBe(again);
   });
 });
+
+describe('offline usage', () => {
+  it('counts only meters of the installed license file, so the deactivation file reporting it always imports', async () => {
+    const productId = ok(await s.gql(`mutation { createProduct(input: { name: "Scanner", code: "scanner" }) { ... on Product { id } } }`, {}, { token })).createProduct.id;
+    ok(await s.gql(`mutation($p: ID!) { createMeter(input: { productId: $p, code: "scans", name: "Scans" }) { __typename } }`, { p: productId }, { token }));
+    const metered = ok(
+      await s.gql(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { ... on Edition { id } } }`, {
+        input: { productId, name: 'Metered', code: 'metered', licenseType: 'PERPETUAL', maxActivations: 1, deploymentMode: 'OFFLINE', meters: [{ meter: 'scans', quota: 100, period: 'NONE' }] },
+      }, { token }),
+    ).createEdition.id;
+    const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`, { input: { editionId: metered } }, { token })).createLicense.license;
+    const m = machine(3);
+    const request = await m.createActivationRequest(lic.key);
+    expect(await code(m.recordOfflineUsage('scans', 1))).toBe('NOT_ACTIVATED'); // nothing installed to report it with
+    await m.installLicenseFile(await issue(lic.id, request));
+
+    expect(await code(m.recordOfflineUsage('pages', 1))).toBe('VALIDATION_FAILED');
+    await m.recordOfflineUsage('scans', 2_147_483_000);
+    expect(await code(m.recordOfflineUsage('scans', 1000))).toBe('VALIDATION_FAILED');
+    await m.recordOfflineUsage('scans', 7);
+    expect((await m.state()).offlineUsage).toEqual({ scans: 2_147_483_007 });
+
+    const imported = ok(await s.gql(IMPORT, { file: await m.createDeactivationFile() }, { token })).importOfflineDeactivation;
+    expect(imported).toMatchObject({ __typename: 'ImportOfflineDeactivationPayload', imported: true });
+  });
+});

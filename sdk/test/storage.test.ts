@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../server/test/harness.ts';
 import { createClient, type TesseraClient } from '../src/client.ts';
 import { TesseraError } from '../src/errors.ts';
-import { fileStorage, type LicenseState, type Storage } from '../src/storage.ts';
+import { fileStorage, type LicenseState, memoryStorage, type Storage } from '../src/storage.ts';
 
 // The state file under concurrent use, and when it is unreadable: calls of one client (or of two
 // clients on one file) at once must neither fail nor lose each other's changes, and a damaged file
@@ -39,6 +39,22 @@ async function newLicense(): Promise<{ id: string; key: string }> {
   return r.createLicense.license;
 }
 
+/** The state of this machine with a license file installed whose license meters "cycles" (offline usage counts only then). */
+async function meteredState(): Promise<LicenseState> {
+  const lic = ok(
+    await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`, {
+      input: { editionId, deploymentMode: 'OFFLINE', meters: [{ meter: 'cycles', quota: 1000, period: 'NONE' }] },
+    }, { token }),
+  ).createLicense.license;
+  const m = client(memoryStorage());
+  const request = await m.createActivationRequest(lic.key);
+  const issued = ok(
+    await s.gql(`mutation($input: IssueOfflineLicenseInput!) { issueOfflineLicense(input: $input) { __typename ... on OfflineLicensePayload { licenseFile } } }`, { input: { licenseId: lic.id, request } }, { token }),
+  ).issueOfflineLicense;
+  await m.installLicenseFile(issued.licenseFile);
+  return m.state();
+}
+
 beforeAll(async () => {
   s = await startTestServer();
   await new Promise<void>((r) => s.app.server.listen(0, '127.0.0.1', r));
@@ -46,6 +62,7 @@ beforeAll(async () => {
   ({ slug, token } = await s.tenant());
   const productId = ok(await s.gql(`mutation { createProduct(input: { name: "CAD", code: "cad" }) { ... on Product { id } } }`, {}, { token })).createProduct.id;
   ok(await s.gql(`mutation($p: ID!) { createFeature(input: { productId: $p, code: "export", name: "Export" }) { __typename } }`, { p: productId }, { token }));
+  ok(await s.gql(`mutation($p: ID!) { createMeter(input: { productId: $p, code: "cycles", name: "Cycles" }) { __typename } }`, { p: productId }, { token }));
   editionId = ok(
     await s.gql(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { ... on Edition { id } } }`, {
       input: { productId, name: 'Pro', code: 'pro', licenseType: 'SUBSCRIPTION', validityDays: 30, maxActivations: 2, heartbeatSeconds: 60, features: ['export'] },
@@ -67,6 +84,7 @@ describe('concurrent use of one state file', () => {
 
   it('loses no offline usage recorded at once, by one client or by two clients on the same file', async () => {
     const file = tmpFile();
+    writeFileSync(file, JSON.stringify(await meteredState()));
     const a = client(fileStorage(file));
     const b = client(fileStorage(file));
     await Promise.all([...Array.from({ length: 10 }, () => a.recordOfflineUsage('cycles', 1)), ...Array.from({ length: 10 }, () => b.recordOfflineUsage('cycles', 2))]);
@@ -74,7 +92,7 @@ describe('concurrent use of one state file', () => {
   });
 
   it('serialises the calls of a custom storage that has only load and save', async () => {
-    let stored: LicenseState = {};
+    let stored = await meteredState();
     const custom: Storage = {
       load: async () => structuredClone(stored),
       save: async (next) => {
