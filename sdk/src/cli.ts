@@ -11,7 +11,7 @@
  * Options: --tenant <slug> (required), --jwks <file> (the vendor's public keys), --state <file>
  * (default ~/.tessera/<tenant>.json), --json for machine-readable output.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,6 +42,23 @@ function readArgument(file: string, what: string): string {
   } catch (err) {
     throw new UsageError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+}
+
+/**
+ * Makes sure the -o file can be written before anything changes (a deactivation removes the license: a
+ * deactivation file it then could not save would leave the vendor's seat taken, with no way to free it
+ * from here). Returns how to undo it when nothing is written after all: a file it created is removed.
+ */
+function claimOutput(file: string): () => void {
+  const existed = existsSync(file);
+  try {
+    writeFileSync(file, '', { flag: 'a' });
+  } catch (err) {
+    throw new UsageError(`cannot write -o ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return () => {
+    if (!existed) rmSync(file, { force: true });
+  };
 }
 
 /** The vendor's public keys, as GET /.well-known/jwks.json?tenant=<slug> gives them. */
@@ -100,7 +117,11 @@ async function main(): Promise<number> {
       out(client.device, `${client.device.fingerprint}\n${client.device.components.map((c) => `  ${c.kind} ${c.value}`).join('\n')}`);
       return 0;
     case 'request': {
-      const file = await client.createActivationRequest(arg!);
+      const unclaim = values.output ? claimOutput(values.output) : undefined;
+      const file = await client.createActivationRequest(arg!).catch((err: unknown) => {
+        unclaim?.();
+        throw err;
+      });
       if (values.output) writeFileSync(values.output, file);
       else process.stdout.write(file);
       if (values.output) out({ written: values.output }, `wrote ${values.output}: send it to your vendor`);
@@ -116,9 +137,20 @@ async function main(): Promise<number> {
     }
     case 'deactivate': {
       // Offline deactivation: removes the installed license and writes the signed file for the vendor.
-      const file = await client.createDeactivationFile();
-      if (values.output) writeFileSync(values.output, file);
-      else process.stdout.write(file);
+      const unclaim = values.output ? claimOutput(values.output) : undefined;
+      const file = await client.createDeactivationFile().catch((err: unknown) => {
+        unclaim?.();
+        throw err;
+      });
+      if (values.output) {
+        try {
+          writeFileSync(values.output, file);
+        } catch (err) {
+          // The license is gone from this machine: the file must not be lost with it.
+          process.stderr.write(file);
+          throw new TesseraError('STORAGE_FAILED', `the license is removed, but ${values.output} could not be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): the deactivation file is printed on standard error; send it to your vendor`);
+        }
+      } else process.stdout.write(file);
       if (values.output) out({ written: values.output }, `license removed; wrote ${values.output}: send it to your vendor`);
       return 0;
     }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -95,5 +95,32 @@ describe('arguments', () => {
     const r = cli('deactivate', '--offline', '--tenant', 'acme', '--state', path.join(dir, 'none.json'), '--json');
     expect(r.status).toBe(1);
     expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'NOT_ACTIVATED' } });
+  });
+});
+
+describe('offline deactivation', () => {
+  it('an -o that cannot be written changes nothing (exit 2): the license stays until its deactivation file is saved', async () => {
+    const lic = ok(
+      await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`, { input: { editionId, deploymentMode: 'OFFLINE' } }, { token }),
+    ).createLicense.license;
+    const state = path.join(dir, 'air-gapped.json');
+    const request = path.join(dir, 'request.txt');
+    expect(cli('request', lic.key, '--tenant', slug, '--state', state, '-o', request).status).toBe(0);
+    const issued = ok(
+      await s.gql(`mutation($input: IssueOfflineLicenseInput!) { issueOfflineLicense(input: $input) { __typename ... on OfflineLicensePayload { licenseFile } } }`, { input: { licenseId: lic.id, request: readFileSync(request, 'utf8') } }, { token }),
+    ).issueOfflineLicense;
+    const licenseFile = path.join(dir, 'license.txt');
+    writeFileSync(licenseFile, issued.licenseFile);
+    expect(cli('install', licenseFile, '--tenant', slug, '--jwks', jwksFile, '--state', state).status).toBe(0);
+
+    const lost = cli('deactivate', '--offline', '--tenant', slug, '--jwks', jwksFile, '--state', state, '-o', path.join(dir, 'no-such-dir', 'deactivation.txt'), '--json');
+    expect(lost.status).toBe(2);
+    expect(JSON.parse(lost.stdout)).toMatchObject({ error: { code: 'USAGE' } });
+    expect(JSON.parse(cli('status', '--tenant', slug, '--jwks', jwksFile, '--state', state, '--json').stdout)).toMatchObject({ installed: true, valid: true });
+
+    const saved = path.join(dir, 'deactivation.txt');
+    expect(cli('deactivate', '--offline', '--tenant', slug, '--jwks', jwksFile, '--state', state, '-o', saved, '--json').status).toBe(0);
+    const imported = ok(await s.gql(`mutation($file: String!) { importOfflineDeactivation(input: { file: $file }) { __typename ... on ImportOfflineDeactivationPayload { imported } } }`, { file: readFileSync(saved, 'utf8') }, { token }));
+    expect(imported.importOfflineDeactivation).toEqual({ __typename: 'ImportOfflineDeactivationPayload', imported: true });
   });
 });
