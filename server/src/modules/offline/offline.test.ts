@@ -217,6 +217,25 @@ describe('refresh and deactivation', () => {
     expect(events[2]!.payload).toMatchObject({ reason: 'offline_deactivation', usage: { cycles: 7 } });
   });
 
+  it('imports the deactivation file of a machine whose meter was taken off the license meanwhile: the seat is freed', async () => {
+    const lic = await license(perpetualTwo);
+    const m = machine(54);
+    const issued = await issue(lic.id, await m.createActivationRequest(lic.key));
+    await m.installLicenseFile(issued.licenseFile);
+    await m.recordOfflineUsage('cycles', 5);
+    const updated = ok(await s.gql(`mutation($input: UpdateLicenseInput!) { updateLicense(input: $input) { __typename ... on Error { message } } }`, { input: { licenseId: lic.id, meters: [] } }, { token }));
+    expect(updated.updateLicense.__typename).toBe('License');
+
+    const r = ok(await s.gql(IMPORT, { file: await m.createDeactivationFile() }, { token })).importOfflineDeactivation;
+    expect(r).toMatchObject({ imported: true, activation: { status: 'RELEASED' } });
+    expect(await used(lic.id)).toBe(0);
+    // No quota to count it against: not in the ledger, but kept with the deactivation and said in its event.
+    expect(await s.db.prisma.usageLedgerEntry.count({ where: { licenseId: dbId(lic.id) } })).toBe(0);
+    expect((await s.db.prisma.offlineDeactivation.findFirstOrThrow({ where: { activationId: dbId(issued.activation.id) } })).usage).toEqual({ cycles: 5 });
+    const event = await s.db.prisma.auditEvent.findFirstOrThrow({ where: { subjectId: dbId(issued.activation.id), type: 'activation.released' } });
+    expect(event.payload).toMatchObject({ reason: 'offline_deactivation', usage: { cycles: 5 }, unrecorded: ['cycles'] });
+  });
+
   it("an online deactivate does not free an offline machine's seat: its license file still works", async () => {
     const lic = await license(perpetualTwo);
     const m = machine(52);

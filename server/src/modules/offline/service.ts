@@ -273,14 +273,23 @@ export async function importOfflineDeactivation(ctx: ServiceContext, text: strin
   const usage = usageClaim.safeParse(payload.usage);
   if (!usage.success) throw ValidationError.field('file', 'the usage it reports is not a map of meter to a non-negative count');
   const meters = activation.license.meters as unknown as MeterTerm[];
-  const unknown = Object.keys(usage.data).filter((m) => !meters.some((t) => t.meter === m));
-  if (unknown.length) throw ValidationError.field('file', `the license has no meter ${unknown.map((m) => `"${m}"`).join(', ')}`);
+  // A meter of the product taken off the license after its file was issued: the machine's use of it
+  // happened, but there is no quota left to count it against. The seat is freed all the same (a refused
+  // file could not be made again: the machine has dropped its license), and that usage is kept in the
+  // deactivation's record and its event (`unrecorded`), not in the ledger. A meter the product never had
+  // is a file that is not the SDK's: refused.
+  const offLicense = Object.keys(usage.data).filter((m) => !meters.some((t) => t.meter === m));
+  if (offLicense.length) {
+    const ofProduct = await ctx.prisma.meter.findMany({ where: { tenantId, productId: activation.license.productId, code: { in: offLicense } }, select: { code: true } });
+    const never = offLicense.filter((m) => !ofProduct.some((p) => p.code === m));
+    if (never.length) throw ValidationError.field('file', `the product has no meter ${never.map((m) => `"${m}"`).join(', ')}`);
+  }
 
   const fileHash = createHash('sha256').update(jws).digest('hex');
   const now = new Date();
   // Sorted, so that two imports of one license create missing balance rows in the same order.
   const used = Object.entries(usage.data)
-    .filter(([, quantity]) => quantity > 0)
+    .filter(([meter, quantity]) => quantity > 0 && !offLicense.includes(meter))
     .map(([meter, quantity]) => {
       const term = meters.find((t) => t.meter === meter)!;
       return { meter, quantity, quota: term.quota, window: windowOf(term.period, now) };
@@ -339,7 +348,7 @@ export async function importOfflineDeactivation(ctx: ServiceContext, text: strin
       type: released ? 'activation.released' : 'activation.deactivation_imported',
       subjectType: 'Activation',
       subjectId: activation.id,
-      payload: { reason: 'offline_deactivation', fingerprint: activation.fingerprint, usage: usage.data },
+      payload: { reason: 'offline_deactivation', fingerprint: activation.fingerprint, usage: usage.data, ...(offLicense.length ? { unrecorded: offLicense } : {}) },
     });
     if (synced) emit({ ...base, type: 'license.synced', subjectType: 'License', subjectId: activation.licenseId, payload: { revision: activation.license.revision } });
     return { activationId: activation.id, imported: true };
