@@ -337,8 +337,9 @@ export class TesseraClient {
     if (result.token) await this.checkToken(result.token, serverTime);
     await this.remember({ ...(result.token ? { token: result.token } : {}), revision: result.activation.license.revision }, serverTime);
     const nextBy = new Date(result.nextHeartbeatBy).getTime();
-    // Without the server's clock, a deadline already past on ours says our clock is off, not that the server is in a hurry.
-    const untilNext = serverTime ? nextBy - serverTime.getTime() : nextBy - Date.now() > 1000 ? nextBy - Date.now() : null;
+    // Without the server's clock, a deadline already past on ours says our clock is off, not that the server
+    // is in a hurry. A deadline that is no time (a proxy's mangled answer) says nothing: the fallback interval.
+    const untilNext = Number.isNaN(nextBy) ? null : serverTime ? nextBy - serverTime.getTime() : nextBy - Date.now() > 1000 ? nextBy - Date.now() : null;
     return { result, untilNext };
   }
 
@@ -513,8 +514,9 @@ export class TesseraClient {
     let lease = this.unwrap<SeatLease>(data.checkoutSeat, 'SeatLease');
     // What is left of the lease by the server's clock (its Date header); this machine's may be off. Without
     // the header, an expiry already past on our clock says our clock is off: keep the last length known.
+    // An expiry that is no time says nothing either: renew as if a minute were left.
     let left = new Date(lease.expiresAt).getTime() - (serverTime ?? new Date()).getTime();
-    if (left <= 1000 && !serverTime) left = 60_000;
+    if (Number.isNaN(left) || (left <= 1000 && !serverTime)) left = 60_000;
     let timer: NodeJS.Timeout | undefined;
     let released = false;
     const renew = () => {
@@ -524,7 +526,7 @@ export class TesseraClient {
           const r = await this.request<{ heartbeatSeat: unknown }>('HeartbeatSeat', { input: { leaseId: lease.id, key } });
           lease = this.unwrap<SeatLease>(r.data.heartbeatSeat, 'SeatLease');
           const remaining = new Date(lease.expiresAt).getTime() - (r.serverTime ?? new Date()).getTime();
-          if (r.serverTime || remaining > 1000) left = remaining;
+          if (!Number.isNaN(remaining) && (r.serverTime || remaining > 1000)) left = remaining;
           if (!released) renew();
         } catch (err) {
           const e = err instanceof TesseraError ? err : new TesseraError('BAD_RESPONSE', String(err));

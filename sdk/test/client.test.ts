@@ -488,14 +488,24 @@ describe('a server that rate-limits the key', () => {
 describe('misbehaving servers', () => {
   let fake: Server;
   let fakeBase: string;
-  let mode: 'garbage' | 'silent' | 'forged' | 'unavailable' = 'garbage';
+  let mode: 'garbage' | 'silent' | 'forged' | 'unavailable' | 'no-deadline' = 'garbage';
   let forged = '';
+  let heartbeats = 0;
 
   beforeAll(async () => {
     fake = createServer((req, res) => {
       if (mode === 'silent') return; // never answers
       if (mode === 'garbage') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html>oops</html>');
       if (mode === 'unavailable') return void res.writeHead(503, { 'content-type': 'text/html', 'retry-after': '30' }).end('<html>down for maintenance</html>');
+      if (mode === 'no-deadline') {
+        // A heartbeat answered as the server would, but for a nextHeartbeatBy that is no time.
+        heartbeats++;
+        const license = { status: 'ACTIVE', type: 'SUBSCRIPTION', expiresAt: null, revision: 1, maxActivations: 2, activationsUsed: 1, features: [] };
+        const activation = { id: 'x', status: 'ACTIVE', fingerprint: 'sdk-device-1', activatedAt: new Date().toISOString(), lastHeartbeatAt: null, license };
+        return void res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ data: { heartbeat: { __typename: 'HeartbeatSuccess', updateAvailable: false, token: null, nextHeartbeatBy: 'soon', activation } } }));
+      }
       res.writeHead(200, { 'content-type': 'application/json' }).end(
         JSON.stringify({
           data: {
@@ -533,6 +543,24 @@ describe('misbehaving servers', () => {
     mode = 'unavailable';
     const err = await client(memoryStorage(), { endpoint: `${fakeBase}/graphql` }).activate('LIC-0000-000000000000-0000').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'NETWORK_ERROR', retryAfterSeconds: 30 });
+  });
+
+  it('a heartbeat deadline that is no time makes the loop wait its fallback interval, not beat at once again', async () => {
+    const { key } = await newLicense();
+    const storage = memoryStorage();
+    await client(storage).activate(key);
+    mode = 'no-deadline';
+    heartbeats = 0;
+    const loop = client(storage, { endpoint: `${fakeBase}/graphql` }).startHeartbeat({ fallbackSeconds: 60 });
+    try {
+      for (let i = 0; heartbeats === 0 && i < 200; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(heartbeats).toBe(1);
+      // A loop that took the deadline for "now" would have beaten again many times by now.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(heartbeats).toBe(1);
+    } finally {
+      await loop.stop();
+    }
   });
 
   it('refuses a token signed by another key and keeps the last valid one', async () => {
