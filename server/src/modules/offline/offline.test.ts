@@ -337,6 +337,17 @@ describe('bad files change nothing', () => {
     await expectRefused({ request: await machine(73).createActivationRequest('LIC-0000-000000000000-0000') }, 'ValidationError');
   });
 
+  it('says which file it was given instead, and that a request and a fingerprint do not go together', async () => {
+    const own = await license(perpetualTwo);
+    const request = await machine(75).createActivationRequest(own.key);
+    const { licenseFile } = await issue(own.id, request);
+    const wrong = ok(await s.gql(ISSUE, { input: { licenseId: lic.id, request: licenseFile } }, { token })).issueOfflineLicense;
+    expect(wrong.fields).toEqual([{ path: 'request', message: 'is a license file, not an activation request file' }]);
+    const both = ok(await s.gql(ISSUE, { input: { licenseId: lic.id, request, fingerprint: 'x' } }, { token })).issueOfflineLicense;
+    expect(both.fields).toEqual([{ path: 'request', message: 'give either a request file or a fingerprint, not both' }]);
+    expect(await used(lic.id)).toBe(before);
+  });
+
   it('refuses a replayed request (nonce already used) and an old one', async () => {
     const own = await license(perpetualTwo);
     const request = await machine(74).createActivationRequest(own.key);

@@ -36,11 +36,14 @@ function armor(label: string, jws: string): string {
 
 const invalid = (message: string) => new LicensingError('INVALID_SIGNATURE', message);
 
+/** "an activation request", "a license": an armor label as a phrase. */
+const article = (label: string) => `${/^[AEIOU]/.test(label) ? 'an' : 'a'} ${label.toLowerCase()}`;
+
 /** The compact JWS inside an armored file; ValidationError for what cannot be a Tessera file at all. */
 function unarmor(text: string, path: string, label: string): string {
   if (Buffer.byteLength(text) > MAX_FILE_BYTES) throw ValidationError.field(path, `must be at most ${MAX_FILE_BYTES / 1024} KB; this is not a Tessera file`);
   const m = ARMOR.exec(text);
-  if (m && m[1] !== label) throw ValidationError.field(path, `is a ${m[1]!.toLowerCase()} file, not a ${label.toLowerCase()} file`);
+  if (m && m[1] !== label) throw ValidationError.field(path, `is ${article(m[1]!)} file, not ${article(label)} file`);
   const body = (m ? m[2]! : text).replace(/\s+/g, '');
   if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(body)) throw invalid('The file is truncated or corrupted');
   return body;
@@ -135,7 +138,7 @@ const issueInput = z
     request: z.string().nullish(),
     fingerprint: z.string().trim().min(1, 'must not be empty').max(512, 'must be at most 512 characters').nullish(),
   })
-  .refine((v) => !!v.request !== !!v.fingerprint, { message: 'give either a request file or a fingerprint', path: ['request'] });
+  .refine((v) => !!v.request !== !!v.fingerprint, { message: 'give either a request file or a fingerprint, not both', path: ['request'] });
 
 /**
  * Issues a license file for a machine, from its request file or a fingerprint the vendor typed in.
