@@ -161,12 +161,20 @@ async function main(): Promise<number> {
         return 1;
       }
       try {
+        if (!publicKeys) throw new TesseraError('INVALID_SIGNATURE', `cannot verify the ${state.licenseFile ? 'license file' : 'activation token'} without the vendor keys (--jwks)`);
+        // The app's answer without the server (validateOffline), so that the two never disagree; the
+        // verification below then gives the claims, or the reason in detail.
+        const offline = await client.validateOffline();
+        if (!offline.valid) {
+          if (state.refusal) throw new TesseraError(state.refusal.code as TesseraError['code'], `the server refused this device at ${state.refusal.at}`);
+          if (offline.code === 'GRACE_PERIOD_EXPIRED') {
+            throw new TesseraError('GRACE_PERIOD_EXPIRED', `no contact with the server within the grace period (the last ${state.lastOnlineAt ? `at ${state.lastOnlineAt}` : 'never'}); run the app online`);
+          }
+        }
         let v;
         if (state.licenseFile) v = await client.verifyLicenseFile(state.licenseFile);
         else {
           // An activation token: the same checks as offline validation, on the clock corrected at the last contact.
-          if (state.refusal) throw new TesseraError(state.refusal.code as TesseraError['code'], `the server refused this device at ${state.refusal.at}`);
-          if (!publicKeys) throw new TesseraError('INVALID_SIGNATURE', 'cannot verify the activation token without the vendor keys (--jwks)');
           v = await verifyDocument(state.token!, {
             jwks: publicKeys,
             kind: 'activation',
@@ -176,6 +184,7 @@ async function main(): Promise<number> {
             lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
           });
         }
+        if (!offline.valid) throw new TesseraError(offline.code ?? 'INVALID_SIGNATURE', 'the license does not hold on this machine');
         out({ installed: true, valid: true, revision: state.revision, claims: v.payload }, `license installed and valid (revision ${state.revision})`);
         return 0;
       } catch (err) {

@@ -409,11 +409,20 @@ export class TesseraClient {
       return { valid: v.valid, code: v.code, license: v.license, offline: false };
     } catch (err) {
       if (!(err instanceof TesseraError) || !err.transient) throw err;
-      return this.validateOffline(state, options.feature, options.quantity);
+      return this.offlineValidation(state, options.feature, options.quantity);
     }
   }
 
-  private async validateOffline(state: LicenseState, feature?: string, quantity?: number): Promise<ValidationResult> {
+  /**
+   * What `validate()` answers when the server cannot be reached, from this machine alone: a refusal the
+   * server gave, the grace period since the last contact (activation token), the clock, the signature, this
+   * machine, expiry, and the feature asked for. Asks nothing of the server.
+   */
+  async validateOffline(options: { feature?: string; quantity?: number } = {}): Promise<ValidationResult> {
+    return this.offlineValidation(await this.storage.load(), options.feature, options.quantity);
+  }
+
+  private async offlineValidation(state: LicenseState, feature?: string, quantity?: number): Promise<ValidationResult> {
     const fail = (code: TesseraErrorCode): ValidationResult => ({ valid: false, code, license: null, offline: true });
     if (state.refusal) return fail(state.refusal.code as TesseraErrorCode);
     if ((!state.token && !state.licenseFile) || !this.options.publicKeys) return fail('NOT_ACTIVATED');

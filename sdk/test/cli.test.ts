@@ -45,7 +45,7 @@ afterAll(() => s.close());
 describe('status', () => {
   it('verifies a stored activation token: garbage is not valid (exit 1)', () => {
     const state = path.join(dir, 'garbage.json');
-    writeFileSync(state, JSON.stringify({ key: 'LIC-X', token: 'garbage.not.a-token', revision: 1 }));
+    writeFileSync(state, JSON.stringify({ key: 'LIC-X', token: 'garbage.not.a-token', revision: 1, lastOnlineAt: new Date().toISOString() }));
     const r = cli('status', '--tenant', slug, '--jwks', jwksFile, '--state', state, '--json');
     expect(r.status).toBe(1);
     expect(JSON.parse(r.stdout)).toMatchObject({ installed: true, valid: false, code: 'INVALID_SIGNATURE' });
@@ -66,6 +66,22 @@ describe('status', () => {
     const revoked = cli('status', '--tenant', slug, '--jwks', jwksFile, '--state', state, '--json');
     expect(revoked.status).toBe(1);
     expect(JSON.parse(revoked.stdout)).toMatchObject({ valid: false, code: 'LICENSE_REVOKED' });
+  });
+
+  it('says what the app says of a token past the grace period since the last contact: not valid', async () => {
+    const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`, { input: { editionId } }, { token })).createLicense.license;
+    const state = path.join(dir, 'silent.json');
+    const c = createClient({ endpoint: `${base}/graphql`, tenant: slug, publicKeys: jwks, storage: fileStorage(state) });
+    await c.activate(lic.key);
+    expect(cli('status', '--tenant', slug, '--jwks', jwksFile, '--state', state, '--json').status).toBe(0);
+    // The machine last reached the server 8 days ago (the SDK's grace period is 7): its token is signed
+    // and unexpired, yet the app refuses it offline.
+    const saved = JSON.parse(readFileSync(state, 'utf8'));
+    writeFileSync(state, JSON.stringify({ ...saved, lastOnlineAt: new Date(Date.now() - 8 * 86_400_000).toISOString() }));
+    expect(await c.validateOffline()).toMatchObject({ valid: false, code: 'GRACE_PERIOD_EXPIRED' });
+    const r = cli('status', '--tenant', slug, '--jwks', jwksFile, '--state', state, '--json');
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ installed: true, valid: false, code: 'GRACE_PERIOD_EXPIRED' });
   });
 });
 
