@@ -9,16 +9,14 @@
  *   tessera-client deactivate --offline [-o f] remove the license, write the signed deactivation file
  *                                              (offline deactivation is the only kind here: the flag is required)
  * Options: --tenant <slug> (required), --jwks <file> (the vendor's public keys), --state <file>
- * (default ~/.tessera/<tenant>.json), --json for machine-readable output.
+ * (default ~/.tessera/<tenant>.json, as the app's: defaultStatePath), --json for machine-readable output.
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { JSONWebKeySet } from 'jose';
 import { createClient } from './client.ts';
 import { TesseraError } from './errors.ts';
-import { fileStorage } from './storage.ts';
+import { defaultStatePath, fileStorage } from './storage.ts';
 import { entitlementsOf } from './entitlements.ts';
 import { verifyDocument } from './verify.ts';
 
@@ -109,7 +107,7 @@ async function main(): Promise<number> {
   if (command === 'deactivate' && !values.offline) return usage('deactivate needs --offline: this tool only writes the offline deactivation file');
   if ((command === 'request' || command === 'verify' || command === 'install') && !arg) return usage(`${command} needs ${command === 'request' ? 'the license key' : 'a file'}`);
   const publicKeys = values.jwks ? readJwks(values.jwks) : undefined;
-  const statePath = values.state ?? path.join(os.homedir(), '.tessera', `${values.tenant}.json`);
+  const statePath = values.state ?? defaultStatePath(values.tenant);
   const client = createClient({ endpoint: values.endpoint!, tenant: values.tenant, publicKeys, storage: fileStorage(statePath) });
 
   switch (command) {

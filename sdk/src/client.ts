@@ -1,12 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import { type Entitlement, entitlement, entitlementsOf, featuresOf, isEntitled } from './entitlements.ts';
 import { TesseraError, type TesseraErrorCode } from './errors.ts';
 import { collectFingerprint, type Fingerprint } from './fingerprint.ts';
 import { type OperationName, OPERATIONS } from './operations.ts';
-import { fileStorage, type LicenseState, type Storage } from './storage.ts';
+import { defaultStatePath, fileStorage, type LicenseState, type Storage } from './storage.ts';
 import { type DeviceKey, generateDeviceKey, signActivationRequest, signDeactivation } from './offline.ts';
 import { decodeJwt } from 'jose';
 import { unarmor, verifyDocument, type VerifiedDocument } from './verify.ts';
@@ -138,7 +137,7 @@ export class TesseraClient {
 
   constructor(private readonly options: ClientOptions) {
     this.device = options.device ?? collectFingerprint(options.tenant);
-    this.storage = options.storage ?? fileStorage(path.join(os.homedir(), '.tessera', `${options.tenant.replace(/[^a-z0-9-]/gi, '_')}.json`));
+    this.storage = options.storage ?? fileStorage(defaultStatePath(options.tenant));
     this.fetchImpl = options.fetch ?? fetch;
   }
 

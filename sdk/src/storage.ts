@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { TesseraError } from './errors.ts';
 
@@ -150,6 +151,15 @@ async function withFileLock<T>(file: string, task: () => Promise<T>): Promise<T>
 function storageError(file: string, err: unknown): TesseraError {
   if (err instanceof TesseraError) return err;
   return new TesseraError('STORAGE_FAILED', `cannot use the license state file ${file}: ${(err as Error).message}`);
+}
+
+/**
+ * Where the client keeps a tenant's state unless told otherwise: ~/.tessera/<tenant>.json, the tenant's
+ * slug with anything but letters, digits and '-' replaced (no path of another directory). The app and
+ * `tessera-client` share it.
+ */
+export function defaultStatePath(tenant: string): string {
+  return path.join(os.homedir(), '.tessera', `${tenant.replace(/[^a-z0-9-]/gi, '_')}.json`);
 }
 
 /**

@@ -8,7 +8,7 @@ export type { TesseraErrorCode } from './errors.ts';
 export { collectFingerprint, fingerprintOf, hashComponents, rawComponents } from './fingerprint.ts';
 export type { Component, Fingerprint } from './fingerprint.ts';
 export { OPERATIONS } from './operations.ts';
-export { fileStorage, memoryStorage } from './storage.ts';
+export { defaultStatePath, fileStorage, memoryStorage } from './storage.ts';
 export type { LicenseState, Storage } from './storage.ts';
 export { TOKEN_TYPES, unarmor, verifyDocument, verifyLicenseFile } from './verify.ts';
 export type { VerifiedDocument, VerifyOptions } from './verify.ts';

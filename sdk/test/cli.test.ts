@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import type { JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, type TestServer } from '../../server/test/harness.ts';
 import { createClient } from '../src/client.ts';
-import { fileStorage } from '../src/storage.ts';
+import { defaultStatePath, fileStorage } from '../src/storage.ts';
 
 // tessera-client as customers run it: a separate process, on this machine's real fingerprint.
 
@@ -105,6 +105,15 @@ describe('arguments', () => {
     expect(r.stderr).toMatch(/^usage: tessera-client/m);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'USAGE' } });
+  });
+
+  it('keeps its state where the app does, in ~/.tessera, whatever --tenant says', () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), 'tessera-home-'));
+    const run = (...args: string[]) => spawnSync(process.execPath, [path.join(import.meta.dirname, '../bin/tessera-client.mjs'), ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, HOME: home } });
+    const r = run('request', 'LIC-0000-000000000000-0000', '--tenant', '../escaped', '-o', path.join(home, 'request.txt'));
+    expect(r.status, r.stderr).toBe(0);
+    expect(existsSync(path.join(home, 'escaped.json'))).toBe(false);
+    expect(existsSync(path.join(home, '.tessera', '___escaped.json'))).toBe(true);
   });
 
   it('deactivate --offline without an installed license fails typed (exit 1)', () => {
