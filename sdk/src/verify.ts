@@ -140,6 +140,10 @@ async function verifyWithJose(jws: string, typ: string, options: VerifyOptions, 
  * fingerprint binding, revision and clock rollback, each with its own typed reason.
  */
 export async function verifyDocument(document: string, options: VerifyOptions): Promise<VerifiedDocument> {
+  // Embedded by the vendor's app: a wrong value there is its bug, said as such rather than as a TypeError.
+  if (typeof options.jwks !== 'object' || options.jwks === null || !Array.isArray(options.jwks.keys)) {
+    throw new TesseraError('INVALID_SIGNATURE', 'the public keys given are not a key set ({"keys": [...]}, from /.well-known/jwks.json?tenant=<slug>)');
+  }
   const jws = unarmor(document);
   const now = options.now ?? new Date();
   if (options.lastSeenTime && now.getTime() + SKEW_SECONDS * 1000 < options.lastSeenTime.getTime()) {

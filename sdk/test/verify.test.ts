@@ -55,6 +55,13 @@ describe.each([
     expect(unarmor(file)).not.toContain('\n');
   });
 
+  it('says keys that are no key set are not, as a TesseraError', async () => {
+    const file = armor(await sign({}));
+    for (const bad of [{}, { keys: 'x' }, null]) {
+      expect(await code(verifyLicenseFile(file, { jwks: bad as unknown as JSONWebKeySet, issuer: 'acme', fingerprint: 'fp-1' }))).toBe('INVALID_SIGNATURE');
+    }
+  });
+
   it('refuses a flipped byte anywhere in the payload or signature', async () => {
     const jws = await sign({});
     const [h, p, s] = jws.split('.') as [string, string, string];
