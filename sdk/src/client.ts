@@ -527,8 +527,9 @@ export class TesseraClient {
     if (Number.isNaN(left) || (left <= 1000 && !serverTime)) left = 60_000;
     let timer: NodeJS.Timeout | undefined;
     let released = false;
-    const renew = () => {
-      const ms = Math.max(1000, left / 2);
+    const renew = (retryAfterSeconds = 0) => {
+      // Half the lease's time left, but never before a rate-limited or unavailable server's Retry-After.
+      const ms = Math.max(1000, left / 2, retryAfterSeconds * 1000);
       timer = setTimeout(async () => {
         try {
           const r = await this.request<{ heartbeatSeat: unknown }>('HeartbeatSeat', { input: { leaseId: lease.id, key } });
@@ -538,7 +539,7 @@ export class TesseraClient {
           if (!released) renew();
         } catch (err) {
           const e = err instanceof TesseraError ? err : new TesseraError('BAD_RESPONSE', String(err));
-          if (e.transient && !released) renew();
+          if (e.transient && !released) renew(e.retryAfterSeconds);
           else options.onLost?.(e);
         }
       }, ms);

@@ -483,6 +483,47 @@ describe('a server that rate-limits the key', () => {
     expect(e.code).toBe('RATE_LIMITED');
     expect(delay).toBeGreaterThanOrEqual(e.retryAfterSeconds! * 1000);
   });
+
+  it('a floating seat is not renewed again before the Retry-After of a refused renewal', async () => {
+    const t = await limited.tenant();
+    const q = async (query: string, variables: Record<string, unknown>) => ok(await limited.gql(query, variables, { token: t.token }));
+    const productId = (await q(`mutation { createProduct(input: { name: "CAD", code: "cad" }) { ... on Product { id } } }`, {})).createProduct.id;
+    const edition = (await q(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { ... on Edition { id } } }`, {
+      input: { productId, name: 'Float', code: 'float', licenseType: 'FLOATING', provisioning: 'FLOATING', seats: 2, leaseSeconds: 60 },
+    })).createEdition.id;
+    const { key } = (await q(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { key } } } }`, { input: { editionId: edition } })).createLicense.license;
+    const keys = (await (await fetch(`${limitedBase}/.well-known/jwks.json?tenant=${t.slug}`)).json()) as JSONWebKeySet;
+    // The lease looks 2 s from its end, so the first renewal comes after 1 s; the key's budget (3 a
+    // minute) is then spent, and the server refuses it with a Retry-After.
+    let renewals = 0;
+    let refusedAt = 0;
+    const shortLease: typeof fetch = async (url, init) => {
+      const res = await fetch(url, init);
+      const body = await res.json();
+      const lease = body?.data?.checkoutSeat;
+      if (lease?.expiresAt) lease.expiresAt = new Date(new Date(res.headers.get('date')!).getTime() + 2000).toISOString();
+      if (body?.data?.heartbeatSeat) {
+        renewals++;
+        if (body.data.heartbeatSeat.code === 'RATE_LIMITED' && !refusedAt) refusedAt = Date.now();
+      }
+      return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
+    };
+    const c = client(memoryStorage(), { endpoint: `${limitedBase}/graphql`, tenant: t.slug, publicKeys: keys, fetch: shortLease });
+    await c.activate(key);
+    await c.validate();
+    const seat = await c.checkoutSeat();
+    if (!('release' in seat)) throw new Error('no seat');
+    try {
+      for (let i = 0; !refusedAt && i < 400; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(renewals).toBe(1);
+      expect(refusedAt).toBeGreaterThan(0);
+      // A renewal on the stale lease's clock would come again within a second or two.
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(renewals).toBe(1);
+    } finally {
+      await seat.release().catch(() => {});
+    }
+  });
 });
 
 describe('misbehaving servers', () => {
