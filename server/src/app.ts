@@ -76,8 +76,11 @@ const responseHeaders: Plugin = {
   },
 };
 
-/** Paths the API owns; everything else is the admin console. */
-const API_PREFIXES = ['/graphql', '/health', '/.well-known', '/audit', '/offline'];
+/**
+ * Paths the API owns; everything else is the admin console. The routes beside /graphql by their full
+ * path: the console has pages named like them (/offline, /audit-log) that must load on a reload too.
+ */
+const API_PREFIXES = ['/graphql', '/health', '/.well-known', EXPORT_PATH, BUNDLE_PATH];
 function isApiPath(url: string): boolean {
   const pathname = url.split('?')[0] ?? url;
   return API_PREFIXES.some((p) => pathname === p || pathname.startsWith(`${p}/`));

@@ -54,6 +54,21 @@ describe('deep links and reloads', () => {
     expect(errors).toEqual([]);
     await context.close();
   });
+
+  it('reloads the offline activation page opened from a license with its key', async () => {
+    const { context, page, errors } = await signedIn();
+    const { licenses } = await gql<{ licenses: { edges: { node: { key: string } }[] } }>(server.base, server.demo.apiToken, `{ licenses(first: 1) { edges { node { key } } } }`);
+    const { key } = licenses.edges[0]!.node;
+    // The page's own address, as the license page links to it and a reload or a new tab asks for it.
+    await page.goto(`${server.base}/offline?key=${encodeURIComponent(key)}`);
+    await page.getByRole('heading', { level: 1, name: 'Offline activation' }).waitFor();
+    expect(await page.getByLabel('License key').inputValue()).toBe(key);
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Offline activation' }).waitFor();
+    expect(await page.getByLabel('License key').inputValue()).toBe(key);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
 });
 
 describe('dates in the user\'s time zone', () => {
