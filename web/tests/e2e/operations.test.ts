@@ -71,6 +71,65 @@ describe('deep links and reloads', () => {
   });
 });
 
+describe('typing a search', () => {
+  /**
+   * Types `first`, holds the list's answer for it (a slow network) while `rest` is typed, then lets it
+   * through: once that answer is drawn (`drawn`), the box must still hold everything typed, and search for
+   * it when the typing pauses.
+   */
+  async function typeDuringLoad(page: Page, box: string, operationName: string, first: string, rest: string, drawn: () => Promise<void>) {
+    let seen!: () => void;
+    const held = new Promise<void>((resolve) => (seen = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const api = (u: URL) => u.pathname === '/graphql';
+    await page.route(api, async (route) => {
+      // The console sends its queries as GET, the operation and its variables in the query string.
+      const params = new URL(route.request().url()).searchParams;
+      const variables = JSON.parse(params.get('variables') ?? '{}') as { search?: string };
+      if (params.get('operationName') === operationName && variables.search === first) {
+        seen();
+        await released;
+      }
+      await route.continue();
+    });
+    // From here the page's timers (the pause before a search is sent) run only when the test moves time.
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 1_000);
+    const input = page.getByLabel(box);
+    await input.fill(first);
+    await page.clock.runFor(1_000);
+    await held;
+    await input.pressSequentially(rest);
+    release();
+    await drawn();
+    expect(await input.inputValue()).toBe(first + rest);
+    await page.clock.runFor(1_000);
+    await page.waitForURL((u) => u.searchParams.get('q') === first + rest);
+    expect(await input.inputValue()).toBe(first + rest);
+    await page.unroute(api);
+    await page.clock.resume();
+  }
+
+  it('keeps the letters typed while the results of the first ones load, for licenses and customers', async () => {
+    const { context, page, errors } = await signedIn();
+    await context.clock.install();
+    await page.goto(`${server.base}/licenses`);
+    await page.getByRole('heading', { level: 1, name: 'Licenses' }).waitFor();
+    await typeDuringLoad(page, 'Search licenses', 'Licenses', 'Umbrella', ' plant', () => page.getByText(/licenses? match these filters/).waitFor());
+    await page.getByText('1 license match these filters').waitFor();
+    expect(await page.locator('tbody tr').allTextContents()).toEqual([expect.stringContaining('Umbrella plant')]);
+
+    await page.goto(`${server.base}/customers`);
+    await page.getByRole('heading', { level: 1, name: 'Customers' }).waitFor();
+    await page.getByRole('link', { name: 'Globex Corporation' }).waitFor();
+    await typeDuringLoad(page, 'Search customers', 'Customers', 'Umb', 'rella', () => page.getByRole('link', { name: 'Globex Corporation' }).waitFor({ state: 'detached' }));
+    await page.getByRole('link', { name: 'Umbrella Labs' }).waitFor();
+    await shot(page, 'ops-08-search-typed-during-load');
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
+
 describe('dates in the user\'s time zone', () => {
   it('keeps the expiry date a user east of UTC picks, at issue and at renewal', async () => {
     const { context, page, errors } = await signedIn({ timezoneId: 'Asia/Tokyo' });
