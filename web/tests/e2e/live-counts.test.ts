@@ -113,6 +113,42 @@ describe('console reads', () => {
     await ctx.close();
   });
 
+  it('the dashboard counts follow licenses issued and suspended elsewhere, and are not read again for a heartbeat', async () => {
+    const lic = await issueLicense(editionId);
+    await device('activate', lic.key, `counted-${stamp}`);
+    const ctx = await browser.newContext({ viewport: { width: 1360, height: 860 }, locale: 'en-US' });
+    let errors: string[] = [];
+    const reads: Request[] = [];
+    const dash = await signedIn(ctx, (p) => {
+      errors = watchErrors(p);
+      p.on('request', (r) => void (new URL(r.url()).searchParams.get('operationName') === 'DashboardStats' && reads.push(r)));
+    });
+    await dash.locator('[data-testid="live-status"][data-status="live"]').waitFor();
+    const card = (label: string) => dash.locator('a.stat', { hasText: label }).locator('strong');
+    const shows = (label: string, n: number) => card(label).filter({ hasText: new RegExp(`^${n.toLocaleString('en-US')}$`) }).waitFor();
+    const count = async (label: string) => Number((await card(label).textContent())!.replace(/,/g, ''));
+    const licenses = await count('Licenses');
+    const suspended = await count('Suspended');
+    expect(reads).toHaveLength(1);
+
+    // A device's heartbeat reaches the feed; the counts are not read again for it.
+    await device('heartbeat', lic.key, `counted-${stamp}`);
+    await dash.locator('.feed li[data-type="device.heartbeat"]').first().waitFor();
+    expect(reads).toHaveLength(1);
+
+    // A license issued, then suspended, by someone else (a teammate, the billing system's API token): the cards follow.
+    const other = await issueLicense(editionId);
+    await shows('Licenses', licenses + 1);
+    const r = await owner(`mutation($input: LicenseIdInput!) { suspendLicense(input: $input) { __typename } }`, { input: { licenseId: other.id } });
+    expect(r.suspendLicense.__typename).toBe('License');
+    await shows('Suspended', suspended + 1);
+    // Read on opening, then once for each of those two changes: never for the heartbeat.
+    expect(reads).toHaveLength(3);
+    await shot(dash, 'live-counts-01b-dashboard-counts');
+    expect(errors).toEqual([]);
+    await ctx.close();
+  });
+
   it('an open license page shows heartbeats from the push without reading the license, and reads it on a deactivation', async () => {
     const lic = await issueLicense(editionId);
     const fingerprint = `beating-${stamp}`;
