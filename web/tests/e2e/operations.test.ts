@@ -213,6 +213,41 @@ describe('a tenant with more customers than a drop-down lists', () => {
   });
 });
 
+describe('renewing', () => {
+  it('is not offered for a perpetual license, and a refused date is said once, on its field', async () => {
+    type Licenses = { licenses: { edges: { node: { id: string; type: string; edition: { id: string; licenseType: string } } }[] } };
+    const { licenses } = await gql<Licenses>(server.base, server.demo.apiToken, `{ licenses(first: 50, status: ACTIVE) { edges { node { id type edition { id licenseType } } } } }`);
+    const all = licenses.edges.map((e) => e.node);
+    const perpetual = all.find((l) => l.type === 'PERPETUAL')!;
+    const { context, page, errors } = await signedIn();
+    await page.goto(`${server.base}/licenses/${encodeURIComponent(perpetual.id)}`);
+    await page.getByRole('button', { name: 'Suspend' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Renew / extend' }).count()).toBe(0);
+
+    // A subscription that starts in 60 days: an expiry before that is refused by the server.
+    const day = 86_400_000;
+    const editionId = all.find((l) => l.edition.licenseType === 'SUBSCRIPTION')!.edition.id;
+    const created = await gql<{ createLicense: { license: { id: string } } }>(
+      server.base,
+      server.demo.apiToken,
+      `mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id } } } }`,
+      { input: { editionId, name: 'Starts later', startsAt: new Date(Date.now() + 60 * day).toISOString(), expiresAt: new Date(Date.now() + 400 * day).toISOString() } },
+    );
+    await page.goto(`${server.base}/licenses/${encodeURIComponent(created.createLicense.license.id)}`);
+    await page.getByRole('button', { name: 'Renew / extend' }).click();
+    const renew = page.getByRole('dialog');
+    await renew.getByLabel('Set an expiry date').check();
+    await renew.getByLabel('New expiry').fill(new Date(Date.now() + 30 * day).toISOString().slice(0, 10));
+    await renew.getByRole('button', { name: 'Renew' }).click();
+    await renew.getByText('must be after the license starts (startsAt)').waitFor();
+    expect(await renew.getByRole('alert').count()).toBe(0);
+    expect(await renew.textContent()).not.toContain('expiresAt:');
+    await shot(page, 'ops-09-renew-before-start');
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
+
 describe('numbers past what the server takes', () => {
   it('are refused on their field with the rule, never with a raw GraphQL error, and change nothing', async () => {
     const { context, page, errors } = await signedIn();
