@@ -10,8 +10,9 @@ window.addEventListener('unhandledrejection', (event) => {
 });
 
 export const handleError: HandleClientError = ({ error, message }) => {
-  // An ended session is no failure of the page: the error page sends the user to sign in.
-  if (error instanceof RequestError && error.code === 'UNAUTHENTICATED') return { message: error.message, code: error.code };
+  // An ended session is no failure of the page: the error page sends the user to sign in. Nor is a page the
+  // role may not open: the error page says so.
+  if (error instanceof RequestError && (error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN')) return { message: error.message, code: error.code };
   console.error(error);
   return { message: error instanceof Error ? error.message : message, code: error instanceof RequestError ? error.code : null };
 };

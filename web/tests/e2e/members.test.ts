@@ -209,6 +209,16 @@ describe('members in the console', () => {
     expect(await nav.getByRole('link', { name: 'Members', exact: true }).count()).toBe(0);
     await nav.getByRole('link', { name: 'Your account' }).click();
     await own.getByRole('heading', { level: 1, name: 'Your account' }).waitFor();
+    // A bookmark of a page the role may not open says so, with nothing to retry and no sign-in to repeat.
+    for (const path of ['/settings/members', '/settings/tokens']) {
+      await own.goto(`${server.base}${path}`);
+      await own.getByRole('heading', { level: 1, name: 'Not allowed' }).waitFor();
+      await own.getByText('Your role does not allow this.').waitFor();
+      expect(await own.locator('#main').getByRole('button', { name: 'Try again' }).count()).toBe(0);
+      expect(await own.locator('#main').getByRole('link', { name: 'Sign in again' }).count()).toBe(0);
+    }
+    await own.locator('#main').getByRole('link', { name: 'Dashboard' }).click();
+    await own.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
     await own.context().close();
     expect(ownErrors).toEqual([]);
   });
