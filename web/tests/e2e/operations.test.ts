@@ -288,6 +288,54 @@ describe('numbers past what the server takes', () => {
   });
 });
 
+describe('a license with more devices than one page', () => {
+  it('counts all its active devices, shows the rest on asking, and releases one of those', async () => {
+    const owner = <T>(query: string, input: Record<string, unknown>) => gql<T>(server.base, server.demo.apiToken, query, { input });
+    const product = await owner<{ createProduct: { id: string } }>(`mutation($input: CreateProductInput!) { createProduct(input: $input) { ... on Product { id } } }`, {
+      name: 'Render farm',
+      code: 'render-farm',
+    });
+    const edition = await owner<{ createEdition: { id: string } }>(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { ... on Edition { id } } }`, {
+      productId: product.createProduct.id,
+      name: 'Farm',
+      code: 'farm',
+      licenseType: 'PERPETUAL',
+    });
+    const created = await owner<{ createLicense: { license: { id: string; key: string } } }>(
+      `mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`,
+      { editionId: edition.createEdition.id, name: 'Farm nodes' },
+    );
+    const { id, key } = created.createLicense.license;
+    // 55 nodes, one after the other: node-00 is the oldest, listed last.
+    for (let i = 0; i < 55; i++) {
+      const node = `node-${String(i).padStart(2, '0')}`;
+      const r = await gql<{ activate: { __typename: string } }>(server.base, null, `mutation($input: ActivateInput!) { activate(input: $input) { __typename } }`, {
+        input: { key, fingerprint: `farm-${node}`, client: { hostname: node } },
+      });
+      expect(r.activate.__typename).toBe('ActivateSuccess');
+    }
+
+    const { context, page, errors } = await signedIn();
+    await page.goto(`${server.base}/licenses/${encodeURIComponent(id)}`);
+    const devices = page.locator('section', { has: page.getByRole('heading', { name: 'Devices' }) });
+    await devices.getByText('55 active · 55 total · first 50 shown').waitFor();
+    expect(await devices.locator('tbody tr').count()).toBe(50);
+    await devices.getByRole('button', { name: 'Show 5 more' }).click();
+    await devices.getByText('55 active · 55 total', { exact: true }).waitFor();
+    expect(await devices.locator('tbody tr').count()).toBe(55);
+
+    // The oldest node, on the second page, is released from here; the list keeps all 55 as it is read again.
+    await devices.getByRole('row', { name: /node-00/ }).getByRole('button', { name: 'Release' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Release device' }).click();
+    await devices.getByText('54 active · 55 total', { exact: true }).waitFor();
+    await devices.getByRole('row', { name: /node-00/ }).getByText('Released', { exact: true }).waitFor();
+    expect(await devices.locator('tbody tr').count()).toBe(55);
+    await shot(page, 'ops-10-devices-past-first-page');
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
+
 describe('an ended session', () => {
   it('goes straight to sign-in, then back to the page being opened with its query, and never off-site', async () => {
     const { context, page } = await signedIn();

@@ -3,7 +3,8 @@ import { LicenseDocument, LicenseLiveDocument, LicensePartsDocument, type Licens
 import type { LicenseNode, LicenseSource } from '$lib/license-manager.svelte';
 import { session } from '$lib/session.svelte';
 
-const DEVICES_PAGE = 50;
+/** Devices listed at first, and how many more each "Show more" adds. */
+export const DEVICES_PAGE = 50;
 
 /** The license with its seat map (floating) and usage balances (metered), as the detail page shows it. */
 export type LicenseView = LicenseNode & {
@@ -11,12 +12,12 @@ export type LicenseView = LicenseNode & {
   usage: LicenseQuery['usageReconciliation'] | null;
 };
 
-export function fetchLicense(id: string, known?: Pick<LicenseNode, 'provisioning' | 'meters'>): Promise<LicenseView | null> {
+export function fetchLicense(id: string, known?: Pick<LicenseNode, 'provisioning' | 'meters'>, devices = DEVICES_PAGE): Promise<LicenseView | null> {
   return client
     .query(LicenseDocument, {
       id,
       withTokens: session.can('viewTokenKeys'),
-      devicesFirst: DEVICES_PAGE,
+      devicesFirst: devices,
       // Before the first answer we do not know; after it, ask only for what applies.
       floating: known ? known.provisioning === 'FLOATING' : true,
       metered: known ? known.meters.length > 0 : true,
@@ -65,9 +66,10 @@ export function changeOf(eventType: string | null | undefined): LiveChange {
  * answer, the state when the subscription started, which catches what happened between the page's load
  * and the socket being ready) reads the license again.
  */
-export function licenseSource(id: string, current: () => LicenseView | null): LicenseSource<LicenseView> {
+export function licenseSource(id: string, current: () => LicenseView | null, devices: () => number = () => DEVICES_PAGE): LicenseSource<LicenseView> {
   return {
-    fetch: () => fetchLicense(id, current() ?? undefined),
+    // As many devices as the page lists (more once the user asked for more), every time it is read again.
+    fetch: () => fetchLicense(id, current() ?? undefined, devices()),
     watch(changed, patch) {
       const parts = async (floating: boolean, metered: boolean) => {
         const d = data(await client.query(LicensePartsDocument, { id, floating, metered }, { requestPolicy: 'network-only' }).toPromise());
