@@ -55,7 +55,7 @@ describe('deep links and reloads', () => {
     await context.close();
   });
 
-  it('reloads the offline activation page opened from a license with its key', async () => {
+  it('reloads the offline activation page opened from a license with its key, and says when a key names no license', async () => {
     const { context, page, errors } = await signedIn();
     const { licenses } = await gql<{ licenses: { edges: { node: { key: string } }[] } }>(server.base, server.demo.apiToken, `{ licenses(first: 1) { edges { node { key } } } }`);
     const { key } = licenses.edges[0]!.node;
@@ -66,6 +66,14 @@ describe('deep links and reloads', () => {
     await page.reload();
     await page.getByRole('heading', { level: 1, name: 'Offline activation' }).waitFor();
     expect(await page.getByLabel('License key').inputValue()).toBe(key);
+
+    // A key read over the phone with one character wrong: the form says there is no such license.
+    await page.getByLabel('License key').fill(`${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}`);
+    await page.getByLabel('Fingerprint only').check();
+    await page.getByLabel('Machine fingerprint').fill('typo-machine');
+    await page.getByRole('button', { name: 'Issue license file' }).click();
+    await page.getByText('No license with this key').waitFor();
+    expect(await page.locator('#main').textContent()).not.toContain('Prisma');
     expect(errors).toEqual([]);
     await context.close();
   });

@@ -632,6 +632,12 @@ describe('tenant isolation', () => {
     expect((await gqlOk(`query($k: String!) { licenseByKey(key: $k) { id } }`, { k: mine.key }, t)).licenseByKey).toBeNull();
     // Its own view still works.
     expect((await gqlOk(`query($k: String!) { licenseByKey(key: $k) { id } }`, { k: mine.key.toLowerCase() })).licenseByKey.id).toBe(mine.id);
+    // A mistyped key (its checksum broken) or no key at all names no license, whatever the selection reads
+    // (the console's offline page asks for its customer and product).
+    const byKey = `query($k: String!) { licenseByKey(key: $k) { id customer { name } product { name } } }`;
+    const typo = `${mine.key.slice(0, -1)}${mine.key.endsWith('A') ? 'B' : 'A'}`;
+    for (const k of [typo, 'not a key']) expect((await gqlOk(byKey, { k })).licenseByKey, k).toBeNull();
+    expect((await gqlOk(byKey, { k: mine.key })).licenseByKey.id).toBe(mine.id);
     expect((await gqlOk(`query($id: ID!) { node(id: $id) { ... on License { key } } }`, { id: mine.id })).node.key).toBe(mine.key);
   });
 

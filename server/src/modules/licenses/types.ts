@@ -192,8 +192,11 @@ builder.queryFields((t) => ({
     args: { key: t.arg.string({ required: true }) },
     resolve: (query, _r, { key }, ctx) => {
       const parsed = parseKey(key);
-      if (!parsed || parsed.kind !== 'LIC') return null;
-      return ctx.prisma.license.findFirst({ ...query, where: { key: parsed.key, ...tenantWhere(ctx.actor) } });
+      // A key that does not parse (a typo breaks its checksum) or a token key names no license: the lookup of
+      // an empty key finds none, and uses the selection as every prismaField must (a bare `return null` fails
+      // outside production when the selection reads relations).
+      const licenseKey = parsed?.kind === 'LIC' ? parsed.key : '';
+      return ctx.prisma.license.findFirst({ ...query, where: { key: licenseKey, ...tenantWhere(ctx.actor) } });
     },
   }),
 }));
