@@ -159,6 +159,13 @@ describe('webhooks in the console', () => {
     expect(await page.getByTestId('body-withheld').count()).toBe(0);
     await shot(page, 'webhooks-03-details');
     await page.keyboard.press('Escape');
+
+    // The endpoint's link cut short (pasted in part): not found, said plainly.
+    await page.goto(endpointUrl.slice(0, -8));
+    await page.getByRole('heading', { level: 1, name: 'Not found' }).waitFor();
+    await page.getByText('This webhook endpoint does not exist, or belongs to another tenant.').waitFor();
+    await page.goto(endpointUrl);
+    await page.getByRole('heading', { level: 1, name: receiverUrl }).waitFor();
     expect(errors).toEqual([]);
   });
 

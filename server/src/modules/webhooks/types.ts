@@ -2,6 +2,7 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { builder } from '../../builder.ts';
 import type { WebhookDeliveryStatus } from '@tessera/db/client';
 import { HISTORY_READER } from '../audit/types.ts';
+import { NIL_UUID } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
 import { keysetPage, type SortKey } from '../common/pages.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
@@ -152,11 +153,14 @@ builder.queryFields((t) => ({
     authScopes: { role: 'READ_ONLY' },
     args: { id: t.arg.id({ required: true }) },
     resolve: (query, _r, { id }, ctx) => {
-      let endpointId: string;
+      // An id that does not parse (a link cut short) names no endpoint: the lookup of the nil id finds none, and
+      // uses the selection as every prismaField must (a bare `return null` fails outside production when the
+      // selection reads relations, as the console's deliveries do).
+      let endpointId = NIL_UUID;
       try {
         endpointId = parseId(String(id), 'WebhookEndpoint', 'id');
       } catch {
-        return null;
+        // Not an endpoint's id: the nil id stands for it.
       }
       return ctx.prisma.webhookEndpoint.findFirst({ ...query, where: { id: endpointId, ...tenantWhere(ctx.actor) } });
     },

@@ -388,6 +388,8 @@ describe('tenant isolation and roles', () => {
 
     expect(ok(await s.gql(LIST, {}, { token: b.token })).webhookEndpoints.totalCount).toBe(0);
     expect(ok(await s.gql(DELIVERIES, { id: epA.endpoint.id }, { token: b.token })).webhookEndpoint).toBeNull();
+    // An id cut short (a link pasted in part) names no endpoint either, with its deliveries asked for too.
+    for (const id of [epA.endpoint.id.slice(0, -6), 'garbage']) expect(ok(await s.gql(DELIVERIES, { id }, { token: a.token })).webhookEndpoint, id).toBeNull();
     const node = ok(await s.gql(`query($id: ID!) { node(id: $id) { id } }`, { id: epA.endpoint.id }, { token: b.token }));
     expect(node.node).toBeNull();
     const dnode = ok(await s.gql(`query($id: ID!) { node(id: $id) { id } }`, { id: dA!.id }, { token: b.token }));
