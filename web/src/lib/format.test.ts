@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { duration } from './format';
+import { duration, relative } from './format';
 
 describe('duration', () => {
   it('shows the two largest units and drops empty ones', () => {
@@ -11,5 +11,22 @@ describe('duration', () => {
     expect(duration(2 * 3600)).toBe('2 h');
     expect(duration(2 * 86_400 + 5 * 3600 + 59 * 60)).toBe('2 d 5 h');
     expect(duration(86_400 + 30 * 60)).toBe('1 d');
+  });
+});
+
+describe('relative', () => {
+  const now = Date.parse('2026-12-07T12:00:00Z');
+  const at = (seconds: number) => new Date(now + seconds * 1000).toISOString();
+  const fmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+
+  it('says a moment ago as "just now", and counts the seconds of a moment ahead', () => {
+    expect(relative(at(-10), now)).toBe('just now');
+    expect(relative(at(0), now)).toBe('just now');
+    expect(relative(at(3), now)).toBe('just now'); // a clock a little behind the server's
+    expect(relative(at(10), now)).toBe(fmt.format(10, 'second'));
+    expect(relative(at(10), now)).not.toBe('just now');
+    expect(relative(at(-3 * 60), now)).toBe(fmt.format(-3, 'minute'));
+    expect(relative(at(2 * 3600), now)).toBe(fmt.format(2, 'hour'));
+    expect(relative(null, now)).toBe('never');
   });
 });

@@ -34,6 +34,10 @@ const UNITS: [Intl.RelativeTimeFormatUnit, number][] = [
 export function relative(iso: string | null | undefined, now = clock.now, fallback = 'never'): string {
   if (!iso) return fallback;
   const seconds = Math.round((new Date(iso).getTime() - now) / 1000);
+  // A moment ago is "just now"; a moment ahead (a retry, a lease's end) is counted, not said as past. A
+  // few seconds ahead stay "just now": a browser clock a little behind the server's would otherwise show
+  // an event that has just happened as "in 2 seconds".
+  if (seconds > 5 && seconds < 45) return relFmt.format(seconds, 'second');
   if (Math.abs(seconds) < 45) return 'just now';
   for (const [unit, size] of UNITS) {
     if (Math.abs(seconds) >= size) return relFmt.format(Math.round(seconds / size), unit);
