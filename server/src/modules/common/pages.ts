@@ -1,6 +1,5 @@
 import { GraphQLError } from 'graphql';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { UUID } from './ids.ts';
 
 /** A sort field of a list, the kind of value its cursor holds, and its direction. */
 export interface SortKey {

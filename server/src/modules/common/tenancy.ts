@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import type { Actor } from '../../context.ts';
+import { UUID } from './ids.ts';
 
 /** The where-fragment every tenant-owned read starts from. */
 export function tenantWhere(actor: Actor): { tenantId: string } {
@@ -8,8 +9,6 @@ export function tenantWhere(actor: Actor): { tenantId: string } {
   }
   return { tenantId: actor.tenantId };
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A prismaNode's lookup: the caller's tenant only, and a malformed id is bad input rather than a SQL error. */
 export function nodeWhere(id: string, actor: Actor): { id: string; tenantId: string } {
