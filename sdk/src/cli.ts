@@ -13,12 +13,12 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { JSONWebKeySet } from 'jose';
+import { decodeJwt, type JSONWebKeySet } from 'jose';
 import { createClient } from './client.ts';
 import { TesseraError } from './errors.ts';
 import { defaultStatePath, fileStorage } from './storage.ts';
 import { entitlementsOf } from './entitlements.ts';
-import { verifyDocument } from './verify.ts';
+import { unarmor, verifyDocument } from './verify.ts';
 
 const USAGE = 'usage: tessera-client <fingerprint|request <key>|install <file>|verify <file>|status|deactivate --offline> --tenant <slug> [--jwks file] [--state file] [-o file] [--json]';
 const json = process.argv.includes('--json');
@@ -160,20 +160,22 @@ async function main(): Promise<number> {
       }
       try {
         if (!publicKeys) throw new TesseraError('INVALID_SIGNATURE', `cannot verify the ${state.licenseFile ? 'license file' : 'activation token'} without the vendor keys (--jwks)`);
-        // The app's answer without the server (validateOffline), so that the two never disagree; the
-        // verification below then gives the claims, or the reason in detail.
+        // The app's answer without the server (validateOffline), so that the two never disagree. Valid: its
+        // claims are those of what it just verified.
         const offline = await client.validateOffline();
-        if (!offline.valid) {
-          if (state.refusal) throw new TesseraError(state.refusal.code as TesseraError['code'], `the server refused this device at ${state.refusal.at}`);
-          if (offline.code === 'GRACE_PERIOD_EXPIRED') {
-            throw new TesseraError('GRACE_PERIOD_EXPIRED', `no contact with the server within the grace period (the last ${state.lastOnlineAt ? `at ${state.lastOnlineAt}` : 'never'}); run the app online`);
-          }
+        if (offline.valid) {
+          const claims = decodeJwt(unarmor(state.licenseFile ?? state.token!));
+          out({ installed: true, valid: true, revision: state.revision, claims }, `license installed and valid (revision ${state.revision})`);
+          return 0;
         }
-        let v;
-        if (state.licenseFile) v = await client.verifyLicenseFile(state.licenseFile);
+        if (state.refusal) throw new TesseraError(state.refusal.code as TesseraError['code'], `the server refused this device at ${state.refusal.at}`);
+        if (offline.code === 'GRACE_PERIOD_EXPIRED') {
+          throw new TesseraError('GRACE_PERIOD_EXPIRED', `no contact with the server within the grace period (the last ${state.lastOnlineAt ? `at ${state.lastOnlineAt}` : 'never'}); run the app online`);
+        }
+        // Anything else is the signed file or token itself: its verification says what, in detail.
+        if (state.licenseFile) await client.verifyLicenseFile(state.licenseFile);
         else {
-          // An activation token: the same checks as offline validation, on the clock corrected at the last contact.
-          v = await verifyDocument(state.token!, {
+          await verifyDocument(state.token!, {
             jwks: publicKeys,
             kind: 'activation',
             issuer: values.tenant,
@@ -182,9 +184,7 @@ async function main(): Promise<number> {
             lastSeenTime: state.lastSeenTime ? new Date(state.lastSeenTime) : undefined,
           });
         }
-        if (!offline.valid) throw new TesseraError(offline.code ?? 'INVALID_SIGNATURE', 'the license does not hold on this machine');
-        out({ installed: true, valid: true, revision: state.revision, claims: v.payload }, `license installed and valid (revision ${state.revision})`);
-        return 0;
+        throw new TesseraError(offline.code ?? 'INVALID_SIGNATURE', 'the license does not hold on this machine');
       } catch (err) {
         const e = err as TesseraError;
         out({ installed: true, valid: false, code: e.code, message: e.message }, `license installed but not valid: ${e.code}: ${e.message}`);
