@@ -1039,6 +1039,8 @@ export type Mutation = {
   reinstateLicense: ReinstateLicenseResult;
   /** Frees a device's activation at once (lost machine, reinstall); its next call gets ACTIVATION_RELEASED. */
   releaseActivation: ReleaseActivationResult;
+  /** Frees a floating seat before its lease ends (a crashed client, a user who left the app open); its holder's next heartbeat gets LEASE_EXPIRED and may check out again. A borrowed seat cannot be taken back (CONFLICT). */
+  releaseLease: ReleaseLeaseResult;
   releaseSeat: ReleaseSeatResult;
   /** Gives an authorized ticket back without using it. */
   releaseUsage: ReleaseUsageResult;
@@ -1238,6 +1240,11 @@ export type MutationReinstateLicenseArgs = {
 
 export type MutationReleaseActivationArgs = {
   input: ReleaseActivationInput;
+};
+
+
+export type MutationReleaseLeaseArgs = {
+  input: ReleaseLeaseInput;
 };
 
 
@@ -1603,6 +1610,13 @@ export type ReleaseActivationInput = {
 };
 
 export type ReleaseActivationResult = Activation | ConflictError | NotFoundError | ValidationError;
+
+export type ReleaseLeaseInput = {
+  /** A live lease's id, as the seat map lists it. */
+  leaseId: Scalars['ID']['input'];
+};
+
+export type ReleaseLeaseResult = ConflictError | Lease | NotFoundError | ValidationError;
 
 export type ReleaseSeatResult = LicensingError | SeatLease | ValidationError;
 

@@ -246,6 +246,73 @@ describe(`floating seats (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     expect(await events(lic.id, 'lease.borrowed')).toHaveLength(1);
   });
 
+  it('an operator frees a seat before its lease ends: the queue gets it, the holder is told to check out again', async () => {
+    const RELEASE_LEASE = `mutation($input: ReleaseLeaseInput!) {
+      releaseLease(input: $input) { __typename ... on Lease { id status endedAt } ... on Error { message } ... on ValidationError { fields { path message } } }
+    }`;
+    const releaseLease = async (leaseId: string, as = token) => ok(await s.gql(RELEASE_LEASE, { input: { leaseId } }, { token: as })).releaseLease;
+    const lic = await floating(1);
+    const a = await checkout({ key: lic.key, fingerprint: 'dev-a', user: 'ann' });
+    expect(await checkout({ key: lic.key, fingerprint: 'dev-b', wait: true })).toMatchObject({ __typename: 'SeatQueued', position: 1 });
+
+    const freed = await releaseLease(a.id);
+    expect(freed).toMatchObject({ __typename: 'Lease', id: a.id, status: 'RELEASED' });
+    expect(freed.endedAt).not.toBeNull();
+    expect(await poolUsed(lic.id)).toBe(0);
+    // The queue's head gets the seat; the holder's next call says its seat is gone, and to check out again.
+    expect((await checkout({ key: lic.key, fingerprint: 'dev-b', wait: true })).__typename).toBe('SeatLease');
+    const lost = await heartbeat(a.id, lic.key);
+    expect(lost).toMatchObject({ __typename: 'LicensingError', code: 'LEASE_EXPIRED' });
+    expect(lost.message).toMatch(/administrator released this seat/);
+    expect((await release(a.id, lic.key)).code).toBe('LEASE_EXPIRED');
+    expect(await poolUsed(lic.id)).toBe(1);
+
+    const released = await events(lic.id, 'lease.released');
+    expect(released.map((e) => [e.actorType, e.subjectType, (e.payload as { reason?: string }).reason])).toEqual([['api_token', 'Lease', 'released_by_operator']]);
+    expect(await events(lic.id, 'seat.available')).toHaveLength(1);
+
+    // Once ended it cannot be freed again; another tenant's operator finds nothing; a read-only member may not.
+    expect(await releaseLease(a.id)).toMatchObject({ __typename: 'ConflictError', message: expect.stringMatching(/already ended/) });
+    const holderB = (await s.db.prisma.lease.findFirstOrThrow({ where: { licenseId: lic.id, status: 'ACTIVE' } })).id;
+    const bId = Buffer.from(`Lease:${holderB}`).toString('base64');
+    const other = await s.tenant();
+    expect((await releaseLease(bId, other.token)).__typename).toBe('NotFoundError');
+    const ro = ok(await s.gql(`mutation { createApiToken(input: { name: "ro", role: READ_ONLY }) { ... on CreateApiTokenPayload { token } } }`, {}, { token })).createApiToken.token;
+    expect((await s.gql(RELEASE_LEASE, { input: { leaseId: bId } }, { token: ro })).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect((await releaseLease('not-an-id')).__typename).toBe('ValidationError');
+    expect((await releaseLease(lic.globalId)).__typename).toBe('ValidationError');
+    expect(await poolUsed(lic.id)).toBe(1);
+
+    // A borrowed seat is held offline with a token valid until the borrow ends: it is not taken back.
+    const borrowed = ok(await s.gql(BORROW, { input: { leaseId: bId, key: lic.key, seconds: 3600 } })).borrowSeat;
+    expect(borrowed).toMatchObject({ __typename: 'SeatLease', borrowed: true });
+    expect(await releaseLease(bId)).toMatchObject({ __typename: 'ConflictError', message: expect.stringMatching(/borrowed for offline use until/) });
+    expect(await liveLeases(lic.id)).toBe(1);
+    expect(await events(lic.id, 'lease.released')).toHaveLength(1);
+  });
+
+  it('an operator freeing seats while their holders renew and release them counts each seat once', async () => {
+    const lic = await floating(20);
+    const leases = await Promise.all(Array.from({ length: 20 }, (_, i) => checkout({ key: lic.key, fingerprint: `dev-${i}` })));
+    expect(leases.every((l) => l.__typename === 'SeatLease')).toBe(true);
+    const RELEASE_LEASE = `mutation($input: ReleaseLeaseInput!) { releaseLease(input: $input) { __typename } }`;
+    // Every lease at once from both sides: the operator frees it while its holder renews it, and every other one is also released by its holder.
+    const results = await Promise.all(
+      leases.flatMap((l, i) => [
+        s.gql(RELEASE_LEASE, { input: { leaseId: l.id } }, { token }).then((r) => ok(r).releaseLease.__typename as string),
+        (i % 2 ? release(l.id, lic.key) : heartbeat(l.id, lic.key)).then((r) => (r.__typename === 'SeatLease' ? 'SeatLease' : r.code) as string),
+      ]),
+    );
+    const operator = results.filter((_, i) => i % 2 === 0);
+    // Each lease ended once: by the operator (Lease) or first by its holder (the operator's ConflictError).
+    expect(operator.every((t) => t === 'Lease' || t === 'ConflictError')).toBe(true);
+    const endings = await events(lic.id, 'lease.released');
+    expect(endings).toHaveLength(20);
+    expect(new Set(endings.map((e) => e.subjectId)).size).toBe(20);
+    expect(endings.filter((e) => e.actorType !== 'client')).toHaveLength(operator.filter((t) => t === 'Lease').length);
+    expect(await poolUsed(lic.id)).toBe(0);
+  });
+
   it('refuses bad keys, other licenses\u2019 leases and unusable licenses with typed errors and no change', async () => {
     const lic = await floating(2);
     const other = await floating(2);

@@ -2,12 +2,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import { type Lease, Prisma } from '@tessera/db/client';
 import { z } from 'zod';
 import type { AppDeps } from '../../context.ts';
-import { LicensingError, ValidationError } from '../../errors.ts';
+import { ConflictError, LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
 import { sealerOf } from '../audit/chain.ts';
-import { type EventInput, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
+import { actorOf, type EventInput, inTransaction, type ServiceContext, type Tx } from '../audit/service.ts';
 import type { EventType } from '../audit/event-types.ts';
 import { retriedOnDeadlock } from '../common/db.ts';
 import { parseId } from '../common/ids.ts';
+import { tenantWhere } from '../common/tenancy.ts';
 import { parse } from '../common/validate.ts';
 import { notExpiredSql } from '../licenses/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
@@ -477,6 +478,8 @@ async function explainMiss(ctx: ServiceContext, leaseId: string, licenseId: stri
     ctx.prisma.license.findUnique({ where: { id: licenseId }, select: { state: true, startsAt: true, expiresAt: true, type: true, gracePeriodSeconds: true, metadata: true } }),
   ]);
   if (license) assertUsable(license, now);
+  // Taken back by an operator: like a lease that ran out, the holder may check out again.
+  if (lease?.status === 'RELEASED' && lease.releasedBy) throw new LicensingError('LEASE_EXPIRED', 'An administrator released this seat; check out a seat again');
   if (!lease || lease.status === 'RELEASED') throw new LicensingError('LEASE_NOT_FOUND', 'No such lease for this license');
   if (license && lease.status === 'ACTIVE' && lease.expiresAt.getTime() > now.getTime()) whenLive?.(license.metadata);
   throw new LicensingError('LEASE_EXPIRED', 'The lease has expired; check out a seat again');
@@ -550,28 +553,68 @@ export async function heartbeatSeat(ctx: ServiceContext, ref: LeaseRef): Promise
 export async function releaseSeat(ctx: ServiceContext, ref: LeaseRef): Promise<GrantedLease> {
   const { leaseId, licenseId, tenantId } = await leaseOf(ctx, ref);
   const now = new Date();
-  const [row] = await retriedOnDeadlock(() => ctx.prisma.$queryRaw<Lease[]>`
-    WITH released AS (
-      UPDATE "Lease" SET status = 'RELEASED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3)
-      WHERE id = ${leaseId}::uuid AND "licenseId" = ${licenseId}::uuid AND status = 'ACTIVE' AND "expiresAt" > ${now}::timestamp(3)
-      RETURNING *
-    ), pool AS (
-      UPDATE "SeatPool" SET used = used - 1 WHERE "licenseId" = ${licenseId}::uuid AND EXISTS (SELECT 1 FROM released) RETURNING used
-    ), waiting AS (
-      -- A queue to tell, and a seat free for it: not so while the license holds more leases than its (lowered) seats.
-      SELECT EXISTS (SELECT 1 FROM "SeatQueueEntry" q WHERE q."licenseId" = ${licenseId}::uuid AND q."expiresAt" > ${now}::timestamp(3))
-        AND (SELECT used FROM pool) < (SELECT ${Prisma.raw(seatsOf('lic'))} FROM "License" lic WHERE lic.id = ${licenseId}::uuid) AS yes
-    ), audit AS (
-      ${AUDIT_COLUMNS}
-      SELECT l."tenantId", 'lease.released', 'client', ${licenseId}, 'Lease', l.id::text, l."licenseId", ${leasePayload('l')}, ${ctx.requestId} FROM released l
-      UNION ALL
-      SELECT l."tenantId", 'seat.available', 'client', ${licenseId}, 'License', ${licenseId}, l."licenseId", jsonb_build_object('seats', 1), ${ctx.requestId}
-      FROM released l, waiting WHERE waiting.yes
-    )
-    SELECT * FROM released`);
+  const row = await endLease(ctx, now, Prisma.sql`id = ${leaseId}::uuid AND "licenseId" = ${licenseId}::uuid`, clientActor(licenseId), null);
   if (!row) return explainMiss(ctx, leaseId, licenseId, now);
   void sealerOf(ctx.app).seal(tenantId);
   return { kind: 'lease', lease: row, token: await signLease(ctx.app, row) };
+}
+
+/**
+ * An operator frees a floating seat before its lease ends (a crashed client, a user who left with the
+ * app open), as FlexNet's lmremove: the seat is free at once, the queue hears seat.available, and the
+ * holder's next heartbeat or release gets LEASE_EXPIRED, telling it to check out again. A borrowed seat
+ * is not taken back: its holder is offline with a token valid until the lease ends, so freeing the seat
+ * would let one more run than the license allows.
+ */
+export async function releaseLeaseByOperator(ctx: ServiceContext, leaseId: string): Promise<string> {
+  const { tenantId } = tenantWhere(ctx.actor);
+  const actor = actorOf(ctx.actor);
+  const now = new Date();
+  const row = await endLease(
+    ctx,
+    now,
+    Prisma.sql`id = ${leaseId}::uuid AND "tenantId" = ${tenantId}::uuid AND NOT borrowed`,
+    actor,
+    actor.id ? `${actor.type}:${actor.id}` : actor.type,
+  );
+  if (row) {
+    void sealerOf(ctx.app).seal(tenantId);
+    return row.id;
+  }
+  const lease = await ctx.prisma.lease.findFirst({ where: { id: leaseId, tenantId }, select: { status: true, borrowed: true, expiresAt: true } });
+  if (!lease) throw new NotFoundError('lease');
+  if (lease.status !== 'ACTIVE' || lease.expiresAt.getTime() <= now.getTime()) throw new ConflictError('this lease has already ended, its seat is free');
+  throw new ConflictError(`this seat is borrowed for offline use until ${lease.expiresAt.toISOString()}; it is free once its holder returns it or the borrow ends`);
+}
+
+/**
+ * Ends the live lease `which` selects as RELEASED, gives its seat back to the counter and writes
+ * lease.released (and seat.available for a queue with a seat now free for it), in one statement.
+ * `releasedBy` is null when the holder released it itself.
+ */
+async function endLease(ctx: ServiceContext, now: Date, which: Prisma.Sql, actor: { type: string; id: string | null }, releasedBy: string | null): Promise<Lease | undefined> {
+  const [row] = await retriedOnDeadlock(() => ctx.prisma.$queryRaw<Lease[]>`
+    WITH released AS (
+      UPDATE "Lease" SET status = 'RELEASED', "activeHolder" = NULL, "endedAt" = ${now}::timestamp(3), "releasedBy" = ${releasedBy}
+      WHERE ${which} AND status = 'ACTIVE' AND "expiresAt" > ${now}::timestamp(3)
+      RETURNING *
+    ), pool AS (
+      UPDATE "SeatPool" SET used = used - 1 WHERE "licenseId" IN (SELECT "licenseId" FROM released) RETURNING used
+    ), waiting AS (
+      -- A queue to tell, and a seat free for it: not so while the license holds more leases than its (lowered) seats.
+      SELECT EXISTS (SELECT 1 FROM "SeatQueueEntry" q, released r WHERE q."licenseId" = r."licenseId" AND q."expiresAt" > ${now}::timestamp(3))
+        AND (SELECT used FROM pool) < (SELECT ${Prisma.raw(seatsOf('lic'))} FROM "License" lic, released r WHERE lic.id = r."licenseId") AS yes
+    ), audit AS (
+      ${AUDIT_COLUMNS}
+      SELECT l."tenantId", 'lease.released', ${actor.type}, ${actor.id}, 'Lease', l.id::text, l."licenseId",
+        ${leasePayload('l')} || ${releasedBy ? Prisma.sql`jsonb_build_object('reason', 'released_by_operator')` : Prisma.sql`'{}'::jsonb`}, ${ctx.requestId}
+      FROM released l
+      UNION ALL
+      SELECT l."tenantId", 'seat.available', ${actor.type}, ${actor.id}, 'License', l."licenseId"::text, l."licenseId", jsonb_build_object('seats', 1), ${ctx.requestId}
+      FROM released l, waiting WHERE waiting.yes
+    )
+    SELECT * FROM released`);
+  return row;
 }
 
 const borrowInput = z.object({

@@ -14,6 +14,7 @@ import {
   type GrantedLease,
   heartbeatSeat,
   type QueuedSeat,
+  releaseLeaseByOperator,
   releaseSeat,
   seatQueuePosition,
 } from './service.ts';
@@ -271,6 +272,25 @@ const SeatMap = builder.objectRef<SeatMapShape>('SeatMap').implement({
     }),
   }),
 });
+
+const ReleaseLeaseInput = builder.inputType('ReleaseLeaseInput', {
+  fields: (t) => ({ leaseId: t.id({ required: true, description: "A live lease's id, as the seat map lists it." }) }),
+});
+
+builder.mutationFields((t) => ({
+  releaseLease: t.prismaField({
+    type: 'Lease',
+    description:
+      "Frees a floating seat before its lease ends (a crashed client, a user who left the app open); its holder's next heartbeat gets LEASE_EXPIRED and may check out again. A borrowed seat cannot be taken back (CONFLICT).",
+    authScopes: { role: 'SUPPORT' },
+    errors: { types: ADMIN_ERRORS },
+    args: { input: t.arg({ type: ReleaseLeaseInput, required: true }) },
+    resolve: async (query, _r, { input }, ctx) => {
+      const id = await releaseLeaseByOperator(ctx, parseId(String(input.leaseId), 'Lease', 'leaseId'));
+      return ctx.prisma.lease.findUniqueOrThrow({ ...query, where: { id } });
+    },
+  }),
+}));
 
 builder.queryFields((t) => ({
   seatMap: t.field({

@@ -69,6 +69,7 @@ const MINIMUM_ROLE: Record<string, Role> = {
   'Mutation.refreshOfflineLicense': 'SUPPORT',
   'Mutation.reinstateLicense': 'SUPPORT',
   'Mutation.releaseActivation': 'SUPPORT',
+  'Mutation.releaseLease': 'SUPPORT',
   'Mutation.renewLicense': 'ADMIN',
   'Mutation.removeMember': 'ADMIN',
   'Mutation.resetMemberPassword': 'ADMIN',
@@ -310,8 +311,13 @@ describe('authorization matrix', () => {
     const apiToken = ok(
       await s.gql(`mutation { createApiToken(input: { name: "Other token", role: ADMIN }) { ... on CreateApiTokenPayload { apiToken { id } } } }`, {}, { token: b.token }),
     );
+    const otherFloating = await issue(s, b.token, { licenseType: 'FLOATING', provisioning: 'FLOATING', seats: 1, leaseSeconds: 60 });
+    const otherLease = ok(
+      await s.gql(`mutation($input: CheckoutSeatInput!) { checkoutSeat(input: $input) { ... on SeatLease { id } } }`, { input: { key: otherFloating.key, fingerprint: 'b-seat' } }),
+    ).checkoutSeat.id;
     const ids = {
       licenseId: lic.globalId,
+      leaseId: otherLease,
       productId: lic.productId,
       editionId: lic.editionId,
       customerId: customer.createCustomer.id,
@@ -372,7 +378,7 @@ describe('authorization matrix', () => {
         const code = r.errors?.[0]?.extensions?.code;
         expect(['UNAUTHENTICATED', 'FORBIDDEN'], label).not.toContain(code);
         // Given the other tenant's ids, an allowed caller gets "not found" (or a refused input), never the object.
-        const usesIds = Object.keys(variables).length > 0 && JSON.stringify(variables).match(/"(licenseId|productId|editionId|customerId|activationId|memberId|id)"/);
+        const usesIds = Object.keys(variables).length > 0 && JSON.stringify(variables).match(/"(licenseId|productId|editionId|customerId|activationId|leaseId|memberId|id)"/);
         const result = r.data?.[field.name];
         if (usesIds && result) {
           const typename = Array.isArray(result) ? null : (result as { __typename?: string }).__typename;

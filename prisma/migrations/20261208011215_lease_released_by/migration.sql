@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Lease" ADD COLUMN     "releasedBy" TEXT;
+
