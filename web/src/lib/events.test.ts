@@ -21,6 +21,8 @@ group('event labels', () => {
     expect(detail({ payload: { licenseId: 'l1', daysLeft: 1 } })).toBe('1 day left');
     expect(detail({ payload: { licenseId: 'l1', daysLeft: 0 } })).toBeNull();
     expect(detail({ payload: { activationId: 'a1', fingerprint: 'fp-1', hostname: 'build-7' } })).toBe('build-7');
+    expect(detail({ payload: { holder: 'ann@acme.example', expiresAt: '2026-12-08T01:00:00.000Z' } })).toBe('ann@acme.example');
+    expect(detail({ payload: { holder: 'ann@acme.example', reason: 'released_by_operator' } })).toBe('ann@acme.example, freed by an operator');
   });
 
   it('details thresholds and alert settings', () => {

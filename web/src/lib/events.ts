@@ -80,6 +80,8 @@ export function detail(e: Pick<ActivityEvent, 'payload'>): string | null {
     typeof o.heartbeatTolerancePercent === 'number' ? `heartbeat tolerance ${o.heartbeatTolerancePercent}%` : null,
   ].filter(Boolean);
   if (settings.length) return settings.join('; ');
+  // Seat leases: whose seat, and whether an operator took it back.
+  if (typeof o.holder === 'string' && o.holder) return o.reason === 'released_by_operator' ? `${o.holder}, freed by an operator` : o.holder;
   for (const k of ['key', 'licenseKey', 'name', 'code', 'hostname', 'email', 'fingerprint']) {
     const v = o[k];
     if (typeof v === 'string' && v) return v;

@@ -22,6 +22,7 @@ export const REQUIRED = {
   updateLicense: 'ADMIN',
   createLicense: 'ADMIN',
   releaseActivation: 'SUPPORT',
+  releaseLease: 'SUPPORT',
   offline: 'SUPPORT',
   editCatalog: 'ADMIN',
   viewMembers: 'ADMIN',

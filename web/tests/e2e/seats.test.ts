@@ -113,6 +113,37 @@ describe('seat use by department', () => {
     await leasesShown('Design', 3);
   });
 
+  it('an operator frees a held seat; its client is told to check out again', async () => {
+    const user = `gus-${stamp}@umbrella.example`;
+    const { checkoutSeat: lease } = await gql<{ checkoutSeat: { id: string } }>(
+      server.base,
+      null,
+      `mutation($input: CheckoutSeatInput!) { checkoutSeat(input: $input) { ... on SeatLease { id } } }`,
+      { input: { key: floating.key, fingerprint: `fp-${user}`, user } },
+    );
+    const seats = page.locator('section.card', { has: page.getByRole('heading', { name: 'Seats', exact: true }) });
+    const held = seats.locator('table:not([data-testid]) tbody tr', { hasText: user });
+    await held.waitFor();
+    const inUse = async () => Number((await page.getByTestId('seats-in-use').textContent())!.split(' / ')[0]);
+    const before = await inUse();
+    await held.getByRole('button', { name: 'Free seat' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Free this seat?' });
+    await dialog.getByText(`${user} loses the seat now`).waitFor();
+    await dialog.getByRole('button', { name: 'Free seat' }).click();
+    await page.getByText(`The seat of ${user} is free again.`).waitFor();
+    await held.waitFor({ state: 'detached' });
+    expect(await inUse()).toBe(before - 1);
+    // The client's next renewal is refused with the code that tells it to check out again.
+    const { heartbeatSeat } = await gql<{ heartbeatSeat: { __typename: string; code?: string } }>(
+      server.base,
+      null,
+      `mutation($input: LeaseInput!) { heartbeatSeat(input: $input) { __typename ... on LicensingError { code } } }`,
+      { input: { leaseId: lease.id, key: floating.key } },
+    );
+    expect(heartbeatSeat).toEqual({ __typename: 'LicensingError', code: 'LEASE_EXPIRED' });
+    await shot(page, '22-seat-freed');
+  });
+
   it('fits a narrow screen', async () => {
     await page.setViewportSize({ width: 420, height: 860 });
     await table().waitFor();
