@@ -69,6 +69,16 @@ export interface UsageTicket {
   receipt: string;
 }
 
+/** How a usage call retries a network failure, an unavailable server or a rate limit. */
+export interface UsageOptions {
+  /** Reused by a retry, so the server counts the use once; generated (and stored until answered) when not given. */
+  idempotencyKey?: string;
+  /** Retries after the first attempt (default 3), 0.5, 1, 2 s apart, or after the server's Retry-After. */
+  retries?: number;
+  /** The longest Retry-After a retry waits for (default 30 s); a longer one fails the call at once. */
+  maxWaitSeconds?: number;
+}
+
 export interface SeatLease {
   id: string;
   expiresAt: string;
@@ -561,11 +571,11 @@ export class TesseraClient {
    * Metered usage. The idempotency key is generated once per logical call and kept in storage until the
    * server has answered, so a retry — even after a crash and restart — never counts twice.
    */
-  async recordUsage(meter: string, quantity: number, options: { idempotencyKey?: string; retries?: number } = {}) {
+  async recordUsage(meter: string, quantity: number, options: UsageOptions = {}) {
     return this.usageCall('RecordUsage', 'recordUsage', { meter, quantity }, options);
   }
 
-  async authorizeUsage(meter: string, quantity: number, options: { idempotencyKey?: string; retries?: number } = {}) {
+  async authorizeUsage(meter: string, quantity: number, options: UsageOptions = {}) {
     return this.usageCall('AuthorizeUsage', 'authorizeUsage', { meter, quantity }, options);
   }
 
@@ -579,7 +589,7 @@ export class TesseraClient {
     op: 'RecordUsage' | 'AuthorizeUsage',
     field: 'recordUsage' | 'authorizeUsage',
     params: { meter: string; quantity: number },
-    options: { idempotencyKey?: string; retries?: number },
+    options: UsageOptions,
   ): Promise<UsageTicket> {
     const { key } = await this.requireKey();
     const purpose = `${op}:${params.meter}:${params.quantity}`;
@@ -596,7 +606,7 @@ export class TesseraClient {
       });
     }
     try {
-      return await this.usageAttempts(op, field, params, key, idempotencyKey!, options.idempotencyKey === undefined, options.retries);
+      return await this.usageAttempts(op, field, params, key, idempotencyKey!, options.idempotencyKey === undefined, options.retries, options.maxWaitSeconds);
     } finally {
       usageInFlight.delete(idempotencyKey!);
     }
@@ -610,6 +620,7 @@ export class TesseraClient {
     idempotencyKey: string,
     stored: boolean,
     retries = 3,
+    maxWaitSeconds = 30,
   ): Promise<UsageTicket> {
     const forget = () =>
       this.update((s) => {
@@ -630,7 +641,12 @@ export class TesseraClient {
         // The server's refusal (quota, key reused) is its final answer for this key: a new call gets a new one.
         if (stored && err instanceof TesseraError && !err.transient) await forget();
         if (!(err instanceof TesseraError) || !err.transient || attempt >= attempts) throw err;
-        await new Promise((r) => setTimeout(r, 2 ** attempt * 250));
+        // Not before the server's Retry-After (rate limited, or unavailable): a retry sooner is refused
+        // again. Longer than the caller would wait, the error (with retryAfterSeconds) goes back now;
+        // the stored key stays for the next call of the same use to adopt.
+        const asked = (err.retryAfterSeconds ?? 0) * 1000;
+        if (asked > maxWaitSeconds * 1000) throw err;
+        await new Promise((r) => setTimeout(r, Math.max(2 ** attempt * 250, asked)));
       }
     }
   }

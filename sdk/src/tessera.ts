@@ -1,6 +1,6 @@
 // The SDK's public entry point (package "exports").
 export { createClient, operationHash, TesseraClient } from './client.ts';
-export type { Activation, ClientOptions, LicenseInfo, SeatLease, UsageTicket, ValidationResult } from './client.ts';
+export type { Activation, ClientOptions, LicenseInfo, SeatLease, UsageOptions, UsageTicket, ValidationResult } from './client.ts';
 export { entitlement, entitlementsOf, featuresOf, isEntitled, limitOf } from './entitlements.ts';
 export type { Entitlement, EntitlementSource } from './entitlements.ts';
 export { TesseraError } from './errors.ts';

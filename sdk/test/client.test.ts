@@ -431,6 +431,40 @@ describe('metered usage', () => {
     await client(storage).recordUsage('api', 1);
     expect(await used(lic.id)).toBe(2);
   });
+
+  it("waits the server's Retry-After before retrying a use, and fails at once when it is longer than the caller waits", async () => {
+    const lic = ok(await s.gql(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { id key } } } }`, { input: { editionId: meteredEdition } }, { token })).createLicense.license;
+    const storage = memoryStorage();
+    await client(storage).activate(lic.key);
+    // The server is down for maintenance for the first `refusals` usage calls, and says for how long.
+    const sent: { at: number; key: string }[] = [];
+    const busy = (refusals: number, seconds: number): typeof fetch => async (url, init) => {
+      const body = JSON.parse(String(init?.body ?? '{}'));
+      if (body.operationName !== 'RecordUsage') return fetch(url, init);
+      sent.push({ at: Date.now(), key: body.variables.input.idempotencyKey });
+      if (sent.length <= refusals) return new Response('<html>maintenance</html>', { status: 503, headers: { 'retry-after': String(seconds), 'content-type': 'text/html' } });
+      return fetch(url, init);
+    };
+    await client(storage, { fetch: busy(1, 2) }).recordUsage('api', 1);
+    expect(sent).toHaveLength(2);
+    // Not the 0.5 s of the first backoff: the 2 s the server asked for.
+    expect(sent[1]!.at - sent[0]!.at).toBeGreaterThanOrEqual(2000);
+    expect(sent[1]!.key).toBe(sent[0]!.key);
+    expect(await used(lic.id)).toBe(1);
+
+    // Back in two minutes: retrying in seconds would be refused again; the error says when to come back.
+    sent.length = 0;
+    const err = await client(storage, { fetch: busy(1, 120) }).recordUsage('api', 1).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NETWORK_ERROR', retryAfterSeconds: 120 });
+    expect(sent).toHaveLength(1);
+    expect(await used(lic.id)).toBe(1);
+    // Its key is kept: the next call for the same use sends it, and the use counts once.
+    expect(Object.keys((await storage.load()).pendingUsage ?? {})).toEqual([sent[0]!.key]);
+    await client(storage, { fetch: busy(0, 0) }).recordUsage('api', 1, { maxWaitSeconds: 300 });
+    expect(sent[1]!.key).toBe(sent[0]!.key);
+    expect(await used(lic.id)).toBe(2);
+    expect((await storage.load()).pendingUsage).toEqual({});
+  });
 });
 
 describe('a server that rate-limits the key', () => {
