@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { Prisma, type WebhookEndpoint } from '@tessera/db/client';
 import type { AppDeps } from '../../context.ts';
 import { signatureHeader } from './signature.ts';
-import { eventBody, matchesEventType, signingSecrets } from './service.ts';
+import { eventBody, matchesEventType, notifiesOwnDelivery, signingSecrets } from './service.ts';
 import { hostOf, isPrivateAddress, publicOnlyLookup } from './targets.ts';
 import { logFailure } from '../security/log.ts';
 import { sealTenants } from '../audit/chain.ts';
@@ -251,7 +251,7 @@ export function startDispatcher(deps: AppDeps, options: { tickMs?: number; prune
         if (!events.length) continue;
         if (events.length === EVENT_BATCH) full = true;
         const after = await startOf(tx, ep);
-        const wanted = events.filter((e) => e.id > after && matchesEventType(ep.eventTypes, e.type));
+        const wanted = events.filter((e) => e.id > after && matchesEventType(ep.eventTypes, e.type) && !notifiesOwnDelivery(e, ep.id));
         if (wanted.length) {
           await tx.webhookDelivery.createMany({
             data: wanted.map((e) => ({

@@ -43,6 +43,18 @@ export function matchesEventType(patterns: readonly string[], type: string): boo
   return patterns.some((p) => p === '*' || p === type || p === `${resource}.*`);
 }
 
+/**
+ * The audit events that say a delivery was queued directly for an endpoint (a test, a replay). That
+ * endpoint gets the delivery itself; sent the audit event too, a receiver subscribed to all events (or
+ * to webhook.*) would get two requests for one click. Other endpoints are sent it as any other event.
+ */
+const DIRECT_DELIVERY_EVENTS = new Set<string>(['webhook.test_sent', 'webhook.replayed']);
+
+/** Whether `event` announces a delivery queued directly for the endpoint `endpointId`: then it is not sent to it. */
+export function notifiesOwnDelivery(event: { type: string; subjectType: string; subjectId: string }, endpointId: string): boolean {
+  return DIRECT_DELIVERY_EVENTS.has(event.type) && event.subjectType === 'WebhookEndpoint' && event.subjectId === endpointId;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Secrets: whsec_..., shown once, stored encrypted with the master key (as private signing keys are).
 
@@ -345,7 +357,10 @@ export function eventBody(
   return JSON.stringify(body);
 }
 
-/** Queues a `webhook.test` event for the endpoint (sent now, whatever event types it subscribes to). */
+/**
+ * Queues a `webhook.test` event for the endpoint (sent now, whatever event types it subscribes to): its
+ * one request; the webhook.test_sent audit row is not sent to it (notifiesOwnDelivery).
+ */
 export async function sendTest(ctx: ServiceContext, id: string): Promise<WebhookDelivery> {
   const tenantId = requireTenant(ctx);
   const delivery = await inTransaction(ctx, tenantId, async (tx, emit) => {

@@ -372,6 +372,89 @@ describe('which events an endpoint receives', () => {
   });
 });
 
+describe('a test event or a replay is one delivery, whatever the endpoint subscribes to', () => {
+  /**
+   * Everything the endpoint will ever be sent for what happened so far: the audit rows written by then are
+   * sealed, the dispatcher has moved the endpoint's cursor past them (turning the ones it matches into
+   * deliveries in the same transaction) and every delivery is over. What the receiver holds then is all it gets.
+   */
+  async function settled(tenantId: string, endpointId: string) {
+    const id = decodeGlobalID(endpointId).id;
+    const last = await s.db.prisma.auditEvent.findFirstOrThrow({ where: { tenantId }, orderBy: { id: 'desc' }, select: { id: true } });
+    const sealed = await waitFor('the audit rows sealed', async () => {
+      const row = await s.db.prisma.auditEvent.findUniqueOrThrow({ where: { id: last.id }, select: { seq: true } });
+      return row.seq;
+    });
+    await waitFor('the dispatcher past them', async () => {
+      const ep = await s.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id }, select: { cursor: true } });
+      return BigInt(ep.cursor) >= sealed;
+    });
+    for (const d of dispatchersOf(s.app.deps)) await d.runOnce();
+    await waitFor('every delivery over', async () => (await s.db.prisma.webhookDelivery.count({ where: { endpointId: id, status: 'PENDING' } })) === 0);
+    for (const d of dispatchersOf(s.app.deps)) await d.idle();
+  }
+
+  // [] and "*": all events; "webhook.*" and "webhook.test_sent" name the test's own audit event; the last names neither.
+  for (const eventTypes of [[], ['*'], ['webhook.*'], ['webhook.test_sent', 'customer.created'], ['customer.created']]) {
+    it(`"Send test event" to an endpoint subscribed to ${JSON.stringify(eventTypes)} makes exactly one delivery`, async () => {
+      const tenant = await s.tenant();
+      const hook = await listen();
+      const e = await endpoint(tenant.token, { url: hook.url, eventTypes });
+      await settled(tenant.id, e.endpoint.id);
+      expect(hook.got).toHaveLength(0);
+
+      const r = ok(await s.gql(TEST, { id: e.endpoint.id }, { token: tenant.token }));
+      expect(r.sendTestWebhook).toMatchObject({ __typename: 'WebhookDelivery', eventType: 'webhook.test' });
+      await waitFor('the test request', () => hook.got.length > 0);
+      await settled(tenant.id, e.endpoint.id);
+      expect(hook.got.map((x) => x.json.type)).toEqual(['webhook.test']);
+      const log = await deliveries(tenant.token, e.endpoint.id);
+      expect(log.map((d) => [d.eventType, d.status])).toEqual([['webhook.test', 'SUCCEEDED']]);
+      // The audit log still says a test was sent.
+      expect(await s.db.prisma.auditEvent.count({ where: { tenantId: tenant.id, type: 'webhook.test_sent' } })).toBe(1);
+    });
+  }
+
+  it('a replay to an endpoint subscribed to all events makes exactly one delivery: the event again', async () => {
+    const tenant = await s.tenant();
+    const hook = await listen();
+    const e = await endpoint(tenant.token, { url: hook.url, eventTypes: ['*'] });
+    const customerId = await customer(tenant.token, 'Replayed Co');
+    await settled(tenant.id, e.endpoint.id);
+    expect(hook.got.map((x) => x.json.type)).toEqual(['customer.created']);
+    const [original] = await deliveries(tenant.token, e.endpoint.id);
+
+    const r = ok(await s.gql(REPLAY, { id: original!.id }, { token: tenant.token }));
+    expect(r.replayWebhookDelivery).toMatchObject({ __typename: 'WebhookDelivery', replayOfId: original!.id });
+    await waitFor('the replayed request', () => hook.got.length > 1);
+    await settled(tenant.id, e.endpoint.id);
+    expect(hook.got.map((x) => [x.json.type, x.json.subject.id])).toEqual([
+      ['customer.created', customerId],
+      ['customer.created', customerId],
+    ]);
+    expect((await deliveries(tenant.token, e.endpoint.id)).map((d) => d.eventType)).toEqual(['customer.created', 'customer.created']);
+  });
+
+  it("another endpoint of the tenant subscribed to all events is still told of the test (once), as of any change", async () => {
+    const tenant = await s.tenant();
+    const [tested, watcher] = await Promise.all([listen(), listen()]);
+    const t = await endpoint(tenant.token, { url: tested.url, eventTypes: ['*'] });
+    const w = await endpoint(tenant.token, { url: watcher.url, eventTypes: ['webhook.*'] });
+    await settled(tenant.id, t.endpoint.id);
+    await settled(tenant.id, w.endpoint.id);
+    // The watcher's creation, sent to the tested endpoint ("*"); the watcher is not sent its own.
+    expect(tested.got.map((x) => x.json.type)).toEqual(['webhook.created']);
+    expect(watcher.got).toHaveLength(0);
+
+    ok(await s.gql(TEST, { id: t.endpoint.id }, { token: tenant.token }));
+    await waitFor('the test request', () => tested.got.length > 1);
+    await settled(tenant.id, t.endpoint.id);
+    await settled(tenant.id, w.endpoint.id);
+    expect(tested.got.map((x) => x.json.type)).toEqual(['webhook.created', 'webhook.test']);
+    expect(watcher.got.map((x) => [x.json.type, x.json.subject.id])).toEqual([['webhook.test_sent', decodeGlobalID(t.endpoint.id).id]]);
+  });
+});
+
 describe('tenant isolation and roles', () => {
   it("never shows, changes or replays another tenant's endpoints and deliveries, nor sends it their events", async () => {
     const a = await s.tenant();
