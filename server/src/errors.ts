@@ -74,13 +74,18 @@ export class ConflictError extends Error {
 
 export interface RowProblem {
   line: number;
+  /** The column (CSV) or field (JSON lines) at fault; null or absent when it is the line as a whole. */
+  field?: string | null;
+  /** What is wrong, in words, starting with the field when there is one ("expiresAt: is not ..."). */
   message: string;
 }
 
-/** A bulk operation was refused as a whole; every bad row is listed. */
+/** A bulk operation was refused as a whole; every problem is listed with its line. */
 export class ImportError extends Error {
   constructor(readonly rows: RowProblem[]) {
-    super(`${rows.length} row(s) rejected; nothing was imported`);
+    const lines = [...new Set(rows.map((r) => r.line))];
+    const where = lines.length === 1 ? `line ${lines[0]}` : `${lines.length} lines`;
+    super(`Nothing was imported: ${rows.length} problem${rows.length === 1 ? '' : 's'} on ${where}.`);
     this.name = 'ImportError';
   }
 }

@@ -1690,7 +1690,10 @@ export type RotateWebhookSecretResult = ConflictError | NotFoundError | RotateWe
 
 export type RowError = {
   __typename?: 'RowError';
+  /** The column (CSV) or field (JSON lines) at fault; null when the line as a whole is (not valid JSON, a wrong number of columns). */
+  field?: Maybe<Scalars['String']['output']>;
   line: Scalars['Int']['output'];
+  /** What is wrong, in words; it starts with the field when there is one. */
   message: Scalars['String']['output'];
 };
 

@@ -39,7 +39,15 @@ builder.objectType(NotFoundError, { name: 'NotFoundError', interfaces: [ErrorInt
 builder.objectType(ConflictError, { name: 'ConflictError', interfaces: [ErrorInterface] });
 
 const RowError = builder.objectRef<RowProblem>('RowError').implement({
-  fields: (t) => ({ line: t.exposeInt('line'), message: t.exposeString('message') }),
+  fields: (t) => ({
+    line: t.exposeInt('line'),
+    field: t.string({
+      nullable: true,
+      description: 'The column (CSV) or field (JSON lines) at fault; null when the line as a whole is (not valid JSON, a wrong number of columns).',
+      resolve: (r) => r.field ?? null,
+    }),
+    message: t.exposeString('message', { description: 'What is wrong, in words; it starts with the field when there is one.' }),
+  }),
 });
 
 builder.objectType(ImportError, {

@@ -57,7 +57,7 @@ export function parseCsv(text: string): { line: number; cells: string[] }[] {
       rowLine = line;
     } else cell += c;
   }
-  if (quoted) throw new ImportError([{ line: quoteLine, message: 'a quoted field opened on this line has no closing quote (")' }]);
+  if (quoted) throw new ImportError([{ line: quoteLine, field: null, message: 'a quoted field opened on this line has no closing quote (")' }]);
   cells.push(cell);
   if (cells.some((v) => v !== '')) rows.push({ line: rowLine, cells });
   return rows;
@@ -133,48 +133,221 @@ function entitlementCell(cell: string) {
 }
 type Row = z.infer<typeof rowSchema>;
 
-function readRows(format: 'CSV' | 'JSONL', text: string): { line: number; raw: unknown }[] | RowProblem[] {
+// ---------------------------------------------------------------------------------------------
+// Problems, in words: zod's own messages ("Invalid input: expected string, received number") are never shown.
+
+const COLUMNS = Object.keys(rowSchema.shape);
+const REQUIRED_COLUMNS = ['product', 'edition'];
+/** Terms reported under another name than the import's: the type column sets the license type (and its provisioning). */
+const TERM_COLUMN: Record<string, string> = { licenseType: 'type', provisioning: 'type' };
+
+/**
+ * A problem at `path` of a line: the first segment is the field, the rest is said in words ("entry 2",
+ * "limit"). `text` says what is wrong ("must be ...", "is required", or a sentence of its own).
+ */
+function problemAt(line: number, path: readonly PropertyKey[], text: string): RowProblem {
+  const [head, ...rest] = path;
+  if (head === undefined) return { line, field: null, message: text };
+  const field = TERM_COLUMN[String(head)] ?? String(head);
+  const where = rest.map((s) => (typeof s === 'number' || /^\d+$/.test(String(s)) ? `entry ${Number(s) + 1}` : String(s))).join(', ');
+  const joint = /^(must|is|are|has|holds)\b/.test(text) ? ' ' : ': ';
+  return { line, field, message: `${field}: ${where ? `${where}${joint}` : ''}${text}` };
+}
+
+/** A dotted path ("features.1") as problemAt takes it. */
+const dotted = (path: string) => (path ? path.split('.') : []);
+
+const quote = (text: string) => JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
+
+/** A value as a sentence names it: text ("many"), a number (5), a list, an object, true, null. */
+function described(value: unknown): string {
+  if (typeof value === 'string') return `text (${quote(value)})`;
+  if (typeof value === 'number') return `a number (${value})`;
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+/** "A, B or C". */
+const oneOf = (values: readonly unknown[]) => {
+  const names = values.map(String);
+  return names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}` : (names[0] ?? '');
+};
+
+const EXPECTED: Record<string, string> = { string: 'text', number: 'a whole number', int: 'a whole number', boolean: 'true or false', array: 'a list', object: 'an object' };
+/** What a whole field holds, where "a list" says too little. */
+const EXPECTED_FIELD: Record<string, string> = {
+  features: 'a list of feature codes (or one text of codes separated by ";")',
+  entitlements: 'a list of {"feature": ..., "limit": ...} (or one text of feature=limit pairs separated by ";")',
+};
+
+/** The words for an issue the schema gave no message of its own (those pass as written). */
+const issueText: z.core.$ZodErrorMap = (issue) => {
+  switch (issue.code) {
+    case 'invalid_type': {
+      if (issue.input === undefined || issue.input === null) return 'is required';
+      const expected = (issue.path?.length === 1 && EXPECTED_FIELD[String(issue.path[0])]) || EXPECTED[issue.expected] || issue.expected;
+      return `must be ${expected}, not ${described(issue.input)}`;
+    }
+    case 'invalid_value':
+      return `must be one of ${oneOf(issue.values)}, not ${typeof issue.input === 'string' ? quote(issue.input) : described(issue.input)}`;
+    case 'too_small':
+      if (issue.origin === 'string') return Number(issue.minimum) <= 1 ? 'must not be empty' : `must be at least ${issue.minimum} characters`;
+      if (issue.origin === 'array') return `must have at least ${issue.minimum} entries`;
+      return `must be at least ${issue.minimum}`;
+    case 'too_big':
+      if (issue.origin === 'string') return `must be at most ${issue.maximum} characters`;
+      if (issue.origin === 'array') return `must have at most ${issue.maximum} entries`;
+      return `must be at most ${issue.maximum}`;
+    default:
+      return 'is not valid';
+  }
+};
+
+/** The closest known name to a misspelt one ("maxActivation", "Expires"), if one is close. */
+function closest(name: string, known: readonly string[]): string | null {
+  const a = name.trim().toLowerCase();
+  let best: { name: string; distance: number } | null = null;
+  for (const k of known) {
+    const b = k.toLowerCase();
+    const distance = a.length >= 4 && b.startsWith(a) ? 1 : editDistance(a, b);
+    if (distance <= 2 && (!best || distance < best.distance)) best = { name: k, distance };
+  }
+  return best?.name ?? null;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+function unknownName(line: number, name: string, what: 'field' | 'column'): RowProblem {
+  const near = closest(name, COLUMNS);
+  return problemAt(line, [name], `is not a license ${what} (${near ? `did you mean ${near}?` : `${what}s: ${COLUMNS.join(', ')}`})`);
+}
+
+/** The problems of one row's values (its text, then its shape and types), or its parsed row. */
+function parseRow(line: number, raw: Record<string, unknown>): { row: Row } | { problems: RowProblem[] } {
+  const text = [...textProblems(raw).map((p) => problemAt(line, dotted(p.path), p.message)), ...unreadable(line, raw)];
+  if (text.length) return { problems: text };
+  const r = rowSchema.safeParse(raw, { error: issueText });
+  if (r.success) return { row: r.data };
+  return {
+    problems: r.error.issues.flatMap((i) =>
+      i.code === 'unrecognized_keys' ? i.keys.map((k) => unknownName(line, k, 'field')) : [problemAt(line, i.path, i.message)],
+    ),
+  };
+}
+
+/**
+ * U+FFFD stands where the file held bytes that are not UTF-8: a file saved in another encoding (a
+ * spreadsheet's "CSV" in Windows-1252), read as UTF-8. Imported, "Société" would be stored as "Soci?t?".
+ */
+function unreadable(line: number, raw: Record<string, unknown>): RowProblem[] {
+  const out: RowProblem[] = [];
+  const walk = (v: unknown, path: string[]) => {
+    if (typeof v === 'string') {
+      if (v.includes('\uFFFD')) out.push(problemAt(line, path, 'holds "\uFFFD", a character that could not be read: save the file as UTF-8 and import it again'));
+    } else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+  };
+  walk(raw, []);
+  return out;
+}
+
+const NOT_TEXT = 'is not a text file (a spreadsheet or a PDF?): export it as CSV (UTF-8) or JSON lines';
+
+/**
+ * Whole-file problems, said on the input field to change: not text at all, nothing in it, or the
+ * other format than the one chosen.
+ */
+function fileProblem(format: 'CSV' | 'JSONL', data: string): ValidationError | null {
+  const firstLine = data.slice(0, 1024).split(/\r?\n/, 1)[0]!;
+  // Spreadsheets (zip), PDFs and other binaries: a NUL or an undecodable byte among the first ones.
+  if (firstLine.includes('\u0000') || /^(%PDF-|PK\u0003\u0004)/.test(data) || data.slice(0, 8).includes('\uFFFD')) {
+    return ValidationError.field('data', NOT_TEXT);
+  }
+  const first = data.split(/\r?\n/).find((l) => l.trim() !== '');
+  if (first === undefined) return ValidationError.field('data', 'is empty');
+  const head = first.trim();
+  if (format === 'CSV' && (head.startsWith('{') || head.startsWith('['))) {
+    return ValidationError.field('format', 'is CSV, but the contents are JSON: choose JSON lines');
+  }
+  if (format === 'JSONL') {
+    if (head.startsWith('[')) {
+      return ValidationError.field('data', 'is one JSON array: JSON lines needs one license object per line, with no [ ] around them');
+    }
+    if (!head.startsWith('{') && head.split(',').some((c) => COLUMNS.includes(c.trim()))) {
+      return ValidationError.field('format', 'is JSON lines, but the contents look like CSV with a header row: choose CSV');
+    }
+  }
+  return null;
+}
+
+/** The header row's problems: another separator than commas, nameless, unknown, repeated or missing columns. */
+function headerProblems(line: number, names: string[]): RowProblem[] {
+  const headerText = textProblems(names);
+  if (headerText.length) return [{ line, field: null, message: `column names: ${headerText[0]!.message}` }];
+  if (names.length === 1) {
+    const separator = [';', '\t', '|'].find((c) => names[0]!.includes(c));
+    if (separator) return [{ line, field: null, message: `columns must be separated by commas (this header row uses ${separator === '\t' ? 'tabs' : `"${separator}"`})` }];
+  }
+  const out: RowProblem[] = [];
+  names.forEach((n, i) => {
+    if (!n) out.push({ line, field: null, message: `column ${i + 1} has no name` });
+    else if (!COLUMNS.includes(n)) out.push(unknownName(line, n, 'column'));
+  });
+  // Two columns of one name: which would win is a guess, so neither does.
+  const repeated = [...new Set(names.filter((n, i) => n && names.indexOf(n) !== i))];
+  if (repeated.length) out.push({ line, field: null, message: `column(s) given more than once: ${repeated.join(', ')}` });
+  for (const required of REQUIRED_COLUMNS) {
+    if (!names.includes(required)) out.push(problemAt(line, [required], `the column is missing (${oneOf(REQUIRED_COLUMNS).replace(' or ', ' and ')} are required)`));
+  }
+  return out;
+}
+
+/** The file's rows as raw values with their line numbers; any problem of the file's shape throws. */
+function readRows(format: 'CSV' | 'JSONL', text: string): { line: number; raw: Record<string, unknown> }[] {
   // Spreadsheet exports often start with a UTF-8 byte order mark; it is not part of the first column's name.
   const data = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  const whole = fileProblem(format, data);
+  if (whole) throw whole;
   if (format === 'JSONL') {
-    const out: { line: number; raw: unknown }[] = [];
+    const out: { line: number; raw: Record<string, unknown> }[] = [];
     const bad: RowProblem[] = [];
     data.split(/\r?\n/).forEach((text, i) => {
       if (!text.trim()) return;
+      let raw: unknown;
       try {
-        const raw = JSON.parse(text);
-        if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad.push({ line: i + 1, message: 'not a JSON object' });
-        else {
-          // JSON escapes can spell text PostgreSQL cannot store (\u0000, half a surrogate pair) that the request itself did not hold.
-          const text = textProblems(raw);
-          if (text.length) bad.push(...text.map((p) => ({ line: i + 1, message: `${p.path}: ${p.message}` })));
-          else out.push({ line: i + 1, raw });
-        }
+        raw = JSON.parse(text);
       } catch {
-        bad.push({ line: i + 1, message: 'not valid JSON' });
+        bad.push({ line: i + 1, field: null, message: 'not valid JSON' });
+        return;
       }
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad.push({ line: i + 1, field: null, message: `must be a JSON object, not ${described(raw)}` });
+      else out.push({ line: i + 1, raw: raw as Record<string, unknown> });
     });
-    return bad.length ? bad : out;
+    if (bad.length) throw new ImportError(bad);
+    return out;
   }
   const [header, ...rows] = parseCsv(data);
-  if (!header) return [];
+  if (!header) throw ValidationError.field('data', 'is empty');
   const names = header.cells.map((c) => c.trim());
-  const headerText = textProblems(names);
-  if (headerText.length) return [{ line: header.line, message: `column names: ${headerText[0]!.message}` }];
-  const known = new Set(Object.keys(rowSchema.shape));
-  const unknown = names.filter((n) => !known.has(n));
-  if (unknown.length) return [{ line: header.line, message: `unknown column(s): ${unknown.join(', ')}` }];
-  // Two columns of one name: which would win is a guess, so neither does.
-  const repeated = [...new Set(names.filter((n, i) => names.indexOf(n) !== i))];
-  if (repeated.length) return [{ line: header.line, message: `column(s) given more than once: ${repeated.join(', ')}` }];
+  const headerIssues = headerProblems(header.line, names);
+  if (headerIssues.length) throw new ImportError(headerIssues);
+  if (!rows.length) throw ValidationError.field('data', 'has a header row but no licenses');
   const bad: RowProblem[] = [];
   const out = rows.map(({ line, cells }) => {
-    if (cells.length !== names.length) bad.push({ line, message: `expected ${names.length} columns, found ${cells.length}` });
-    const raw = Object.fromEntries(names.map((n, i) => [n, cells[i] ?? '']));
-    bad.push(...textProblems(raw).map((p) => ({ line, message: `${p.path}: ${p.message}` })));
-    return { line, raw };
+    if (cells.length !== names.length) bad.push({ line, field: null, message: `expected ${names.length} columns, found ${cells.length}` });
+    return { line, raw: Object.fromEntries(names.map((n, i) => [n, cells[i] ?? ''])) };
   });
-  return bad.length ? bad : out;
+  if (bad.length) throw new ImportError(bad);
+  return out;
 }
 
 /**
@@ -184,19 +357,22 @@ function readRows(format: 'CSV' | 'JSONL', text: string): { line: number; raw: u
  */
 export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL', data: string): Promise<string[]> {
   const { tenantId } = tenantWhere(ctx.actor);
-  if (Buffer.byteLength(data) > MAX_IMPORT_BYTES) throw ValidationError.field('data', 'must be at most 5 MB');
-  const read = readRows(format, data);
-  if (read.length && !('raw' in read[0]!)) throw new ImportError(read as RowProblem[]);
-  const raws = read as { line: number; raw: unknown }[];
-  if (raws.length === 0) throw ValidationError.field('data', 'has no rows');
-  if (raws.length > MAX_IMPORT_ROWS) throw ValidationError.field('data', `must have at most ${MAX_IMPORT_ROWS} rows`);
+  const bytes = Buffer.byteLength(data);
+  if (bytes > MAX_IMPORT_BYTES) {
+    throw ValidationError.field('data', `is ${(bytes / 1024 / 1024).toFixed(1)} MB; at most ${MAX_IMPORT_BYTES / 1024 / 1024} MB can be imported at once: split it into smaller files`);
+  }
+  const raws = readRows(format, data);
+  if (raws.length === 0) throw ValidationError.field('data', 'is empty');
+  if (raws.length > MAX_IMPORT_ROWS) {
+    throw ValidationError.field('data', `has ${raws.length} licenses; at most ${MAX_IMPORT_ROWS} can be imported at once: split it into smaller files`);
+  }
 
   const problems: RowProblem[] = [];
   const rows: { line: number; row: Row }[] = [];
   for (const { line, raw } of raws) {
-    const r = rowSchema.safeParse(raw);
-    if (r.success) rows.push({ line, row: r.data });
-    else problems.push(...r.error.issues.map((i) => ({ line, message: `${i.path.join('.')}: ${i.message}` })));
+    const r = parseRow(line, raw);
+    if ('row' in r) rows.push({ line, row: r.row });
+    else problems.push(...r.problems);
   }
 
   const ids = await inTransaction(ctx, tenantId, async (tx) => {
@@ -240,32 +416,32 @@ export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL
     const now = new Date();
     const creates: Prisma.LicenseCreateManyInput[] = [];
     for (const { line, row } of rows) {
-      const bad = (message: string) => problems.push({ line, message });
+      const bad = (field: string, text: string) => problems.push(problemAt(line, dotted(field), text));
       const product = productByCode.get(row.product);
       if (!product) {
-        bad(`product: no product with code "${row.product}"`);
+        bad('product', `no product with code "${row.product}"`);
         continue;
       }
       const edition = editionBy.get(`${product.id}/${row.edition}`);
       if (!edition) {
-        bad(`edition: product "${row.product}" has no edition "${row.edition}"`);
+        bad('edition', `product "${row.product}" has no edition "${row.edition}"`);
         continue;
       }
       if (edition.archivedAt) {
-        bad(`edition: edition "${row.edition}" of product "${row.product}" is archived; unarchive it to issue licenses from it`);
+        bad('edition', `edition "${row.edition}" of product "${row.product}" is archived; unarchive it to issue licenses from it`);
         continue;
       }
       let key: string;
       if (row.key) {
         const parsed = parseKey(row.key);
         if (!parsed || parsed.kind !== 'LIC') {
-          bad('key: not a well-formed license key (LIC-XXXX-XXXXXXXXXXXX-XXXX with a valid check group)');
+          bad('key', 'is not a well-formed license key (LIC-XXXX-XXXXXXXXXXXX-XXXX with a valid check group)');
           continue;
         }
         key = parsed.key;
-        if (taken.has(key)) bad('key: a license with this key already exists');
+        if (taken.has(key)) bad('key', 'a license with this key already exists');
         const first = seenKeys.get(key);
-        if (first !== undefined) bad(`key: same key as line ${first}`);
+        if (first !== undefined) bad('key', `is the same key as line ${first}`);
         seenKeys.set(key, line);
       } else key = generateKey('LIC');
 
@@ -284,7 +460,7 @@ export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL
       );
       const { expiry, problems: expiryProblems } = resolveExpiry(terms, row.startsAt ?? null, row.expiresAt, now, '', true);
       const termIssues = [...expiryProblems, ...termProblems(terms, catalogues.get(product.id)!)];
-      for (const p of termIssues) bad(`${p.path}: ${p.message}`);
+      for (const p of termIssues) bad(p.path, p.message);
       if (termIssues.length) continue;
 
       let customerId: string | null = null;
@@ -299,7 +475,7 @@ export async function importLicenses(ctx: ServiceContext, format: 'CSV' | 'JSONL
       } else if (row.customer) {
         const existing = existingByName.get(row.customer) ?? [];
         if (existing.length > 1) {
-          bad(`customer: ${existing.length} customers are named "${row.customer}"; give customerEmail to say which`);
+          bad('customer', `${existing.length} customers are named "${row.customer}"; give customerEmail to say which`);
           continue;
         }
         customerId = existing[0] ?? customerByName.get(row.customer) ?? null;
