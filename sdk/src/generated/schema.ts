@@ -2024,6 +2024,8 @@ export type UpdateWebhookEndpointInput = {
   /** Replaces the list; [] or ["*"]: every event. */
   eventTypes?: InputMaybe<Array<Scalars['String']['input']>>;
   id: Scalars['ID']['input'];
+  /** With enabled: true on a disabled endpoint: also send the events of its types raised while it was disabled (missedEvents), oldest first. Refused when more than 50,000 events were raised since. */
+  sendMissed?: InputMaybe<Scalars['Boolean']['input']>;
   /** A new URL starts consecutiveFailures again from 0 (the failures counted were against the old one). */
   url?: InputMaybe<Scalars['String']['input']>;
 };
@@ -2181,6 +2183,8 @@ export type WebhookEndpoint = Node & {
   /** Event types or "<resource>.*" patterns; empty or ["*"]: every event. */
   eventTypes: Array<Scalars['String']['output']>;
   id: Scalars['ID']['output'];
+  /** While disabled: the events of its types raised since it stopped receiving, which enabling it with sendMissed sends; null while enabled, and when more than 50,000 events were raised since (too many to send again). */
+  missedEvents?: Maybe<Scalars['Int']['output']>;
   /** Until then deliveries are signed with the previous secret too (after a rotation that kept it). */
   previousSecretExpiresAt?: Maybe<Scalars['DateTime']['output']>;
   /** The first characters of the signing secret; the secret itself is shown once. */

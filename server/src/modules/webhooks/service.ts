@@ -213,15 +213,40 @@ export interface UpdateEndpointInput {
   description?: string | null;
   eventTypes?: string[] | null;
   enabled?: boolean | null;
+  /** With `enabled: true` on a disabled endpoint: send the events of its types raised while it was disabled. */
+  sendMissed?: boolean | null;
+}
+
+/** The most events raised while an endpoint was disabled that enabling it can still send (`sendMissed`). */
+export const MAX_MISSED_EVENTS = 50_000;
+
+/**
+ * The events of a disabled endpoint's types that it has not been sent: those sealed after its cursor,
+ * which the dispatcher stops moving while the endpoint is disabled. `count` is null when more than
+ * MAX_MISSED_EVENTS were raised since (whatever their types): too many to send again.
+ */
+export async function missedEvents(
+  db: Pick<Tx, 'auditEvent'>,
+  endpoint: Pick<WebhookEndpoint, 'id' | 'tenantId' | 'cursor' | 'eventTypes'>,
+): Promise<{ count: number | null }> {
+  const raised = await db.auditEvent.findMany({
+    where: { tenantId: endpoint.tenantId, seq: { gt: endpoint.cursor } },
+    select: { type: true, subjectType: true, subjectId: true },
+    orderBy: { seq: 'asc' },
+    take: MAX_MISSED_EVENTS + 1,
+  });
+  if (raised.length > MAX_MISSED_EVENTS) return { count: null };
+  return { count: raised.filter((e) => matchesEventType(endpoint.eventTypes, e.type) && !notifiesOwnDelivery(e, endpoint.id)).length };
 }
 
 /** Changes what is given (null or absent: unchanged; an empty description clears it). */
 export async function updateEndpoint(ctx: ServiceContext, id: string, input: UpdateEndpointInput): Promise<WebhookEndpoint> {
   const tenantId = requireTenant(ctx);
   const data = parse(
-    z.object({ url: url.nullish(), description: description.nullish(), eventTypes: eventTypes.nullish(), enabled: z.boolean().nullish() }),
+    z.object({ url: url.nullish(), description: description.nullish(), eventTypes: eventTypes.nullish(), enabled: z.boolean().nullish(), sendMissed: z.boolean().nullish() }),
     input,
   );
+  if (data.sendMissed && data.enabled !== true) throw ValidationError.field('sendMissed', 'only with enabled: true, when enabling a disabled endpoint');
   const target = data.url ? await checkUrl(ctx.app, data.url) : null;
   const endpoint = await inTransaction(ctx, tenantId, async (tx, emit) => {
     // Locked first: the dispatcher may disable it meanwhile (too many failures), and a manual change of
@@ -233,6 +258,16 @@ export async function updateEndpoint(ctx: ServiceContext, id: string, input: Upd
     if (data.description !== undefined && data.description !== null) change.description = data.description || null;
     if (data.eventTypes) change.eventTypes = normalizeTypes(data.eventTypes);
     if (data.enabled !== undefined && data.enabled !== null) change.enabled = data.enabled;
+    const enabling = change.enabled === true && !before.enabled;
+    if (data.sendMissed && !enabling) throw ValidationError.field('sendMissed', 'the endpoint is already enabled: it has missed nothing');
+    // Sent from where its cursor stopped, with the event types it has after this change.
+    const missed = data.sendMissed ? (await missedEvents(tx, { ...before, eventTypes: change.eventTypes ?? before.eventTypes })).count : null;
+    if (data.sendMissed && missed === null) {
+      throw ValidationError.field(
+        'sendMissed',
+        `more than ${MAX_MISSED_EVENTS.toLocaleString('en-US')} events were raised while it was disabled, too many to send again; enable it without them (the audit log and its export keep them all)`,
+      );
+    }
     const changes = diff(before, change);
     if (!Object.keys(changes).length) return before;
     const now = new Date();
@@ -241,17 +276,17 @@ export async function updateEndpoint(ctx: ServiceContext, id: string, input: Upd
       data: {
         ...change,
         updatedAt: now,
-        // Re-enabled: events raised while it was disabled are not sent; it starts again from now, with
-        // a clean run of failures (its pending deliveries go out as they were).
-        ...(change.enabled && !before.enabled
-          ? { cursor: await headSeq(tx, tenantId), disabledReason: null, disabledAt: null, consecutiveFailures: 0 }
+        // Re-enabled: with a clean run of failures (its pending deliveries go out as they were), from now
+        // on, or, with sendMissed, from where its cursor stopped: the events raised while it was disabled.
+        ...(enabling
+          ? { ...(data.sendMissed ? {} : { cursor: await headSeq(tx, tenantId) }), disabledReason: null, disabledAt: null, consecutiveFailures: 0 }
           : {}),
         ...(change.enabled === false && before.enabled ? { disabledReason: 'MANUAL' as const, disabledAt: now } : {}),
         // A new address: the failures counted were the old one's, so the new one gets the full limit.
         ...('url' in changes ? { consecutiveFailures: 0 } : {}),
       },
     });
-    emit({ type: 'webhook.updated', subjectType: 'WebhookEndpoint', subjectId: id, payload: { changes } });
+    emit({ type: 'webhook.updated', subjectType: 'WebhookEndpoint', subjectId: id, payload: { changes, ...(missed !== null ? { missedEventsSent: missed } : {}) } });
     return row;
   });
   wakeDispatchers(ctx.app);

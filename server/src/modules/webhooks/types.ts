@@ -8,7 +8,7 @@ import { keysetPage, type SortKey } from '../common/pages.ts';
 import { nodeWhere, tenantWhere } from '../common/tenancy.ts';
 import { ADMIN_ERRORS } from '../common/types.ts';
 import { EVENT_TYPES } from '../audit/event-types.ts';
-import { createEndpoint, deleteEndpoint, replayDelivery, rotateSecret, sendTest, updateEndpoint } from './service.ts';
+import { createEndpoint, deleteEndpoint, MAX_MISSED_EVENTS, missedEvents, replayDelivery, rotateSecret, sendTest, updateEndpoint } from './service.ts';
 
 export const WebhookDeliveryStatusEnum = builder.enumType('WebhookDeliveryStatus', {
   values: {
@@ -42,6 +42,12 @@ builder.prismaNode('WebhookEndpoint', {
     consecutiveFailures: t.exposeInt('consecutiveFailures', {
       description:
         'Deliveries that failed after their last attempt in a row, with no success between, while enabled. At the server\'s limit (TESSERA_WEBHOOK_DISABLE_AFTER_FAILURES) the endpoint is disabled; re-enabling it or changing its url resets this to 0 (changing its description or event types does not).',
+    }),
+    missedEvents: t.int({
+      nullable: true,
+      select: { id: true, tenantId: true, cursor: true, eventTypes: true, enabled: true },
+      description: `While disabled: the events of its types raised since it stopped receiving, which enabling it with sendMissed sends; null while enabled, and when more than ${MAX_MISSED_EVENTS.toLocaleString('en-US')} events were raised since (too many to send again).`,
+      resolve: async (e, _a, ctx) => (e.enabled ? null : (await missedEvents(ctx.prisma, e)).count),
     }),
     secretPrefix: t.exposeString('secretPrefix', { description: 'The first characters of the signing secret; the secret itself is shown once.' }),
     previousSecretExpiresAt: t.expose('previousSecretExpiresAt', {
@@ -188,7 +194,12 @@ const UpdateWebhookEndpointInput = builder.inputType('UpdateWebhookEndpointInput
     description: t.string({ description: 'An empty string clears it.' }),
     eventTypes: t.stringList({ description: 'Replaces the list; [] or ["*"]: every event.' }),
     enabled: t.boolean({
-      description: 'A disabled endpoint receives nothing; re-enabled, it receives the events raised from then on (and its pending deliveries), and its consecutiveFailures starts again from 0.',
+      description:
+        'A disabled endpoint receives nothing; re-enabled, it receives the events raised from then on (and its pending deliveries), and its consecutiveFailures starts again from 0.',
+    }),
+    sendMissed: t.boolean({
+      description:
+        `With enabled: true on a disabled endpoint: also send the events of its types raised while it was disabled (missedEvents), oldest first. Refused when more than ${MAX_MISSED_EVENTS.toLocaleString('en-US')} events were raised since.`,
     }),
   }),
 });

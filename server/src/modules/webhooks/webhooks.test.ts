@@ -7,7 +7,7 @@ import { ACTIVATE, issue } from '../activation/fixtures.ts';
 import { EVENT_TYPES } from '../audit/event-types.ts';
 import type { ServiceContext } from '../audit/service.ts';
 import { dispatchersOf, PER_ENDPOINT, PER_TENANT, postWebhook, startDispatcher } from './dispatcher.ts';
-import { createEndpoint, MAX_ENDPOINTS_PER_TENANT } from './service.ts';
+import { createEndpoint, MAX_ENDPOINTS_PER_TENANT, MAX_MISSED_EVENTS } from './service.ts';
 import { verifySignature } from './signature.ts';
 import { isPrivateAddress } from './targets.ts';
 
@@ -369,6 +369,80 @@ describe('which events an endpoint receives', () => {
     await waitFor('the catch-all to see it', () => allHook.got.find((r) => r.json.subject.id === later));
     expect(offHook.got).toHaveLength(1);
     expect(licenses.endpoint.id).not.toBe(customers.endpoint.id);
+  });
+});
+
+describe('events raised while an endpoint was disabled', () => {
+  const MISSED = `query($id: ID!) { webhookEndpoint(id: $id) { enabled missedEvents } }`;
+  const missed = async (token: string, id: string) => ok(await s.gql(MISSED, { id }, { token })).webhookEndpoint.missedEvents as number | null;
+  const update = async (token: string, input: Record<string, unknown>) =>
+    ok(await s.gql(`mutation($input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(input: $input) { __typename ... on WebhookEndpoint { enabled } ... on ValidationError { fields { path message } } } }`, { input }, { token }))
+      .updateWebhookEndpoint;
+
+  it('are counted while it is off and, enabled with sendMissed, sent once each, oldest first, then what follows', async () => {
+    const tenant = await s.tenant();
+    const hook = await listen();
+    const e = await endpoint(tenant.token, { url: hook.url, eventTypes: ['customer.*'] });
+    const id = e.endpoint.id;
+    const before = await customer(tenant.token, 'Before');
+    await waitFor('the customer made before', () => hook.got.find((r) => r.json.subject.id === before));
+    expect(await missed(tenant.token, id)).toBeNull();
+
+    expect((await update(tenant.token, { id, enabled: false })).enabled).toBe(false);
+    const whileOff = [await customer(tenant.token, 'Off 1'), await customer(tenant.token, 'Off 2'), await customer(tenant.token, 'Off 3')];
+    await issue(s, tenant.token, {}); // product, edition, license: not of its types
+    // Sealed a moment after their commits: counted then, of its types only.
+    await waitFor('three missed', async () => (await missed(tenant.token, id)) === 3);
+
+    // Only when enabling a disabled endpoint; refused, it changes nothing.
+    const refused = await update(tenant.token, { id, sendMissed: true });
+    expect(refused.__typename).toBe('ValidationError');
+    expect(refused.fields[0].path).toBe('sendMissed');
+    const other = await endpoint(tenant.token, { url: hook.url, eventTypes: ['license.*'] });
+    expect((await update(tenant.token, { id: other.endpoint.id, enabled: true, sendMissed: true })).__typename).toBe('ValidationError');
+    expect(await missed(tenant.token, id)).toBe(3);
+
+    expect(await update(tenant.token, { id, enabled: true, sendMissed: true })).toMatchObject({ __typename: 'WebhookEndpoint', enabled: true });
+    expect(await missed(tenant.token, id)).toBeNull();
+    const after = await customer(tenant.token, 'After');
+    await waitFor('all four', () => [...whileOff, after].every((c) => hook.got.some((r) => r.json.subject.id === c)));
+    const sent = hook.got.filter((r) => r.json.type === 'customer.created').map((r) => r.json.subject.id);
+    expect(sent.sort()).toEqual([before, ...whileOff, after].sort());
+    // In the order they were raised (its deliveries were queued together, oldest first).
+    const queued = await s.db.prisma.webhookDelivery.findMany({ where: { endpointId: decodeGlobalID(id).id, eventType: 'customer.created' }, orderBy: { eventSeq: 'asc' } });
+    expect(queued.map((d) => JSON.parse(d.body).subject.id)).toEqual([before, ...whileOff, after]);
+    const updated = await s.db.prisma.auditEvent.findMany({ where: { tenantId: tenant.id, type: 'webhook.updated', subjectId: decodeGlobalID(id).id }, orderBy: { id: 'asc' } });
+    expect(updated.map((u) => (u.payload as { missedEventsSent?: number }).missedEventsSent)).toEqual([undefined, 3]);
+  });
+
+  it('enabled without sendMissed, it starts from now; with too many missed, sendMissed is refused', async () => {
+    const tenant = await s.tenant();
+    const hook = await listen();
+    const e = await endpoint(tenant.token, { url: hook.url, eventTypes: ['customer.*'], enabled: false });
+    const id = e.endpoint.id;
+    await customer(tenant.token, 'Off');
+    await waitFor('one missed', async () => (await missed(tenant.token, id)) === 1);
+    // More events after its cursor than can be sent again (written straight into the log, as sealed).
+    const { cursor } = await s.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: decodeGlobalID(id).id } });
+    const { seq: head } = await s.db.prisma.auditChainHead.findUniqueOrThrow({ where: { tenantId: tenant.id } });
+    expect(head).toBeGreaterThan(cursor);
+    await s.db.prisma.$executeRawUnsafe(
+      `INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "subjectType", "subjectId", payload, seq, "prevHash", hash)
+       SELECT $1::uuid, 'customer.updated', 'system', 'Customer', 'bulk', '{}'::jsonb, $2::bigint + g, '', '' FROM generate_series(1, $3::int) g`,
+      tenant.id,
+      head,
+      MAX_MISSED_EVENTS,
+    );
+    // The chain goes on after them (this tenant's chain is not verified: its bulk rows carry no hashes).
+    await s.db.prisma.auditChainHead.update({ where: { tenantId: tenant.id }, data: { seq: head + BigInt(MAX_MISSED_EVENTS) } });
+    expect(await missed(tenant.token, id)).toBeNull();
+    const refused = await update(tenant.token, { id, enabled: true, sendMissed: true });
+    expect(refused.__typename).toBe('ValidationError');
+    expect(refused.fields[0].message).toMatch(/too many to send again/);
+    expect((await s.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: decodeGlobalID(id).id } })).enabled).toBe(false);
+    // Enabled from now: nothing of before is queued.
+    expect((await update(tenant.token, { id, enabled: true })).enabled).toBe(true);
+    expect(await s.db.prisma.webhookDelivery.count({ where: { endpointId: decodeGlobalID(id).id } })).toBe(0);
   });
 });
 

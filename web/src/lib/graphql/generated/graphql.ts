@@ -481,6 +481,8 @@ export type UpdateWebhookEndpointInput = {
   /** Replaces the list; [] or ["*"]: every event. */
   eventTypes?: Array<string> | null | undefined;
   id: string | number;
+  /** With enabled: true on a disabled endpoint: also send the events of its types raised while it was disabled (missedEvents), oldest first. Refused when more than 50,000 events were raised since. */
+  sendMissed?: boolean | null | undefined;
   /** A new URL starts consecutiveFailures again from 0 (the failures counted were against the old one). */
   url?: string | null | undefined;
 };
