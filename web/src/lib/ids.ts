@@ -16,3 +16,21 @@ export function rawId(id: string): string {
     return id;
   }
 }
+
+/**
+ * The global id a detail page's address names, for a `typename` node: its global id, or the global id of
+ * a raw uuid (as the audit log export has them). Null when it cannot name one (malformed, cut short, or
+ * another type's id), so the page says Not found without asking the server, which refuses such an id
+ * as an error rather than answering null.
+ */
+export function nodeId(typename: string, param: string): string | null {
+  if (UUID.test(param)) return globalId(typename, param);
+  let decoded: string;
+  try {
+    decoded = atob(param);
+  } catch {
+    return null;
+  }
+  const colon = decoded.indexOf(':');
+  return decoded.slice(0, colon) === typename && UUID.test(decoded.slice(colon + 1)) ? param : null;
+}

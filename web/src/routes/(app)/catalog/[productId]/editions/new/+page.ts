@@ -1,10 +1,13 @@
-import { error } from '@sveltejs/kit';
 import { client, data } from '$lib/graphql/client';
 import { ProductDocument } from '$lib/graphql/generated/graphql';
+import { nodeId } from '$lib/ids';
+import { productNotFound } from '$lib/not-found';
 import type { PageLoad } from './$types';
 
 export const load = (async ({ params }) => {
-  const { node } = data(await client.query(ProductDocument, { id: params.productId }).toPromise());
-  if (node?.__typename !== 'Product') error(404, 'This product does not exist, or belongs to another tenant.');
+  const id = nodeId('Product', params.productId);
+  if (!id) productNotFound();
+  const { node } = data(await client.query(ProductDocument, { id }).toPromise());
+  if (node?.__typename !== 'Product') productNotFound();
   return { product: node };
 }) satisfies PageLoad;

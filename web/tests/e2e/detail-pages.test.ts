@@ -1,0 +1,132 @@
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launch, shot, submitSignIn, watchErrors } from './browser';
+import { gql, startServer, type RunningServer } from './server';
+
+// Detail pages opened by an address that names nothing (a typo, a link cut short, a deleted object),
+// a license's activation progress once devices use its goodwill, and its token keys on a phone.
+
+let server: RunningServer;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let errors: string[];
+const stamp = Date.now().toString(36);
+
+const UNKNOWN = '9ab89285-ca57-47ac-a204-dc5693926afe';
+let productId = '';
+let editionId = '';
+let customerId = '';
+
+type Payload = { __typename: string; id?: string; code?: string; goodwill?: boolean };
+
+const owner = <T = Record<string, any>>(query: string, variables: Record<string, unknown> = {}) => gql<T>(server.base, server.demo.apiToken, query, variables);
+
+async function issue(input: Record<string, unknown>): Promise<{ id: string; key: string; tokenKeys: string[] }> {
+  const r = await owner(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename ... on CreateLicensePayload { license { id key } tokenKeys } } }`, {
+    input: { editionId, ...input },
+  });
+  expect(r.createLicense.__typename).toBe('CreateLicensePayload');
+  return { ...r.createLicense.license, tokenKeys: r.createLicense.tokenKeys };
+}
+
+async function activate(key: string, fingerprint: string): Promise<Payload> {
+  const r = await gql<{ activate: Payload }>(server.base, null, `mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on ActivateSuccess { goodwill } ... on LicensingError { code } } }`, {
+    input: { key, fingerprint },
+  });
+  return r.activate;
+}
+
+beforeAll(async () => {
+  server = await startServer();
+  browser = await launch();
+  const product = await owner(`mutation($input: CreateProductInput!) { createProduct(input: $input) { __typename ... on Product { id } } }`, {
+    input: { name: `Detail ${stamp}`, code: `detail-${stamp}` },
+  });
+  productId = product.createProduct.id;
+  const edition = await owner(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } } }`, {
+    input: { productId, name: 'Team', code: `team-${stamp}`, licenseType: 'PERPETUAL', maxActivations: 2, goodwillActivations: 1 },
+  });
+  expect(edition.createEdition.__typename).toBe('Edition');
+  editionId = edition.createEdition.id;
+  const customer = await owner(`mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { __typename ... on Customer { id } } }`, { input: { name: `Detail Co ${stamp}` } });
+  customerId = customer.createCustomer.id;
+
+  context = await browser.newContext({ viewport: { width: 1360, height: 860 }, locale: 'en-US' });
+  page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  errors = watchErrors(page);
+  await page.goto(`${server.base}/signin`);
+  await submitSignIn(page, server.demo.tenant, server.demo.email, server.demo.password);
+  await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const global = (type: string, id: string) => btoa(`${type}:${id}`);
+
+describe('a detail page whose address names nothing', () => {
+  it('says what was not found and links back to its list, whatever is wrong with the id', async () => {
+    const cases: [string, string, string][] = [
+      // Malformed: not an id at all, a raw uuid cut short, a global id of an unknown type, a uuid cut short inside one.
+      ['/licenses/garbage', 'License not found', '/licenses'],
+      [`/licenses/${UNKNOWN.slice(0, 20)}`, 'License not found', '/licenses'],
+      [`/licenses/${encodeURIComponent(global('Foo', UNKNOWN))}`, 'License not found', '/licenses'],
+      [`/licenses/${encodeURIComponent(global('License', UNKNOWN.slice(0, 20)))}`, 'License not found', '/licenses'],
+      // Well-formed, but nothing of this tenant: unknown, and another kind of object's id.
+      [`/licenses/${encodeURIComponent(global('License', UNKNOWN))}`, 'License not found', '/licenses'],
+      [`/licenses/${encodeURIComponent(customerId)}`, 'License not found', '/licenses'],
+      ['/customers/garbage', 'Customer not found', '/customers'],
+      [`/customers/${encodeURIComponent(global('Customer', UNKNOWN))}`, 'Customer not found', '/customers'],
+      ['/catalog/garbage', 'Product not found', '/catalog'],
+      [`/catalog/${encodeURIComponent(global('Product', UNKNOWN))}`, 'Product not found', '/catalog'],
+      ['/catalog/garbage/editions/garbage', 'Product not found', '/catalog'],
+      ['/catalog/garbage/editions/new', 'Product not found', '/catalog'],
+      [`/catalog/${encodeURIComponent(productId)}/editions/garbage`, 'Edition not found', `/catalog/${encodeURIComponent(productId)}`],
+      ['/settings/webhooks/garbage', 'Webhook endpoint not found', '/settings/webhooks'],
+      [`/settings/webhooks/${encodeURIComponent(global('WebhookEndpoint', UNKNOWN))}`, 'Webhook endpoint not found', '/settings/webhooks'],
+    ];
+    for (const [path, title, list] of cases) {
+      await page.goto(`${server.base}${path}`);
+      await page.getByRole('heading', { level: 1, name: title }).waitFor();
+      const back = page.getByRole('link', { name: /^Back to / });
+      expect(new URL((await back.getAttribute('href'))!, server.base).pathname, path).toBe(list);
+      expect(await page.getByRole('button', { name: 'Try again' }).count(), path).toBe(0);
+    }
+    await shot(page, 'detail-01-license-not-found');
+    await page.getByRole('link', { name: /^Back to / }).click();
+    await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
+  });
+
+  it('opens a license by its raw id too, as the audit log export has it', async () => {
+    const license = await issue({});
+    const raw = atob(license.id).split(':')[1]!;
+    await page.goto(`${server.base}/licenses/${raw}`);
+    await page.getByRole('heading', { level: 1, name: license.key }).waitFor();
+  });
+
+  it('still shows an error, with Try again, when the server fails to answer', async () => {
+    const api = (u: URL) => u.pathname === '/graphql';
+    const before = errors.length;
+    await page.route(api, (route) => {
+      const request = route.request();
+      const operation = new URL(request.url()).searchParams.get('operationName') ?? (request.postDataJSON() as { operationName?: string } | null)?.operationName;
+      return operation === 'License' ? route.abort('connectionreset') : route.continue();
+    });
+    await page.goto(`${server.base}/licenses/${encodeURIComponent(global('License', UNKNOWN))}`);
+    await page.getByRole('heading', { level: 1, name: 'Something went wrong' }).waitFor();
+    await page.getByRole('button', { name: 'Try again' }).waitFor();
+    await page.unroute(api);
+    // The failed request is reported on the browser's console: expected here.
+    errors.splice(before);
+  });
+});
+
+describe('the console', () => {
+  it('ran without console errors', () => {
+    expect(errors).toEqual([]);
+  });
+});
