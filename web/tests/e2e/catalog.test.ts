@@ -193,6 +193,60 @@ describe('catalog editing in the console', () => {
     await shot(page, 'catalog-03-devices-in-use');
   });
 
+  it('does not offer to delete a product that issued licenses, and says why', async () => {
+    await page.goto(productUrl);
+    await page.getByRole('heading', { level: 1, name: `Catalog ${stamp}` }).waitFor();
+    const remove = page.getByRole('button', { name: 'Delete product' });
+    expect(await remove.isDisabled()).toBe(true);
+    // The reason is on the page, and is the button's description for a screen reader.
+    const reason = page.getByText('1 license was issued for this product, so it cannot be deleted');
+    await reason.waitFor();
+    expect(await remove.getAttribute('aria-describedby')).toBe(await reason.getAttribute('id'));
+    await shot(page, 'catalog-04-product-not-deletable');
+  });
+
+  it("shows the server's refusal when a license is issued while the delete is being confirmed, then offers it no more", async () => {
+    const other = await api(`mutation($input: CreateProductInput!) { createProduct(input: $input) { __typename ... on Product { id } } }`, {
+      name: `Short-lived ${stamp}`,
+      code: `short-lived-${stamp}`,
+    });
+    const otherId = other.createProduct!.id!;
+    const otherEdition = await api(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } } }`, {
+      productId: otherId,
+      name: 'Basic',
+      code: 'basic',
+      licenseType: 'PERPETUAL',
+    });
+    await page.goto(`${server.base}/catalog/${encodeURIComponent(otherId)}`);
+    await page.getByRole('heading', { level: 1, name: `Short-lived ${stamp}` }).waitFor();
+    await page.getByRole('button', { name: 'Delete product' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText('cannot be undone').waitFor();
+    // Meanwhile, someone else issues a license from it.
+    const issued = await api(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename } }`, { editionId: otherEdition.createEdition!.id });
+    expect(issued.createLicense!.__typename).toBe('CreateLicensePayload');
+    await dialog.getByRole('button', { name: 'Delete product' }).click();
+    await dialog.getByText('1 license was issued for this product; it cannot be deleted').waitFor();
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await page.getByText('1 license was issued for this product, so it cannot be deleted').waitFor();
+    expect(await page.getByRole('button', { name: 'Delete product' }).isDisabled()).toBe(true);
+  });
+
+  it('deletes a product that issued no licenses, with its editions', async () => {
+    const spare = await api(`mutation($input: CreateProductInput!) { createProduct(input: $input) { __typename ... on Product { id } } }`, {
+      name: `Spare ${stamp}`,
+      code: `spare-${stamp}`,
+    });
+    const spareId = spare.createProduct!.id!;
+    await api(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename } }`, { productId: spareId, name: 'Lite', code: 'lite', licenseType: 'PERPETUAL' });
+    await page.goto(`${server.base}/catalog/${encodeURIComponent(spareId)}`);
+    await page.getByRole('heading', { level: 1, name: `Spare ${stamp}` }).waitFor();
+    await page.getByRole('button', { name: 'Delete product' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete product' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Catalog' }).waitFor();
+    expect(await page.getByText(`Spare ${stamp}`).count()).toBe(0);
+  });
+
   it('a SUPPORT member sees the catalog without edit or delete actions', async () => {
     const email = `support-${stamp}@example.test`;
     const password = 'support-password-1';

@@ -8,7 +8,7 @@ export const load = (async ({ params, depends }) => {
   depends('app:product');
   const id = nodeId('Product', params.productId);
   if (!id) productNotFound();
-  const { node } = data(await client.query(ProductDocument, { id }).toPromise());
+  const { node, issued } = data(await client.query(ProductDocument, { id }).toPromise());
   if (node?.__typename !== 'Product') productNotFound();
-  return { product: node };
+  return { product: node, issued: issued.totalCount };
 }) satisfies PageLoad;
