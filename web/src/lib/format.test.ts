@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { duration, relative } from './format';
+import { activationCaption, duration, relative } from './format';
 
 describe('duration', () => {
   it('shows the two largest units and drops empty ones', () => {
@@ -28,5 +28,23 @@ describe('relative', () => {
     expect(relative(at(-3 * 60), now)).toBe(fmt.format(-3, 'minute'));
     expect(relative(at(2 * 3600), now)).toBe(fmt.format(2, 'hour'));
     expect(relative(null, now)).toBe('never');
+  });
+});
+
+describe('activationCaption', () => {
+  it('says whether goodwill activations are ahead, available or in use', () => {
+    expect(activationCaption(1, 2, 1)).toBe('1 left · 1 goodwill activation beyond the cap');
+    expect(activationCaption(2, 2, 1)).toBe('None left · 1 goodwill activation available');
+    expect(activationCaption(3, 2, 1)).toBe('1 goodwill activation in use · none left');
+    expect(activationCaption(3, 2, 2)).toBe('1 goodwill activation in use · 1 more available');
+    expect(activationCaption(4, 2, 2)).toBe('2 goodwill activations in use · none left');
+  });
+
+  it('reads without goodwill, without a cap, and over a cap lowered below the devices holding it', () => {
+    expect(activationCaption(0, 3, 0)).toBe('3 left');
+    expect(activationCaption(3, 3, 0)).toBe('None left');
+    expect(activationCaption(5, null, 0)).toBe('No cap');
+    expect(activationCaption(4, 3, 0)).toBe('1 over the cap');
+    expect(activationCaption(5, 2, 1)).toBe('1 goodwill activation in use · none left · 2 over the goodwill');
   });
 });

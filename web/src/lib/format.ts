@@ -61,6 +61,23 @@ export function progress(used: number, max: number | null | undefined): string {
   return `${used} / ${max ?? '∞'}`;
 }
 
+/**
+ * What is left of a license's activations, and its goodwill (the soft limit past the cap): whether the
+ * goodwill is still ahead, available, or in use. Devices over the cap and its goodwill (a cap lowered
+ * below the devices already holding it) are said too.
+ */
+export function activationCaption(used: number, max: number | null | undefined, goodwill: number): string {
+  if (max === null || max === undefined) return 'No cap';
+  const activations = (n: number) => count(n, 'goodwill activation');
+  if (used < max) return `${max - used} left${goodwill ? ` · ${activations(goodwill)} beyond the cap` : ''}`;
+  if (used === max) return `None left${goodwill ? ` · ${activations(goodwill)} available` : ''}`;
+  const inGoodwill = Math.min(used - max, goodwill);
+  const over = used - max - inGoodwill;
+  const parts = goodwill ? [`${activations(inGoodwill)} in use`, goodwill > inGoodwill ? `${goodwill - inGoodwill} more available` : 'none left'] : [];
+  if (over) parts.push(`${over} over the ${goodwill ? 'goodwill' : 'cap'}`);
+  return parts.join(' · ');
+}
+
 export function daysUntil(iso: string | null | undefined, now = clock.now): number | null {
   if (!iso) return null;
   return Math.ceil((new Date(iso).getTime() - now) / 86_400_000);

@@ -125,6 +125,28 @@ describe('a detail page whose address names nothing', () => {
   });
 });
 
+describe("a license's activation progress", () => {
+  it('says when goodwill activations are in use', async () => {
+    const license = await issue({});
+    const url = `${server.base}/licenses/${encodeURIComponent(license.id)}`;
+    const progress = page.getByTestId('activation-progress');
+    const caption = page.getByTestId('activation-caption');
+    await page.goto(url);
+    await page.getByRole('heading', { level: 1, name: license.key }).waitFor();
+    await progress.filter({ hasText: /^0 \/ 2$/ }).waitFor();
+    expect(await caption.innerText()).toBe('2 left · 1 goodwill activation beyond the cap');
+
+    for (const fp of ['gw-1', 'gw-2']) expect(await activate(license.key, `${fp}-${stamp}`)).toEqual({ __typename: 'ActivateSuccess', goodwill: false });
+    await progress.filter({ hasText: /^2 \/ 2$/ }).waitFor();
+    expect(await caption.innerText()).toBe('None left · 1 goodwill activation available');
+
+    expect(await activate(license.key, `gw-3-${stamp}`)).toEqual({ __typename: 'ActivateSuccess', goodwill: true });
+    await progress.filter({ hasText: /^3 \/ 2$/ }).waitFor();
+    expect(await caption.innerText()).toBe('1 goodwill activation in use · none left');
+    await shot(page, 'detail-02-goodwill-in-use');
+  });
+});
+
 describe('the console', () => {
   it('ran without console errors', () => {
     expect(errors).toEqual([]);
