@@ -147,6 +147,38 @@ describe("a license's activation progress", () => {
   });
 });
 
+describe('token keys on a phone', () => {
+  it('fit the card at 390 px, each key on one line, with its state and copy button in view', async () => {
+    const license = await issue({ tokenCount: 3 });
+    expect(await activate(license.tokenKeys[0]!, `token-${stamp}`)).toMatchObject({ __typename: 'ActivateSuccess' });
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'en-US', storageState: await context.storageState() });
+    // The key was used 50 minutes before the phone's clock: "Used 50 minutes ago", the longest state it shows.
+    await phone.clock.install({ time: Date.now() + 50 * 60_000 });
+    const p = await phone.newPage();
+    p.setDefaultTimeout(15_000);
+    const phoneErrors = watchErrors(p);
+    await p.goto(`${server.base}/licenses/${encodeURIComponent(license.id)}`);
+    const card = p.locator('section', { has: p.getByRole('heading', { name: 'Token keys' }) });
+    await card.getByText('Used 50 minutes ago').waitFor();
+    expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    const box = (await card.boundingBox())!;
+    // Nothing inside the card scrolls sideways or reaches past its edges.
+    expect(await card.evaluate((el) => [...el.querySelectorAll('*')].filter((e) => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible').length)).toBe(0);
+    const parts = card.locator('code, .badge, button');
+    expect(await parts.count()).toBe(3 + 3 + 2);
+    for (const part of await parts.all()) {
+      const b = (await part.boundingBox())!;
+      expect(b.x).toBeGreaterThanOrEqual(box.x);
+      expect(b.x + b.width).toBeLessThanOrEqual(box.x + box.width);
+    }
+    // A key is read and typed as one piece: it does not break across lines.
+    for (const key of await card.locator('code').all()) expect(await key.evaluate((el) => el.getClientRects().length)).toBe(1);
+    await shot(p, 'detail-03-token-keys-390');
+    expect(phoneErrors).toEqual([]);
+    await phone.close();
+  });
+});
+
 describe('the console', () => {
   it('ran without console errors', () => {
     expect(errors).toEqual([]);
