@@ -1,3 +1,4 @@
+import pg from 'pg';
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launch, shot, submitSignIn, watchErrors } from './browser';
@@ -120,6 +121,52 @@ describe('live views on an open page', () => {
     await dash.locator('.feed li[data-type="customer.created"]', { hasText: `Filler ${stamp} 44` }).waitFor();
     expect(await dash.locator('.feed li[data-type="activation.created"]').count()).toBe(0);
     expect(await today.textContent()).toBe(`${before + 1} today`);
+    expect(pageErrors).toEqual([]);
+    await ctx.close();
+  });
+
+  it("the dashboard's compliance count follows a device that stops checking in, and comes back", async () => {
+    const owner = <T = Record<string, any>>(query: string, variables: Record<string, unknown> = {}) => gql<T>(server.base, server.demo.apiToken, query, variables);
+    const product = await owner(`mutation($input: CreateProductInput!) { createProduct(input: $input) { ... on Product { id } } }`, { input: { name: 'Kiosks', code: `kiosks-${stamp}` } });
+    const edition = await owner(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } } }`, {
+      input: { productId: product.createProduct.id, name: 'Hourly', code: `hourly-${stamp}`, licenseType: 'PERPETUAL', heartbeatSeconds: 3600 },
+    });
+    const issued = await owner(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { ... on CreateLicensePayload { license { key } } } }`, {
+      input: { editionId: edition.createEdition.id },
+    });
+    const key: string = issued.createLicense.license.key;
+    const device = async (mutation: 'activate' | 'heartbeat') => {
+      const r = await gql<Record<string, { __typename: string }>>(server.base, null, `mutation($input: ${mutation === 'activate' ? 'ActivateInput' : 'HeartbeatInput'}!) { ${mutation}(input: $input) { __typename } }`, {
+        input: { key, fingerprint: `fp-lapse-${stamp}` },
+      });
+      expect(r[mutation]!.__typename).toBe(mutation === 'activate' ? 'ActivateSuccess' : 'HeartbeatSuccess');
+    };
+    await device('activate');
+
+    const ctx = await browser.newContext({ viewport: { width: 1360, height: 860 }, locale: 'en-US' });
+    let pageErrors: string[] = [];
+    const dash = await signedIn(ctx, (p) => (pageErrors = watchErrors(p)));
+    await dash.locator('[data-testid="live-status"][data-status="live"]').waitFor();
+    const alerts = dash.locator('a.stat', { hasText: 'Compliance alerts' }).locator('strong');
+    const before = Number(await alerts.textContent());
+
+    // The device was last heard from three hours ago (hourly heartbeats, one hour of tolerance): the sweep
+    // reports it, and the count moves with the alert in the feed.
+    const db = new pg.Client({ host: server.dataDir, user: 'postgres', database: 'postgres' });
+    await db.connect();
+    try {
+      const r = await db.query(`UPDATE "Activation" SET "lastHeartbeatAt" = now() - interval '3 hours' WHERE fingerprint = $1`, [`fp-lapse-${stamp}`]);
+      expect(r.rowCount).toBe(1);
+    } finally {
+      await db.end();
+    }
+    await dash.locator('.feed li[data-type="compliance.heartbeat_timeout"]').first().waitFor({ timeout: 60_000 });
+    await alerts.filter({ hasText: new RegExp(`^${before + 1}$`) }).waitFor();
+
+    // It checks in again: the count goes back down without a reload.
+    await device('heartbeat');
+    await alerts.filter({ hasText: new RegExp(`^${before}$`) }).waitFor();
+    await shot(dash, 'live-views-02-device-back');
     expect(pageErrors).toEqual([]);
     await ctx.close();
   });

@@ -4,6 +4,7 @@ import type { AppDeps } from '../../context.ts';
 import { sealTenants } from '../audit/chain.ts';
 import { batched, inDistinctRounds, inFlightFor, perApp } from '../common/batch.ts';
 import { deviceCustomer } from '../common/db.ts';
+import { DEFAULT_HEARTBEAT_TOLERANCE_PERCENT } from '../compliance/service.ts';
 import type { KeyKind } from '../licenses/keys.ts';
 
 export interface ParsedKey {
@@ -264,7 +265,8 @@ const HEARTBEAT_CALL = `
   ), f AS (
     SELECT q.*, row_to_json(l) AS license, row_to_json(a) AS activation,
            l.id AS lid, l."tenantId", l."customerId", l.state, l."startsAt", l."expiresAt", l."syncState",
-           l."allowedVersions", l.revision AS "licenseRevision", a.id AS aid, a.status AS astatus, a."syncedRevision" AS synced
+           l."allowedVersions", l.revision AS "licenseRevision", a.id AS aid, a.status AS astatus, a."syncedRevision" AS synced,
+           l."heartbeatSeconds", a.offline AS "activationOffline", COALESCE(a."lastHeartbeatAt", a."activatedAt") AS "seenBefore"
       FROM q
     ${keyJoins('false')}
   ), ok AS (
@@ -277,9 +279,14 @@ const HEARTBEAT_CALL = `
     INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "actorId", "subjectType", "subjectId", "licenseId", "customerId", payload, "requestId", "occurredAt")
     SELECT ok."tenantId", 'device.heartbeat', 'client', ok.lid::text, 'Activation', ok.aid::text, ok.lid, ok."customerId",
            jsonb_build_object('appVersion', ok."appVersion", 'osVersion', ok."osVersion", 'revision', ok."licenseRevision",
-                              'updateAvailable', COALESCE(ok.revision, ok.synced) < ok."licenseRevision"),
+                              'updateAvailable', COALESCE(ok.revision, ok.synced) < ok."licenseRevision")
+             -- Back from a heartbeat timeout (as compliance/service.ts lapsedSql counts one): the compliance counts change.
+             || CASE WHEN NOT ok."activationOffline" AND ok."heartbeatSeconds" IS NOT NULL
+                      AND ok."seenBefore" < $10::timestamp - make_interval(secs =>
+                            (ok."heartbeatSeconds" * (100 + COALESCE(cs."heartbeatTolerancePercent", ${DEFAULT_HEARTBEAT_TOLERANCE_PERCENT})) / 100.0)::float8)
+                     THEN '{"resumed": true}'::jsonb ELSE '{}'::jsonb END,
            ok."requestId", $10::timestamp
-      FROM ok JOIN u ON u.id = ok.aid
+      FROM ok JOIN u ON u.id = ok.aid LEFT JOIN "ComplianceSettings" cs ON cs."tenantId" = ok."tenantId"
   )
   SELECT f.i::int AS i, f.license, COALESCE(row_to_json(u), f.activation) AS activation, f.synced AS "knownRevision", u.id IS NOT NULL AS recorded
     FROM f LEFT JOIN ok ON ok.i = f.i LEFT JOIN u ON u.id = ok.aid`;

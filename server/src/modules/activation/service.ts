@@ -10,6 +10,7 @@ import { tenantWhere } from '../common/tenancy.ts';
 import { textProblem } from '../common/validate.ts';
 import { parseKey } from '../licenses/keys.ts';
 import { graceEndsAt, inGracePeriod } from '../licenses/service.ts';
+import { endsHeartbeatTimeout } from '../compliance/service.ts';
 import { signerFor, TOKEN_TYPES } from '../signing/service.ts';
 import { activationBatcher, activationCallBatcher, type ActivationCallOutcome, type ActivationOutcome, BatchRefused, type Found, heartbeatBatcher, heartbeatCallBatcher, lookupBatcher } from './batched.ts';
 import { logFailure } from '../security/log.ts';
@@ -775,7 +776,10 @@ export async function heartbeat(ctx: ServiceContext, input: HeartbeatInput): Pro
   const updateAvailable = known < license.revision;
   const token = updateAvailable ? await activationToken(ctx.app, license, activation.id, activation.fingerprint) : null;
   const actor = clientActor(license.id);
-  const payload = { appVersion: client.appVersion, osVersion: client.osVersion, revision: license.revision, updateAvailable };
+  const payload: Record<string, unknown> = { appVersion: client.appVersion, osVersion: client.osVersion, revision: license.revision, updateAvailable };
+  // Back from a heartbeat timeout: said in the event, so that the console reads its compliance counts again.
+  const seenBefore = activation.lastHeartbeatAt ?? activation.activatedAt;
+  if (await endsHeartbeatTimeout(ctx.prisma, license.tenantId, license.heartbeatSeconds, { offline: activation.offline, seenBefore }, now)) payload.resumed = true;
 
   if (license.syncState !== 'PENDING_SYNC') {
     // Nothing to settle on the license: the batched statement records it (activation/batched.ts).

@@ -395,6 +395,25 @@ export function lapsedSql(now: Date): Prisma.Sql {
           (l."heartbeatSeconds" * (100 + COALESCE(s."heartbeatTolerancePercent", ${DEFAULT_HEARTBEAT_TOLERANCE_PERCENT}::int)) / 100.0)::float8)`;
 }
 
+/**
+ * Whether a heartbeat at `now` ends a heartbeat timeout: the device, last seen at `seenBefore`, was silent
+ * past its license's interval plus the tenant's tolerance (as lapsedSql counts it). The tolerance is read
+ * only for a device silent longer than one interval.
+ */
+export async function endsHeartbeatTimeout(
+  db: Tx | AppDeps['prisma'],
+  tenantId: string,
+  heartbeatSeconds: number | null,
+  activation: { offline: boolean; seenBefore: Date },
+  now: Date,
+): Promise<boolean> {
+  if (heartbeatSeconds === null || activation.offline) return false;
+  const silentMs = now.getTime() - activation.seenBefore.getTime();
+  if (silentMs <= heartbeatSeconds * 1000) return false;
+  const settings = await db.complianceSettings.findUnique({ where: { tenantId } });
+  return silentMs > (heartbeatSeconds * 1000 * (100 + (settings?.heartbeatTolerancePercent ?? DEFAULT_HEARTBEAT_TOLERANCE_PERCENT))) / 100;
+}
+
 async function heartbeatTimeoutsOf(deps: AppDeps, tenantId: string, licenseIds: string[], now = new Date()): Promise<Map<string, number>> {
   if (!licenseIds.length) return new Map();
   const rows = await deps.prisma.$queryRaw<{ licenseId: string; n: number }[]>`

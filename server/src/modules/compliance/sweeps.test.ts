@@ -317,3 +317,64 @@ describe('compliance settings validation', () => {
     expect(r.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
   });
 });
+
+describe('a device back from a heartbeat timeout', () => {
+  /** The device was last seen `ms` ago. */
+  const silence = (activationId: string, ms: number) => s.db.prisma.activation.update({ where: { id: activationId }, data: { lastHeartbeatAt: new Date(Date.now() - ms) } });
+  async function beat(key: string, fingerprint: string, client?: Record<string, string>) {
+    const r = ok(await s.gql(`mutation($input: HeartbeatInput!) { heartbeat(input: $input) { __typename } }`, { input: { key, fingerprint, ...(client ? { client } : {}) } }));
+    expect(r.heartbeat.__typename).toBe('HeartbeatSuccess');
+  }
+  const resumed = async (tenantId: string, activationId: string) =>
+    (await events(tenantId, { subjectId: activationId, type: 'device.heartbeat' })).map((e) => (e.payload as { resumed?: boolean }).resumed ?? false);
+
+  it('says so in its heartbeat event (resumed), whichever way the heartbeat is recorded; an ordinary heartbeat does not', async () => {
+    const f = await fixture();
+    // The common heartbeat, recorded with its lookup in one statement.
+    const lic = await f.license();
+    const id = await activate(lic.key, 'back');
+    await beat(lic.key, 'back');
+    await silence(id, 1.5 * HOUR); // late, but inside the tolerance (one more interval)
+    await beat(lic.key, 'back');
+    await silence(id, 2 * HOUR + 60_000);
+    await beat(lic.key, 'back');
+    await beat(lic.key, 'back');
+    expect(await resumed(f.t.id, id)).toEqual([false, false, true, false]);
+
+    // A license with changes the device picks up on this heartbeat.
+    const pending = await f.license();
+    const pendingId = await activate(pending.key, 'sync');
+    const updated = await f.gql(`mutation($input: UpdateLicenseInput!) { updateLicense(input: $input) { __typename ... on License { syncState } } }`, {
+      input: { licenseId: pending.id, maxActivations: 6 },
+    });
+    expect(updated.updateLicense).toEqual({ __typename: 'License', syncState: 'PENDING_SYNC' });
+    await silence(pendingId, 3 * HOUR);
+    await beat(pending.key, 'sync');
+    expect(await resumed(f.t.id, pendingId)).toEqual([true]);
+
+    // A license with a version rule, checked before the heartbeat is recorded.
+    const ranged = await f.license({ allowedVersions: '>=1.0.0' });
+    const activated = ok(
+      await s.gql(`mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on ActivateSuccess { activation { id } } ... on LicensingError { code } } }`, {
+        input: { key: ranged.key, fingerprint: 'ranged', client: { appVersion: '1.2.0' } },
+      }),
+    );
+    expect(activated.activate.__typename).toBe('ActivateSuccess');
+    const rangedId = raw(activated.activate.activation.id);
+    await silence(rangedId, 3 * HOUR);
+    await beat(ranged.key, 'ranged', { appVersion: '1.2.0' });
+    await beat(ranged.key, 'ranged', { appVersion: '1.2.0' });
+    expect(await resumed(f.t.id, rangedId)).toEqual([true, false]);
+  });
+
+  it('follows the tenant’s tolerance', async () => {
+    const f = await fixture();
+    const set = await f.gql(`mutation { setComplianceSettings(input: { heartbeatTolerancePercent: 0 }) { __typename } }`);
+    expect(set.setComplianceSettings.__typename).toBe('ComplianceSettings');
+    const lic = await f.license();
+    const id = await activate(lic.key, 'strict');
+    await silence(id, 1.5 * HOUR); // past the interval, and no tolerance
+    await beat(lic.key, 'strict');
+    expect(await resumed(f.t.id, id)).toEqual([true]);
+  });
+});
