@@ -281,12 +281,17 @@ const HEARTBEAT_CALL = `
            jsonb_build_object('appVersion', ok."appVersion", 'osVersion', ok."osVersion", 'revision', ok."licenseRevision",
                               'updateAvailable', COALESCE(ok.revision, ok.synced) < ok."licenseRevision")
              -- Back from a heartbeat timeout (as compliance/service.ts lapsedSql counts one): the compliance counts change.
+             -- The tenant's tolerance is read only for a device silent longer than one interval (a nested CASE
+             -- runs its subquery only then), not for every heartbeat.
              || CASE WHEN NOT ok."activationOffline" AND ok."heartbeatSeconds" IS NOT NULL
-                      AND ok."seenBefore" < $10::timestamp - make_interval(secs =>
-                            (ok."heartbeatSeconds" * (100 + COALESCE(cs."heartbeatTolerancePercent", ${DEFAULT_HEARTBEAT_TOLERANCE_PERCENT})) / 100.0)::float8)
-                     THEN '{"resumed": true}'::jsonb ELSE '{}'::jsonb END,
+                      AND ok."seenBefore" < $10::timestamp - make_interval(secs => ok."heartbeatSeconds"::float8)
+                     THEN CASE WHEN ok."seenBefore" < $10::timestamp - make_interval(secs =>
+                            (ok."heartbeatSeconds" * (100 + COALESCE((SELECT cs."heartbeatTolerancePercent" FROM "ComplianceSettings" cs WHERE cs."tenantId" = ok."tenantId"),
+                                                                     ${DEFAULT_HEARTBEAT_TOLERANCE_PERCENT})) / 100.0)::float8)
+                               THEN '{"resumed": true}'::jsonb ELSE '{}'::jsonb END
+                     ELSE '{}'::jsonb END,
            ok."requestId", $10::timestamp
-      FROM ok JOIN u ON u.id = ok.aid LEFT JOIN "ComplianceSettings" cs ON cs."tenantId" = ok."tenantId"
+      FROM ok JOIN u ON u.id = ok.aid
   )
   SELECT f.i::int AS i, f.license, COALESCE(row_to_json(u), f.activation) AS activation, f.synced AS "knownRevision", u.id IS NOT NULL AS recorded
     FROM f LEFT JOIN ok ON ok.i = f.i LEFT JOIN u ON u.id = ok.aid`;
