@@ -163,6 +163,23 @@ describe('events of several types (auditEvents(types:))', () => {
     expect(one.edges.map((e) => e.node.type)).toEqual(['license.created']);
   });
 
+  it('merges the types in the order of the ids, not of their text, where the ids gain a digit', async () => {
+    const c = await s.tenant();
+    // Ids on either side of 10^15, alternating types: as text, "999999999999999" sorts above "1000000000000000".
+    await s.db.sql.query(
+      `INSERT INTO "AuditEvent" (id, "tenantId", type, "actorType", "subjectType", "subjectId")
+       SELECT 1000000000000000 + g, $1::uuid, CASE WHEN g % 2 = 0 THEN $2 ELSE $3 END, 'system', 'License', g::text FROM generate_series(-6, 5) g`,
+      [c.id, T1, T2],
+    );
+    const newest = ['1000000000000005', '1000000000000004', '1000000000000003', '1000000000000002', '1000000000000001'];
+    const first = ok(await s.gql(PAGE, { types: [T1, T2], first: 5 }, { token: c.token })).auditEvents as Page;
+    expect(ids(first)).toEqual(newest);
+    const rest = ok(await s.gql(PAGE, { types: [T1, T2], first: 20, after: first.pageInfo.endCursor }, { token: c.token })).auditEvents as Page;
+    expect(ids(rest)).toEqual(['1000000000000000', '999999999999999', '999999999999998', '999999999999997', '999999999999996', '999999999999995', '999999999999994']);
+    const last = ok(await s.gql(PAGE, { types: [T1, T2], last: 3, before: rest.edges[2]!.cursor }, { token: c.token })).auditEvents as Page;
+    expect(ids(last)).toEqual(['1000000000000001', '1000000000000000', '999999999999999']);
+  });
+
   it('refuses bad lists as BAD_USER_INPUT on their field', async () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ types: [] }, 'types'],

@@ -59,5 +59,6 @@ export function pageOfTypesSql(types: number, backward: boolean, afterCursor: bo
     { length: types },
     (_, i) => `(SELECT id FROM "AuditEvent" WHERE "tenantId" = $1::uuid AND type = $${i + 3}${after} ORDER BY id ${order} LIMIT $2)`,
   );
-  return `SELECT id::text AS id FROM (${branches.join(' UNION ALL ')}) e ORDER BY id ${order} LIMIT $2`;
+  // By e.id, the bigint: a bare `id` would be the output column, the text, and put 99 above 100.
+  return `SELECT id::text AS id FROM (${branches.join(' UNION ALL ')}) e ORDER BY e.id ${order} LIMIT $2`;
 }
