@@ -1405,7 +1405,7 @@ export type Query = {
   /** The id of the caller's tenant's newest event: where `activity` and `complianceAlerts` start without `after`. A client that passes it as `after` misses nothing, also when no event has reached it before its socket was lost. Null while the tenant has no events. */
   activityCursor?: Maybe<Scalars['ID']['output']>;
   apiTokens: Array<ApiToken>;
-  /** The caller's tenant's audit log, newest first. Bad arguments (both `type` and `types`, an empty or over-long `types`) are a BAD_USER_INPUT error, its extensions' `fields` saying which, before anything is read. */
+  /** The caller's tenant's audit log, newest first. Bad arguments (both `type` and `types`, an empty or over-long `types`, a malformed pattern, a bad `licenseId`) are a BAD_USER_INPUT error, its extensions' `fields` saying which, before anything is read. The audit export (`/audit/export`) takes the same filters. */
   auditEvents: QueryAuditEventsConnection;
   /** The tenant's settings, or one license's (null when the license is not the caller's). */
   complianceSettings?: Maybe<ComplianceSettings>;

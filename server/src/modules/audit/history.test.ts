@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, startTestServer, statementRecorder, testDatabaseUrl, type TestServer } from '../../../test/harness.ts';
 import { activateDevice, issue } from '../activation/fixtures.ts';
 import { sealerOf } from './chain.ts';
-import { pageOfTypesSql } from './history.ts';
+import { pageOfTypesSql, typesOfDomainsSql } from './history.ts';
 
 let s: TestServer;
 beforeAll(async () => {
@@ -215,6 +215,123 @@ describe('events of several types (auditEvents(types:))', () => {
       expect(plan).toContain('AuditEvent_tenantId_type_id_idx');
       expect(plan).not.toMatch(/AuditEvent_pkey|AuditEvent_tenantId_id_idx|Seq Scan on "AuditEvent"/);
     }
+  });
+});
+
+describe('events of a whole domain (`<domain>.*` in auditEvents(type:) and (types:))', () => {
+  let d: { id: string; token: string };
+  /** Tenant d's events of the license domain, newest first, as the database holds them. */
+  let licenseEvents: string[];
+  const page = async (variables: Record<string, unknown>): Promise<Page> => ok(await s.gql(PAGE, variables, { token: d.token })).auditEvents;
+  const ids = (p: Page) => p.edges.map((e) => e.node.id);
+
+  beforeAll(async () => {
+    d = await s.tenant();
+    // The license domain among names that only begin like it (another domain, no dot, a wildcard of LIKE).
+    await s.db.sql.query(
+      `INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "subjectType", "subjectId")
+       SELECT $1::uuid,
+              (ARRAY['license.created', 'license_key.created', 'license.renewed', 'licensee.updated', 'license', $2, 'licenseXcreated', 'license.revoked'])[1 + g % 8],
+              'system', 'License', g::text
+         FROM generate_series(1, 160) g`,
+      [d.id, T1],
+    );
+    licenseEvents = (
+      await s.db.sql.query<{ id: string }>(`SELECT id::text AS id FROM "AuditEvent" WHERE "tenantId" = $1::uuid AND type LIKE 'license.%' ORDER BY "AuditEvent".id DESC`, [d.id])
+    ).map((r) => r.id);
+    expect(licenseEvents.length).toBe(60);
+  });
+
+  it('lists every event of the domain, newest first, and no other', async () => {
+    const p = await page({ type: 'license.*', first: 100 });
+    expect(ids(p)).toEqual(licenseEvents);
+    expect(new Set(p.edges.map((e) => e.node.type))).toEqual(new Set(['license.created', 'license.renewed', 'license.revoked']));
+    expect(ids(await page({ types: ['license.*'], first: 100 }))).toEqual(licenseEvents);
+    // Patterns and exact types together, any of which; a domain without events adds nothing.
+    const mixed = await page({ types: ['webhook.*', 'license.*', T1], first: 100 });
+    expect(new Set(mixed.edges.map((e) => e.node.type))).toEqual(new Set(['license.created', 'license.renewed', 'license.revoked', T1]));
+    expect(mixed.edges).toHaveLength(80);
+    expect(ids(await page({ type: 'webhook.*', first: 10 }))).toEqual([]);
+  });
+
+  it('pages forwards and backwards over the domain', async () => {
+    const forward: string[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const p: Page = await page({ type: 'license.*', first: 7, after });
+      forward.push(...ids(p));
+      if (!p.pageInfo.hasNextPage) break;
+      after = p.pageInfo.endCursor;
+    }
+    expect(forward).toEqual(licenseEvents);
+    const backward: string[] = [];
+    let before: string | null = null;
+    for (;;) {
+      const p: Page = await page({ type: 'license.*', last: 9, before });
+      backward.unshift(...ids(p));
+      if (!p.pageInfo.hasPreviousPage) break;
+      before = p.pageInfo.startCursor;
+    }
+    expect(backward).toEqual(licenseEvents);
+  });
+
+  it("narrows a license's history to the domain", async () => {
+    const issued = await issue(s, d.token, { maxActivations: 5 });
+    expect(await activateDevice(s, { key: issued.key, fingerprint: 'domain-1' })).toMatchObject({ __typename: 'ActivateSuccess' });
+    expect((await page({ type: 'license.*', licenseId: issued.globalId, first: 10 })).edges.map((e) => e.node.type)).toEqual(['license.created']);
+    expect((await page({ types: ['activation.*', 'license.*'], licenseId: issued.id, first: 10 })).edges.map((e) => e.node.type)).toEqual([
+      'activation.created',
+      'license.created',
+    ]);
+  });
+
+  it('refuses a malformed pattern as BAD_USER_INPUT on its field, saying what a pattern is', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ type: '*' }, 'type'],
+      [{ type: 'lic*ense' }, 'type'],
+      [{ type: 'license*' }, 'type'],
+      [{ type: '*.created' }, 'type'],
+      [{ type: '.*' }, 'type'],
+      [{ type: 'license.*.created' }, 'type'],
+      [{ type: 'license.**' }, 'type'],
+      [{ types: ['license.*', 'lic*'] }, 'types.1'],
+    ];
+    for (const [variables, path] of cases) {
+      const r = await s.gql(PAGE, { first: 5, ...variables }, { token: d.token });
+      expect(r.data, JSON.stringify(variables)).toBeNull();
+      expect(r.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', fields: [expect.objectContaining({ path })] });
+      expect(r.errors?.[0]?.message).toMatch(/pattern.*e\.g\. "license\.\*"/);
+    }
+    for (const [variables, path] of [
+      [{ type: '' }, 'type'],
+      [{ type: 'x'.repeat(101) }, 'type'],
+      [{ type: 'license.\u0000' }, 'type'],
+    ] as const) {
+      const r = await s.gql(PAGE, { first: 5, ...variables }, { token: d.token });
+      expect(r.data).toBeNull();
+      expect(r.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', fields: [expect.objectContaining({ path })] });
+    }
+  });
+
+  it("finds the domain's types through the (tenantId, type, id) index, however long the rest of the log", async () => {
+    await s.db.sql.query(
+      `INSERT INTO "AuditEvent" ("tenantId", type, "actorType", "subjectType", "subjectId")
+       SELECT $1::uuid, 'device.heartbeat', 'client', 'Activation', g::text FROM generate_series(1, 20000) g`,
+      [d.id],
+    );
+    await s.db.sql.exec('ANALYZE "AuditEvent"');
+    const newest = await s.db.sql.query<{ id: string }>(
+      `SELECT id::text AS id FROM "AuditEvent" WHERE "tenantId" = $1::uuid AND type LIKE 'license.%' ORDER BY "AuditEvent".id DESC LIMIT 30`,
+      [d.id],
+    );
+    expect(ids(await page({ type: 'license.*', first: 30 }))).toEqual(newest.map((r) => r.id));
+    const plan = (await s.db.sql.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) ${typesOfDomainsSql(2)}`, [d.id, 'license.', 'compliance.']))
+      .map((r) => r['QUERY PLAN'])
+      .join('\n');
+    // The first type, then each next one, by a descent of the index.
+    expect(plan).toMatch(/Index Only Scan using "AuditEvent_tenantId_type_id_idx" on "AuditEvent"\s*\n\s*Index Cond: \("tenantId" = /);
+    expect(plan).toMatch(/Index Only Scan using "AuditEvent_tenantId_type_id_idx" on "AuditEvent" e\s*\n\s*Index Cond: \(\("tenantId" = [^\n]* AND \(type > kinds\w*\.type\)\)/);
+    expect(plan).not.toMatch(/AuditEvent_pkey|AuditEvent_tenantId_id_idx|Seq Scan on "AuditEvent"|Sort/);
   });
 });
 

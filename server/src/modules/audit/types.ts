@@ -10,7 +10,7 @@ import { tenantWhere } from '../common/tenancy.ts';
 import { hasRole } from '../tenants/roles.ts';
 import type { DomainEvent } from './bus.ts';
 import { type ChainVerification, verifyChain } from './chain.ts';
-import { eventTypesArg, MAX_EVENT_TYPE_LENGTH, MAX_EVENT_TYPES, pageOfTypes } from './history.ts';
+import { auditFilterArgs, exactEventTypes, MAX_EVENT_TYPE_LENGTH, MAX_EVENT_TYPES, pageOfTypes } from './history.ts';
 import { feedAccessSince, feedHead, type LicenseLiveState, licenseLiveStream, type LiveDevice, tenantEventStream } from './stream.ts';
 
 builder.prismaObject('AuditEvent', {
@@ -55,18 +55,19 @@ builder.queryFields((t) => ({
     cursor: 'id',
     authScopes: { role: HISTORY_READER },
     description:
-      "The caller's tenant's audit log, newest first. Bad arguments (both `type` and `types`, an empty or over-long `types`) are a BAD_USER_INPUT error, its extensions' `fields` saying which, before anything is read.",
+      "The caller's tenant's audit log, newest first. Bad arguments (both `type` and `types`, an empty or over-long `types`, a malformed pattern, a bad `licenseId`) are a BAD_USER_INPUT error, its extensions' `fields` saying which, before anything is read. The audit export (`/audit/export`) takes the same filters.",
     args: {
-      type: t.arg.string({ description: 'Exact event type, e.g. "license.created". Not together with `types`.' }),
+      type: t.arg.string({ description: 'An event type, e.g. "license.created", or a whole domain, "<domain>.*", e.g. "license.*". Not together with `types`.' }),
       types: t.arg.stringList({
-        description: `Exact event types, any of which, e.g. ["compliance.threshold_crossed", "compliance.goodwill_used"]: 1 to ${MAX_EVENT_TYPES}, each at most ${MAX_EVENT_TYPE_LENGTH} characters. Not together with \`type\`.`,
+        description: `Event types or "<domain>.*" patterns, any of which, e.g. ["compliance.threshold_crossed", "license.*"]: 1 to ${MAX_EVENT_TYPES}, each at most ${MAX_EVENT_TYPE_LENGTH} characters. Not together with \`type\`.`,
       }),
       licenseId: t.arg.id({ description: 'The License global id or raw uuid.' }),
     },
     resolve: async (query, _r, args, ctx) => {
-      const types = searchArg(() => eventTypesArg(args));
-      const licenseId = args.licenseId ? idArg(args.licenseId, 'License', 'licenseId') : null;
+      const filter = searchArg(() => auditFilterArgs(args));
+      const { licenseId } = filter;
       const { tenantId } = tenantWhere(ctx.actor);
+      const types = filter.types ? await exactEventTypes(ctx.app, tenantId, filter.types) : null;
       const page = keysetPage(query, EVENT_ORDER);
       if (types && types.length > 1 && !licenseId) {
         // Several types of the whole log: merged from one index walk per type (history.ts), then read.
@@ -79,6 +80,7 @@ builder.queryFields((t) => ({
         where: {
           tenantId,
           ...page.where,
+          // No type at all (a domain the log does not hold): `in: []`, which matches nothing.
           ...(types ? { type: types.length === 1 ? types[0] : { in: types } } : {}),
           ...(licenseId ? { licenseId } : {}),
         },
