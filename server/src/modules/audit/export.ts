@@ -2,10 +2,12 @@ import { type AuditEvent, Prisma } from '@tessera/db/client';
 import type { Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { AppDeps } from '../../context.ts';
+import { ValidationError } from '../../errors.ts';
 import { adminRouteRefusal } from '../security/ratelimit.ts';
 import { type RouteCall, routePlugin } from '../security/routes.ts';
 import { hasRole } from '../tenants/roles.ts';
 import { authenticate, bearerOf, cookieValue, SESSION_COOKIE } from '../tenants/service.ts';
+import { type AuditFilter, auditFilterArgs, exactEventTypes } from './history.ts';
 
 export const EXPORT_PATH = '/audit/export';
 const BATCH = 1000;
@@ -66,8 +68,27 @@ function parseDate(v: string | null): Date | null | 'invalid' {
 const json = (status: number, body: unknown) =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 
+/** The export's parameters: its format, a time range, and the audit log's filters as `auditEvents` takes them. */
+const PARAMETERS = new Set(['format', 'from', 'to', 'type', 'types', 'licenseId']);
+
 /**
- * GET /audit/export?format=csv|jsonl&from=<ISO>&to=<ISO> (from inclusive, to exclusive), ADMIN or above.
+ * The filter of an export URL, checked: a parameter the export does not know (a misspelt one, the console
+ * page's `license`) or a filter given twice is refused, for a file that silently holds every event would
+ * pass for the filtered one. `types` repeats (`types=a&types=b`), as the query's list.
+ */
+function exportFilter(params: URLSearchParams): AuditFilter {
+  for (const name of new Set(params.keys())) {
+    if (!PARAMETERS.has(name)) throw ValidationError.field(name, `unknown parameter \`${name}\`; the export takes ${[...PARAMETERS].join(', ')}`);
+    if (name !== 'types' && params.getAll(name).length > 1) throw ValidationError.field(name, 'given more than once (several types are `types`)');
+  }
+  return auditFilterArgs({ type: params.get('type'), types: params.has('types') ? params.getAll('types') : null, licenseId: params.get('licenseId') });
+}
+
+/**
+ * GET /audit/export?format=csv|jsonl&from=<ISO>&to=<ISO>&type=|types=&licenseId=, ADMIN or above: from
+ * inclusive, to exclusive; `type`, `types` (exact types or `<domain>.*`) and `licenseId` mean what they
+ * mean to `auditEvents`, so the file holds the events the audit page lists. A bad parameter is a 400 with
+ * the message (and `fields`, as a BAD_USER_INPUT error's), before anything is read.
  * The body is a stream pulled in keyset-paginated batches of (occurredAt, id): the database and the
  * process hold one batch at a time, and a slow client slows the reads down (stream backpressure).
  * The first batch is read before answering, so a database that fails then gets routePlugin's 503; one
@@ -86,12 +107,21 @@ export async function exportAuditLog(deps: AppDeps, call: RouteCall): Promise<Re
   const limited = await adminRouteRefusal(deps, actor);
   if (limited) return limited;
   const url = new URL(request.url);
+  let filter: AuditFilter;
+  try {
+    filter = exportFilter(url.searchParams);
+  } catch (err) {
+    if (err instanceof ValidationError) return json(400, { error: err.message, fields: err.fields });
+    throw err;
+  }
   const format = url.searchParams.get('format') ?? 'jsonl';
   if (format !== 'csv' && format !== 'jsonl') return json(400, { error: 'format must be csv or jsonl' });
   const from = parseDate(url.searchParams.get('from'));
   const to = parseDate(url.searchParams.get('to'));
   if (from === 'invalid' || to === 'invalid') return json(400, { error: 'from and to must be ISO-8601 dates' });
   const tenantId = actor.tenantId;
+  const { licenseId } = filter;
+  const types = filter.types ? await exactEventTypes(deps, tenantId, filter.types) : null;
 
   let cursor: { occurredAt: Date; id: bigint } | null = null;
   let done = false;
@@ -105,6 +135,8 @@ export async function exportAuditLog(deps: AppDeps, call: RouteCall): Promise<Re
       WHERE "tenantId" = ${tenantId}::uuid
         ${from ? Prisma.sql`AND "occurredAt" >= ${from}` : Prisma.empty}
         ${to ? Prisma.sql`AND "occurredAt" < ${to}` : Prisma.empty}
+        ${types ? (types.length ? Prisma.sql`AND type IN (${Prisma.join(types)})` : Prisma.sql`AND false`) : Prisma.empty}
+        ${licenseId ? Prisma.sql`AND "licenseId" = ${licenseId}::uuid` : Prisma.empty}
         ${c ? Prisma.sql`AND ("occurredAt", id) > (${c.occurredAt}, ${c.id})` : Prisma.empty}
       ORDER BY "occurredAt", id
       LIMIT ${BATCH}`;
