@@ -162,8 +162,9 @@ describe('webhooks in the console', () => {
 
     // The endpoint's link cut short (pasted in part): not found, said plainly.
     await page.goto(endpointUrl.slice(0, -8));
-    await page.getByRole('heading', { level: 1, name: 'Not found' }).waitFor();
-    await page.getByText('This webhook endpoint does not exist, or belongs to another tenant.').waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Webhook endpoint not found' }).waitFor();
+    await page.getByText('No webhook endpoint of this workspace has this id: it may have been deleted, mistyped or cut short.').waitFor();
+    await page.getByRole('link', { name: 'Back to webhooks' }).waitFor();
     await page.goto(endpointUrl);
     await page.getByRole('heading', { level: 1, name: receiverUrl }).waitFor();
     expect(errors).toEqual([]);
@@ -250,10 +251,28 @@ describe('webhooks in the console', () => {
     await page.getByTestId('delivery').filter({ hasText: 'Failed' }).nth(1).waitFor();
     await shot(page, 'webhooks-06-auto-disabled-detail');
 
+    // A customer made while it is off: missed, and offered when enabling it.
+    await gql(server.base, server.demo.apiToken, `mutation { createCustomer(input: { name: "While down" }) { __typename } }`);
+    const missed = async () =>
+      (await gql<{ webhookEndpoint: { missedEvents: number | null } }>(server.base, server.demo.apiToken, `query($id: ID!) { webhookEndpoint(id: $id) { missedEvents } }`, { id: editedId }))
+        .webhookEndpoint.missedEvents;
+    for (const deadline = Date.now() + 30_000; (await missed()) !== 1; ) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for the missed event to be counted');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await page.reload();
+    expect(await page.getByTestId('missed-events').textContent()).toMatch(/1 event of its types was raised\s+while it was disabled/);
+
     failingUp = true;
     await page.getByRole('button', { name: 'Enable', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: 'Enable this endpoint?' });
+    await dialog.getByRole('checkbox', { name: /Also send the event raised while it was disabled/ }).check();
+    await shot(page, 'webhooks-07-enable-with-missed');
+    await dialog.getByRole('button', { name: 'Enable', exact: true }).click();
     await page.getByRole('button', { name: 'Disable', exact: true }).waitFor();
+    await page.getByText('Enabled: the event raised while it was disabled is being sent, then what follows.').waitFor();
     expect(await note.count()).toBe(0);
+    await waitFor('the missed customer at the receiver', () => failingGot.find((b) => JSON.parse(b).data?.name === 'While down' || b.includes('While down')));
     expect((await state()).webhookEndpoint).toEqual({ enabled: true, disabledReason: null, consecutiveFailures: 0 });
     await page.getByRole('button', { name: 'Send test event' }).click();
     await page.getByTestId('delivery').filter({ hasText: 'webhook.test' }).filter({ hasText: 'Succeeded' }).waitFor();
