@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, shot, submitSignIn, watchErrors } from './browser';
+import { launch, shot, signInDemo, watchErrors } from './browser';
 import { gql, startServer, type RunningServer } from './server';
 
 // The audit page's filters, and the export that must hold what the page lists, as an auditor downloads it.
@@ -19,9 +19,7 @@ beforeAll(async () => {
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
   errors = watchErrors(page);
-  await page.goto(`${server.base}/signin`);
-  await submitSignIn(page, server.demo.tenant, server.demo.email, server.demo.password);
-  await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+  await signInDemo(page, server.base, server.demo);
 });
 
 afterAll(async () => {

@@ -35,3 +35,10 @@ export async function submitSignIn(page: Page, tenant: string, email: string, pa
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
+
+/** Signs `page` in to the console at `base` as the demo owner and waits for the dashboard. */
+export async function signInDemo(page: Page, base: string, demo: { tenant: string; email: string; password: string }) {
+  await page.goto(`${base}/signin`);
+  await submitSignIn(page, demo.tenant, demo.email, demo.password);
+  await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+}

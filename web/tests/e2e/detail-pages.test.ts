@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, shot, submitSignIn, watchErrors } from './browser';
+import { launch, shot, signInDemo, watchErrors } from './browser';
 import { gql, startServer, type RunningServer } from './server';
 
 // Detail pages opened by an address that names nothing (a typo, a link cut short, a deleted object),
@@ -56,9 +56,7 @@ beforeAll(async () => {
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
   errors = watchErrors(page);
-  await page.goto(`${server.base}/signin`);
-  await submitSignIn(page, server.demo.tenant, server.demo.email, server.demo.password);
-  await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+  await signInDemo(page, server.base, server.demo);
 });
 
 afterAll(async () => {
