@@ -606,6 +606,8 @@ export type Edition = Node & {
   id: Scalars['ID']['output'];
   inactivityReclaimSeconds?: Maybe<Scalars['Int']['output']>;
   leaseSeconds?: Maybe<Scalars['Int']['output']>;
+  /** Licenses issued from the edition, in every status (an edition that issued any cannot be deleted; it can be archived). */
+  licenseCount: Scalars['Int']['output'];
   licenseType: LicenseType;
   maxActivations?: Maybe<Scalars['Int']['output']>;
   meters: Array<MeterEntitlement>;

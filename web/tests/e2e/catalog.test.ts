@@ -146,17 +146,21 @@ describe('catalog editing in the console', () => {
     await featureCell('export').waitFor();
   });
 
-  it('refuses to delete an edition that issued a license, and archives it instead', async () => {
-    await editionRow('Professional').getByRole('button', { name: 'Delete' }).click();
-    const dialog = page.getByRole('dialog');
-    await dialog.getByRole('button', { name: 'Delete edition' }).click();
-    await dialog.getByText('1 license was issued from this edition; archive it instead').waitFor();
-    await dialog.getByRole('button', { name: 'Cancel' }).click();
+  it('does not offer to delete an edition that issued a license, says why, and archives it instead', async () => {
+    const remove = editionRow('Professional').getByRole('button', { name: 'Delete' });
+    expect(await remove.isDisabled()).toBe(true);
+    // The reason is in the row, and is the button's description for a screen reader.
+    const reason = editionRow('Professional').getByText('1 license was issued from it, so it cannot be deleted: archive it to stop new licenses.');
+    await reason.waitFor();
+    expect(await remove.getAttribute('aria-describedby')).toContain(await reason.getAttribute('id'));
+    await shot(page, 'catalog-02b-edition-not-deletable');
 
     await editionRow('Professional').getByRole('button', { name: 'Archive' }).click();
     await page.getByText('no new licenses can be issued from it').waitFor();
     const row = editionRow('Professional');
     await row.getByText('Archived').waitFor();
+    await row.getByText('1 license was issued from it, so it cannot be deleted.', { exact: true }).waitFor();
+    expect(await row.getByRole('button', { name: 'Delete' }).isDisabled()).toBe(true);
     expect(await row.getByRole('link', { name: 'Issue license' }).count()).toBe(0);
     await page.getByRole('button', { name: 'Hide archived' }).click();
     expect(await editionRow('Professional').count()).toBe(0);
@@ -164,6 +168,43 @@ describe('catalog editing in the console', () => {
     await editionRow('Professional').getByRole('button', { name: 'Unarchive' }).click();
     await page.getByText('is current again').waitFor();
     await editionRow('Professional').getByRole('link', { name: 'Issue license' }).waitFor();
+  });
+
+  it("shows the server's refusal when a license is issued from an edition while its delete is being confirmed, then offers it no more", async () => {
+    // On a product of its own, so that the license it issues is not counted against the product tested below.
+    const other = await api(`mutation($input: CreateProductInput!) { createProduct(input: $input) { __typename ... on Product { id } } }`, {
+      name: `Editions ${stamp}`,
+      code: `editions-${stamp}`,
+    });
+    const basic = await api(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename ... on Edition { id } } }`, {
+      productId: other.createProduct!.id,
+      name: 'Basic',
+      code: 'basic',
+      licenseType: 'PERPETUAL',
+    });
+    await page.goto(`${server.base}/catalog/${encodeURIComponent(other.createProduct!.id!)}`);
+    await page.getByRole('heading', { level: 1, name: `Editions ${stamp}` }).waitFor();
+    await editionRow('Basic').getByRole('button', { name: 'Delete' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText('is deleted').waitFor();
+    // Meanwhile, someone else issues a license from it.
+    const issued = await api(`mutation($input: CreateLicenseInput!) { createLicense(input: $input) { __typename } }`, { editionId: basic.createEdition!.id });
+    expect(issued.createLicense!.__typename).toBe('CreateLicensePayload');
+    await dialog.getByRole('button', { name: 'Delete edition' }).click();
+    await dialog.getByText('1 license was issued from this edition; archive it instead').waitFor();
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await editionRow('Basic').getByText('1 license was issued from it, so it cannot be deleted').waitFor();
+    expect(await editionRow('Basic').getByRole('button', { name: 'Delete' }).isDisabled()).toBe(true);
+  });
+
+  it('deletes an edition that issued no licenses', async () => {
+    await api(`mutation($input: CreateEditionInput!) { createEdition(input: $input) { __typename } }`, { productId, name: 'Unused', code: 'unused', licenseType: 'PERPETUAL' });
+    await page.goto(productUrl);
+    await page.getByRole('heading', { level: 1, name: `Catalog ${stamp}` }).waitFor();
+    await editionRow('Unused').getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete edition' }).click();
+    await page.getByText('Edition “Unused” deleted.').waitFor();
+    await editionRow('Unused').waitFor({ state: 'detached' });
   });
 
   it('shows the devices in use by app version, platform and OS version', async () => {

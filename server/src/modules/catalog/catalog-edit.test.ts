@@ -326,6 +326,9 @@ describe('editions', () => {
 
     const used = await edition(product.id);
     for (let i = 0; i < 3; i++) await issue(used.id);
+    // The count the console reads to offer the delete or say why not: the same licenses the refusal counts.
+    const counted = ok(await s.gql(`query($id: ID!) { node(id: $id) { ... on Edition { licenseCount } } }`, { id: used.id }, { token })).node;
+    expect(counted).toEqual({ licenseCount: 3 });
     const before = await state();
     const refused = ok(await s.gql(DELETE_EDITION, { input: { editionId: used.id } }, { token })).deleteEdition;
     expect(refused).toMatchObject({ __typename: 'ConflictError', message: '3 licenses were issued from this edition; archive it instead to stop new licenses' });

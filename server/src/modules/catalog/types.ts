@@ -170,6 +170,9 @@ builder.prismaNode('Edition', {
       description: 'When the edition was retired: it issues no new licenses; those it issued keep working. Null = current.',
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    licenseCount: t.relationCount('licenses', {
+      description: 'Licenses issued from the edition, in every status (an edition that issued any cannot be deleted; it can be archived).',
+    }),
   }),
 });
 
