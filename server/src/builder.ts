@@ -10,6 +10,7 @@ import type { PrismaClient } from '@tessera/db/database';
 import { GraphQLError, GraphQLScalarType } from 'graphql';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type { Context } from './context.ts';
+import { assertNodeType, decodeNodeId } from './modules/common/ids.ts';
 import { hasRole } from './modules/tenants/roles.ts';
 
 const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
@@ -66,6 +67,21 @@ export const builder = new SchemaBuilder<{
     cursorType: 'String',
     edgesFieldOptions: { nullable: false },
     nodeFieldOptions: { nullable: false },
+    // A malformed id, or one whose type is no Node, is BAD_USER_INPUT in node and nodes, as a malformed uuid in
+    // it is (nodeWhere) and as any other id argument is; a well-formed id that names nothing visible is null.
+    decodeGlobalID: decodeNodeId,
+    nodeQueryOptions: {
+      resolve: (_root, { id }, _ctx, info, resolveNode) => {
+        assertNodeType(id.typename, info.schema);
+        return resolveNode(id);
+      },
+    },
+    nodesQueryOptions: {
+      resolve: (_root, { ids }, _ctx, info, resolveNodes) => {
+        for (const id of ids) assertNodeType(id.typename, info.schema);
+        return resolveNodes(ids);
+      },
+    },
   },
 });
 

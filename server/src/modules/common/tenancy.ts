@@ -1,6 +1,6 @@
 import { GraphQLError } from 'graphql';
 import type { Actor } from '../../context.ts';
-import { UUID } from './ids.ts';
+import { badNodeId, UUID } from './ids.ts';
 
 /** The where-fragment every tenant-owned read starts from. */
 export function tenantWhere(actor: Actor): { tenantId: string } {
@@ -12,6 +12,6 @@ export function tenantWhere(actor: Actor): { tenantId: string } {
 
 /** A prismaNode's lookup: the caller's tenant only, and a malformed id is bad input rather than a SQL error. */
 export function nodeWhere(id: string, actor: Actor): { id: string; tenantId: string } {
-  if (!UUID.test(id)) throw new GraphQLError('not a valid id', { extensions: { code: 'BAD_USER_INPUT' } });
+  if (!UUID.test(id)) throw badNodeId();
   return { id, ...tenantWhere(actor) };
 }

@@ -452,6 +452,33 @@ describe('authorization matrix', () => {
     expect(JSON.stringify(anonymous.data ?? null)).not.toMatch(/"id":"/);
   });
 
+  it('node and nodes refuse a malformed global id as BAD_USER_INPUT, like every other id argument', async () => {
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    const malformed = {
+      garbage: 'garbage',
+      empty: '',
+      'a raw uuid': randomUUID(),
+      'an unknown type name': b64(`Nope:${randomUUID()}`),
+      'a type that is not a Node': b64(`Entitlement:${randomUUID()}`),
+      'a lowercase type name': b64(`license:${randomUUID()}`),
+      'no id after the type': b64('License:'),
+      'a uuid cut short': b64(`License:${randomUUID().slice(0, 20)}`),
+    };
+    for (const [what, id] of Object.entries(malformed)) {
+      const one = await s.gql(`query($id: ID!) { node(id: $id) { __typename id } }`, { id }, { token: own.token });
+      expect(one.errors?.map((e) => e.extensions?.code), `node(${what}): ${JSON.stringify(one.errors)}`).toEqual(['BAD_USER_INPUT']);
+      expect(one.data?.node ?? null, what).toBeNull();
+      // One bad id among good ones: the whole list is refused, as with any bad argument.
+      const many = await s.gql(`query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }`, { ids: [own.licenseId, id] }, { token: own.token });
+      expect(many.errors?.map((e) => e.extensions?.code), `nodes(${what}): ${JSON.stringify(many.errors)}`).toEqual(['BAD_USER_INPUT']);
+      expect(many.data?.nodes ?? null, what).toBeNull();
+    }
+    // A well-formed id that names nothing is null, not an error.
+    const unknown = await s.gql(`query($id: ID!) { node(id: $id) { id } }`, { id: encodeGlobalID('License', randomUUID()) }, { token: own.token });
+    expect(unknown.errors).toBeUndefined();
+    expect(unknown.data).toEqual({ node: null });
+  });
+
   it('has a minimum role for every subscription field (a resume as the live feed) and every Node type', () => {
     expect(subscriptionFields.map((f) => f.coordinate).sort()).toEqual(Object.keys(SUBSCRIPTION_ROLE).sort());
     for (const { coordinate, field } of subscriptionFields) {
