@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../app.ts';
@@ -253,8 +255,16 @@ describe(`usage metering (${process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite
     const lic = await metered([{ meter: 'api-calls', quota: 5, period: 'NONE' }]);
     await record({ key: lic.key, meter: 'api-calls', quantity: 2 });
     const other = await s.tenant();
-    const r = ok(await s.gql(RECONCILE, { id: lic.globalId }, { token: other.token })).usageReconciliation;
-    expect(r.balances).toEqual([]);
+    // Another tenant's license is not found there, like a well-formed id that names no license: never 'consistent, no balances'.
+    for (const [id, by] of [
+      [lic.globalId, other.token],
+      [encodeGlobalID('License', randomUUID()), token],
+    ] as const) {
+      const r = ok(await s.gql(RECONCILE, { id }, { token: by })).usageReconciliation;
+      expect(r).toEqual({ __typename: 'NotFoundError', message: 'License not found' });
+    }
+    // The tenant's own reconciliation (no license) does not include the other tenant's balances.
+    expect(ok(await s.gql(RECONCILE, {}, { token: other.token })).usageReconciliation).toEqual({ __typename: 'UsageReconciliation', consistent: true, balances: [] });
     expect((await s.gql(RECONCILE, { id: lic.globalId })).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
   });
 

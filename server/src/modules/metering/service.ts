@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Prisma, type UsageTicket } from '@tessera/db/client';
 import { z } from 'zod';
 import type { AppDeps } from '../../context.ts';
-import { LicensingError, ValidationError } from '../../errors.ts';
+import { LicensingError, NotFoundError, ValidationError } from '../../errors.ts';
 import { sealerOf } from '../audit/chain.ts';
 import type { ServiceContext } from '../audit/service.ts';
 import type { MeterTerm } from '../catalog/terms.ts';
@@ -461,8 +461,12 @@ export interface ReconciliationRow {
   consistent: boolean;
 }
 
-/** Balance rows beside what the ledger (used) and the open tickets (reserved) say they must be. */
+/**
+ * Balance rows beside what the ledger (used) and the open tickets (reserved) say they must be. A license id
+ * that names no license of the tenant is NotFound (as seatMap's is), not 'consistent' with no balances.
+ */
 export async function usageReconciliation(ctx: ServiceContext, tenantId: string, licenseId: string | null): Promise<ReconciliationRow[]> {
+  if (licenseId !== null && (await ctx.prisma.license.count({ where: { id: licenseId, tenantId } })) === 0) throw new NotFoundError('License');
   const rows = await ctx.prisma.$queryRaw<Omit<ReconciliationRow, 'consistent'>[]>`
     SELECT b."licenseId"::text AS "licenseId", b.meter, b."window", b.quota, b.used, b.reserved,
       COALESCE((SELECT sum(l.quantity) FROM "UsageLedgerEntry" l
