@@ -30,9 +30,9 @@ async function issue(input: Record<string, unknown>): Promise<{ id: string; key:
   return { ...r.createLicense.license, tokenKeys: r.createLicense.tokenKeys };
 }
 
-async function activate(key: string, fingerprint: string): Promise<Payload> {
+async function activate(key: string, fingerprint: string, client?: Record<string, string>): Promise<Payload> {
   const r = await gql<{ activate: Payload }>(server.base, null, `mutation($input: ActivateInput!) { activate(input: $input) { __typename ... on ActivateSuccess { goodwill } ... on LicensingError { code } } }`, {
-    input: { key, fingerprint },
+    input: { key, fingerprint, client },
   });
   return r.activate;
 }
@@ -172,6 +172,58 @@ describe('token keys on a phone', () => {
     // A key is read and typed as one piece: it does not break across lines.
     for (const key of await card.locator('code').all()) expect(await key.evaluate((el) => el.getClientRects().length)).toBe(1);
     await shot(p, 'detail-03-token-keys-390');
+    expect(phoneErrors).toEqual([]);
+    await phone.close();
+  });
+});
+
+describe("a license's devices on a phone", () => {
+  it('fit the card at 390 px with every field and the Release button in view, and no card heading wraps', async () => {
+    const license = await issue({ tokenCount: 3 });
+    // Long but ordinary values: a fully qualified host name, a 64-hex fingerprint, a Windows build, a pre-release version.
+    for (const [i, key] of license.tokenKeys.slice(0, 2).entries()) {
+      const client = { hostname: `build-agent-0${i + 1}.eu-west.example.internal`, platform: 'windows', osVersion: '10.0.22631', appVersion: '12.4.0-beta.3' };
+      expect(await activate(key, `${'f'.repeat(60)}${stamp.slice(0, 2)}0${i}`, client)).toMatchObject({ __typename: 'ActivateSuccess' });
+    }
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'en-US', storageState: await context.storageState() });
+    const p = await phone.newPage();
+    p.setDefaultTimeout(15_000);
+    const phoneErrors = watchErrors(p);
+    await p.goto(`${server.base}/licenses/${encodeURIComponent(license.id)}`);
+    const card = p.locator('section', { has: p.getByRole('heading', { name: 'Devices' }) });
+    await card.getByText('build-agent-02.eu-west.example.internal').waitFor();
+    expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    // Nothing inside the card scrolls sideways, and every value and button lies within it.
+    const scrolling = await card.evaluate((el) =>
+      [...el.querySelectorAll('*')]
+        // (A visually hidden element, 1 px wide for screen readers only, shows nothing to scroll.)
+        .filter((e) => e.clientWidth > 1 && e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible')
+        .map((e) => `${e.tagName.toLowerCase()}.${e.className} ${e.scrollWidth} > ${e.clientWidth}`),
+    );
+    expect(scrolling).toEqual([]);
+    const box = (await card.boundingBox())!;
+    const parts = card.locator('td > *, td:not(:empty), button');
+    expect(await card.getByRole('button', { name: 'Release' }).count()).toBe(2);
+    for (const part of await parts.all()) {
+      const b = (await part.boundingBox())!;
+      expect(b.x, await part.innerText()).toBeGreaterThanOrEqual(box.x);
+      expect(b.x + b.width, await part.innerText()).toBeLessThanOrEqual(box.x + box.width);
+    }
+    // Each value still says which column it is, to the eye and to a screen reader.
+    await card.getByText('Fingerprint', { exact: true }).first().waitFor();
+    expect(await card.getByRole('cell', { name: 'windows 10.0.22631' }).count()).toBe(2);
+    // A card's heading is one line: its caption goes below it rather than squeezing it.
+    const headings = p.locator('section.card h2');
+    expect(await headings.allInnerTexts()).toEqual(expect.arrayContaining(['Devices', 'Token keys']));
+    for (const h of await headings.all()) {
+      const lines = await h.evaluate((el) => {
+        const range = document.createRange();
+        range.selectNodeContents(el);
+        return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+      });
+      expect(lines, await h.innerText()).toBe(1);
+    }
+    await shot(p, 'detail-04-devices-390');
     expect(phoneErrors).toEqual([]);
     await phone.close();
   });
