@@ -24,7 +24,6 @@ export function parseId(value: string, typename: string, path: string): string {
   return id.toLowerCase();
 }
 
-
 /** node(id:) and nodes(ids:) given an id that cannot name a node: bad input, as every id argument answers. */
 export function badNodeId(): GraphQLError {
   return new GraphQLError('not a valid id', { extensions: { code: 'BAD_USER_INPUT' } });
